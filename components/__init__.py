@@ -1,0 +1,1 @@
+"""The reactive hub: WAMP components, storage and auth for one Crossbar.io node."""

@@ -1,0 +1,216 @@
+"""
+The login endpoints on the web transport, mounted at ``/auth``:
+
+- ``POST /auth/login`` checks username and password against the directory
+  (rate limited per client address) and sets an HttpOnly, SameSite=Strict
+  session cookie backed by a server-side login session;
+- ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT;
+- ``POST /auth/logout`` ends the login session everywhere.
+"""
+
+import hashlib
+import os
+import secrets
+import time
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+
+from components import errors, tokens
+from components.directory import Directory
+from components.httpjson import HTTPError, check_same_origin, read_fields, respond
+from components.ratelimit import RateLimiter
+from components.settings import as_float, as_int, database_url, node_dir, substitute
+from components.storage import Database, Migration, StorageUnavailable, migrate
+
+COOKIE = "hub_session"
+LOGIN_REQUIRED = "reactive.error.auth.login_required"
+BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
+
+MIGRATIONS = [
+    Migration(
+        1, "server-side login sessions",
+        sqlite=["""CREATE TABLE IF NOT EXISTS hub_login_session (
+                     id_hash VARCHAR(64) PRIMARY KEY,
+                     username VARCHAR(150) NOT NULL,
+                     created_at BIGINT NOT NULL,
+                     expires_at BIGINT NOT NULL)""",
+                "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"],
+        postgresql=["""CREATE TABLE IF NOT EXISTS hub_login_session (
+                     id_hash VARCHAR(64) PRIMARY KEY,
+                     username VARCHAR(150) NOT NULL,
+                     created_at BIGINT NOT NULL,
+                     expires_at BIGINT NOT NULL)""",
+                    "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"]),
+]
+
+
+def _hash(session_id):
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def role_of(user):
+    """``admin`` for superusers, ``user`` otherwise."""
+    return "admin" if user["is_superuser"] else "user"
+
+
+class LoginSessions:
+    """Server-side login sessions in the master database; the cookie holds a random id, the table its hash."""
+
+    def __init__(self, db, lifetime, clock=time.time):
+        self.db = db
+        self.lifetime = lifetime
+        self.clock = clock
+
+    def create(self, username):
+        session_id = secrets.token_urlsafe(32)
+        now = int(self.clock())
+        d = self.db.execute(
+            "INSERT INTO hub_login_session (id_hash, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (_hash(session_id), username, now, now + self.lifetime))
+        d.addCallback(lambda _: session_id)
+        return d
+
+    def lookup(self, session_id):
+        """Fire with the username of a live login session, or None."""
+        if not session_id:
+            return defer.succeed(None)
+        now = int(self.clock())
+
+        def read(cursor):
+            cursor.execute("DELETE FROM hub_login_session WHERE expires_at < ?", (now,))
+            row = cursor.execute("SELECT username FROM hub_login_session WHERE id_hash = ? AND expires_at >= ?",
+                                 (_hash(session_id), now)).fetchone()
+            return row[0] if row else None
+        return self.db.run(read)
+
+    def end(self, session_id):
+        if not session_id:
+            return defer.succeed(0)
+        return self.db.execute("DELETE FROM hub_login_session WHERE id_hash = ?", (_hash(session_id),))
+
+
+class _Endpoint(Resource):
+    isLeaf = True
+
+    def __init__(self, handler):
+        Resource.__init__(self)
+        self.handler = handler
+
+    def render_POST(self, request):
+        return respond(request, self.handler)
+
+    def render_GET(self, request):
+        request.setHeader(b"Allow", b"POST")
+        return respond(request, lambda _: (405, {"error": errors.INVALID_ARGUMENT, "message": "use POST"}))
+
+
+class AuthService:
+    """The logic behind the three endpoints, with its I/O handed in."""
+
+    log = Logger()
+
+    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime):
+        self.directory = directory
+        self.sessions = sessions
+        self.issuer = issuer
+        self.limiter = limiter
+        self.cookie_lifetime = cookie_lifetime
+
+    def _cookie(self, request, value, max_age):
+        attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
+                      "Max-Age={}".format(max_age)]
+        if request.isSecure():
+            attributes.append("Secure")
+        request.setHeader(b"Set-Cookie", "; ".join(attributes).encode("ascii"))
+
+    @defer.inlineCallbacks
+    def login(self, request):
+        check_same_origin(request)
+        address = request.getClientAddress()
+        key = getattr(address, "host", str(address))
+        allowed, retry_after = self.limiter.check(key)
+        if not allowed:
+            raise HTTPError(429, errors.RATE_LIMITED, "too many login attempts; retry in {:.0f} s".format(
+                retry_after + 0.5), headers={"Retry-After": int(retry_after + 1)})
+        fields = read_fields(request)
+        username, password = fields.get("username"), fields.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            raise HTTPError(400, errors.INVALID_ARGUMENT, "username and password are required")
+        try:
+            user = yield self.directory.authenticate(username, password)
+        except StorageUnavailable:
+            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        if user is None:
+            self.log.info("login refused for {username!r} from {address}", username=username, address=key)
+            raise HTTPError(401, BAD_CREDENTIALS, "wrong username or password")
+        session_id = yield self.sessions.create(user["username"])
+        yield self.directory.record_login(user["username"])
+        self._cookie(request, session_id, self.cookie_lifetime)
+        self.log.info("login of {username} from {address}", username=user["username"], address=key)
+        return 200, {"username": user["username"], "role": role_of(user), "first_name": user["first_name"]}
+
+    @defer.inlineCallbacks
+    def token(self, request):
+        check_same_origin(request)
+        session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
+        try:
+            username = yield self.sessions.lookup(session_id)
+            user = (yield self.directory.get_user(username)) if username else None
+        except StorageUnavailable:
+            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        if user is None or not user["is_active"]:
+            raise HTTPError(401, LOGIN_REQUIRED, "not logged in")
+        role = role_of(user)
+        token = self.issuer.issue(user["username"], role)
+        return 200, {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role}
+
+    @defer.inlineCallbacks
+    def logout(self, request):
+        check_same_origin(request)
+        session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
+        yield self.sessions.end(session_id)
+        self._cookie(request, "", 0)
+        return 200, {"logged_out": True}
+
+
+class AuthResource(Resource):
+    """Crossbar ``resource`` web service: ``{"type": "resource", "classname": "components.httpauth.AuthResource"}``."""
+
+    log = Logger()
+
+    def __init__(self, extra=None):
+        Resource.__init__(self)
+        settings = substitute(extra or {})
+        environ = dict(os.environ)
+        environ.update({k: v for k, v in settings.items() if isinstance(v, str) and v})
+        directory_path = settings.get("node_dir") or node_dir()
+        keys, issuer, audience, ttl = tokens.from_environment(environ, directory_path)
+        self.db = Database(database_url("master", environ, directory_path))
+        self.ready = migrate(self.db, "login_sessions", MIGRATIONS)
+        self.ready.addErrback(lambda failure: self.log.failure("login session schema failed", failure=failure))
+        limiter = RateLimiter(rate=as_float(settings, "login_rate", 0.2, minimum=0.001),
+                              burst=as_int(settings, "login_burst", 10, minimum=1))
+        self.service = AuthService(
+            Directory(self.db),
+            LoginSessions(self.db, as_int(settings, "session_lifetime", 7 * 24 * 3600, minimum=60)),
+            tokens.TokenIssuer(keys, issuer, audience, ttl),
+            limiter,
+            as_int(settings, "session_lifetime", 7 * 24 * 3600, minimum=60))
+        for name in ("login", "token", "logout"):
+            handler = getattr(self.service, name)
+            self.putChild(name.encode("ascii"), _Endpoint(self._after_ready(handler)))
+
+    def _after_ready(self, handler):
+        def run(request):
+            if self.ready.called:
+                return handler(request)
+            waiter = defer.Deferred()
+
+            def release(result):
+                waiter.callback(None)
+                return result
+            self.ready.addBoth(release)
+            return waiter.addCallback(lambda _: handler(request))
+        return run

@@ -1,0 +1,278 @@
+"""
+A Deferred-based database handle for SQLite (the default: a file in the node
+directory) and PostgreSQL, plus versioned, idempotent schema migrations.
+
+Queries are written once with ``?`` placeholders; the PostgreSQL driver gets
+``%s``. Work runs in a thread pool, never on the reactor thread. Connection
+failures surface as :class:`StorageUnavailable` so callers can fail fast.
+"""
+
+import os
+import sqlite3
+from collections import namedtuple
+from urllib.parse import urlparse
+
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+from twisted.logger import Logger
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached right now (down, locked, unreachable)."""
+
+
+class StorageConfigError(ValueError):
+    """The database URL cannot be used."""
+
+
+Migration = namedtuple("Migration", "version description sqlite postgresql")
+Migration.__doc__ = """
+One schema step. ``sqlite`` and ``postgresql`` are lists of statements, or a
+callable ``(cursor) -> None`` for steps that need logic.
+"""
+
+
+def parse_url(url):
+    """Return ``(dialect, connect_kwargs)`` for a ``sqlite:///path`` or ``postgresql://`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise StorageConfigError("sqlite URL needs a file path: sqlite:///path/to/file.db")
+        return SQLITE, {"path": path}
+    if parsed.scheme in ("postgres", "postgresql"):
+        return POSTGRESQL, {"dsn": url}
+    raise StorageConfigError("unsupported database URL scheme {!r} (use sqlite:/// or postgresql://)".format(
+        parsed.scheme))
+
+
+class Cursor:
+    """The handle an interaction gets: ``execute`` with ``?`` placeholders, fetch methods, ``dialect``."""
+
+    def __init__(self, transaction, dialect):
+        self._transaction = transaction
+        self.dialect = dialect
+
+    def execute(self, sql, params=()):
+        if self.dialect == POSTGRESQL:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self._transaction.execute(sql, tuple(params))
+        return self
+
+    def fetchone(self):
+        return self._transaction.fetchone()
+
+    def fetchall(self):
+        return self._transaction.fetchall()
+
+    @property
+    def rowcount(self):
+        return self._transaction.rowcount
+
+    @property
+    def connection(self):
+        return self._transaction._connection._connection
+
+
+def _open_sqlite(connection):
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=10000")
+
+
+def _unavailable_errors():
+    errors = [sqlite3.OperationalError]
+    try:
+        import psycopg2
+        errors += [psycopg2.OperationalError, psycopg2.InterfaceError]
+    except ImportError:  # pragma: no cover - psycopg2 is a hard dependency
+        pass
+    return tuple(errors)
+
+
+_UNAVAILABLE = _unavailable_errors()
+
+
+class Database:
+    """
+    One database: ``run(interaction)`` runs ``interaction(cursor, *args)`` in a
+    transaction and fires with its result; ``query`` and ``execute`` are
+    one-statement shortcuts.
+    """
+
+    log = Logger()
+
+    def __init__(self, url, pool_size=5, connect_timeout=3, statement_timeout_ms=10000):
+        self.url = url
+        self.dialect, options = parse_url(url)
+        if self.dialect == SQLITE:
+            path = options["path"]
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise StorageConfigError("directory for SQLite database does not exist: " + directory)
+            self._pool = adbapi.ConnectionPool(
+                "sqlite3", path, check_same_thread=False, isolation_level=None, timeout=10,
+                cp_min=1, cp_max=1, cp_openfun=_open_sqlite, cp_noisy=False)
+        else:
+            def open_pg(connection):
+                with connection.cursor() as cursor:
+                    cursor.execute("SET statement_timeout = %s", (statement_timeout_ms,))
+                connection.commit()
+            self._pool = adbapi.ConnectionPool(
+                "psycopg2", options["dsn"], connect_timeout=connect_timeout,
+                cp_min=1, cp_max=pool_size, cp_reconnect=True, cp_good_sql="SELECT 1",
+                cp_openfun=open_pg, cp_noisy=False)
+
+    def __repr__(self):
+        return "<Database {} {}>".format(self.dialect, _redact(self.url))
+
+    def run(self, interaction, *args, **kwargs):
+        """Run ``interaction(cursor, *args, **kwargs)`` in one write transaction."""
+        def wrapped(transaction):
+            cursor = Cursor(transaction, self.dialect)
+            if self.dialect == SQLITE:
+                cursor.execute("BEGIN IMMEDIATE")
+            return interaction(cursor, *args, **kwargs)
+        d = self._pool.runInteraction(wrapped)
+        d.addErrback(self._translate)
+        return d
+
+    def query(self, sql, params=()):
+        """Fire with all rows of one statement."""
+        return self.run(lambda cursor: cursor.execute(sql, params).fetchall())
+
+    def execute(self, sql, params=()):
+        """Run one statement; fire with the affected row count."""
+        return self.run(lambda cursor: cursor.execute(sql, params).rowcount)
+
+    def close(self):
+        """Close all connections and stop the thread pool."""
+        if self._pool.running:
+            self._pool.close()
+
+    def _translate(self, failure):
+        if failure.check(*_UNAVAILABLE):
+            message = str(failure.value).strip().splitlines()[0] if str(failure.value).strip() else repr(
+                failure.value)
+            raise StorageUnavailable("{}: {}".format(self.dialect, message))
+        return failure
+
+
+def _redact(url):
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(":" + parsed.password + "@", ":***@")
+    return url
+
+
+SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS hub_schema (
+    component VARCHAR(100) PRIMARY KEY,
+    version INTEGER NOT NULL,
+    description VARCHAR(200) NOT NULL
+)
+"""
+
+
+def _apply(cursor, component, migrations):
+    if cursor.dialect == POSTGRESQL:
+        # serialise concurrent migrators (several instances starting at once)
+        cursor.execute("SELECT pg_advisory_xact_lock(724031)")
+    cursor.execute(SCHEMA_TABLE)
+    row = cursor.execute("SELECT version FROM hub_schema WHERE component = ?", (component,)).fetchone()
+    current = row[0] if row else 0
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version <= current:
+            continue
+        steps = migration.sqlite if cursor.dialect == SQLITE else migration.postgresql
+        if callable(steps):
+            steps(cursor)
+        else:
+            for statement in steps:
+                cursor.execute(statement)
+        applied.append(migration.version)
+        current = migration.version
+        if row is None:
+            cursor.execute("INSERT INTO hub_schema (component, version, description) VALUES (?, ?, ?)",
+                           (component, current, migration.description))
+            row = (current,)
+        else:
+            cursor.execute("UPDATE hub_schema SET version = ?, description = ? WHERE component = ?",
+                           (current, migration.description, component))
+    return applied
+
+
+def migrate(db, component, migrations):
+    """
+    Bring ``component``'s schema in ``db`` up to its newest migration, in one
+    transaction; fire with the list of versions applied (empty when current).
+    """
+    return db.run(_apply, component, migrations)
+
+
+def schema_version(db, component):
+    """Fire with the applied schema version of ``component`` (0 if none)."""
+    def read(cursor):
+        cursor.execute(SCHEMA_TABLE)
+        row = cursor.execute("SELECT version FROM hub_schema WHERE component = ?", (component,)).fetchone()
+        return row[0] if row else 0
+    return db.run(read)
+
+
+@defer.inlineCallbacks
+def migrate_all(db, schemas, log=None):
+    """Migrate every ``(component, migrations)`` pair in order; fire with ``{component: [versions]}``."""
+    result = {}
+    for component, migrations in schemas:
+        applied = yield migrate(db, component, migrations)
+        result[component] = applied
+        if log is not None:
+            log.info("schema {component}: {state}", component=component,
+                     state="applied {}".format(applied) if applied else "up to date")
+    return result
+
+
+def main(argv=None):
+    """``python -m components.storage migrate [--master-url URL] [--client-url URL]``"""
+    import argparse
+    import sys
+
+    from twisted.internet import task
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from components import schema
+    from components.settings import database_url
+
+    parser = argparse.ArgumentParser(prog="python -m components.storage",
+                                     description="Create or upgrade the hub's database schemas.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_migrate = commands.add_parser("migrate", help="apply pending migrations (idempotent)")
+    run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
+    run_migrate.add_argument("--client-url", default=None, help="default: DATABASE_URL or the node's SQLite")
+    options = parser.parse_args(argv)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    log = Logger(namespace="migrate")
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        targets = [("master", options.master_url or database_url("master"), schema.MASTER),
+                   ("client", options.client_url or database_url("client"), schema.CLIENT)]
+        for kind, url, schemas in targets:
+            db = Database(url)
+            try:
+                log.info("migrating {kind} database {db!r}", kind=kind, db=db)
+                yield migrate_all(db, schemas, log)
+            finally:
+                db.close()
+
+    task.react(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Test support: a real Crossbar node on a free port, WAMP clients, databases."""
