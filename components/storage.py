@@ -9,6 +9,7 @@ failures surface as :class:`StorageUnavailable` so callers can fail fast.
 
 import os
 import sqlite3
+import time
 from collections import namedtuple
 from urllib.parse import urlparse
 
@@ -78,11 +79,22 @@ class Cursor:
         return self._transaction._connection._connection
 
 
-def _open_sqlite(connection):
-    connection.execute("PRAGMA journal_mode=WAL")
+def _open_sqlite(connection, attempts=200):
+    """Per-connection setup (runs in a pool thread). WAL is persistent; switching to it
+    needs a moment without other writers, which the busy handler does not wait for."""
+    connection.execute("PRAGMA busy_timeout=10000")
+    for attempt in range(attempts):
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute("PRAGMA busy_timeout=10000")
 
 
 def _unavailable_errors():
