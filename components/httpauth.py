@@ -22,7 +22,7 @@ from components.directory import Directory
 from components.httpjson import HTTPError, check_same_origin, read_fields, respond
 from components.ratelimit import RateLimiter
 from components.settings import as_float, as_int, database_url, node_dir, substitute
-from components.storage import Database, Migration, StorageUnavailable, migrate
+from components.storage import Database, Migration, StorageUnavailable, migrate_all
 
 COOKIE = "hub_session"
 LOGIN_REQUIRED = "reactive.error.auth.login_required"
@@ -188,7 +188,8 @@ class AuthResource(Resource):
         directory_path = settings.get("node_dir") or node_dir()
         keys, issuer, audience, ttl = tokens.from_environment(environ, directory_path)
         self.db = Database(database_url("master", environ, directory_path))
-        self.ready = migrate(self.db, "login_sessions", MIGRATIONS)
+        from components import schema  # late: schema imports this module
+        self.ready = migrate_all(self.db, schema.MASTER)
         self.ready.addErrback(lambda failure: self.log.failure("login session schema failed", failure=failure))
         limiter = RateLimiter(rate=as_float(settings, "login_rate", 0.2, minimum=0.001),
                               burst=as_int(settings, "login_burst", 10, minimum=1))

@@ -26,6 +26,12 @@ class HTTPError(Exception):
         self.headers = headers or {}
 
 
+def header(request, name):
+    """A request header as text ('' when absent)."""
+    value = request.getHeader(name.encode("ascii"))
+    return value.decode("latin-1") if isinstance(value, bytes) else (value or "")
+
+
 def write_json(request, status, body, headers=None):
     payload = json.dumps(body).encode("utf-8")
     request.setResponseCode(status)
@@ -73,7 +79,7 @@ def read_fields(request):
     raw = request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise HTTPError(413, "reactive.error.invalid_argument", "request body too large")
-    content_type = (request.getHeader(b"content-type") or "").split(";")[0].strip().lower()
+    content_type = header(request, "content-type").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             data = json.loads(raw.decode("utf-8") or "{}")
@@ -99,9 +105,10 @@ def check_same_origin(request):
     """
     origin = request.getHeader(b"origin")
     if origin is not None:
-        host = request.getHeader(b"host") or ""
+        origin = header(request, "origin")
+        host = header(request, "host")
         parsed = urlparse(origin)
         if origin == "null" or parsed.netloc.lower() != host.lower():
             raise HTTPError(403, "reactive.error.not_authorized", "cross-origin request refused")
-    if (request.getHeader(b"sec-fetch-site") or "").lower() == "cross-site":
+    if header(request, "sec-fetch-site").lower() == "cross-site":
         raise HTTPError(403, "reactive.error.not_authorized", "cross-site request refused")
