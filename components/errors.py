@@ -18,3 +18,6 @@ AUTH_WRONG_ISSUER = "reactive.error.auth.wrong_issuer"
 AUTH_WRONG_AUDIENCE = "reactive.error.auth.wrong_audience"
 AUTH_UNKNOWN_ROLE = "reactive.error.auth.unknown_role"
 AUTH_TOKEN_EXPIRED_SESSION = "reactive.error.auth.session_expired"
+
+# the device HTTP bridge (/publish)
+DEVICE_REPLAYED = "reactive.error.device.replayed"
