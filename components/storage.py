@@ -8,6 +8,7 @@ failures surface as :class:`StorageUnavailable` so callers can fail fast.
 """
 
 import os
+import select
 import sqlite3
 import time
 from collections import namedtuple
@@ -135,8 +136,10 @@ class Database:
                 with connection.cursor() as cursor:
                     cursor.execute("SET statement_timeout = %s", (statement_timeout_ms,))
                 connection.commit()
+            # keepalives: a connection whose server vanished errors out instead of hanging
             self._pool = adbapi.ConnectionPool(
                 "psycopg2", options["dsn"], connect_timeout=connect_timeout,
+                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
                 cp_min=1, cp_max=pool_size, cp_reconnect=True, cp_good_sql="SELECT 1",
                 cp_openfun=open_pg, cp_noisy=False)
 
@@ -146,6 +149,8 @@ class Database:
     def run(self, interaction, *args, **kwargs):
         """Run ``interaction(cursor, *args, **kwargs)`` in one write transaction."""
         def wrapped(transaction):
+            if self.dialect == POSTGRESQL:
+                _replace_if_dropped(transaction)
             cursor = Cursor(transaction, self.dialect)
             if self.dialect == SQLITE:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -173,6 +178,32 @@ class Database:
                 failure.value)
             raise StorageUnavailable("{}: {}".format(self.dialect, message))
         return failure
+
+
+def _replace_if_dropped(transaction):
+    """
+    Reconnect before a transaction when the pooled PostgreSQL connection was
+    dropped by the server while idle (restart, admin termination): an idle
+    connection has nothing to read, so a readable socket means the server said
+    goodbye. Checked without a round trip, before any statement runs, so the
+    first transaction after a database restart succeeds instead of failing on
+    a dead connection.
+    """
+    raw = transaction._connection._connection
+    try:
+        dropped = bool(raw.closed)
+        if not dropped:
+            poller = select.poll()
+            poller.register(raw.fileno(), select.POLLIN)
+            dropped = bool(poller.poll(0))
+    except (OSError, ValueError) + _UNAVAILABLE:
+        dropped = True
+    if dropped:
+        connection = transaction._connection
+        connection._pool.disconnect(raw)
+        connection._connection = None
+        connection._connection = connection._pool.connect()  # raises when the server is still down
+        transaction.reopen()
 
 
 def _redact(url):
