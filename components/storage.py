@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -257,6 +258,43 @@ def migrate(db, component, migrations):
     transaction; fire with the list of versions applied (empty when current).
     """
     return db.run(_apply, component, migrations)
+
+
+class SchemaOnDemand:
+    """
+    Migrates ``component`` the first time ``ready()`` is asked, and again
+    after a failure, so a component whose database is down at start comes up
+    anyway and works once the database is back. ``ready()`` fires (with None)
+    once the schema is current, or fails like ``migrate``.
+    """
+
+    def __init__(self, db, component, migrations):
+        self.db = db
+        self.component = component
+        self.migrations = migrations
+        self.done = False
+        self._waiting = None
+
+    def ready(self):
+        if self.done:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        if self._waiting is None:
+            self._waiting = [waiter]
+            migrate(self.db, self.component, self.migrations).addBoth(self._finished)
+        else:
+            self._waiting.append(waiter)
+        return waiter
+
+    def _finished(self, result):
+        waiting, self._waiting = self._waiting, None
+        failed = isinstance(result, Failure)
+        self.done = not failed
+        for waiter in waiting:
+            if failed:
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
 
 
 def schema_version(db, component):

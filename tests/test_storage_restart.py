@@ -7,7 +7,7 @@ transaction after it is back succeeds on a fresh connection.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.storage import Database, StorageUnavailable
+from components.storage import Database, Migration, SchemaOnDemand, StorageUnavailable, schema_version
 from tests.support.pgcluster import PostgresCluster
 
 
@@ -36,3 +36,26 @@ class PostgresRestartTests(unittest.TestCase):
         yield cluster.start()
         rows = yield db.query("SELECT 2")
         self.assertEqual(rows, [(2,)])
+
+    @defer.inlineCallbacks
+    def test_schema_on_demand_after_late_start(self):
+        """SchemaOnDemand fails while the server is down, then migrates once it is up; concurrent askers share it."""
+        cluster = PostgresCluster()
+        self.addCleanup(cluster.destroy)
+        yield cluster.start()
+        yield cluster.stop()
+        db = Database(cluster.url, pool_size=1)
+        self.addCleanup(db.close)
+        step = Migration(1, "a table", sqlite=[], postgresql=["CREATE TABLE late (id INTEGER PRIMARY KEY)"])
+        schema = SchemaOnDemand(db, "late", [step])
+        with self.assertRaises(StorageUnavailable):
+            yield schema.ready()
+        self.assertFalse(schema.done)
+        self.flushLoggedErrors()
+
+        yield cluster.start()
+        first, second = schema.ready(), schema.ready()
+        yield defer.gatherResults([first, second])
+        self.assertTrue(schema.done)
+        version = yield schema_version(db, "late")
+        self.assertEqual(version, 1)
