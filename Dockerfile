@@ -1,0 +1,45 @@
+# One image for every role of the hub. Default: the all-in-one node
+# (`crossbar start` on /app/.crossbar). Other roles pass another --config
+# or run `python -m components.<tool>`.
+
+# --- autobahn.js from npm --------------------------------------------------
+FROM node:20-bookworm-slim AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+
+# --- Python dependencies into a venv ----------------------------------------
+FROM python:3.11-slim-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential libffi-dev libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY setup.cfg pyproject.toml README.md ./
+COPY components ./components
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip install --no-cache-dir .
+
+# --- runtime -----------------------------------------------------------------
+FROM python:3.11-slim-bookworm
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PORT=8080 \
+    CROSSBAR_DIR=/app/.crossbar
+RUN groupadd --system --gid 10001 hub \
+ && useradd --system --uid 10001 --gid hub --home-dir /app --shell /usr/sbin/nologin hub
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=hub:hub .crossbar/config.json ./.crossbar/config.json
+COPY --chown=hub:hub web ./web
+COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
+# the node directory holds the dev secret and SQLite files: writable by hub only
+RUN chmod 0700 /app/.crossbar
+USER hub
+EXPOSE 8080
+VOLUME ["/app/.crossbar"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
+CMD ["crossbar", "start", "--cbdir", "/app/.crossbar"]
