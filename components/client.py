@@ -27,7 +27,8 @@ class _Session(ApplicationSession):
 
     def onConnect(self):
         self.owner._connected(self)
-        self.join(self.owner.realm, authmethods=["ticket"], authid=self.owner.authid)
+        methods = ["ticket"] if self.owner.token_source is not None else ["anonymous"]
+        self.join(self.owner.realm, authmethods=methods, authid=self.owner.authid)
 
     def onChallenge(self, challenge):
         if challenge.method != "ticket":
@@ -46,7 +47,11 @@ class _Session(ApplicationSession):
 
 
 class HubClient:
-    """One logical connection to the hub that re-authenticates and reconnects by itself."""
+    """
+    One logical connection to the hub that re-authenticates and reconnects by
+    itself. ``token_source()`` returns a JWT (or a Deferred of one); None joins
+    anonymously (only for routers that allow it, e.g. benchmarks' bare router).
+    """
 
     log = Logger()
 
