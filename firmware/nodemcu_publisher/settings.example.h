@@ -1,0 +1,20 @@
+// Copy to settings.h (ignored by git) and fill in. Never commit real secrets.
+#define WIFI_SSID "my-wifi"
+#define WIFI_PASSWORD "my-wifi-password"
+
+#define HUB_HOST "hub.example.org"      // TLS server name and address
+#define HUB_PORT 443
+#define HUB_HOST_HEADER "hub.example.org"  // add ":port" when HUB_PORT is not 443
+
+#define DEVICE_ID "nodemcu-1"
+#define DEVICE_KEY "the hub's DEVICE_KEY"
+#define DEVICE_SECRET "the hub's DEVICE_SECRET"
+
+// Either the CA that signed the hub's certificate (preferred: survives certificate renewals) ...
+#define HUB_CA_PEM R"PEM(
+-----BEGIN CERTIFICATE-----
+...
+-----END CERTIFICATE-----
+)PEM"
+// ... or the certificate's SHA-1 fingerprint (remove HUB_CA_PEM above):
+// #define HUB_FINGERPRINT "AA BB CC DD EE FF 00 11 22 33 44 55 66 77 88 99 AA BB CC DD"
