@@ -164,7 +164,8 @@ class AuthService:
             raise HTTPError(401, LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
         token = self.issuer.issue(user["username"], role)
-        return 200, {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role}
+        return 200, {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
+                     "first_name": user["first_name"]}
 
     @defer.inlineCallbacks
     def logout(self, request):
