@@ -1,0 +1,115 @@
+// The admin page: list, create, edit and delete users on the master through
+// master.users.list / master.users.save / master.users.delete (role admin;
+// the router refuses these RPCs to everyone else).
+import {createHub} from "./hub.js";
+import {el, mountLogin, mountSignedInView, mountStatus} from "./ui.js";
+
+const params = new URLSearchParams(location.search);
+const hub = createHub({transport: params.get("transport") || "auto"});
+globalThis.hub = hub;
+
+const $ = (id) => document.getElementById(id);
+const message = $("admin-message");
+const form = $("user-form");
+const fields = {
+  username: $("f-username"), first_name: $("f-first-name"), last_name: $("f-last-name"), email: $("f-email"),
+};
+let editing = null;   // the profile being edited (keeps its version), or null for a new user
+
+function say(text, isError = false) {
+  message.textContent = text;
+  message.classList.toggle("error", isError);
+}
+
+function describe(err) {
+  if (err.error === "wamp.error.no_such_procedure") return "User administration is unavailable (no master on this hub).";
+  if (err.error === "wamp.error.not_authorized") return `Not authorized (${err.error}).`;
+  return `${err.message} (${err.error})`;
+}
+
+function edit(profile) {
+  editing = profile;
+  $("form-title").textContent = profile ? `Edit ${profile.username}` : "New user";
+  fields.username.readOnly = Boolean(profile);
+  for (const [name, input] of Object.entries(fields)) input.value = profile ? String(profile[name] ?? "") : "";
+  $("f-active").checked = profile ? profile.is_active !== false : true;
+  (profile ? fields.first_name : fields.username).focus();
+}
+
+function row(profile) {
+  const editButton = el("button", {type: "button", text: "Edit", "aria-label": `Edit ${profile.username}`});
+  const deleteButton = el("button", {type: "button", class: "danger", text: "Delete",
+                                     "aria-label": `Delete ${profile.username}`});
+  editButton.addEventListener("click", () => edit(profile));
+  deleteButton.addEventListener("click", async () => {
+    if (deleteButton.dataset.confirm !== "yes") {   // two steps instead of a blocking confirm()
+      deleteButton.dataset.confirm = "yes";
+      deleteButton.textContent = "Confirm delete";
+      return;
+    }
+    try {
+      await hub.call("master.users.delete", [profile.username]);
+      say(`Deleted ${profile.username}.`);
+      await refresh();
+    } catch (err) {
+      say(describe(err), true);
+    }
+  });
+  return el("tr", {"data-username": profile.username},
+    el("td", {text: profile.username}), el("td", {text: profile.first_name ?? ""}),
+    el("td", {text: profile.last_name ?? ""}), el("td", {text: profile.email ?? ""}),
+    el("td", {text: profile.is_active === false ? "no" : "yes"}),
+    el("td", {class: "actions"}, editButton, deleteButton));
+}
+
+function profilesOf(result) {
+  const list = result && !Array.isArray(result) && typeof result === "object" ? (result.users ?? result.value) : result;
+  return Array.isArray(list) ? list : [];
+}
+
+async function refresh() {
+  try {
+    const profiles = profilesOf(await hub.call("master.users.list"));
+    $("users").tBodies[0].replaceChildren(...profiles.map(row));
+    $("users").dataset.loaded = "true";
+  } catch (err) {
+    $("users").tBodies[0].replaceChildren();
+    say(describe(err), true);
+  }
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const profile = {
+    username: fields.username.value.trim(), first_name: fields.first_name.value, last_name: fields.last_name.value,
+    email: fields.email.value.trim(), is_active: $("f-active").checked,
+  };
+  if (editing && editing.version !== undefined) profile.version = editing.version;
+  try {
+    await hub.call("master.users.save", [profile]);
+    say(`Saved ${profile.username}.`);
+    edit(null);
+    await refresh();
+  } catch (err) {
+    say(describe(err), true);
+  }
+});
+$("new").addEventListener("click", () => edit(null));
+$("logout").addEventListener("click", () => hub.logout());
+
+mountStatus(hub, $("status"));
+mountLogin(hub, $("login"));
+mountSignedInView(hub, {
+  login: $("login"),
+  main: $("app"),
+  onUser: (user) => {
+    const admin = user.role === "admin";
+    $("admin-denied").hidden = admin;
+    form.hidden = !admin;
+    say("");
+    // asked even for non-admins: the router, not this page, decides (a refusal is shown)
+    refresh();
+  },
+});
+
+hub.connect();

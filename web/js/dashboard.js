@@ -1,0 +1,54 @@
+// The dashboard: clock, shared counter, serial and OData values, the greeting.
+import {createHub} from "./hub.js";
+import {bindState, mountLogin, mountSignedInView, mountStatus} from "./ui.js";
+
+const params = new URLSearchParams(location.search);
+const hub = createHub({transport: params.get("transport") || "auto"});
+globalThis.hub = hub;   // a handle for the console and for tests
+
+const $ = (id) => document.getElementById(id);
+const greeting = $("greeting");
+let profile = null;
+
+function greet(user) {
+  const name = (profile && (profile.first_name || profile.username)) || (user && (user.first_name || user.username)) || "";
+  greeting.textContent = name ? `Hello ${name}` : "Hello";
+}
+
+mountStatus(hub, $("status"));
+mountLogin(hub, $("login"));
+mountSignedInView(hub, {
+  login: $("login"),
+  main: $("app"),
+  onUser: (user) => {
+    profile = null;
+    $("admin-link").hidden = user.role !== "admin";
+    greet(user);
+  },
+});
+hub.onStatus((status) => {
+  document.body.dataset.online = String(status.state === "online");
+});
+
+bindState(hub, "time.tic", "time.get", $("clock"));
+bindState(hub, "counter.changed", "counter.get", $("count"));
+bindState(hub, "iot.serial.reader", "iot.serial.get", $("serial"));
+bindState(hub, "iot.odata.value", "iot.odata.get", $("odata"));
+hub.state("users.changed", "users.me", (state) => {
+  profile = state.value && typeof state.value === "object" ? state.value : null;
+  greet(hub.status.user);
+});
+
+$("click").addEventListener("click", async () => {
+  $("click-error").textContent = "";
+  try {
+    await hub.call("counter.click", [], {n: 1});
+  } catch (err) {
+    $("click-error").textContent = err.error === "wamp.error.no_such_procedure"
+      ? "The counter is unavailable." : `Click failed: ${err.message}`;
+  }
+});
+
+$("logout").addEventListener("click", () => hub.logout());
+
+hub.connect();

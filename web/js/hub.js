@@ -1,0 +1,231 @@
+// The client library the pages use:
+//
+//   const hub = createHub();               // SharedWorker transport, or a direct connection as fallback
+//   hub.onStatus((status) => ...);         // {state: "connecting" | "online" | "offline" | "signed_out", ...}
+//   hub.connect();
+//   const stop = hub.state("counter.changed", "counter.get", (state) => ..., (error) => ...);
+//   const result = await hub.call("counter.click", [], {n: 1});
+//   await hub.login(username, password);  await hub.logout();
+//
+// state(): subscribe first, then call the .get RPC; deliver only states with
+// a higher seq than the last one delivered; re-sync after every reconnect.
+import {newer} from "./engine.js";
+
+const CHANNEL = "reactive-hub";
+let counter = 0;
+
+function randomId() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now()}-${Math.random()}-${++counter}`;
+}
+
+// A tab's link to the SharedWorker: post() and a message handler; hello/bye manage its life there.
+function sharedChannel(workerUrl, onMessage, onFail) {
+  const worker = new SharedWorker(workerUrl, {type: "module", name: CHANNEL});
+  worker.addEventListener("error", onFail);   // the worker script could not start: fall back
+  const port = worker.port;
+  port.addEventListener("message", (event) => onMessage(event.data));
+  port.start();
+  const lock = `${CHANNEL}-tab-${randomId()}`;
+  const hello = () => port.postMessage({op: "hello", lock});
+  if (navigator.locks) {
+    // held until this tab goes away; the worker waits on it to notice a crashed or killed tab
+    navigator.locks.request(lock, () => { hello(); return new Promise(() => {}); });
+  } else {
+    hello();
+  }
+  return {
+    mode: "shared",
+    post: (msg) => port.postMessage(msg),
+    close: () => { port.postMessage({op: "bye"}); port.close(); },
+  };
+}
+
+// The fallback: this tab runs its own engine; tabs tell each other about sign-out and sign-in.
+function directChannel(onMessage) {
+  const client = {post: (msg) => queueMicrotask(() => onMessage(msg))};
+  const pending = [];
+  let engine = null;
+  const broadcast = typeof BroadcastChannel === "function" ? new BroadcastChannel(CHANNEL) : null;
+  import("./autobahn.js").then(async ({default: autobahn}) => {
+    const {Engine, websocketUrl} = await import("./engine.js");
+    engine = new Engine({autobahn, url: websocketUrl(location)});
+    engine.attach(client);
+    for (const msg of pending.splice(0)) engine.handle(client, msg);
+  });
+  const handle = (msg) => (engine ? engine.handle(client, msg) : pending.push(msg));
+  if (broadcast) {
+    broadcast.onmessage = (event) => {
+      if (event.data === "signed_out" && engine) engine.signOut();
+      if (event.data === "signed_in") handle({op: "connect"});
+    };
+  }
+  return {
+    mode: "direct",
+    post: (msg) => {
+      handle(msg);
+      if (broadcast && msg.op === "logout") broadcast.postMessage("signed_out");
+      if (broadcast && msg.op === "connect" && msg.signedIn) broadcast.postMessage("signed_in");
+    },
+    close: () => { if (engine) engine.stop(); if (broadcast) broadcast.close(); },
+  };
+}
+
+export function sharedWorkerSupported() {
+  return typeof SharedWorker === "function";
+}
+
+export class Hub {
+  constructor({transport = "auto", workerUrl = "/js/worker.js", loginUrl = "/auth/login"} = {}) {
+    this.loginUrl = loginUrl;
+    this.status = {state: "idle"};
+    this.statusListeners = new Set();
+    this.watchers = new Map();     // topic -> {getProc, listeners: Set<{onValue, onUnavailable}>, latest, unavailable}
+    this.pending = new Map();      // call id -> {resolve, reject}
+    this.nextId = 1;
+    this.connected = false;
+    this.heard = false;
+    const useShared = transport === "shared" || (transport === "auto" && sharedWorkerSupported());
+    this.channel = null;
+    if (useShared) {
+      try {
+        this.channel = sharedChannel(workerUrl, (msg) => this.receive(msg), () => this.fallBack());
+      } catch (err) {
+        this.channel = null;
+      }
+    }
+    if (!this.channel) this.channel = directChannel((msg) => this.receive(msg));
+    this.mode = this.channel.mode;
+    globalThis.addEventListener?.("pagehide", () => this.channel.close());
+    globalThis.addEventListener?.("pageshow", (event) => {
+      // back from the back/forward cache: the old channel said goodbye, open a new one
+      if (event.persisted) this.reopen(this.mode === "shared" ? sharedChannel(workerUrl, (msg) => this.receive(msg),
+                                                                               () => this.fallBack())
+                                                                : directChannel((msg) => this.receive(msg)));
+    });
+  }
+
+  fallBack() {
+    if (this.mode !== "shared" || this.heard) return;
+    this.reopen(directChannel((msg) => this.receive(msg)));
+  }
+
+  // Move to a new channel and tell it everything the old one knew: the connection wish and every followed topic.
+  reopen(channel) {
+    this.channel = channel;
+    this.mode = channel.mode;
+    if (this.connected) channel.post({op: "connect"});
+    for (const [topic, watcher] of this.watchers) {
+      for (let i = 0; i < watcher.listeners.size; i++) channel.post({op: "watch", topic, getProc: watcher.getProc});
+    }
+  }
+
+  receive(msg) {
+    if (!msg || typeof msg !== "object") return;
+    this.heard = true;
+    if (msg.op === "status") {
+      this.status = msg.status;
+      if (msg.status.state === "signed_out") {
+        for (const watcher of this.watchers.values()) { watcher.latest = null; watcher.unavailable = null; }
+      }
+      for (const listener of this.statusListeners) listener(msg.status);
+    } else if (msg.op === "state") {
+      const watcher = this.watchers.get(msg.topic);
+      if (!watcher || !newer(watcher.latest, msg.state)) return;
+      watcher.latest = msg.state;
+      watcher.unavailable = null;
+      for (const listener of watcher.listeners) listener.onValue(msg.state);
+    } else if (msg.op === "unavailable") {
+      const watcher = this.watchers.get(msg.topic);
+      if (!watcher) return;
+      watcher.unavailable = msg.error;
+      for (const listener of watcher.listeners) listener.onUnavailable?.(msg.error);
+    } else if (msg.op === "result") {
+      const waiter = this.pending.get(msg.id);
+      if (!waiter) return;
+      this.pending.delete(msg.id);
+      if (msg.error) waiter.reject(Object.assign(new Error(msg.error.message), msg.error));
+      else waiter.resolve(msg.value);
+    }
+  }
+
+  request(msg) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {resolve, reject});
+      this.channel.post({...msg, id});
+    });
+  }
+
+  // Start (or resume) the connection; idempotent.
+  connect() {
+    this.connected = true;
+    this.channel.post({op: "connect"});
+  }
+
+  // Call an RPC; rejects with an Error carrying {error, args, kwargs, message} (error is the WAMP error URI).
+  call(proc, args = [], kwargs = {}) {
+    return this.request({op: "call", proc, args, kwargs});
+  }
+
+  // Follow a stateful topic: onValue(state) with strictly increasing seq; onUnavailable(error) when it cannot be had.
+  // Returns a function that stops following.
+  state(topic, getProc, onValue, onUnavailable) {
+    let watcher = this.watchers.get(topic);
+    if (!watcher) {
+      watcher = {getProc, listeners: new Set(), latest: null, unavailable: null};
+      this.watchers.set(topic, watcher);
+    }
+    const listener = {onValue, onUnavailable};
+    watcher.listeners.add(listener);
+    if (watcher.latest) onValue(watcher.latest);
+    else if (watcher.unavailable) onUnavailable?.(watcher.unavailable);
+    this.channel.post({op: "watch", topic, getProc});
+    return () => {
+      if (!watcher.listeners.delete(listener)) return;
+      this.channel.post({op: "unwatch", topic});
+      if (watcher.listeners.size === 0) this.watchers.delete(topic);
+    };
+  }
+
+  // Listen to connection status changes; the listener gets the current status at once. Returns an unsubscribe function.
+  onStatus(listener) {
+    this.statusListeners.add(listener);
+    listener(this.status);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  // POST /auth/login; on success every tab of this browser connects. Resolves {ok, status, error, message, retryAfter}.
+  async login(username, password) {
+    let response;
+    try {
+      response = await fetch(this.loginUrl, {
+        method: "POST", credentials: "same-origin", cache: "no-store",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify({username, password})});
+    } catch (err) {
+      return {ok: false, status: 0, message: "the hub cannot be reached"};
+    }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      return {ok: false, status: response.status, error: body.error, message: body.message || "login failed",
+              retryAfter: Number(response.headers.get("Retry-After")) || null};
+    }
+    this.connected = true;
+    this.channel.post({op: "connect", signedIn: true});
+    return {ok: true, status: response.status, user: body};
+  }
+
+  // End the login session; every tab of this browser goes to the login form.
+  logout() {
+    return this.request({op: "logout"});
+  }
+
+  // Diagnostics of the shared connection: {clients, topics: {topic: refs}, status}.
+  info() {
+    return this.request({op: "info"});
+  }
+}
+
+export function createHub(options) {
+  return new Hub(options);
+}

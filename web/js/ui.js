@@ -1,0 +1,107 @@
+// DOM helpers shared by the pages. Everything user-supplied goes in as text
+// (textContent / attributes), never as HTML.
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name === "text") node.textContent = String(value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+export function statusText(status, now = Date.now()) {
+  switch (status.state) {
+    case "online": return `Online as ${status.user ? status.user.username : "?"}`;
+    case "connecting": return "Connecting…";
+    case "offline": {
+      const seconds = Math.max(0, Math.ceil(((status.retryAt || now) - now) / 1000));
+      return `Offline, retrying in ${seconds} s`;
+    }
+    case "signed_out": return "Signed out";
+    default: return "Starting…";
+  }
+}
+
+// The connection status line, with a live countdown while offline.
+export function mountStatus(hub, element) {
+  let timer = null;
+  hub.onStatus((status) => {
+    element.dataset.state = status.state;
+    element.textContent = statusText(status);
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+    if (status.state === "offline") {
+      timer = setInterval(() => { element.textContent = statusText(status); }, 250);
+    }
+  });
+}
+
+// The login form, built into `container`; shown while signed out.
+export function mountLogin(hub, container) {
+  const error = el("p", {id: "login-error", class: "error", role: "alert"});
+  const username = el("input", {id: "username", name: "username", autocomplete: "username", required: true});
+  const password = el("input", {id: "password", name: "password", type: "password",
+                                autocomplete: "current-password", required: true});
+  const button = el("button", {type: "submit", text: "Log in"});
+  const form = el("form", {id: "login-form"},
+    el("h2", {text: "Log in"}),
+    el("label", {for: "username", text: "Username"}), username,
+    el("label", {for: "password", text: "Password"}), password,
+    button, error);
+  container.replaceChildren(form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    error.textContent = "";
+    const result = await hub.login(username.value, password.value);
+    button.disabled = false;
+    if (result.ok) {
+      password.value = "";
+    } else {
+      error.textContent = result.retryAfter ? `${result.message} (wait ${result.retryAfter} s)` : result.message;
+      password.select();
+    }
+  });
+  return form;
+}
+
+// Show the login form while signed out and `main` otherwise; returns the last signed-in user via callback.
+export function mountSignedInView(hub, {login, main, onUser}) {
+  let lastUser = null;
+  hub.onStatus((status) => {
+    const signedOut = status.state === "signed_out";
+    login.hidden = !signedOut;
+    main.hidden = signedOut || (status.state !== "online" && !lastUser);
+    if (signedOut) {
+      lastUser = null;
+      const field = login.querySelector("input");
+      if (field && !login.contains(document.activeElement)) field.focus();
+    }
+    if (status.state === "online" && status.user) {
+      const changed = !lastUser || lastUser.username !== status.user.username || lastUser.role !== status.user.role;
+      lastUser = status.user;
+      if (changed && onUser) onUser(status.user);
+    }
+  });
+}
+
+// Show a topic's state in `element`: text from format(state), a stale mark, or "unavailable".
+export function bindState(hub, topic, getProc, element, format = (state) => state.value) {
+  const mark = element.parentElement && element.parentElement.querySelector(".stale-mark");
+  return hub.state(topic, getProc, (state) => {
+    element.textContent = String(format(state));
+    element.dataset.seq = String(state.seq);
+    element.removeAttribute("title");
+    const stale = state.stale === true;
+    element.dataset.state = stale ? "stale" : "live";
+    if (mark) mark.hidden = !stale;
+  }, (error) => {
+    element.textContent = "unavailable";
+    element.dataset.state = "unavailable";
+    element.title = error.error;
+    if (mark) mark.hidden = true;
+  });
+}
