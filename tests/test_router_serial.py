@@ -1,0 +1,99 @@
+"""
+The serial reader through a real router, with a real pseudo-terminal pair
+playing the Arduino: the reader opens the pty's slave side through a symlink
+(the device path), the test writes lines on the master side.
+"""
+
+import os
+import shutil
+import tempfile
+import tty
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.support.clients import connect, eventually
+from tests.support.node import RouterNode
+
+
+class FakeArduino:
+    """A pty pair; ``path`` is a symlink to the current slave, as /dev/ttyACM0 would be."""
+
+    def __init__(self):
+        self.directory = tempfile.mkdtemp(prefix="hub-serial-")
+        self.path = os.path.join(self.directory, "ttyACM0")
+        self.master = self.slave = None
+        self.plug()
+
+    def plug(self):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        link = self.path + ".new"
+        os.symlink(os.ttyname(self.slave), link)
+        os.replace(link, self.path)
+
+    def unplug(self):
+        os.close(self.master)
+        os.close(self.slave)
+        os.unlink(self.path)
+        self.master = self.slave = None
+
+    def write(self, data):
+        os.write(self.master, data)
+
+    def close(self):
+        if self.master is not None:
+            self.unplug()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SerialThroughRouterTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.arduino = FakeArduino()
+        self.addCleanup(self.arduino.close)
+        self.node = RouterNode(name="serial", env={"SERIAL_URL": self.arduino.path, "SERIAL_DEADBAND": "3"})
+        self.addCleanup(self.node.cleanup)
+        yield self.node.start()
+        yield eventually(lambda: "serial device open" in self.node.log_text(), message="reader did not open the pty")
+        self.client = yield connect(self, self.node)
+        self.events = []
+        yield self.client.session.subscribe(self.events.append, "iot.serial.reader")
+
+    def values(self):
+        return [event["value"] for event in self.events]
+
+    @defer.inlineCallbacks
+    def test_readings_dead_band_and_garbage(self):
+        """Readings reach a subscriber beyond the dead band only; garbage is logged, never published."""
+        self.arduino.write(b"500\r\n501\r\n503\r\n")
+        self.arduino.write(b"hello\r\n\xff\xfe\r\n" + b"7" * 500 + b"\r\n5.5\r\n")
+        self.arduino.write(b"504\r\n520\r\n")
+        yield eventually(lambda: self.values()[-1:] == [520], message="520 not published")
+        self.assertEqual(self.values(), [500, 504, 520])
+        seqs = [event["seq"] for event in self.events]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertFalse(any(event["stale"] for event in self.events))
+        state = yield self.client.session.call("iot.serial.get")
+        self.assertEqual((state["value"], state["seq"], state["stale"]), (520, seqs[-1], False))
+        self.assertIn("serial garbage ignored", self.node.log_text())
+
+    @defer.inlineCallbacks
+    def test_unplug_marks_stale_and_replug_resumes(self):
+        """Unplugging keeps the value as stale; plugging back in resumes readings without a restart."""
+        self.arduino.write(b"42\n")
+        yield eventually(lambda: self.values() == [42], message="42 not published")
+        self.arduino.unplug()
+        yield eventually(lambda: self.events[-1]["stale"], message="no stale mark after unplug")
+        state = yield self.client.session.call("iot.serial.get")
+        self.assertEqual((state["value"], state["stale"]), (42, True))
+        self.arduino.plug()
+        yield eventually(lambda: self.node.log_text().count("serial device open") >= 2, timeout=15,
+                         message="reader did not reopen the device")
+        self.arduino.write(b"42\n43\n")
+        yield eventually(lambda: not self.events[-1]["stale"], message="no fresh reading after replug")
+        self.assertEqual((self.events[-1]["value"], self.events[-1]["stale"]), (42, False))
+        state = yield self.client.session.call("iot.serial.get")
+        self.assertEqual((state["value"], state["stale"]), (42, False))
