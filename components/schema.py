@@ -5,7 +5,7 @@ A component's schema is added here so ``python -m components.storage migrate``
 knows it.
 """
 
-from components import directory, httpauth
+from components import counterdb, directory, httpauth
 
 MASTER = [
     ("directory", directory.MIGRATIONS),
@@ -14,4 +14,5 @@ MASTER = [
 
 CLIENT = [
     ("directory", directory.MIGRATIONS),
+    ("counter", counterdb.MIGRATIONS),
 ]
