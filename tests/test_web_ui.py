@@ -113,6 +113,13 @@ def expect(locator):
     return playwright_expect(locator)
 
 
+def open_tabs(context, node, username, count, path="/"):
+    """On the browser thread: log in in one tab, then open ``count - 1`` more tabs of the same profile."""
+    pages = [log_in(context.new_page(), node.http, username, PASSWORD, path=path)]
+    pages += [open_signed_in(context, node.http, path=path) for _ in range(count - 1)]
+    return pages
+
+
 def seq_of(page, selector="#clock"):
     return int(page.locator(selector).get_attribute("data-seq"))
 
@@ -180,11 +187,10 @@ class DashboardTests(BrowserTestCase):
         browser, context = yield self.browser_context()
 
         def script(_chromium):
-            first = log_in(context.new_page(), node.http, "alice", PASSWORD)
-            others = [open_signed_in(context, node.http) for _ in range(2)]
-            for page in [first] + others:
+            pages = open_tabs(context, node, "alice", 3)
+            for page in pages:
                 expect(page.locator("#clock")).to_have_attribute("data-seq", re.compile(r"^\d+$"))
-            return first.evaluate("hub.mode"), first.evaluate("hub.info()")
+            return pages[0].evaluate("hub.mode"), pages[0].evaluate("hub.info()")
 
         mode, info = yield browser.run(script)
         self.assertEqual(mode, "shared")
@@ -202,8 +208,7 @@ class DashboardTests(BrowserTestCase):
         browser, context = yield self.browser_context()
 
         def script(_chromium):
-            pages = [log_in(context.new_page(), node.http, "alice", PASSWORD)]
-            pages += [open_signed_in(context, node.http) for _ in range(2)]
+            pages = open_tabs(context, node, "alice", 3)
             for page in pages:
                 expect(page.locator("#count")).to_have_attribute("data-seq", re.compile(r"^\d+$"))
             before = int(pages[0].text_content("#count"))
@@ -222,8 +227,7 @@ class DashboardTests(BrowserTestCase):
         browser, context = yield self.browser_context()
 
         def open_three(_chromium):
-            pages = [log_in(context.new_page(), node.http, "bob", PASSWORD)]
-            pages += [open_signed_in(context, node.http) for _ in range(2)]
+            pages = open_tabs(context, node, "bob", 3)
             before = pages[0].evaluate("hub.info()")
             for page in pages[1:]:
                 page.close()
@@ -248,14 +252,13 @@ class DashboardTests(BrowserTestCase):
         browser, context = yield self.browser_context()
         url = "/?transport=direct"
 
-        def open_tabs(_chromium):
-            pages = [log_in(context.new_page(), node.http, "alice", PASSWORD, path=url)]
-            pages += [open_signed_in(context, node.http, path=url) for _ in range(2)]
+        def open_direct(_chromium):
+            pages = open_tabs(context, node, "alice", 3, path=url)
             for page in pages:
                 expect(page.locator("#clock")).to_have_attribute("data-seq", re.compile(r"^\d+$"))
             return pages, [page.evaluate("hub.mode") for page in pages]
 
-        pages, modes = yield browser.run(open_tabs)
+        pages, modes = yield browser.run(open_direct)
         self.assertEqual(modes, ["direct"] * 3)
         sessions = yield sessions_of(self, node, "alice")
         self.assertGreaterEqual(len(sessions), 3)
@@ -276,8 +279,7 @@ class DashboardTests(BrowserTestCase):
         browser, context = yield self.browser_context()
 
         def script(_chromium):
-            pages = [log_in(context.new_page(), node.http, "bob", PASSWORD)]
-            pages += [open_signed_in(context, node.http) for _ in range(2)]
+            pages = open_tabs(context, node, "bob", 3)
             pages[2].click("#logout")
             for page in pages:
                 expect(page.locator("#login-form")).to_be_visible()
@@ -369,14 +371,13 @@ class ResilienceTests(BrowserTestCase):
         browser, context = yield self.browser_context()
         counter = has_component("components.counter")
 
-        def open_tabs(_chromium):
-            pages = [log_in(context.new_page(), node.http, "alice", PASSWORD)]
-            pages.append(open_signed_in(context, node.http))
+        def open_two(_chromium):
+            pages = open_tabs(context, node, "alice", 2)
             for page in pages:
                 expect(page.locator("#clock")).to_have_attribute("data-seq", re.compile(r"^\d+$"))
             return pages, seq_of(pages[0]), pages[0].text_content("#count")
 
-        pages, clock_before, count_before = yield browser.run(open_tabs)
+        pages, clock_before, count_before = yield browser.run(open_two)
         yield node.stop()
 
         def offline(_chromium):

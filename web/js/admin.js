@@ -1,12 +1,7 @@
 // The admin page: list, create, edit and delete users on the master through
 // master.users.list / master.users.save / master.users.delete (role admin;
 // the router refuses these RPCs to everyone else).
-import {createHub} from "./hub.js";
-import {el, mountLogin, mountSignedInView, mountStatus} from "./ui.js";
-
-const params = new URLSearchParams(location.search);
-const hub = createHub({transport: params.get("transport") || "auto"});
-globalThis.hub = hub;
+import {el, startPage} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const message = $("admin-message");
@@ -95,13 +90,8 @@ form.addEventListener("submit", async (event) => {
   }
 });
 $("new").addEventListener("click", () => edit(null));
-$("logout").addEventListener("click", () => hub.logout());
 
-mountStatus(hub, $("status"));
-mountLogin(hub, $("login"));
-mountSignedInView(hub, {
-  login: $("login"),
-  main: $("app"),
+const hub = startPage({
   onUser: (user) => {
     const admin = user.role === "admin";
     $("admin-denied").hidden = admin;

@@ -1,10 +1,5 @@
 // The dashboard: clock, shared counter, serial and OData values, the greeting.
-import {createHub} from "./hub.js";
-import {bindState, mountLogin, mountSignedInView, mountStatus} from "./ui.js";
-
-const params = new URLSearchParams(location.search);
-const hub = createHub({transport: params.get("transport") || "auto"});
-globalThis.hub = hub;   // a handle for the console and for tests
+import {bindState, startPage} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const greeting = $("greeting");
@@ -15,11 +10,7 @@ function greet(user) {
   greeting.textContent = name ? `Hello ${name}` : "Hello";
 }
 
-mountStatus(hub, $("status"));
-mountLogin(hub, $("login"));
-mountSignedInView(hub, {
-  login: $("login"),
-  main: $("app"),
+const hub = startPage({
   onUser: (user) => {
     profile = null;
     $("admin-link").hidden = user.role !== "admin";
@@ -48,7 +39,5 @@ $("click").addEventListener("click", async () => {
       ? "The counter is unavailable." : `Click failed: ${err.message}`;
   }
 });
-
-$("logout").addEventListener("click", () => hub.logout());
 
 hub.connect();

@@ -1,5 +1,6 @@
 // DOM helpers shared by the pages. Everything user-supplied goes in as text
 // (textContent / attributes), never as HTML.
+import {createHub} from "./hub.js";
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -104,4 +105,18 @@ export function bindState(hub, topic, getProc, element, format = (state) => stat
     element.title = error.error;
     if (mark) mark.hidden = true;
   });
+}
+
+// The frame every page shares: the hub (transport from ?transport=, default auto), the status line, the login
+// form while signed out, the logout button. onUser(user) runs when a (different) user is online.
+export function startPage({onUser}) {
+  const transport = new URLSearchParams(location.search).get("transport") || "auto";
+  const hub = createHub({transport});
+  globalThis.hub = hub;   // a handle for the console and for tests
+  const login = document.getElementById("login");
+  mountStatus(hub, document.getElementById("status"));
+  mountLogin(hub, login);
+  mountSignedInView(hub, {login, main: document.getElementById("app"), onUser});
+  document.getElementById("logout").addEventListener("click", () => hub.logout());
+  return hub;
 }
