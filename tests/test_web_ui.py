@@ -20,7 +20,7 @@ from twisted.trial import unittest
 from components.directory import Directory
 from components.storage import Database, migrate_all
 from tests.support.browser import log_in, open_signed_in, poll, shared_browser
-from tests.support.clients import connect
+from tests.support.clients import connect, eventually
 from tests.support.node import RouterNode, load_config, router_worker, shared_node
 
 PASSWORD = "browser-password-1"
@@ -442,3 +442,32 @@ class ResilienceTests(BrowserTestCase):
         self.assertNotIn("signed_out", states)
         self.assertFalse(login_visible)
         self.assertIn("expired", node.log_text())
+
+
+class SerialPanelTests(BrowserTestCase):
+    """The serial panel against a node reading a real pseudo-terminal."""
+
+    @defer.inlineCallbacks
+    def test_reading_then_stale_mark(self):
+        """A reading shows live; when the device is unplugged the value stays, marked stale."""
+        from tests.test_router_serial import FakeArduino
+        arduino = FakeArduino()
+        self.addCleanup(arduino.close)
+        node = yield private_web_node(self, env={"SERIAL_URL": arduino.path})
+        browser, context = yield self.browser_context()
+        page = yield browser.run(lambda _chromium: log_in(context.new_page(), node.http, "alice", PASSWORD))
+        yield eventually(lambda: "serial device open" in node.log_text(), message="reader did not open the pty")
+        arduino.write(b"42\n")
+
+        def live(_chromium):
+            expect(page.locator("#serial")).to_have_text("42")
+            expect(page.locator("#serial")).to_have_attribute("data-state", "live")
+            return page.locator("#serial ~ .stale-mark").is_visible()
+        self.assertFalse((yield browser.run(live)))
+        arduino.unplug()
+
+        def stale(_chromium):
+            expect(page.locator("#serial")).to_have_attribute("data-state", "stale")
+            expect(page.locator("#serial ~ .stale-mark")).to_be_visible()
+            return page.text_content("#serial")
+        self.assertEqual((yield browser.run(stale)), "42")

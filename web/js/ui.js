@@ -93,7 +93,8 @@ export function mountSignedInView(hub, {login, main, onUser}) {
 export function bindState(hub, topic, getProc, element, format = (state) => state.value) {
   const mark = element.parentElement && element.parentElement.querySelector(".stale-mark");
   return hub.state(topic, getProc, (state) => {
-    element.textContent = String(format(state));
+    const shown = format(state);
+    element.textContent = shown === null || shown === undefined ? "no reading yet" : String(shown);
     element.dataset.seq = String(state.seq);
     element.removeAttribute("title");
     const stale = state.stale === true;
