@@ -9,7 +9,6 @@ const form = $("user-form");
 const fields = {
   username: $("f-username"), first_name: $("f-first-name"), last_name: $("f-last-name"), email: $("f-email"),
 };
-let editing = null;   // the profile being edited (keeps its version), or null for a new user
 
 function say(text, isError = false) {
   message.textContent = text;
@@ -23,11 +22,12 @@ function describe(err) {
 }
 
 function edit(profile) {
-  editing = profile;
   $("form-title").textContent = profile ? `Edit ${profile.username}` : "New user";
   fields.username.readOnly = Boolean(profile);
   for (const [name, input] of Object.entries(fields)) input.value = profile ? String(profile[name] ?? "") : "";
   $("f-active").checked = profile ? profile.is_active !== false : true;
+  $("f-admin").checked = Boolean(profile && profile.is_superuser);
+  $("f-password").value = "";
   (profile ? fields.first_name : fields.username).focus();
 }
 
@@ -77,9 +77,9 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const profile = {
     username: fields.username.value.trim(), first_name: fields.first_name.value, last_name: fields.last_name.value,
-    email: fields.email.value.trim(), is_active: $("f-active").checked,
+    email: fields.email.value.trim(), is_active: $("f-active").checked, is_superuser: $("f-admin").checked,
   };
-  if (editing && editing.version !== undefined) profile.version = editing.version;
+  if ($("f-password").value) profile.password = $("f-password").value;
   try {
     await hub.call("master.users.save", [profile]);
     say(`Saved ${profile.username}.`);
