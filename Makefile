@@ -25,8 +25,14 @@ install: $(VENV)/.installed web/node_modules/.installed
 install-test: install
 	bash scripts/install-test-deps.sh
 
+# dev node: the local SNS/SQS emulator (guest worker "aws-emulator") on loopback, and the
+# user sync provisioning its topic and queue on start; set AWS_ENDPOINT_URL= to use real AWS
+AWS_EMULATOR_PORT ?= 4566
 start: install
 	$(BIN)/python -m components.storage migrate
+	AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) \
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL-http://127.0.0.1:$(AWS_EMULATOR_PORT)} \
+	USERSYNC_PROVISION=$${USERSYNC_PROVISION:-on} \
 	$(BIN)/crossbar start --cbdir .crossbar
 
 check: install
@@ -38,6 +44,8 @@ test: install-test
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/rpc_pubsub.py
+	bash scripts/install-test-deps.sh
+	$(BIN)/python bench/browser.py
 
 clean:
 	rm -rf $(VENV) web/node_modules _trial_temp*
