@@ -1,0 +1,96 @@
+"""
+Command line of the user sync:
+
+    python -m components.usersync provision --clients a,b [--topic reactive-users] [--fifo]
+        [--max-receives 5] [--visibility-timeout 30] [--json]
+    python -m components.usersync migrate [--master-url URL] [--fields username,email,...] [--include-staff]
+    python -m components.usersync emulator [--port 4566]
+
+``provision`` talks to AWS (standard credential chain, ``AWS_DEFAULT_REGION``)
+or to the emulator at ``AWS_ENDPOINT_URL``, and prints the settings to use.
+``migrate`` creates the outbox tables and (re)installs the capture triggers.
+``emulator`` runs the local SNS/SQS emulator (moto server) on loopback; the
+dev node starts it as a guest worker.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from components.settings import database_url
+
+
+def _provision(options):
+    from components.usersync import aws, provision
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    region = aws.region_for()
+    sns = aws.make_client("sns", endpoint, region, attempts=4)
+    sqs = aws.make_client("sqs", endpoint, region, attempts=4)
+    clients = [name.strip() for name in options.clients.split(",") if name.strip()]
+    plan = provision.Plan(options.topic, clients, options.fifo, options.max_receives, options.visibility_timeout)
+    result = provision.provision(sns, sqs, plan)
+    if options.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print("\n".join(provision.settings_lines(result)))
+
+
+def _migrate(options):
+    from twisted.internet import defer, task
+    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+    from components.storage import Database, migrate_all
+    from components.usersync import fields, master, outbox
+
+    tracked = fields.parse_fields(options.fields if options.fields is not None
+                                  else os.environ.get("USERSYNC_FIELDS", ""))
+    include_staff = options.include_staff or os.environ.get("USERSYNC_INCLUDE_STAFF", "").lower() in (
+        "on", "true", "yes", "1")
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    log = Logger(namespace="usersync")
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        db = Database(options.master_url or database_url("master"))
+        try:
+            yield migrate_all(db, master.SCHEMAS, log)
+            yield db.run(outbox.install, tracked, include_staff)
+            log.info("capture triggers installed on {db!r}: fields {fields}, staff {staff}", db=db,
+                     fields=",".join(tracked), staff="included" if include_staff else "skipped")
+        finally:
+            db.close()
+    task.react(run)
+
+
+def _emulator(options):
+    """Replace this process with moto server on 127.0.0.1 (the guest worker's command)."""
+    server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    port = str(options.port or os.environ.get("AWS_EMULATOR_PORT") or 4566)
+    os.execv(server, [server, "-H", "127.0.0.1", "-p", port])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m components.usersync", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_provision = commands.add_parser("provision", help="create topic, queues, dead-letter queues, subscriptions")
+    run_provision.add_argument("--clients", required=True, help="comma-separated client names, e.g. shop,blog")
+    run_provision.add_argument("--topic", default=os.environ.get("USERSYNC_TOPIC_NAME", "reactive-users"))
+    run_provision.add_argument("--fifo", action="store_true", help="FIFO topic and queues (.fifo)")
+    run_provision.add_argument("--max-receives", type=int, default=5,
+                               help="receives before a message moves to the dead-letter queue (default 5)")
+    run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
+    run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
+    run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers")
+    run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
+    run_migrate.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
+    run_migrate.add_argument("--include-staff", action="store_true", help="sync staff users too")
+    run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")
+    run_emulator.add_argument("--port", type=int, default=None)
+    options = parser.parse_args(argv)
+    {"provision": _provision, "migrate": _migrate, "emulator": _emulator}[options.command](options)
+
+
+if __name__ == "__main__":
+    main()

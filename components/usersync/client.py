@@ -1,0 +1,277 @@
+"""
+The client side: a bridge from this client's SQS queue into its own
+``auth_user`` table, and the push of each change to that user's sessions.
+
+Per receive (up to 10 messages; several pollers long-poll in parallel, all
+boto3 calls in a thread pool): every message is validated; the valid ones
+are applied in one transaction under the version rule (``replica``); only
+after the commit are they deleted from the queue, in one batch call. A batch
+that takes longer than half the visibility timeout gets its visibility
+extended. A message that is malformed or cannot be applied is logged with
+its id and not deleted: SQS hands it out again and, after the queue's
+``maxReceiveCount``, moves it to the dead-letter queue. Nothing stops the
+pollers but ``stop()``.
+
+Changes that took effect are published on ``users.changed`` with
+``eligible_authid=[username]``; ``users.me`` answers the caller's profile.
+"""
+
+from autobahn import wamp
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions, RegisterOptions
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from components import directory, errors
+from components.base import HubComponent
+from components.settings import as_bool, as_int, database_url
+from components.storage import Database, StorageUnavailable, migrate_all
+from components.usersync import CHANGED, ME, provision, replica
+from components.usersync.aws import BlockingPool, make_client, region_for
+from components.usersync.messages import MessageError, parse
+from components.usersync.retry import Backoff, persist
+
+SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS)]
+
+
+class VisibilityKeeper:
+    """While a batch is being applied, push its messages' visibility timeout out every half period."""
+
+    log = Logger()
+
+    def __init__(self, bridge, batch):
+        self.bridge = bridge
+        self.entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"],
+                         "VisibilityTimeout": bridge.visibility} for index, message in enumerate(batch)]
+        self.call = bridge.reactor.callLater(bridge.visibility / 2.0, self._extend)
+
+    def _extend(self):
+        self.bridge.extensions += 1
+        d = self.bridge.blocking(self.bridge.sqs.change_message_visibility_batch,
+                                 QueueUrl=self.bridge.queue_url, Entries=self.entries)
+        d.addErrback(lambda failure: self.log.warn("usersync visibility extension failed: {e}", e=failure.value))
+        self.call = self.bridge.reactor.callLater(self.bridge.visibility / 2.0, self._extend)
+
+    def stop(self):
+        if self.call.active():
+            self.call.cancel()
+
+
+class Bridge:
+    """SQS -> client database. ``on_applied(changes)`` is called after each commit."""
+
+    log = Logger()
+
+    def __init__(self, sqs, queue_url, db, blocking, reactor, on_applied=lambda changes: None,
+                 pollers=2, wait=20, visibility=30):
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.db = db
+        self.blocking = blocking
+        self.reactor = reactor
+        self.on_applied = on_applied
+        self.pollers = pollers
+        self.wait = wait
+        self.visibility = visibility
+        self.running = False
+        self.applied = self.skipped = self.rejected = self.extensions = 0
+        self.loops = []
+
+    def start(self):
+        self.running = True
+        self.loops = [self._poll(index) for index in range(self.pollers)]
+
+    def stop(self):
+        self.running = False
+
+    @defer.inlineCallbacks
+    def _poll(self, index):
+        backoff = Backoff(0.2, 10.0)
+        while self.running:
+            try:
+                response = yield self.blocking(
+                    self.sqs.receive_message, QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                    WaitTimeSeconds=self.wait, AttributeNames=["ApproximateReceiveCount"])
+                batch = response.get("Messages") or []
+                if batch and self.running:
+                    yield self.handle(batch)
+                backoff.reset()
+            except Exception as exc:
+                delay = backoff.next()
+                self.log.warn("usersync poller {index}: {error}; retrying in {delay:.1f}s",
+                              index=index, error=exc, delay=delay)
+                yield task.deferLater(self.reactor, delay, lambda: None)
+
+    def _reject(self, message, reason):
+        self.rejected += 1
+        self.log.warn("usersync message {id} rejected (receive {count}): {reason}; left for the dead-letter queue",
+                      id=message.get("MessageId"), reason=reason,
+                      count=message.get("Attributes", {}).get("ApproximateReceiveCount", "?"))
+
+    @defer.inlineCallbacks
+    def handle(self, batch):
+        """Validate, apply, delete one received batch; fire with the changes that took effect."""
+        valid = []
+        for message in batch:
+            try:
+                valid.append((message, parse(message.get("Body"))))
+            except MessageError as exc:
+                self._reject(message, exc)
+        if not valid:
+            return []
+        keeper = VisibilityKeeper(self, [message for message, _ in valid])
+        try:
+            applied, done = yield self._apply(valid)
+        finally:
+            keeper.stop()
+        yield self._delete(done)
+        self.applied += len(applied)
+        self.skipped += len(done) - len(applied)
+        if applied:
+            self.on_applied(applied)
+        return applied
+
+    @defer.inlineCallbacks
+    def _apply(self, valid):
+        now_ms = int(self.reactor.seconds() * 1000)
+        try:
+            applied = yield self.db.run(replica.apply_changes, [change for _, change in valid], now_ms)
+            return applied, [message for message, _ in valid]
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            self.log.warn("usersync batch of {n} failed ({error}); applying one by one", n=len(valid), error=exc)
+        applied, done = [], []
+        for message, change in valid:
+            try:
+                applied += yield self.db.run(replica.apply_changes, [change], now_ms)
+                done.append(message)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                self._reject(message, "cannot apply: {}".format(exc))
+        return applied, done
+
+    @defer.inlineCallbacks
+    def _delete(self, done):
+        if not done:
+            return
+        entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                   for index, message in enumerate(done)]
+        try:
+            response = yield self.blocking(self.sqs.delete_message_batch, QueueUrl=self.queue_url, Entries=entries)
+        except Exception as exc:
+            # applied already: a redelivery is a no-op under the version rule
+            self.log.warn("usersync delete of {n} messages failed: {error}", n=len(entries), error=exc)
+            return
+        for failure in response.get("Failed", []):
+            self.log.warn("usersync delete failed for entry {id}: {code}", id=failure.get("Id"),
+                          code=failure.get("Code"))
+
+
+def event_for(change):
+    """The ``users.changed`` payload for an applied change (tracked fields only, never a password)."""
+    value = {field: change.user[field] for field in replica.PROFILE if field in change.user}
+    value.update(action=change.action, version=change.version)
+    return {"value": value, "seq": change.version, "ts": change.ts}
+
+
+class UserSyncClient(HubComponent):
+    """
+    Registers ``users.me`` and publishes ``users.changed`` (unless
+    ``USERSYNC_PUSH`` is off), and runs the bridge when ``SQS_QUEUE_URL`` is
+    set (or ``USERSYNC_PROVISION`` is on).
+    """
+
+    db = None
+    bridge = None
+    pool = None
+
+    @defer.inlineCallbacks
+    def start(self):
+        self.push = as_bool({"v": self.setting("USERSYNC_PUSH")}, "v", True)
+        url = self.setting("DATABASE_URL") or database_url("client", directory=self.node_directory)
+        self.db = Database(url)
+        yield migrate_all(self.db, SCHEMAS)
+        if self.push:
+            yield self.register(self.me, ME, options=RegisterOptions(details_arg="details"))
+        queue = self.setting("SQS_QUEUE_URL")
+        auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
+        if not queue and not auto:
+            self.log.info("usersync client: users.me ready; bridge off (SQS_QUEUE_URL unset)")
+            return
+        pollers = as_int({"v": self.setting("USERSYNC_POLLERS")}, "v", 2, minimum=1, maximum=64)
+        self.pool = BlockingPool(self.reactor, pollers + 4, "usersync-sqs")
+        self._bridge_started = self._start_bridge(queue, pollers).addErrback(
+            lambda failure: self.log.failure("usersync client: bridge did not start", failure=failure))
+
+    @defer.inlineCallbacks
+    def _start_bridge(self, queue, pollers):
+        wait = as_int({"v": self.setting("USERSYNC_WAIT")}, "v", 20, minimum=0, maximum=20)
+        endpoint = self.setting("AWS_ENDPOINT_URL") or None
+        sqs = yield self.pool.run(make_client, "sqs", endpoint, region_for(queue), read_timeout=wait + 10,
+                                  pool=pollers + 4)
+        if not queue:
+            queue = yield self._provision(sqs, endpoint)
+            if not queue:
+                return
+        attributes = yield persist(
+            self.reactor, lambda: self.pool.run(sqs.get_queue_attributes, QueueUrl=queue,
+                                                AttributeNames=["VisibilityTimeout"]),
+            self.log, "usersync queue", lambda: self.pool is not None)
+        visibility = int(attributes["Attributes"]["VisibilityTimeout"]) if attributes else 30
+        if self.pool is None:
+            return
+        self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
+                             pollers=pollers, wait=wait, visibility=max(visibility, 2))
+        self.bridge.start()
+        self.log.info("usersync client: {pollers} pollers on {queue}", pollers=pollers, queue=queue)
+
+    @defer.inlineCallbacks
+    def _provision(self, sqs, endpoint):
+        """Dev mode: create the topic and this client's queue (idempotent), retrying until the emulator answers."""
+        sns = yield self.pool.run(make_client, "sns", endpoint, None)
+        plan = provision.Plan(self.setting("USERSYNC_TOPIC_NAME", "reactive-users"),
+                              [self.setting("USERSYNC_CLIENT_NAME", "dev")],
+                              max_receives=as_int({"v": self.setting("USERSYNC_MAX_RECEIVES")}, "v", 5, minimum=1))
+        result = yield persist(self.reactor, lambda: self.pool.run(provision.provision, sns, sqs, plan), self.log,
+                               "usersync emulator", lambda: self.pool is not None)
+        if result is None:
+            return None
+        queue = result["clients"][plan.clients[0]]["queue_url"]
+        self.log.info("usersync client: provisioned queue {url}", url=queue)
+        return queue
+
+    def _publish(self, changes):
+        if not self.push:
+            return
+        for change in changes:
+            try:
+                self.publish(CHANGED, event_for(change), options=PublishOptions(eligible_authid=[change.username]))
+            except Exception as exc:
+                self.log.warn("usersync: publishing {uri} failed: {error}", uri=CHANGED, error=exc)
+
+    def me(self, details=None):
+        """The caller's profile from this client's table: ``{"value": profile | None, "seq", "ts"}``."""
+        username = getattr(details, "caller_authid", None)
+        if not username:
+            raise ApplicationError(errors.NOT_AUTHORIZED, "users.me needs an authenticated caller")
+
+        def answer(result):
+            user, version = result
+            if user is not None:
+                user.update(action="snapshot", version=version)
+            return {"value": user, "seq": version, "ts": int(self.reactor.seconds() * 1000)}
+
+        def unavailable(failure):
+            failure.trap(StorageUnavailable)
+            raise ApplicationError(errors.UNAVAILABLE, "user table unavailable")
+        return self.db.run(replica.profile, username).addCallbacks(answer, unavailable)
+
+    def onLeave(self, details):
+        if self.bridge is not None:
+            self.bridge.stop()
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+        HubComponent.onLeave(self, details)
