@@ -6,13 +6,16 @@ knows it.
 """
 
 from components import counterdb, directory, httpauth
+from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 MASTER = [
     ("directory", directory.MIGRATIONS),
     ("login_sessions", httpauth.MIGRATIONS),
+    ("usersync_master", usersync_outbox.MIGRATIONS),
 ]
 
 CLIENT = [
     ("directory", directory.MIGRATIONS),
     ("counter", counterdb.MIGRATIONS),
+    ("usersync_client", usersync_replica.MIGRATIONS),
 ]
