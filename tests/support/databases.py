@@ -4,6 +4,7 @@ the machine's server (127.0.0.1:5432). PostgreSQL is a required service: if
 it cannot be reached the test fails loudly, it is never skipped.
 """
 
+import atexit
 import os
 import tempfile
 import uuid
@@ -30,7 +31,11 @@ def _admin():
 
 
 def postgres_url(testcase):
-    """Create a throwaway database, dropped when the test ends; return its URL."""
+    """
+    Create a throwaway database, dropped when the test ends; return its URL.
+    With ``testcase=None`` it lives until the test process exits (for a
+    node shared by several tests).
+    """
     name = "hubtest_" + uuid.uuid4().hex[:12]
     connection = _admin()
     with connection.cursor() as cursor:
@@ -43,6 +48,9 @@ def postgres_url(testcase):
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         admin.close()
-    testcase.addCleanup(drop)
+    if testcase is None:
+        atexit.register(drop)
+    else:
+        testcase.addCleanup(drop)
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     return "{}/{}".format(base, name)

@@ -25,6 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
 CROSSBAR = os.path.join(os.path.dirname(sys.executable), "crossbar")
 TEST_SECRET = "test-secret-" + "x" * 40
+DEV_ONLY_WORKERS = ("aws-emulator",)
 READY_MARKER = 'Ok, worker "Router router" configured and ready!'
 
 _running = set()
@@ -71,10 +72,13 @@ class RouterNode:
     (SIGKILL) end it; ``start()`` may be called again on the same directory.
     """
 
-    def __init__(self, env=None, transform=None, config_path=CONFIG, name="node"):
+    def __init__(self, env=None, transform=None, config_path=CONFIG, name="node", keep_workers=()):
         self.directory = tempfile.mkdtemp(prefix="hub-{}-".format(name))
         self.port = free_port()
         config = load_config(config_path)
+        # dev-only workers (the local AWS emulator on a fixed port) stay out unless asked for
+        config["workers"] = [worker for worker in config["workers"]
+                             if worker.get("id") not in DEV_ONLY_WORKERS or worker.get("id") in keep_workers]
         if transform is not None:
             config = transform(config) or config
         self.config = config
@@ -82,7 +86,7 @@ class RouterNode:
             json.dump(config, handle, indent=2)
         self.env = dict(os.environ)
         for variable in ("DATABASE_URL", "MASTER_DATABASE_URL", "JWT_PUBLIC_KEY_FILE", "SERIAL_URL",
-                         "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN"):
+                         "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN", "AWS_ENDPOINT_URL", "USERSYNC_PROVISION"):
             self.env.pop(variable, None)
         self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1"})
         self.env.update(env or {})
