@@ -58,9 +58,8 @@ def sign(secret, key, stamp, seq, nonce, payload):
     return base64.urlsafe_b64encode(mac.digest()).decode("ascii")
 
 
-def request_bytes(host, path, key, secret, stamp, seq, nonce, device, value):
-    """The complete HTTP/1.1 request of the sketch, ready for the socket."""
-    payload = body(device, value)
+def request_bytes(host, path, key, secret, stamp, seq, nonce, payload):
+    """The complete HTTP/1.1 request of the sketch for the JSON ``payload``, ready for the socket."""
     signature = sign(secret, key, stamp, seq, nonce, payload).replace("=", "%3D")
     head = ("POST {path}?key={key}&timestamp={stamp}&seq={seq}&nonce={nonce}&signature={signature} HTTP/1.1\r\n"
             "Host: {host}\r\n"
@@ -101,7 +100,21 @@ def send(url, raw, cafile=None, fingerprint=None, timeout=10.0):
             answer += chunk
     head, _, text = answer.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        text = dechunk(text)
     return status, text.decode("utf-8", "replace")
+
+
+def dechunk(data):
+    """The body of a ``Transfer-Encoding: chunked`` answer."""
+    body = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        body, data = body + data[:size], data[size + 2:]
+    return body
 
 
 def credentials(key=None, secret=None, environ=None, directory=None):
@@ -146,7 +159,7 @@ def main(argv=None, out=sys.stdout):
         if index and args.interval:
             time.sleep(args.interval)
         raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, args.timestamp or timestamp(),
-                            args.seq + index, secrets.randbelow(2 ** 31), args.device, value)
+                            args.seq + index, secrets.randbelow(2 ** 31), body(args.device, value))
         status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
         out.write("{} {} {}\n".format(value, status, text.strip()))
         failed += status != 200

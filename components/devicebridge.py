@@ -63,7 +63,7 @@ def device_credentials(settings, directory):
     if bool(key) != bool(secret):
         raise SettingsError("set both DEVICE_KEY and DEVICE_SECRET, or neither (dev credentials)")
     if not key:
-        key = read_or_create_secret(os.path.join(directory, KEY_FILE))[:32]
+        key = read_or_create_secret(os.path.join(directory, KEY_FILE))
         secret = read_or_create_secret(os.path.join(directory, SECRET_FILE))
     if not _KEY.match(key):
         raise SettingsError("DEVICE_KEY may only hold letters, digits and . _ ~ -")
