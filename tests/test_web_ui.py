@@ -471,3 +471,81 @@ class SerialPanelTests(BrowserTestCase):
             expect(page.locator("#serial ~ .stale-mark")).to_be_visible()
             return page.text_content("#serial")
         self.assertEqual((yield browser.run(stale)), "42")
+
+
+@defer.inlineCallbacks
+def usersync_web_node(testcase):
+    """A private node with the user sync relaying through a real moto server (SNS topic, one client queue)."""
+    import uuid
+    from components.usersync import provision
+    from tests.support.emulator import ENV, blocking, shared_moto
+    moto = yield shared_moto()
+    plan = provision.Plan("web-" + uuid.uuid4().hex[:8], ["web"], max_receives=3, visibility_timeout=5)
+    aws = yield blocking(provision.provision, moto.client("sns"), moto.client("sqs"), plan)
+    env = dict(ENV, SNS_TOPIC_ARN=aws["topic_arn"], SQS_QUEUE_URL=aws["clients"]["web"]["queue_url"],
+               AWS_ENDPOINT_URL=moto.url, USERSYNC_WAIT="1")
+    node = yield private_web_node(testcase, env=env)
+    return node
+
+
+class UserSyncPageTests(BrowserTestCase):
+    """The admin page editing users on the master, and the edit reaching only that user's tabs."""
+
+    def setUp(self):
+        if not has_component("components.usersync"):
+            raise unittest.SkipTest("the user-sync components are not in the node config yet")
+
+    @defer.inlineCallbacks
+    def test_admin_edit_reaches_only_that_users_tabs(self):
+        """Renaming alice on the admin page updates the greeting in both of alice's tabs, not in bob's tab."""
+        node = yield usersync_web_node(self)
+        browser, alice = yield self.browser_context()
+        _browser, bob = yield self.browser_context()
+        _browser, root = yield self.browser_context()
+
+        def open_pages(_chromium):
+            alice_pages = open_tabs(alice, node, "alice", 2)
+            bob_page = log_in(bob.new_page(), node.http, "bob", PASSWORD)
+            for page in alice_pages:
+                expect(page.locator("#greeting")).to_have_text("Hello Alice")
+            expect(bob_page.locator("#greeting")).to_have_text("Hello Bob")
+            admin = log_in(root.new_page(), node.http, "root", PASSWORD, path="/admin.html")
+            admin.click("tr[data-username='alice'] button:text('Edit')")
+            expect(admin.locator("#f-username")).to_have_value("alice")
+            admin.fill("#f-first-name", "Alicia")
+            admin.click("#save")
+            expect(admin.locator("#admin-message")).to_have_text("Saved alice.")
+            for page in alice_pages:
+                expect(page.locator("#greeting")).to_have_text("Hello Alicia", timeout=30000)
+            expect(admin.locator("tr[data-username='alice'] td").nth(1)).to_have_text("Alicia")
+            return [page.text_content("#greeting") for page in alice_pages], bob_page.text_content("#greeting")
+
+        alice_greetings, bob_greeting = yield browser.run(open_pages)
+        self.assertEqual(alice_greetings, ["Hello Alicia"] * 2)
+        self.assertEqual(bob_greeting, "Hello Bob")
+
+    @defer.inlineCallbacks
+    def test_admin_creates_and_deletes_a_user(self):
+        """An admin creates a user with a password on the page (who can then log in) and deletes it in two steps."""
+        node = yield shared_web_node()
+        browser, root = yield self.browser_context()
+        _browser, dave = yield self.browser_context()
+
+        def script(_chromium):
+            admin = log_in(root.new_page(), node.http, "root", PASSWORD, path="/admin.html")
+            admin.fill("#f-username", "dave")
+            admin.fill("#f-first-name", "Dave")
+            admin.fill("#f-email", "dave@example.org")
+            admin.fill("#f-password", "dave-password-1")
+            admin.click("#save")
+            expect(admin.locator("tr[data-username='dave']")).to_have_count(1)
+            dave_page = log_in(dave.new_page(), node.http, "dave", "dave-password-1")
+            expect(dave_page.locator("#greeting")).to_have_text("Hello Dave")
+            delete = admin.locator("tr[data-username='dave'] button.danger")
+            delete.click()
+            expect(delete).to_have_text("Confirm delete")
+            delete.click()
+            expect(admin.locator("#admin-message")).to_have_text("Deleted dave.")
+            return admin.locator("tr[data-username='dave']").count()
+
+        self.assertEqual((yield browser.run(script)), 0)
