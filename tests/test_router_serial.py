@@ -4,47 +4,12 @@ playing the Arduino: the reader opens the pty's slave side through a symlink
 (the device path), the test writes lines on the master side.
 """
 
-import os
-import shutil
-import tempfile
-import tty
-
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support.clients import connect, eventually
 from tests.support.node import RouterNode
-
-
-class FakeArduino:
-    """A pty pair; ``path`` is a symlink to the current slave, as /dev/ttyACM0 would be."""
-
-    def __init__(self):
-        self.directory = tempfile.mkdtemp(prefix="hub-serial-")
-        self.path = os.path.join(self.directory, "ttyACM0")
-        self.master = self.slave = None
-        self.plug()
-
-    def plug(self):
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        link = self.path + ".new"
-        os.symlink(os.ttyname(self.slave), link)
-        os.replace(link, self.path)
-
-    def unplug(self):
-        os.close(self.master)
-        os.close(self.slave)
-        os.unlink(self.path)
-        self.master = self.slave = None
-
-    def write(self, data):
-        os.write(self.master, data)
-
-    def close(self):
-        if self.master is not None:
-            self.unplug()
-        shutil.rmtree(self.directory, ignore_errors=True)
+from tests.support.serialpty import FakeArduino
 
 
 class SerialThroughRouterTests(unittest.TestCase):
