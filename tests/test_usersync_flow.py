@@ -11,14 +11,14 @@ import uuid
 
 import psycopg2
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.storage import Database
 from components.usersync import messages, provision, replica
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url, sqlite_url
-from tests.support.emulator import ENV, Gate, blocking, shared_moto
+from tests.support.emulator import ENV, Gate, blocking, shared_moto, until
 from tests.support.node import RouterNode, component, router_worker
 
 _flow = {}
@@ -68,21 +68,6 @@ def shared_flow():
     elif flow.node.process.poll() is not None:
         yield flow.node.start()
     return flow
-
-
-@defer.inlineCallbacks
-def until(check, timeout=20.0, message="condition not met"):
-    """Poll an asynchronous ``check()`` (returns a Deferred of a truth value) until true."""
-    from twisted.internet import reactor
-    waited = 0.0
-    while True:
-        ok = yield check()
-        if ok:
-            return ok
-        if waited >= timeout:
-            raise AssertionError("{} after {}s".format(message, timeout))
-        yield task.deferLater(reactor, 0.1, lambda: None)
-        waited += 0.1
 
 
 def name(prefix="u"):

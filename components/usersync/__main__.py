@@ -64,10 +64,14 @@ def _migrate(options):
 
 
 def _emulator(options):
-    """Replace this process with moto server on 127.0.0.1 (the guest worker's command)."""
-    server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    """Run moto server on 127.0.0.1 (the dev node's guest worker), logging only problems."""
+    import logging
+
+    from moto.server import main as moto_main
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = str(options.port or os.environ.get("AWS_EMULATOR_PORT") or 4566)
-    os.execv(server, [server, "-H", "127.0.0.1", "-p", port])
+    moto_main(["-H", "127.0.0.1", "-p", port])
 
 
 def main(argv=None):

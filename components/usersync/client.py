@@ -16,7 +16,6 @@ Changes that took effect are published on ``users.changed`` with
 ``eligible_authid=[username]``; ``users.me`` answers the caller's profile.
 """
 
-from autobahn import wamp
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions
 from twisted.internet import defer, task

@@ -54,6 +54,21 @@ def _kill(process):
         process.wait()
 
 
+@defer.inlineCallbacks
+def until(check, timeout=20.0, message="condition not met"):
+    """Poll an asynchronous ``check()`` (returns a Deferred of a truth value) until true."""
+    from twisted.internet import reactor
+    waited = 0.0
+    while True:
+        ok = yield check()
+        if ok:
+            return ok
+        if waited >= timeout:
+            raise AssertionError("{} after {}s".format(message, timeout))
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        waited += 0.1
+
+
 class MotoServer:
     """``moto_server`` on 127.0.0.1:<free port>."""
 

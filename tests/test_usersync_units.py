@@ -1,0 +1,155 @@
+"""
+Pure parts of the user sync: the message parser, field rules, the admin
+profile check, backoff and wake-up timing (injected clock), event payloads.
+"""
+
+import json
+
+from twisted.internet import task
+from twisted.trial import unittest
+
+from components.usersync import aws, client, fields, master, messages
+from components.usersync.retry import Alarm, Backoff
+
+
+def body(**overrides):
+    data = {"type": "user.changed", "action": "update", "version": 3, "ts": 5,
+            "user": {"username": "ann", "first_name": "Ann", "is_active": True}}
+    data.update(overrides)
+    return json.dumps(data)
+
+
+class MessageParseTests(unittest.SynchronousTestCase):
+    def test_raw_and_enveloped_bodies_parse_alike(self):
+        """A raw body and the same body inside an SNS notification envelope give the same change."""
+        raw = messages.parse(body())
+        enveloped = messages.parse(json.dumps({"Type": "Notification", "MessageId": "m", "Message": body()}))
+        self.assertEqual(raw, enveloped)
+        self.assertEqual((raw.action, raw.version, raw.username, raw.ts), ("update", 3, "ann", 5))
+
+    def test_untracked_fields_are_dropped(self):
+        """Fields that are not syncable (a password, anything new) never reach the change."""
+        change = messages.parse(body(user={"username": "ann", "password": "pbkdf2$...", "shoe_size": 9}))
+        self.assertEqual(change.user, {"username": "ann"})
+
+    def test_malformed_bodies_are_refused_with_a_reason(self):
+        """Non-JSON, missing fields, wrong types, unknown actions, oversized bodies and bad usernames raise MessageError."""
+        cases = {
+            "not json": "not JSON",
+            "[1, 2]": "not a JSON object",
+            json.dumps({"type": "user.changed"}): "unknown action",
+            body(type="other"): "type",
+            body(action="rename"): "unknown action",
+            body(version="3"): "version",
+            body(version=True): "version",
+            body(version=0): "version",
+            body(ts="now"): "ts",
+            body(user=["ann"]): "user must be an object",
+            body(user={"first_name": "Ann"}): "username is missing",
+            body(user={"username": "not valid!"}): "username",
+            body(user={"username": "ann", "is_active": "yes"}): "is_active",
+            body(user={"username": "ann", "first_name": "x" * 151}): "first_name",
+            body(user={"username": "ann", "email": 7}): "email",
+            json.dumps({"Type": "Notification", "Message": {"nested": "object"}}): "envelope",
+            "x" * (messages.MAX_BYTES + 1): "larger than",
+        }
+        for text, reason in cases.items():
+            with self.assertRaises(messages.MessageError, msg=text[:60]) as raised:
+                messages.parse(text)
+            self.assertIn(reason, str(raised.exception))
+
+    def test_encode_round_trips(self):
+        """What the relay encodes, the bridge parses back."""
+        text = messages.encode("delete", 9, {"username": "a.b@c+d-e_f", "email": ""}, 123)
+        self.assertEqual(messages.parse(text), messages.Change("delete", 9, "a.b@c+d-e_f",
+                                                               {"username": "a.b@c+d-e_f", "email": ""}, 123))
+
+
+class FieldRuleTests(unittest.SynchronousTestCase):
+    def test_tracked_fields_setting(self):
+        """Empty means the defaults; username is always tracked; unknown or secret fields are refused."""
+        self.assertEqual(fields.parse_fields(""), fields.DEFAULT_FIELDS)
+        self.assertEqual(fields.parse_fields("email, is_staff"), ("username", "email", "is_staff"))
+        for bad in ("password", "last_login", "email,nickname"):
+            self.assertRaises(ValueError, fields.parse_fields, bad)
+
+    def test_usernames_follow_django(self):
+        """1-150 letters, digits and @.+-_ (Unicode letters too); nothing else."""
+        for good in ("alice", "a.b@c+d-e_f", "Zoë", "x" * 150):
+            self.assertEqual(fields.check_username(good), good)
+        for bad in ("", "with space", "semi;colon", "x" * 151, "trailing\n", 5, None):
+            self.assertRaises(fields.FieldError, fields.check_username, bad)
+
+    def test_emails_follow_django(self):
+        """Valid addresses and the empty string pass; malformed ones and overlong ones do not."""
+        for good in ("", "a@example.com", "first.last+tag@sub.example.co", "x@[127.0.0.1]", "user@exämple.de"):
+            self.assertEqual(fields.check_email(good), good)
+        for bad in ("plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
+                    "a@" + "x" * 250 + ".com", "a..b@example.com", "üser@example.com"):
+            self.assertRaises(fields.FieldError, fields.check_email, bad)
+
+    def test_admin_profile_check(self):
+        """A profile needs a username, knows only user fields, and a password has at least 8 characters."""
+        self.assertEqual(master.clean_profile({"username": "ann", "first_name": "Ann", "password": "12345678"}),
+                         ({"username": "ann", "first_name": "Ann"}, "12345678"))
+        for profile, field in (([], "profile"), ({"first_name": "x"}, "username"),
+                               ({"username": "ann", "password": "short"}, "password"),
+                               ({"username": "ann", "date_joined": "2020"}, "date_joined"),
+                               ({"username": "ann", "email": "nope"}, "email")):
+            with self.assertRaises(fields.FieldError) as raised:
+                master.clean_profile(profile)
+            self.assertEqual(raised.exception.field, field)
+
+
+class TimingTests(unittest.SynchronousTestCase):
+    def test_backoff_doubles_up_to_the_cap_and_resets(self):
+        """0.2, 0.4, 0.8 ... capped; a success starts over."""
+        backoff = Backoff(0.2, 1.0)
+        self.assertEqual([backoff.next() for _ in range(5)], [0.2, 0.4, 0.8, 1.0, 1.0])
+        backoff.reset()
+        self.assertEqual(backoff.next(), 0.2)
+
+    def test_alarm_sleeps_until_timeout_or_ring(self):
+        """A sleep ends at its timeout, or early at a ring; a ring with no sleeper is kept for the next sleep."""
+        clock = task.Clock()
+        alarm = Alarm(clock)
+        results = []
+        alarm.sleep(5).addCallback(results.append)
+        clock.advance(4.9)
+        self.assertEqual(results, [])
+        clock.advance(0.1)
+        self.assertEqual(results, [False])
+        alarm.sleep(5).addCallback(results.append)
+        clock.advance(1)
+        alarm.ring()
+        self.assertEqual(results, [False, True])
+        self.assertEqual(clock.getDelayedCalls(), [])
+        alarm.ring()
+        alarm.sleep(5).addCallback(results.append)
+        self.assertEqual(results, [False, True, True])
+
+
+class PayloadTests(unittest.SynchronousTestCase):
+    def test_event_carries_the_profile_action_and_version_only(self):
+        """users.changed has {value: profile + action + version, seq: version, ts}; no staff flags, no password."""
+        change = messages.Change("update", 4, "ann", {"username": "ann", "first_name": "Ann", "is_staff": False}, 9)
+        self.assertEqual(client.event_for(change), {
+            "value": {"username": "ann", "first_name": "Ann", "action": "update", "version": 4}, "seq": 4, "ts": 9})
+
+    def test_fifo_topics_get_group_and_deduplication_ids(self):
+        """On a .fifo topic the username is the message group and username:version the deduplication id."""
+        row = (1, "ann", "update", 4, json.dumps({"username": "ann"}), 9)
+        fifo = master.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users.fifo").entry(0, row)
+        self.assertEqual((fifo["MessageGroupId"], fifo["MessageDeduplicationId"]), ("ann", "ann:4"))
+        standard = master.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users").entry(0, row)
+        self.assertNotIn("MessageGroupId", standard)
+        self.assertEqual(standard["MessageAttributes"]["version"], {"DataType": "Number", "StringValue": "4"})
+        self.assertEqual(messages.parse(standard["Message"]).version, 4)
+
+    def test_region_comes_from_settings_or_the_resource(self):
+        """AWS_DEFAULT_REGION wins; else the region in the ARN or queue URL; else us-east-1."""
+        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ={"AWS_DEFAULT_REGION": "ap-south-1"}),
+                         "ap-south-1")
+        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ={}), "eu-west-1")
+        self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", environ={}), "eu-central-1")
+        self.assertEqual(aws.region_for("http://127.0.0.1:4566/1/q", environ={}), "us-east-1")
