@@ -28,22 +28,14 @@ COOKIE = "hub_session"
 LOGIN_REQUIRED = "reactive.error.auth.login_required"
 BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
 
-MIGRATIONS = [
-    Migration(
-        1, "server-side login sessions",
-        sqlite=["""CREATE TABLE IF NOT EXISTS hub_login_session (
-                     id_hash VARCHAR(64) PRIMARY KEY,
-                     username VARCHAR(150) NOT NULL,
-                     created_at BIGINT NOT NULL,
-                     expires_at BIGINT NOT NULL)""",
-                "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"],
-        postgresql=["""CREATE TABLE IF NOT EXISTS hub_login_session (
-                     id_hash VARCHAR(64) PRIMARY KEY,
-                     username VARCHAR(150) NOT NULL,
-                     created_at BIGINT NOT NULL,
-                     expires_at BIGINT NOT NULL)""",
-                    "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"]),
-]
+_SESSION_TABLE = ["""CREATE TABLE IF NOT EXISTS hub_login_session (
+                        id_hash VARCHAR(64) PRIMARY KEY,
+                        username VARCHAR(150) NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL)""",
+                   "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"]
+
+MIGRATIONS = [Migration(1, "server-side login sessions", sqlite=_SESSION_TABLE, postgresql=_SESSION_TABLE)]
 
 
 def _hash(session_id):

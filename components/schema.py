@@ -6,6 +6,7 @@ knows it.
 """
 
 from components import counterdb, directory, httpauth
+from components.e2e import keys as e2e_keys
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 MASTER = [
@@ -18,4 +19,5 @@ CLIENT = [
     ("directory", directory.MIGRATIONS),
     ("counter", counterdb.MIGRATIONS),
     ("usersync_client", usersync_replica.MIGRATIONS),
+    ("e2e_keys", e2e_keys.MIGRATIONS),
 ]

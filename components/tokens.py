@@ -61,10 +61,11 @@ def _algorithm_for(public_key):
     raise KeyConfigError("unsupported public key type {}".format(type(public_key).__name__))
 
 
-def read_or_create_secret(path):
+def read_or_create_secret(path, make=lambda: secrets.token_urlsafe(48)):
     """
-    Return the secret in ``path``; on first use create it (random, 48 bytes,
-    mode 0600) without racing another process doing the same.
+    Return the secret in ``path``; on first use create it with ``make()``
+    (default: 48 random bytes, base64url), mode 0600, without racing another
+    process doing the same.
     """
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -74,7 +75,7 @@ def read_or_create_secret(path):
         pass
     else:
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+            handle.write(make())
     for _ in range(50):
         with open(path) as handle:
             value = handle.read().strip()

@@ -1,0 +1,77 @@
+"""
+Key administration and debugging for end-to-end encrypted payloads:
+
+    python -m components.e2e rotate --user alice        # new data key; the old one works for the grace period
+    python -m components.e2e rotate --all
+    python -m components.e2e decrypt --user alice --topic users.changed --seq 17 '<envelope JSON>'
+    python -m components.e2e decrypt --user alice --topic users.changed '<state JSON with value and seq>'
+
+Uses DATABASE_URL (the client database) and E2E_KEK / E2E_KEK_FILE (or the dev
+node's generated key-encryption key via CROSSBAR_DIR).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from twisted.internet import defer, task
+
+from components.e2e import envelope
+from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
+from components.settings import database_url, node_dir
+from components.storage import Database, migrate
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m components.e2e", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grace", type=int, default=int(os.environ.get("E2E_KEY_GRACE") or DEFAULT_GRACE),
+                        help="seconds a retired key still opens envelopes (default E2E_KEY_GRACE or 3600)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    rotate = commands.add_parser("rotate", help="rotate data keys")
+    who = rotate.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--all", action="store_true")
+    decrypt = commands.add_parser("decrypt", help="open an envelope (or a state dict holding one)")
+    decrypt.add_argument("--user", required=True)
+    decrypt.add_argument("--topic", required=True)
+    decrypt.add_argument("--seq", type=int, default=None, help="needed when passing a bare envelope")
+    decrypt.add_argument("payload", help="JSON of the envelope or of the state dict")
+    options = parser.parse_args(argv)
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        db = Database(database_url("client"))
+        try:
+            yield migrate(db, "e2e_keys", MIGRATIONS)
+            keys = UserKeys(db, load_kek(os.environ, node_dir()), grace=options.grace)
+            if options.command == "rotate":
+                if options.all:
+                    count = yield keys.rotate_all()
+                    print("rotated {} user key(s)".format(count))
+                else:
+                    kid = yield keys.rotate(options.user)
+                    print("new key {} for {}".format(kid, options.user))
+                return
+            payload = json.loads(options.payload)
+            if envelope.is_envelope(payload):
+                if options.seq is None:
+                    raise SystemExit("--seq is needed with a bare envelope")
+                sealed, seq = payload, options.seq
+            else:
+                sealed, seq = payload["value"], payload["seq"]
+            key = yield keys.key(options.user, envelope.parse(sealed)[0])
+            if key is None:
+                raise envelope.EnvelopeError("unknown_key", "no usable key for this envelope")
+            print(json.dumps(envelope.open_envelope(key, options.topic, seq, sealed), indent=2, ensure_ascii=False))
+        except envelope.EnvelopeError as refusal:
+            print("refused ({}): {}".format(refusal.code, refusal), file=sys.stderr)
+            raise SystemExit(2)
+        finally:
+            db.close()
+    task.react(run)
+
+
+if __name__ == "__main__":
+    main()
