@@ -549,3 +549,47 @@ class UserSyncPageTests(BrowserTestCase):
             return admin.locator("tr[data-username='dave']").count()
 
         self.assertEqual((yield browser.run(script)), 0)
+
+
+ENGINE_CHECK = """async () => {
+    const {Engine} = await import('/js/engine.js');
+    const engine = new Engine({autobahn: {}, url: 'ws://unused.invalid/ws', fetch: () => Promise.reject(new Error())});
+    const got = {a: [], b: []};
+    const a = {post: (m) => got.a.push(m)}, b = {post: (m) => got.b.push(m)};
+    engine.attach(a);
+    engine.watch(a, 't', 't.get');
+    engine.watch(a, 't', 't.get');
+    const entry = engine.topics.get('t');
+    for (const seq of [5, 3, 5, 7, 6]) engine.apply('t', entry, {value: seq, seq, ts: 0});
+    engine.attach(b);
+    engine.watch(b, 't', 't.get');
+    const refs = [engine.info().topics.t];
+    engine.unwatch(a, 't');
+    refs.push(engine.info().topics.t);
+    engine.detach(a);
+    refs.push(engine.info().topics.t);
+    engine.detach(b);
+    const states = (list) => list.filter((m) => m.op === 'state').map((m) => m.state.seq);
+    return {a: states(got.a), b: states(got.b), refs, left: Object.keys(engine.info().topics)};
+}"""
+
+
+class EngineTests(BrowserTestCase):
+    """The connection engine's topic bookkeeping, run as a module in Chromium (no connection needed)."""
+
+    @defer.inlineCallbacks
+    def test_seq_rule_refcounts_and_late_client(self):
+        """Only newer seqs are passed on; a late client gets the current state at once; refs drop per client."""
+        node = yield shared_web_node()
+        browser, context = yield self.browser_context()
+
+        def script(_chromium):
+            page = context.new_page()
+            page.goto(node.http + "/")
+            return page.evaluate(ENGINE_CHECK)
+
+        result = yield browser.run(script)
+        self.assertEqual(result["a"], [5, 7])
+        self.assertEqual(result["b"], [7])
+        self.assertEqual(result["refs"], [3, 2, 1])
+        self.assertEqual(result["left"], [])
