@@ -21,8 +21,9 @@ from components import errors, tokens
 from components.directory import Directory
 from components.httpjson import HTTPError, check_same_origin, read_fields, respond
 from components.ratelimit import RateLimiter
-from components.settings import as_float, as_int, database_url, node_dir, substitute
-from components.storage import Database, Migration, StorageUnavailable, migrate_all
+from components.e2e.envelope import b64encode
+from components.settings import as_bool, as_float, as_int, database_url, node_dir, substitute
+from components.storage import Database, Migration, StorageUnavailable, migrate, migrate_all
 
 COOKIE = "hub_session"
 LOGIN_REQUIRED = "reactive.error.auth.login_required"
@@ -103,12 +104,13 @@ class AuthService:
 
     log = Logger()
 
-    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime):
+    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None):
         self.directory = directory
         self.sessions = sessions
         self.issuer = issuer
         self.limiter = limiter
         self.cookie_lifetime = cookie_lifetime
+        self.user_keys = user_keys
 
     def _cookie(self, request, value, max_age):
         attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
@@ -156,8 +158,17 @@ class AuthService:
             raise HTTPError(401, LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
         token = self.issuer.issue(user["username"], role)
-        return 200, {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
-                     "first_name": user["first_name"]}
+        answer = {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
+                  "first_name": user["first_name"]}
+        if self.user_keys is not None:
+            # the user's end-to-end data keys travel only here: HTTPS, cookie-authenticated, never over WAMP
+            try:
+                usable = yield self.user_keys.usable(user["username"])
+            except StorageUnavailable:
+                raise HTTPError(503, errors.UNAVAILABLE, "key store unavailable")
+            answer["e2e"] = {"current": usable["current"],
+                             "keys": {kid: b64encode(key) for kid, key in usable["keys"].items()}}
+        return 200, answer
 
     @defer.inlineCallbacks
     def logout(self, request):
@@ -192,9 +203,20 @@ class AuthResource(Resource):
             tokens.TokenIssuer(keys, issuer, audience, ttl),
             limiter,
             as_int(settings, "session_lifetime", 7 * 24 * 3600, minimum=60))
+        if as_bool(settings, "E2E_ENCRYPTION", False):
+            self.service.user_keys = self._user_keys(settings, environ, directory_path)
         for name in ("login", "token", "logout"):
             handler = getattr(self.service, name)
             self.putChild(name.encode("ascii"), _Endpoint(self._after_ready(handler)))
+
+    def _user_keys(self, settings, environ, directory_path):
+        from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS as KEY_MIGRATIONS, UserKeys, load_kek
+        client_db = Database(database_url("client", environ, directory_path))
+        keys_ready = migrate(client_db, "e2e_keys", KEY_MIGRATIONS)
+        self.ready = defer.gatherResults([self.ready, keys_ready])
+        self.ready.addErrback(lambda failure: self.log.failure("key store schema failed", failure=failure))
+        return UserKeys(client_db, load_kek(environ, directory_path),
+                        grace=as_int(settings, "E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0))
 
     def _after_ready(self, handler):
         def run(request):

@@ -16,7 +16,7 @@ from components.storage import Database, migrate_all
 from tests.support.clients import connect, post_json
 from tests.support.node import TEST_SECRET, shared_node
 
-NODE_ENV = {"LOGIN_BURST": "6", "LOGIN_RATE": "0.01", "JWT_TTL": "120"}
+NODE_ENV = {"LOGIN_BURST": "20", "LOGIN_RATE": "0.01", "JWT_TTL": "120"}
 
 
 @defer.inlineCallbacks
@@ -159,3 +159,41 @@ class RateLimitTests(unittest.TestCase):
         retry_after = int(response.headers.getRawHeaders(b"retry-after")[0])
         self.assertGreater(retry_after, 1)
         self.assertIn("retry in", body["message"])
+
+
+class KeyDeliveryTests(unittest.TestCase):
+    """With E2E_ENCRYPTION=on, /auth/token hands the user (only) their data keys."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_token_carries_user_keys(self):
+        """The answer holds the current kid and its 32-byte key; another user gets another key; off means none."""
+        from components import schema
+        from components.e2e.envelope import b64decode
+        node = yield shared_node("login-e2e", env={"E2E_ENCRYPTION": "on"})
+        db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
+        self.addCleanup(db.close)
+        yield migrate_all(db, schema.MASTER)
+        directory = Directory(db, iterations=1000)
+        keys = {}
+        for name in ("gina", "hank"):
+            yield directory.create_user(name, name + "-password")
+            code, body, response = yield post_json(node.http + "/auth/login",
+                                                   {"username": name, "password": name + "-password"})
+            session_id = session_cookie(response).split(";")[0].split("=", 1)[1]
+            code, body, _ = yield post_json(node.http + "/auth/token", cookies={"hub_session": session_id})
+            self.assertEqual(code, 200)
+            e2e = body["e2e"]
+            self.assertIn(e2e["current"], e2e["keys"])
+            keys[name] = b64decode(e2e["keys"][e2e["current"]], "key")
+            self.assertEqual(len(keys[name]), 32)
+            code, again, _ = yield post_json(node.http + "/auth/token", cookies={"hub_session": session_id})
+            self.assertEqual(again["e2e"], e2e)
+        self.assertNotEqual(keys["gina"], keys["hank"])
+        plain = yield node_with_users(self)
+        code, body, response = yield post_json(plain.http + "/auth/login",
+                                               {"username": "alice", "password": "alice-password"})
+        session_id = session_cookie(response).split(";")[0].split("=", 1)[1]
+        code, body, _ = yield post_json(plain.http + "/auth/token", cookies={"hub_session": session_id})
+        self.assertNotIn("e2e", body)
