@@ -50,10 +50,11 @@ function row(profile) {
       say(describe(err), true);
     }
   });
+  const cell = (label, text) => el("td", {"data-label": label, text});   // the label heads the cell on a phone
   return el("tr", {"data-username": profile.username},
-    el("td", {text: profile.username}), el("td", {text: profile.first_name ?? ""}),
-    el("td", {text: profile.last_name ?? ""}), el("td", {text: profile.email ?? ""}),
-    el("td", {text: profile.is_active === false ? "no" : "yes"}),
+    cell("Username", profile.username), cell("First name", profile.first_name ?? ""),
+    cell("Last name", profile.last_name ?? ""), cell("Email", profile.email ?? ""),
+    cell("Active", profile.is_active === false ? "no" : "yes"),
     el("td", {class: "actions"}, editButton, deleteButton));
 }
 
