@@ -312,6 +312,28 @@ class DashboardTests(BrowserTestCase):
         self.assertEqual((in_greeting, images, dialogs), (0, 0, []))
 
 
+    @defer.inlineCallbacks
+    def test_policy_blocks_injected_handlers(self):
+        """Even markup that got into the page could not run: the CSP blocks inline event handlers."""
+        node = yield shared_web_node()
+        browser, context = yield self.browser_context()
+
+        def script(_chromium):
+            page = context.new_page()
+            page.goto(node.http + "/")
+            violated = page.evaluate("""() => new Promise((resolve) => {
+                document.addEventListener('securitypolicyviolation', (e) => resolve(e.effectiveDirective),
+                                          {once: true});
+                document.body.insertAdjacentHTML('beforeend',
+                    '<img alt="" src="/favicon.svg" onload="window.__injected = true">');
+            })""")
+            return violated, page.evaluate("window.__injected === true")
+
+        violated, ran = yield browser.run(script)
+        self.assertIn(violated, ("script-src-attr", "script-src"))
+        self.assertFalse(ran)
+
+
 class AdminPageTests(BrowserTestCase):
     """The admin page: refused to users by the router, usable by admins."""
 
