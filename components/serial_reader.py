@@ -4,7 +4,8 @@ potentiometer of ``firmware/arduino_potentiometer``) published on
 ``iot.serial.reader`` when they move by more than the dead band, and the last
 state served by ``iot.serial.get``.
 
-The port is read in a thread (``components.serialport``). Garbage lines are
+The port is read in a thread (``components.serialport``); the lines of one
+read are conflated into at most one event (the newest). Garbage lines are
 counted and logged, never published. When the device goes away the last value
 stays, marked ``stale``, and the port is reopened with exponential backoff
 until the device is back. Off when ``SERIAL_URL`` is unset.
@@ -98,6 +99,10 @@ class SerialReader:
         self.log.info("serial device open")
 
     def _received(self, data):
+        # Lines that arrive in one read are conflated: only the newest state
+        # that passed the dead band is published, so a burst (a backlog after
+        # a stall, a fast device) never queues stale events behind it.
+        newest = None
         for line, garbage in self.splitter.feed(data):
             if garbage is None:
                 try:
@@ -108,7 +113,8 @@ class SerialReader:
                 self._count_garbage(garbage)
                 continue
             self.readings += 1
-            self._emit(self.live.offer(value))
+            newest = self.live.offer(value) or newest
+        self._emit(newest)
 
     def _emit(self, state):
         if state is not None:

@@ -33,9 +33,11 @@ class SerialThroughRouterTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_readings_dead_band_and_garbage(self):
         """Readings reach a subscriber beyond the dead band only; garbage is logged, never published."""
-        self.arduino.write(b"500\r\n501\r\n503\r\n")
-        self.arduino.write(b"hello\r\n\xff\xfe\r\n" + b"7" * 500 + b"\r\n5.5\r\n")
-        self.arduino.write(b"504\r\n520\r\n")
+        self.arduino.write(b"500\r\n")
+        yield eventually(lambda: self.values() == [500], message="500 not published")
+        self.arduino.write(b"501\r\n503\r\nhello\r\n\xff\xfe\r\n" + b"7" * 500 + b"\r\n5.5\r\n504\r\n")
+        yield eventually(lambda: self.values()[-1:] == [504], message="504 not published")
+        self.arduino.write(b"520\r\n")
         yield eventually(lambda: self.values()[-1:] == [520], message="520 not published")
         self.assertEqual(self.values(), [500, 504, 520])
         seqs = [event["seq"] for event in self.events]

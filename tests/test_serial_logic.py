@@ -123,11 +123,20 @@ class SerialReaderTests(SynchronousTestCase):
         """Valid lines beyond the dead band are published; garbage is counted and never published."""
         port = self.ports[0]
         port.opened(False)
-        port.received(b"100\r\n101\r\nabc\r\n\xff\xff\r\n105\r\n" + b"9" * 100 + b"\r\n106\r\n")
+        for chunk in (b"100\r\n", b"101\r\nabc\r\n", b"\xff\xff\r\n", b"105\r\n", b"9" * 100 + b"\r\n106\r\n"):
+            port.received(chunk)
         self.assertEqual([e["value"] for e in self.events], [100, 105])
         self.assertEqual(self.reader.garbage, 3)
         self.assertEqual(self.reader.state()["value"], 105)
         self.assertFalse(self.reader.state()["stale"])
+
+    def test_lines_of_one_read_are_conflated(self):
+        """Of the lines that arrive in one read only the newest publishable state is published."""
+        self.ports[0].opened(False)
+        self.ports[0].received(b"10\n20\n30\n31\n")
+        self.assertEqual([e["value"] for e in self.events], [30])
+        self.assertEqual(self.reader.readings, 4)
+        self.assertEqual(self.reader.state()["value"], 30)
 
     def test_mid_stream_open_drops_first_fragment(self):
         """When bytes were waiting at open, the first fragment is dropped as a partial line."""
