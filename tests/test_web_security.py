@@ -119,8 +119,8 @@ class HeadersOverHTTPTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_pages_and_scripts(self):
         """Pages, modules, the worker and autobahn.js carry CSP, nosniff, Referrer-Policy and no CORS grant."""
-        for path in ("/", "/admin.html", "/js/hub.js", "/js/worker.js", "/node_modules/autobahn-browser/autobahn.min.js",
-                     "/css/hub.css"):
+        for path in ("/", "/admin.html", "/js/hub.js", "/js/worker.js", "/css/hub.css",
+                     "/node_modules/autobahn-browser/autobahn.min.js"):
             node, response, body = yield self.get(path, headers={"Origin": "http://evil.example"})
             self.assertEqual(response.code, 200, path)
             policy = directives(self.header(response, "Content-Security-Policy"))

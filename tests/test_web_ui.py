@@ -147,7 +147,7 @@ class DashboardTests(BrowserTestCase):
 
     @defer.inlineCallbacks
     def test_login_then_clock_ticks(self):
-        """A wrong password is refused on the form; the right one shows the live clock, greeting and status, without CSP violations."""
+        """A wrong password is refused; the right one shows clock, greeting and status, no CSP violation."""
         node = yield shared_web_node()
         browser, context = yield self.browser_context()
         screenshot = self.screenshot_path("dashboard.png")
@@ -388,7 +388,7 @@ class ResilienceTests(BrowserTestCase):
 
     @defer.inlineCallbacks
     def test_restart_offline_then_catch_up(self):
-        """When the hub stops, pages show offline with a retry countdown; after restart they recover and show a change made while they were offline."""
+        """Hub stopped: pages show offline with a countdown; restarted: they recover with what changed meanwhile."""
         node = yield private_web_node(self)
         browser, context = yield self.browser_context()
         counter = has_component("components.counter")
@@ -440,7 +440,7 @@ class ResilienceTests(BrowserTestCase):
 
     @defer.inlineCallbacks
     def test_token_expiry_reauthenticates_silently(self):
-        """When the hub ends the session at token expiry (JWT_TTL=10 s) the page rejoins with a fresh token, no reload, no login form."""
+        """At token expiry (JWT_TTL=10 s) the page rejoins with a fresh token: no reload, no login form."""
         node = yield private_web_node(self, env={"JWT_TTL": "10", "JWT_LEEWAY": "0"})
         browser, context = yield self.browser_context()
 
