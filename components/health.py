@@ -1,15 +1,27 @@
 """
-``/health``: 200 with ``{"status": "ok"}`` while the web transport (and so
-the router worker) answers.
+Health probes of the web transport:
+
+- ``/health`` and ``/health/live``: 200 ``{"status": "ok"}`` while the web
+  transport (and so the worker serving it) answers -- liveness; restart the
+  node when it fails.
+- ``/health/ready``: 200 ``{"status": "ready", "checks": {...}}`` when the
+  realm routes and logins work, the database answers and the SQS queue
+  answers (when configured); 503 ``{"status": "not ready", ...}`` otherwise
+  -- readiness; take the node out of the load balancer while it fails. The
+  checks run in :class:`components.monitor.MonitorComponent` of the same
+  router worker; without it the node is not ready.
 """
 
 import json
 
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from components.monitor import current_monitor, finish_json
 
 
 class HealthResource(Resource):
-    """Crossbar ``resource`` web service answering liveness probes."""
+    """Crossbar ``resource`` web service answering liveness and readiness probes."""
 
     isLeaf = True
 
@@ -17,6 +29,21 @@ class HealthResource(Resource):
         Resource.__init__(self)
 
     def render_GET(self, request):
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps({"status": "ok"}).encode("utf-8")
+        path = [segment for segment in request.postpath if segment]
+        if path in ([], [b"live"]):
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return json.dumps({"status": "ok"}).encode("utf-8")
+        if path != [b"ready"]:
+            request.setResponseCode(404)
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps({"status": "unknown probe", "probes": ["live", "ready"]}).encode("utf-8")
+        monitor = current_monitor()
+        if monitor is None:
+            finish_json(request, 503, {"status": "not ready",
+                                       "checks": {"router": {"ok": False, "error": "monitor component not running"}}})
+            return NOT_DONE_YET
+        d = monitor.readiness()
+        d.addCallback(lambda body: finish_json(request, 200 if body["status"] == "ready" else 503, body))
+        d.addErrback(lambda failure: finish_json(request, 503, {"status": "not ready", "error": str(failure.value)}))
+        return NOT_DONE_YET

@@ -1,0 +1,270 @@
+"""
+Production node configs, derived from the all-in-one dev config
+(``.crossbar/config.json``) so the realm, roles and component settings are
+written once:
+
+- ``master``: the user directory side. One router worker; the web transport
+  serves the admin UI, ``ws``, ``/auth/*`` (signs tokens with
+  ``JWT_PRIVATE_KEY_FILE``), ``/health`` and ``/metrics``; the master
+  components of user sync run in a container worker.
+- ``client``: the side users connect to. The router worker keeps the realm,
+  the authenticator (verifies with ``JWT_PUBLIC_KEY_FILE`` only), the
+  per-node singletons (clock, serial, OData, device bridge) and an internal
+  web transport on ``INTERNAL_PORT`` (``/publish``, ``/health``, ``/metrics``,
+  ``/rlink``). ``PROXIES`` proxy workers terminate the public WebSocket on
+  ``$PORT`` (shared port, one process per core) and hand each session to the
+  router over a Unix socket; ``CONTAINERS`` container workers run the
+  scalable components (counter, user-sync bridge) with shared registrations.
+- ``client --peer host:port``: the same, plus a router-to-router link
+  (Crossbar's ``rlinks``) to another client node's internal port.
+
+``python -m components.topology write`` rewrites ``.crossbar/master.json``
+and ``.crossbar/client.json``; the test suite fails when they are stale.
+``python -m components.topology client --peer client-1:8090 > linked.json``
+prints a linked variant.
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
+REALM = "reactive"
+INTERNAL_PORT = 8090
+# proxy workers take a literal port (Crossbar substitutes "$PORT" only in router transports)
+PUBLIC_PORT = 8080
+PROXIES = 2
+CONTAINERS = 2
+PROXY_SOCKET = "proxy.sock"
+BACKEND_SOCKET = "backend.sock"
+PEER_AUTHENTICATE_URI = "reactive.auth.peer"
+USER_RELAY_TOPIC = "users.relay"
+# topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
+SHARED_TOPICS = ("counter.changed", USER_RELAY_TOPIC, "iot.serial.reader", "iot.device.reading")
+
+# components of the dev config that exist once per node (router components)
+NODE_SINGLETONS = ("authenticator", "clock", "serial_reader", "odata", "device_bridge", "monitor", "user_relay")
+# components that scale out: one instance per container worker (shared registrations)
+SCALABLE = ("counter", "usersync_client", "usersync_bridge", "usersync")
+# components that belong to the master node
+MASTER_ONLY_PREFIXES = ("usersync_master", "usersync_relay", "outbox", "master_")
+
+
+PEER_AUTHENTICATOR = {"id": "peer_authenticator", "type": "class",
+                      "classname": "components.peerauth.PeerAuthenticator", "realm": REALM, "role": "authenticator",
+                      "extra": {"RLINK_PEER_KEYS": "${RLINK_PEER_KEYS}"}}
+
+
+def _allow(call=False, register=False, publish=False, subscribe=False):
+    return {"call": call, "register": register, "publish": publish, "subscribe": subscribe}
+
+
+def _permission(uri, match="exact", **allow):
+    return {"uri": uri, "match": match, "allow": _allow(**allow),
+            "disclose": {"caller": True, "publisher": True}, "cache": True}
+
+
+def load_dev_config(path=DEV_CONFIG):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _router(config):
+    return next(worker for worker in config["workers"] if worker["type"] == "router")
+
+
+def _realm(router):
+    return next(realm for realm in router["realms"] if realm["name"] == REALM)
+
+
+def _role(realm, name):
+    for role in realm["roles"]:
+        if role["name"] == name:
+            return role
+    return None
+
+
+def _add_role(realm, name, permissions):
+    existing = _role(realm, name)
+    if existing is None:
+        realm["roles"].append({"name": name, "permissions": permissions})
+    else:
+        uris = {item["uri"] for item in existing["permissions"]}
+        existing["permissions"].extend(item for item in permissions if item["uri"] not in uris)
+
+
+def _web_transport(router):
+    return next(transport for transport in router["transports"] if transport["type"] == "web")
+
+
+def _is_master_only(component):
+    return any(component.get("id", "").startswith(prefix) for prefix in MASTER_ONLY_PREFIXES)
+
+
+def _is_scalable(component):
+    return component.get("id") in SCALABLE or component.get("id", "").startswith("usersync_client")
+
+
+def _peer_roles(realm):
+    """
+    ``rlink``: the remote leg of a peer's router-to-router link, which pulls
+    the shared topics only (node-local ones such as ``time.tic`` stay home);
+    ``proxy_auth``: the service session proxies call the authenticator with.
+    """
+    _add_role(realm, "rlink", [_permission(uri, subscribe=True) for uri in SHARED_TOPICS])
+    _add_role(realm, "proxy_auth", [_permission("reactive.auth.authenticate", call=True)])
+    if _role(realm, "authenticator") is not None:
+        _add_role(realm, "authenticator", [_permission(PEER_AUTHENTICATE_URI, register=True)])
+    if _role(realm, "backend") is not None:
+        _add_role(realm, "backend", [_permission(USER_RELAY_TOPIC, publish=True, subscribe=True)])
+
+
+def _unix_rawsocket(path):
+    return {"type": "rawsocket", "endpoint": {"type": "unix", "path": path}, "serializer": "cbor",
+            "url": "rs://localhost"}
+
+
+def _container_component(component, socket_path):
+    item = copy.deepcopy(component)
+    item.pop("role", None)
+    item["transport"] = _unix_rawsocket(socket_path)
+    return item
+
+
+def _websocket_service(dev_web):
+    service = copy.deepcopy(dev_web["paths"]["ws"])
+    service["auth"]["ticket"]["authenticator-role"] = "proxy_auth"
+    return service
+
+
+def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, internal_port=INTERNAL_PORT,
+                  port=PUBLIC_PORT):
+    """The client node config: see the module docstring. ``peers`` is a list of ``(host, port)``."""
+    dev = copy.deepcopy(dev or load_dev_config())
+    router = _router(dev)
+    realm = _realm(router)
+    _peer_roles(realm)
+    dev_web = _web_transport(router)
+    components = router.get("components", [])
+    singletons = [item for item in components if not _is_scalable(item) and not _is_master_only(item)]
+    scalable = [item for item in components if _is_scalable(item)]
+
+    internal_paths = {
+        "/": {"type": "json", "value": {"node": "client", "transport": "internal"}},
+        "rlink": {"type": "websocket", "serializers": ["cbor"],
+                  "auth": {"cryptosign": {"type": "dynamic", "authenticator": PEER_AUTHENTICATE_URI}}},
+    }
+    for name in ("health", "metrics", "publish"):
+        if name in dev_web["paths"]:
+            internal_paths[name] = copy.deepcopy(dev_web["paths"][name])
+    router["transports"] = [
+        {"id": "proxies", "type": "rawsocket", "endpoint": {"type": "unix", "path": PROXY_SOCKET},
+         "serializers": ["cbor"], "options": {"max_message_size": 1048576},
+         "auth": {"anonymous-proxy": {"type": "static"}}},
+        {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
+         "serializers": ["cbor"], "auth": {"anonymous": {"type": "static", "role": "backend"}}},
+        {"id": "internal", "type": "web", "endpoint": {"type": "tcp", "port": internal_port, "backlog": 1024},
+         "paths": internal_paths},
+    ]
+    router["components"] = singletons + [PEER_AUTHENTICATOR]
+    router["options"] = dict(router.get("options", {}), title="reactive hub client router")
+    if peers:
+        realm["rlinks"] = [_rlink(index, host, port) for index, (host, port) in enumerate(peers)]
+
+    public_paths = {"/": copy.deepcopy(dev_web["paths"]["/"]), "ws": _websocket_service(dev_web)}
+    for name in ("health", "metrics", "publish"):
+        public_paths[name] = {"type": "reverseproxy", "host": "127.0.0.1", "port": internal_port, "path": "/" + name}
+    roles = sorted({role["name"] for role in realm["roles"]} - {"rlink"})
+    workers = [router]
+    for index in range(1, containers + 1):
+        if scalable:
+            workers.append({"id": "backend{}".format(index), "type": "container",
+                            "options": {"title": "reactive hub components {}".format(index)},
+                            "components": [_container_component(item, BACKEND_SOCKET) for item in scalable]})
+    for index in range(1, proxies + 1):
+        workers.append({
+            "id": "proxy{}".format(index), "type": "proxy",
+            "options": {"title": "reactive hub proxy {}".format(index)},
+            "connections": {"router": {"transport": _unix_rawsocket(PROXY_SOCKET)}},
+            "routes": {REALM: {role: "router" for role in roles}},
+            "transports": [{"id": "web", "type": "web",
+                            "endpoint": {"type": "tcp", "port": port, "backlog": 1024, "shared": True},
+                            "paths": public_paths}],
+        })
+    dev["workers"] = workers
+    return dev
+
+
+def _rlink(index, host, port):
+    return {"id": "peer{}".format(index), "realm": REALM,
+            "transport": {"type": "websocket", "endpoint": {"type": "tcp", "host": host, "port": port, "timeout": 5},
+                          "url": "ws://{}:{}/rlink".format(host, port), "serializers": ["cbor"]},
+            "forward_local_events": True, "forward_remote_events": False,
+            "forward_local_invocations": False, "forward_remote_invocations": False}
+
+
+def master_config(dev=None):
+    """The master node config: one router worker; master components in a container worker."""
+    dev = copy.deepcopy(dev or load_dev_config())
+    router = _router(dev)
+    components = router.get("components", [])
+    keep = [item for item in components if item.get("id") in ("authenticator", "monitor")]
+    master_only = [item for item in components if _is_master_only(item)]
+    router["components"] = keep
+    router["options"] = dict(router.get("options", {}), title="reactive hub master router")
+    web = _web_transport(router)
+    web["paths"].pop("publish", None)
+    workers = [router]
+    if master_only:
+        router["transports"].append(
+            {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
+             "serializers": ["cbor"], "auth": {"anonymous": {"type": "static", "role": "backend"}}})
+        workers.append({"id": "master", "type": "container", "options": {"title": "reactive hub master components"},
+                        "components": [_container_component(item, BACKEND_SOCKET) for item in master_only]})
+    dev["workers"] = workers
+    return dev
+
+
+def _dump(config):
+    return json.dumps(config, indent=4) + "\n"
+
+
+def rendered(dev=None):
+    """``{filename: text}`` of the committed production configs."""
+    return {"master.json": _dump(master_config(dev)), "client.json": _dump(client_config(dev))}
+
+
+def _parse_peer(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("peer must be host:port")
+    return host, int(port)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m components.topology", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    write = sub.add_parser("write", help="rewrite .crossbar/master.json and .crossbar/client.json")
+    write.add_argument("--directory", default=os.path.dirname(DEV_CONFIG))
+    client = sub.add_parser("client", help="print a client node config")
+    client.add_argument("--peer", action="append", type=_parse_peer, default=[], help="host:port of a peer's rlink")
+    client.add_argument("--proxies", type=int, default=PROXIES)
+    client.add_argument("--containers", type=int, default=CONTAINERS)
+    sub.add_parser("master", help="print the master node config")
+    args = parser.parse_args(argv)
+    if args.command == "write":
+        for name, text in rendered().items():
+            with open(os.path.join(args.directory, name), "w") as handle:
+                handle.write(text)
+    elif args.command == "client":
+        sys.stdout.write(_dump(client_config(peers=args.peer, proxies=args.proxies, containers=args.containers)))
+    else:
+        sys.stdout.write(_dump(master_config()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
