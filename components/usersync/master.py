@@ -323,8 +323,6 @@ class UserSyncMaster(HubComponent):
     def start(self):
         self.fields = parse_fields(self.setting("USERSYNC_FIELDS"))
         self.include_staff = as_bool({"v": self.setting("USERSYNC_INCLUDE_STAFF")}, "v", False)
-        self.hash_iterations = as_int({"v": self.setting("USERSYNC_PASSWORD_ITERATIONS")}, "v",
-                                      passwords.DEFAULT_ITERATIONS, minimum=1)
         url = self.setting("MASTER_DATABASE_URL") or database_url("master", directory=self.node_directory)
         self.db = Database(url)
         yield migrate_all(self.db, SCHEMAS)
@@ -385,7 +383,7 @@ class UserSyncMaster(HubComponent):
         if password is None:
             d = defer.succeed(None)
         else:
-            d = threads.deferToThread(passwords.make_password, password, iterations=self.hash_iterations)
+            d = threads.deferToThread(passwords.make_password, password)
         d.addCallback(lambda encoded: self.db.run(save_user, fields, encoded, now_iso))
         d.addCallback(lambda result: dict(result[0], created=result[1]))
         d.addCallback(self._wake)
