@@ -1,0 +1,305 @@
+"""
+User sync throughput and latency, master -> SNS -> SQS -> two clients ->
+the user's WAMP session, on one machine against the local emulator (a moto
+server process), in one run:
+
+1. Burst: ``--changes`` user updates are committed on the master
+   (PostgreSQL) as fast as one connection can; the master node's relay sends
+   them to SNS, which fills four queues: client a, client b and two bare
+   queues. A bare boto3 loop (receive 10 + batch delete, as many loops per
+   queue as the bridge has pollers) drains the two bare queues; then a
+   client node starts whose two bridges (client a on SQLite, client b on
+   PostgreSQL) drain theirs. Rates are measured between 10% and 90% drained,
+   the same way for both; the bridge must reach 80% of the bare rate.
+2. Paced: ``--paced`` more changes at ``--rate`` per second (below the
+   emulator's capacity, so no backlog builds) while the users' sessions are
+   subscribed to ``users.changed`` on the client node: latency from the
+   master's commit to the event at the session. The bare queues are
+   unsubscribed first.
+
+    python bench/usersync.py [--changes 2000] [--users 50] [--paced 600] [--rate 10]
+
+Prints a table and writes bench/results/usersync.{json,md,png}.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+import psycopg2
+from twisted.internet import defer, task, threads
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from components.client import HubClient  # noqa: E402
+from components.usersync import provision  # noqa: E402
+from tests.support.clients import token  # noqa: E402
+from tests.support.databases import postgres_url  # noqa: E402
+from tests.support.emulator import ENV, MotoServer  # noqa: E402
+from tests.support.node import RouterNode, component, router_worker  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+POLLERS = 2
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+class Master:
+    """Direct SQL on the master table, one commit per change (blocking; run in a thread)."""
+
+    def __init__(self, url):
+        self.connection = psycopg2.connect(url)
+
+    def add_users(self, names):
+        with self.connection, self.connection.cursor() as cursor:
+            for username in names:
+                cursor.execute(
+                    "INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active,"
+                    " date_joined, first_name) VALUES ('!', false, %s, '', '', false, true, now(), 'start')",
+                    (username,))
+
+    def change(self, username, first_name):
+        """Commit one update; return ``(version, commit time)``."""
+        with self.connection, self.connection.cursor() as cursor:
+            cursor.execute("UPDATE auth_user SET first_name = %s WHERE username = %s", (first_name, username))
+            cursor.execute("SELECT version FROM usersync_version WHERE username = %s", (username,))
+            version = cursor.fetchone()[0]
+        return version, time.time()
+
+    def pending(self):
+        with self.connection, self.connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM usersync_outbox WHERE sent_ms IS NULL")
+            return cursor.fetchone()[0]
+
+
+def in_queue(sqs, url):
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(value) for value in attributes["Attributes"].values())
+
+
+def drain_rate(marks, total):
+    """Messages per second between 10% and 90% drained, from ``[(time, drained)]``."""
+    low = next(t for t, drained in marks if drained >= 0.1 * total)
+    high = next(t for t, drained in marks if drained >= 0.9 * total)
+    return (0.8 * total) / max(high - low, 1e-6)
+
+
+def bare_drain(sqs, url, total, loops):
+    """receive_message(10) + delete_message_batch in ``loops`` threads until ``total`` are gone."""
+    import threading
+    done = [0]
+    marks = []
+    lock = threading.Lock()
+
+    def loop():
+        while True:
+            with lock:
+                if done[0] >= total:
+                    return
+            response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            messages = response.get("Messages", [])
+            if messages:
+                sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(messages)])
+            with lock:
+                done[0] += len(messages)
+                marks.append((time.time(), done[0]))
+    workers = [threading.Thread(target=loop) for _ in range(loops)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return drain_rate(marks, total)
+
+
+@defer.inlineCallbacks
+def watch_drain(reactor, sqs, urls, total):
+    """Poll the queues until all are empty; fire with ``{url: [(time, drained)]}``."""
+    marks = {url: [] for url in urls}
+    while True:
+        counts = yield threads.deferToThread(lambda: {url: in_queue(sqs, url) for url in urls})
+        now = time.time()
+        for url, count in counts.items():
+            marks[url].append((now, total - count))
+        if all(count == 0 for count in counts.values()):
+            return marks
+        yield task.deferLater(reactor, 0.1, lambda: None)
+
+
+@defer.inlineCallbacks
+def main(reactor, opts):
+    moto = yield MotoServer().start()
+    sns, sqs = moto.client("sns"), moto.client("sqs")
+    plan = provision.Plan("bench-" + uuid.uuid4().hex[:8], ["a", "b", "bare1", "bare2"])
+    aws = yield threads.deferToThread(provision.provision, sns, sqs, plan)
+    queues = {name: settings["queue_url"] for name, settings in aws["clients"].items()}
+    master_url, client_b_url = postgres_url(None), postgres_url(None)
+    client_a_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="bench-usersync-"), "client_a.db")
+    env = dict(ENV, AWS_ENDPOINT_URL=moto.url, MASTER_DATABASE_URL=master_url, USERSYNC_POLLERS=str(POLLERS))
+
+    def clients_only(config):
+        second = json.loads(json.dumps(component(config, "usersync_client")))
+        second["id"] = "usersync_client_b"
+        second["extra"].update(DATABASE_URL=client_b_url, SQS_QUEUE_URL=queues["b"], USERSYNC_PUSH="off")
+        router_worker(config)["components"].append(second)
+        return config
+
+    master_node = RouterNode(name="bench-master", env=dict(env, SNS_TOPIC_ARN=aws["topic_arn"]))
+    client_node = RouterNode(name="bench-clients", env=dict(env, SQS_QUEUE_URL=queues["a"],
+                                                            DATABASE_URL=client_a_url), transform=clients_only)
+    sessions = []
+    try:
+        yield master_node.start()
+        master = Master(master_url)
+        users = ["bench_{}".format(index) for index in range(opts.users)]
+        yield threads.deferToThread(master.add_users, users)
+
+        # 1. burst
+        def burst():
+            started = time.time()
+            for index in range(opts.changes):
+                master.change(users[index % len(users)], "burst {}".format(index))
+            return time.time() - started
+        commit_seconds = yield threads.deferToThread(burst)
+        relay_started = time.time() - commit_seconds
+        while (yield threads.deferToThread(master.pending)):
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        relay_seconds = time.time() - relay_started
+        total = opts.users + opts.changes
+        while (yield threads.deferToThread(lambda: min(in_queue(sqs, queues[name]) for name in queues))) < total:
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        bare = yield defer.gatherResults([threads.deferToThread(bare_drain, sqs, queues[name], total, POLLERS)
+                                          for name in ("bare1", "bare2")])
+        watching = watch_drain(reactor, sqs, [queues["a"], queues["b"]], total)
+        yield client_node.start()
+        marks = yield watching
+        bridge = {"a": drain_rate(marks[queues["a"]], total), "b": drain_rate(marks[queues["b"]], total)}
+
+        # 2. paced, with every user's session subscribed on the client node
+        for name in ("bare1", "bare2"):
+            yield threads.deferToThread(sns.unsubscribe, SubscriptionArn=aws["clients"][name]["subscription_arn"])
+        events = {}
+        for username in users:
+            hub = HubClient(client_node.url, lambda username=username: token(username, "user"),
+                            protocol_options={"openHandshakeTimeout": 0, "closeHandshakeTimeout": 0})
+            session = yield hub.connect()
+            sessions.append(hub)
+            yield session.subscribe(
+                lambda event, username=username: events.setdefault((username, event["seq"]), time.time()),
+                "users.changed")
+        commits = {}
+        interval = 1.0 / opts.rate
+        started = time.time()
+        for index in range(opts.paced):
+            username = users[index % len(users)]
+            version, committed = yield threads.deferToThread(master.change, username, "paced {}".format(index))
+            commits[(username, version)] = committed
+            delay = started + (index + 1) * interval - time.time()
+            if delay > 0:
+                yield task.deferLater(reactor, delay, lambda: None)
+        deadline = time.time() + 60
+        while not set(commits) <= set(events) and time.time() < deadline:
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        latencies = [(events[key] - committed) * 1000 for key, committed in commits.items() if key in events]
+        results = {
+            "changes": opts.changes, "users": opts.users, "pollers_per_client": POLLERS, "paced_rate": opts.rate, "paced_changes": opts.paced,
+            "master_commits_per_s": opts.changes / commit_seconds,
+            "relay_events_per_s": opts.changes / relay_seconds,
+            "bare_drain_per_s": {"bare1": bare[0], "bare2": bare[1]},
+            "bridge_applied_per_s": bridge,
+            "bridge_vs_bare": min(bridge.values()) / (sum(bare) / len(bare)),
+            "latency_ms": {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+                           "max": max(latencies), "mean": statistics.mean(latencies)},
+            "events_missing": len(set(commits) - set(events)),
+            "latencies_ms": latencies,
+            "drain_marks": {name: [(t - marks[queues[name]][0][0], d) for t, d in marks[queues[name]]]
+                            for name in ("a", "b")},
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                        "load_before": os.getloadavg()[0]},
+        }
+        master.connection.close()
+    finally:
+        for hub in sessions:
+            yield hub.close()
+        for node in (client_node, master_node):
+            yield node.stop()
+            node.cleanup()
+        moto.stop()
+    write(results)
+
+
+def write(results):
+    os.makedirs(RESULTS, exist_ok=True)
+    bare, bridge, latency = results["bare_drain_per_s"], results["bridge_applied_per_s"], results["latency_ms"]
+    lines = [
+        "# User sync: master commit -> SNS -> SQS -> client -> WAMP session",
+        "",
+        "{} changes over {} users, moto server on loopback, {} pollers per client; Python {}, {} CPUs "
+        "(load {:.1f} at start, shared machine).".format(
+            results["changes"], results["users"], results["pollers_per_client"], results["machine"]["python"],
+            results["machine"]["cpus"], results["machine"]["load_before"]),
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        "| master commits (one per change, PostgreSQL) | {:.0f} /s |".format(results["master_commits_per_s"]),
+        "| relay to SNS (PublishBatch) | {:.0f} events/s |".format(results["relay_events_per_s"]),
+        "| bare boto3 drain (receive 10 + batch delete), queue 1 / 2 | {:.0f} / {:.0f} msg/s |".format(
+            bare["bare1"], bare["bare2"]),
+        "| bridge applied, client a (SQLite) / client b (PostgreSQL) | {:.0f} / {:.0f} changes/s |".format(
+            bridge["a"], bridge["b"]),
+        "| bridge / bare (slower client vs mean bare) | {:.0%} (target >= 80%) |".format(results["bridge_vs_bare"]),
+        "| commit -> event at the user's session, p50 / p99 ({} changes paced {:g}/s) | {:.0f} / {:.0f} ms |".format(
+            results["paced_changes"], results["paced_rate"], latency["p50"], latency["p99"]),
+        "| events missing | {} |".format(results["events_missing"]),
+    ]
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(RESULTS, "usersync.md"), "w") as handle:
+        handle.write(table + "\n\n![usersync](usersync.png)\n")
+    with open(os.path.join(RESULTS, "usersync.json"), "w") as handle:
+        json.dump(results, handle, indent=1)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (pip install -e '.[bench]'): no plot")
+        return
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    names = ["bare 1", "bare 2", "client a", "client b"]
+    left.bar(names, [bare["bare1"], bare["bare2"], bridge["a"], bridge["b"]],
+             color=["#999999", "#999999", "#1f77b4", "#1f77b4"])
+    left.axhline(0.8 * (bare["bare1"] + bare["bare2"]) / 2, color="red", linestyle="--", label="80% of bare")
+    left.set_ylabel("messages / s")
+    left.set_title("Drain rate of the same emulator")
+    left.legend()
+    ordered = sorted(results["latencies_ms"])
+    right.plot(ordered, [index / len(ordered) for index in range(len(ordered))])
+    right.set_xscale("log")
+    right.set_xlabel("commit -> WAMP event (ms)")
+    right.set_ylabel("fraction of changes")
+    right.set_title("Latency (p50 {:.0f} ms, p99 {:.0f} ms)".format(latency["p50"], latency["p99"]))
+    right.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(os.path.join(RESULTS, "usersync.png"), dpi=100)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--paced", type=int, default=600, help="changes in the latency phase")
+    parser.add_argument("--rate", type=float, default=10.0, help="paced changes per second")
+    opts = parser.parse_args()
+    task.react(main, [opts])
