@@ -13,15 +13,17 @@ its id and not deleted: SQS hands it out again and, after the queue's
 pollers but ``stop()``.
 
 Changes that took effect are published on ``users.changed`` with
-``eligible_authid=[username]``; ``users.me`` answers the caller's profile.
+``eligible_authid=[username]`` (through ``components.userrelay``, so that
+linked client nodes deliver them too); ``users.me`` answers the caller's
+profile (shared registration: one per container worker).
 """
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions, RegisterOptions
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from components import directory, errors
+from components import directory, errors, userrelay
 from components.base import HubComponent
 from components.settings import as_bool, as_int, database_url
 from components.storage import Database, StorageUnavailable, migrate_all
@@ -193,7 +195,7 @@ class UserSyncClient(HubComponent):
         self.db = Database(url)
         yield migrate_all(self.db, SCHEMAS)
         if self.push:
-            yield self.register(self.me, ME, options=RegisterOptions(details_arg="details"))
+            yield self.register(self.me, ME, options=RegisterOptions(details_arg="details", invoke="roundrobin"))
         queue = self.setting("SQS_QUEUE_URL")
         auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
         if not queue and not auto:
@@ -246,7 +248,9 @@ class UserSyncClient(HubComponent):
             return
         for change in changes:
             try:
-                self.publish(CHANGED, event_for(change), options=PublishOptions(eligible_authid=[change.username]))
+                # through users.relay: Crossbar's rlinks carry it to every linked node, where
+                # components.userrelay republishes it on users.changed for that user's sessions only
+                userrelay.publish_for_user(self, change.username, event_for(change))
             except Exception as exc:
                 self.log.warn("usersync: publishing {uri} failed: {error}", uri=CHANGED, error=exc)
 
