@@ -122,7 +122,8 @@ def write_flood(arduino, values, written):
 def run(values, receiver, writer, *args, timeout=60):
     written = {}
     yield threads.deferToThread(writer, *args, written)
-    yield eventually(lambda: receiver.newest >= values[-1], timeout=timeout, message="last line not delivered")
+    yield eventually(lambda: receiver.newest >= values[-1], timeout=timeout,
+                     message="last line not delivered")
     return written
 
 
@@ -159,7 +160,8 @@ def main(reactor, options):
     client = None
     try:
         yield node.start()
-        yield eventually(lambda: "serial device open" in node.log_text(), message="reader did not open the pty")
+        yield eventually(lambda: "serial device open" in node.log_text(),
+                         message="reader did not open the pty")
         client = yield connect(_Owner(), node, sub="bench", role="user")
         receiver = Receiver()
         yield client.session.subscribe(receiver, "iot.serial.reader")
@@ -188,7 +190,8 @@ def main(reactor, options):
             span = max(seen[v] for v in values if seen[v] is not None) - written[values[0]]
             results["runs"][name] = dict(latency_summary(samples), delivered=len(samples), sent=len(values),
                                          subscriber_max_lag_ms=lag.take(), load=round(load[-1], 2),
-                                         events=receiver.events_for(values), lines_per_s=round(len(values) / span, 1),
+                                         events=receiver.events_for(values),
+                                         lines_per_s=round(len(values) / span, 1),
                                          samples=[round(s, 3) for s in samples])
 
         values = take(options.flood)
@@ -196,8 +199,9 @@ def main(reactor, options):
         span = receiver.arrived[max(receiver.arrived)] - written["first"]
         results["runs"]["flood (as fast as the pty takes them)"] = {
             "sent": len(values), "delivered": len(values), "events": receiver.events_for(values),
-            "lines_per_s": round(len(values) / span, 1), "write_s": round(written["last"] - written["first"], 3),
-            "end_to_end_s": round(span, 3), "subscriber_max_lag_ms": lag.take(), "load": round(os.getloadavg()[0], 2)}
+            "lines_per_s": round(len(values) / span, 1),
+            "write_s": round(written["last"] - written["first"], 3), "end_to_end_s": round(span, 3),
+            "subscriber_max_lag_ms": lag.take(), "load": round(os.getloadavg()[0], 2)}
         lag.loop.stop()
     finally:
         if client is not None:
@@ -211,8 +215,9 @@ def main(reactor, options):
 def write(results):
     os.makedirs(RESULTS, exist_ok=True)
     lines = ["# IoT: serial lines -> WAMP subscriber", "",
-             "A pty plays the Arduino; the hub's serial reader (reader thread) publishes the newest line of each read "
-             "(dead band 0) through the router to one subscriber. Target {} lines/s. Python {}, {} CPUs.".format(
+             "A pty plays the Arduino; the hub's serial reader (reader thread) publishes the newest line of "
+             "each read (dead band 0) through the router to one subscriber. Target {} lines/s. "
+             "Python {}, {} CPUs.".format(
                  results["target_lines_per_s"], results["machine"]["python"], results["machine"]["cpus"]),
              "Subscriber stall: the worst delay of a 5 ms timer in the measuring process during the run; "
              "load avg: the machine's 1-minute load average after it (the machine is shared).", "",
@@ -221,8 +226,9 @@ def write(results):
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, run_ in results["runs"].items():
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            name, run_["sent"], run_["delivered"], run_["events"], run_["lines_per_s"], run_.get("p50_ms", "-"),
-            run_.get("p99_ms", "-"), run_.get("max_ms", "-"), run_["subscriber_max_lag_ms"], run_["load"]))
+            name, run_["sent"], run_["delivered"], run_["events"], run_["lines_per_s"],
+            run_.get("p50_ms", "-"), run_.get("p99_ms", "-"), run_.get("max_ms", "-"),
+            run_["subscriber_max_lag_ms"], run_["load"]))
     table = "\n".join(lines) + "\n"
     print(table)
     with open(os.path.join(RESULTS, "iot.md"), "w") as handle:

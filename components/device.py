@@ -37,7 +37,7 @@ SECRET_FILE = os.path.join("secrets", "device_secret")
 
 
 def timestamp(moment=None):
-    """The bridge's timestamp for ``moment`` (epoch seconds, default now), at whole seconds like the sketch."""
+    """The bridge's timestamp for ``moment`` (epoch seconds, default now), whole seconds like the sketch."""
     moment = time.time() if moment is None else moment
     utc = datetime.datetime.fromtimestamp(int(moment), tz=datetime.timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -61,7 +61,8 @@ def sign(secret, key, stamp, seq, nonce, payload):
 def request_bytes(host, path, key, secret, stamp, seq, nonce, payload):
     """The complete HTTP/1.1 request of the sketch for the JSON ``payload``, ready for the socket."""
     signature = sign(secret, key, stamp, seq, nonce, payload).replace("=", "%3D")
-    head = ("POST {path}?key={key}&timestamp={stamp}&seq={seq}&nonce={nonce}&signature={signature} HTTP/1.1\r\n"
+    head = ("POST {path}?key={key}&timestamp={stamp}&seq={seq}&nonce={nonce}&signature={signature}"
+            " HTTP/1.1\r\n"
             "Host: {host}\r\n"
             "Content-Type: application/json\r\n"
             "Content-Length: {length}\r\n"
@@ -129,8 +130,8 @@ def credentials(key=None, secret=None, environ=None, directory=None):
                 with open(os.path.join(directory, path)) as handle:
                     value = handle.read().strip()
             except OSError:
-                raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or start the node once to create "
-                                 "{2}".format(name, name.upper(), os.path.join(directory, path)))
+                raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or start the node once to "
+                                 "create {2}".format(name, name.upper(), os.path.join(directory, path)))
         if name == "key":
             key = value
         else:
@@ -145,7 +146,8 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--secret")
     parser.add_argument("--cbdir", help="node directory holding the dev credentials (default .crossbar)")
     parser.add_argument("--device", default="nodemcu-1")
-    parser.add_argument("--value", type=int, action="append", required=True, help="percentage; repeat to send several")
+    parser.add_argument("--value", type=int, action="append", required=True,
+                        help="percentage; repeat to send several")
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between values")
     parser.add_argument("--seq", type=int, default=1, help="sequence number of the first post")
     parser.add_argument("--timestamp", help="override the timestamp (to try the bridge's time window)")
@@ -158,8 +160,9 @@ def main(argv=None, out=sys.stdout):
     for index, value in enumerate(args.value):
         if index and args.interval:
             time.sleep(args.interval)
-        raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, args.timestamp or timestamp(),
-                            args.seq + index, secrets.randbelow(2 ** 31), body(args.device, value))
+        stamp = args.timestamp or timestamp()
+        raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, stamp, args.seq + index,
+                            secrets.randbelow(2 ** 31), body(args.device, value))
         status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
         out.write("{} {} {}\n".format(value, status, text.strip()))
         failed += status != 200

@@ -108,10 +108,12 @@ class DevicePublishResource(PublisherResource):
         self.session_source = session_source
         self.disabled = None
         limit = as_int(settings, "timestamp_delta_limit", 30, minimum=1, maximum=3600)
-        options = {"timestamp_delta_limit": limit, "post_body_limit": as_int(settings, "post_body_limit", 4096),
+        options = {"timestamp_delta_limit": limit,
+                   "post_body_limit": as_int(settings, "post_body_limit", 4096),
                    "require_tls": as_bool(settings, "require_tls", False)}
+        directory = settings.get("node_dir") or node_dir()
         try:
-            options["key"], options["secret"] = device_credentials(settings, settings.get("node_dir") or node_dir())
+            options["key"], options["secret"] = device_credentials(settings, directory)
         except SettingsError as error:
             self.disabled = str(error)
             self.log.error("device HTTP bridge disabled: {reason}", reason=self.disabled)

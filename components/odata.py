@@ -181,8 +181,8 @@ class ODataPoller:
             reason = "{}: {}".format(type(failure.value).__name__, failure.getErrorMessage())
         self.failures += 1
         if self.failures == 1:
-            self.log.warn("OData poll of {url} failed ({reason}); keeping the last value as stale and backing off",
-                          url=self.url, reason=reason)
+            self.log.warn("OData poll of {url} failed ({reason}); keeping the last value as stale and "
+                          "backing off", url=self.url, reason=reason)
         self._emit(self.live.lose())
         return min(self.interval * 2 ** self.failures, self.backoff_max)
 

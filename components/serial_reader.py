@@ -125,8 +125,8 @@ class SerialReader:
         self._garbage_unlogged += 1
         now = self.clock.seconds()
         if self._garbage_logged_at is None or now - self._garbage_logged_at >= self.garbage_log_interval:
-            self.log.warn("serial garbage ignored ({reason}): {line!r}; {count} garbage line(s) since the last "
-                          "report, {total} in all", reason=garbage.reason, line=garbage.line,
+            self.log.warn("serial garbage ignored ({reason}): {line!r}; {count} garbage line(s) since the "
+                          "last report, {total} in all", reason=garbage.reason, line=garbage.line,
                           count=self._garbage_unlogged, total=self.garbage)
             self._garbage_logged_at = now
             self._garbage_unlogged = 0
@@ -171,7 +171,8 @@ class SerialReaderComponent(SourceComponent):
         self.source = SerialReader(self.reactor, connect, self.publish_state, dead_band=band)
         yield self.register(self)
         self.source.start()
-        self.log.info("serial reader on {url} at {baud} baud, dead band {band}", url=url, baud=baud, band=band)
+        self.log.info("serial reader on {url} at {baud} baud, dead band {band}",
+                      url=url, baud=baud, band=band)
 
     @wamp.register(GET)
     def get(self):

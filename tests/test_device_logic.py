@@ -26,7 +26,8 @@ class SignatureTests(SynchronousTestCase):
     def test_signature(self):
         """The signature is the HMAC of the concatenated fields, base64url with padding."""
         payload = device.body("nodemcu-1", 42)
-        self.assertEqual(payload, b'{"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}')
+        self.assertEqual(payload,
+                         b'{"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}')
         stamp = device.timestamp(1_700_000_000.7)
         self.assertEqual(stamp, "2023-11-14T22:13:20.000Z")
         expected = base64.urlsafe_b64encode(hmac.new(
@@ -36,12 +37,13 @@ class SignatureTests(SynchronousTestCase):
     def test_request_quotes_padding(self):
         """The request carries the fields in the query, the '=' of the signature quoted, and the body."""
         payload = device.body("d", 1)
-        raw = device.request_bytes("hub:8080", "/publish", "k", "s", "2023-11-14T22:13:20.000Z", 1, 2, payload)
+        stamp = "2023-11-14T22:13:20.000Z"
+        raw = device.request_bytes("hub:8080", "/publish", "k", "s", stamp, 1, 2, payload)
         head, _, sent = raw.partition(b"\r\n\r\n")
         self.assertEqual(sent, payload)
         self.assertIn(b"Content-Length: %d\r\n" % len(payload), head)
-        self.assertTrue(head.startswith(b"POST /publish?key=k&timestamp=2023-11-14T22:13:20.000Z&seq=1&nonce=2"
-                                        b"&signature="))
+        self.assertTrue(head.startswith(
+            b"POST /publish?key=k&timestamp=2023-11-14T22:13:20.000Z&seq=1&nonce=2&signature="))
         self.assertTrue(head.split(b" ")[1].endswith(b"%3D"))
 
 
@@ -82,7 +84,8 @@ class CredentialTests(SynchronousTestCase):
     def test_refused_settings(self):
         """Half set, a key with characters needing quoting, or a short secret are SettingsErrors."""
         for settings in ({"DEVICE_KEY": "k"}, {"DEVICE_SECRET": "x" * 16},
-                         {"DEVICE_KEY": "a&b", "DEVICE_SECRET": "x" * 16}, {"DEVICE_KEY": "k", "DEVICE_SECRET": "x"}):
+                         {"DEVICE_KEY": "a&b", "DEVICE_SECRET": "x" * 16},
+                         {"DEVICE_KEY": "k", "DEVICE_SECRET": "x"}):
             self.assertRaises(SettingsError, device_credentials, settings, self.directory)
 
 

@@ -62,7 +62,7 @@ class FirmwareTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_arduino_sketch_dead_band(self):
-        """The Arduino sketch writes the first reading and then only moves beyond 2 steps, as lines the reader parses."""
+        """The Arduino sketch writes the first reading, then only moves beyond 2 steps, as parseable lines."""
         out = yield run("potentiometer", 0, 1, 2, 3, 512, 513, 510, 509, 1023, 1023)
         header, _, serial = out.partition(b"\n")
         self.assertEqual(header, b"baud=9600 elapsed_ms=1000")
@@ -74,12 +74,14 @@ class FirmwareTests(unittest.TestCase):
     def test_percent_and_dead_band(self):
         """Raw 0..1023 maps to 0..100 %, and a post goes out only when it moves by more than 1 point."""
         out = yield run("percent", 0, 10, 20, 512, 520, 530, 1023, 1024)
-        self.assertEqual(out.decode().split("\n")[:-1], ["0 1", "1 0", "2 1", "50 1", "51 0", "52 1", "100 1", "100 0"])
+        self.assertEqual(out.decode().split("\n")[:-1],
+                         ["0 1", "1 0", "2 1", "50 1", "51 0", "52 1", "100 1", "100 0"])
 
     @defer.inlineCallbacks
     def test_request_equals_simulator(self):
         """For the same inputs the sketch's request bytes equal the device simulator's."""
-        cases = [("127.0.0.1:8080", "/publish", "k", "secret-secret-16", 1_700_000_000, 1, 99, "nodemcu-1", 42),
+        cases = [("127.0.0.1:8080", "/publish", "k", "secret-secret-16", 1_700_000_000, 1, 99, "nodemcu-1",
+                  42),
                  ("hub.example.org", "/publish", "A" * 64, "s" * 80, 2_000_000_123, 4_000_000_000,
                   2 ** 31 - 1, "kitchen", 0),
                  ("hub.example.org:8443", "/publish", "k.e_y~1", "x" * 16, 1_800_000_000, 7, 0, "n", 100)]

@@ -22,14 +22,16 @@ class ExtractValueTests(SynchronousTestCase):
 
     def test_v2_and_v4(self):
         """d.results[0], d[0] (v2 without results) and value[0] (v4) are read with the given field."""
-        self.assertEqual(extract_value({"d": {"results": [{"C_VALUE": "42"}, {"C_VALUE": "1"}]}}, "C_VALUE"), "42")
+        rows = [{"C_VALUE": "42"}, {"C_VALUE": "1"}]
+        self.assertEqual(extract_value({"d": {"results": rows}}, "C_VALUE"), "42")
         self.assertEqual(extract_value({"d": [{"C_VALUE": 7}]}, "C_VALUE"), 7)
         self.assertEqual(extract_value({"@odata.context": "x", "value": [{"temp": 21.5}]}, "temp"), 21.5)
 
     def test_unexpected_shapes(self):
         """Other shapes, no rows, a missing field or a non-scalar value are PollErrors."""
         for document in ([], {"error": "x"}, {"d": {"results": []}}, {"value": {"C_VALUE": 1}},
-                         {"value": [{"other": 1}]}, {"value": [{"C_VALUE": {"nested": 1}}]}, {"value": ["x"]}):
+                         {"value": [{"other": 1}]}, {"value": [{"C_VALUE": {"nested": 1}}]},
+                         {"value": ["x"]}):
             self.assertRaises(PollError, extract_value, document, "C_VALUE")
 
     def test_query(self):

@@ -46,8 +46,10 @@ class DeviceBridgeTests(unittest.TestCase):
     def post(self, payload=None, key=KEY, secret=SECRET, stamp=None, nonce=None, value=1):
         """Send one signed request the way the sketch does (in a thread); fire with (status, body)."""
         payload = device.body("test-rig", value) if payload is None else payload
-        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", key, secret, stamp or device.timestamp(),
-                                   1, nonce if nonce is not None else int(time.monotonic_ns() % 2 ** 31), payload)
+        stamp = stamp or device.timestamp()
+        nonce = nonce if nonce is not None else int(time.monotonic_ns() % 2 ** 31)
+        host = urlsplit(self.url).netloc
+        raw = device.request_bytes(host, "/publish", key, secret, stamp, 1, nonce, payload)
         return self.send(raw)
 
     def send(self, raw):
@@ -56,27 +58,29 @@ class DeviceBridgeTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_simulator_posts_reach_subscribers(self):
         """Two values posted by the device simulator CLI arrive at a WAMP subscriber in order."""
-        out, err, code = yield run_cli("--url", self.url, "--value", "42", "--value", "43", "--device", "sim-1",
-                                       env=ENV)
+        out, err, code = yield run_cli("--url", self.url, "--value", "42", "--value", "43",
+                                       "--device", "sim-1", env=ENV)
         self.assertEqual(code, 0, err.decode())
         yield eventually(lambda: len(self.events) >= 2, message="device readings not delivered")
-        self.assertEqual(self.events[-2:], [{"device": "sim-1", "value": 42}, {"device": "sim-1", "value": 43}])
+        self.assertEqual(self.events[-2:],
+                         [{"device": "sim-1", "value": 42}, {"device": "sim-1", "value": 43}])
 
     @defer.inlineCallbacks
     def test_refused_posts_publish_nothing(self):
-        """Unsigned, wrong secret, unknown key, old timestamp and non-iot posts are refused; nothing is published."""
-        unsigned = yield treq.post(self.url, device.body("x", 1), headers={"Content-Type": ["application/json"]},
-                                   persistent=False)
+        """Unsigned, wrongly signed, expired and non-iot posts are refused and publish nothing."""
+        unsigned = yield treq.post(self.url, device.body("x", 1),
+                                   headers={"Content-Type": ["application/json"]}, persistent=False)
         yield unsigned.content()
         answers = {"unsigned": unsigned.code}
         answers["wrong secret"], _ = yield self.post(secret="not-the-secret-at-all")
         answers["unknown key"], _ = yield self.post(key="someone-else")
         answers["old timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() - 600))
         answers["future timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() + 600))
-        payload = json.dumps({"topic": "time.tic", "args": [{"value": "00:00:00", "seq": 1, "ts": 1}]}).encode()
+        forged = {"value": "00:00:00", "seq": 1, "ts": 1}
+        payload = json.dumps({"topic": "time.tic", "args": [forged]}).encode()
         answers["non-iot topic"], text = yield self.post(payload=payload)
-        self.assertEqual(answers, {"unsigned": 400, "wrong secret": 401, "unknown key": 401, "old timestamp": 400,
-                                   "future timestamp": 400, "non-iot topic": 403})
+        self.assertEqual(answers, {"unsigned": 400, "wrong secret": 401, "unknown key": 401,
+                                   "old timestamp": 400, "future timestamp": 400, "non-iot topic": 403})
         self.assertIn("reactive.error.not_authorized", text)
         status, _ = yield self.post(value=77)  # a good post after the refused ones: only it is delivered
         self.assertEqual(status, 200)
@@ -86,8 +90,8 @@ class DeviceBridgeTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_replayed_request_refused(self):
         """The same signed request sent twice is delivered once; the replay gets 401."""
-        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", KEY, SECRET, device.timestamp(), 5, 12345,
-                                   device.body("replay-rig", 9))
+        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", KEY, SECRET, device.timestamp(),
+                                   5, 12345, device.body("replay-rig", 9))
         first, _ = yield self.send(raw)
         second, text = yield self.send(raw)
         self.assertEqual((first, second), (200, 401))
@@ -99,9 +103,10 @@ class DeviceBridgeTests(unittest.TestCase):
     def test_device_role_publishes_iot_only(self):
         """A WAMP session with a device token may publish iot.* but not other topics."""
         session = (yield connect(self, self.node, sub="nodemcu-9", role="device")).session
-        yield session.publish(device.TOPIC, {"device": "wamp", "value": 3}, options=PublishOptions(acknowledge=True))
+        acknowledged = PublishOptions(acknowledge=True)
+        yield session.publish(device.TOPIC, {"device": "wamp", "value": 3}, options=acknowledged)
         with self.assertRaises(ApplicationError) as raised:
-            yield session.publish("time.tic", {"value": "x"}, options=PublishOptions(acknowledge=True))
+            yield session.publish("time.tic", {"value": "x"}, options=acknowledged)
         self.assertEqual(raised.exception.error, ApplicationError.NOT_AUTHORIZED)
         yield eventually(lambda: self.events, message="device WAMP publish not delivered")
         self.assertEqual(self.events, [{"device": "wamp", "value": 3}])
@@ -112,9 +117,10 @@ class DevCredentialTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_dev_credentials_in_node_dir(self):
-        """Without DEVICE_KEY/DEVICE_SECRET the node creates dev credentials the simulator finds with --cbdir."""
+        """Without DEVICE_KEY/DEVICE_SECRET the node makes dev credentials; the simulator finds them."""
         node = yield shared_node()
         self.assertTrue(os.path.exists(os.path.join(node.directory, device.SECRET_FILE)))
-        out, err, code = yield run_cli("--url", node.http + "/publish", "--cbdir", node.directory, "--value", "5")
+        out, err, code = yield run_cli("--url", node.http + "/publish", "--cbdir", node.directory,
+                                       "--value", "5")
         self.assertEqual(code, 0, out.decode() + err.decode())
         self.assertIn(b"5 200", out)

@@ -52,8 +52,10 @@ class IoTService(Resource):
         if self.mode == "garbage":
             return b"\x00\xff not json {"
         if self.mode == "v4":
-            return json.dumps({"@odata.context": "$metadata#T", "value": [{"C_PERCENT": self.value}]}).encode()
-        return json.dumps({"d": {"results": [{"G_CREATED": "/Date(1)/", "C_PERCENT": str(self.value)}]}}).encode()
+            answer = {"@odata.context": "$metadata#T", "value": [{"C_PERCENT": self.value}]}
+        else:
+            answer = {"d": {"results": [{"G_CREATED": "/Date(1)/", "C_PERCENT": str(self.value)}]}}
+        return json.dumps(answer).encode()
 
     def _closed(self, _):
         self.open -= 1
@@ -109,7 +111,7 @@ class ODataThroughRouterTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_v2_v4_failures_and_recovery(self):
-        """Values from v2 and v4 answers are published; failures keep the last value as stale; good data recovers."""
+        """v2 and v4 values are published; failures keep the last value as stale; good data recovers."""
         yield self.get_until(("10", False))
         self.assertEqual(self.service.queries[0], {"$top": "1", "$orderby": "G_CREATED desc"})
 

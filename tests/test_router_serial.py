@@ -22,7 +22,8 @@ class SerialThroughRouterTests(unittest.TestCase):
         self.node = RouterNode(name="serial", env={"SERIAL_URL": self.arduino.path, "SERIAL_DEADBAND": "3"})
         self.addCleanup(self.node.cleanup)
         yield self.node.start()
-        yield eventually(lambda: "serial device open" in self.node.log_text(), message="reader did not open the pty")
+        yield eventually(lambda: "serial device open" in self.node.log_text(),
+                         message="reader did not open the pty")
         self.client = yield connect(self, self.node)
         self.events = []
         yield self.client.session.subscribe(self.events.append, "iot.serial.reader")

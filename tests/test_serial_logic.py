@@ -45,7 +45,9 @@ class LineSplitterTests(SynchronousTestCase):
     def test_huge_line_reported_once(self):
         """A line longer than the limit is reported once and skipped up to its newline."""
         splitter = LineSplitter(max_line=8)
-        out = list(splitter.feed(b"x" * 20)) + list(splitter.feed(b"y" * 20)) + list(splitter.feed(b"zz\n7\n"))
+        out = []
+        for chunk in (b"x" * 20, b"y" * 20, b"zz\n7\n"):
+            out += list(splitter.feed(chunk))
         self.assertEqual(len([g for _, g in out if g is not None]), 1)
         self.assertEqual(out[-1], (b"7", None))
 
@@ -123,7 +125,8 @@ class SerialReaderTests(SynchronousTestCase):
         """Valid lines beyond the dead band are published; garbage is counted and never published."""
         port = self.ports[0]
         port.opened(False)
-        for chunk in (b"100\r\n", b"101\r\nabc\r\n", b"\xff\xff\r\n", b"105\r\n", b"9" * 100 + b"\r\n106\r\n"):
+        chunks = (b"100\r\n", b"101\r\nabc\r\n", b"\xff\xff\r\n", b"105\r\n", b"9" * 100 + b"\r\n106\r\n")
+        for chunk in chunks:
             port.received(chunk)
         self.assertEqual([e["value"] for e in self.events], [100, 105])
         self.assertEqual(self.reader.garbage, 3)
