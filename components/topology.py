@@ -170,6 +170,7 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
          "paths": internal_paths},
     ]
     router["components"] = singletons + [PEER_AUTHENTICATOR]
+    _monitor_extra(router, database="client", outbox="off")
     router["options"] = dict(router.get("options", {}), title="reactive hub client router")
     if peers:
         realm["rlinks"] = [_rlink(index, host, port) for index, (host, port) in enumerate(peers)]
@@ -214,6 +215,7 @@ def master_config(dev=None):
     keep = [item for item in components if item.get("id") in ("authenticator", "monitor")]
     master_only = [item for item in components if _is_master_only(item)]
     router["components"] = keep
+    _monitor_extra(router, database="master", outbox="on")
     router["options"] = dict(router.get("options", {}), title="reactive hub master router")
     web = _web_transport(router)
     web["paths"].pop("publish", None)
@@ -226,6 +228,12 @@ def master_config(dev=None):
                         "components": [_container_component(item, BACKEND_SOCKET) for item in master_only]})
     dev["workers"] = workers
     return dev
+
+
+def _monitor_extra(router, **settings):
+    for item in router["components"]:
+        if item.get("id") == "monitor":
+            item.setdefault("extra", {}).update(settings)
 
 
 def _dump(config):
