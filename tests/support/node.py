@@ -86,7 +86,8 @@ class RouterNode:
             json.dump(config, handle, indent=2)
         self.env = dict(os.environ)
         for variable in ("DATABASE_URL", "MASTER_DATABASE_URL", "JWT_PUBLIC_KEY_FILE", "SERIAL_URL",
-                         "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN", "AWS_ENDPOINT_URL", "USERSYNC_PROVISION"):
+                         "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN", "AWS_ENDPOINT_URL", "USERSYNC_PROVISION",
+                         "DEVICE_KEY", "DEVICE_SECRET"):
             self.env.pop(variable, None)
         self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1"})
         self.env.update(env or {})
