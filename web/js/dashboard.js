@@ -25,8 +25,21 @@ bindState(hub, "time.tic", "time.get", $("clock"));
 bindState(hub, "counter.changed", "counter.get", $("count"));
 bindState(hub, "iot.serial.reader", "iot.serial.get", $("serial"));
 bindState(hub, "iot.odata.value", "iot.odata.get", $("odata"));
+// the profile (end-to-end encrypted when the hub has E2E_ENCRYPTION on): a refused one shows in its panel and
+// the greeting falls back to the name from the login, never to an older profile
+function describeProfile(state) {
+  const value = state.value;
+  if (!value || typeof value !== "object") return "no profile on this hub yet";
+  const name = [value.first_name, value.last_name].filter(Boolean).join(" ") || value.username || "";
+  return value.email ? `${name} · ${value.email}` : name;
+}
+
+bindState(hub, "users.changed", "users.me", $("profile"), describeProfile);
 hub.state("users.changed", "users.me", (state) => {
   profile = state.value && typeof state.value === "object" ? state.value : null;
+  greet(hub.status.user);
+}, () => {
+  profile = null;
   greet(hub.status.user);
 });
 

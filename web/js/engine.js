@@ -5,8 +5,19 @@
 // (reference-counted per client), remembers the newest state of each topic
 // and re-syncs every topic after each (re)connect.
 //
-// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "logout" | "info", ...}.
+// End-to-end encrypted values (see e2e.js) are opened here, with the user's
+// data keys from the /auth/token answer, held only in this engine's memory.
+// States of one topic that need opening are handled one after another in
+// arrival order. A state that fails (tampered, moved, unknown key after one
+// refetch, malformed, plaintext on a private topic while encryption is on)
+// is never shown: the topic's clients get "unavailable" with the error
+// reactive.error.e2e.refused (kwargs.code says why) when the refused state
+// claims to be newer than the one shown; older ones are dropped and counted.
+//
+// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "logout" | "info" | "seal", ...}.
 // Messages to a client: {op: "status" | "state" | "unavailable" | "result", ...}.
+
+import {E2EError, NonceGuard, PrivateStates, REFUSED} from "./e2e.js";
 
 const LOGIN_REQUIRED = "reactive.error.auth.login_required";
 const SESSION_EXPIRED = "reactive.error.auth.session_expired";
@@ -53,6 +64,8 @@ export class Engine {
     this.delay = backoff.initial;
     this.signedOut = false;
     this.generation = 0;           // bumps on every connection attempt; stale callbacks compare it
+    this.signOuts = 0;             // states opened across a sign-out are dropped
+    this.e2e = new PrivateStates({refresh: async () => this.e2e.setKeys((await this.fetchToken()).e2e)});
   }
 
   // ---- clients -----------------------------------------------------------
@@ -77,6 +90,7 @@ export class Engine {
       case "unwatch": this.unwatch(client, msg.topic); break;
       case "logout": this.answer(client, msg.id, this.logout()); break;
       case "info": this.answer(client, msg.id, Promise.resolve(this.info())); break;
+      case "seal": this.answer(client, msg.id, this.e2e.seal(msg.topic, msg.seq, msg.value)); break;
       default: break;
     }
   }
@@ -101,7 +115,7 @@ export class Engine {
     for (const [topic, entry] of this.topics) {
       topics[topic] = [...entry.refs.values()].reduce((a, b) => a + b, 0);
     }
-    return {clients: this.clients.size, topics, status: this.status};
+    return {clients: this.clients.size, topics, status: this.status, e2e: this.e2e.info()};
   }
 
   // ---- topics ------------------------------------------------------------
@@ -110,13 +124,14 @@ export class Engine {
     let entry = this.topics.get(topic);
     const fresh = !entry;
     if (fresh) {
-      entry = {getProc, refs: new Map(), latest: null, unavailable: null, subscription: null};
+      entry = {getProc, refs: new Map(), latest: null, unavailable: null, subscription: null,
+               opening: Promise.resolve(), guard: new NonceGuard()};
       this.topics.set(topic, entry);
     }
     entry.refs.set(client, (entry.refs.get(client) || 0) + 1);
-    // a late tab gets the current state at once
-    if (entry.latest) client.post({op: "state", topic, state: entry.latest});
-    else if (entry.unavailable) client.post({op: "unavailable", topic, error: entry.unavailable});
+    // a late tab gets the current state (or why there is none) at once
+    if (entry.unavailable) client.post({op: "unavailable", topic, error: entry.unavailable});
+    else if (entry.latest) client.post({op: "state", topic, state: entry.latest});
     if (fresh && this.session) this.sync(this.session, topic, entry);
   }
 
@@ -144,6 +159,38 @@ export class Engine {
     for (const client of entry.refs.keys()) client.post({op: "state", topic, state});
   }
 
+  // A state from the router (event or .get result): plain values go straight to the seq rule; envelopes (and
+  // anything on a private topic while encryption is on) are opened first, in arrival order per topic.
+  receive(topic, entry, state) {
+    if (!state || typeof state !== "object") return;
+    if (!this.e2e.needs(topic, state)) {
+      this.apply(topic, entry, state);
+      return;
+    }
+    const signOuts = this.signOuts;
+    entry.opening = entry.opening.then(async () => {
+      if (this.topics.get(topic) !== entry || signOuts !== this.signOuts) return;
+      let opened;
+      try {
+        opened = await this.e2e.openState(topic, state, entry.guard);
+      } catch (err) {
+        if (signOuts === this.signOuts) this.refuse(topic, entry, state, err);
+        return;
+      }
+      if (signOuts === this.signOuts) this.apply(topic, entry, opened);
+    });
+  }
+
+  refuse(topic, entry, state, err) {
+    const code = err instanceof E2EError ? err.code : "failed";
+    this.e2e.refused(code);
+    if (this.topics.get(topic) !== entry) return;
+    // one that would not be shown even if it were genuine (not newer) cannot hide the current state
+    if (entry.latest && Number.isSafeInteger(state.seq) && state.seq <= entry.latest.seq) return;
+    this.markUnavailable(topic, entry, {error: REFUSED, args: [String(err && err.message || err)],
+                                        kwargs: {code, seq: Number.isSafeInteger(state.seq) ? state.seq : null}});
+  }
+
   markUnavailable(topic, entry, err) {
     if (this.topics.get(topic) !== entry) return;
     entry.unavailable = errorInfo(err);
@@ -153,7 +200,7 @@ export class Engine {
   // Subscribe first, then fetch the current state; both go through the seq rule.
   async sync(session, topic, entry) {
     try {
-      entry.subscription = await session.subscribe(topic, (args) => this.apply(topic, entry, args && args[0]));
+      entry.subscription = await session.subscribe(topic, (args) => this.receive(topic, entry, args && args[0]));
       if (this.topics.get(topic) !== entry) {
         session.unsubscribe(entry.subscription).catch(() => {});
         return;
@@ -163,7 +210,7 @@ export class Engine {
       return;
     }
     try {
-      this.apply(topic, entry, await session.call(entry.getProc));
+      this.receive(topic, entry, await session.call(entry.getProc));
     } catch (err) {
       if (!entry.latest) this.markUnavailable(topic, entry, err);
     }
@@ -225,6 +272,7 @@ export class Engine {
         try {
           const answer = await this.fetchToken();
           user = {username: answer.username, role: answer.role, first_name: answer.first_name || ""};
+          await this.e2e.setKeys(answer.e2e);   // in memory only; absent when encryption is off
           return answer.token;
         } catch (err) {
           if (err instanceof SignedOut) this.signedOut = true;
@@ -288,7 +336,13 @@ export class Engine {
   signOut() {
     this.signedOut = true;
     this.stop();
-    for (const entry of this.topics.values()) { entry.latest = null; entry.unavailable = null; }
+    this.signOuts++;
+    this.e2e.clear();
+    for (const entry of this.topics.values()) {
+      entry.latest = null;
+      entry.unavailable = null;
+      entry.guard = new NonceGuard();
+    }
     this.setStatus({state: "signed_out"});
   }
 

@@ -4,6 +4,8 @@
 //   hub.onStatus((status) => ...);         // {state: "connecting" | "online" | "offline" | "signed_out", ...}
 //   hub.connect();
 //   const stop = hub.state("counter.changed", "counter.get", (state) => ..., (error) => ...);
+//   // end-to-end encrypted values arrive opened; one that fails is an error with
+//   // error.error === "reactive.error.e2e.refused" and error.kwargs.code saying why
 //   const result = await hub.call("counter.click", [], {n: 1});
 //   await hub.login(username, password);  await hub.logout();
 //
@@ -178,8 +180,8 @@ export class Hub {
     }
     const listener = {onValue, onUnavailable};
     watcher.listeners.add(listener);
-    if (watcher.latest) onValue(watcher.latest);
-    else if (watcher.unavailable) onUnavailable?.(watcher.unavailable);
+    if (watcher.unavailable) onUnavailable?.(watcher.unavailable);
+    else if (watcher.latest) onValue(watcher.latest);
     this.channel.post({op: "watch", topic, getProc});
     return () => {
       if (!watcher.listeners.delete(listener)) return;
@@ -220,9 +222,14 @@ export class Hub {
     return this.request({op: "logout"});
   }
 
-  // Diagnostics of the shared connection: {clients, topics: {topic: refs}, status}.
+  // Diagnostics of the shared connection: {clients, topics: {topic: refs}, status, e2e: {enabled, kids, ...}}.
   info() {
     return this.request({op: "info"});
+  }
+
+  // Seal `value` for topic/seq with this user's current end-to-end key (the key never leaves the engine).
+  seal(topic, seq, value) {
+    return this.request({op: "seal", topic, seq, value});
   }
 }
 

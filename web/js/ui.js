@@ -1,5 +1,6 @@
 // DOM helpers shared by the pages. Everything user-supplied goes in as text
 // (textContent / attributes), never as HTML.
+import {REFUSED} from "./e2e.js";
 import {createHub} from "./hub.js";
 
 export function el(tag, attributes = {}, ...children) {
@@ -89,22 +90,49 @@ export function mountSignedInView(hub, {login, main, onUser}) {
   });
 }
 
-// Show a topic's state in `element`: text from format(state), a stale mark, or "unavailable".
+const REFUSAL_TEXT = {
+  auth_failed: "it failed its integrity check",
+  unknown_key: "there is no key to open it",
+  not_encrypted: "it arrived unencrypted",
+  replayed: "it was replayed",
+  nonce_reuse: "its sender reused a nonce",
+  unsupported_version: "its format is unknown",
+  unsupported_algorithm: "its format is unknown",
+  no_webcrypto: "this browser cannot decrypt here (HTTPS needed)",
+};
+
+// The panel text for an end-to-end encrypted value that was refused (kwargs.code says why).
+export function refusalText(error) {
+  const code = error && error.kwargs && error.kwargs.code;
+  return `Refused: ${REFUSAL_TEXT[code] || "it is malformed"}`;
+}
+
+// Show a topic's state in `element`: text from format(state), a stale mark, an end-to-end mark, "unavailable",
+// or, for an encrypted value that failed to open, "Refused: ..." (data-state="refused", data-code=why).
 export function bindState(hub, topic, getProc, element, format = (state) => state.value) {
-  const mark = element.parentElement && element.parentElement.querySelector(".stale-mark");
+  const panel = element.parentElement;
+  const mark = panel && panel.querySelector(".stale-mark");
+  const lock = panel && panel.querySelector(".lock-mark");
   return hub.state(topic, getProc, (state) => {
     const shown = format(state);
     element.textContent = shown === null || shown === undefined ? "no reading yet" : String(shown);
     element.dataset.seq = String(state.seq);
     element.removeAttribute("title");
+    delete element.dataset.code;
     const stale = state.stale === true;
     element.dataset.state = stale ? "stale" : "live";
+    element.dataset.sealed = String(Boolean(state.e2e));
     if (mark) mark.hidden = !stale;
+    if (lock) lock.hidden = !state.e2e;
   }, (error) => {
-    element.textContent = "unavailable";
-    element.dataset.state = "unavailable";
+    const refused = error.error === REFUSED;
+    element.textContent = refused ? refusalText(error) : "unavailable";
+    element.dataset.state = refused ? "refused" : "unavailable";
+    if (refused) element.dataset.code = String(error.kwargs.code);
+    else delete element.dataset.code;
     element.title = error.error;
     if (mark) mark.hidden = true;
+    if (lock) lock.hidden = true;
   });
 }
 
