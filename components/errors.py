@@ -21,3 +21,7 @@ AUTH_TOKEN_EXPIRED_SESSION = "reactive.error.auth.session_expired"
 
 # the device HTTP bridge (/publish)
 DEVICE_REPLAYED = "reactive.error.device.replayed"
+
+# end-to-end encrypted payloads: the browser engine's error for a state it refused to show
+# (kwargs.code: auth_failed, unknown_key, malformed, not_encrypted, replayed, nonce_reuse, ...; see web/js/e2e.js)
+E2E_REFUSED = "reactive.error.e2e.refused"
