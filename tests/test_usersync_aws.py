@@ -35,7 +35,8 @@ class AwsMixin:
 
     def provision(self, clients=("a",), fifo=False, **options):
         plan = provision.Plan("t" + uuid.uuid4().hex[:10], list(clients), fifo, **options)
-        return blocking(provision.provision, self.sns, self.sqs, plan).addCallback(lambda result: (plan, result))
+        d = blocking(provision.provision, self.sns, self.sqs, plan)
+        return d.addCallback(lambda result: (plan, result))
 
     @defer.inlineCallbacks
     def receive_all(self, url, count):
@@ -66,7 +67,8 @@ class ProvisionTests(AwsMixin, unittest.TestCase):
         self.assertEqual(endpoints, sorted(settings["queue_arn"] for settings in first["clients"].values()))
         names = yield blocking(self.sqs.list_queues, QueueNamePrefix=plan.topic)
         self.assertEqual(len(names["QueueUrls"]), 4)
-        attributes = (yield blocking(self.sqs.get_queue_attributes, QueueUrl=first["clients"]["a"]["queue_url"],
+        attributes = (yield blocking(self.sqs.get_queue_attributes,
+                                     QueueUrl=first["clients"]["a"]["queue_url"],
                                      AttributeNames=["All"]))["Attributes"]
         redrive = json.loads(attributes["RedrivePolicy"])
         self.assertEqual(int(redrive["maxReceiveCount"]), 3)
@@ -101,7 +103,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_sqlite_master_relays_every_event_once(self):
-        """Outbox events of a polled SQLite master reach the subscribed queue, each once, and are marked sent."""
+        """Events of a polled SQLite master reach the subscribed queue, each once, and are marked sent."""
         changes = yield self.relay_users(fifo=False)
         self.assertEqual(sorted((change.username, change.version) for change in changes),
                          sorted([("r{}".format(index), 1) for index in range(12)] + [("r0", 2)]))
@@ -117,7 +119,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
 class BridgeTests(AwsMixin, unittest.TestCase):
     @defer.inlineCallbacks
     def test_slow_batch_stays_invisible_and_is_applied_once(self):
-        """While the database is locked longer than the visibility timeout, the bridge extends it; no redelivery."""
+        """With the database locked past the visibility timeout, the bridge extends it: no redelivery."""
         from twisted.internet import reactor
         plan, result = yield self.provision(visibility_timeout=2)
         url = sqlite_url(self)

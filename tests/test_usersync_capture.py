@@ -38,11 +38,12 @@ class CaptureMixin:
     @defer.inlineCallbacks
     def events(self, db):
         rows = yield db.query("SELECT username, action, version, payload FROM usersync_outbox ORDER BY id")
-        return [(username, action, version, json.loads(payload)) for username, action, version, payload in rows]
+        return [(username, action, version, json.loads(payload))
+                for username, action, version, payload in rows]
 
     @defer.inlineCallbacks
     def test_insert_update_delete_with_per_user_versions(self):
-        """Each change of a tracked field is one event with the tracked fields and the next version of that user."""
+        """Each tracked change is one event with the tracked fields and the next version of that user."""
         db = yield self.open()
         yield self.add(db, "ann", "Ann", email="ann@example.com")
         yield self.add(db, "ben", "Ben")
@@ -61,8 +62,8 @@ class CaptureMixin:
         """Updates touching only password, last_login, date_joined or is_superuser produce no event."""
         db = yield self.open()
         yield self.add(db, "cat")
-        yield db.execute("UPDATE auth_user SET password = 'new', last_login = '2026-02-02', date_joined = '2026-02-02',"
-                         " is_superuser = ? WHERE username = 'cat'", (True,))
+        yield db.execute("UPDATE auth_user SET password = 'new', last_login = '2026-02-02',"
+                         " date_joined = '2026-02-02', is_superuser = ? WHERE username = 'cat'", (True,))
         yield db.execute("UPDATE auth_user SET first_name = 'F' WHERE username = 'cat'")  # same value
         events = yield self.events(db)
         self.assertEqual([event[:3] for event in events], [("cat", "insert", 1)])
@@ -126,7 +127,7 @@ class PostgreSQLCaptureTests(CaptureMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_concurrent_relays_claim_disjoint_rows_in_user_order(self):
-        """A second relay skips rows another holds, and a user's newer event while the older is held elsewhere."""
+        """A second relay skips rows another holds, and a user's newer event while the older is held."""
         db = yield self.open()
         yield self.add(db, "gus")
         yield self.add(db, "hal")

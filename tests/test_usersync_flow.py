@@ -33,7 +33,8 @@ class Flow:
         self.gate = yield Gate(self.moto.port).open()
         self.sns = self.moto.client("sns")
         self.sqs = self.moto.client("sqs")
-        plan = provision.Plan("users-" + uuid.uuid4().hex[:8], ["a", "b"], max_receives=2, visibility_timeout=2)
+        plan = provision.Plan("users-" + uuid.uuid4().hex[:8], ["a", "b"], max_receives=2,
+                              visibility_timeout=2)
         self.aws = yield blocking(provision.provision, self.sns, self.sqs, plan)
         self.queue_a = self.aws["clients"]["a"]["queue_url"]
         self.master_url = postgres_url(None)
@@ -121,7 +122,7 @@ class UserSyncFlowTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_create_update_delete_reach_both_clients_and_only_that_user(self):
-        """Admin create, update and delete reach both client tables and the user's own session, nobody else's."""
+        """Admin create, update, delete reach both client tables and the user's own session, no one else's."""
         username = name("alice")
         admin, own, mine, theirs = yield self.sessions(username)
         saved = yield admin.call("master.users.save", {"username": username, "first_name": "Alice",
@@ -156,7 +157,7 @@ class UserSyncFlowTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_ignored_fields_and_staff_produce_nothing_and_direct_sql_is_captured(self):
-        """Password/last_login-only changes and staff users produce no event; a SQL UPDATE on the master does."""
+        """Password/last_login-only changes and staff users produce no event; a SQL UPDATE does."""
         username, staff = name("carol"), name("staff")
         admin, own, mine, theirs = yield self.sessions(username)
         yield admin.call("master.users.save", {"username": username, "first_name": "Carol",
@@ -168,12 +169,13 @@ class UserSyncFlowTests(unittest.TestCase):
                          " WHERE username = %s", (username,))
         yield master_sql(self.flow.master_url, "UPDATE auth_user SET first_name = 'Boss' WHERE username = %s",
                          (staff,))
-        yield master_sql(self.flow.master_url, "UPDATE auth_user SET first_name = 'Caroline' WHERE username = %s",
-                         (username,))
+        yield master_sql(self.flow.master_url,
+                         "UPDATE auth_user SET first_name = 'Caroline' WHERE username = %s", (username,))
         yield self.reach_both(username, lambda user, version: user and user["first_name"] == "Caroline",
                               "SQL update not at both clients")
         yield eventually(lambda: len(mine) == 2, message="SQL update event not received")
-        self.assertEqual([(event["value"]["action"], event["seq"]) for event in mine], [("insert", 1), ("update", 2)])
+        self.assertEqual([(event["value"]["action"], event["seq"]) for event in mine],
+                         [("insert", 1), ("update", 2)])
         rows = yield self.outbox_rows(username)
         self.assertEqual([row[:2] for row in rows], [("insert", 1), ("update", 2)])
         staff_rows = yield self.outbox_rows(staff)
@@ -190,17 +192,20 @@ class UserSyncFlowTests(unittest.TestCase):
         admin = yield connect(self, self.flow.node, sub=name("root"), role="admin")
         users = [name("outage") for _ in range(5)]
         for index, username in enumerate(users):
-            yield admin.session.call("master.users.save", {"username": username, "first_name": "N{}".format(index)})
+            yield admin.session.call("master.users.save",
+                                     {"username": username, "first_name": "N{}".format(index)})
 
         def tried_and_waiting():
-            return self.outbox_rows(users[0]).addCallback(lambda rows: rows and rows[0][2] is None and rows[0][3] >= 1)
+            return self.outbox_rows(users[0]).addCallback(
+                lambda rows: rows and rows[0][2] is None and rows[0][3] >= 1)
         yield until(tried_and_waiting, message="relay never attempted while SNS was down")
         both = yield self.profiles(users[-1])
         self.assertEqual(both, [(None, 0), (None, 0)])
         yield self.flow.gate.open()
         for index, username in enumerate(users):
-            yield self.reach_both(username, lambda user, version, index=index: user and user["first_name"] == "N{}".format(index),
-                                  "change made during the outage lost")
+            expected = "N{}".format(index)
+            yield self.reach_both(username, lambda user, version, expected=expected: user and
+                                  user["first_name"] == expected, "change made during the outage lost")
         rows = yield self.flow.master.query(
             "SELECT COUNT(*) FROM usersync_outbox WHERE sent_ms IS NULL AND username LIKE 'outage_%'")
         self.assertEqual(rows[0][0], 0)
@@ -212,13 +217,15 @@ class UserSyncFlowTests(unittest.TestCase):
     def queue_drained(self, url):
         def check():
             d = blocking(self.flow.sqs.get_queue_attributes, QueueUrl=url,
-                         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-            return d.addCallback(lambda response: all(value == "0" for value in response["Attributes"].values()))
+                         AttributeNames=["ApproximateNumberOfMessages",
+                                         "ApproximateNumberOfMessagesNotVisible"])
+            return d.addCallback(
+                lambda response: all(value == "0" for value in response["Attributes"].values()))
         return until(check, message="queue not drained")
 
     @defer.inlineCallbacks
     def test_duplicates_out_of_order_and_late_updates_end_in_master_state(self):
-        """Duplicated, reordered and late messages put straight on the queue cannot move a client away from the master."""
+        """Duplicated, reordered and late messages put on the queue cannot move a client off the master."""
         username = name("dave")
         admin = (yield connect(self, self.flow.node, sub=name("root"), role="admin")).session
         for first in ("D1", "D2", "D3"):
@@ -226,8 +233,9 @@ class UserSyncFlowTests(unittest.TestCase):
         yield self.reach_both(username, lambda user, version: version == 3, "v3 not at both clients")
 
         def body(action, version, first):
-            return messages.encode(action, version, {"username": username, "first_name": first, "last_name": "",
-                                                     "email": "", "is_active": True}, 0)
+            user = {"username": username, "first_name": first, "last_name": "", "email": "",
+                    "is_active": True}
+            return messages.encode(action, version, user, 0)
         yield self.send_raw(body("update", 2, "D2"), body("insert", 1, "D1"), body("update", 3, "D3"),
                             body("update", 3, "D3"), body("update", 2, "stale"))
         yield self.queue_drained(self.flow.queue_a)
@@ -237,7 +245,8 @@ class UserSyncFlowTests(unittest.TestCase):
         self.assertEqual(state, (3, False, 3))
 
         yield admin.call("master.users.delete", username)
-        yield self.reach_both(username, lambda user, version: user is None and version == 4, "delete not applied")
+        yield self.reach_both(username, lambda user, version: user is None and version == 4,
+                              "delete not applied")
         yield self.send_raw(body("update", 3, "zombie"), body("insert", 1, "zombie"))
         yield self.queue_drained(self.flow.queue_a)
         user, version = yield self.flow.client_a.run(replica.profile, username)
@@ -245,12 +254,13 @@ class UserSyncFlowTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_bad_messages_are_logged_and_end_in_the_dead_letter_queue(self):
-        """Malformed messages are logged with their id and dead-lettered; the bridge keeps applying good ones."""
+        """Malformed messages are logged with their id and dead-lettered; good ones still apply."""
         good = name("erin")
         bad = [
             "this is not json",
             json.dumps({"type": "user.changed"}),
-            json.dumps({"type": "user.changed", "action": "update", "version": "7", "user": {"username": "x"}}),
+            json.dumps({"type": "user.changed", "action": "update", "version": "7",
+                        "user": {"username": "x"}}),
             messages.encode("rename", 1, {"username": "x"}, 0),
             messages.encode("update", 1, {"username": "x", "first_name": "y" * 70000}, 0),
             messages.encode("update", 1, {"username": "not valid!"}, 0),
@@ -259,8 +269,8 @@ class UserSyncFlowTests(unittest.TestCase):
         ids = {entry["MessageId"] for entry in response["Successful"]}
         self.assertEqual(len(ids), len(bad))
         yield self.send_raw(messages.encode("insert", 1, {"username": good, "first_name": "Erin"}, 0))
-        yield until(lambda: self.flow.client_a.run(replica.profile, good).addCallback(lambda result: result[0]),
-                    message="good message after bad ones not applied")
+        yield until(lambda: self.flow.client_a.run(replica.profile, good).addCallback(
+            lambda result: result[0]), message="good message after bad ones not applied")
         dead_letter_url = self.flow.aws["clients"]["a"]["dead_letter_queue_url"]
         arrived = set()
 
@@ -279,7 +289,7 @@ class UserSyncFlowTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_admin_rpcs_validate_like_django_and_need_the_admin_role(self):
-        """master.users.save refuses bad usernames, emails, lengths and fields; a plain user may not call it."""
+        """master.users.save refuses bad usernames, emails, lengths, fields; a plain user may not call it."""
         admin = (yield connect(self, self.flow.node, sub=name("root"), role="admin")).session
         for profile, field in (({"username": "bad name"}, "username"),
                                ({"username": name(), "email": "not-an-email"}, "email"),
@@ -314,7 +324,8 @@ class UserSyncFlowTests(unittest.TestCase):
         def applied_count():
             return self.flow.client_a.query(
                 "SELECT COUNT(*) FROM usersync_state WHERE username LIKE 'kill_%' AND version = 1")
-        yield until(lambda: applied_count().addCallback(lambda rows: rows[0][0] > 0), message="nothing applied")
+        yield until(lambda: applied_count().addCallback(lambda rows: rows[0][0] > 0),
+                    message="nothing applied")
         self.flow.node.kill()
         before = (yield applied_count())[0][0]
         self.assertLess(before, len(users), "all applied before the kill; nothing was in flight")

@@ -38,7 +38,8 @@ class ReplicaMixin:
         """The same change twice and an older change after a newer one leave the newest state."""
         db = yield self.open()
         self.assertEqual((yield self.apply(db, change("insert", 1, "A"))), [("insert", 1)])
-        self.assertEqual((yield self.apply(db, change("update", 3, "C"), change("update", 3, "C"))), [("update", 3)])
+        twice = yield self.apply(db, change("update", 3, "C"), change("update", 3, "C"))
+        self.assertEqual(twice, [("update", 3)])
         self.assertEqual((yield self.apply(db, change("update", 2, "B"), change("insert", 1, "A"))), [])
         user, version = yield db.run(replica.profile, "ivy")
         self.assertEqual((user["first_name"], version), ("C", 3))
@@ -48,8 +49,8 @@ class ReplicaMixin:
     def test_out_of_order_batch_ends_at_the_highest_version(self):
         """A batch holding v3, v1, v2 applies in version order and ends at v3's fields."""
         db = yield self.open()
-        applied = yield self.apply(db, change("update", 3, "C", email="c@example.com"), change("insert", 1, "A"),
-                                   change("update", 2, "B"))
+        applied = yield self.apply(db, change("update", 3, "C", email="c@example.com"),
+                                   change("insert", 1, "A"), change("update", 2, "B"))
         self.assertEqual(applied, [("insert", 1), ("update", 2), ("update", 3)])
         user, _ = yield db.run(replica.profile, "ivy")
         self.assertEqual((user["first_name"], user["email"]), ("C", "c@example.com"))
@@ -68,7 +69,7 @@ class ReplicaMixin:
 
     @defer.inlineCallbacks
     def test_a_delete_first_seen_creates_no_user(self):
-        """A delete for a user never seen leaves only the tombstone; the older insert arriving later is ignored."""
+        """A delete for an unseen user leaves only a tombstone; the older insert arriving later is ignored."""
         db = yield self.open()
         self.assertEqual((yield self.apply(db, change("delete", 2))), [("delete", 2)])
         self.assertEqual((yield self.apply(db, change("insert", 1))), [])

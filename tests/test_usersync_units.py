@@ -33,7 +33,7 @@ class MessageParseTests(unittest.SynchronousTestCase):
         self.assertEqual(change.user, {"username": "ann"})
 
     def test_malformed_bodies_are_refused_with_a_reason(self):
-        """Non-JSON, missing fields, wrong types, unknown actions, oversized bodies and bad usernames raise MessageError."""
+        """Non-JSON, missing fields, wrong types, unknown actions, oversized, bad usernames: refused."""
         cases = {
             "not json": "not JSON",
             "[1, 2]": "not a JSON object",
@@ -82,7 +82,8 @@ class FieldRuleTests(unittest.SynchronousTestCase):
 
     def test_emails_follow_django(self):
         """Valid addresses and the empty string pass; malformed ones and overlong ones do not."""
-        for good in ("", "a@example.com", "first.last+tag@sub.example.co", "x@[127.0.0.1]", "user@exämple.de"):
+        for good in ("", "a@example.com", "first.last+tag@sub.example.co", "x@[127.0.0.1]",
+                     "user@exämple.de"):
             self.assertEqual(fields.check_email(good), good)
         for bad in ("plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
                     "a@" + "x" * 250 + ".com", "a..b@example.com", "üser@example.com"):
@@ -90,7 +91,8 @@ class FieldRuleTests(unittest.SynchronousTestCase):
 
     def test_admin_profile_check(self):
         """A profile needs a username, knows only user fields, and a password has at least 8 characters."""
-        self.assertEqual(master.clean_profile({"username": "ann", "first_name": "Ann", "password": "12345678"}),
+        profile = {"username": "ann", "first_name": "Ann", "password": "12345678"}
+        self.assertEqual(master.clean_profile(profile),
                          ({"username": "ann", "first_name": "Ann"}, "12345678"))
         for profile, field in (([], "profile"), ({"first_name": "x"}, "username"),
                                ({"username": "ann", "password": "short"}, "password"),
@@ -110,7 +112,7 @@ class TimingTests(unittest.SynchronousTestCase):
         self.assertEqual(backoff.next(), 0.2)
 
     def test_alarm_sleeps_until_timeout_or_ring(self):
-        """A sleep ends at its timeout, or early at a ring; a ring with no sleeper is kept for the next sleep."""
+        """A sleep ends at its timeout or early at a ring; a ring with no sleeper ends the next sleep."""
         clock = task.Clock()
         alarm = Alarm(clock)
         results = []
@@ -131,10 +133,12 @@ class TimingTests(unittest.SynchronousTestCase):
 
 class PayloadTests(unittest.SynchronousTestCase):
     def test_event_carries_the_profile_action_and_version_only(self):
-        """users.changed has {value: profile + action + version, seq: version, ts}; no staff flags, no password."""
-        change = messages.Change("update", 4, "ann", {"username": "ann", "first_name": "Ann", "is_staff": False}, 9)
+        """users.changed: {value: profile + action + version, seq: version, ts}; no staff flag, password."""
+        user = {"username": "ann", "first_name": "Ann", "is_staff": False}
+        change = messages.Change("update", 4, "ann", user, 9)
         self.assertEqual(client.event_for(change), {
-            "value": {"username": "ann", "first_name": "Ann", "action": "update", "version": 4}, "seq": 4, "ts": 9})
+            "value": {"username": "ann", "first_name": "Ann", "action": "update", "version": 4},
+            "seq": 4, "ts": 9})
 
     def test_fifo_topics_get_group_and_deduplication_ids(self):
         """On a .fifo topic the username is the message group and username:version the deduplication id."""
@@ -148,8 +152,9 @@ class PayloadTests(unittest.SynchronousTestCase):
 
     def test_region_comes_from_settings_or_the_resource(self):
         """AWS_DEFAULT_REGION wins; else the region in the ARN or queue URL; else us-east-1."""
-        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ={"AWS_DEFAULT_REGION": "ap-south-1"}),
-                         "ap-south-1")
+        configured = {"AWS_DEFAULT_REGION": "ap-south-1"}
+        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ=configured), "ap-south-1")
         self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ={}), "eu-west-1")
-        self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", environ={}), "eu-central-1")
+        self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", environ={}),
+                         "eu-central-1")
         self.assertEqual(aws.region_for("http://127.0.0.1:4566/1/q", environ={}), "us-east-1")

@@ -28,7 +28,8 @@ def _provision(options):
     sns = aws.make_client("sns", endpoint, region, attempts=4)
     sqs = aws.make_client("sqs", endpoint, region, attempts=4)
     clients = [name.strip() for name in options.clients.split(",") if name.strip()]
-    plan = provision.Plan(options.topic, clients, options.fifo, options.max_receives, options.visibility_timeout)
+    plan = provision.Plan(options.topic, clients, options.fifo, options.max_receives,
+                          options.visibility_timeout)
     result = provision.provision(sns, sqs, plan)
     if options.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -78,8 +79,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m components.usersync", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    run_provision = commands.add_parser("provision", help="create topic, queues, dead-letter queues, subscriptions")
-    run_provision.add_argument("--clients", required=True, help="comma-separated client names, e.g. shop,blog")
+    run_provision = commands.add_parser("provision",
+                                        help="create topic, queues, dead-letter queues, subscriptions")
+    run_provision.add_argument("--clients", required=True,
+                               help="comma-separated client names, e.g. shop,blog")
     run_provision.add_argument("--topic", default=os.environ.get("USERSYNC_TOPIC_NAME", "reactive-users"))
     run_provision.add_argument("--fifo", action="store_true", help="FIFO topic and queues (.fifo)")
     run_provision.add_argument("--max-receives", type=int, default=5,
@@ -87,7 +90,8 @@ def main(argv=None):
     run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
     run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
     run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers")
-    run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
+    run_migrate.add_argument("--master-url", default=None,
+                             help="default: MASTER_DATABASE_URL or the node's SQLite")
     run_migrate.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
     run_migrate.add_argument("--include-staff", action="store_true", help="sync staff users too")
     run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")

@@ -17,7 +17,10 @@ _URL_REGION = re.compile(r"\b(?:sqs|sns)[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
 def region_for(*names, environ=None):
-    """The region: ``AWS_DEFAULT_REGION``/``AWS_REGION``, else the one in an ARN or AWS URL, else us-east-1."""
+    """
+    The region: ``AWS_DEFAULT_REGION``/``AWS_REGION``, else the one in an ARN
+    or AWS URL, else us-east-1.
+    """
     environ = os.environ if environ is None else environ
     configured = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION")
     if configured:

@@ -50,7 +50,8 @@ class VisibilityKeeper:
         self.bridge.extensions += 1
         d = self.bridge.blocking(self.bridge.sqs.change_message_visibility_batch,
                                  QueueUrl=self.bridge.queue_url, Entries=self.entries)
-        d.addErrback(lambda failure: self.log.warn("usersync visibility extension failed: {e}", e=failure.value))
+        d.addErrback(lambda failure: self.log.warn("usersync visibility extension failed: {e}",
+                                                   e=failure.value))
         self.call = self.bridge.reactor.callLater(self.bridge.visibility / 2.0, self._extend)
 
     def stop(self):
@@ -105,7 +106,8 @@ class Bridge:
 
     def _reject(self, message, reason):
         self.rejected += 1
-        self.log.warn("usersync message {id} rejected (receive {count}): {reason}; left for the dead-letter queue",
+        self.log.warn("usersync message {id} rejected (receive {count}): {reason};"
+                      " left for the dead-letter queue",
                       id=message.get("MessageId"), reason=reason,
                       count=message.get("Attributes", {}).get("ApproximateReceiveCount", "?"))
 
@@ -141,7 +143,8 @@ class Bridge:
         except StorageUnavailable:
             raise
         except Exception as exc:
-            self.log.warn("usersync batch of {n} failed ({error}); applying one by one", n=len(valid), error=exc)
+            self.log.warn("usersync batch of {n} failed ({error}); applying one by one", n=len(valid),
+                          error=exc)
         applied, done = [], []
         for message, change in valid:
             try:
@@ -160,7 +163,8 @@ class Bridge:
         entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
                    for index, message in enumerate(done)]
         try:
-            response = yield self.blocking(self.sqs.delete_message_batch, QueueUrl=self.queue_url, Entries=entries)
+            response = yield self.blocking(self.sqs.delete_message_batch, QueueUrl=self.queue_url,
+                                           Entries=entries)
         except Exception as exc:
             # applied already: a redelivery is a no-op under the version rule
             self.log.warn("usersync delete of {n} messages failed: {error}", n=len(entries), error=exc)
@@ -195,7 +199,8 @@ class UserSyncClient(HubComponent):
         self.db = Database(url)
         yield migrate_all(self.db, SCHEMAS)
         if self.push:
-            yield self.register(self.me, ME, options=RegisterOptions(details_arg="details", invoke="roundrobin"))
+            yield self.register(self.me, ME,
+                                options=RegisterOptions(details_arg="details", invoke="roundrobin"))
         queue = self.setting("SQS_QUEUE_URL")
         auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
         if not queue and not auto:
@@ -230,13 +235,14 @@ class UserSyncClient(HubComponent):
 
     @defer.inlineCallbacks
     def _provision(self, sqs, endpoint):
-        """Dev mode: create the topic and this client's queue (idempotent), retrying until the emulator answers."""
+        """Dev mode: create the topic and this client's queue (idempotent) once the emulator answers."""
         sns = yield self.pool.run(make_client, "sns", endpoint, None)
         plan = provision.Plan(self.setting("USERSYNC_TOPIC_NAME", "reactive-users"),
                               [self.setting("USERSYNC_CLIENT_NAME", "dev")],
-                              max_receives=as_int({"v": self.setting("USERSYNC_MAX_RECEIVES")}, "v", 5, minimum=1))
-        result = yield persist(self.reactor, lambda: self.pool.run(provision.provision, sns, sqs, plan), self.log,
-                               "usersync emulator", lambda: self.pool is not None)
+                              max_receives=as_int({"v": self.setting("USERSYNC_MAX_RECEIVES")}, "v", 5,
+                                                  minimum=1))
+        result = yield persist(self.reactor, lambda: self.pool.run(provision.provision, sns, sqs, plan),
+                               self.log, "usersync emulator", lambda: self.pool is not None)
         if result is None:
             return None
         queue = result["clients"][plan.clients[0]]["queue_url"]

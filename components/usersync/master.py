@@ -201,7 +201,8 @@ class PgListener:
                 connection = yield self.blocking(self._open)
             except Exception as exc:
                 delay = self.backoff.next()
-                self.log.warn("usersync LISTEN failed ({error}); retrying in {delay:.1f}s", error=exc, delay=delay)
+                self.log.warn("usersync LISTEN failed ({error}); retrying in {delay:.1f}s",
+                              error=exc, delay=delay)
                 yield task.deferLater(self.reactor, delay, lambda: None)
                 continue
             if not self.running:
@@ -274,7 +275,8 @@ def _user_row(cursor, username):
         user[flag] = bool(user[flag])
     for stamp in ("date_joined", "last_login"):
         user[stamp] = None if user[stamp] is None else str(user[stamp])
-    version = cursor.execute("SELECT version FROM usersync_version WHERE username = ?", (username,)).fetchone()
+    version = cursor.execute("SELECT version FROM usersync_version WHERE username = ?",
+                             (username,)).fetchone()
     user["version"] = int(version[0]) if version else 0
     return user
 
@@ -289,7 +291,8 @@ def save_user(cursor, fields, encoded_password, now_iso):
     if exists:
         if changes:
             cursor.execute("UPDATE auth_user SET {} WHERE username = ?".format(
-                ", ".join("{} = ?".format(column) for column in changes)), list(changes.values()) + [username])
+                ", ".join("{} = ?".format(column) for column in changes)),
+                list(changes.values()) + [username])
     else:
         row = {"password": passwords.make_unusable_password(), "first_name": "", "last_name": "", "email": "",
                "is_active": True, "is_staff": False, "is_superuser": False, "date_joined": now_iso}
@@ -343,8 +346,8 @@ class UserSyncMaster(HubComponent):
         sns = yield self.pool.run(make_client, "sns", endpoint, region_for(topic))
         if not topic:
             name = self.setting("USERSYNC_TOPIC_NAME", "reactive-users")
-            topic = yield persist(self.reactor, lambda: self.pool.run(provision.ensure_topic, sns, name), self.log,
-                                  "usersync topic", lambda: self.pool is not None)
+            topic = yield persist(self.reactor, lambda: self.pool.run(provision.ensure_topic, sns, name),
+                                  self.log, "usersync topic", lambda: self.pool is not None)
             self.log.info("usersync master: provisioned topic {arn}", arn=topic)
         if self.pool is None:
             return
@@ -355,10 +358,12 @@ class UserSyncMaster(HubComponent):
             poll_interval=5.0 if self.db.dialect == POSTGRESQL else sqlite_poll,
             backoff_max=as_float({"v": self.setting("USERSYNC_BACKOFF_MAX")}, "v", 30.0, minimum=0.1))
         if self.db.dialect == POSTGRESQL:
-            self.listener = PgListener(self.db.url, outbox.CHANNEL, self.relay.wake, self.reactor, self.pool.run)
+            self.listener = PgListener(self.db.url, outbox.CHANNEL, self.relay.wake, self.reactor,
+                                       self.pool.run)
             self.listener.start()
         self.relay.start()
-        self.log.info("usersync master: relaying {fields} to {topic}", fields=",".join(self.fields), topic=topic)
+        self.log.info("usersync master: relaying {fields} to {topic}", fields=",".join(self.fields),
+                      topic=topic)
 
     def _wake(self, result):
         if self.relay is not None:
@@ -374,7 +379,10 @@ class UserSyncMaster(HubComponent):
 
     @wamp.register(SAVE)
     def save(self, profile):
-        """Create or update a user: ``{"username", ...fields, "password"?}`` -> the stored user with ``created``."""
+        """
+        Create or update a user from ``{"username", ...fields, "password"?}``;
+        fire with the stored user and ``created``.
+        """
         try:
             fields, password = clean_profile(profile)
         except FieldError as exc:

@@ -83,12 +83,14 @@ def ensure_client(sns, sqs, topic_arn, plan, client):
     attributes = {
         "VisibilityTimeout": str(plan.visibility_timeout),
         "ReceiveMessageWaitTimeSeconds": "20",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(plan.max_receives)}),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": str(plan.max_receives)}),
     }
     url, arn = ensure_queue(sqs, queue_name(plan.topic, client, plan.fifo), attributes, plan.fifo)
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": _policy(arn, topic_arn)})
     subscription = ensure_subscription(sns, topic_arn, arn)
-    return {"queue_url": url, "queue_arn": arn, "dead_letter_queue_url": dlq_url, "subscription_arn": subscription}
+    return {"queue_url": url, "queue_arn": arn, "dead_letter_queue_url": dlq_url,
+            "subscription_arn": subscription}
 
 
 def provision(sns, sqs, plan):

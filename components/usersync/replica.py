@@ -64,7 +64,8 @@ def _store_user(cursor, user):
     cursor.execute(
         "INSERT INTO auth_user (password, last_login, date_joined, {}) VALUES (?, NULL, ?, {})".format(
             ", ".join(columns), ", ".join("?" for _ in columns)),
-        [UNUSABLE_PASSWORD, datetime.datetime.now(datetime.timezone.utc).isoformat()] + [row[c] for c in columns])
+        [UNUSABLE_PASSWORD, datetime.datetime.now(datetime.timezone.utc).isoformat()]
+        + [row[column] for column in columns])
 
 
 def apply_one(cursor, change, now_ms):

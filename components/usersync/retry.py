@@ -73,6 +73,7 @@ def persist(reactor, attempt, log, what, keep_going=lambda: True, maximum=10.0):
             return result
         except Exception as exc:
             delay = backoff.next()
-            log.info("{what} not ready ({error}); retrying in {delay:.1f}s", what=what, error=exc, delay=delay)
+            log.info("{what} not ready ({error}); retrying in {delay:.1f}s", what=what, error=exc,
+                     delay=delay)
             yield task.deferLater(reactor, delay, lambda: None)
     return None

@@ -82,8 +82,8 @@ class MotoServer:
 
     @defer.inlineCallbacks
     def start(self):
-        self.process = yield _start([os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                                    self.port)
+        argv = [os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = yield _start(argv, self.port)
         return self
 
     def client(self, service, endpoint=None):
