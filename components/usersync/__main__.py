@@ -65,14 +65,27 @@ def _migrate(options):
 
 
 def _emulator(options):
-    """Run moto server on 127.0.0.1 (the dev node's guest worker), logging only problems."""
+    """
+    Run moto server on 127.0.0.1 (the dev node's guest worker), logging only
+    problems. When the port is taken (LocalStack, an emulator left running),
+    say so and stay idle instead of failing the node: the components use
+    whatever answers there.
+    """
     import logging
+    import signal
+    import socket
 
+    port = int(options.port or os.environ.get("AWS_EMULATOR_PORT") or 4566)
+    with socket.socket() as probe:
+        taken = probe.connect_ex(("127.0.0.1", port)) == 0
+    if taken:
+        print("aws-emulator: 127.0.0.1:{} is already in use; using the service there".format(port),
+              file=sys.stderr, flush=True)
+        while True:
+            signal.pause()
     from moto.server import main as moto_main
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = str(options.port or os.environ.get("AWS_EMULATOR_PORT") or 4566)
-    moto_main(["-H", "127.0.0.1", "-p", port])
+    moto_main(["-H", "127.0.0.1", "-p", str(port)])
 
 
 def main(argv=None):
