@@ -14,11 +14,13 @@ from twisted.trial import unittest
 from components.storage import Database, migrate_all
 from components.usersync import client, master, messages, outbox, provision, replica
 from components.usersync.aws import BlockingPool
-from tests.support.databases import sqlite_url
+from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import blocking, shared_moto, until
 
 INSERT = ("INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active,"
           " date_joined, first_name) VALUES ('x', 0, ?, '', '', 0, 1, '2026-01-01', ?)")
+INSERT_PG = INSERT.replace("VALUES ('x', 0, ?, '', '', 0, 1, '2026-01-01', ?)",
+                           "VALUES ('x', false, ?, '', '', false, true, now(), ?)")
 
 
 class AwsMixin:
@@ -114,6 +116,31 @@ class RelayTests(AwsMixin, unittest.TestCase):
         changes = yield self.relay_users(fifo=True)
         self.assertEqual([change.version for change in changes if change.username == "r0"], [1, 2])
         self.assertEqual(len(changes), 13)
+
+
+    @defer.inlineCallbacks
+    def test_postgresql_master_wakes_on_notify(self):
+        """On PostgreSQL the relay sleeps a minute between polls, yet a committed change leaves at once (NOTIFY)."""
+        from twisted.internet import reactor
+        plan, result = yield self.provision()
+        url = postgres_url(self)
+        db = Database(url)
+        self.addCleanup(db.close)
+        yield migrate_all(db, master.SCHEMAS)
+        yield db.run(outbox.install)
+        relay = master.Relay(db, master.SnsPublisher(self.sns, result["topic_arn"]), self.pool.run, reactor,
+                             poll_interval=60)
+        listener = master.PgListener(url, outbox.CHANNEL, relay.wake, reactor, self.pool.run)
+        yield listener.start()
+        self.addCleanup(listener.stop)
+        relay.start()
+        self.addCleanup(relay.stop)
+        yield until(lambda: defer.succeed(relay.alarm.sleeping), message="relay never idle")
+        started = reactor.seconds()
+        yield db.execute(INSERT_PG, ("woken", "W"))
+        bodies = yield self.receive_all(result["clients"]["a"]["queue_url"], 1)
+        self.assertEqual(messages.parse(bodies[0]).username, "woken")
+        self.assertLess(reactor.seconds() - started, 30)
 
 
 class BridgeTests(AwsMixin, unittest.TestCase):

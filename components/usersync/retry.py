@@ -36,6 +36,11 @@ class Alarm:
         self._call = None
         self._rung = False
 
+    @property
+    def sleeping(self):
+        """True while a sleep is waiting."""
+        return self._waiter is not None
+
     def sleep(self, seconds):
         if self._rung:
             self._rung = False
