@@ -1,8 +1,11 @@
 """
 The dynamic WAMP-ticket authenticator: the ticket is a JWT. It runs under its
 own role (allowed to register only its URI and to end sessions), and ends
-every session when its token's ``exp`` passes. If it cannot register, the node
-stops: a hub where every login fails must not look healthy.
+every session when its token's ``exp`` passes (sessions that came through a
+proxy worker are found by ``wamp.session.on_join``, which carries the
+router-side session id and the ``exp`` the authenticator put in authextra).
+If it cannot register, the node stops: a hub where every login fails must
+not look healthy.
 """
 
 import os
@@ -50,6 +53,8 @@ class Authenticator(HubComponent):
         d = self.register(self.authenticate, AUTHENTICATE_URI)
         d.addCallback(lambda _: self.subscribe(self._on_leave, "wamp.session.on_leave",
                                                options=SubscribeOptions(match="exact")))
+        d.addCallback(lambda _: self.subscribe(self._on_join, "wamp.session.on_join",
+                                               options=SubscribeOptions(match="exact")))
         d.addCallback(lambda _: self.log.info("authenticator ready ({algorithm}, issuer {issuer})",
                                               algorithm=keys.algorithm, issuer=issuer))
         return d
@@ -80,6 +85,14 @@ class Authenticator(HubComponent):
         d.addCallback(lambda _: self.log.info("ended session {session} (token expired)", session=session_id))
         d.addErrback(lambda failure: None)  # already gone
         return d
+
+    def _on_join(self, session_details=None, *args, **kwargs):
+        # Sessions that reach the router through a proxy worker were authenticated under the proxy's own
+        # session id; the router-side id and the token's exp (our authextra) arrive here.
+        details = session_details if isinstance(session_details, dict) else {}
+        exp = (details.get("authextra") or {}).get("exp")
+        if details.get("session") is not None and isinstance(exp, int) and not isinstance(exp, bool):
+            self._schedule_expiry(details["session"], exp)
 
     def _on_leave(self, session_id, *args, **kwargs):
         call = self._expiries.pop(session_id, None)
