@@ -235,6 +235,31 @@ class LinkedClientNodes:
         shutil.rmtree(self.keys, ignore_errors=True)
 
 
+class ProxiedNodeTests(unittest.TestCase):
+    """One client node with the production config: sessions through a proxy worker."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_token_expiry_ends_proxied_session(self):
+        """A session that came through a proxy worker still ends when its token expires."""
+        from tests.support.clients import issuer
+        node = RouterNode(name="proxied")
+        self.addCleanup(node.cleanup)
+        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=1)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        yield node.start()
+        yield LinkedClientNodes.ready(None, node)
+        client = yield connect(self, node, token_source=lambda: issuer().issue("shortlived", "user", ttl=3),
+                               reconnect=False)
+        state = yield client.session.call("time.get")
+        self.assertIn("value", state)
+        left = []
+        client.on_leave(left.append)
+        yield eventually(lambda: left, timeout=15, message="proxied session outlived its token")
+
+
 class _Direct:
     """``connect`` wants something with ``.url``."""
 
