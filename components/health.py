@@ -10,14 +10,22 @@ Health probes of the web transport:
   -- readiness; take the node out of the load balancer while it fails. The
   checks run in :class:`components.monitor.MonitorComponent` of the same
   router worker; without it the node is not ready.
+- draining: while the file ``<node dir>/draining`` exists (a Kubernetes
+  ``preStop`` hook creates it), ``/health/ready`` answers 503
+  ``{"status": "draining"}`` so the load balancer stops sending new
+  connections before the node closes its WebSockets.
 """
 
 import json
+import os
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from components.monitor import current_monitor, finish_json
+from components.settings import node_dir
+
+DRAIN_FILE = "draining"
 
 
 class HealthResource(Resource):
@@ -27,6 +35,7 @@ class HealthResource(Resource):
 
     def __init__(self, extra=None):
         Resource.__init__(self)
+        self.drain_file = os.path.join(node_dir(), DRAIN_FILE)
 
     def render_GET(self, request):
         path = [segment for segment in request.postpath if segment]
@@ -38,6 +47,9 @@ class HealthResource(Resource):
             request.setResponseCode(404)
             request.setHeader(b"Content-Type", b"application/json")
             return json.dumps({"status": "unknown probe", "probes": ["live", "ready"]}).encode("utf-8")
+        if os.path.exists(self.drain_file):
+            finish_json(request, 503, {"status": "draining"})
+            return NOT_DONE_YET
         monitor = current_monitor()
         if monitor is None:
             finish_json(request, 503, {"status": "not ready",

@@ -21,14 +21,19 @@ written once:
 ``python -m components.topology write`` rewrites ``.crossbar/master.json``
 and ``.crossbar/client.json``; the test suite fails when they are stale.
 ``python -m components.topology client --peer client-1:8090 > linked.json``
-prints a linked variant.
+prints a linked variant; ``client --mesh client-peers --replicas 3`` links a
+StatefulSet pod to its siblings. The dev config is read from the node
+directory (``CROSSBAR_DIR``), else from the repository.
 """
 
 import argparse
 import copy
 import json
 import os
+import socket
 import sys
+
+from components.settings import node_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -67,9 +72,26 @@ def _permission(uri, match="exact", **allow):
             "disclose": {"caller": True, "publisher": True}, "cache": True}
 
 
-def load_dev_config(path=DEV_CONFIG):
-    with open(path) as handle:
+def dev_config_path():
+    """``config.json`` of the node directory (``--cbdir``/``CROSSBAR_DIR``/``./.crossbar``), else the repository's."""
+    candidate = os.path.join(node_dir(), "config.json")
+    return candidate if os.path.exists(candidate) else DEV_CONFIG
+
+
+def load_dev_config(path=None):
+    with open(path or dev_config_path()) as handle:
         return json.load(handle)
+
+
+def mesh_peers(hostname, service, replicas, port=INTERNAL_PORT):
+    """
+    The peers of a StatefulSet pod: ``<name>-<i>.<service>`` for every other
+    ordinal ``i`` of ``replicas`` (the pod's own hostname is ``<name>-<ordinal>``).
+    """
+    name, _, ordinal = hostname.rpartition("-")
+    if not name or not ordinal.isdigit():
+        raise ValueError("hostname {!r} is not <statefulset>-<ordinal>".format(hostname))
+    return [("{}-{}.{}".format(name, index, service), port) for index in range(replicas) if index != int(ordinal)]
 
 
 def _router(config):
@@ -259,6 +281,10 @@ def main(argv=None):
     write.add_argument("--directory", default=os.path.dirname(DEV_CONFIG))
     client = sub.add_parser("client", help="print a client node config")
     client.add_argument("--peer", action="append", type=_parse_peer, default=[], help="host:port of a peer's rlink")
+    client.add_argument("--mesh", metavar="SERVICE", help="link to every other pod of this StatefulSet "
+                        "(hostname <name>-<ordinal>) through the headless SERVICE; needs --replicas")
+    client.add_argument("--replicas", type=int, default=0)
+    client.add_argument("--port", type=int, default=PUBLIC_PORT, help="the proxies' public port")
     client.add_argument("--proxies", type=int, default=PROXIES)
     client.add_argument("--containers", type=int, default=CONTAINERS)
     sub.add_parser("master", help="print the master node config")
@@ -268,7 +294,11 @@ def main(argv=None):
             with open(os.path.join(args.directory, name), "w") as handle:
                 handle.write(text)
     elif args.command == "client":
-        sys.stdout.write(_dump(client_config(peers=args.peer, proxies=args.proxies, containers=args.containers)))
+        peers = list(args.peer)
+        if args.mesh:
+            peers += mesh_peers(os.environ.get("HOSTNAME") or socket.gethostname(), args.mesh, args.replicas)
+        sys.stdout.write(_dump(client_config(peers=peers, proxies=args.proxies, containers=args.containers,
+                                             port=args.port)))
     else:
         sys.stdout.write(_dump(master_config()))
     return 0

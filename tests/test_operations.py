@@ -172,6 +172,23 @@ class ProbeTests(unittest.TestCase):
         self.assertGreater(_samples(state["text"])['hub_rate_per_second{kind="publish"}'], 0)
 
     @defer.inlineCallbacks
+    def test_draining(self):
+        """While <node dir>/draining exists, /health/ready is 503 draining and /health/live stays 200."""
+        import os
+        node = yield shared_node()
+        flag = os.path.join(node.directory, "draining")
+        with open(flag, "w"):
+            pass
+        self.addCleanup(lambda: os.path.exists(flag) and os.remove(flag))
+        code, text, _ = yield _get(node.http + "/health/ready")
+        self.assertEqual((code, json.loads(text)), (503, {"status": "draining"}))
+        code, _, _ = yield _get(node.http + "/health/live")
+        self.assertEqual(code, 200)
+        os.remove(flag)
+        code, _, _ = yield _get(node.http + "/health/ready")
+        self.assertEqual(code, 200)
+
+    @defer.inlineCallbacks
     def test_not_ready_when_dependencies_down(self):
         """With the database and the SQS queue unreachable, /health/ready is 503 naming both; /health stays 200."""
         dead = free_port()
