@@ -1,6 +1,15 @@
-# One image for every role of the hub. Default: the all-in-one node
-# (`crossbar start` on /app/.crossbar). Other roles pass another --config
-# or run `python -m components.<tool>`.
+# One image for every role of the hub, chosen by the command:
+#   all-in-one dev node   crossbar start --cbdir /app/.crossbar                      (default)
+#   master node           crossbar start --cbdir /app/.crossbar --config master.json
+#   client node           crossbar start --cbdir /app/.crossbar --config client.json
+#   linked client node    python -m components.topology client --peer HOST:8090 > /app/.crossbar/node.json
+#                         && crossbar start --cbdir /app/.crossbar --config node.json
+#   schema migrations     python -m components.storage migrate
+#   user sync             python -m components.usersync provision|migrate
+#   SNS/SQS emulator      moto_server -H 0.0.0.0 -p 4566
+#   users and tokens      python -m components.auth adduser|passwd|token
+# Ports: 8080 public (web UI, /ws, /auth, /publish, /health, /metrics),
+# 8090 internal on client nodes (router-to-router links, /health, /metrics).
 
 # --- autobahn.js from npm --------------------------------------------------
 FROM node:20-bookworm-slim AS web
@@ -32,13 +41,13 @@ RUN groupadd --system --gid 10001 hub \
  && useradd --system --uid 10001 --gid hub --home-dir /app --shell /usr/sbin/nologin hub
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=hub:hub .crossbar/config.json ./.crossbar/config.json
+COPY --chown=hub:hub .crossbar/config.json .crossbar/master.json .crossbar/client.json ./.crossbar/
 COPY --chown=hub:hub web ./web
 COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
 # the node directory holds the dev secret and SQLite files: writable by hub only
 RUN chmod 0700 /app/.crossbar
 USER hub
-EXPOSE 8080
+EXPOSE 8080 8090
 VOLUME ["/app/.crossbar"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
