@@ -13,20 +13,21 @@ node's own per-user keys and publishes like the user sync does (through
 
 import json
 import os
-import re
+import subprocess
 import sys
 
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from components.directory import Directory
 from components.e2e import envelope
 from components.storage import Database, migrate_all
-from tests.support.browser import log_in, open_signed_in, poll, shared_browser
+from tests.support.browser import log_in, poll, shared_browser
 from tests.support.clients import connect, eventually
 from tests.support.node import shared_node
-from tests.support.sealed import (CHANGED, RELAY, SEALED_NODE_ENV, UPLOAD, SealedProfiles, allow_sealed_publisher,
-                                  node_keys, sealed_with)
+from tests.support.sealed import (CHANGED, RELAY, SEALED_NODE_ENV, UPLOAD, SealedProfiles,
+                                  allow_sealed_publisher, node_keys, sealed_with)
 
 VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors", "e2e_v1.json")
 PASSWORD = "sealed-password-1"
@@ -129,7 +130,8 @@ ENGINE_RULES = """async () => {
     const e2e = await import('/js/e2e.js');
     const {Engine} = await import('/js/engine.js');
     const raw = (byte) => e2e.b64urlEncode(new Uint8Array(32).fill(byte));
-    let answer = {token: 't', username: 'u', role: 'user', e2e: {current: 'k1', keys: {k1: raw(1), k2: raw(2)}}};
+    let answer = {token: 't', username: 'u', role: 'user',
+                  e2e: {current: 'k1', keys: {k1: raw(1), k2: raw(2)}}};
     let fetches = 0;
     const fetch = async () => { fetches++; return {ok: true, status: 200, json: async () => answer}; };
     const engine = new Engine({autobahn: {}, url: 'ws://unused.invalid/ws', fetch});
@@ -160,7 +162,8 @@ ENGINE_RULES = """async () => {
     await step('unknown kid: one refetch', await sealed(3, 'k9', 13, {n: 13}));
     await step('unknown kid again: no refetch', await sealed(3, 'k9', 14, {n: 14}));
     await step('replay dropped', first);
-    await step('older tampered dropped', {...first, value: {...first.value, ct: 'A' + first.value.ct.slice(1)}});
+    const tampered = {...first.value, ct: 'A' + first.value.ct.slice(1)};
+    await step('older tampered dropped', {...first, value: tampered});
     await step('nonce reuse refused', await sealed(1, 'k1', 15, {n: 15}, 'users.changed', nonce));
     await step('moved from another topic', await sealed(1, 'k1', 16, {n: 16}, 'counter.changed'));
     await step('bad seq', {...(await sealed(1, 'k1', 17, {n: 17})), seq: '17'});
@@ -202,20 +205,22 @@ class BrowserEnvelopeTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_shared_vectors(self):
-        """The valid vectors open (and re-seal byte for byte with their nonce); each invalid one is refused with its code."""
+        """Valid vectors open and re-seal byte for byte; invalid ones are refused with their code."""
         browser, page = yield self.page()
         vectors = load_vectors()
         result = yield browser.run(lambda _chromium: page.evaluate(VECTOR_CHECK, vectors))
-        self.assertEqual([item["value"] for item in result["valid"]], [v["value"] for v in vectors["valid"]])
-        self.assertEqual([item["again"] for item in result["valid"]], [v["envelope"] for v in vectors["valid"]])
-        self.assertEqual(result["invalid"], [{"why": v["why"], "code": v["code"]} for v in vectors["invalid"]])
+        valid, invalid = vectors["valid"], vectors["invalid"]
+        self.assertEqual([item["value"] for item in result["valid"]], [v["value"] for v in valid])
+        self.assertEqual([item["again"] for item in result["valid"]], [v["envelope"] for v in valid])
+        self.assertEqual(result["invalid"], [{"why": v["why"], "code": v["code"]} for v in invalid])
 
     @defer.inlineCallbacks
     def test_browser_seals_python_opens(self):
-        """Envelopes sealed by WebCrypto open in Python, each with a fresh nonce, and only for their topic and seq."""
+        """WebCrypto-sealed envelopes open in Python, with fresh nonces, only for their topic and seq."""
         browser, page = yield self.page()
         key = bytes(range(32, 64))
-        cases = [{"kid": "kb", "topic": "users.changed", "seq": 1, "value": {"first_name": "Zoë", "n": [1, 2.5, None]}},
+        cases = [{"kid": "kb", "topic": "users.changed", "seq": 1,
+                  "value": {"first_name": "Zoë", "n": [1, 2.5, None]}},
                  {"kid": "kb", "topic": "users.changed", "seq": 1700000000123, "value": "x" * 200},
                  {"kid": "kb", "topic": "e2e.test.upload", "seq": 0, "value": {"big": "é" * 10000}}]
         sealed = yield browser.run(lambda _chromium: page.evaluate(
@@ -229,15 +234,19 @@ class BrowserEnvelopeTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_engine_rules(self):
-        """Unknown kid: one refetch then retry; refusals claiming newer show, older are dropped; replay and nonce
-        reuse caught; plaintext refused on a private topic while on, passed when off; keys non-extractable."""
+        """Unknown kid: one refetch, then retry; refusals claiming newer show, older ones are dropped.
+
+        Replay and nonce reuse are caught; plaintext is refused on a private
+        topic while encryption is on and passed when off; keys are not extractable.
+        """
         browser, page = yield self.page()
         result = yield browser.run(lambda _chromium: page.evaluate(ENGINE_RULES))
         steps = {item["name"]: item for item in result["log"]}
 
         def refused(name):
             return [(p["op"], p.get("code")) for p in steps[name]["posted"]]
-        self.assertEqual(steps["k1 opens"]["posted"], [{"op": "state", "seq": 10, "value": {"n": 10}, "kid": "k1"}])
+        self.assertEqual(steps["k1 opens"]["posted"],
+                         [{"op": "state", "seq": 10, "value": {"n": 10}, "kid": "k1"}])
         self.assertEqual(refused("plaintext refused"), [("unavailable", "not_encrypted")])
         self.assertEqual(steps["plaintext refused"]["posted"][0]["error"], "reactive.error.e2e.refused")
         self.assertEqual(steps["k2 fetched on demand"]["posted"],
@@ -252,7 +261,8 @@ class BrowserEnvelopeTests(E2EBrowserTestCase):
         self.assertEqual(refused("nonce reuse refused"), [("unavailable", "nonce_reuse")])
         self.assertEqual(refused("moved from another topic"), [("unavailable", "auth_failed")])
         self.assertEqual(refused("bad seq"), [("unavailable", "malformed")])
-        self.assertEqual(steps["recovers"]["posted"], [{"op": "state", "seq": 18, "value": {"n": 18}, "kid": "k1"}])
+        self.assertEqual(steps["recovers"]["posted"],
+                         [{"op": "state", "seq": 18, "value": {"n": 18}, "kid": "k1"}])
         self.assertEqual(result["publicPassed"], ["state"])
         self.assertEqual(result["extractable"], [False, False])
         self.assertEqual(result["info"]["refused"], {"not_encrypted": 1, "unknown_key": 2, "replayed": 1,
@@ -275,8 +285,12 @@ class SealedProfileTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_sealed_profile_reaches_browser_router_sees_ciphertext(self):
-        """A sealed profile shows in the panel (shared and direct transport); what the relay, a raw session of
-        that user and the router log get holds no plaintext; the keys are in no browser storage."""
+        """A sealed profile shows in the panel; the relay, the user's sessions and the log see no plaintext.
+
+        Both transports (SharedWorker and direct) open it; a raw WAMP session
+        of that user and a subscriber of users.relay get only the envelope;
+        the keys are in no browser storage.
+        """
         node = yield sealed_node()
         profiles, keys = yield self.publisher(node)
         relay_spy = yield connect(self, node, sub="relay-spy", role="device")
@@ -327,8 +341,11 @@ class SealedProfileTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_refused_states_show_error_state(self):
-        """Tampered, wrongly keyed, moved, re-sequenced, plaintext and truncated states, delivered through the
-        router, each put the panel into its refused state (never showing a value); the next genuine one shows."""
+        """Bad states through the router put the panel into its refused state; the next genuine one shows.
+
+        Tampered, wrongly keyed, moved, re-sequenced, plaintext and truncated
+        states each show "Refused: ..." with their code, never a value.
+        """
         node = yield sealed_node()
         profiles, keys = yield self.publisher(node)
         other_kid, other_key = yield keys.current("frank")   # another user's key
@@ -338,10 +355,14 @@ class SealedProfileTests(E2EBrowserTestCase):
 
         @defer.inlineCallbacks
         def genuine(number):
-            value = profile("gwen", first_name="Gwen{}".format(number), email="gwen{}@example.com".format(number))
+            value = profile("gwen", first_name="Gwen{}".format(number),
+                            email="gwen{}@example.com".format(number))
             state = yield profiles.change("gwen", value)
-            yield browser.run(lambda _chromium: (expect(panel).to_have_text(shown(value)),
-                                                 expect(panel).to_have_attribute("data-seq", str(state["seq"]))))
+
+            def shows(_chromium):
+                expect(panel).to_have_text(shown(value))
+                expect(panel).to_have_attribute("data-seq", str(state["seq"]))
+            yield browser.run(shows)
             return value
 
         def tamper_ct(state):
@@ -352,12 +373,14 @@ class SealedProfileTests(E2EBrowserTestCase):
             return dict(state, value=dict(state["value"], ct=state["value"]["ct"][:10]))
 
         cases = [
-            ("tampered ciphertext", "auth_failed", lambda state: profiles.seal("gwen", state).addCallback(tamper_ct)),
+            ("tampered ciphertext", "auth_failed",
+             lambda state: profiles.seal("gwen", state).addCallback(tamper_ct)),
             ("another user's key", "unknown_key",
              lambda state: defer.succeed(sealed_with(other_key, other_kid, CHANGED, state))),
             ("unknown key id", "unknown_key",
              lambda state: defer.succeed(sealed_with(os.urandom(32), "no-such-kid", CHANGED, state))),
-            ("moved from another topic", "auth_failed", lambda state: profiles.seal("gwen", state, topic=UPLOAD)),
+            ("moved from another topic", "auth_failed",
+             lambda state: profiles.seal("gwen", state, topic=UPLOAD)),
             ("replayed as a newer state", "auth_failed",
              lambda state: profiles.seal("gwen", dict(state, seq=state["seq"] - 1)).addCallback(
                  lambda sealed: dict(sealed, seq=state["seq"]))),
@@ -365,9 +388,11 @@ class SealedProfileTests(E2EBrowserTestCase):
             ("truncated", "malformed", lambda state: profiles.seal("gwen", state).addCallback(truncate)),
         ]
         yield genuine(0)
-        refetches_before = (yield browser.run(lambda _chromium: page.evaluate("hub.info()")))["e2e"]["refetches"]
+        info = yield browser.run(lambda _chromium: page.evaluate("hub.info()"))
+        refetches_before = info["e2e"]["refetches"]
         for number, (why, code, make) in enumerate(cases, start=1):
-            secret = profile("gwen", first_name="Forged{}".format(number), email="forged{}@example.com".format(number))
+            secret = profile("gwen", first_name="Forged{}".format(number),
+                             email="forged{}@example.com".format(number))
             bad = yield make(profiles.plain("gwen", secret, remember=False))
             yield profiles.publish("gwen", bad)
 
@@ -384,7 +409,8 @@ class SealedProfileTests(E2EBrowserTestCase):
         info = (yield browser.run(lambda _chromium: page.evaluate("hub.info()")))["e2e"]
         # each unknown kid was looked up with exactly one fresh /auth/token
         self.assertEqual(info["refetches"] - refetches_before, 2)
-        self.assertEqual(info["refused"], {"auth_failed": 3, "unknown_key": 2, "not_encrypted": 1, "malformed": 1})
+        self.assertEqual(info["refused"],
+                         {"auth_failed": 3, "unknown_key": 2, "not_encrypted": 1, "malformed": 1})
 
 
 class UploadTests(E2EBrowserTestCase):
@@ -392,8 +418,11 @@ class UploadTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_browser_sealed_call_opens_in_python(self):
-        """A value sealed in the user's SharedWorker with their current key travels as ciphertext through an RPC
-        and opens with that user's key on the Python side, only for its topic and seq."""
+        """A value sealed in the SharedWorker crosses the router as ciphertext and opens in Python.
+
+        It is sealed with the user's current key, travels as an RPC argument
+        and opens with that user's key only, for its topic and seq only.
+        """
         node = yield sealed_node()
         profiles, keys = yield self.publisher(node)
         received = []
@@ -402,7 +431,6 @@ class UploadTests(E2EBrowserTestCase):
             received.append((details.caller_authid, state))
             return profiles.payloads.open_state(details.caller_authid, UPLOAD, state).addCallback(
                 lambda opened: opened["value"])
-        from autobahn.wamp.types import RegisterOptions
         yield profiles.session.register(upload, UPLOAD, options=RegisterOptions(details_arg="details"))
         browser, context = yield self.browser_context()
         secret = {"note": "only Hugo and the hub may read this", "pin": "4711", "emoji": "🔐"}
@@ -435,8 +463,11 @@ class RotationTests(E2EBrowserTestCase):
 
     @defer.inlineCallbacks
     def test_rotation_during_stream_loses_nothing(self):
-        """Rotating the user's key (the CLI) mid-stream loses no change: envelopes in flight under the old key
-        still open (grace), the new key is fetched once on demand, every seq reaches the page in order."""
+        """Rotating the user's key (the CLI) in the middle of a stream of changes loses none.
+
+        Envelopes in flight under the old key still open (grace), the new key
+        is fetched once on demand, every seq reaches the page in order.
+        """
         node = yield sealed_node()
         profiles, keys = yield self.publisher(node)
         browser, context = yield self.browser_context()
@@ -473,7 +504,6 @@ class RotationTests(E2EBrowserTestCase):
                    CROSSBAR_DIR=node.directory)
         env.pop("E2E_KEK", None)
         env.pop("E2E_KEK_FILE", None)
-        import subprocess
         rotated = yield threads.deferToThread(
             subprocess.run, [sys.executable, "-m", "components.e2e", "rotate", "--user", "ivy"],
             capture_output=True, text=True, timeout=60, env=env)
@@ -484,9 +514,9 @@ class RotationTests(E2EBrowserTestCase):
         yield send(17, sealed_ahead=in_flight)
 
         def wait_all(_chromium):
-            poll(page, lambda: page.evaluate("window.__seen.length && window.__seen.at(-1)[0]") == published[-1],
-                 message="last change not shown")
-            return page.evaluate("window.__seen"), page.evaluate("window.__refused"), page.evaluate("hub.info()")
+            last = "window.__seen.length && window.__seen.at(-1)[0]"
+            poll(page, lambda: page.evaluate(last) == published[-1], message="last change not shown")
+            return [page.evaluate(name) for name in ("window.__seen", "window.__refused", "hub.info()")]
 
         seen, refused, info = yield browser.run(wait_all)
         seen_after = [(seq, kid) for seq, kid in seen if seq >= published[0]]

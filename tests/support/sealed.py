@@ -48,7 +48,7 @@ def _permission(uri, **allow):
 
 
 def allow_sealed_publisher(config):
-    """Test-only role transform: ``device`` may act as the user-sync publisher; users may call the upload RPC."""
+    """Test-only role transform: ``device`` may act as the user-sync publisher; users may call UPLOAD."""
     for realm in router_worker(config)["realms"]:
         for role in realm["roles"]:
             if role["name"] == "device":
@@ -82,7 +82,8 @@ class SealedProfiles:
         """Register ``users.me`` on ``client.session``; fire with the publisher."""
         profiles = cls(client.session, keys, encrypted)
         # invoke="last": a later test's publisher takes over users.me even before an earlier one has left
-        yield client.session.register(profiles.me, ME, options=RegisterOptions(details_arg="details", invoke="last"))
+        options = RegisterOptions(details_arg="details", invoke="last")
+        yield client.session.register(profiles.me, ME, options=options)
         return profiles
 
     def me(self, details=None):

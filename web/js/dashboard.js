@@ -34,13 +34,15 @@ function describeProfile(state) {
   return value.email ? `${name} · ${value.email}` : name;
 }
 
-bindState(hub, "users.changed", "users.me", $("profile"), describeProfile);
-hub.state("users.changed", "users.me", (state) => {
-  profile = state.value && typeof state.value === "object" ? state.value : null;
-  greet(hub.status.user);
-}, () => {
-  profile = null;
-  greet(hub.status.user);
+bindState(hub, "users.changed", "users.me", $("profile"), describeProfile, {
+  onValue: (state) => {
+    profile = state.value && typeof state.value === "object" ? state.value : null;
+    greet(hub.status.user);
+  },
+  onUnavailable: () => {
+    profile = null;
+    greet(hub.status.user);
+  },
 });
 
 $("click").addEventListener("click", async () => {

@@ -109,7 +109,8 @@ export function refusalText(error) {
 
 // Show a topic's state in `element`: text from format(state), a stale mark, an end-to-end mark, "unavailable",
 // or, for an encrypted value that failed to open, "Refused: ..." (data-state="refused", data-code=why).
-export function bindState(hub, topic, getProc, element, format = (state) => state.value) {
+// `also` ({onValue, onUnavailable}) runs after the element is updated, on the same single subscription.
+export function bindState(hub, topic, getProc, element, format = (state) => state.value, also = {}) {
   const panel = element.parentElement;
   const mark = panel && panel.querySelector(".stale-mark");
   const lock = panel && panel.querySelector(".lock-mark");
@@ -124,6 +125,7 @@ export function bindState(hub, topic, getProc, element, format = (state) => stat
     element.dataset.sealed = String(Boolean(state.e2e));
     if (mark) mark.hidden = !stale;
     if (lock) lock.hidden = !state.e2e;
+    also.onValue?.(state);
   }, (error) => {
     const refused = error.error === REFUSED;
     element.textContent = refused ? refusalText(error) : "unavailable";
@@ -133,6 +135,7 @@ export function bindState(hub, topic, getProc, element, format = (state) => stat
     element.title = error.error;
     if (mark) mark.hidden = true;
     if (lock) lock.hidden = true;
+    also.onUnavailable?.(error);
   });
 }
 
