@@ -7,6 +7,7 @@ PostgreSQL), a real moto server over HTTP, real boto3.
 
 import copy
 import json
+import sqlite3
 import uuid
 
 import psycopg2
@@ -315,20 +316,35 @@ class UserSyncFlowTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_bridge_killed_mid_batch_applies_every_change_once(self):
-        """SIGKILL while batches are in flight, then restart: every change applied, none applied twice."""
+        """SIGKILL with batches received but not committed, then restart: every change applied once."""
         users = [name("kill") for _ in range(60)]
-        for start in range(0, len(users), 10):
-            yield self.send_raw(*[messages.encode("insert", 1, {"username": username, "first_name": "K"}, 0)
-                                  for username in users[start:start + 10]])
+
+        def send(names):
+            return self.send_raw(*[messages.encode("insert", 1, {"username": username, "first_name": "K"}, 0)
+                                   for username in names])
 
         def applied_count():
             return self.flow.client_a.query(
                 "SELECT COUNT(*) FROM usersync_state WHERE username LIKE 'kill_%' AND version = 1")
-        yield until(lambda: applied_count().addCallback(lambda rows: rows[0][0] > 0),
-                    message="nothing applied")
+        yield send(users[:10])
+        yield until(lambda: applied_count().addCallback(lambda rows: rows[0][0] == 10),
+                    message="bridge not applying")
+        # hold client a's database so the bridge's next batches are received but cannot commit
+        locker = sqlite3.connect(self.flow.client_a_url[len("sqlite:///"):], isolation_level=None)
+        self.addCleanup(locker.close)
+        locker.execute("BEGIN EXCLUSIVE")
+        for start in range(10, len(users), 10):
+            yield send(users[start:start + 10])
+
+        def in_flight():
+            d = blocking(self.flow.sqs.get_queue_attributes, QueueUrl=self.flow.queue_a,
+                         AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+            return d.addCallback(
+                lambda response: int(response["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) > 0)
+        yield until(in_flight, message="no batch in flight")
         self.flow.node.kill()
-        before = (yield applied_count())[0][0]
-        self.assertLess(before, len(users), "all applied before the kill; nothing was in flight")
+        locker.execute("ROLLBACK")
+        self.assertEqual((yield applied_count())[0][0], 10)
         yield self.flow.node.start()
         yield until(lambda: applied_count().addCallback(lambda rows: rows[0][0] == len(users)),
                     timeout=40, message="changes lost across the kill")
