@@ -235,29 +235,53 @@ class LinkedClientNodes:
         shutil.rmtree(self.keys, ignore_errors=True)
 
 
-class ProxiedNodeTests(unittest.TestCase):
-    """One client node with the production config: sessions through a proxy worker."""
+class MasterAndClientTests(unittest.TestCase):
+    """A master node (master.json) and a client node behind a proxy worker, as separate processes."""
 
-    timeout = 120
+    timeout = 180
 
     @defer.inlineCallbacks
-    def test_token_expiry_ends_proxied_session(self):
-        """A session that came through a proxy worker still ends when its token expires."""
-        from tests.support.clients import issuer
-        node = RouterNode(name="proxied")
-        self.addCleanup(node.cleanup)
-        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=1)
-        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+    def test_master_token_works_on_client_until_it_expires(self):
+        """
+        A user created on the master logs in at the master's /auth/token (EdDSA, signed with
+        JWT_PRIVATE_KEY_FILE); a client node that has only the public key accepts the token through its
+        proxy worker, and ends that proxied session when the token expires.
+        """
+        from tests.support.clients import post_json
+        keys = tempfile.mkdtemp(prefix="hub-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        private, public = _keypair(keys)
+        master = RouterNode(name="master", config_path=os.path.join(NODE_DIR, "master.json"), env={
+            "JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "JWT_PRIVATE_KEY_FILE": private,
+            "MASTER_DATABASE_URL": postgres_url(self), "JWT_TTL": "10"})
+        self.addCleanup(master.cleanup)
+        client = RouterNode(name="proxied", env={"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public})
+        self.addCleanup(client.cleanup)
+        config = topology.client_config(port=client.port, internal_port=free_port(), proxies=1, containers=1)
+        with open(os.path.join(client.directory, "config.json"), "w") as handle:
             json.dump(config, handle)
-        yield node.start()
-        yield LinkedClientNodes.ready(None, node)
-        client = yield connect(self, node, token_source=lambda: issuer().issue("shortlived", "user", ttl=3),
-                               reconnect=False)
-        state = yield client.session.call("time.get")
-        self.assertIn("value", state)
+        adduser = subprocess.run(
+            [os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth", "adduser", "carol",
+             "--password-stdin"], input="carol-password-1\n", capture_output=True, text=True, timeout=60,
+            cwd=REPO, env=dict(master.env, CROSSBAR_DIR=master.directory))
+        self.assertEqual(adduser.returncode, 0, adduser.stderr)
+        yield defer.gatherResults([master.start(), client.start()])
+        yield LinkedClientNodes.ready(None, client)
+
+        code, body, response = yield post_json(master.http + "/auth/login",
+                                               {"username": "carol", "password": "carol-password-1"})
+        self.assertEqual(code, 200, body)
+        cookies = {cookie.name: cookie.value for cookie in response.cookies()}
+        code, body, _ = yield post_json(master.http + "/auth/token", cookies=cookies)
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(__import__("base64").urlsafe_b64decode(
+            body["token"].split(".")[0] + "=="))["alg"], "EdDSA")
+        session = yield connect(self, client, token_source=lambda: body["token"], reconnect=False)
+        state = yield session.session.call("counter.click")
+        self.assertEqual(state["value"], 1)
         left = []
-        client.on_leave(left.append)
-        yield eventually(lambda: left, timeout=15, message="proxied session outlived its token")
+        session.on_leave(left.append)
+        yield eventually(lambda: left, timeout=20, message="proxied session outlived its token")
 
 
 class _Direct:
