@@ -141,6 +141,7 @@ def measure(owner, node, clients, seconds, pages=False):
         "call_p50_ms": percentile(call_ms, 0.5), "call_p99_ms": percentile(call_ms, 0.99),
         "event_p50_ms": percentile(event_ms, 0.5), "event_p99_ms": percentile(event_ms, 0.99),
         "events_missing": len(clicks) - len(event_ms),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -189,12 +190,13 @@ def write_markdown(path, rows, seconds):
             seconds, "yes" if rows and rows[0]["pages"] else "no", TARGET, platform.python_version(),
             os.cpu_count()), "",
         "| database | batch | clients | clicks/s | exact | clicks/txn | call p50 ms | call p99 ms "
-        "| event p50 ms | event p99 ms |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| event p50 ms | event p99 ms | load avg |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append("| {database} | {batch} | {clients} | {clicks_per_s} | {exact} | {clicks_per_transaction} "
-                     "| {call_p50_ms} | {call_p99_ms} | {event_p50_ms} | {event_p99_ms} |".format(**row))
+                     "| {call_p50_ms} | {call_p99_ms} | {event_p50_ms} | {event_p99_ms} "
+                     "| {load_average_1min} |".format(**row))
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
