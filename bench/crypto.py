@@ -180,7 +180,7 @@ def latency_runs(browser, sizes, changes):
 @defer.inlineCallbacks
 def main(reactor, options):
     results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform()},
+                           "platform": platform.platform(), "load_at_start": round(os.getloadavg()[0], 2)},
                "changes": options.changes, "python": {}, "latency": {}, "notes": [
                    "End-to-end path: test-only sealed publisher (tests/support/sealed.py) -> users.relay -> "
                    "user relay -> users.changed -> SharedWorker (WebCrypto) -> DOM; the user-sync components "
@@ -204,7 +204,9 @@ def write(results):
     os.makedirs(RESULTS, exist_ok=True)
     machine = results["machine"]
     lines = ["# End-to-end encryption: throughput and added latency", "",
-             "Python {}, {} CPUs, {}.".format(machine["python"], machine["cpus"], machine["platform"]), "",
+             "Python {}, {} CPUs, {}; 1-minute load average at the start: {} (a shared machine: other "
+             "processes compete for the CPUs).".format(machine["python"], machine["cpus"], machine["platform"],
+                                                       machine["load_at_start"]), "",
              "## Envelopes per second (Python, one core)", "",
              "| payload | envelope bytes | seal/s | open/s | seal_state/s (key from SQLite + seal) |",
              "| --- | ---: | ---: | ---: | ---: |"]
