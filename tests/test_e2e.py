@@ -83,6 +83,17 @@ class EnvelopeTests(unittest.SynchronousTestCase):
         for seq in (-1, "1", True, 1.0):
             self.assertRaises(envelope.EnvelopeError, envelope.open_envelope, self.key, "t", seq, sealed)
 
+    def test_strict_like_the_browser(self):
+        """``e2e: true`` is not version 1, and characters outside base64url are refused (as WebCrypto's side does)."""
+        sealed = envelope.seal(self.key, "k", "t", 1, 1)
+        with self.assertRaises(envelope.EnvelopeError) as caught:
+            envelope.open_envelope(self.key, "t", 1, dict(sealed, e2e=True))
+        self.assertEqual(caught.exception.code, "unsupported_version")
+        for bad_ct in (sealed["ct"][:5] + "+" + sealed["ct"][6:], sealed["ct"] + "=", " " + sealed["ct"]):
+            with self.assertRaises(envelope.EnvelopeError) as caught:
+                envelope.open_envelope(self.key, "t", 1, dict(sealed, ct=bad_ct))
+            self.assertEqual(caught.exception.code, "malformed")
+
     def test_other_algorithm_refused(self):
         """An envelope claiming another algorithm is refused before decryption."""
         sealed = dict(envelope.seal(self.key, "k", "t", 1, 1), alg="A128CBC")

@@ -17,6 +17,7 @@ A decimal ``seq`` without leading zeros; ``topic`` as published.
 import base64
 import json
 import os
+import re
 from collections import OrderedDict
 
 from cryptography.exceptions import InvalidTag
@@ -27,6 +28,7 @@ ALGORITHM = "A256GCM"
 NONCE_BYTES = 12
 KEY_BYTES = 32
 MAX_CIPHERTEXT = 1024 * 1024
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class EnvelopeError(ValueError):
@@ -44,6 +46,8 @@ def b64encode(data):
 def b64decode(text, what):
     if not isinstance(text, str) or not text or len(text) > 2 * MAX_CIPHERTEXT:
         raise EnvelopeError("malformed", "{} must be a base64url string".format(what))
+    if not _B64URL.fullmatch(text):
+        raise EnvelopeError("malformed", "{} is not base64url".format(what))
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
@@ -76,7 +80,8 @@ def parse(envelope):
     """Check the envelope's shape; return ``(kid, nonce, ciphertext)``."""
     if not isinstance(envelope, dict):
         raise EnvelopeError("malformed", "envelope must be an object")
-    if envelope.get("e2e") != VERSION:
+    version = envelope.get("e2e")
+    if isinstance(version, bool) or version != VERSION:
         raise EnvelopeError("unsupported_version", "unsupported envelope version {!r}".format(envelope.get("e2e")))
     if envelope.get("alg") != ALGORITHM:
         raise EnvelopeError("unsupported_algorithm", "unsupported algorithm {!r}".format(envelope.get("alg")))
