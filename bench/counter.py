@@ -208,14 +208,16 @@ def plot(path, rows):
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     series = sorted({(row["database"], row["batch"]) for row in rows})
-    for database, batch in series:
+    for index, (database, batch) in enumerate(series):
+        color = "C{}".format(index)
         mine = sorted((row for row in rows if (row["database"], row["batch"]) == (database, batch)),
                       key=lambda row: row["clients"])
         label = "{} batch {}".format(database, batch)
         xs = [row["clients"] for row in mine]
-        left.plot(xs, [row["clicks_per_s"] for row in mine], marker="o", label=label)
-        right.plot(xs, [row["event_p50_ms"] for row in mine], marker="o", label=label + " p50")
-        right.plot(xs, [row["event_p99_ms"] for row in mine], marker="x", linestyle="--", label=label + " p99")
+        left.plot(xs, [row["clicks_per_s"] for row in mine], marker="o", color=color, label=label)
+        right.plot(xs, [row["event_p50_ms"] for row in mine], marker="o", color=color, label=label + " p50")
+        right.plot(xs, [row["event_p99_ms"] for row in mine], marker="x", linestyle="--", color=color,
+                   label=label + " p99")
     left.axhline(TARGET, color="grey", linestyle=":", label="target (50 clients, PostgreSQL)")
     left.set_xscale("log")
     left.set_xlabel("concurrent WAMP clients")
