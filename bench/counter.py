@@ -145,6 +145,26 @@ def measure(owner, node, clients, seconds, pages=False):
     }
 
 
+@defer.inlineCallbacks
+def ceiling(owner, node, clients, seconds):
+    """Calls/s of the trivial ``time.get`` (clock component, no database) with the same clients and node:
+    what the router and this benchmark's clients manage on this machine right now."""
+    sessions = yield defer.gatherResults(
+        [connect(owner, node, sub="caller{}".format(index)) for index in range(clients)])
+    done = []
+    deadline = time.perf_counter() + seconds
+
+    @defer.inlineCallbacks
+    def caller(session):
+        while time.perf_counter() < deadline:
+            yield session.call("time.get")
+            done.append(time.perf_counter())
+
+    started = time.perf_counter()
+    yield defer.gatherResults([caller(client.session) for client in sessions])
+    return round(len(done) / (max(done) - started), 1)
+
+
 def _reactor():
     from twisted.internet import reactor
     return reactor
@@ -173,6 +193,13 @@ def run_database(kind, batch, client_counts, seconds, pages=False):
             print("{database:<10} batch {batch:>3} {clients:>3} clients: {clicks_per_s:>8.1f} clicks/s "
                   "(exact: {exact}, {clicks_per_transaction} clicks/txn) call p50/p99 {call_p50_ms}/{call_p99_ms} ms, "
                   "event p50/p99 {event_p50_ms}/{event_p99_ms} ms".format(**row), flush=True)
+            client_owner = _Owner()
+            try:
+                row["time_get_calls_per_s"] = yield ceiling(client_owner, node, clients, seconds / 2)
+            finally:
+                yield client_owner.run_cleanups()
+            print("{:>32} time.get (no database) with the same clients: {} calls/s".format(
+                "", row["time_get_calls_per_s"]), flush=True)
             rows.append(row)
         return rows
     finally:
@@ -190,13 +217,16 @@ def write_markdown(path, rows, seconds):
             seconds, "yes" if rows and rows[0]["pages"] else "no", TARGET, platform.python_version(),
             os.cpu_count()), "",
         "| database | batch | clients | clicks/s | exact | clicks/txn | call p50 ms | call p99 ms "
-        "| event p50 ms | event p99 ms | load avg |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| event p50 ms | event p99 ms | load avg | time.get calls/s |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append("| {database} | {batch} | {clients} | {clicks_per_s} | {exact} | {clicks_per_transaction} "
                      "| {call_p50_ms} | {call_p99_ms} | {event_p50_ms} | {event_p99_ms} "
-                     "| {load_average_1min} |".format(**row))
+                     "| {load_average_1min} | {time_get_calls_per_s} |".format(**row))
+    lines += ["", "`time.get calls/s`: the trivial clock RPC (no database) with the same number of clients on the "
+              "same node right after each row: the ceiling the router and the benchmark's own clients allow on "
+              "this machine at that moment."]
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
