@@ -36,6 +36,7 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from components.counter import topic_of  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402
@@ -103,10 +104,10 @@ def measure(owner, node, clients, seconds, pages=False):
     sessions = [client.session for client in sessions]
     if pages:
         for session in sessions:
-            yield session.subscribe(lambda state: None, "counter.changed")
+            yield session.subscribe(lambda state: None, topic_of(name))
     watcher = yield connect(owner, node, sub="observer")
     observer = Observer(name)
-    yield watcher.session.subscribe(observer, "counter.changed")
+    yield watcher.session.subscribe(observer, topic_of(name))
     clicks = []  # (sent, seq, answered)
     deadline = time.perf_counter() + seconds
 

@@ -36,7 +36,7 @@ GET = "counter.get"
 TOPIC = "counter.changed"
 DEFAULT_NAME = "default"
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 # the callee's view of the caller; named so no caller keyword can collide with it
 _OPTIONS = RegisterOptions(details_arg="call_details", invoke="roundrobin")
@@ -69,11 +69,17 @@ def bind(procedure, args, kwargs, defaults):
 
 
 def check_name(name):
-    """A counter name: 1-64 ASCII letters, digits, ``_``, ``.`` or ``-``."""
+    """A counter name: 1-64 ASCII letters, digits, ``_`` or ``-`` (it becomes a URI component)."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise _invalid("name must be 1-64 characters: letters, digits, '_', '.' or '-'; got {!r}".format(
+        raise _invalid("name must be 1-64 characters: letters, digits, '_' or '-'; got {!r}".format(
             name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "..."))
     return name
+
+
+def topic_of(name):
+    """``counter.changed`` for the default counter, ``counter.changed.<name>`` for the others: each
+    topic carries one counter, so the subscribe-then-get ``seq`` rule holds per topic."""
+    return TOPIC if name == DEFAULT_NAME else TOPIC + "." + name
 
 
 def check_n(n, maximum):
@@ -176,10 +182,11 @@ class CounterComponent(HubComponent):
     def _publish(self, states):
         # committed: whatever happens to the event, the clicks are answered
         for item in latest_per_counter(states):
+            topic = topic_of(item["name"])
             try:
-                self.publish(TOPIC, item)
+                self.publish(topic, item)
             except Exception:
-                self.log.failure("publishing {topic} failed", topic=TOPIC)
+                self.log.failure("publishing {topic} failed", topic=topic)
         return states
 
     def _answer(self, d, what):

@@ -12,7 +12,7 @@ from twisted.trial import unittest
 
 from components import counterdb, errors
 from components.batching import Batcher, NotStarted, OutcomeUnknown
-from components.counter import ClickGate, click_arguments, get_arguments, latest_per_counter
+from components.counter import ClickGate, click_arguments, get_arguments, latest_per_counter, topic_of
 from components.storage import Cursor
 
 
@@ -30,7 +30,7 @@ class ClickArgumentTests(unittest.SynchronousTestCase):
 
     def test_positional_and_keyword(self):
         """n and name may be given by position or keyword, up to the maximum per call."""
-        self.assertEqual(click_arguments([7, "page-2.button_a"], {}, 100), (7, "page-2.button_a"))
+        self.assertEqual(click_arguments([7, "page-2_button_a"], {}, 100), (7, "page-2_button_a"))
         self.assertEqual(click_arguments([], {"n": 100, "name": "x"}, 100), (100, "x"))
 
     def test_bad_n(self):
@@ -46,7 +46,7 @@ class ClickArgumentTests(unittest.SynchronousTestCase):
 
     def test_bad_name(self):
         """A name that is empty, too long, not a string or has other characters is refused."""
-        for bad in ("", "a" * 65, 5, None, "a b", "name\n", "ünï", "a/b", "<script>"):
+        for bad in ("", "a" * 65, 5, None, "a b", "name\n", "ünï", "a/b", "<script>", "a.b", "a..b"):
             message = self.assertRefused(kwargs={"name": bad})
             self.assertIn("name must be 1-64 characters", message)
         self.assertEqual(click_arguments([], {"name": "a" * 64}, 100)[1], "a" * 64)
@@ -65,6 +65,15 @@ class ClickArgumentTests(unittest.SynchronousTestCase):
             with self.assertRaises(ApplicationError) as caught:
                 get_arguments(args, kwargs)
             self.assertEqual(caught.exception.error, errors.INVALID_ARGUMENT)
+
+
+class TopicTests(unittest.SynchronousTestCase):
+    """One topic per counter, so seq values of different counters never meet in one subscription."""
+
+    def test_topic_of(self):
+        """The default counter keeps the contract's topic; named ones get a sub-topic."""
+        self.assertEqual(topic_of("default"), "counter.changed")
+        self.assertEqual(topic_of("lobby-2"), "counter.changed.lobby-2")
 
 
 class ClickGateTests(unittest.SynchronousTestCase):

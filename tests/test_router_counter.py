@@ -9,6 +9,7 @@ goes down and comes back.
 import uuid
 
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -58,7 +59,8 @@ def watchers(testcase, node, count, **options):
     result = []
     for client in clients:
         watcher = Watcher(client)
-        yield client.session.subscribe(watcher.on_event, "counter.changed")
+        # every counter: counter.changed (default) and counter.changed.<name>
+        yield client.session.subscribe(watcher.on_event, "counter.changed", options=SubscribeOptions(match="prefix"))
         result.append(watcher)
     return result
 

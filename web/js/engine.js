@@ -210,7 +210,9 @@ export class Engine {
       return;
     }
     try {
-      this.receive(topic, entry, await session.call(entry.getProc));
+      // getProc: a procedure URI, or [uri, args, kwargs] (e.g. ["counter.get", [], {name: "b"}])
+      const [proc, args, kwargs] = Array.isArray(entry.getProc) ? entry.getProc : [entry.getProc];
+      this.receive(topic, entry, await session.call(proc, args, kwargs));
     } catch (err) {
       if (!entry.latest) this.markUnavailable(topic, entry, err);
     }
