@@ -191,29 +191,59 @@ class UserSyncClient(HubComponent):
     db = None
     bridge = None
     pool = None
+    ready = False
+    stopped = False
 
     @defer.inlineCallbacks
     def start(self):
-        self.push = as_bool({"v": self.setting("USERSYNC_PUSH")}, "v", True)
-        url = self.setting("DATABASE_URL") or database_url("client", directory=self.node_directory)
-        self.db = Database(url)
-        yield migrate_all(self.db, SCHEMAS)
+        """
+        Read the settings and register ``users.me``; the database migration
+        and the bridge start in the background and retry, so a slow or
+        unreachable database or queue never keeps the node from starting.
+        """
+        try:
+            self.push = as_bool({"v": self.setting("USERSYNC_PUSH")}, "v", True)
+            self.auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
+            self.pollers = as_int({"v": self.setting("USERSYNC_POLLERS")}, "v", 2, minimum=1, maximum=64)
+            self.wait = as_int({"v": self.setting("USERSYNC_WAIT")}, "v", 20, minimum=0, maximum=20)
+            url = self.setting("DATABASE_URL") or database_url("client", directory=self.node_directory)
+            self.db = Database(url)
+        except ValueError as exc:  # SettingsError, StorageConfigError
+            self.log.error("usersync client off: {error}", error=exc)
+            return
         if self.push:
             yield self.register(self.me, ME,
                                 options=RegisterOptions(details_arg="details", invoke="roundrobin"))
-        queue = self.setting("SQS_QUEUE_URL")
-        auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
-        if not queue and not auto:
+        # the common case: the database answers now, and the component is ready when the node is
+        try:
+            yield migrate_all(self.db, SCHEMAS)
+            self.ready = True
+        except Exception as exc:
+            self.log.warn("usersync client: database not ready ({error}); retrying in the background",
+                          error=exc)
+        self._prepared = self._prepare(self.setting("SQS_QUEUE_URL")).addErrback(
+            lambda failure: self.log.failure("usersync client: bridge did not start", failure=failure))
+
+    def _running(self):
+        return not self.stopped
+
+    @defer.inlineCallbacks
+    def _prepare(self, queue):
+        if not self.ready:
+            yield persist(self.reactor, lambda: migrate_all(self.db, SCHEMAS), self.log,
+                          "usersync client database", self._running)
+            self.ready = not self.stopped
+        if self.stopped:
+            return
+        if not queue and not self.auto:
             self.log.info("usersync client: users.me ready; bridge off (SQS_QUEUE_URL unset)")
             return
-        pollers = as_int({"v": self.setting("USERSYNC_POLLERS")}, "v", 2, minimum=1, maximum=64)
-        self.pool = BlockingPool(self.reactor, pollers + 4, "usersync-sqs")
-        self._bridge_started = self._start_bridge(queue, pollers).addErrback(
-            lambda failure: self.log.failure("usersync client: bridge did not start", failure=failure))
+        self.pool = BlockingPool(self.reactor, self.pollers + 4, "usersync-sqs")
+        yield self._start_bridge(queue, self.pollers)
 
     @defer.inlineCallbacks
     def _start_bridge(self, queue, pollers):
-        wait = as_int({"v": self.setting("USERSYNC_WAIT")}, "v", 20, minimum=0, maximum=20)
+        wait = self.wait
         endpoint = self.setting("AWS_ENDPOINT_URL") or None
         sqs = yield self.pool.run(make_client, "sqs", endpoint, region_for(queue), read_timeout=wait + 10,
                                   pool=pollers + 4)
@@ -224,9 +254,9 @@ class UserSyncClient(HubComponent):
         attributes = yield persist(
             self.reactor, lambda: self.pool.run(sqs.get_queue_attributes, QueueUrl=queue,
                                                 AttributeNames=["VisibilityTimeout"]),
-            self.log, "usersync queue", lambda: self.pool is not None)
+            self.log, "usersync queue", self._running)
         visibility = int(attributes["Attributes"]["VisibilityTimeout"]) if attributes else 30
-        if self.pool is None:
+        if self.stopped:
             return
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
                              pollers=pollers, wait=wait, visibility=max(visibility, 2))
@@ -242,7 +272,7 @@ class UserSyncClient(HubComponent):
                               max_receives=as_int({"v": self.setting("USERSYNC_MAX_RECEIVES")}, "v", 5,
                                                   minimum=1))
         result = yield persist(self.reactor, lambda: self.pool.run(provision.provision, sns, sqs, plan),
-                               self.log, "usersync emulator", lambda: self.pool is not None)
+                               self.log, "usersync emulator", self._running)
         if result is None:
             return None
         queue = result["clients"][plan.clients[0]]["queue_url"]
@@ -263,6 +293,8 @@ class UserSyncClient(HubComponent):
     def me(self, details=None):
         """The caller's profile from this client's table: ``{"value": profile | None, "seq", "ts"}``."""
         username = getattr(details, "caller_authid", None)
+        if not self.ready:
+            raise ApplicationError(errors.UNAVAILABLE, "user table not ready yet")
         if not username:
             raise ApplicationError(errors.NOT_AUTHORIZED, "users.me needs an authenticated caller")
 
@@ -278,6 +310,7 @@ class UserSyncClient(HubComponent):
         return self.db.run(replica.profile, username).addCallbacks(answer, unavailable)
 
     def onLeave(self, details):
+        self.stopped = True
         if self.bridge is not None:
             self.bridge.stop()
         if self.pool is not None:

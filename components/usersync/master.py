@@ -321,24 +321,66 @@ class UserSyncMaster(HubComponent):
     relay = None
     listener = None
     pool = None
+    ready = False
+    stopped = False
+    relaying = False
 
     @defer.inlineCallbacks
     def start(self):
-        self.fields = parse_fields(self.setting("USERSYNC_FIELDS"))
-        self.include_staff = as_bool({"v": self.setting("USERSYNC_INCLUDE_STAFF")}, "v", False)
-        url = self.setting("MASTER_DATABASE_URL") or database_url("master", directory=self.node_directory)
-        self.db = Database(url)
-        yield migrate_all(self.db, SCHEMAS)
+        """
+        Read the settings and register the RPCs; the database work and the
+        relay start in the background and retry, so a database that is slow
+        or down at start never keeps the node from starting.
+        """
+        try:
+            self.fields = parse_fields(self.setting("USERSYNC_FIELDS"))
+            self.include_staff = as_bool({"v": self.setting("USERSYNC_INCLUDE_STAFF")}, "v", False)
+            self.batch = as_int({"v": self.setting("USERSYNC_RELAY_BATCH")}, "v", 100, minimum=1,
+                                maximum=1000)
+            self.poll = as_float({"v": self.setting("USERSYNC_POLL_INTERVAL")}, "v", 0.2, minimum=0.01)
+            self.backoff_max = as_float({"v": self.setting("USERSYNC_BACKOFF_MAX")}, "v", 30.0, minimum=0.1)
+            self.auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
+            url = self.setting("MASTER_DATABASE_URL") or database_url("master", directory=self.node_directory)
+            self.db = Database(url)
+        except ValueError as exc:  # SettingsError, StorageConfigError
+            self.log.error("usersync master off: {error}", error=exc)
+            return
         yield self.register(self)
         topic = self.setting("SNS_TOPIC_ARN")
-        auto = as_bool({"v": self.setting("USERSYNC_PROVISION")}, "v", False)
-        if not topic and not auto:
+        self.relaying = bool(topic) or self.auto
+        # the common case: the database answers now, and the RPCs are ready when the node is
+        try:
+            yield self._set_up_database()
+            self.ready = True
+        except Exception as exc:
+            self.log.warn("usersync master: database not ready ({error}); retrying in the background",
+                          error=exc)
+        self._prepared = self._prepare(topic).addErrback(
+            lambda failure: self.log.failure("usersync master: relay did not start", failure=failure))
+
+    def _running(self):
+        return not self.stopped
+
+    @defer.inlineCallbacks
+    def _set_up_database(self):
+        """Migrate; with a relay configured also (re)install the capture triggers, before any admin write."""
+        yield migrate_all(self.db, SCHEMAS)
+        if self.relaying:
+            yield self.db.run(outbox.install, self.fields, self.include_staff)
+
+    @defer.inlineCallbacks
+    def _prepare(self, topic):
+        if not self.ready:
+            yield persist(self.reactor, self._set_up_database, self.log, "usersync master database",
+                          self._running)
+            self.ready = not self.stopped
+        if self.stopped:
+            return
+        if not self.relaying:
             self.log.info("usersync master: admin RPCs ready; relay off (SNS_TOPIC_ARN unset)")
             return
-        yield self.db.run(outbox.install, self.fields, self.include_staff)
         self.pool = BlockingPool(self.reactor, 4, "usersync-sns")
-        self._relay_started = self._start_relay(topic).addErrback(
-            lambda failure: self.log.failure("usersync master: relay did not start", failure=failure))
+        yield self._start_relay(topic)
 
     @defer.inlineCallbacks
     def _start_relay(self, topic):
@@ -347,16 +389,13 @@ class UserSyncMaster(HubComponent):
         if not topic:
             name = self.setting("USERSYNC_TOPIC_NAME", "reactive-users")
             topic = yield persist(self.reactor, lambda: self.pool.run(provision.ensure_topic, sns, name),
-                                  self.log, "usersync topic", lambda: self.pool is not None)
+                                  self.log, "usersync topic", self._running)
             self.log.info("usersync master: provisioned topic {arn}", arn=topic)
-        if self.pool is None:
+        if self.stopped:
             return
-        sqlite_poll = as_float({"v": self.setting("USERSYNC_POLL_INTERVAL")}, "v", 0.2, minimum=0.01)
-        self.relay = Relay(
-            self.db, SnsPublisher(sns, topic), self.pool.run, self.reactor,
-            batch=as_int({"v": self.setting("USERSYNC_RELAY_BATCH")}, "v", 100, minimum=1, maximum=1000),
-            poll_interval=5.0 if self.db.dialect == POSTGRESQL else sqlite_poll,
-            backoff_max=as_float({"v": self.setting("USERSYNC_BACKOFF_MAX")}, "v", 30.0, minimum=0.1))
+        self.relay = Relay(self.db, SnsPublisher(sns, topic), self.pool.run, self.reactor, batch=self.batch,
+                           poll_interval=5.0 if self.db.dialect == POSTGRESQL else self.poll,
+                           backoff_max=self.backoff_max)
         if self.db.dialect == POSTGRESQL:
             self.listener = PgListener(self.db.url, outbox.CHANNEL, self.relay.wake, self.reactor,
                                        self.pool.run)
@@ -364,6 +403,10 @@ class UserSyncMaster(HubComponent):
         self.relay.start()
         self.log.info("usersync master: relaying {fields} to {topic}", fields=",".join(self.fields),
                       topic=topic)
+
+    def _check_ready(self):
+        if not self.ready:
+            raise ApplicationError(errors.UNAVAILABLE, "user directory not ready yet")
 
     def _wake(self, result):
         if self.relay is not None:
@@ -383,6 +426,7 @@ class UserSyncMaster(HubComponent):
         Create or update a user from ``{"username", ...fields, "password"?}``;
         fire with the stored user and ``created``.
         """
+        self._check_ready()
         try:
             fields, password = clean_profile(profile)
         except FieldError as exc:
@@ -401,6 +445,7 @@ class UserSyncMaster(HubComponent):
     @wamp.register(DELETE)
     def delete(self, username):
         """Delete a user; ``reactive.error.not_found`` when there is none."""
+        self._check_ready()
         try:
             check_value("username", username)
         except FieldError as exc:
@@ -422,6 +467,7 @@ class UserSyncMaster(HubComponent):
     @wamp.register(LIST)
     def users(self, limit=1000, offset=0):
         """Users ordered by username (``limit`` 1-1000, ``offset`` >= 0), each with its sync ``version``."""
+        self._check_ready()
         for name, value, low, high in (("limit", limit, 1, 1000), ("offset", offset, 0, 2 ** 31)):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ApplicationError(errors.INVALID_ARGUMENT, "{} must be an integer in {}..{}".format(
@@ -431,6 +477,7 @@ class UserSyncMaster(HubComponent):
         return d
 
     def onLeave(self, details):
+        self.stopped = True
         if self.relay is not None:
             self.relay.stop()
         if self.listener is not None:
