@@ -18,6 +18,7 @@ import json
 import psycopg2
 from autobahn import wamp
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
@@ -328,9 +329,10 @@ class UserSyncMaster(HubComponent):
     @defer.inlineCallbacks
     def start(self):
         """
-        Read the settings and register the RPCs; the database work and the
-        relay start in the background and retry, so a database that is slow
-        or down at start never keeps the node from starting.
+        Read the settings, register the RPCs (shared registrations: several
+        master instances may run) and set up the database; if it does not
+        answer, that and the relay are retried in the background, so a
+        database down at start never keeps the node from starting.
         """
         try:
             self.fields = parse_fields(self.setting("USERSYNC_FIELDS"))
@@ -345,7 +347,7 @@ class UserSyncMaster(HubComponent):
         except ValueError as exc:  # SettingsError, StorageConfigError
             self.log.error("usersync master off: {error}", error=exc)
             return
-        yield self.register(self)
+        yield self.register(self, options=RegisterOptions(invoke="roundrobin"))
         topic = self.setting("SNS_TOPIC_ARN")
         self.relaying = bool(topic) or self.auto
         # the common case: the database answers now, and the RPCs are ready when the node is
