@@ -183,10 +183,11 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
         if name in dev_web["paths"]:
             internal_paths[name] = copy.deepcopy(dev_web["paths"][name])
     router["transports"] = [
-        {"id": "proxies", "type": "rawsocket", "endpoint": {"type": "unix", "path": PROXY_SOCKET},
+        # every proxied session has its own backend connection: a deep accept queue for connection storms
+        {"id": "proxies", "type": "rawsocket", "endpoint": {"type": "unix", "path": PROXY_SOCKET, "backlog": 4096},
          "serializers": ["cbor"], "options": {"max_message_size": 1048576},
          "auth": {"anonymous-proxy": {"type": "static"}}},
-        {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": BACKEND_SOCKET},
+        {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": BACKEND_SOCKET, "backlog": 256},
          "serializers": ["cbor"], "auth": {"anonymous": {"type": "static", "role": "backend"}}},
         {"id": "internal", "type": "web", "endpoint": {"type": "tcp", "port": internal_port, "backlog": 1024},
          "paths": internal_paths},
@@ -219,6 +220,62 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
         })
     dev["workers"] = workers
     return dev
+
+
+def router_replicas_config(dev=None, routers=2, port=PUBLIC_PORT):
+    """
+    One node, several router workers (one core each): every router worker is a
+    replica of the realm with its own authenticator, clock and components and
+    its own container worker (counter, user-sync bridge), all listening on one
+    shared port (SO_REUSEPORT spreads the connections). The replicas are linked
+    pairwise with rlinks over Unix sockets for the shared topics, exactly as
+    separate client nodes are, so each event is fanned out by the router worker
+    that holds the subscriber. The serial reader (hardware) runs in the first
+    router worker only. This node does not link to other nodes.
+    """
+    dev = copy.deepcopy(dev or load_dev_config())
+    template = _router(dev)
+    components = template.get("components", [])
+    singletons = [item for item in components if not _is_scalable(item) and not _is_master_only(item)]
+    scalable = [item for item in components if _is_scalable(item)]
+    dev_web = _web_transport(template)
+    paths = {name: copy.deepcopy(service) for name, service in dev_web["paths"].items() if name != "auth"}
+    workers = []
+    for index in range(1, routers + 1):
+        router = copy.deepcopy(template)
+        router["id"] = "router" if index == 1 else "router{}".format(index)
+        router["options"] = dict(router.get("options", {}), title="reactive hub router {}".format(index))
+        realm = _realm(router)
+        _peer_roles(realm)
+        socket_path = "backend{}.sock".format(index)
+        router["transports"] = [
+            {"id": "web", "type": "web", "endpoint": {"type": "tcp", "port": port, "backlog": 1024, "shared": True},
+             "paths": copy.deepcopy(paths)},
+            {"id": "rlink", "type": "websocket", "serializers": ["cbor"],
+             "endpoint": {"type": "unix", "path": "rlink{}.sock".format(index), "backlog": 64},
+             "auth": {"cryptosign": {"type": "dynamic", "authenticator": PEER_AUTHENTICATE_URI}}},
+            {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": socket_path, "backlog": 256},
+             "serializers": ["cbor"], "auth": {"anonymous": {"type": "static", "role": "backend"}}},
+        ]
+        router["components"] = [item for item in singletons if index == 1 or item.get("id") != "serial_reader"]
+        router["components"].append(PEER_AUTHENTICATOR)
+        _monitor_extra(router, database="client", outbox="off")
+        realm["rlinks"] = [_local_rlink(other) for other in range(1, routers + 1) if other != index]
+        workers.append(router)
+        if scalable:
+            workers.append({"id": "backend{}".format(index), "type": "container",
+                            "options": {"title": "reactive hub components {}".format(index)},
+                            "components": [_container_component(item, socket_path) for item in scalable]})
+    dev["workers"] = workers
+    return dev
+
+
+def _local_rlink(other):
+    link = _rlink(other, "localhost", 0)
+    link["id"] = "router{}".format(other)
+    link["transport"] = {"type": "websocket", "serializers": ["cbor"], "url": "ws://localhost/rlink",
+                         "endpoint": {"type": "unix", "path": "rlink{}.sock".format(other), "timeout": 5}}
+    return link
 
 
 def _rlink(index, host, port):
@@ -286,6 +343,8 @@ def main(argv=None):
     client.add_argument("--replicas", type=int, default=0)
     client.add_argument("--port", type=int, default=PUBLIC_PORT, help="the proxies' public port")
     client.add_argument("--proxies", type=int, default=PROXIES)
+    client.add_argument("--routers", type=int, default=1, help="router worker replicas on the shared port "
+                        "instead of proxy workers (no links to other nodes)")
     client.add_argument("--containers", type=int, default=CONTAINERS)
     sub.add_parser("master", help="print the master node config")
     args = parser.parse_args(argv)
@@ -297,8 +356,13 @@ def main(argv=None):
         peers = list(args.peer)
         if args.mesh:
             peers += mesh_peers(os.environ.get("HOSTNAME") or socket.gethostname(), args.mesh, args.replicas)
-        sys.stdout.write(_dump(client_config(peers=peers, proxies=args.proxies, containers=args.containers,
-                                             port=args.port)))
+        if args.routers > 1:
+            if peers:
+                parser.error("--routers does not combine with --peer/--mesh")
+            config = router_replicas_config(routers=args.routers, port=args.port)
+        else:
+            config = client_config(peers=peers, proxies=args.proxies, containers=args.containers, port=args.port)
+        sys.stdout.write(_dump(config))
     else:
         sys.stdout.write(_dump(master_config()))
     return 0

@@ -63,6 +63,16 @@ class ConfigTests(unittest.TestCase):
                                  timeout=60, env=dict(os.environ, PORT="8080"))
         self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
 
+    def test_router_replicas_variant_checks(self):
+        """`components.topology client --routers 2` (router workers on one shared port, linked) checks."""
+        directory = tempfile.mkdtemp(prefix="hub-replicas-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        with open(os.path.join(directory, "config.json"), "w") as handle:
+            json.dump(topology.router_replicas_config(routers=2), handle)
+        checked = subprocess.run([CROSSBAR, "check", "--cbdir", directory], capture_output=True, text=True,
+                                 timeout=60, env=dict(os.environ, PORT="8080"))
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
     def test_committed_configs_are_current(self):
         """master.json and client.json are what `python -m components.topology write` makes of config.json."""
         for name, text in topology.rendered().items():
@@ -108,6 +118,23 @@ class TopologyTests(unittest.SynchronousTestCase):
         self.assertEqual((link["forward_local_events"], link["forward_remote_events"],
                           link["forward_local_invocations"], link["forward_remote_invocations"]),
                          (True, False, False, False))
+
+    def test_router_replicas_shape(self):
+        """Replicas: each router worker on the shared port, pulling from the other through a Unix socket;
+        the serial reader only in the first; one container worker per router worker."""
+        config = topology.router_replicas_config(routers=2)
+        routers = [worker for worker in config["workers"] if worker["type"] == "router"]
+        self.assertEqual([worker["id"] for worker in routers], ["router", "router2"])
+        for index, router in enumerate(routers):
+            self.assertTrue(router["transports"][0]["endpoint"]["shared"])
+            links = topology._realm(router)["rlinks"]
+            self.assertEqual([link["transport"]["endpoint"]["path"] for link in links],
+                             ["rlink{}.sock".format(2 - index)])
+        self.assertIn("serial_reader", {item["id"] for item in routers[0]["components"]})
+        self.assertNotIn("serial_reader", {item["id"] for item in routers[1]["components"]})
+        containers = [worker for worker in config["workers"] if worker["type"] == "container"]
+        self.assertEqual([item["transport"]["endpoint"]["path"] for item in
+                          (worker["components"][0] for worker in containers)], ["backend1.sock", "backend2.sock"])
 
     def test_master_shape(self):
         """Master: the login endpoint, no device bridge, user-sync master components in a container worker."""
