@@ -44,6 +44,9 @@ WORKDIR /app
 COPY --chown=hub:hub .crossbar/config.json .crossbar/master.json .crossbar/client.json ./.crossbar/
 COPY --chown=hub:hub web ./web
 COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
+# the production configs follow the dev config they derive from, whatever was committed
+RUN python -m components.topology write --directory /app/.crossbar \
+ && chown hub:hub /app/.crossbar/master.json /app/.crossbar/client.json
 # the node directory holds the dev secret and SQLite files: writable by hub only
 RUN chmod 0700 /app/.crossbar
 USER hub

@@ -6,6 +6,7 @@ database, tokens verified with the master's Ed25519 public key, and a small
 failover TCP balancer in front (what a load balancer does in production).
 """
 
+import copy
 import json
 import os
 import shutil
@@ -260,6 +261,48 @@ class LinkedClientNodes:
         for node in self.nodes:
             node.cleanup()
         shutil.rmtree(self.keys, ignore_errors=True)
+
+
+class RouterReplicasTests(unittest.TestCase):
+    """Two router workers of one node, linked over Unix sockets (components.topology.router_replicas_config)."""
+
+    timeout = 150
+
+    @defer.inlineCallbacks
+    def test_users_on_both_router_workers(self):
+        """Users of either router worker get their own clock, click the one counter and see each other's clicks."""
+        node = RouterNode(name="replicas")
+        self.addCleanup(node.cleanup)
+        config = topology.router_replicas_config(routers=2, port=node.port)
+        direct = []
+        for router in (worker for worker in config["workers"] if worker["type"] == "router"):
+            port = free_port()
+            direct.append("ws://127.0.0.1:{}/ws".format(port))  # each worker also on a port of its own
+            transport = copy.deepcopy(router["transports"][0])
+            transport.update(id="direct", endpoint={"type": "tcp", "port": port})
+            transport["paths"] = {"/": transport["paths"]["/"], "ws": transport["paths"]["ws"]}
+            router["transports"].append(transport)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        yield node.start()
+        yield eventually(lambda: 'Ok, worker "Container backend2" configured and ready' in node.log_text(),
+                         timeout=90, message="second container worker not ready")
+        yield eventually(lambda: node.log_text().count("Ok, router-to-router") >= 2, timeout=30,
+                         message="links between the router workers not up")
+        clients = []
+        for index, url in enumerate(direct):
+            client = yield connect(self, _Direct(url), sub="replica{}".format(index))
+            clients.append(client)
+        seen = [[], []]
+        for index, client in enumerate(clients):
+            yield client.session.subscribe(seen[index].append, "counter.changed")
+            state = yield client.session.call("time.get")
+            self.assertIn("value", state)
+        first = yield clients[0].session.call("counter.click", 2)
+        second = yield clients[1].session.call("counter.click", 3)
+        self.assertEqual((first["value"], second["value"]), (2, 5))
+        yield eventually(lambda: all([state["value"] for state in events][-1:] == [5] for events in seen),
+                         message="clicks not seen on both router workers: {}".format(seen))
 
 
 class MasterAndClientTests(unittest.TestCase):
