@@ -15,7 +15,9 @@ pollers but ``stop()``.
 Changes that took effect are published on ``users.changed`` with
 ``eligible_authid=[username]`` (through ``components.userrelay``, so that
 linked client nodes deliver them too); ``users.me`` answers the caller's
-profile (shared registration: one per container worker).
+profile (shared registration: one per container worker). With
+``E2E_ENCRYPTION=on`` both carry the profile sealed for that user
+(``components.e2e``): the router and other sessions see only ciphertext.
 """
 
 from autobahn.wamp.exception import ApplicationError
@@ -25,6 +27,8 @@ from twisted.logger import Logger
 
 from components import directory, errors, userrelay
 from components.base import HubComponent
+from components.e2e import keys as e2e_keys
+from components.e2e.service import PrivatePayloads
 from components.settings import as_bool, as_int, database_url
 from components.storage import Database, StorageUnavailable, migrate_all
 from components.usersync import CHANGED, ME, provision, replica
@@ -32,7 +36,8 @@ from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.messages import MessageError, parse
 from components.usersync.retry import Backoff, persist
 
-SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS)]
+SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
+           ("e2e_keys", e2e_keys.MIGRATIONS)]
 
 
 class VisibilityKeeper:
@@ -208,7 +213,8 @@ class UserSyncClient(HubComponent):
             self.wait = as_int({"v": self.setting("USERSYNC_WAIT")}, "v", 20, minimum=0, maximum=20)
             url = self.setting("DATABASE_URL") or database_url("client", directory=self.node_directory)
             self.db = Database(url)
-        except ValueError as exc:  # SettingsError, StorageConfigError
+            self.private = self._private_payloads()
+        except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync client off: {error}", error=exc)
             return
         if self.push:
@@ -223,6 +229,18 @@ class UserSyncClient(HubComponent):
                           error=exc)
         self._prepared = self._prepare(self.setting("SQS_QUEUE_URL")).addErrback(
             lambda failure: self.log.failure("usersync client: bridge did not start", failure=failure))
+
+    def _private_payloads(self):
+        """Sealing of per-user states: on with E2E_ENCRYPTION=on, a pass-through otherwise."""
+        enabled = as_bool({"v": self.setting("E2E_ENCRYPTION")}, "v", False)
+        if not enabled:
+            return PrivatePayloads(None, enabled=False)
+        environ = {key: self.setting(key) for key in ("E2E_KEK", "E2E_KEK_FILE")}
+        grace = as_int({"v": self.setting("E2E_KEY_GRACE")}, "v", e2e_keys.DEFAULT_GRACE, minimum=0)
+        user_keys = e2e_keys.UserKeys(self.db, e2e_keys.load_kek(environ, self.node_directory), grace=grace,
+                                      clock=self.reactor.seconds)
+        self.log.info("usersync client: users.changed and users.me are end-to-end encrypted")
+        return PrivatePayloads(user_keys, enabled=True)
 
     def _running(self):
         return not self.stopped
@@ -279,14 +297,16 @@ class UserSyncClient(HubComponent):
         self.log.info("usersync client: provisioned queue {url}", url=queue)
         return queue
 
+    @defer.inlineCallbacks
     def _publish(self, changes):
         if not self.push:
             return
-        for change in changes:
+        for change in changes:  # in order: sealing reads the user's key, one change after the other
             try:
+                event = yield self.private.seal_state(change.username, CHANGED, event_for(change))
                 # through users.relay: Crossbar's rlinks carry it to every linked node, where
                 # components.userrelay republishes it on users.changed for that user's sessions only
-                userrelay.publish_for_user(self, change.username, event_for(change))
+                userrelay.publish_for_user(self, change.username, event)
             except Exception as exc:
                 self.log.warn("usersync: publishing {uri} failed: {error}", uri=CHANGED, error=exc)
 
@@ -302,12 +322,14 @@ class UserSyncClient(HubComponent):
             user, version = result
             if user is not None:
                 user.update(action="snapshot", version=version)
-            return {"value": user, "seq": version, "ts": int(self.reactor.seconds() * 1000)}
+            # the same state as users.changed carries, so sealed for that topic (also "no profile yet")
+            return self.private.seal_state(username, CHANGED, {"value": user, "seq": version,
+                                                                "ts": int(self.reactor.seconds() * 1000)})
 
         def unavailable(failure):
             failure.trap(StorageUnavailable)
             raise ApplicationError(errors.UNAVAILABLE, "user table unavailable")
-        return self.db.run(replica.profile, username).addCallbacks(answer, unavailable)
+        return self.db.run(replica.profile, username).addCallback(answer).addErrback(unavailable)
 
     def onLeave(self, details):
         self.stopped = True
