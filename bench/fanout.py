@@ -359,14 +359,14 @@ def _tokens(count, directory):
 def row(result):
     server_cpu = " ".join("{}={}".format(label, value) for label, value in sorted(result["server_cpu_pct"].items())
                           if value >= 1.0)
-    return "| {target} | {subscribers} | {rate}/s | {delivered}/{expected} | {loss_pct}% | {p50_ms} | {p99_ms} | " \
+    return "| {target} | {subscribed}/{subscribers} | {rate}/s | {published} | {delivered}/{expected} | {loss_pct}% | {p50_ms} | {p99_ms} | " \
            "{max_ms} | {cpu} | {client_cpu_pct} | {mem_per_session_kb} | {load} |".format(
                cpu=server_cpu or "-", load=result["load_avg"][0], **result)
 
 
-HEADER = ("| server | subscribers | rate | delivered/expected | loss | p50 ms | p99 ms | max ms | "
+HEADER = ("| server | subscribed/wanted | rate | tics seen | delivered/expected | loss | p50 ms | p99 ms | max ms | "
           "server CPU % (per process) | clients CPU % | KB per session | load |\n"
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
 
 def plot(results, path):
@@ -404,7 +404,13 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--output", default="fanout")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
     args = parser.parse_args(argv)
+    if args.render:
+        with open(os.path.join(RESULTS, args.output + ".json")) as handle:
+            saved = json.load(handle)
+        write_report(saved["meta"], saved["results"], args.output)
+        return 0
     if args.setup or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")):
         setup()
         if args.setup:
@@ -438,15 +444,23 @@ def main(argv=None):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.output + ".json"), "w") as handle:
         json.dump({"meta": meta, "results": results}, handle, indent=2)
-    with open(os.path.join(RESULTS, args.output + ".md"), "w") as handle:
+    write_report(meta, results, args.output)
+    return 0
+
+
+def write_report(meta, results, output):
+    started_load = meta["load_avg_start"]
+    with open(os.path.join(RESULTS, output + ".md"), "w") as handle:
         handle.write("# time.tic fan-out ({})\n\n".format(meta["date"]))
         handle.write("{cpus} CPUs, {machine}, Node {node}; load average at start {start}, at end {end} "
                      "(the machine is shared with other engineers' test runs).\n\n".format(
                          start=", ".join("{:.2f}".format(v) for v in started_load),
                          end=", ".join("{:.2f}".format(v) for v in meta["load_avg_end"]), **meta))
+        handle.write("Expected = rate x seconds per wanted subscriber: subscribers that never connected, tics a\n"
+                     "saturated clock never produced and events later than {} ms all count as lost.\n\n".format(
+                         meta["grace_ms"]))
         handle.write(HEADER + "\n" + "\n".join(row(result) for result in results) + "\n")
-    plot(results, os.path.join(RESULTS, args.output + ".png"))
-    return 0
+    plot(results, os.path.join(RESULTS, output + ".png"))
 
 
 if __name__ == "__main__":
