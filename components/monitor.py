@@ -17,6 +17,7 @@ meta procedures only). The web resources of the same worker
 """
 
 import json
+import os
 import resource
 import time
 
@@ -72,7 +73,6 @@ def _resident_bytes():
     try:
         with open("/proc/self/statm") as handle:
             pages = int(handle.read().split()[1])
-        import os
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
