@@ -48,7 +48,9 @@ COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
 RUN python -m components.topology write --directory /app/.crossbar \
  && chown hub:hub /app/.crossbar/master.json /app/.crossbar/client.json
 # the node directory holds the dev secret and SQLite files: writable by hub only
-RUN chmod 0700 /app/.crossbar
+# the dev config's guest worker (the local SNS/SQS emulator) runs .venv/bin/python from /app
+RUN ln -s /opt/venv /app/.venv \
+ && chmod 0700 /app/.crossbar
 USER hub
 EXPOSE 8080 8090
 VOLUME ["/app/.crossbar"]

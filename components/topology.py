@@ -136,7 +136,8 @@ def _peer_roles(realm):
     the shared topics only (node-local ones such as ``time.tic`` stay home);
     ``proxy_auth``: the service session proxies call the authenticator with.
     """
-    _add_role(realm, "rlink", [_permission(uri, subscribe=True) for uri in SHARED_TOPICS])
+    _add_role(realm, "rlink", [_permission(uri, subscribe=True) for uri in SHARED_TOPICS]
+              + [_permission("counter.changed.", match="prefix", subscribe=True)])  # named counters
     _add_role(realm, "proxy_auth", [_permission("reactive.auth.authenticate", call=True)])
     if _role(realm, "authenticator") is not None:
         _add_role(realm, "authenticator", [_permission(PEER_AUTHENTICATE_URI, register=True)])
@@ -315,8 +316,19 @@ def _monitor_extra(router, **settings):
             item.setdefault("extra", {}).update(settings)
 
 
+def _production_defaults(value):
+    """Production configs encrypt private payloads unless told otherwise (the dev config defaults to off)."""
+    if isinstance(value, dict):
+        return {key: _production_defaults(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_production_defaults(item) for item in value]
+    if value == "${E2E_ENCRYPTION:-off}":
+        return "${E2E_ENCRYPTION:-on}"
+    return value
+
+
 def _dump(config):
-    return json.dumps(config, indent=4) + "\n"
+    return json.dumps(_production_defaults(config), indent=4) + "\n"
 
 
 def rendered(dev=None):
