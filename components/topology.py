@@ -49,6 +49,8 @@ PEER_AUTHENTICATE_URI = "reactive.auth.peer"
 USER_RELAY_TOPIC = "users.relay"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
 SHARED_TOPICS = ("counter.changed", USER_RELAY_TOPIC, "iot.serial.reader", "iot.device.reading")
+# ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
+SHARED_PREFIXES = ("counter.changed.",)
 
 # components of the dev config that exist once per node (router components)
 NODE_SINGLETONS = ("authenticator", "clock", "serial_reader", "odata", "device_bridge", "monitor", "user_relay")
@@ -137,7 +139,7 @@ def _peer_roles(realm):
     ``proxy_auth``: the service session proxies call the authenticator with.
     """
     _add_role(realm, "rlink", [_permission(uri, subscribe=True) for uri in SHARED_TOPICS]
-              + [_permission("counter.changed.", match="prefix", subscribe=True)])  # named counters
+              + [_permission(uri, match="prefix", subscribe=True) for uri in SHARED_PREFIXES])
     _add_role(realm, "proxy_auth", [_permission("reactive.auth.authenticate", call=True)])
     if _role(realm, "authenticator") is not None:
         _add_role(realm, "authenticator", [_permission(PEER_AUTHENTICATE_URI, register=True)])

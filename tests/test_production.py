@@ -112,7 +112,9 @@ class TopologyTests(unittest.SynchronousTestCase):
         realm = topology._realm(topology._router(topology.client_config(peers=[("peer", 8090)])))
         role = topology._role(realm, "rlink")
         uris = {item["uri"]: item["allow"] for item in role["permissions"]}
-        self.assertEqual(set(uris), set(topology.SHARED_TOPICS))
+        self.assertEqual(set(uris), set(topology.SHARED_TOPICS) | set(topology.SHARED_PREFIXES))
+        self.assertEqual({item["match"] for item in role["permissions"] if item["uri"] in topology.SHARED_PREFIXES},
+                         {"prefix"})
         self.assertTrue(all(allow == {"call": False, "register": False, "publish": False, "subscribe": True}
                             for allow in uris.values()))
         link = realm["rlinks"][0]
