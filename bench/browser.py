@@ -30,6 +30,7 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import report  # noqa: E402
 from components.directory import Directory  # noqa: E402
 from components.storage import Database, migrate_all  # noqa: E402
 from tests.support.browser import BrowserThread, log_in, open_signed_in  # noqa: E402
@@ -209,22 +210,13 @@ def write(results):
         lines.append("| {} | {} | {} | {} | {} | {} |".format(
             name, run["n"], run["p50_ms"], run["p99_ms"], run["mean_ms"], run["max_ms"]))
     lines += [""] + ["Note: " + note for note in results["notes"]]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(os.path.join(RESULTS, "browser.md"), "w") as handle:
-        handle.write(table)
-    with open(os.path.join(RESULTS, "browser.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+    report.save("browser", "\n".join(lines) + "\n", results)
     plot(results)
 
 
 def plot(results):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing (pip install -e '.[bench]'): no plot")
+    plt = report.pyplot()
+    if plt is None:
         return
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, run in results["runs"].items():

@@ -32,6 +32,7 @@ from twisted.internet import defer, task, threads
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import report  # noqa: E402
 from tests.support.clients import connect, eventually  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402
 from tests.support.serialpty import FakeArduino  # noqa: E402
@@ -229,22 +230,13 @@ def write(results):
             name, run_["sent"], run_["delivered"], run_["events"], run_["lines_per_s"],
             run_.get("p50_ms", "-"), run_.get("p99_ms", "-"), run_.get("max_ms", "-"),
             run_["subscriber_max_lag_ms"], run_["load"]))
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(os.path.join(RESULTS, "iot.md"), "w") as handle:
-        handle.write(table)
-    with open(os.path.join(RESULTS, "iot.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+    report.save("iot", "\n".join(lines) + "\n", results)
     plot(results)
 
 
 def plot(results):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing (pip install -e '.[bench]'): no plot")
+    plt = report.pyplot()
+    if plt is None:
         return
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, run_ in results["runs"].items():
