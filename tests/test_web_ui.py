@@ -575,6 +575,8 @@ class UserSyncPageTests(BrowserTestCase):
             expect(delete).to_have_text("Confirm delete")
             delete.click()
             expect(admin.locator("#admin-message")).to_have_text("Deleted dave.")
+            # the list is re-read after the message: wait for the row to go rather than count at once
+            expect(admin.locator("tr[data-username='dave']")).to_have_count(0)
             return admin.locator("tr[data-username='dave']").count()
 
         self.assertEqual((yield browser.run(script)), 0)
