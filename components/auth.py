@@ -70,7 +70,7 @@ def main(argv=None):
     if options.command == "token":
         keys, issuer, audience, ttl = tokens.from_environment(os.environ, node_dir())
         issuer = tokens.TokenIssuer(keys, issuer, audience, ttl)
-        print(issuer.issue(options.sub, options.role, ttl=options.ttl))
+        sys.stdout.write(issuer.issue(options.sub, options.role, ttl=options.ttl) + "\n")
         return
 
     from components.directory import DirectoryError
@@ -87,9 +87,9 @@ def main(argv=None):
 
         def failed(failure):
             failure.trap(DirectoryError)
-            print("error: {}".format(failure.value), file=sys.stderr)
+            sys.stderr.write("error: {}\n".format(failure.value))
             raise SystemExit(2)
-        d.addCallbacks(lambda _: print("ok: {} {}".format(options.command, options.username)), failed)
+        d.addCallbacks(lambda _: sys.stdout.write("ok: {} {}\n".format(options.command, options.username)), failed)
         return d
     _run_directory(action)
 

@@ -202,8 +202,6 @@ class DashboardTests(BrowserTestCase):
     @defer.inlineCallbacks
     def test_click_reaches_every_tab(self):
         """A click in one tab shows the new count in all three tabs."""
-        if not has_component("components.counter"):
-            raise unittest.SkipTest("the counter component is not in the node config yet")
         node = yield shared_web_node()
         browser, context = yield self.browser_context()
 
@@ -519,10 +517,6 @@ def usersync_web_node(testcase):
 
 class UserSyncPageTests(BrowserTestCase):
     """The admin page editing users on the master, and the edit reaching only that user's tabs."""
-
-    def setUp(self):
-        if not has_component("components.usersync"):
-            raise unittest.SkipTest("the user-sync components are not in the node config yet")
 
     @defer.inlineCallbacks
     def test_admin_edit_reaches_only_that_users_tabs(self):
