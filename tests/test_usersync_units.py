@@ -158,3 +158,74 @@ class PayloadTests(unittest.SynchronousTestCase):
         self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", environ={}),
                          "eu-central-1")
         self.assertEqual(aws.region_for("http://127.0.0.1:4566/1/q", environ={}), "us-east-1")
+
+
+class RecordingQueue:
+    """The SQS calls the bridge makes while handling a batch, recorded."""
+
+    def __init__(self):
+        self.extended = []
+        self.deleted = []
+
+    def change_message_visibility_batch(self, QueueUrl, Entries):
+        self.extended.append([entry["ReceiptHandle"] for entry in Entries])
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
+
+    def delete_message_batch(self, QueueUrl, Entries):
+        self.deleted.append([entry["ReceiptHandle"] for entry in Entries])
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
+
+
+class DownThenUp:
+    """A database handle that is unavailable for the first ``outages`` transactions."""
+
+    def __init__(self, outages):
+        self.outages = outages
+        self.attempts = 0
+
+    def run(self, interaction, changes, now_ms):
+        from twisted.internet import defer
+        from components.storage import StorageUnavailable
+        self.attempts += 1
+        if self.attempts <= self.outages:
+            return defer.fail(StorageUnavailable("sqlite: database is locked"))
+        return defer.succeed(list(changes))
+
+
+class HeldBatchTests(unittest.SynchronousTestCase):
+    def bridge(self, db):
+        from twisted.internet import defer
+        clock, queue = task.Clock(), RecordingQueue()
+        bridge = client.Bridge(queue, "q", db, lambda fn, *a, **kw: defer.maybeDeferred(fn, *a, **kw),
+                               clock, visibility=30, retry_max=10)
+        bridge.running = True
+        return bridge, clock, queue
+
+    def test_an_outage_holds_the_batch_invisible_until_the_database_is_back(self):
+        """A database outage longer than several visibility periods: batch kept, extended, applied, deleted once."""
+        db = DownThenUp(outages=12)
+        bridge, clock, queue = self.bridge(db)
+        batch = [{"MessageId": "m1", "ReceiptHandle": "r1", "Body": body()}]
+        done = bridge.handle(batch)
+        self.assertNoResult(done)
+        for _ in range(20):
+            clock.advance(10)
+        self.assertEqual(len(self.successResultOf(done)), 1)
+        self.assertEqual(db.attempts, 13)
+        self.assertEqual(queue.deleted, [["r1"]])
+        self.assertGreaterEqual(len(queue.extended), 6)
+        self.assertEqual((bridge.rejected, bridge.held, bridge.applied), (0, 1, 1))
+
+    def test_a_stopping_bridge_releases_a_held_batch(self):
+        """After stop() the held batch is given back (not deleted) so another instance can take it."""
+        from components.storage import StorageUnavailable
+        bridge, clock, queue = self.bridge(DownThenUp(outages=1000))
+        done = bridge.handle([{"MessageId": "m1", "ReceiptHandle": "r1", "Body": body()}])
+        clock.advance(5)
+        bridge.stop()
+        clock.advance(30)
+        self.failureResultOf(done, StorageUnavailable)
+        self.assertEqual(queue.deleted, [])
+        extended = len(queue.extended)
+        clock.advance(60)
+        self.assertEqual(len(queue.extended), extended)

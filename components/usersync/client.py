@@ -7,10 +7,14 @@ boto3 calls in a thread pool): every message is validated; the valid ones
 are applied in one transaction under the version rule (``replica``); only
 after the commit are they deleted from the queue, in one batch call. A batch
 that takes longer than half the visibility timeout gets its visibility
-extended. A message that is malformed or cannot be applied is logged with
-its id and not deleted: SQS hands it out again and, after the queue's
-``maxReceiveCount``, moves it to the dead-letter queue. Nothing stops the
-pollers but ``stop()``.
+extended. While the client database is unavailable (down, locked) the
+batch is held, not released: the poller keeps its visibility extended and
+retries the transaction with backoff, and receives nothing new, so an outage
+never spends the messages' receive counts and never sends a valid change to
+the dead-letter queue. A message that is malformed or cannot be applied is
+logged with its id and not deleted: SQS hands it out again and, after the
+queue's ``maxReceiveCount``, moves it to the dead-letter queue. Nothing
+stops the pollers but ``stop()``.
 
 Changes that took effect are published on ``users.changed`` with
 ``eligible_authid=[username]`` (through ``components.userrelay``, so that
@@ -70,7 +74,7 @@ class Bridge:
     log = Logger()
 
     def __init__(self, sqs, queue_url, db, blocking, reactor, on_applied=lambda changes: None,
-                 pollers=2, wait=20, visibility=30):
+                 pollers=2, wait=20, visibility=30, retry_max=10.0):
         self.sqs = sqs
         self.queue_url = queue_url
         self.db = db
@@ -80,8 +84,9 @@ class Bridge:
         self.pollers = pollers
         self.wait = wait
         self.visibility = visibility
+        self.retry_max = retry_max
         self.running = False
-        self.applied = self.skipped = self.rejected = self.extensions = 0
+        self.applied = self.skipped = self.rejected = self.extensions = self.held = 0
         self.loops = []
 
     def start(self):
@@ -129,7 +134,7 @@ class Bridge:
             return []
         keeper = VisibilityKeeper(self, [message for message, _ in valid])
         try:
-            applied, done = yield self._apply(valid)
+            applied, done = yield self._apply_holding(valid)
         finally:
             keeper.stop()
         yield self._delete(done)
@@ -138,6 +143,29 @@ class Bridge:
         if applied:
             self.on_applied(applied)
         return applied
+
+    @defer.inlineCallbacks
+    def _apply_holding(self, valid):
+        """``_apply``, retried with backoff while the database is unavailable and the bridge runs."""
+        backoff = Backoff(0.5, self.retry_max)
+        while True:
+            try:
+                result = yield self._apply(valid)
+                if backoff.failures:
+                    self.log.info("usersync database back; held batch of {n} applied", n=len(valid))
+                return result
+            except StorageUnavailable as exc:
+                if not self.running:
+                    raise
+                delay = backoff.next()
+                if backoff.failures == 1:
+                    self.held += 1
+                    self.log.warn("usersync database unavailable ({error}); holding a batch of {n}"
+                                  " invisible and retrying", error=exc, n=len(valid))
+                else:
+                    self.log.debug("usersync database still unavailable; retry in {delay:.1f}s",
+                                   delay=delay)
+                yield task.deferLater(self.reactor, delay, lambda: None)
 
     @defer.inlineCallbacks
     def _apply(self, valid):
