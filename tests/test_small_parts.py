@@ -81,3 +81,49 @@ class TopicStateTests(SynchronousTestCase):
         second = state.mark(stale=True)
         self.assertEqual((second["value"], second["stale"]), (42, True))
         self.assertGreater(second["seq"], first["seq"])
+
+
+class NodeKeyCacheTests(SynchronousTestCase):
+    """components.nodekey_cache: Crossbar's proxy worker reads the node key once per process, not per session."""
+
+    def fake_module(self):
+        calls = []
+
+        class KeyModule:
+            @staticmethod
+            def _read_node_key(cbdir, privkey_path="key.priv", pubkey_path="key.pub", private=False):
+                calls.append((cbdir, private))
+                return {"hex": "{}-{}".format(cbdir, private), "qrcode": "..."}
+        return KeyModule, calls
+
+    def test_each_key_is_read_once(self):
+        """Repeated reads of the same key hit the file once; private and public keys stay apart."""
+        from components import nodekey_cache
+        module, calls = self.fake_module()
+        self.assertTrue(nodekey_cache.install(module))
+        for _ in range(100):
+            public = module._read_node_key("/node", private=False)
+            private = module._read_node_key("/node", private=True)
+        self.assertEqual((public["hex"], private["hex"]), ("/node-False", "/node-True"))
+        self.assertEqual(calls, [("/node", False), ("/node", True)])
+        self.assertFalse(nodekey_cache.install(module), "installed twice")
+
+    def test_crossbar_key_reader_is_patched_in_place(self):
+        """Against the installed Crossbar: the reader proxy workers import is the memoised one."""
+        import crossbar.common.key as key
+        from components import nodekey_cache
+        original = key._read_node_key
+        self.addCleanup(setattr, key, "_read_node_key", original)
+        self.assertTrue(nodekey_cache.install())
+        self.assertIsNot(key._read_node_key, original)
+        self.assertTrue(getattr(key._read_node_key, nodekey_cache.PATCHED))
+
+    def test_only_proxy_worker_command_lines_qualify(self):
+        """The site hook acts in proxy workers only, never in routers, containers or other programs."""
+        from components import nodekey_cache
+        proxy = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.proxy.ProxyController"]
+        router = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.router.RouterController"]
+        self.assertTrue(nodekey_cache.is_proxy_worker(proxy))
+        self.assertFalse(nodekey_cache.is_proxy_worker(router))
+        self.assertFalse(nodekey_cache.is_proxy_worker(["python", "-m", "twisted.trial", "tests"]))
+        self.assertFalse(nodekey_cache.is_proxy_worker(["python", "-m", "crossbar.worker.main", "--klass"]))

@@ -23,6 +23,7 @@ from twisted.internet import defer, task
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
+CROSSBAR_SITE = os.path.join(REPO, "crossbar_site")
 CROSSBAR = os.path.join(os.path.dirname(sys.executable), "crossbar")
 TEST_SECRET = "test-secret-" + "x" * 40
 DEV_ONLY_WORKERS = ("aws-emulator",)
@@ -89,7 +90,8 @@ class RouterNode:
                          "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN", "AWS_ENDPOINT_URL", "USERSYNC_PROVISION",
                          "DEVICE_KEY", "DEVICE_SECRET"):
             self.env.pop(variable, None)
-        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1"})
+        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1",
+                         "PYTHONPATH": os.pathsep.join(filter(None, [CROSSBAR_SITE, os.environ.get("PYTHONPATH")]))})
         self.env.update(env or {})
         self.process = None
         self.log_path = os.path.join(self.directory, "node.log")
