@@ -12,6 +12,8 @@ server process), in one run:
    PostgreSQL) drain theirs. Rates are measured the same way for both: the
    queue depth, looked at every 2 s (each look costs moto a full scan),
    between 10% and 90% drained; the bridge must reach 80% of the bare rate.
+   The relay gets a reference too: the same number of messages sent with
+   bare boto3 PublishBatch calls to a topic with the same four queues.
 2. Paced: ``--paced`` more changes at ``--rate`` per second (below the
    emulator's capacity, so no backlog builds) while the users' sessions are
    subscribed to ``users.changed`` on the client node: latency from the
@@ -39,7 +41,7 @@ from twisted.internet import defer, task, threads
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components.client import HubClient  # noqa: E402
-from components.usersync import provision  # noqa: E402
+from components.usersync import messages, provision  # noqa: E402
 from tests.support.clients import token  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
@@ -87,6 +89,35 @@ def in_queue(sqs, url):
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
     return sum(int(value) for value in attributes["Attributes"].values())
+
+
+def bare_publish(sns, sqs, count):
+    """
+    The relay's reference: ``count`` user-change messages sent with
+    PublishBatch (10 per call, one call at a time, as the relay sends) to a
+    fresh topic with the same fan-out (four subscribed queues), straight from
+    boto3. Fire with messages/s; the topic and queues are removed after.
+    """
+    plan = provision.Plan("bare-" + uuid.uuid4().hex[:8], ["p1", "p2", "p3", "p4"])
+    aws = provision.provision(sns, sqs, plan)
+    body = messages.encode("update", 1, {"username": "bare_publisher", "first_name": "x" * 12}, 0)
+    started = time.time()
+    for start in range(0, count, 10):
+        sns.publish_batch(TopicArn=aws["topic_arn"], PublishBatchRequestEntries=[
+            {"Id": str(index), "Message": body,
+             "MessageAttributes": messages.attributes("update", start + index + 1, "bare_publisher")}
+            for index in range(min(10, count - start))])
+    rate = count / (time.time() - started)
+    for settings in aws["clients"].values():
+        sns.unsubscribe(SubscriptionArn=settings["subscription_arn"])
+        for url in (settings["queue_url"], settings["dead_letter_queue_url"]):
+            sqs.delete_queue(QueueUrl=url)
+    sns.delete_topic(TopicArn=aws["topic_arn"])
+    return rate
+
+
+def progress(text):
+    print("[{}] {}".format(time.strftime("%H:%M:%S"), text), flush=True)
 
 
 def drain_rate(marks, total):
@@ -179,6 +210,8 @@ def main(reactor, opts):
         yield threads.deferToThread(master.add_users, users)
 
         # 1. burst
+        progress("burst: committing {} changes on the master".format(opts.changes))
+
         def burst():
             started = time.time()
             for index in range(opts.changes):
@@ -189,15 +222,19 @@ def main(reactor, opts):
         while (yield threads.deferToThread(master.pending)):
             yield task.deferLater(reactor, 0.05, lambda: None)
         relay_seconds = time.time() - relay_started
+        progress("relay: outbox empty after {:.0f} s ({:.0f} events/s)".format(
+            relay_seconds, opts.changes / relay_seconds))
         total = opts.users + opts.changes
         while (yield threads.deferToThread(lambda: min(in_queue(sqs, queues[name]) for name in queues))) < total:
             yield task.deferLater(reactor, 0.05, lambda: None)
         bare_urls = [queues["bare1"], queues["bare2"]]
+        progress("bare boto3 drain of two queues of {} messages".format(total))
         watching = watch_drain(reactor, sqs, bare_urls, total)
         for url in bare_urls:
             threads.deferToThread(bare_drain, sqs, url, total, POLLERS)
         bare_marks = yield watching
         bare = [drain_rate(bare_marks[url], total) for url in bare_urls]
+        progress("bare drain: {:.1f} / {:.1f} msg/s; starting the client node's two bridges".format(*bare))
         watching = watch_drain(reactor, sqs, [queues["a"], queues["b"]], total)
         try:
             yield client_node.start()
@@ -206,6 +243,10 @@ def main(reactor, opts):
             yield client_node.start()
         marks = yield watching
         bridge = {"a": drain_rate(marks[queues["a"]], total), "b": drain_rate(marks[queues["b"]], total)}
+        progress("bridges: {a:.1f} / {b:.1f} changes/s; bare PublishBatch reference".format(**bridge))
+        bare_publish_rate = yield threads.deferToThread(bare_publish, sns, sqs, opts.changes)
+        progress("bare PublishBatch: {:.1f} msg/s; paced phase: {} changes at {:g}/s".format(
+            bare_publish_rate, opts.paced, opts.rate))
 
         # 2. paced, with every user's session subscribed on the client node
         for name in ("bare1", "bare2"):
@@ -237,6 +278,7 @@ def main(reactor, opts):
             "changes": opts.changes, "users": opts.users, "pollers_per_client": POLLERS, "paced_rate": opts.rate, "paced_changes": opts.paced,
             "master_commits_per_s": opts.changes / commit_seconds,
             "relay_events_per_s": opts.changes / relay_seconds,
+            "bare_publish_per_s": bare_publish_rate,
             "bare_drain_per_s": {"bare1": bare[0], "bare2": bare[1]},
             "bridge_applied_per_s": bridge,
             "bridge_vs_bare": min(bridge.values()) / (sum(bare) / len(bare)),
@@ -274,7 +316,10 @@ def write(results):
         "| measure | value |",
         "| --- | --- |",
         "| master commits (one per change, PostgreSQL) | {:.0f} /s |".format(results["master_commits_per_s"]),
-        "| relay to SNS (PublishBatch) | {:.0f} events/s |".format(results["relay_events_per_s"]),
+        "| relay to SNS (PublishBatch), commit of the first change to the last one sent | {:.0f} events/s |".format(
+            results["relay_events_per_s"]),
+        "| bare boto3 PublishBatch to a topic with the same four queues | {:.0f} msg/s |".format(
+            results["bare_publish_per_s"]),
         "| bare boto3 drain (receive 10 + batch delete), queue 1 / 2 | {:.0f} / {:.0f} msg/s |".format(
             bare["bare1"], bare["bare2"]),
         "| bridge applied, client a (SQLite) / client b (PostgreSQL) | {:.0f} / {:.0f} changes/s |".format(
