@@ -12,8 +12,9 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
 - ``proxies``: the production client node (components.topology): the same
   realm and authenticator, with 2 proxy workers terminating the WebSockets
   in front of the router worker, and 2 container workers;
-- ``routers``: the same realm in 2 router workers (one per core) on one
-  shared port, linked with rlinks over Unix sockets, each with its own clock
+- ``routers``: the same realm in ``--replicas`` router workers (4 by
+  default: on 2 cores, 4 replicas of 1,000 subscribers each beat 2 of 2,000
+  on latency) on one shared port, linked with rlinks over Unix sockets, each with its own clock
   and container worker (components.topology.router_replicas_config).
 
 The load clients are Node processes (bench/fanout/client.js, ``ws``, WAMP
@@ -103,8 +104,9 @@ def bare_router():
 class Server:
     """One server under test: ``start(rate)`` -> ws URL; ``processes()``; ``stop()``."""
 
-    def __init__(self, name):
+    def __init__(self, name, replicas=4):
         self.name = name
+        self.replicas = replicas
         self.node = None
         self.process = None
         self.publisher = None
@@ -127,7 +129,7 @@ class Server:
         elif self.name == "proxies":
             config = topology.client_config(port=self.node.port, internal_port=free_port())
         elif self.name == "routers":
-            config = topology.router_replicas_config(routers=2, port=self.node.port)
+            config = topology.router_replicas_config(routers=self.replicas, port=self.node.port)
         else:
             config = self.node.config
         with open(os.path.join(self.node.directory, "config.json"), "w") as handle:
@@ -325,7 +327,7 @@ def measure(server, url, count, rate, seconds, token_file):
     subscribed = sum(result["subscribed"] for result in results) if results else clients.subscribed()
     # expected: the configured rate for the whole window, per subscriber. A saturated router delays its own
     # clock (fewer tics) as well as the delivery; both count against it. "published" is the number of distinct
-    # tics any subscriber saw (two streams for "routers": one clock per router worker).
+    # tics any subscriber saw (one stream per router worker for "routers": each has its own clock).
     published = len(seqs)
     expected = int(round(rate * seconds)) * count
     delivered = sum(result["in_window"] for result in results)
@@ -391,7 +393,7 @@ def plot(results, path):
     for axis in axes:
         axis.set_xticks(list(positions))
         axis.set_xticklabels(labels, rotation=90, fontsize=7)
-    fig.suptitle("time.tic fan-out: floor (Node ws) vs bare Crossbar vs hub vs hub with proxy workers")
+    fig.suptitle("time.tic fan-out: floor (Node ws), bare Crossbar, hub, hub with proxy workers, hub router replicas")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -403,6 +405,7 @@ def main(argv=None):
     parser.add_argument("--rates", default="2,20")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--replicas", type=int, default=4, help="router workers of the routers target")
     parser.add_argument("--output", default="fanout")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
     args = parser.parse_args(argv)
@@ -426,7 +429,7 @@ def main(argv=None):
     print(HEADER)
     for name in args.targets.split(","):
         for rate in rates:
-            server = Server(name)
+            server = Server(name, args.replicas)
             try:
                 url = server.start(rate)
                 for count in counts:
@@ -440,7 +443,7 @@ def main(argv=None):
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
             "open_files_limit": limit, "load_avg_start": started_load, "load_avg_end": load(),
-            "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS}
+            "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.output + ".json"), "w") as handle:
         json.dump({"meta": meta, "results": results}, handle, indent=2)
@@ -456,6 +459,8 @@ def write_report(meta, results, output):
                      "(the machine is shared with other engineers' test runs).\n\n".format(
                          start=", ".join("{:.2f}".format(v) for v in started_load),
                          end=", ".join("{:.2f}".format(v) for v in meta["load_avg_end"]), **meta))
+        handle.write("`routers`: the hub as {} router-worker replicas on one port.\n\n".format(
+            meta.get("router_replicas", 2)))
         handle.write("Expected = rate x seconds per wanted subscriber: subscribers that never connected, tics a\n"
                      "saturated clock never produced and events later than {} ms all count as lost.\n\n".format(
                          meta["grace_ms"]))
