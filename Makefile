@@ -39,14 +39,10 @@ start: install
 check: install
 	$(BIN)/crossbar check --cbdir .crossbar
 
-# modules that run in a process of their own after the parallel run: the user-sync flow
-# (SIGKILLs and restarts its node mid-batch) hangs when it shares a worker with the rest
-SERIAL_TESTS := tests.test_usersync_flow
-PARALLEL_TESTS = $(filter-out $(SERIAL_TESTS),$(patsubst %.py,%,$(subst /,.,$(wildcard tests/test_*.py))))
+TESTS = $(patsubst %.py,%,$(subst /,.,$(wildcard tests/test_*.py)))
 
 test: install-test
-	$(BIN)/python -m twisted.trial --jobs=2 $(PARALLEL_TESTS)
-	$(BIN)/python -m twisted.trial $(SERIAL_TESTS)
+	$(BIN)/python -m twisted.trial --jobs=2 $(TESTS)
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -46,10 +46,20 @@ class Flow:
                    DATABASE_URL=self.client_a_url, USERSYNC_WAIT="2", USERSYNC_BACKOFF_MAX="1")
         self.node = RouterNode(name="usersync", env=env, transform=self.transform)
         yield self.node.start()
+        return self
+
+    def open_databases(self, testcase):
+        """
+        Fresh handles on the three databases for one test, closed after it.
+        Not shared across tests: a trial ``--jobs`` worker fires the reactor's
+        "shutdown" event after every test, and an adbapi pool closes itself
+        on that event, so a handle kept from an earlier test never answers.
+        """
         self.master = Database(self.master_url)
         self.client_a = Database(self.client_a_url)
         self.client_b = Database(self.client_b_url)
-        return self
+        for database in (self.master, self.client_a, self.client_b):
+            testcase.addCleanup(database.close)
 
     def transform(self, config):
         component(config, "usersync_master")["extra"]["AWS_ENDPOINT_URL"] = self.gate.url
@@ -94,6 +104,7 @@ class UserSyncFlowTests(unittest.TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         self.flow = yield shared_flow()
+        self.flow.open_databases(self)
 
     def profiles(self, username):
         """Fire with ``(client a profile, client b profile)``."""
