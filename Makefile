@@ -39,10 +39,8 @@ start: install
 check: install
 	$(BIN)/crossbar check --cbdir .crossbar
 
-TESTS = $(patsubst %.py,%,$(subst /,.,$(wildcard tests/test_*.py)))
-
 test: install-test
-	$(BIN)/python -m twisted.trial --jobs=2 $(TESTS)
+	$(BIN)/python -m twisted.trial --jobs=2 tests
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -51,7 +51,8 @@ def install(module=None):
 
 def is_proxy_worker(argv):
     """True for the command line Crossbar starts a proxy worker with."""
-    if "crossbar.worker.main" not in argv or "--klass" not in argv:
+    try:
+        klass = argv[argv.index("--klass") + 1]
+    except (ValueError, IndexError):
         return False
-    klass = argv[argv.index("--klass") + 1:argv.index("--klass") + 2]
-    return bool(klass) and klass[0].startswith("crossbar.worker.proxy.")
+    return "crossbar.worker.main" in argv and klass.startswith("crossbar.worker.proxy.")

@@ -1,10 +1,13 @@
 """
-Unit tests of settings substitution, the rate limiter and topic state.
+Unit tests of settings substitution, the rate limiter, topic state and the
+proxy workers' node-key cache.
 """
 
+from crossbar.common import key as crossbar_key
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
+from components import nodekey_cache
 from components.ratelimit import RateLimiter
 from components.settings import SettingsError, as_bool, as_int, database_url, node_dir, substitute
 from components.state import TopicState
@@ -98,7 +101,6 @@ class NodeKeyCacheTests(SynchronousTestCase):
 
     def test_each_key_is_read_once(self):
         """Repeated reads of the same key hit the file once; private and public keys stay apart."""
-        from components import nodekey_cache
         module, calls = self.fake_module()
         self.assertTrue(nodekey_cache.install(module))
         for _ in range(100):
@@ -110,17 +112,14 @@ class NodeKeyCacheTests(SynchronousTestCase):
 
     def test_crossbar_key_reader_is_patched_in_place(self):
         """Against the installed Crossbar: the reader proxy workers import is the memoised one."""
-        import crossbar.common.key as key
-        from components import nodekey_cache
-        original = key._read_node_key
-        self.addCleanup(setattr, key, "_read_node_key", original)
+        original = crossbar_key._read_node_key
+        self.addCleanup(setattr, crossbar_key, "_read_node_key", original)
         self.assertTrue(nodekey_cache.install())
-        self.assertIsNot(key._read_node_key, original)
-        self.assertTrue(getattr(key._read_node_key, nodekey_cache.PATCHED))
+        self.assertIsNot(crossbar_key._read_node_key, original)
+        self.assertTrue(getattr(crossbar_key._read_node_key, nodekey_cache.PATCHED))
 
     def test_only_proxy_worker_command_lines_qualify(self):
         """The site hook acts in proxy workers only, never in routers, containers or other programs."""
-        from components import nodekey_cache
         proxy = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.proxy.ProxyController"]
         router = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.router.RouterController"]
         self.assertTrue(nodekey_cache.is_proxy_worker(proxy))

@@ -5,9 +5,10 @@ profile check, backoff and wake-up timing (injected clock), event payloads.
 
 import json
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.trial import unittest
 
+from components.storage import StorageUnavailable
 from components.usersync import aws, client, fields, master, messages
 from components.usersync.retry import Alarm, Backoff
 
@@ -184,8 +185,6 @@ class DownThenUp:
         self.attempts = 0
 
     def run(self, interaction, changes, now_ms):
-        from twisted.internet import defer
-        from components.storage import StorageUnavailable
         self.attempts += 1
         if self.attempts <= self.outages:
             return defer.fail(StorageUnavailable("sqlite: database is locked"))
@@ -194,7 +193,6 @@ class DownThenUp:
 
 class HeldBatchTests(unittest.SynchronousTestCase):
     def bridge(self, db):
-        from twisted.internet import defer
         clock, queue = task.Clock(), RecordingQueue()
         bridge = client.Bridge(queue, "q", db, lambda fn, *a, **kw: defer.maybeDeferred(fn, *a, **kw),
                                clock, visibility=30, retry_max=10)
@@ -218,7 +216,6 @@ class HeldBatchTests(unittest.SynchronousTestCase):
 
     def test_a_stopping_bridge_releases_a_held_batch(self):
         """After stop() the held batch is given back (not deleted) so another instance can take it."""
-        from components.storage import StorageUnavailable
         bridge, clock, queue = self.bridge(DownThenUp(outages=1000))
         done = bridge.handle([{"MessageId": "m1", "ReceiptHandle": "r1", "Body": body()}])
         clock.advance(5)
