@@ -13,6 +13,7 @@ import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from components import fast_send
 from tests.support.clients import connect
 from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, router_worker, shared_node
 
@@ -42,6 +43,12 @@ class NodeTests(unittest.TestCase):
         response = yield treq.get(node.http + "/health", persistent=False)
         body = yield response.json()
         self.assertEqual((response.code, body["status"]), (200, "ok"))
+
+    @defer.inlineCallbacks
+    def test_router_worker_uses_fast_send(self):
+        """The router worker (and no other worker of the dev node) installed components.fast_send."""
+        node = yield shared_node()
+        self.assertEqual(node.log_text().count(fast_send.INSTALLED_NOTE), 1, node.log_tail())
 
     @defer.inlineCallbacks
     def test_static_page_and_autobahn(self):

@@ -21,7 +21,7 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.protocols import portforward
 from twisted.trial import unittest
 
-from components import nodekey_cache, tokens, topology
+from components import fast_send, nodekey_cache, tokens, topology
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
 from tests.support.node import CROSSBAR, REPO, RouterNode, free_port
@@ -390,6 +390,9 @@ class LinkedNodesTests(unittest.TestCase):
         # both proxy workers of each node read the node key once, not per session (crossbar_site)
         yield eventually(lambda: all(node.log_text().count(nodekey_cache.INSTALLED_NOTE) == 2 for node in (one, two)),
                          timeout=30, message="a proxy worker reads the node key per session")
+        # the router worker and both proxy workers of each node send through components.fast_send
+        yield eventually(lambda: all(node.log_text().count(fast_send.INSTALLED_NOTE) == 3 for node in (one, two)),
+                         timeout=30, message="a router or proxy worker without the fast send path")
 
         # per-user event: the producer publishes users.relay on node 1 (as the SQS bridge does)
         alice_two = yield self.join(two.url, "alice")

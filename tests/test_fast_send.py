@@ -1,0 +1,272 @@
+"""
+components.fast_send: the same bytes on the wire as autobahn's own send path,
+Twisted's buffered write for everything the optimistic write cannot finish,
+and the switch that decides which worker processes get it.
+"""
+
+import socket
+
+from autobahn.twisted.websocket import WampWebSocketServerFactory
+from autobahn.wamp import message
+from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
+from autobahn.wamp.websocket import WampWebSocketProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from twisted.internet import tcp
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from components import fast_send
+
+GENERAL_SEND = WampWebSocketProtocol.send
+BUFFERED_WRITE = tcp.Connection.write
+
+
+class _Session:
+    _authid = "alice"
+    _session_id = 1
+
+
+def open_protocol(serializer, is_server=True):
+    """An autobahn WAMP-over-WebSocket protocol in the open state, writing to a StringTransport."""
+    factory = WampWebSocketServerFactory(lambda: None, serializers=[serializer])
+    factory.isServer = is_server
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    protocol._serializer = serializer
+    protocol._session = _Session()
+    transport.clear()
+    return protocol, transport
+
+
+class DirectWampSendTests(SynchronousTestCase):
+    """The direct frame equals autobahn's sendMessage output; anything unusual goes through autobahn."""
+
+    def setUp(self):
+        self.calls = []
+
+        def recording_general_send(protocol, msg):
+            self.calls.append(msg)
+            return GENERAL_SEND(protocol, msg)
+        self.send = fast_send.direct_wamp_send(recording_general_send, WebSocketProtocol.STATE_OPEN)
+
+    def both_ways(self, msg, serializer_class=JsonSerializer, **options):
+        general, general_transport = open_protocol(serializer_class())
+        direct, direct_transport = open_protocol(serializer_class())
+        for protocol in (general, direct):
+            for name, value in options.items():
+                setattr(protocol, name, value)
+        GENERAL_SEND(general, msg)
+        self.send(direct, msg)
+        return (general, general_transport.value()), (direct, direct_transport.value())
+
+    def test_frames_match_for_every_length_class(self):
+        """7-bit, 16-bit and 64-bit payload lengths, text (JSON) and binary (MessagePack): identical bytes."""
+        for serializer_class in (JsonSerializer, MsgPackSerializer):
+            for size in (0, 100, 118, 119, 120, 1000, 65000, 65536, 200000):
+                msg = message.Event(7, 9, args=[{"value": "x" * size}])
+                (general, expected), (direct, actual) = self.both_ways(msg, serializer_class)
+                self.assertEqual(actual, expected, (serializer_class.__name__, size))
+                for counter in ("outgoingWebSocketMessages", "outgoingWebSocketFrames", "outgoingOctetsAppLevel",
+                                "outgoingOctetsWebSocketLevel", "outgoingOctetsWireLevel"):
+                    self.assertEqual(getattr(direct.trafficStats, counter), getattr(general.trafficStats, counter),
+                                     counter)
+        self.assertEqual(self.calls, [], "the direct path fell back")
+
+    def test_frame_header_bytes(self):
+        """The header: FIN and opcode, then the length in 1, 3 or 9 bytes."""
+        self.assertEqual(fast_send.frame(b"abc", False), b"\x81\x03abc")
+        self.assertEqual(fast_send.frame(b"a" * 126, True)[:4], b"\x82\x7e\x00\x7e")
+        self.assertEqual(fast_send.frame(b"a" * 65536, False)[:10], b"\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00")
+
+    def test_unusual_connections_use_autobahn(self):
+        """Fragmentation, frame logging, debug logging, a queued send, a client side: autobahn's path, same bytes."""
+        msg = message.Event(7, 9, args=["x" * 300])
+        cases = [{"autoFragmentSize": 100}, {"logFrames": True}, {"maskServerFrames": True}]
+        for options in cases:
+            self.calls.clear()
+            (_, expected), (_, actual) = self.both_ways(msg, **options)
+            if options.get("maskServerFrames"):  # a random mask per frame: compare the header and the size
+                expected, actual = (expected[:2], len(expected)), (actual[:2], len(actual))
+            self.assertEqual(actual, expected, options)
+            self.assertEqual(self.calls, [msg], options)
+
+        self.calls.clear()
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol.log = _VerboseLog()
+        self.send(protocol, msg)
+        self.assertEqual(self.calls, [msg], "debug logging")
+        self.assertTrue(transport.value())
+
+    def test_closed_session_raises_like_autobahn(self):
+        """A transport without a session raises TransportLost through autobahn's method."""
+        from autobahn.wamp.exception import TransportLost
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol._session = None
+        self.assertRaises(TransportLost, self.send, protocol, message.Event(1, 2))
+        self.assertEqual(transport.value(), b"")
+
+    def test_serialization_error_raises_like_autobahn(self):
+        """An unserialisable payload raises autobahn's SerializationError and writes nothing."""
+        from autobahn.wamp.exception import SerializationError
+        protocol, transport = open_protocol(JsonSerializer())
+        self.assertRaises(SerializationError, self.send, protocol, message.Event(1, 2, args=[object()]))
+        self.assertEqual(transport.value(), b"")
+
+
+class _VerboseLog:
+    _log_level = "debug"
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+class _RefusingSocket:
+    """A socket whose send fails with ``error`` (or accepts ``accept`` bytes at most)."""
+
+    def __init__(self, error=None, accept=None):
+        self.error = error
+        self.accept = accept
+        self.sent = []
+
+    def send(self, data):
+        if self.error is not None:
+            raise self.error
+        data = bytes(data)[:self.accept] if self.accept is not None else bytes(data)
+        self.sent.append(data)
+        return len(data)
+
+    def fileno(self):
+        return -1
+
+    def setblocking(self, flag):
+        pass
+
+
+class OptimisticWriteTests(SynchronousTestCase):
+    """Writes go out at once when nothing is queued, and through Twisted's buffer otherwise, in order."""
+
+    def setUp(self):
+        self.write = fast_send.optimistic_write(BUFFERED_WRITE)
+
+    def connection(self, skt):
+        reactor = MemoryReactor()
+        connection = tcp.Connection(skt, None, reactor)
+        connection.connected = True
+        return connection, reactor
+
+    def real_pair(self):
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        return ours, theirs
+
+    @staticmethod
+    def drain(skt):
+        chunks = []
+        while True:
+            try:
+                chunk = skt.recv(1 << 20)
+            except BlockingIOError:
+                return b"".join(chunks)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def test_small_write_goes_out_at_once(self):
+        """Nothing queued: the bytes are on the peer's socket after write(), no writer registered."""
+        ours, theirs = self.real_pair()
+        connection, reactor = self.connection(ours)
+        self.write(connection, b"hello")
+        self.assertEqual(self.drain(theirs), b"hello")
+        self.assertNotIn(connection, reactor.getWriters())
+
+    def test_full_socket_queues_the_rest_in_order(self):
+        """When the kernel takes only part, the rest and every later write queue behind it; order is kept."""
+        ours, theirs = self.real_pair()
+        connection, reactor = self.connection(ours)
+        written = []
+        for index in range(64):
+            chunk = bytes([index]) * 65536
+            self.write(connection, chunk)
+            written.append(chunk)
+        self.assertIn(connection, reactor.getWriters(), "nothing was queued: the test did not fill the socket")
+        received = [self.drain(theirs)]
+        for _ in range(10000):
+            if connection not in reactor.getWriters():
+                break
+            self.assertIsNone(connection.doWrite())
+            received.append(self.drain(theirs))
+        self.assertEqual(b"".join(received), b"".join(written))
+
+    def test_partial_send_queues_the_remainder(self):
+        """The kernel takes 3 of 10 bytes: the other 7 wait in Twisted's buffer, writer registered."""
+        skt = _RefusingSocket(accept=3)
+        connection, reactor = self.connection(skt)
+        self.write(connection, b"0123456789")
+        self.assertEqual(skt.sent, [b"012"])
+        self.assertIn(connection, reactor.getWriters())
+        skt.accept = None
+        connection.doWrite()
+        self.assertEqual(skt.sent, [b"012", b"3456789"])
+
+    def test_send_errors_take_the_buffered_path(self):
+        """A reset or would-block never raises from write(); Twisted's doWrite then reports the loss."""
+        for error in (BlockingIOError(11, "again"), ConnectionResetError(104, "reset")):
+            skt = _RefusingSocket(error=error)
+            connection, reactor = self.connection(skt)
+            self.write(connection, b"data")
+            self.assertIn(connection, reactor.getWriters(), error)
+            self.assertEqual(connection._tempDataBuffer, [b"data"])
+        self.assertIsInstance(connection.doWrite(), Exception)
+
+    def test_tls_and_closing_connections_keep_twisted_behaviour(self):
+        """TLS, a closing connection and a disconnected one: the socket is not written directly."""
+        for attribute, value in (("disconnecting", True), ("_writeDisconnected", True), ("connected", False)):
+            skt = _RefusingSocket()
+            connection, _ = self.connection(skt)
+            setattr(connection, attribute, value)
+            self.write(connection, b"data")
+            self.assertEqual(skt.sent, [], attribute)
+        skt = _RefusingSocket()
+        connection, _ = self.connection(skt)
+        connection.TLS = True
+        connection.protocol = StringTransport()  # under TLS, write goes to the TLS protocol
+        self.write(connection, b"data")
+        self.assertEqual((skt.sent, connection.protocol.value()), ([], b"data"))
+
+    def test_str_is_refused_as_before(self):
+        """Text is a TypeError, as in Twisted."""
+        connection, _ = self.connection(_RefusingSocket())
+        self.assertRaises(TypeError, self.write, connection, "text")
+
+
+class InstallTests(SynchronousTestCase):
+    """install() patches once; the site hook picks router and proxy workers and honours HUB_FAST_SEND=off."""
+
+    def test_install_patches_once_and_can_be_undone(self):
+        class Connection:
+            def write(self, data):
+                return "buffered"
+
+        class Protocol:
+            def send(self, msg):
+                return "general"
+        self.assertTrue(fast_send.install(Connection, Protocol))
+        self.assertTrue(getattr(Connection.write, fast_send.PATCHED))
+        self.assertTrue(getattr(Protocol.send, fast_send.PATCHED))
+        self.assertFalse(fast_send.install(Connection, Protocol), "installed twice")
+
+    def test_router_and_proxy_workers_qualify(self):
+        def worker(klass):
+            return ["python", "-u", "-m", "crossbar.worker.main", "--klass", klass]
+        wanted = fast_send.wanted
+        self.assertTrue(wanted(worker("crossbar.worker.router.RouterController"), {}))
+        self.assertTrue(wanted(worker("crossbar.worker.proxy.ProxyController"), {"HUB_FAST_SEND": "on"}))
+        self.assertFalse(wanted(worker("crossbar.worker.router.RouterController"), {"HUB_FAST_SEND": "off"}))
+        self.assertFalse(wanted(worker("crossbar.worker.container.ContainerController"), {}))
+        self.assertFalse(wanted(["python", "-m", "twisted.trial", "tests"], {}))
+        self.assertFalse(wanted(["python", "-m", "crossbar.worker.main", "--klass"], {}))
