@@ -26,10 +26,10 @@ class _Session:
     _session_id = 1
 
 
-def open_protocol(serializer, is_server=True):
+def open_protocol(serializer):
     """An autobahn WAMP-over-WebSocket protocol in the open state, writing to a StringTransport."""
     factory = WampWebSocketServerFactory(lambda: None, serializers=[serializer])
-    factory.isServer = is_server
+    factory.setProtocolOptions(openHandshakeTimeout=0)  # no timer left in the global reactor
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
