@@ -9,6 +9,8 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
 - ``hub``: the all-in-one dev node (.crossbar/config.json): authenticated
   users (JWT ticket through the dynamic authenticator), the clock component
   publishing time.tic, every other component running; one router worker;
+- ``stock``: the same node with ``HUB_FAST_SEND=off``: Crossbar's own send
+  path instead of components/fast_send.py (every other target has it);
 - ``proxies``: the production client node (components.topology): the same
   realm and authenticator, with 2 proxy workers terminating the WebSockets
   in front of the router worker, and 2 container workers;
@@ -17,16 +19,20 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
   on latency) on one shared port, linked with rlinks over Unix sockets, each with its own clock
   and container worker (components.topology.router_replicas_config).
 
-The load clients are Node processes (bench/fanout/client.js, ``ws``, WAMP
-JSON), one per 1,000 connections, so the client side is not the bottleneck.
+The load clients (one process per 1,000 connections, WAMP JSON) are
+bench/fanout/client.cc, an epoll client built with g++ by --setup, so the
+client side is not the bottleneck: it costs a fraction of the Node client
+(bench/fanout/client.js, ``ws``; ``--client node``) per event, which matters
+when clients and servers share two cores.
 For each server, rate (CLOCK_INTERVAL) and subscriber count: connect and
 subscribe everyone, measure memory per idle session, then count for 15 s
 the events whose publication time lies in the window: delivered, loss
 (events missing or later than the grace period), latency p50/p99/max
 (receive time minus the event's ``ts``), CPU of every process.
 
-    python bench/fanout.py --setup            # npm install of bench/fanout (ws), once
-    python bench/fanout.py [--counts 1000,4000] [--rates 2,20] [--seconds 15] [--targets floor,bare,hub,proxies]
+    python bench/fanout.py --setup            # npm install of bench/fanout (ws) and g++ build, once
+    python bench/fanout.py [--counts 1000,4000] [--rates 2,20] [--seconds 15] [--targets floor,bare,hub,...]
+                           [--client native|node] [--replicas 4]
 
 Prints a table; writes bench/results/fanout.{json,md,png}.
 """
@@ -58,12 +64,22 @@ RESULTS = os.path.join(BENCH, "results")
 PER_PROCESS = 1000
 CONNECT_RATE = 400
 GRACE_MS = 5000
-TARGETS = ("floor", "bare", "hub", "proxies", "routers")
+TARGETS = ("floor", "bare", "stock", "hub", "proxies", "routers")
+NATIVE_CLIENT = os.path.join(NODE_DIR, "client")
+CLIENT_COMMANDS = {"native": [NATIVE_CLIENT], "node": ["node", "client.js"]}
+CLIENT_NAMES = {"native": "bench/fanout/client.cc (epoll, C++)", "node": "bench/fanout/client.js (Node ws)"}
 
 
 def setup():
-    """npm install the load client's one dependency (ws) into bench/fanout/node_modules."""
+    """npm install ws (floor server, Node client) into bench/fanout/node_modules; build the native client."""
     subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
+    subprocess.run(["bash", os.path.join(NODE_DIR, "build.sh")], check=True)
+
+
+def needs_setup():
+    sources = [os.path.join(NODE_DIR, name) for name in ("client.cc", "build.sh")]
+    return (not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")) or not os.path.exists(NATIVE_CLIENT)
+            or os.path.getmtime(NATIVE_CLIENT) < max(os.path.getmtime(path) for path in sources))
 
 
 def raise_open_files():
@@ -104,16 +120,17 @@ def bare_router():
 class Server:
     """One server under test: ``start(rate)`` -> ws URL; ``processes()``; ``stop()``."""
 
-    def __init__(self, name, replicas=4):
+    def __init__(self, name, replicas=4, client="native"):
         self.name = name
         self.replicas = replicas
+        self.client = client
         self.node = None
         self.process = None
         self.publisher = None
 
     @property
     def authenticated(self):
-        return self.name in ("hub", "proxies", "routers")
+        return self.name in ("hub", "stock", "proxies", "routers")
 
     def start(self, rate):
         if self.name == "floor":
@@ -123,6 +140,8 @@ class Server:
             self.process.stdout.readline()
             return "ws://127.0.0.1:{}/ws".format(port)
         env = {"CLOCK_INTERVAL": str(1.0 / rate), "JWT_SECRET": TEST_SECRET, "COUNTER_RATE": "10"}
+        if self.name == "stock":
+            env["HUB_FAST_SEND"] = "off"
         self.node = RouterNode(name="fanout-" + self.name, env=env)
         if self.name == "bare":
             config = bare_router()
@@ -151,7 +170,7 @@ class Server:
                                                                      self.node.log_tail()))
             time.sleep(0.2)
         if self.name == "bare":
-            self.publisher = Clients(self.node.url, 1, None, publish_rate=rate)
+            self.publisher = Clients(self.node.url, 1, None, self.client, publish_rate=rate)
             self.publisher.wait_ready(30)
         return self.node.url
 
@@ -205,13 +224,13 @@ def _label(proc, target):
 class Clients:
     """Node load-client processes for ``count`` connections (``PER_PROCESS`` each)."""
 
-    def __init__(self, url, count, token_file, publish_rate=0):
+    def __init__(self, url, count, token_file, client="native", publish_rate=0):
         self.processes = []
         self.lines = []
         self.lock = threading.Lock()
         per = [PER_PROCESS] * (count // PER_PROCESS) + ([count % PER_PROCESS] if count % PER_PROCESS else [])
         for index, size in enumerate(per):
-            args = ["node", "client.js", url, str(size), token_file or "-", str(CONNECT_RATE)]
+            args = CLIENT_COMMANDS[client] + [url, str(size), token_file or "-", str(CONNECT_RATE)]
             if publish_rate:
                 args += ["publish", str(publish_rate)]
             process = subprocess.Popen(args, cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -301,7 +320,7 @@ def measure(server, url, count, rate, seconds, token_file):
     """One run: connect ``count`` subscribers, measure memory, count a window of ``seconds``."""
     before = _rss(server.processes())
     started = time.monotonic()
-    clients = Clients(url, count, token_file if server.authenticated else None)
+    clients = Clients(url, count, token_file if server.authenticated else None, server.client)
     ready = clients.wait_ready(60 + count / 50)
     connect_s = round(time.monotonic() - started, 1)
     time.sleep(2)  # let the server settle after the connection storm before reading memory
@@ -393,7 +412,7 @@ def plot(results, path):
     for axis in axes:
         axis.set_xticks(list(positions))
         axis.set_xticklabels(labels, rotation=90, fontsize=7)
-    fig.suptitle("time.tic fan-out: floor (Node ws), bare Crossbar, hub, hub with proxy workers, hub router replicas")
+    fig.suptitle("time.tic fan-out: floor (Node ws), bare Crossbar, hub (stock and fast send), proxies, router replicas")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -406,6 +425,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--replicas", type=int, default=4, help="router workers of the routers target")
+    parser.add_argument("--client", choices=sorted(CLIENT_COMMANDS), default="native",
+                        help="load client: the epoll client.cc (default) or the Node ws client.js")
     parser.add_argument("--output", default="fanout")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
     args = parser.parse_args(argv)
@@ -414,7 +435,7 @@ def main(argv=None):
             saved = json.load(handle)
         write_report(saved["meta"], saved["results"], args.output)
         return 0
-    if args.setup or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")):
+    if args.setup or needs_setup():
         setup()
         if args.setup:
             return 0
@@ -429,7 +450,7 @@ def main(argv=None):
     print(HEADER)
     for name in args.targets.split(","):
         for rate in rates:
-            server = Server(name, args.replicas)
+            server = Server(name, args.replicas, args.client)
             try:
                 url = server.start(rate)
                 for count in counts:
@@ -443,7 +464,8 @@ def main(argv=None):
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
             "open_files_limit": limit, "load_avg_start": started_load, "load_avg_end": load(),
-            "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas}
+            "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas,
+            "client": args.client}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.output + ".json"), "w") as handle:
         json.dump({"meta": meta, "results": results}, handle, indent=2)
@@ -459,8 +481,10 @@ def write_report(meta, results, output):
                      "(the machine is shared with other engineers' test runs).\n\n".format(
                          start=", ".join("{:.2f}".format(v) for v in started_load),
                          end=", ".join("{:.2f}".format(v) for v in meta["load_avg_end"]), **meta))
-        handle.write("`routers`: the hub as {} router-worker replicas on one port.\n\n".format(
-            meta.get("router_replicas", 2)))
+        handle.write("`routers`: the hub as {} router-worker replicas on one port. `stock`: the hub with\n"
+                     "Crossbar's own send path (HUB_FAST_SEND=off); every other Crossbar target uses\n"
+                     "components/fast_send.py. Load clients: {}.\n\n".format(
+                         meta.get("router_replicas", 2), CLIENT_NAMES[meta.get("client", "node")]))
         handle.write("Expected = rate x seconds per wanted subscriber: subscribers that never connected, tics a\n"
                      "saturated clock never produced and events later than {} ms all count as lost.\n\n".format(
                          meta["grace_ms"]))
