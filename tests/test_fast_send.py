@@ -99,6 +99,17 @@ class DirectWampSendTests(SynchronousTestCase):
         self.assertEqual(self.calls, [msg], "debug logging")
         self.assertTrue(transport.value())
 
+    def test_unknown_protocol_internals_use_autobahn(self):
+        """A protocol without one of the options read (another autobahn release): autobahn's path."""
+        protocol, transport = open_protocol(JsonSerializer())
+        del protocol.logFrames
+        protocol.__class__ = type("OtherRelease", (protocol.__class__,), {"logFrames": property(_missing)})
+        msg = message.Event(1, 2, args=["x"])
+        general = []
+        send = fast_send.direct_wamp_send(lambda protocol, msg: general.append(msg), WebSocketProtocol.STATE_OPEN)
+        send(protocol, msg)
+        self.assertEqual((general, transport.value()), ([msg], b""))
+
     def test_closed_session_raises_like_autobahn(self):
         """A transport without a session raises TransportLost through autobahn's method."""
         from autobahn.wamp.exception import TransportLost
@@ -113,6 +124,10 @@ class DirectWampSendTests(SynchronousTestCase):
         protocol, transport = open_protocol(JsonSerializer())
         self.assertRaises(SerializationError, self.send, protocol, message.Event(1, 2, args=[object()]))
         self.assertEqual(transport.value(), b"")
+
+
+def _missing(self):
+    raise AttributeError("logFrames")
 
 
 class _VerboseLog:
@@ -237,6 +252,16 @@ class OptimisticWriteTests(SynchronousTestCase):
         connection.protocol = StringTransport()  # under TLS, write goes to the TLS protocol
         self.write(connection, b"data")
         self.assertEqual((skt.sent, connection.protocol.value()), ([], b"data"))
+
+    def test_unknown_connection_internals_take_the_buffered_path(self):
+        """A connection without Twisted's buffer attributes (another release): the buffered write, no send."""
+        skt = _RefusingSocket()
+        connection, _ = self.connection(skt)
+        del connection._tempDataLen
+        buffered = []
+        write = fast_send.optimistic_write(lambda conn, data: buffered.append(data))
+        write(connection, b"data")
+        self.assertEqual((skt.sent, buffered), ([], [b"data"]))
 
     def test_str_is_refused_as_before(self):
         """Text is a TypeError, as in Twisted."""
