@@ -44,7 +44,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=hub:hub .crossbar/config.json .crossbar/master.json .crossbar/client.json ./.crossbar/
 COPY --chown=hub:hub web ./web
-# memoises Crossbar's per-session node-key read in proxy workers (components/nodekey_cache.py)
+# worker start-up patches: the node-key read memoised in proxy workers (components/nodekey_cache.py),
+# the fast send path in router and proxy workers (components/fast_send.py; HUB_FAST_SEND=off disables)
 COPY --chown=hub:hub crossbar_site ./crossbar_site
 COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
 # the production configs follow the dev config they derive from, whatever was committed
