@@ -22,8 +22,10 @@ events/s (bench/fanout.py), most of it is not routing but:
 ``socket.send`` at once when nothing is buffered (the "optimistic write"
 libuv and Node do); whatever the kernel does not take, and every error,
 goes through Twisted's own buffered path unchanged, so back-pressure,
-producers, half-close and connection loss behave as before. TLS
-connections keep their own path.
+producers, half-close and connection loss behave as before. TLS-started
+connections, and connections with a pull producer (which Twisted asks for
+more from ``doWrite``, so every write must go through the buffer), keep
+Twisted's path.
 
 ``WampWebSocketProtocol.send`` builds the unmasked, unfragmented,
 uncompressed frame itself and writes it when the connection is a server
@@ -65,7 +67,8 @@ def optimistic_write(buffered_write):
         try:
             idle = (data.__class__ is bytes and data and self.connected and not self.TLS and not self.disconnecting
                     and not self._writeDisconnected and not self._tempDataLen
-                    and self.offset == len(self.dataBuffer) and not getattr(self, "_sendmsgQueue", None))
+                    and self.offset == len(self.dataBuffer) and not getattr(self, "_sendmsgQueue", None)
+                    and (self.producer is None or self.streamingProducer))
         except AttributeError:  # a Twisted release that keeps its buffer differently: its own path
             idle = False
         if idle:

@@ -263,6 +263,33 @@ class OptimisticWriteTests(SynchronousTestCase):
         write(connection, b"data")
         self.assertEqual((skt.sent, buffered), ([], [b"data"]))
 
+    def test_pull_producer_is_asked_for_more_as_before(self):
+        """A pull producer writes through the buffer, so doWrite asks it for the next chunk; a push one does not."""
+        ours, theirs = self.real_pair()
+        connection, reactor = self.connection(ours)
+        write = self.write
+
+        class Chunks:
+            left = [b"one", b"two", b"three"]
+
+            def resumeProducing(self):
+                if self.left:
+                    write(connection, self.left.pop(0))
+
+            def stopProducing(self):
+                pass
+        connection.registerProducer(Chunks(), False)
+        for _ in range(10):
+            if connection in reactor.getWriters():
+                connection.doWrite()
+        self.assertEqual(self.drain(theirs), b"onetwothree")
+
+        connection.unregisterProducer()
+        connection.registerProducer(Chunks(), True)  # push producer: nothing waits for doWrite
+        self.write(connection, b"now")
+        self.assertEqual(self.drain(theirs), b"now")
+        self.assertNotIn(connection, reactor.getWriters())
+
     def test_str_is_refused_as_before(self):
         """Text is a TypeError, as in Twisted."""
         connection, _ = self.connection(_RefusingSocket())
