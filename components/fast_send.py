@@ -16,29 +16,44 @@ events/s (bench/fanout.py), most of it is not routing but:
   ``doWrite`` through ``callWithLogger``, sends, and unregisters (another
   syscall): ~35% of the worker for one ``send`` syscall.
 
-``install()`` replaces two methods:
+``install()`` replaces these methods:
 
-``tcp.Connection.write`` (TCP and Unix-socket connections) tries
-``socket.send`` at once when nothing is buffered (the "optimistic write"
-libuv and Node do); whatever the kernel does not take, and every error,
-goes through Twisted's own buffered path unchanged, so back-pressure,
-producers, half-close and connection loss behave as before. TLS-started
-connections, and connections with a pull producer (which Twisted asks for
-more from ``doWrite``, so every write must go through the buffer), keep
-Twisted's path.
+``tcp.Connection.write`` tries ``socket.send`` at once when nothing is
+queued (the "optimistic write" libuv and Node do) on TCP connections that
+have TCP_NODELAY set (recorded by the wrapped ``setTcpNoDelay``; Crossbar's
+WebSocket transports set it by default). Whatever the kernel does not take,
+and every error, goes through Twisted's own buffered path, so back-pressure,
+producers, half-close and connection loss behave as before. Twisted's path
+stays in charge where an immediate send would change behaviour:
+
+- without TCP_NODELAY, Nagle would hold the second of two writes in one
+  reactor turn for a delayed ACK (~40 ms) instead of them leaving together;
+- Unix-socket connections (file-descriptor passing rides on buffered bytes);
+- after ``abortConnection()``, whose contract is to drop unsent data;
+- while a pull producer is registered (``doWrite`` is what asks it for more;
+  the wrapped ``registerProducer`` also schedules one ``doWrite`` so a pull
+  producer registered after an immediate write is asked again);
+- connections that started TLS on themselves (``startTLS``); TLS endpoints
+  (``TLSMemoryBIOProtocol``) write their encrypted records through it.
+
+Known differences: several writes to one socket in one reactor turn now
+leave as several segments (one per write) rather than one; and a peer reset
+that an immediate send sees first is reported by the next read as a clean
+close (``ConnectionDone``) instead of ``ConnectionLost``.
 
 ``WampWebSocketProtocol.send`` builds the unmasked, unfragmented,
 uncompressed frame itself and writes it when the connection is a server
-side in the open state with none of those options and the log level is
-above debug; otherwise it calls autobahn's method. Same bytes on the wire,
-same traffic counters.
+side in the open state with nothing queued, none of those options and the
+log level above debug; otherwise it calls autobahn's method. Same bytes on
+the wire, same traffic counters.
 
 ``crossbar_site/sitecustomize.py`` installs it in router and proxy worker
 processes (unless ``HUB_FAST_SEND=off``); each logs ``INSTALLED_NOTE``.
-``install()`` is a no-op when a Crossbar/autobahn/Twisted release moved
-what it replaces.
+A release that no longer has the internals read here takes the library's
+own path (``install()`` is a no-op when the methods are missing).
 """
 
+import socket
 import struct
 
 PATCHED = "_reactive_hub_fast_send"
@@ -60,12 +75,48 @@ def frame(payload, is_binary):
     return _LARGE.pack(first, 127, length) + payload
 
 
+IMMEDIATE = "_reactive_hub_immediate"
+
+
+def recording_no_delay(set_no_delay):
+    """``Connection.setTcpNoDelay`` that also records whether the socket now really has TCP_NODELAY."""
+
+    def setTcpNoDelay(self, enabled):
+        set_no_delay(self, enabled)
+        try:
+            immediate = (bool(enabled) and self.socket.family in (socket.AF_INET, socket.AF_INET6)
+                         and bool(self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+        except (OSError, AttributeError):
+            immediate = False
+        setattr(self, IMMEDIATE, immediate)
+
+    setTcpNoDelay.__doc__ = recording_no_delay.__doc__
+    setattr(setTcpNoDelay, PATCHED, True)
+    return setTcpNoDelay
+
+
+def pull_producer_rewakes(register_producer):
+    """``registerProducer`` that schedules a ``doWrite`` for a pull producer on an immediate-write connection."""
+
+    def registerProducer(self, producer, streaming):
+        register_producer(self, producer, streaming)
+        if not streaming and getattr(self, IMMEDIATE, False) and self.producer is producer and self.connected:
+            # stock Twisted asks a pull producer again once earlier writes drained; those may have gone out
+            # already, so let doWrite (with whatever is buffered now) ask it
+            self.startWriting()
+
+    registerProducer.__doc__ = pull_producer_rewakes.__doc__
+    setattr(registerProducer, PATCHED, True)
+    return registerProducer
+
+
 def optimistic_write(buffered_write):
     """``Connection.write`` that sends at once when nothing is queued, else ``buffered_write``."""
 
     def write(self, data):
         try:
-            idle = (data.__class__ is bytes and data and self.connected and not self.TLS and not self.disconnecting
+            idle = (data.__class__ is bytes and data and getattr(self, IMMEDIATE, False) and self.connected
+                    and not self.TLS and not self.disconnecting and not self._aborting
                     and not self._writeDisconnected and not self._tempDataLen
                     and self.offset == len(self.dataBuffer) and not getattr(self, "_sendmsgQueue", None)
                     and (self.producer is None or self.streamingProducer))
@@ -108,7 +159,8 @@ def direct_wamp_send(general_send, open_state):
             return general_send(self, msg)
         length = len(payload)
         if 0 < self.maxMessagePayloadSize < length:
-            return general_send(self, msg)
+            # autobahn's sendMessage logs and raises PayloadExceededError (without serialising again)
+            return self.sendMessage(payload, is_binary)
         data = frame(payload, is_binary)
         self.transport.write(data)
         stats = self.trafficStats
@@ -134,9 +186,14 @@ def install(connection_class=None, wamp_protocol_class=None):
     except ImportError:
         return False
     write = getattr(connection_class, "write", None)
+    set_no_delay = getattr(connection_class, "setTcpNoDelay", None)
+    register_producer = getattr(connection_class, "registerProducer", None)
     send = getattr(wamp_protocol_class, "send", None)
-    if write is None or send is None or getattr(write, PATCHED, False) or getattr(send, PATCHED, False):
+    originals = (write, set_no_delay, register_producer, send)
+    if any(method is None or getattr(method, PATCHED, False) for method in originals):
         return False
+    connection_class.setTcpNoDelay = recording_no_delay(set_no_delay)
+    connection_class.registerProducer = pull_producer_rewakes(register_producer)
     connection_class.write = optimistic_write(write)
     wamp_protocol_class.send = direct_wamp_send(send, WebSocketProtocol.STATE_OPEN)
     return True

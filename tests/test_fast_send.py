@@ -4,6 +4,7 @@ Twisted's buffered write for everything the optimistic write cannot finish,
 and the switch that decides which worker processes get it.
 """
 
+import os
 import socket
 
 from autobahn.twisted.websocket import WampWebSocketServerFactory
@@ -11,8 +12,8 @@ from autobahn.wamp import message
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
 from autobahn.wamp.websocket import WampWebSocketProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
-from twisted.internet import tcp
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet import tcp, unix
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from components import fast_send
@@ -110,6 +111,41 @@ class DirectWampSendTests(SynchronousTestCase):
         send(protocol, msg)
         self.assertEqual((general, transport.value()), ([msg], b""))
 
+    def test_queued_write_stays_ahead(self):
+        """With autobahn's send queue non-empty (a sync write pending), the message queues behind it."""
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol.sendData(b"QUEUED", sync=True)
+        protocol.send_queue.append((b"SECOND", False))
+        msg = message.Event(1, 2, args=["x" * 50])
+        self.send(protocol, msg)
+        self.assertEqual(self.calls, [msg])
+        self.assertNotIn(b"x" * 50, transport.value(), "the message overtook a queued write")
+
+    def test_client_side_frames_are_masked(self):
+        """A client-side connection (frames must be masked) goes through autobahn."""
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol.factory.isServer = False
+        protocol.maskClientFrames = True
+        self.send(protocol, message.Event(1, 2, args=["x"]))
+        self.assertTrue(transport.value()[1] & 0x80, "client frames must be masked")
+
+    def test_closing_connection_raises_like_autobahn(self):
+        """A connection in the closing handshake: autobahn's Disconnected, nothing written."""
+        from autobahn.exception import Disconnected
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol.state = WebSocketProtocol.STATE_CLOSING
+        self.assertRaises(Disconnected, self.send, protocol, message.Event(1, 2))
+        self.assertEqual(transport.value(), b"")
+
+    def test_payload_limit_raises_like_autobahn_and_serialises_once(self):
+        """Over maxMessagePayloadSize: PayloadExceededError, nothing written, the message serialised once."""
+        from autobahn.exception import PayloadExceededError
+        protocol, transport = open_protocol(JsonSerializer())
+        protocol.maxMessagePayloadSize = 10
+        self.assertRaises(PayloadExceededError, self.send, protocol, message.Event(1, 2, args=["x" * 50]))
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(protocol._serializer.stats()["messages"], 1)
+
     def test_closed_session_raises_like_autobahn(self):
         """A transport without a session raises TransportLost through autobahn's method."""
         from autobahn.wamp.exception import TransportLost
@@ -135,6 +171,16 @@ class _VerboseLog:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+class _UnixConnection(unix._SendmsgMixin, tcp.Connection):
+    """What twisted.internet.unix.Server is made of, without a port: sendmsg with descriptors."""
+
+    _writeSomeDataBase = tcp.Connection
+
+    def __init__(self, skt, protocol, reactor):
+        unix._SendmsgMixin.__init__(self)
+        tcp.Connection.__init__(self, skt, protocol, reactor)
 
 
 class _RefusingSocket:
@@ -165,14 +211,24 @@ class OptimisticWriteTests(SynchronousTestCase):
     def setUp(self):
         self.write = fast_send.optimistic_write(BUFFERED_WRITE)
 
-    def connection(self, skt):
-        reactor = MemoryReactor()
-        connection = tcp.Connection(skt, None, reactor)
+    def connection(self, skt, immediate=True, klass=tcp.Connection):
+        """A connection on ``skt``; ``immediate``: as if setTcpNoDelay(True) had succeeded on a TCP socket."""
+        reactor = MemoryReactorClock()
+        connection = klass(skt, None, reactor)
         connection.connected = True
+        if immediate:
+            setattr(connection, fast_send.IMMEDIATE, True)
         return connection, reactor
 
-    def real_pair(self):
-        ours, theirs = socket.socketpair()
+    def real_pair(self, family=socket.AF_INET):
+        """Two connected non-blocking sockets: TCP over loopback, or a Unix socket pair."""
+        if family == socket.AF_UNIX:
+            ours, theirs = socket.socketpair(socket.AF_UNIX)
+        else:
+            listener = socket.create_server(("127.0.0.1", 0))
+            ours = socket.create_connection(listener.getsockname())
+            theirs, _ = listener.accept()
+            listener.close()
         self.addCleanup(ours.close)
         self.addCleanup(theirs.close)
         ours.setblocking(False)
@@ -192,12 +248,69 @@ class OptimisticWriteTests(SynchronousTestCase):
             chunks.append(chunk)
 
     def test_small_write_goes_out_at_once(self):
-        """Nothing queued: the bytes are on the peer's socket after write(), no writer registered."""
+        """TCP_NODELAY set, nothing queued: the bytes are on the peer's socket after write(), no writer."""
         ours, theirs = self.real_pair()
-        connection, reactor = self.connection(ours)
+        connection, reactor = self.connection(ours, immediate=False)
+        fast_send.recording_no_delay(tcp.Connection.setTcpNoDelay)(connection, True)
+        self.assertTrue(getattr(connection, fast_send.IMMEDIATE))
         self.write(connection, b"hello")
         self.assertEqual(self.drain(theirs), b"hello")
         self.assertNotIn(connection, reactor.getWriters())
+
+    def test_nagle_and_unix_connections_keep_twisted_behaviour(self):
+        """Without TCP_NODELAY (Nagle would hold a second write) and on Unix sockets: buffered, as before."""
+        for family, no_delay in ((socket.AF_INET, False), (socket.AF_INET, None), (socket.AF_UNIX, True)):
+            ours, theirs = self.real_pair(family)
+            connection, reactor = self.connection(ours, immediate=False)
+            if no_delay is not None:
+                # Twisted logs an error when a Unix socket is asked for TCP_NODELAY (autobahn asks): not here
+                set_no_delay = tcp.Connection.setTcpNoDelay if family == socket.AF_INET else lambda *args: None
+                fast_send.recording_no_delay(set_no_delay)(connection, no_delay)
+                self.assertFalse(getattr(connection, fast_send.IMMEDIATE))
+            self.write(connection, b"hello")
+            self.assertEqual(self.drain(theirs), b"", (family, no_delay))
+            self.assertIn(connection, reactor.getWriters())
+            connection.doWrite()
+            self.assertEqual(self.drain(theirs), b"hello")
+
+    def test_file_descriptor_rides_on_buffered_bytes(self):
+        """Unix connections: a write then sendFileDescriptor still sends the descriptor with the byte."""
+        ours, theirs = self.real_pair(socket.AF_UNIX)
+        connection, _ = self.connection(ours, immediate=False, klass=_UnixConnection)
+        fast_send.recording_no_delay(lambda *args: None)(connection, True)
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        self.addCleanup(os.close, write_end)
+        self.write(connection, b"F")
+        connection.sendFileDescriptor(read_end)
+        self.assertIsNone(connection.doWrite())
+
+    def test_abort_drops_unsent_data_as_before(self):
+        """abortConnection() discards what was written in the same turn, and anything written after it."""
+        for before in (True, False):
+            skt = _RefusingSocket()
+            connection, _ = self.connection(skt)
+            if before:
+                connection.abortConnection()
+            self.write(connection, b"late")
+            if not before:
+                self.assertEqual(skt.sent, [b"late"])  # already on the wire: cannot be recalled
+                connection.abortConnection()
+                self.write(connection, b"later")
+            self.assertNotIn(b"later", skt.sent)
+            self.assertEqual(skt.sent, [] if before else [b"late"])
+
+    def test_data_left_in_the_send_buffer_stays_ahead(self):
+        """A partial doWrite leaves bytes in dataBuffer with the list empty: later writes queue behind them."""
+        skt = _RefusingSocket(accept=3)
+        connection, _ = self.connection(skt)
+        self.write(connection, b"0123456789")
+        skt.accept = 2
+        connection.doWrite()
+        skt.accept = None
+        self.write(connection, b"X")
+        connection.doWrite()
+        self.assertEqual(b"".join(skt.sent), b"0123456789X")
 
     def test_full_socket_queues_the_rest_in_order(self):
         """When the kernel takes only part, the rest and every later write queue behind it; order is kept."""
@@ -290,6 +403,27 @@ class OptimisticWriteTests(SynchronousTestCase):
         self.assertEqual(self.drain(theirs), b"now")
         self.assertNotIn(connection, reactor.getWriters())
 
+    def test_pull_producer_registered_after_a_write_is_asked_again(self):
+        """Twisted asks a pull producer again after earlier writes drained; they went out at once, so doWrite does."""
+        ours, theirs = self.real_pair()
+        connection, reactor = self.connection(ours)
+        self.write(connection, b"first")
+        register = fast_send.pull_producer_rewakes(tcp.Connection.registerProducer)
+        asked = []
+
+        class Producer:
+            def resumeProducing(self):
+                asked.append(1)
+
+            def stopProducing(self):
+                pass
+        register(connection, Producer(), False)
+        self.assertEqual(len(asked), 1)
+        self.assertIn(connection, reactor.getWriters())
+        connection.doWrite()
+        self.assertEqual(len(asked), 2)
+        self.assertEqual(self.drain(theirs), b"first")
+
     def test_str_is_refused_as_before(self):
         """Text is a TypeError, as in Twisted."""
         connection, _ = self.connection(_RefusingSocket())
@@ -299,7 +433,26 @@ class OptimisticWriteTests(SynchronousTestCase):
 class InstallTests(SynchronousTestCase):
     """install() patches once; the site hook picks router and proxy workers and honours HUB_FAST_SEND=off."""
 
-    def test_install_patches_once_and_can_be_undone(self):
+    def test_install_patches_once(self):
+        class Connection:
+            def write(self, data):
+                return "buffered"
+
+            def setTcpNoDelay(self, enabled):
+                pass
+
+            def registerProducer(self, producer, streaming):
+                pass
+
+        class Protocol:
+            def send(self, msg):
+                return "general"
+        self.assertTrue(fast_send.install(Connection, Protocol))
+        for method in (Connection.write, Connection.setTcpNoDelay, Connection.registerProducer, Protocol.send):
+            self.assertTrue(getattr(method, fast_send.PATCHED), method)
+        self.assertFalse(fast_send.install(Connection, Protocol), "installed twice")
+
+    def test_release_without_a_method_is_left_alone(self):
         class Connection:
             def write(self, data):
                 return "buffered"
@@ -307,10 +460,8 @@ class InstallTests(SynchronousTestCase):
         class Protocol:
             def send(self, msg):
                 return "general"
-        self.assertTrue(fast_send.install(Connection, Protocol))
-        self.assertTrue(getattr(Connection.write, fast_send.PATCHED))
-        self.assertTrue(getattr(Protocol.send, fast_send.PATCHED))
-        self.assertFalse(fast_send.install(Connection, Protocol), "installed twice")
+        self.assertFalse(fast_send.install(Connection, Protocol))
+        self.assertFalse(hasattr(Connection.write, fast_send.PATCHED))
 
     def test_router_and_proxy_workers_qualify(self):
         def worker(klass):
