@@ -222,7 +222,7 @@ def _label(proc, target):
 
 
 class Clients:
-    """Node load-client processes for ``count`` connections (``PER_PROCESS`` each)."""
+    """Load-client processes (``client``: native or node) for ``count`` connections (``PER_PROCESS`` each)."""
 
     def __init__(self, url, count, token_file, client="native", publish_rate=0):
         self.processes = []

@@ -56,6 +56,8 @@ own path (``install()`` is a no-op when the methods are missing).
 import socket
 import struct
 
+from components.crossbar_worker import worker_class
+
 PATCHED = "_reactive_hub_fast_send"
 INSTALLED_NOTE = "reactive hub: fast send path installed in this worker"
 VERBOSE_LEVELS = ("trace", "debug")
@@ -118,7 +120,7 @@ def optimistic_write(buffered_write):
             idle = (data.__class__ is bytes and data and getattr(self, IMMEDIATE, False) and self.connected
                     and not self.TLS and not self.disconnecting and not self._aborting
                     and not self._writeDisconnected and not self._tempDataLen
-                    and self.offset == len(self.dataBuffer) and not getattr(self, "_sendmsgQueue", None)
+                    and self.offset == len(self.dataBuffer)
                     and (self.producer is None or self.streamingProducer))
         except AttributeError:  # a Twisted release that keeps its buffer differently: its own path
             idle = False
@@ -203,9 +205,4 @@ def wanted(argv, environ):
     """True for a Crossbar router or proxy worker's command line, unless ``HUB_FAST_SEND=off``."""
     if environ.get("HUB_FAST_SEND", "on").strip().lower() == "off":
         return False
-    try:
-        klass = argv[argv.index("--klass") + 1]
-    except (ValueError, IndexError):
-        return False
-    return "crossbar.worker.main" in argv and klass.startswith(("crossbar.worker.router.",
-                                                                  "crossbar.worker.proxy."))
+    return (worker_class(argv) or "").startswith(("crossbar.worker.router.", "crossbar.worker.proxy."))

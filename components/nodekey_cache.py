@@ -16,6 +16,8 @@ missing (a Crossbar release that reworked it).
 
 import functools
 
+from components.crossbar_worker import worker_class
+
 PATCHED = "_reactive_hub_memoised"
 INSTALLED_NOTE = "reactive hub: node-key reads memoised in this proxy worker"
 
@@ -51,8 +53,4 @@ def install(module=None):
 
 def is_proxy_worker(argv):
     """True for the command line Crossbar starts a proxy worker with."""
-    try:
-        klass = argv[argv.index("--klass") + 1]
-    except (ValueError, IndexError):
-        return False
-    return "crossbar.worker.main" in argv and klass.startswith("crossbar.worker.proxy.")
+    return (worker_class(argv) or "").startswith("crossbar.worker.proxy.")
