@@ -2,9 +2,9 @@
 #   all-in-one dev node   crossbar start --cbdir /app/.crossbar                      (default)
 #   master node           crossbar start --cbdir /app/.crossbar --config master.json
 #   client node           crossbar start --cbdir /app/.crossbar --config client.json
-#   linked client node    python -m components.topology client --peer HOST:8090 > /app/.crossbar/node.json
+#   linked client node    python -m components.node.topology client --peer HOST:8090 > /app/.crossbar/node.json
 #                         && crossbar start --cbdir /app/.crossbar --config node.json
-#   schema migrations     python -m components.storage migrate
+#   schema migrations     python -m components.node migrate
 #   user sync             python -m components.usersync provision|migrate
 #   SNS/SQS emulator      moto_server -H 0.0.0.0 -p 4566
 #   users and tokens      python -m components.auth adduser|passwd|token
@@ -44,12 +44,12 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=hub:hub .crossbar/config.json .crossbar/master.json .crossbar/client.json ./.crossbar/
 COPY --chown=hub:hub web ./web
-# worker start-up patches: the node-key read memoised in proxy workers (components/nodekey_cache.py),
-# the fast send path in router and proxy workers (components/fast_send.py; HUB_FAST_SEND=off disables)
+# worker start-up patches: the node-key read memoised in proxy workers (components/node/patches/nodekey_cache.py),
+# the fast send path in router and proxy workers (components/node/patches/fast_send.py; HUB_FAST_SEND=off disables)
 COPY --chown=hub:hub crossbar_site ./crossbar_site
 COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
 # the production configs follow the dev config they derive from, whatever was committed
-RUN python -m components.topology write --directory /app/.crossbar \
+RUN python -m components.node.topology write --directory /app/.crossbar \
  && chown hub:hub /app/.crossbar/master.json /app/.crossbar/client.json
 # the node directory holds the dev secret and SQLite files: writable by hub only
 # the dev config's guest worker (the local SNS/SQS emulator) runs .venv/bin/python from /app

@@ -29,7 +29,7 @@ install-test: install
 # user sync provisioning its topic and queue on start; set AWS_ENDPOINT_URL= to use real AWS
 AWS_EMULATOR_PORT ?= 4566
 start: install
-	$(BIN)/python -m components.storage migrate
+	$(BIN)/python -m components.node migrate
 	AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) \
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL-http://127.0.0.1:$(AWS_EMULATOR_PORT)} \
 	USERSYNC_PROVISION=$${USERSYNC_PROVISION:-on} \

@@ -31,8 +31,9 @@ from twisted.internet import defer, task
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import report  # noqa: E402
-from components.directory import Directory  # noqa: E402
-from components.storage import Database, migrate_all  # noqa: E402
+from components.auth.directory import Directory  # noqa: E402
+from components.db.database import Database  # noqa: E402
+from components.db.migrations import migrate_all  # noqa: E402
 from tests.support.browser import BrowserThread, log_in, open_signed_in  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
 from tests.support.node import RouterNode, load_config, router_worker  # noqa: E402
@@ -83,10 +84,10 @@ def has_component(prefix):
 
 @defer.inlineCallbacks
 def add_user(node, username):
-    from components import schema
+    from components.node import schemas
     db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
-        yield migrate_all(db, schema.MASTER)
+        yield migrate_all(db, schemas.MASTER)
         yield Directory(db, iterations=1000).create_user(username, PASSWORD, first_name="Bench")
     finally:
         db.close()

@@ -40,7 +40,8 @@ from bench.report import RESULTS, latency_rows, pyplot, save  # noqa: E402
 from components.e2e import envelope  # noqa: E402
 from components.e2e.keys import MIGRATIONS, UserKeys  # noqa: E402
 from components.e2e.service import PrivatePayloads  # noqa: E402
-from components.storage import Database, migrate  # noqa: E402
+from components.db.database import Database  # noqa: E402
+from components.db.migrations import migrate  # noqa: E402
 from tests.support.browser import BrowserThread, log_in  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402

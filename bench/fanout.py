@@ -10,14 +10,14 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
   users (JWT ticket through the dynamic authenticator), the clock component
   publishing time.tic, every other component running; one router worker;
 - ``stock``: the same node with ``HUB_FAST_SEND=off``: Crossbar's own send
-  path instead of components/fast_send.py (every other target has it);
-- ``proxies``: the production client node (components.topology): the same
+  path instead of components/node/patches/fast_send.py (every other target has it);
+- ``proxies``: the production client node (components.node.topology): the same
   realm and authenticator, with 2 proxy workers terminating the WebSockets
   in front of the router worker, and 2 container workers;
 - ``routers``: the same realm in ``--replicas`` router workers (4 by
   default: on 2 cores, 4 replicas of 1,000 subscribers each beat 2 of 2,000
   on latency) on one shared port, linked with rlinks over Unix sockets, each with its own clock
-  and container worker (components.topology.router_replicas_config).
+  and container worker (components.node.topology.router_replicas_config).
 
 The load clients (one process per 1,000 connections, WAMP JSON) are
 bench/fanout/client.cc, an epoll client built with g++ by --setup, so the
@@ -56,7 +56,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
-from components import tokens, topology  # noqa: E402
+from components.auth import tokens  # noqa: E402
+from components.node import topology  # noqa: E402
 from tests.support.node import CROSSBAR, TEST_SECRET, RouterNode, free_port  # noqa: E402
 
 NODE_DIR = os.path.join(BENCH, "fanout")
@@ -483,7 +484,7 @@ def write_report(meta, results, output):
                          end=", ".join("{:.2f}".format(v) for v in meta["load_avg_end"]), **meta))
         handle.write("`routers`: the hub as {} router-worker replicas on one port. `stock`: the hub with\n"
                      "Crossbar's own send path (HUB_FAST_SEND=off); every other Crossbar target uses\n"
-                     "components/fast_send.py. Load clients: {}.\n\n".format(
+                     "components/node/patches/fast_send.py. Load clients: {}.\n\n".format(
                          meta.get("router_replicas", 2), CLIENT_NAMES[meta.get("client", "node")]))
         handle.write("Expected = rate x seconds per wanted subscriber: subscribers that never connected, tics a\n"
                      "saturated clock never produced and events later than {} ms all count as lost.\n\n".format(

@@ -1,11 +1,19 @@
 """
 A Python WAMP client for applications that talk to the hub: ticket auth with
 a token source that is asked for a fresh JWT on every (re)connect, and
-automatic reconnection with capped backoff.
+automatic reconnection with the hub's backoff (capped, full jitter).
 
     client = HubClient("ws://127.0.0.1:8080/ws", token_source=lambda: fetch_jwt())
     session = yield client.connect()          # first join
     client.on_join(lambda session: ...)       # every join, also after reconnects
+
+Why not autobahn's reconnecting ``Component``: it ends for good after a
+clean close (the router's GOODBYE when it kills an expired session is one),
+its ticket authenticator holds one fixed ticket where every reconnect needs
+a fresh JWT from ``token_source``, its retry delay is a normal variate
+around a growing mean rather than the hub's full-jitter rule, and it keeps
+retrying when the very first join is refused, where ``connect()`` must fail
+with that refusal. Those are the four things this class exists for.
 """
 
 from autobahn.twisted.wamp import ApplicationSession
@@ -17,6 +25,9 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from urllib.parse import urlparse
 
+from components.core import errors
+from components.core.backoff import Backoff
+
 REALM = "reactive"
 
 
@@ -26,13 +37,12 @@ class _Session(ApplicationSession):
         self.owner = owner
 
     def onConnect(self):
-        self.owner._connected(self)
         methods = ["ticket"] if self.owner.token_source is not None else ["anonymous"]
         self.join(self.owner.realm, authmethods=methods, authid=self.owner.authid)
 
     def onChallenge(self, challenge):
         if challenge.method != "ticket":
-            raise ApplicationError("reactive.error.auth.unsupported", challenge.method)
+            raise ApplicationError(errors.AUTH_UNSUPPORTED, challenge.method)
         return defer.maybeDeferred(self.owner.token_source)
 
     def onJoin(self, details):
@@ -44,6 +54,7 @@ class _Session(ApplicationSession):
 
     def onDisconnect(self):
         self.owner._disconnected(self)
+        ApplicationSession.onDisconnect(self)
 
 
 class HubClient:
@@ -56,7 +67,7 @@ class HubClient:
     log = Logger()
 
     def __init__(self, url, token_source, realm=REALM, reactor=None, serializers=None, authid=None,
-                 reconnect=True, initial_delay=0.2, max_delay=10.0, protocol_options=None):
+                 reconnect=True, initial_delay=0.2, max_delay=10.0, protocol_options=None, backoff=None):
         if reactor is None:
             from twisted.internet import reactor
         self.url = url
@@ -66,19 +77,18 @@ class HubClient:
         self.serializers = serializers
         self.authid = authid
         self.reconnect = reconnect
-        self.initial_delay = initial_delay
-        self.max_delay = max_delay
+        self.backoff = backoff or Backoff(initial_delay, max_delay)
         self.protocol_options = protocol_options or {}
         self.session = None
         self.joins = 0
         self.last_leave = None
-        self._delay = initial_delay
         self._first = defer.Deferred()
         self._join_callbacks = []
         self._leave_callbacks = []
         self._stopped = False
         self._retry_call = None
         self._protocol = None
+        self._closed = None
 
     def on_join(self, callback):
         """Call ``callback(session)`` on every join (now too, if joined)."""
@@ -120,16 +130,13 @@ class HubClient:
     def _schedule_retry(self):
         if self._stopped or not self.reconnect:
             return
-        delay, self._delay = self._delay, min(self.max_delay, self._delay * 2)
+        delay = self.backoff.next()
         self._retry_call = self.reactor.callLater(delay, self._dial)
-
-    def _connected(self, session):
-        pass
 
     def _joined(self, session, details):
         self.session = session
         self.joins += 1
-        self._delay = self.initial_delay
+        self.backoff.reset()
         if not self._first.called:
             self._first.callback(session)
         for callback in list(self._join_callbacks):
@@ -156,6 +163,9 @@ class HubClient:
         if self.session is session:
             self.session = None
         self._protocol = None
+        closed, self._closed = self._closed, None
+        if closed is not None:
+            closed.callback(None)
         self._schedule_retry()
 
     def close(self):
@@ -166,13 +176,10 @@ class HubClient:
         protocol, self._protocol = self._protocol, None
         if protocol is None or protocol.transport is None:
             return defer.succeed(None)
-        done = defer.Deferred()
-        previous = protocol.connectionLost
-
-        def lost(reason):
-            previous(reason)
-            if not done.called:
-                done.callback(None)
-        protocol.connectionLost = lost
+        if getattr(protocol, "_session", None) is not None:
+            # the session's onDisconnect, which runs once the connection is lost, fires this
+            self._closed = closed = defer.Deferred()
+        else:
+            closed = protocol.is_closed  # still in the WebSocket handshake: no session to tell us
         protocol.transport.loseConnection()
-        return done
+        return closed.addCallback(lambda _: None)

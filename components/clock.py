@@ -9,13 +9,12 @@ import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from autobahn import wamp
-from autobahn.wamp.exception import ApplicationError
 from twisted.internet import task
 
-from components import errors
-from components.base import HubComponent
-from components.settings import SettingsError, as_float
-from components.state import TopicState
+from components.core.component import HubComponent
+from components.core.errors import Unavailable
+from components.core.settings import SettingsError
+from components.core.state import TopicState
 
 TOPIC = "time.tic"
 GET = "time.get"
@@ -55,8 +54,8 @@ class ClockComponent(HubComponent):
     clock = None
 
     def start(self):
-        interval = as_float({"interval": self.setting("interval")}, "interval", 0.5, minimum=0.05, maximum=3600)
-        self.clock = Clock(resolve_zone(self.setting("TZ")), clock=self.reactor.seconds)
+        interval = self.settings.duration("CLOCK_INTERVAL", 0.5, minimum=0.05, maximum=3600)
+        self.clock = Clock(resolve_zone(self.settings.text("TZ")), clock=self.reactor.seconds)
         self.clock.tick()
         self._loop = task.LoopingCall(self._publish)
         self._loop.clock = self.reactor
@@ -79,7 +78,7 @@ class ClockComponent(HubComponent):
     @wamp.register(GET)
     def get(self):
         if self.clock is None:
-            raise ApplicationError(errors.UNAVAILABLE, "clock not started")
+            raise Unavailable("clock not started")
         return self.clock.current()
 
     def onLeave(self, details):

@@ -1,9 +1,9 @@
 """
 Imported at start-up by every Python process that has this directory on
 PYTHONPATH (the hub's launchers set it for crossbar). In Crossbar proxy
-workers it memoises the node-key read (components/nodekey_cache.py); in
+workers it memoises the node-key read (components/node/patches/nodekey_cache.py); in
 router and proxy workers it installs the cheaper send path
-(components/fast_send.py) unless HUB_FAST_SEND=off. Everywhere else it does
+(components/node/patches/fast_send.py) unless HUB_FAST_SEND=off. Everywhere else it does
 nothing. Each patch writes one line to the worker's output (the node log).
 """
 
@@ -13,7 +13,7 @@ import sys
 
 def _patch_workers():
     try:
-        from components import fast_send, nodekey_cache
+        from components.node.patches import fast_send, nodekey_cache
     except ImportError:
         return
     argv = getattr(sys, "orig_argv", sys.argv)

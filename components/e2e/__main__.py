@@ -12,21 +12,22 @@ node's generated key-encryption key via CROSSBAR_DIR).
 
 import argparse
 import json
-import os
 import sys
 
 from twisted.internet import defer, task
 
 from components.e2e import envelope
 from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
-from components.settings import database_url, node_dir
-from components.storage import Database, migrate
+from components.core.settings import Settings
+from components.db.database import Database
+from components.db.migrations import migrate
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m components.e2e", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grace", type=int, default=int(os.environ.get("E2E_KEY_GRACE") or DEFAULT_GRACE),
+    settings = Settings()
+    parser.add_argument("--grace", type=int, default=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0),
                         help="seconds a retired key still opens envelopes (default E2E_KEY_GRACE or 3600)")
     commands = parser.add_subparsers(dest="command", required=True)
     rotate = commands.add_parser("rotate", help="rotate data keys")
@@ -42,10 +43,10 @@ def main(argv=None):
 
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(database_url("client"))
+        db = Database(settings.database_url("client"))
         try:
             yield migrate(db, "e2e_keys", MIGRATIONS)
-            keys = UserKeys(db, load_kek(os.environ, node_dir()), grace=options.grace)
+            keys = UserKeys(db, load_kek(settings), grace=options.grace)
             if options.command == "rotate":
                 if options.all:
                     count = yield keys.rotate_all()

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 
 from components.e2e.envelope import KEY_BYTES, EnvelopeError, b64decode, b64encode
-from components.storage import Migration
+from components.core.secretfiles import read_or_create_secret
+from components.core.settings import KeyConfigError
+from components.db.migrations import Migration
 
 DEV_KEK_FILE = os.path.join("secrets", "e2e_kek")
 DEFAULT_GRACE = 3600
@@ -33,18 +35,13 @@ _KEY_TABLE = ["""CREATE TABLE IF NOT EXISTS e2e_user_key (
 MIGRATIONS = [Migration(1, "wrapped per-user data keys", sqlite=_KEY_TABLE, postgresql=_KEY_TABLE)]
 
 
-class KeyConfigError(ValueError):
-    """The key-encryption key is missing or malformed."""
-
-
-def load_kek(environ, node_directory):
+def load_kek(settings):
     """The 32-byte key-encryption key from E2E_KEK, E2E_KEK_FILE, or the dev file in the node directory."""
-    raw = environ.get("E2E_KEK") or ""
+    raw = settings.text("E2E_KEK")
     if not raw:
-        path = environ.get("E2E_KEK_FILE") or ""
+        path = settings.text("E2E_KEK_FILE")
         if not path:
-            from components.tokens import read_or_create_secret
-            raw = read_or_create_secret(os.path.join(node_directory, DEV_KEK_FILE),
+            raw = read_or_create_secret(os.path.join(settings.node_directory, DEV_KEK_FILE),
                                         make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
         else:
             with open(path) as handle:

@@ -2,20 +2,27 @@
 Reactive users: changes to the master's ``auth_user`` table reach every
 client application's ``auth_user`` table and the user's own browser.
 
-    master DB --trigger--> usersync_outbox --relay (master.py)--> SNS topic
+    master DB --trigger--> usersync_outbox --relay (relay.py)--> SNS topic
       --> one SQS queue per client (+ dead-letter queue)
-      --> bridge (client.py) --> client DB (versioned, idempotent)
+      --> bridge (bridge.py) --> client DB (versioned, idempotent)
       --> WAMP ``users.changed`` to that user's sessions only
 
 Modules: ``fields`` (what is tracked and how it is validated), ``messages``
 (the wire format), ``outbox`` (capture triggers on the master), ``replica``
 (the versioned apply on a client), ``aws`` (boto3 clients and their thread
-pool), ``provision`` (topic, queues, subscriptions), ``master`` and ``client``
-(the router components), ``__main__`` (the command line).
+pool), ``provision`` (topic, queues, subscriptions), ``sns`` (the
+publisher), ``relay`` and ``pglisten`` (outbox to SNS), ``admin`` (the
+admin procedures' validation), ``bridge`` (SQS to the client database),
+``master`` and ``client`` (the router components), ``userrelay`` (per-user
+events across linked nodes), ``__main__`` (the command line).
 """
 
 CHANGED = "users.changed"
 ME = "users.me"
+# backend-only carrier of per-user events between linked nodes (see userrelay)
+RELAY = "users.relay"
 SAVE = "master.users.save"
 DELETE = "master.users.delete"
 LIST = "master.users.list"
+# the admin role may call everything under this prefix
+ADMIN_PREFIX = "master.users."

@@ -15,16 +15,15 @@ dev node starts it as a guest worker.
 
 import argparse
 import json
-import os
 import sys
 
-from components.settings import database_url
+from components.core.settings import Settings
 
 
-def _provision(options):
+def _provision(options, settings):
     from components.usersync import aws, provision
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-    region = aws.region_for()
+    endpoint = settings.text("AWS_ENDPOINT_URL") or None
+    region = aws.region_for(environ=settings.environ)
     sns = aws.make_client("sns", endpoint, region, attempts=4)
     sqs = aws.make_client("sqs", endpoint, region, attempts=4)
     clients = [name.strip() for name in options.clients.split(",") if name.strip()]
@@ -37,23 +36,23 @@ def _provision(options):
         print("\n".join(provision.settings_lines(result)))
 
 
-def _migrate(options):
+def _migrate(options, settings):
     from twisted.internet import defer, task
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-    from components.storage import Database, migrate_all
+    from components.db.database import Database
+    from components.db.migrations import migrate_all
     from components.usersync import fields, master, outbox
 
     tracked = fields.parse_fields(options.fields if options.fields is not None
-                                  else os.environ.get("USERSYNC_FIELDS", ""))
-    include_staff = options.include_staff or os.environ.get("USERSYNC_INCLUDE_STAFF", "").lower() in (
-        "on", "true", "yes", "1")
+                                  else settings.text("USERSYNC_FIELDS"))
+    include_staff = options.include_staff or settings.bool("USERSYNC_INCLUDE_STAFF", False)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     log = Logger(namespace="usersync")
 
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(options.master_url or database_url("master"))
+        db = Database(options.master_url or settings.database_url("master"))
         try:
             yield migrate_all(db, master.SCHEMAS, log)
             yield db.run(outbox.install, tracked, include_staff)
@@ -64,7 +63,7 @@ def _migrate(options):
     task.react(run)
 
 
-def _emulator(options):
+def _emulator(options, settings):
     """
     Run moto server on 127.0.0.1 (the dev node's guest worker), logging only
     problems. When the port is taken (LocalStack, an emulator left running),
@@ -75,7 +74,7 @@ def _emulator(options):
     import signal
     import socket
 
-    port = int(options.port or os.environ.get("AWS_EMULATOR_PORT") or 4566)
+    port = options.port or settings.int("AWS_EMULATOR_PORT", 4566, minimum=1, maximum=65535)
     with socket.socket() as probe:
         taken = probe.connect_ex(("127.0.0.1", port)) == 0
     if taken:
@@ -89,6 +88,7 @@ def _emulator(options):
 
 
 def main(argv=None):
+    settings = Settings()
     parser = argparse.ArgumentParser(prog="python -m components.usersync", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,7 +96,7 @@ def main(argv=None):
                                         help="create topic, queues, dead-letter queues, subscriptions")
     run_provision.add_argument("--clients", required=True,
                                help="comma-separated client names, e.g. shop,blog")
-    run_provision.add_argument("--topic", default=os.environ.get("USERSYNC_TOPIC_NAME", "reactive-users"))
+    run_provision.add_argument("--topic", default=settings.text("USERSYNC_TOPIC_NAME", "reactive-users"))
     run_provision.add_argument("--fifo", action="store_true", help="FIFO topic and queues (.fifo)")
     run_provision.add_argument("--max-receives", type=int, default=5,
                                help="receives before a message moves to the dead-letter queue (default 5)")
@@ -110,7 +110,7 @@ def main(argv=None):
     run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")
     run_emulator.add_argument("--port", type=int, default=None)
     options = parser.parse_args(argv)
-    {"provision": _provision, "migrate": _migrate, "emulator": _emulator}[options.command](options)
+    {"provision": _provision, "migrate": _migrate, "emulator": _emulator}[options.command](options, settings)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ email syntax, field lengths).
 
 import re
 
+from components.core.errors import InvalidArgument
+
 DEFAULT_FIELDS = ("username", "first_name", "last_name", "email", "is_active")
 # every column a client may receive; password, last_login, date_joined never travel
 SYNCABLE = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
@@ -22,11 +24,11 @@ _EMAIL_DOMAIN = re.compile(
 _EMAIL_LITERAL = re.compile(r"\[[0-9a-f:.]+\]\Z", re.IGNORECASE)
 
 
-class FieldError(ValueError):
-    """A value breaks a field rule; ``field`` names the field."""
+class FieldError(InvalidArgument):
+    """A value breaks a field rule; ``field`` names the field (also in the WAMP error's kwargs)."""
 
     def __init__(self, field, message):
-        ValueError.__init__(self, "{}: {}".format(field, message))
+        InvalidArgument.__init__(self, "{}: {}".format(field, message), field=field)
         self.field = field
 
 

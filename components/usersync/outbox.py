@@ -21,7 +21,8 @@ idempotent; the relay reads pending rows with :func:`claim` and settles them
 with :func:`settle`.
 """
 
-from components.storage import POSTGRESQL, Migration
+from components.db.database import POSTGRESQL
+from components.db.migrations import Migration
 from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 
 CHANNEL = "usersync_outbox"
@@ -213,3 +214,9 @@ def purge(cursor, older_than_ms):
 
 def pending_count(cursor):
     return cursor.execute("SELECT COUNT(*) FROM usersync_outbox WHERE sent_ms IS NULL").fetchone()[0]
+
+
+def version_of(cursor, username):
+    """The capture version of ``username`` (0 before its first captured change)."""
+    row = cursor.execute("SELECT version FROM usersync_version WHERE username = ?", (username,)).fetchone()
+    return int(row[0]) if row else 0

@@ -11,7 +11,8 @@ backwards, and a delete cannot be undone by an older update.
 
 import datetime
 
-from components.storage import POSTGRESQL, Migration
+from components.db.database import POSTGRESQL
+from components.db.migrations import Migration
 
 MIGRATIONS = [
     Migration(

@@ -1,5 +1,5 @@
 // A minimal stand-in for the Arduino core, enough to compile and run the
-// firmware logic on a PC (tests/test_firmware.py): Print/Serial writing to a
+// firmware logic on a PC (tests/iot/test_firmware.py): Print/Serial writing to a
 // string, analogRead fed from a list, delay/millis on a simulated clock.
 #ifndef HOST_ARDUINO_H
 #define HOST_ARDUINO_H

@@ -7,7 +7,7 @@ import json
 import treq
 from twisted.internet import defer, task
 
-from components import tokens
+from components.auth import tokens
 from components.client import HubClient
 
 from tests.support.node import TEST_SECRET

@@ -9,7 +9,7 @@ for tests and benchmarks that drive real browsers through a real node:
 It seals with the node's own per-user data keys (the node's client database
 and its dev key-encryption key), registers ``users.me`` (answering the
 caller's latest state, sealed afresh for each call) and publishes like the
-real user sync: on ``users.relay``, which the node's ``components.userrelay``
+real user sync: on ``users.relay``, which the node's ``components.usersync.userrelay``
 republishes on ``users.changed`` to that user's sessions only. With
 ``encrypted=False`` the same states travel in plaintext (for comparisons).
 
@@ -26,12 +26,13 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
-from components import errors
+from components.core import errors
 from components.e2e import envelope
 from components.e2e.keys import UserKeys, load_kek
 from components.e2e.service import PrivatePayloads
-from components.storage import Database
-from components.userrelay import publish_for_user
+from components.db.database import Database
+from components.usersync.userrelay import publish_for_user
+from components.core.settings import Settings
 from tests.support.node import router_worker
 
 CHANGED = "users.changed"
@@ -63,7 +64,7 @@ def allow_sealed_publisher(config):
 def node_keys(node, grace=3600):
     """The node's own per-user key store (its client database and dev key-encryption key)."""
     db = Database("sqlite:///" + os.path.join(node.directory, "client.db"))
-    return db, UserKeys(db, load_kek({}, node.directory), grace=grace)
+    return db, UserKeys(db, load_kek(Settings({}, {}, node.directory)), grace=grace)
 
 
 class SealedProfiles:

@@ -1,0 +1,62 @@
+"""
+Server-side login sessions in the master database: the ``hub_session``
+cookie holds a random id, the table only its SHA-256, with the username and
+an expiry.
+"""
+
+import hashlib
+import secrets
+import time
+
+from twisted.internet import defer
+
+from components.db.migrations import Migration
+
+_SESSION_TABLE = ["""CREATE TABLE IF NOT EXISTS hub_login_session (
+                        id_hash VARCHAR(64) PRIMARY KEY,
+                        username VARCHAR(150) NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL)""",
+                   "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"]
+
+MIGRATIONS = [Migration(1, "server-side login sessions", sqlite=_SESSION_TABLE, postgresql=_SESSION_TABLE)]
+
+
+def _hash(session_id):
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+class LoginSessions:
+    """Server-side login sessions in the master database; the cookie holds a random id, the table its hash."""
+
+    def __init__(self, db, lifetime, clock=time.time):
+        self.db = db
+        self.lifetime = lifetime
+        self.clock = clock
+
+    def create(self, username):
+        session_id = secrets.token_urlsafe(32)
+        now = int(self.clock())
+        d = self.db.execute(
+            "INSERT INTO hub_login_session (id_hash, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (_hash(session_id), username, now, now + self.lifetime))
+        d.addCallback(lambda _: session_id)
+        return d
+
+    def lookup(self, session_id):
+        """Fire with the username of a live login session, or None."""
+        if not session_id:
+            return defer.succeed(None)
+        now = int(self.clock())
+
+        def read(cursor):
+            cursor.execute("DELETE FROM hub_login_session WHERE expires_at < ?", (now,))
+            row = cursor.execute("SELECT username FROM hub_login_session WHERE id_hash = ? AND expires_at >= ?",
+                                 (_hash(session_id), now)).fetchone()
+            return row[0] if row else None
+        return self.db.run(read)
+
+    def end(self, session_id):
+        if not session_id:
+            return defer.succeed(0)
+        return self.db.execute("DELETE FROM hub_login_session WHERE id_hash = ?", (_hash(session_id),))

@@ -1,0 +1,170 @@
+"""
+The login endpoints on the web transport, mounted at ``/auth``:
+
+- ``POST /auth/login`` checks username and password against the directory
+  (rate limited per client address) and sets an HttpOnly, SameSite=Strict
+  session cookie backed by a server-side login session;
+- ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT;
+- ``POST /auth/logout`` ends the login session everywhere.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+
+from components.auth import tokens
+from components.auth.directory import Directory, role_of
+from components.auth.loginsessions import LoginSessions
+from components.auth.schemas import MASTER_SCHEMAS
+from components.core import errors
+from components.core.httpjson import HTTPError, check_same_origin, read_fields, respond
+from components.core.ratelimit import RateLimiter
+from components.core.settings import Settings
+from components.db.database import Database, StorageUnavailable
+from components.db.migrations import migrate, migrate_all
+from components.e2e.envelope import b64encode
+
+COOKIE = "hub_session"
+LOGIN_REQUIRED = errors.AUTH_LOGIN_REQUIRED
+BAD_CREDENTIALS = errors.AUTH_BAD_CREDENTIALS
+DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
+
+
+class _Endpoint(Resource):
+    isLeaf = True
+
+    def __init__(self, handler):
+        Resource.__init__(self)
+        self.handler = handler
+
+    def render_POST(self, request):
+        return respond(request, self.handler)
+
+    def render_GET(self, request):
+        request.setHeader(b"Allow", b"POST")
+        return respond(request, lambda _: (405, {"error": errors.INVALID_ARGUMENT, "message": "use POST"}))
+
+
+class AuthService:
+    """The logic behind the three endpoints, with its I/O handed in."""
+
+    log = Logger()
+
+    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None):
+        self.directory = directory
+        self.sessions = sessions
+        self.issuer = issuer
+        self.limiter = limiter
+        self.cookie_lifetime = cookie_lifetime
+        self.user_keys = user_keys
+
+    def _cookie(self, request, value, max_age):
+        attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
+                      "Max-Age={}".format(max_age)]
+        if request.isSecure():
+            attributes.append("Secure")
+        request.setHeader(b"Set-Cookie", "; ".join(attributes).encode("ascii"))
+
+    @defer.inlineCallbacks
+    def login(self, request):
+        check_same_origin(request)
+        address = request.getClientAddress()
+        key = getattr(address, "host", str(address))
+        allowed, retry_after = self.limiter.check(key)
+        if not allowed:
+            raise HTTPError(429, errors.RATE_LIMITED, "too many login attempts; retry in {:.0f} s".format(
+                retry_after + 0.5), headers={"Retry-After": int(retry_after + 1)})
+        fields = read_fields(request)
+        username, password = fields.get("username"), fields.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            raise HTTPError(400, errors.INVALID_ARGUMENT, "username and password are required")
+        try:
+            user = yield self.directory.authenticate(username, password)
+        except StorageUnavailable:
+            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        if user is None:
+            self.log.info("login refused for {username!r} from {address}", username=username, address=key)
+            raise HTTPError(401, BAD_CREDENTIALS, "wrong username or password")
+        session_id = yield self.sessions.create(user["username"])
+        yield self.directory.record_login(user["username"])
+        self._cookie(request, session_id, self.cookie_lifetime)
+        self.log.info("login of {username} from {address}", username=user["username"], address=key)
+        return 200, {"username": user["username"], "role": role_of(user), "first_name": user["first_name"]}
+
+    @defer.inlineCallbacks
+    def token(self, request):
+        check_same_origin(request)
+        session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
+        try:
+            username = yield self.sessions.lookup(session_id)
+            user = (yield self.directory.get_user(username)) if username else None
+        except StorageUnavailable:
+            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        if user is None or not user["is_active"]:
+            raise HTTPError(401, LOGIN_REQUIRED, "not logged in")
+        role = role_of(user)
+        token = self.issuer.issue(user["username"], role)
+        answer = {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
+                  "first_name": user["first_name"]}
+        if self.user_keys is not None:
+            # the user's end-to-end data keys travel only here: HTTPS, cookie-authenticated, never over WAMP
+            try:
+                usable = yield self.user_keys.usable(user["username"])
+            except StorageUnavailable:
+                raise HTTPError(503, errors.UNAVAILABLE, "key store unavailable")
+            answer["e2e"] = {"current": usable["current"],
+                             "keys": {kid: b64encode(key) for kid, key in usable["keys"].items()}}
+        return 200, answer
+
+    @defer.inlineCallbacks
+    def logout(self, request):
+        check_same_origin(request)
+        session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
+        yield self.sessions.end(session_id)
+        self._cookie(request, "", 0)
+        return 200, {"logged_out": True}
+
+
+class AuthResource(Resource):
+    """Crossbar ``resource`` web service: ``{"type": "resource", "classname": "components.auth.resource.AuthResource"}``."""
+
+    log = Logger()
+
+    def __init__(self, extra=None):
+        Resource.__init__(self)
+        settings = Settings(extra)
+        keys, issuer, audience, ttl = tokens.from_settings(settings)
+        self.db = Database(settings.database_url("master"))
+        self.ready = migrate_all(self.db, MASTER_SCHEMAS)
+        self.ready.addErrback(lambda failure: self.log.failure("login session schema failed", failure=failure))
+        limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
+                              burst=settings.int("LOGIN_BURST", 10, minimum=1))
+        lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
+        self.service = AuthService(Directory(self.db), LoginSessions(self.db, lifetime),
+                                   tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime)
+        if settings.bool("E2E_ENCRYPTION", False):
+            self.service.user_keys = self._user_keys(settings)
+        for name in ("login", "token", "logout"):
+            handler = getattr(self.service, name)
+            self.putChild(name.encode("ascii"), _Endpoint(self._after_ready(handler)))
+
+    def _user_keys(self, settings):
+        from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS as KEY_MIGRATIONS, UserKeys, load_kek
+        client_db = Database(settings.database_url("client"))
+        keys_ready = migrate(client_db, "e2e_keys", KEY_MIGRATIONS)
+        self.ready = defer.gatherResults([self.ready, keys_ready])
+        self.ready.addErrback(lambda failure: self.log.failure("key store schema failed", failure=failure))
+        return UserKeys(client_db, load_kek(settings), grace=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0))
+
+    def _after_ready(self, handler):
+        def run(request):
+            if self.ready.called:
+                return handler(request)
+            waiter = defer.Deferred()
+
+            def release(result):
+                waiter.callback(None)
+                return result
+            self.ready.addBoth(release)
+            return waiter.addCallback(lambda _: handler(request))
+        return run

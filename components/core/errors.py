@@ -1,0 +1,102 @@
+"""
+Every error URI of the hub, and the domain errors that carry them.
+
+Components raise domain errors; nothing translates them by hand. Each domain
+error is an ``ApplicationError`` whose URI is declared on its class, so a
+WAMP procedure that raises one answers the caller with that URI, the message
+as the first argument and the error's keyword details (``field``,
+``retry_after``) as kwargs. Feature errors subclass the family they belong
+to (a bad profile field is an :class:`InvalidArgument`, a database that is
+down is :class:`Unavailable`), which is the whole mapping. ``str()`` of a
+domain error is its message, for logs, HTTP answers and command lines.
+"""
+
+from autobahn.wamp.exception import ApplicationError
+
+INVALID_ARGUMENT = "reactive.error.invalid_argument"
+NOT_FOUND = "reactive.error.not_found"
+UNAVAILABLE = "reactive.error.unavailable"
+RATE_LIMITED = "reactive.error.rate_limited"
+NOT_AUTHORIZED = "reactive.error.not_authorized"
+INTERNAL = "reactive.error.internal"
+
+# authentication refusals (the reason follows in the error message)
+AUTH_NO_TOKEN = "reactive.error.auth.no_token"
+AUTH_INVALID_TOKEN = "reactive.error.auth.invalid_token"
+AUTH_EXPIRED = "reactive.error.auth.expired"
+AUTH_NOT_YET_VALID = "reactive.error.auth.not_yet_valid"
+AUTH_WRONG_ISSUER = "reactive.error.auth.wrong_issuer"
+AUTH_WRONG_AUDIENCE = "reactive.error.auth.wrong_audience"
+AUTH_UNKNOWN_ROLE = "reactive.error.auth.unknown_role"
+AUTH_TOKEN_EXPIRED_SESSION = "reactive.error.auth.session_expired"
+AUTH_UNSUPPORTED = "reactive.error.auth.unsupported"
+AUTH_LOGIN_REQUIRED = "reactive.error.auth.login_required"
+AUTH_BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
+
+# the device HTTP bridge (/publish)
+DEVICE_REPLAYED = "reactive.error.device.replayed"
+
+# end-to-end encrypted payloads: the browser engine's error for a state it refused to show
+# (kwargs.code: auth_failed, unknown_key, malformed, not_encrypted, replayed, nonce_reuse, ...; see web/js/e2e.js)
+E2E_REFUSED = "reactive.error.e2e.refused"
+
+# a component that could not start leaves the realm with this reason
+COMPONENT_FAILED = UNAVAILABLE
+
+
+class HubError(ApplicationError):
+    """
+    A domain error with its WAMP URI: ``uri`` on the class (or passed in,
+    for families such as token refusals), ``message`` as the only argument,
+    keyword details as WAMP kwargs.
+    """
+
+    uri = INTERNAL
+
+    def __init__(self, message, uri=None, **details):
+        ApplicationError.__init__(self, uri or self.uri, message, **details)
+        self.uri = self.error
+        self.message = message
+
+    @property
+    def details(self):
+        return self.kwargs
+
+    def __str__(self):
+        return self.message
+
+
+class InvalidArgument(HubError):
+    """Bad input: nothing was changed."""
+
+    uri = INVALID_ARGUMENT
+
+
+class NotFound(HubError):
+    """The named thing does not exist."""
+
+    uri = NOT_FOUND
+
+
+class Unavailable(HubError):
+    """A service the hub needs (database, queue, a source) cannot be used right now."""
+
+    uri = UNAVAILABLE
+
+
+class RateLimited(HubError):
+    """Too many requests; ``retry_after`` (seconds) is in the details."""
+
+    uri = RATE_LIMITED
+
+
+class NotAuthorized(HubError):
+    """The caller may not do this."""
+
+    uri = NOT_AUTHORIZED
+
+
+class AuthRefused(HubError):
+    """A login or token was refused; ``uri`` is one of the ``AUTH_*`` URIs."""
+
+    uri = AUTH_INVALID_TOKEN

@@ -1,0 +1,132 @@
+"""
+Small helpers for the hub's Twisted Web resources: JSON bodies, JSON
+answers from Deferreds, finishing a deferred answer unless the client has
+gone, and the same-origin check that guards state-changing endpoints against
+cross-site requests.
+"""
+
+import json
+from urllib.parse import parse_qs, urlparse
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.server import NOT_DONE_YET
+
+from components.core import errors
+
+log = Logger()
+MAX_BODY = 16 * 1024
+
+
+class HTTPError(Exception):
+    """Answer with ``status`` and ``{"error": uri, "message": message}``."""
+
+    def __init__(self, status, uri, message, headers=None):
+        Exception.__init__(self, message)
+        self.status = status
+        self.uri = uri
+        self.message = message
+        self.headers = headers or {}
+
+
+def header(request, name):
+    """A request header as text ('' when absent)."""
+    value = request.getHeader(name.encode("ascii"))
+    return value.decode("latin-1") if isinstance(value, bytes) else (value or "")
+
+
+def write_json(request, status, body, headers=None):
+    payload = json.dumps(body).encode("utf-8")
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode("ascii"), str(value).encode("latin-1"))
+    request.setHeader(b"Content-Length", str(len(payload)).encode("ascii"))
+    return payload
+
+
+def respond(request, handler):
+    """Run ``handler(request)`` (may return a Deferred of ``(status, body[, headers])``) and answer in JSON."""
+    finished = []
+    request.notifyFinish().addErrback(lambda _: finished.append(True))
+
+    def done(result):
+        status, body = result[0], result[1]
+        headers = result[2] if len(result) > 2 else None
+        if not finished:
+            request.write(write_json(request, status, body, headers))
+            request.finish()
+
+    def failed(failure):
+        if failure.check(HTTPError):
+            error = failure.value
+            body = {"error": error.uri, "message": error.message}
+            if not finished:
+                request.write(write_json(request, error.status, body, error.headers))
+                request.finish()
+            return
+        log.failure("request to {path} failed", failure=failure, path=request.path)
+        if not finished:
+            request.write(write_json(request, 500, {"error": errors.INTERNAL,
+                                                    "message": "internal error"}))
+            request.finish()
+
+    defer.maybeDeferred(handler, request).addCallbacks(done, failed)
+    return NOT_DONE_YET
+
+
+def read_fields(request):
+    """The request's JSON object or form fields as a dict of strings; HTTPError 400 otherwise."""
+    raw = request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise HTTPError(413, errors.INVALID_ARGUMENT, "request body too large")
+    content_type = header(request, "content-type").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            data = json.loads(raw.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            raise HTTPError(400, errors.INVALID_ARGUMENT, "body is not valid JSON")
+        if not isinstance(data, dict):
+            raise HTTPError(400, errors.INVALID_ARGUMENT, "body must be a JSON object")
+        return data
+    if content_type in ("application/x-www-form-urlencoded", ""):
+        try:
+            fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise HTTPError(400, errors.INVALID_ARGUMENT, "body is not UTF-8")
+        return {key: values[0] for key, values in fields.items()}
+    raise HTTPError(415, errors.INVALID_ARGUMENT, "send JSON or a form")
+
+
+def check_same_origin(request):
+    """
+    Refuse cross-site browser requests: an ``Origin`` must match the host the
+    request was sent to; ``Sec-Fetch-Site: cross-site`` is refused. Clients
+    that send neither (curl, scripts, devices) pass.
+    """
+    origin = request.getHeader(b"origin")
+    if origin is not None:
+        origin = header(request, "origin")
+        host = header(request, "host")
+        parsed = urlparse(origin)
+        if origin == "null" or parsed.netloc.lower() != host.lower():
+            raise HTTPError(403, errors.NOT_AUTHORIZED, "cross-origin request refused")
+    if header(request, "sec-fetch-site").lower() == "cross-site":
+        raise HTTPError(403, errors.NOT_AUTHORIZED, "cross-site request refused")
+
+
+def finish(request, code, content_type, body):
+    """Complete a deferred response unless the client has gone."""
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.write(body)
+    request.finish()
+
+
+def finish_json(request, code, body):
+    finish(request, code, b"application/json", json.dumps(body).encode("utf-8"))

@@ -1,0 +1,43 @@
+"""
+Secret files in the node directory (dev JWT secret, device credentials, the
+key-encryption key): created once with a random value, mode 0600. The value
+is written to a private temporary file first and then linked into place, so
+a reader never sees a half-written file and never has to wait for one, even
+when several worker processes start at the same time.
+"""
+
+import os
+import secrets
+import tempfile
+
+
+class SecretFileError(ValueError):
+    """A secret file exists but holds nothing."""
+
+
+def read_or_create_secret(path, make=lambda: secrets.token_urlsafe(48)):
+    """
+    The secret in ``path``; on first use create it with ``make()`` (default:
+    48 random bytes, base64url). The first process to link its file wins;
+    the others read the winner's value.
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        fd, draft = tempfile.mkstemp(dir=directory, prefix=".secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make())
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process was first: its value counts
+        finally:
+            os.unlink(draft)
+    with open(path) as handle:
+        value = handle.read().strip()
+    if not value:
+        raise SecretFileError("secret file {} is empty".format(path))
+    return value

@@ -1,0 +1,204 @@
+"""
+A Deferred-based database handle for SQLite (the default: a file in the node
+directory) and PostgreSQL.
+
+Queries are written once with ``?`` placeholders; the PostgreSQL driver gets
+``%s``. Work runs in a thread pool, never on the reactor thread. Connection
+failures surface as :class:`StorageUnavailable` so callers can fail fast.
+"""
+
+import os
+import select
+import sqlite3
+import time
+from urllib.parse import urlparse
+
+from twisted.enterprise import adbapi
+from twisted.logger import Logger
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached right now (down, locked, unreachable)."""
+
+
+class StorageConfigError(ValueError):
+    """The database URL cannot be used."""
+
+
+def parse_url(url):
+    """Return ``(dialect, connect_kwargs)`` for a ``sqlite:///path`` or ``postgresql://`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise StorageConfigError("sqlite URL needs a file path: sqlite:///path/to/file.db")
+        return SQLITE, {"path": path}
+    if parsed.scheme in ("postgres", "postgresql"):
+        return POSTGRESQL, {"dsn": url}
+    raise StorageConfigError("unsupported database URL scheme {!r} (use sqlite:/// or postgresql://)".format(
+        parsed.scheme))
+
+
+class Cursor:
+    """The handle an interaction gets: ``execute`` with ``?`` placeholders, fetch methods, ``dialect``."""
+
+    def __init__(self, transaction, dialect):
+        self._transaction = transaction
+        self.dialect = dialect
+
+    def execute(self, sql, params=()):
+        if self.dialect == POSTGRESQL:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self._transaction.execute(sql, tuple(params))
+        return self
+
+    def fetchone(self):
+        return self._transaction.fetchone()
+
+    def fetchall(self):
+        return self._transaction.fetchall()
+
+    @property
+    def rowcount(self):
+        return self._transaction.rowcount
+
+    @property
+    def connection(self):
+        return self._transaction._connection._connection
+
+
+def _open_sqlite(connection, attempts=200):
+    """Per-connection setup (runs in a pool thread). WAL is persistent; switching to it
+    needs a moment without other writers, which the busy handler does not wait for."""
+    connection.execute("PRAGMA busy_timeout=10000")
+    for attempt in range(attempts):
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _unavailable_errors():
+    errors = [sqlite3.OperationalError]
+    try:
+        import psycopg2
+        errors += [psycopg2.OperationalError, psycopg2.InterfaceError]
+    except ImportError:  # pragma: no cover - psycopg2 is a hard dependency
+        pass
+    return tuple(errors)
+
+
+_UNAVAILABLE = _unavailable_errors()
+
+
+class Database:
+    """
+    One database: ``run(interaction)`` runs ``interaction(cursor, *args)`` in a
+    transaction and fires with its result; ``query`` and ``execute`` are
+    one-statement shortcuts.
+    """
+
+    log = Logger()
+
+    def __init__(self, url, pool_size=5, connect_timeout=3, statement_timeout_ms=10000):
+        self.url = url
+        self.dialect, options = parse_url(url)
+        if self.dialect == SQLITE:
+            path = options["path"]
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise StorageConfigError("directory for SQLite database does not exist: " + directory)
+            self._pool = adbapi.ConnectionPool(
+                "sqlite3", path, check_same_thread=False, isolation_level=None, timeout=10,
+                cp_min=1, cp_max=1, cp_openfun=_open_sqlite, cp_noisy=False)
+        else:
+            def open_pg(connection):
+                with connection.cursor() as cursor:
+                    cursor.execute("SET statement_timeout = %s", (statement_timeout_ms,))
+                connection.commit()
+            # keepalives: a connection whose server vanished errors out instead of hanging
+            self._pool = adbapi.ConnectionPool(
+                "psycopg2", options["dsn"], connect_timeout=connect_timeout,
+                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+                cp_min=1, cp_max=pool_size, cp_reconnect=True, cp_good_sql="SELECT 1",
+                cp_openfun=open_pg, cp_noisy=False)
+
+    def __repr__(self):
+        return "<Database {} {}>".format(self.dialect, _redact(self.url))
+
+    def run(self, interaction, *args, **kwargs):
+        """Run ``interaction(cursor, *args, **kwargs)`` in one write transaction."""
+        def wrapped(transaction):
+            if self.dialect == POSTGRESQL:
+                _replace_if_dropped(transaction)
+            cursor = Cursor(transaction, self.dialect)
+            if self.dialect == SQLITE:
+                cursor.execute("BEGIN IMMEDIATE")
+            return interaction(cursor, *args, **kwargs)
+        d = self._pool.runInteraction(wrapped)
+        d.addErrback(self._translate)
+        return d
+
+    def query(self, sql, params=()):
+        """Fire with all rows of one statement."""
+        return self.run(lambda cursor: cursor.execute(sql, params).fetchall())
+
+    def execute(self, sql, params=()):
+        """Run one statement; fire with the affected row count."""
+        return self.run(lambda cursor: cursor.execute(sql, params).rowcount)
+
+    def close(self):
+        """Close all connections and stop the thread pool."""
+        if self._pool.running:
+            self._pool.close()
+
+    def _translate(self, failure):
+        if failure.check(*_UNAVAILABLE):
+            message = str(failure.value).strip().splitlines()[0] if str(failure.value).strip() else repr(
+                failure.value)
+            raise StorageUnavailable("{}: {}".format(self.dialect, message))
+        return failure
+
+
+def _replace_if_dropped(transaction):
+    """
+    Reconnect before a transaction when the pooled PostgreSQL connection was
+    dropped by the server while idle (restart, admin termination): an idle
+    connection has nothing to read, so a readable socket means the server said
+    goodbye. Checked without a round trip, before any statement runs, so the
+    first transaction after a database restart succeeds instead of failing on
+    a dead connection.
+    """
+    raw = transaction._connection._connection
+    try:
+        dropped = bool(raw.closed)
+        if not dropped:
+            poller = select.poll()
+            poller.register(raw.fileno(), select.POLLIN)
+            dropped = bool(poller.poll(0))
+    except (OSError, ValueError) + _UNAVAILABLE:
+        dropped = True
+    if dropped:
+        connection = transaction._connection
+        connection._pool.disconnect(raw)
+        connection._connection = None
+        connection._connection = connection._pool.connect()  # raises when the server is still down
+        transaction.reopen()
+
+
+def _redact(url):
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(":" + parsed.password + "@", ":***@")
+    return url

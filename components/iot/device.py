@@ -1,0 +1,154 @@
+"""
+A device simulator for the HTTP bridge at ``/publish``: builds and sends
+byte for byte the request the NodeMcu sketch (``firmware/nodemcu_publisher``)
+sends, signed the way Crossbar's HTTP bridge checks it:
+
+    signature = base64url(HMAC-SHA256(secret, key + timestamp + seq + nonce + body))
+
+(the parts concatenated, nothing between them; see ``components.iot.signing``)
+with ``key``, ``timestamp`` (UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``), ``seq``,
+``nonce`` and ``signature`` in the query string.
+
+    python -m components.iot.device --url http://127.0.0.1:8080/publish --value 42
+    python -m components.iot.device --value 10 --value 55 --interval 0.5 --device bench-1
+
+Key and secret come from ``--key``/``--secret``, else ``DEVICE_KEY`` /
+``DEVICE_SECRET``, else the dev credentials in ``<node dir>/secrets/``.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import socket
+import ssl
+import sys
+import time
+from urllib.parse import urlsplit
+
+from components.core.settings import Settings, node_dir
+from components.iot import DEVICE_TOPIC as TOPIC
+from components.iot.signing import KEY_FILE, SECRET_FILE, sign, timestamp
+
+
+def body(device, value):
+    """The JSON body the sketch posts: an ``iot.device.reading`` event, compact, keys in this order."""
+    return json.dumps({"topic": TOPIC, "args": [{"device": device, "value": value}]},
+                      separators=(",", ":")).encode("utf-8")
+
+
+def request_bytes(host, path, key, secret, stamp, seq, nonce, payload):
+    """The complete HTTP/1.1 request of the sketch for the JSON ``payload``, ready for the socket."""
+    signature = sign(secret, key, stamp, seq, nonce, payload).replace("=", "%3D")
+    head = ("POST {path}?key={key}&timestamp={stamp}&seq={seq}&nonce={nonce}&signature={signature}"
+            " HTTP/1.1\r\n"
+            "Host: {host}\r\n"
+            "Content-Type: application/json\r\n"
+            "Content-Length: {length}\r\n"
+            "Connection: close\r\n"
+            "\r\n").format(path=path, key=key, stamp=stamp, seq=seq, nonce=nonce, signature=signature,
+                           host=host, length=len(payload))
+    return head.encode("ascii") + payload
+
+
+def send(url, raw, cafile=None, fingerprint=None, timeout=10.0):
+    """
+    Send ``raw`` to the host of ``url`` (TLS for https: the CA in ``cafile``
+    or the system store, or a pinned SHA-256 certificate ``fingerprint`` in
+    hex); return ``(status, body_text)``.
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname, port), timeout=timeout) as plain:
+        connection = plain
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=cafile)
+            if fingerprint:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            connection = context.wrap_socket(plain, server_hostname=parts.hostname)
+            if fingerprint:
+                seen = hashlib.sha256(connection.getpeercert(binary_form=True)).hexdigest()
+                if seen != fingerprint.replace(":", "").lower():
+                    raise ssl.SSLError("certificate fingerprint mismatch")
+        connection.sendall(raw)
+        answer = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, text = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        text = dechunk(text)
+    return status, text.decode("utf-8", "replace")
+
+
+def dechunk(data):
+    """The body of a ``Transfer-Encoding: chunked`` answer."""
+    body = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        body, data = body + data[:size], data[size + 2:]
+    return body
+
+
+def credentials(key=None, secret=None, environ=None, directory=None):
+    """Key and secret: given, else the environment, else the node's dev files."""
+    environ = os.environ if environ is None else environ
+    settings = Settings(environ=environ, node_directory=directory or node_dir(argv=[], environ=environ))
+    key = key or settings.text("DEVICE_KEY")
+    secret = secret or settings.text("DEVICE_SECRET")
+    directory = settings.node_directory
+    for name, value, path in (("key", key, KEY_FILE), ("secret", secret, SECRET_FILE)):
+        if not value:
+            try:
+                with open(os.path.join(directory, path)) as handle:
+                    value = handle.read().strip()
+            except OSError:
+                raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or start the node once to "
+                                 "create {2}".format(name, name.upper(), os.path.join(directory, path)))
+        if name == "key":
+            key = value
+        else:
+            secret = value
+    return key, secret
+
+
+def main(argv=None, out=sys.stdout):
+    parser = argparse.ArgumentParser(prog="python -m components.iot.device", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(Settings({}).text("PORT", "8080")))
+    parser.add_argument("--key")
+    parser.add_argument("--secret")
+    parser.add_argument("--cbdir", help="node directory holding the dev credentials (default .crossbar)")
+    parser.add_argument("--device", default="nodemcu-1")
+    parser.add_argument("--value", type=int, action="append", required=True,
+                        help="percentage; repeat to send several")
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between values")
+    parser.add_argument("--seq", type=int, default=1, help="sequence number of the first post")
+    parser.add_argument("--timestamp", help="override the timestamp (to try the bridge's time window)")
+    parser.add_argument("--cafile")
+    parser.add_argument("--fingerprint", help="pinned SHA-256 fingerprint of the server certificate (hex)")
+    args = parser.parse_args(argv)
+    key, secret = credentials(args.key, args.secret, directory=args.cbdir)
+    parts = urlsplit(args.url)
+    failed = 0
+    for index, value in enumerate(args.value):
+        if index and args.interval:
+            time.sleep(args.interval)
+        stamp = args.timestamp or timestamp()
+        raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, stamp, args.seq + index,
+                            secrets.randbelow(2 ** 31), body(args.device, value))
+        status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
+        out.write("{} {} {}\n".format(value, status, text.strip()))
+        failed += status != 200
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""
+How the parts of one worker process meet. Crossbar builds router components
+and web resources separately, each from its class name in the node config,
+and gives the two nothing in common; a web resource that works through a
+component's WAMP session (``/publish`` through the device session,
+``/health`` and ``/metrics`` through the monitor) is handed that session
+here. The node config names the classes and factories of this module for
+those pairs, so this wiring exists once, in the node layer, and the feature
+code only ever sees a ``session_source`` callable in its constructor.
+
+    "classname": "components.node.assembly.MonitorComponent"     (component)
+    "classname": "components.node.assembly.HealthResource"       (web resource)
+"""
+
+from twisted.internet import defer
+
+from components.core.settings import Settings
+from components.iot import bridge
+from components.node import webui
+from components.ops import health, metrics, monitor
+
+
+class WorkerSessions:
+    """The joined sessions of one worker process, by the name the assembly gives them."""
+
+    def __init__(self):
+        self._sessions = {}
+
+    def joined(self, name, session):
+        self._sessions[name] = session
+
+    def left(self, name, session):
+        if self._sessions.get(name) is session:
+            del self._sessions[name]
+
+    def current(self, name):
+        """The session joined as ``name``, or None."""
+        session = self._sessions.get(name)
+        return session if session is not None and session.is_attached() else None
+
+    def source(self, name):
+        """A ``session_source`` for resources: calls give the current session ``name`` or None."""
+        return lambda: self.current(name)
+
+
+# The one meeting point of a worker process's components and resources (see the module docstring).
+SESSIONS = WorkerSessions()
+
+
+def announced(component_class, name, sessions=SESSIONS):
+    """``component_class`` that enters ``sessions`` as ``name`` once started and leaves it on leave."""
+
+    class Announced(component_class):
+        def start(self):
+            d = defer.maybeDeferred(component_class.start, self)
+            d.addCallback(lambda result: sessions.joined(name, self) or result)
+            return d
+
+        def onLeave(self, details):
+            sessions.left(name, self)
+            return component_class.onLeave(self, details)
+
+    Announced.__name__ = Announced.__qualname__ = component_class.__name__
+    Announced.__doc__ = component_class.__doc__
+    return Announced
+
+
+MONITOR = "monitor"
+DEVICE_BRIDGE = "device_bridge"
+
+MonitorComponent = announced(monitor.MonitorComponent, MONITOR)
+DeviceBridgeSession = announced(bridge.DeviceBridgeSession, DEVICE_BRIDGE)
+
+
+def HealthResource(extra=None):
+    """``/health``: probes answered by this worker's monitor."""
+    settings = Settings(extra)
+    return health.HealthResource(settings.node_directory, SESSIONS.source(MONITOR))
+
+
+def MetricsResource(extra=None):
+    """``/metrics``: this worker's monitor as Prometheus text."""
+    return metrics.MetricsResource(SESSIONS.source(MONITOR))
+
+
+def DevicePublishResource(extra=None):
+    """``/publish``: signed device posts, published through this worker's device session."""
+    return bridge.DevicePublishResource(Settings(extra), SESSIONS.source(DEVICE_BRIDGE))
+
+
+def WebUIResource(extra=None):
+    """``/``: the static UI with its security headers."""
+    return webui.WebUIResource(Settings(extra))

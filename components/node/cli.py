@@ -1,0 +1,48 @@
+"""
+The node's command line: ``python -m components.node migrate`` creates or
+upgrades every schema of the master and the client database (the registry in
+:mod:`components.node.schemas`), idempotently.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from components.core.settings import Settings
+from components.db.database import Database
+from components.db.migrations import migrate_all
+from components.node import schemas as schema
+
+
+def main(argv=None):
+    """``python -m components.node migrate [--master-url URL] [--client-url URL]``"""
+    import argparse
+    import sys
+
+    from twisted.internet import task
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    parser = argparse.ArgumentParser(prog="python -m components.node",
+                                     description="Create or upgrade the hub's database schemas.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_migrate = commands.add_parser("migrate", help="apply pending migrations (idempotent)")
+    run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
+    run_migrate.add_argument("--client-url", default=None, help="default: DATABASE_URL or the node's SQLite")
+    options = parser.parse_args(argv)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    log = Logger(namespace="migrate")
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        settings = Settings()
+        targets = [("master", options.master_url or settings.database_url("master"), schema.MASTER),
+                   ("client", options.client_url or settings.database_url("client"), schema.CLIENT)]
+        for kind, url, schemas in targets:
+            db = Database(url)
+            try:
+                log.info("migrating {kind} database {db!r}", kind=kind, db=db)
+                yield migrate_all(db, schemas, log)
+            finally:
+                db.close()
+
+    task.react(run)
+

@@ -1,0 +1,62 @@
+"""
+Health probes of the web transport:
+
+- ``/health`` and ``/health/live``: 200 ``{"status": "ok"}`` while the web
+  transport (and so the worker serving it) answers -- liveness; restart the
+  node when it fails.
+- ``/health/ready``: 200 ``{"status": "ready", "checks": {...}}`` when the
+  realm routes and logins work, the database answers and the SQS queue
+  answers (when configured); 503 ``{"status": "not ready", ...}`` otherwise
+  -- readiness; take the node out of the load balancer while it fails. The
+  checks run in :class:`components.ops.monitor.MonitorComponent` of the same
+  router worker (handed in as ``monitor_source``); without it the node is
+  not ready.
+- draining: while the file ``<node dir>/draining`` exists (a Kubernetes
+  ``preStop`` hook creates it), ``/health/ready`` answers 503
+  ``{"status": "draining"}`` so the load balancer stops sending new
+  connections before the node closes its WebSockets.
+"""
+
+import json
+import os
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from components.core.httpjson import finish_json
+
+DRAIN_FILE = "draining"
+
+
+class HealthResource(Resource):
+    """Crossbar ``resource`` web service answering liveness and readiness probes."""
+
+    isLeaf = True
+
+    def __init__(self, node_directory, monitor_source):
+        Resource.__init__(self)
+        self.drain_file = os.path.join(node_directory, DRAIN_FILE)
+        self.monitor_source = monitor_source
+
+    def render_GET(self, request):
+        path = [segment for segment in request.postpath if segment]
+        if path in ([], [b"live"]):
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return json.dumps({"status": "ok"}).encode("utf-8")
+        if path != [b"ready"]:
+            request.setResponseCode(404)
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps({"status": "unknown probe", "probes": ["live", "ready"]}).encode("utf-8")
+        if os.path.exists(self.drain_file):
+            finish_json(request, 503, {"status": "draining"})
+            return NOT_DONE_YET
+        monitor = self.monitor_source()
+        if monitor is None:
+            finish_json(request, 503, {"status": "not ready",
+                                       "checks": {"router": {"ok": False, "error": "monitor component not running"}}})
+            return NOT_DONE_YET
+        d = monitor.readiness()
+        d.addCallback(lambda body: finish_json(request, 200 if body["status"] == "ready" else 503, body))
+        d.addErrback(lambda failure: finish_json(request, 503, {"status": "not ready", "error": str(failure.value)}))
+        return NOT_DONE_YET

@@ -1,0 +1,207 @@
+"""
+The node's operational view, from inside the router worker:
+
+- readiness (``/health/ready``): the realm routes and logins work (the
+  authenticator's procedure is registered), the database answers
+  ``SELECT 1``, and the SQS queue answers when ``SQS_QUEUE_URL`` is set;
+- metrics (``/metrics``, Prometheus text): sessions, subscriptions and
+  subscribers per topic (WAMP meta API), WAMP messages routed by type and
+  events delivered per second (the router's own counters), the SQS queue
+  depth, the user-sync outbox backlog, and the worker's CPU and memory.
+
+``MonitorComponent`` is a router component with the role ``monitor`` (may
+call the ``wamp.session.``, ``wamp.subscription.`` and ``wamp.registration.``
+meta procedures only). The web resources of the same worker
+(:mod:`components.ops.health`, :mod:`components.ops.metrics`) are handed it
+by the node assembly (:mod:`components.node.assembly`).
+"""
+
+import time
+
+from twisted.internet import defer, task, threads
+
+from components.auth import AUTHENTICATE
+from components.core.component import HubComponent
+from components.core.settings import SettingsError
+from components.db.database import Database
+from components.ops import meters, promtext
+from components.usersync import aws, outbox
+
+CHECK_TIMEOUT = 3.0
+MAX_TOPICS = 200
+
+
+class MonitorComponent(HubComponent):
+    """Samples the router's counters every ``METRICS_INTERVAL`` seconds; answers readiness and metrics."""
+
+    def start(self):
+        settings = self.settings
+        self.interval = settings.duration("METRICS_INTERVAL", 5.0, minimum=0.1, maximum=3600)
+        self.outbox = settings.bool("MONITOR_OUTBOX", False)
+        kind = settings.text("MONITOR_DATABASE", "client")
+        if kind not in ("client", "master"):
+            raise SettingsError("MONITOR_DATABASE must be client or master, got {!r}".format(kind))
+        self.database_url = settings.database_url(kind)
+        self.outbox_url = settings.database_url("master")
+        self.queue_url = settings.url("SQS_QUEUE_URL")
+        self.endpoint_url = settings.text("AWS_ENDPOINT_URL")
+        self._databases = {}
+        self._sqs = None
+        self.meter = meters.RateMeter()
+        self.sampler = task.LoopingCall(self._sample)
+        self.sampler.clock = self.reactor
+        self.sampler.start(self.interval, now=True)
+        self.log.info("monitor ready (database {kind}, queue {queue})", kind=kind,
+                      queue="on" if self.queue_url else "off")
+
+    def onLeave(self, details):
+        if getattr(self, "sampler", None) is not None and self.sampler.running:
+            self.sampler.stop()
+        for db in getattr(self, "_databases", {}).values():
+            db.close()
+        HubComponent.onLeave(self, details)
+
+    # -- router counters ---------------------------------------------------------------------------------------
+
+    def router_stats(self):
+        """The router's message counters ``{"sent": {type: n}, "received": {type: n}}`` (empty if not in-process)."""
+        router = getattr(self._transport, "_router", None)
+        if router is None or not hasattr(router, "stats"):
+            return {"sent": {}, "received": {}}
+        messages = router.stats().get("messages", {})
+        return {"sent": dict(messages.get("sent", {})), "received": dict(messages.get("received", {}))}
+
+    def _sample(self):
+        stats = self.router_stats()
+        self.meter.sample(self.reactor.seconds(), {"event": stats["sent"].get("event", 0),
+                                                   "publish": stats["received"].get("publish", 0)})
+
+    # -- readiness ---------------------------------------------------------------------------------------------
+
+    def _database(self, url):
+        if url not in self._databases:
+            self._databases[url] = Database(url, pool_size=1, connect_timeout=2)
+        return self._databases[url]
+
+    def _timed(self, d):
+        d.addTimeout(CHECK_TIMEOUT, self.reactor)
+        return d
+
+    def _check(self, name, d):
+        started = time.monotonic()
+
+        def ok(detail):
+            return name, {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1), "detail": detail}
+
+        def failed(failure):
+            return name, {"ok": False, "error": "{}: {}".format(type(failure.value).__name__, failure.value)}
+        return self._timed(d).addCallbacks(ok, failed)
+
+    def _router_check(self):
+        d = self.call("wamp.registration.lookup", AUTHENTICATE)
+
+        def registered(registration):
+            if registration is None:
+                raise RuntimeError("no authenticator registered: logins would fail")
+            return "authenticator registered"
+        return d.addCallback(registered)
+
+    def _database_check(self):
+        return self._database(self.database_url).query("SELECT 1").addCallback(lambda rows: "SELECT 1")
+
+    def _queue_attributes(self):
+        if self._sqs is None:
+            self._sqs = aws.make_client("sqs", self.endpoint_url or None, aws.region_for(self.queue_url),
+                                        read_timeout=CHECK_TIMEOUT, pool=2, attempts=1)
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        return self._sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+
+    def _queue_check(self):
+        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._queue_attributes)
+        return d.addCallback(lambda attributes: "{} messages waiting".format(
+            attributes.get("ApproximateNumberOfMessages", "?")))
+
+    def readiness(self):
+        """Fires with ``{"status": "ready"|"not ready", "checks": {name: {"ok", ...}}}``."""
+        checks = [self._check("router", defer.maybeDeferred(self._router_check)),
+                  self._check("database", defer.maybeDeferred(self._database_check))]
+        if self.queue_url:
+            checks.append(self._check("queue", defer.maybeDeferred(self._queue_check)))
+
+        def summary(results):
+            found = dict(results)
+            ready = all(item["ok"] for item in found.values())
+            return {"status": "ready" if ready else "not ready", "checks": found}
+        return defer.gatherResults(checks).addCallback(summary)
+
+    # -- metrics -----------------------------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def collect(self):
+        """Fires with the metric families (see the module docstring)."""
+        families = []
+        sessions = yield self.call("wamp.session.count")
+        families.append(promtext.Family("hub_sessions", "gauge", "WAMP sessions joined on the realm").add(sessions))
+        families.extend((yield self._subscription_families()))
+        registrations = yield self.call("wamp.registration.list")
+        families.append(promtext.Family("hub_registrations", "gauge", "Registered procedures").add(
+            sum(len(ids) for ids in registrations.values())))
+        stats = self.router_stats()
+        messages = promtext.Family("hub_wamp_messages_total", "counter", "WAMP messages routed, by direction and type")
+        for direction in ("sent", "received"):
+            for kind, count in sorted(stats[direction].items()):
+                messages.add(count, direction=direction, type=kind)
+        families.append(messages)
+        rates = promtext.Family("hub_rate_per_second", "gauge",
+                                "Events delivered and publications received per second over the last interval")
+        for key, value in sorted(self.meter.rates.items()):
+            rates.add(round(value, 3), kind=key)
+        families.append(rates)
+        families.extend((yield self._queue_families()))
+        families.extend((yield self._outbox_families()))
+        families.extend(meters.process_families())
+        return families
+
+    @defer.inlineCallbacks
+    def _subscription_families(self):
+        listing = yield self.call("wamp.subscription.list")
+        subscriptions = promtext.Family("hub_subscriptions", "gauge", "Topics with at least one subscriber, by match")
+        for match in sorted(listing):
+            subscriptions.add(len(listing[match]), match=match)
+        subscribers = promtext.Family("hub_topic_subscribers", "gauge", "Subscribers per topic (first 200 topics)")
+        for subscription_id in listing.get("exact", [])[:MAX_TOPICS]:
+            try:
+                detail = yield self.call("wamp.subscription.get", subscription_id)
+                count = yield self.call("wamp.subscription.count_subscribers", subscription_id)
+            except Exception:
+                continue  # gone between list and get
+            if detail and not detail["uri"].startswith("wamp."):
+                subscribers.add(count, topic=detail["uri"])
+        return [subscriptions, subscribers]
+
+    @defer.inlineCallbacks
+    def _queue_families(self):
+        if not self.queue_url:
+            return []
+        family = promtext.Family("hub_queue_messages", "gauge", "Messages in this node's SQS queue (queue lag)")
+        try:
+            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._queue_attributes)
+            attributes = yield self._timed(d)
+        except Exception:
+            family.add(float("nan"), state="visible")
+            return [family]
+        family.add(int(attributes.get("ApproximateNumberOfMessages", 0)), state="visible")
+        family.add(int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)), state="in_flight")
+        return [family]
+
+    @defer.inlineCallbacks
+    def _outbox_families(self):
+        if not self.outbox:
+            return []
+        family = promtext.Family("hub_outbox_backlog", "gauge", "User changes in the outbox not yet sent to SNS")
+        try:
+            backlog = yield self._timed(self._database(self.outbox_url).run(outbox.pending_count))
+        except Exception:
+            return []  # no outbox table (user sync not migrated) or database down: readiness reports the latter
+        family.add(backlog)
+        return [family]

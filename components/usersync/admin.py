@@ -1,0 +1,23 @@
+"""
+What an admin may send to ``master.users.save``: a profile of the user
+fields (Django's rules) and an optional password.
+"""
+
+from components.auth.directory import ADMIN_FIELDS
+from components.usersync.fields import FieldError, check_value
+
+
+def clean_profile(profile):
+    """Validate an admin's ``profile`` dict; return ``(fields, password or None)`` or raise FieldError."""
+    if not isinstance(profile, dict):
+        raise FieldError("profile", "must be an object")
+    unknown = sorted(set(profile) - set(ADMIN_FIELDS) - {"password"})
+    if unknown:
+        raise FieldError(unknown[0], "is not a user field")
+    if "username" not in profile:
+        raise FieldError("username", "is required")
+    fields = {field: check_value(field, value) for field, value in profile.items() if field != "password"}
+    password = profile.get("password")
+    if password is not None and (not isinstance(password, str) or not 8 <= len(password) <= 4096):
+        raise FieldError("password", "must be a string of at least 8 characters")
+    return fields, password

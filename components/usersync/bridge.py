@@ -1,0 +1,197 @@
+"""
+The client side's bridge from this client's SQS queue into its own
+``auth_user`` table.
+
+Per receive (up to 10 messages; several pollers long-poll in parallel, all
+boto3 calls in a thread pool): every message is validated; the valid ones
+are applied in one transaction under the version rule (``replica``); only
+after the commit are they deleted from the queue, in one batch call. A batch
+that takes longer than half the visibility timeout gets its visibility
+extended. While the client database is unavailable (down, locked) the
+batch is held, not released: the poller keeps its visibility extended and
+retries the transaction with backoff, and receives nothing new, so an outage
+never spends the messages' receive counts and never sends a valid change to
+the dead-letter queue. A message that is malformed or cannot be applied is
+logged with its id and not deleted: SQS hands it out again and, after the
+queue's ``maxReceiveCount``, moves it to the dead-letter queue. Nothing
+stops the pollers but ``stop()``.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from components.core.backoff import Backoff, pause
+from components.db.database import StorageUnavailable
+from components.usersync import replica
+from components.usersync.messages import MessageError, parse
+
+
+class VisibilityKeeper:
+    """While a batch is being applied, push its messages' visibility timeout out every half period."""
+
+    log = Logger()
+
+    def __init__(self, bridge, batch):
+        self.bridge = bridge
+        self.entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"],
+                         "VisibilityTimeout": bridge.visibility} for index, message in enumerate(batch)]
+        self.call = bridge.reactor.callLater(bridge.visibility / 2.0, self._extend)
+
+    def _extend(self):
+        self.bridge.extensions += 1
+        d = self.bridge.blocking(self.bridge.sqs.change_message_visibility_batch,
+                                 QueueUrl=self.bridge.queue_url, Entries=self.entries)
+        d.addErrback(lambda failure: self.log.warn("usersync visibility extension failed: {e}",
+                                                   e=failure.value))
+        self.call = self.bridge.reactor.callLater(self.bridge.visibility / 2.0, self._extend)
+
+    def stop(self):
+        if self.call.active():
+            self.call.cancel()
+
+
+class Bridge:
+    """SQS -> client database. ``on_applied(changes)`` is called after each commit."""
+
+    log = Logger()
+
+    def __init__(self, sqs, queue_url, db, blocking, reactor, on_applied=lambda changes: None,
+                 pollers=2, wait=20, visibility=30, retry_max=10.0, random=None):
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.db = db
+        self.blocking = blocking
+        self.reactor = reactor
+        self.on_applied = on_applied
+        self.pollers = pollers
+        self.wait = wait
+        self.visibility = visibility
+        self.retry_max = retry_max
+        self.jitter = {} if random is None else {"random": random}
+        self.running = False
+        self.applied = self.skipped = self.rejected = self.extensions = self.held = 0
+        self.loops = []
+
+    def start(self):
+        self.running = True
+        self.loops = [self._poll(index) for index in range(self.pollers)]
+
+    def stop(self):
+        self.running = False
+
+    @defer.inlineCallbacks
+    def _poll(self, index):
+        backoff = Backoff(0.2, 10.0, **self.jitter)
+        while self.running:
+            try:
+                response = yield self.blocking(
+                    self.sqs.receive_message, QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                    WaitTimeSeconds=self.wait, AttributeNames=["ApproximateReceiveCount"])
+                batch = response.get("Messages") or []
+                if batch and self.running:
+                    yield self.handle(batch)
+                backoff.reset()
+            except Exception as exc:
+                delay = backoff.next()
+                self.log.warn("usersync poller {index}: {error}; retrying in {delay:.1f}s",
+                              index=index, error=exc, delay=delay)
+                yield pause(self.reactor, delay)
+
+    def _reject(self, message, reason):
+        self.rejected += 1
+        self.log.warn("usersync message {id} rejected (receive {count}): {reason};"
+                      " left for the dead-letter queue",
+                      id=message.get("MessageId"), reason=reason,
+                      count=message.get("Attributes", {}).get("ApproximateReceiveCount", "?"))
+
+    @defer.inlineCallbacks
+    def handle(self, batch):
+        """Validate, apply, delete one received batch; fire with the changes that took effect."""
+        valid = []
+        for message in batch:
+            try:
+                valid.append((message, parse(message.get("Body"))))
+            except MessageError as exc:
+                self._reject(message, exc)
+        if not valid:
+            return []
+        keeper = VisibilityKeeper(self, [message for message, _ in valid])
+        try:
+            applied, done = yield self._apply_holding(valid)
+        finally:
+            keeper.stop()
+        yield self._delete(done)
+        self.applied += len(applied)
+        self.skipped += len(done) - len(applied)
+        if applied:
+            self.on_applied(applied)
+        return applied
+
+    @defer.inlineCallbacks
+    def _apply_holding(self, valid):
+        """``_apply``, retried with backoff while the database is unavailable and the bridge runs."""
+        backoff = Backoff(0.5, self.retry_max, **self.jitter)
+        while True:
+            try:
+                result = yield self._apply(valid)
+                if backoff.failures:
+                    self.log.info("usersync database back; held batch of {n} applied", n=len(valid))
+                return result
+            except StorageUnavailable as exc:
+                if not self.running:
+                    raise
+                delay = backoff.next()
+                if backoff.failures == 1:
+                    self.held += 1
+                    self.log.warn("usersync database unavailable ({error}); holding a batch of {n}"
+                                  " invisible and retrying", error=exc, n=len(valid))
+                else:
+                    self.log.debug("usersync database still unavailable; retry in {delay:.1f}s",
+                                   delay=delay)
+                yield pause(self.reactor, delay)
+
+    @defer.inlineCallbacks
+    def _apply(self, valid):
+        now_ms = int(self.reactor.seconds() * 1000)
+        try:
+            applied = yield self.db.run(replica.apply_changes, [change for _, change in valid], now_ms)
+            return applied, [message for message, _ in valid]
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            self.log.warn("usersync batch of {n} failed ({error}); applying one by one", n=len(valid),
+                          error=exc)
+        applied, done = [], []
+        for message, change in valid:
+            try:
+                applied += yield self.db.run(replica.apply_changes, [change], now_ms)
+                done.append(message)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                self._reject(message, "cannot apply: {}".format(exc))
+        return applied, done
+
+    @defer.inlineCallbacks
+    def _delete(self, done):
+        if not done:
+            return
+        entries = [{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                   for index, message in enumerate(done)]
+        try:
+            response = yield self.blocking(self.sqs.delete_message_batch, QueueUrl=self.queue_url,
+                                           Entries=entries)
+        except Exception as exc:
+            # applied already: a redelivery is a no-op under the version rule
+            self.log.warn("usersync delete of {n} messages failed: {error}", n=len(entries), error=exc)
+            return
+        for failure in response.get("Failed", []):
+            self.log.warn("usersync delete failed for entry {id}: {code}", id=failure.get("Id"),
+                          code=failure.get("Code"))
+
+
+def event_for(change):
+    """The ``users.changed`` payload for an applied change (tracked fields only, never a password)."""
+    value = {field: change.user[field] for field in replica.PROFILE if field in change.user}
+    value.update(action=change.action, version=change.version)
+    return {"value": value, "seq": change.version, "ts": change.ts}

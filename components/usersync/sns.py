@@ -1,0 +1,47 @@
+"""
+Publishing outbox rows to SNS: ``PublishBatch`` with 10 entries per call;
+FIFO topics get the username as message group and ``username:version`` as
+deduplication id, so each user's changes stay in order and a resend is
+dropped. Blocking boto3 calls: run it through :class:`aws.BlockingPool`.
+"""
+
+import json
+
+from components.usersync import messages, provision
+
+
+class SnsPublisher:
+    """Blocking: ``publish(rows)`` -> ``(sent_ids, failed_ids, error)`` for outbox rows."""
+
+    def __init__(self, sns, topic_arn):
+        self.sns = sns
+        self.topic_arn = topic_arn
+        self.fifo = topic_arn.endswith(provision.FIFO_SUFFIX)
+
+    def entry(self, index, row):
+        _, username, action, version, payload, created_ms = row
+        body = messages.encode(action, int(version), json.loads(payload), int(created_ms))
+        entry = {"Id": str(index), "Message": body,
+                 "MessageAttributes": messages.attributes(action, int(version), username)}
+        if self.fifo:
+            entry["MessageGroupId"] = username
+            entry["MessageDeduplicationId"] = "{}:{}".format(username, version)[:128]
+        return entry
+
+    def __call__(self, rows):
+        sent, failed, error = [], [], None
+        for start in range(0, len(rows), 10):
+            chunk = rows[start:start + 10]
+            try:
+                response = self.sns.publish_batch(
+                    TopicArn=self.topic_arn,
+                    PublishBatchRequestEntries=[self.entry(index, row) for index, row in enumerate(chunk)])
+            except Exception as exc:  # botocore: endpoint down, throttled, denied
+                failed += [row[0] for row in rows[start:]]
+                return sent, failed, exc
+            accepted = {int(item["Id"]) for item in response.get("Successful", [])}
+            for index, row in enumerate(chunk):
+                (sent if index in accepted else failed).append(row[0])
+            if response.get("Failed"):
+                error = RuntimeError("SNS refused: {}".format(response["Failed"][0]))
+        return sent, failed, error

@@ -1,0 +1,135 @@
+"""
+The storage module on real SQLite and real PostgreSQL: transactions,
+placeholders, versioned idempotent migrations, concurrent migrators, the
+Django-compatible user directory, and a clear error when the database is
+unreachable.
+"""
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from components.node import schemas
+from components.auth.directory import Directory, DirectoryError
+from components.db.database import Database, StorageConfigError, StorageUnavailable, parse_url
+from components.db.migrations import Migration, migrate, migrate_all, schema_version
+from tests.support.databases import postgres_url, sqlite_url
+
+STEPS = [
+    Migration(1, "things", sqlite=["CREATE TABLE thing (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL)"],
+              postgresql=["CREATE TABLE thing (id SERIAL PRIMARY KEY, name VARCHAR(20) NOT NULL)"]),
+    Migration(2, "thing notes", sqlite=["ALTER TABLE thing ADD COLUMN note VARCHAR(50) DEFAULT '' NOT NULL"],
+              postgresql=["ALTER TABLE thing ADD COLUMN note VARCHAR(50) DEFAULT '' NOT NULL"]),
+]
+
+
+class ParseURLTests(unittest.SynchronousTestCase):
+    """Database URLs."""
+
+    def test_forms(self):
+        """sqlite:/// relative, sqlite://// absolute, postgresql://; others are refused."""
+        self.assertEqual(parse_url("sqlite:///rel.db"), ("sqlite", {"path": "rel.db"}))
+        self.assertEqual(parse_url("sqlite:////abs/x.db"), ("sqlite", {"path": "/abs/x.db"}))
+        self.assertEqual(parse_url("postgresql://u@h/db")[0], "postgresql")
+        self.assertRaises(StorageConfigError, parse_url, "mysql://h/db")
+        self.assertRaises(StorageConfigError, parse_url, "sqlite:///")
+
+
+class StorageMixin:
+    """Shared tests, run once per dialect."""
+
+    timeout = 60
+
+    def make_db(self):
+        if getattr(self, "_url", None) is None:
+            self._url = self.url(self)
+        db = Database(self._url)
+        self.addCleanup(db.close)
+        return db
+
+    @defer.inlineCallbacks
+    def test_migrations_versioned_and_idempotent(self):
+        """Steps apply once in order; running again applies nothing; a new step applies alone."""
+        db = self.make_db()
+        applied = yield migrate(db, "things", STEPS[:1])
+        self.assertEqual(applied, [1])
+        applied = yield migrate(db, "things", STEPS)
+        self.assertEqual(applied, [2])
+        applied = yield migrate(db, "things", STEPS)
+        self.assertEqual(applied, [])
+        version = yield schema_version(db, "things")
+        self.assertEqual(version, 2)
+        yield db.execute("INSERT INTO thing (name, note) VALUES (?, ?)", ("a", "100% sure?"))
+        rows = yield db.query("SELECT name, note FROM thing WHERE name = ?", ("a",))
+        self.assertEqual([tuple(r) for r in rows], [("a", "100% sure?")])
+
+    @defer.inlineCallbacks
+    def test_concurrent_migrators(self):
+        """Two handles migrating at once apply each step exactly once."""
+        first, second = self.make_db(), self.make_db()
+        results = yield defer.gatherResults([migrate(first, "things", STEPS), migrate(second, "things", STEPS)])
+        self.assertEqual(sorted(results, key=len), [[], [1, 2]])
+
+    @defer.inlineCallbacks
+    def test_transaction_rolls_back(self):
+        """An exception inside run() undoes every statement of that interaction."""
+        db = self.make_db()
+        yield migrate(db, "things", STEPS)
+
+        def half_done(cursor):
+            cursor.execute("INSERT INTO thing (name) VALUES (?)", ("ghost",))
+            raise ValueError("boom")
+        with self.assertRaises(ValueError):
+            yield db.run(half_done)
+        rows = yield db.query("SELECT count(*) FROM thing")
+        self.assertEqual(rows[0][0], 0)
+
+    @defer.inlineCallbacks
+    def test_directory(self):
+        """Users are created in auth_user, authenticate with the right password only, and are unique."""
+        db = self.make_db()
+        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.MASTER)
+        directory = Directory(db, iterations=1000)
+        yield directory.create_user("alice", "correct horse", first_name="Alice", email="a@example.com")
+        user = yield directory.authenticate("alice", "correct horse")
+        self.assertEqual((user["username"], user["first_name"], user["is_active"]), ("alice", "Alice", True))
+        self.assertNotIn("password", user)
+        self.assertIsNone((yield directory.authenticate("alice", "wrong")))
+        self.assertIsNone((yield directory.authenticate("nobody", "x")))
+        with self.assertRaises(DirectoryError):
+            yield directory.create_user("alice", "again and again")
+        with self.assertRaises(DirectoryError):
+            yield directory.create_user("bad name!", "whatever123")
+        rows = yield db.query("SELECT password, is_staff, is_superuser, date_joined FROM auth_user")
+        self.assertTrue(rows[0][0].startswith("pbkdf2_sha256$1000$"))
+
+    @defer.inlineCallbacks
+    def test_django_columns(self):
+        """auth_user has exactly Django's columns."""
+        db = self.make_db()
+        yield migrate_all(db, schemas.MASTER)
+        if db.dialect == "sqlite":
+            rows = yield db.query("SELECT name FROM pragma_table_info('auth_user')")
+        else:
+            rows = yield db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'auth_user'")
+        self.assertEqual(sorted(r[0] for r in rows), sorted([
+            "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email",
+            "is_staff", "is_active", "date_joined"]))
+
+
+class SQLiteStorageTests(StorageMixin, unittest.TestCase):
+    url = staticmethod(sqlite_url)
+
+
+class PostgreSQLStorageTests(StorageMixin, unittest.TestCase):
+    url = staticmethod(postgres_url)
+
+    @defer.inlineCallbacks
+    def test_unreachable_is_unavailable(self):
+        """A server that does not answer gives StorageUnavailable quickly, not a hang."""
+        from tests.support.node import free_port
+        db = Database("postgresql://postgres@127.0.0.1:{}/none".format(free_port()), connect_timeout=2)
+        self.addCleanup(db.close)
+        with self.assertRaises(StorageUnavailable) as caught:
+            yield db.query("SELECT 1")
+        self.assertIn("postgresql", str(caught.exception))

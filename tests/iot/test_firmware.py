@@ -1,0 +1,92 @@
+"""
+The firmware logic compiled on this machine with g++ against the Arduino
+stand-in (firmware/host/Arduino.h) and run: the Arduino sketch's dead band and
+line format, the NodeMcu's SHA-256/HMAC, percentage and dead band, and its
+request bytes, which must equal what the device simulator sends.
+"""
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+
+from twisted.internet import defer, utils
+from twisted.trial import unittest
+
+from components.iot import device
+from components.iot.readings import LineSplitter, parse_reading
+from tests.support.node import REPO
+
+FIRMWARE = os.path.join(REPO, "firmware")
+_binary = {}
+
+
+@defer.inlineCallbacks
+def host_binary():
+    """Compile firmware/host/host_test.cpp once per test process; fire with the binary's path."""
+    if "path" not in _binary:
+        compiler = shutil.which("g++")
+        if compiler is None:
+            raise AssertionError("g++ is required (scripts/install-test-deps.sh installs it)")
+        directory = tempfile.mkdtemp(prefix="hub-firmware-")
+        atexit.register(functools.partial(shutil.rmtree, directory, ignore_errors=True))
+        path = os.path.join(directory, "host_test")
+        out, err, code = yield utils.getProcessOutputAndValue(compiler, (
+            "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-I", os.path.join(FIRMWARE, "host"),
+            os.path.join(FIRMWARE, "host", "host_test.cpp"), "-o", path), env=os.environ)
+        if code != 0:
+            raise AssertionError("firmware does not compile:\n" + err.decode())
+        _binary["path"] = path
+    return _binary["path"]
+
+
+@defer.inlineCallbacks
+def run(*args):
+    """Run the host binary; fire with its stdout (bytes); fail on a non-zero exit."""
+    path = yield host_binary()
+    out, err, code = yield utils.getProcessOutputAndValue(path, [str(arg) for arg in args])
+    if code != 0:
+        raise AssertionError("host_test {} exited {}: {}".format(args, code, err.decode()))
+    return out
+
+
+class FirmwareTests(unittest.TestCase):
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_crypto_known_answers(self):
+        """The NodeMcu's SHA-256 and HMAC-SHA256 give the FIPS 180 and RFC 4231 answers."""
+        out = yield run("selftest")
+        self.assertEqual(out, b"ok\n")
+
+    @defer.inlineCallbacks
+    def test_arduino_sketch_dead_band(self):
+        """The Arduino sketch writes the first reading, then only moves beyond 2 steps, as parseable lines."""
+        out = yield run("potentiometer", 0, 1, 2, 3, 512, 513, 510, 509, 1023, 1023)
+        header, _, serial = out.partition(b"\n")
+        self.assertEqual(header, b"baud=9600 elapsed_ms=1000")
+        self.assertEqual(serial, b"0\r\n3\r\n512\r\n509\r\n1023\r\n")
+        lines = [line for line, garbage in LineSplitter().feed(serial) if garbage is None]
+        self.assertEqual([parse_reading(line) for line in lines], [0, 3, 512, 509, 1023])
+
+    @defer.inlineCallbacks
+    def test_percent_and_dead_band(self):
+        """Raw 0..1023 maps to 0..100 %, and a post goes out only when it moves by more than 1 point."""
+        out = yield run("percent", 0, 10, 20, 512, 520, 530, 1023, 1024)
+        self.assertEqual(out.decode().split("\n")[:-1],
+                         ["0 1", "1 0", "2 1", "50 1", "51 0", "52 1", "100 1", "100 0"])
+
+    @defer.inlineCallbacks
+    def test_request_equals_simulator(self):
+        """For the same inputs the sketch's request bytes equal the device simulator's."""
+        cases = [("127.0.0.1:8080", "/publish", "k", "secret-secret-16", 1_700_000_000, 1, 99, "nodemcu-1",
+                  42),
+                 ("hub.example.org", "/publish", "A" * 64, "s" * 80, 2_000_000_123, 4_000_000_000,
+                  2 ** 31 - 1, "kitchen", 0),
+                 ("hub.example.org:8443", "/publish", "k.e_y~1", "x" * 16, 1_800_000_000, 7, 0, "n", 100)]
+        for host, path, key, secret, epoch, seq, nonce, name, value in cases:
+            out = yield run("request", host, path, key, secret, epoch, seq, nonce, name, value)
+            expected = device.request_bytes(host, path, key, secret, device.timestamp(epoch), seq, nonce,
+                                            device.body(name, value))
+            self.assertEqual(out, expected)

@@ -1,0 +1,480 @@
+"""
+The production topology: the master and client node configs, and two client
+nodes on this machine linked with Crossbar's router-to-router links, behind
+proxy workers, with the counter in container workers on one PostgreSQL
+database, tokens verified with the master's Ed25519 public key, and a small
+failover TCP balancer in front (what a load balancer does in production).
+"""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import treq
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer, protocol, reactor, task
+from twisted.protocols import portforward
+from twisted.trial import unittest
+
+from components.node.patches import fast_send, nodekey_cache
+from components.auth import tokens
+from components.node import topology
+from components.core.settings import Settings
+from tests.support.clients import connect, eventually
+from tests.support.databases import postgres_url
+from tests.support.node import CROSSBAR, REPO, RouterNode, free_port
+
+NODE_DIR = os.path.join(REPO, ".crossbar")
+
+
+def _check(config_name, env=None):
+    return subprocess.run([CROSSBAR, "check", "--cbdir", NODE_DIR, "--config", config_name],
+                          env=dict(os.environ, PORT="8080", **(env or {})), capture_output=True, text=True,
+                          timeout=60)
+
+
+class ConfigTests(unittest.TestCase):
+    """The committed node configs."""
+
+    timeout = 120
+
+    def test_every_config_checks(self):
+        """`crossbar check --config` accepts config.json, master.json and client.json."""
+        for name in ("config.json", "master.json", "client.json"):
+            result = _check(name)
+            self.assertEqual(result.returncode, 0, name + ": " + result.stdout + result.stderr)
+            self.assertIn("looks good", result.stdout, name)
+
+    def test_linked_variant_checks(self):
+        """A client config with rlinks to two peers (as `python -m components.node.topology client --peer` prints) checks."""
+        directory = tempfile.mkdtemp(prefix="hub-linked-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "config.json")
+        result = subprocess.run([os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.node.topology",
+                                 "client", "--peer", "client-1:8090", "--peer", "client-2:8090"],
+                                cwd=REPO, capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(path, "w") as handle:
+            handle.write(result.stdout)
+        links = topology._realm(topology._router(json.loads(result.stdout)))["rlinks"]
+        self.assertEqual([link["transport"]["url"] for link in links],
+                         ["ws://client-1:8090/rlink", "ws://client-2:8090/rlink"])
+        checked = subprocess.run([CROSSBAR, "check", "--cbdir", directory], capture_output=True, text=True,
+                                 timeout=60, env=dict(os.environ, PORT="8080"))
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
+    def test_router_replicas_variant_checks(self):
+        """`components.node.topology client --routers 2` (router workers on one shared port, linked) checks."""
+        directory = tempfile.mkdtemp(prefix="hub-replicas-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        with open(os.path.join(directory, "config.json"), "w") as handle:
+            json.dump(topology.router_replicas_config(routers=2), handle)
+        checked = subprocess.run([CROSSBAR, "check", "--cbdir", directory], capture_output=True, text=True,
+                                 timeout=60, env=dict(os.environ, PORT="8080"))
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
+    def test_committed_configs_are_current(self):
+        """master.json and client.json are what `python -m components.node.topology write` makes of config.json."""
+        for name, text in topology.rendered().items():
+            with open(os.path.join(NODE_DIR, name)) as handle:
+                self.assertEqual(handle.read(), text, "{} is stale: run python -m components.node.topology write".format(
+                    name))
+
+
+class TopologyTests(unittest.SynchronousTestCase):
+    """The shape of the generated configs."""
+
+    def test_client_shape(self):
+        """Client: router + 2 containers (counter, user-sync bridge) + 2 proxies on one shared port, every user role routed."""
+        config = topology.client_config()
+        kinds = [(worker["id"], worker["type"]) for worker in config["workers"]]
+        self.assertEqual(kinds, [("router", "router"), ("backend1", "container"), ("backend2", "container"),
+                                 ("proxy1", "proxy"), ("proxy2", "proxy")])
+        router = topology._router(config)
+        in_router = {item["id"] for item in router["components"]}
+        self.assertIn("authenticator", in_router)
+        self.assertIn("peer_authenticator", in_router)
+        self.assertIn("clock", in_router)
+        self.assertNotIn("counter", in_router)
+        self.assertNotIn("usersync_master", in_router)
+        container = {item["id"] for item in config["workers"][1]["components"]}
+        self.assertIn("counter", container)
+        proxy = config["workers"][3]
+        self.assertTrue(proxy["transports"][0]["endpoint"]["shared"])
+        routed = set(proxy["routes"]["reactive"])
+        self.assertTrue({"user", "admin", "device", "proxy_auth"} <= routed)
+        self.assertNotIn("rlink", routed)
+        self.assertEqual(proxy["transports"][0]["paths"]["ws"]["auth"]["ticket"]["authenticator-role"], "proxy_auth")
+
+    def test_rlink_role_pulls_shared_topics_only(self):
+        """A peer's link may subscribe the shared topics and nothing else (node-local time.tic stays home)."""
+        realm = topology._realm(topology._router(topology.client_config(peers=[("peer", 8090)])))
+        role = topology._role(realm, "rlink")
+        uris = {item["uri"]: item["allow"] for item in role["permissions"]}
+        self.assertEqual(set(uris), set(topology.SHARED_TOPICS) | set(topology.SHARED_PREFIXES))
+        self.assertEqual({item["match"] for item in role["permissions"] if item["uri"] in topology.SHARED_PREFIXES},
+                         {"prefix"})
+        self.assertTrue(all(allow == {"call": False, "register": False, "publish": False, "subscribe": True}
+                            for allow in uris.values()))
+        link = realm["rlinks"][0]
+        self.assertEqual((link["forward_local_events"], link["forward_remote_events"],
+                          link["forward_local_invocations"], link["forward_remote_invocations"]),
+                         (True, False, False, False))
+
+    def test_router_replicas_shape(self):
+        """Replicas: each router worker on the shared port, pulling from the other through a Unix socket;
+        the serial reader only in the first; one container worker per router worker."""
+        config = topology.router_replicas_config(routers=2)
+        routers = [worker for worker in config["workers"] if worker["type"] == "router"]
+        self.assertEqual([worker["id"] for worker in routers], ["router", "router2"])
+        for index, router in enumerate(routers):
+            self.assertTrue(router["transports"][0]["endpoint"]["shared"])
+            links = topology._realm(router)["rlinks"]
+            self.assertEqual([link["transport"]["endpoint"]["path"] for link in links],
+                             ["rlink{}.sock".format(2 - index)])
+        self.assertIn("serial_reader", {item["id"] for item in routers[0]["components"]})
+        self.assertNotIn("serial_reader", {item["id"] for item in routers[1]["components"]})
+        containers = [worker for worker in config["workers"] if worker["type"] == "container"]
+        self.assertEqual([item["transport"]["endpoint"]["path"] for item in
+                          (worker["components"][0] for worker in containers)], ["backend1.sock", "backend2.sock"])
+
+    def test_master_shape(self):
+        """Master: the login endpoint, no device bridge, user-sync master components in a container worker."""
+        config = topology.master_config()
+        router = topology._router(config)
+        paths = topology._web_transport(router)["paths"]
+        self.assertIn("auth", paths)
+        self.assertNotIn("publish", paths)
+        self.assertEqual({item["id"] for item in router["components"]}, {"authenticator", "monitor"})
+        containers = [worker for worker in config["workers"] if worker["type"] == "container"]
+        self.assertEqual([item["id"] for item in containers[0]["components"]], ["usersync_master"])
+
+
+class FailoverBalancer(protocol.ServerFactory):
+    """A TCP balancer: each connection goes to the first backend that accepts it (ordered preference)."""
+
+    def __init__(self, backends):
+        self.backends = list(backends)
+        self.connections = []
+
+    def buildProtocol(self, addr):
+        inbound = portforward.ProxyServer()
+        inbound.factory = self
+        inbound.connectionMade = lambda: self._dial(inbound, list(self.backends))
+        self.connections.append(inbound)
+        return inbound
+
+    def _dial(self, inbound, remaining):
+        inbound.transport.pauseProducing()
+        if not remaining:
+            inbound.transport.loseConnection()
+            return
+        host, port = remaining[0]
+        client = portforward.ProxyClientFactory()
+        client.setServer(inbound)
+        original = client.clientConnectionFailed
+        client.clientConnectionFailed = lambda connector, reason: (
+            self._dial(inbound, remaining[1:]) if remaining[1:] else original(connector, reason))
+        reactor.connectTCP(host, port, client, timeout=2)
+
+
+def _keypair(directory):
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = os.path.join(directory, "jwt.key")
+    public = os.path.join(directory, "jwt.pub")
+    with open(private, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with open(public, "wb") as handle:
+        handle.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+class LinkedClientNodes:
+    """Two client nodes with the production config, linked both ways, on one PostgreSQL database."""
+
+    def __init__(self, testcase):
+        self.keys = tempfile.mkdtemp(prefix="hub-keys-")
+        private, public = _keypair(self.keys)
+        env = {"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "DATABASE_URL": postgres_url(testcase),
+               "CLOCK_INTERVAL": "0.5", "COUNTER_RATE": "1000", "COUNTER_BURST": "1000"}
+        self.issuer = tokens.TokenIssuer(tokens.load_keys(Settings({}, {"JWT_PUBLIC_KEY_FILE": public,
+                                                           "JWT_PRIVATE_KEY_FILE": private}, self.keys)))
+        self.nodes = [RouterNode(name="client{}".format(index), env=env) for index in (1, 2)]
+        internal = [free_port(), free_port()]
+        for index, node in enumerate(self.nodes):
+            peer = 1 - index
+            config = topology.client_config(port=node.port, internal_port=internal[index],
+                                            peers=[("127.0.0.1", internal[peer])])
+            with open(os.path.join(node.directory, "config.json"), "w") as handle:
+                json.dump(config, handle, indent=2)
+        self.balancer = FailoverBalancer([("127.0.0.1", node.port) for node in self.nodes])
+        self.listening = reactor.listenTCP(0, self.balancer, interface="127.0.0.1")
+        self.url = "ws://127.0.0.1:{}/ws".format(self.listening.getHost().port)
+
+    def token(self, sub, role="user"):
+        return self.issuer.issue(sub, role)
+
+    @defer.inlineCallbacks
+    def start(self, index=None):
+        indexes = [0, 1] if index is None else [index]
+        if index is None:
+            # one node key for both, as a Secret would give them: each accepts the other's link
+            yield self.nodes[0].start()
+            for name in ("key.priv", "key.pub"):
+                shutil.copy(os.path.join(self.nodes[0].directory, name), os.path.join(self.nodes[1].directory, name))
+            yield self.nodes[1].start()
+        else:
+            yield self.nodes[index].start()
+        for position in indexes:
+            yield self.ready(self.nodes[position])
+
+    @defer.inlineCallbacks
+    def ready(self, node):
+        """Poll until the proxies answer /health/ready (the router is ready well before the proxies listen)."""
+        state = {"ready": False}
+
+        @defer.inlineCallbacks
+        def probe():
+            try:
+                response = yield treq.get(node.http + "/health/ready", persistent=False, timeout=2)
+                yield response.content()
+                state["ready"] = response.code == 200
+            except Exception:
+                state["ready"] = False
+        for _ in range(600):
+            yield probe()
+            if state["ready"]:
+                return
+            yield task.deferLater(reactor, 0.1, lambda: None)  # poll interval
+        raise AssertionError("node not ready:\n" + node.log_tail())
+
+    def linked(self, node):
+        return 'Ok, router-to-router peer0 started' in node.log_text()
+
+    @defer.inlineCallbacks
+    def cleanup(self):
+        yield self.listening.stopListening()
+        for connection in self.balancer.connections:
+            if connection.transport is not None:
+                connection.transport.loseConnection()
+        for node in self.nodes:
+            node.cleanup()
+        shutil.rmtree(self.keys, ignore_errors=True)
+
+
+class RouterReplicasTests(unittest.TestCase):
+    """Two router workers of one node, linked over Unix sockets (components.node.topology.router_replicas_config)."""
+
+    timeout = 150
+
+    @defer.inlineCallbacks
+    def test_users_on_both_router_workers(self):
+        """Users of either router worker get their own clock, click the one counter and see each other's clicks."""
+        node = RouterNode(name="replicas")
+        self.addCleanup(node.cleanup)
+        config = topology.router_replicas_config(routers=2, port=node.port)
+        direct = []
+        for router in (worker for worker in config["workers"] if worker["type"] == "router"):
+            port = free_port()
+            direct.append("ws://127.0.0.1:{}/ws".format(port))  # each worker also on a port of its own
+            transport = copy.deepcopy(router["transports"][0])
+            transport.update(id="direct", endpoint={"type": "tcp", "port": port})
+            transport["paths"] = {"/": transport["paths"]["/"], "ws": transport["paths"]["ws"]}
+            router["transports"].append(transport)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        yield node.start()
+        yield eventually(lambda: 'Ok, worker "Container backend2" configured and ready' in node.log_text(),
+                         timeout=90, message="second container worker not ready")
+        yield eventually(lambda: node.log_text().count("Ok, router-to-router") >= 2, timeout=30,
+                         message="links between the router workers not up")
+        clients = []
+        for index, url in enumerate(direct):
+            client = yield connect(self, _Direct(url), sub="replica{}".format(index))
+            clients.append(client)
+        seen = [[], []]
+        for index, client in enumerate(clients):
+            yield client.session.subscribe(seen[index].append, "counter.changed")
+            state = yield client.session.call("time.get")
+            self.assertIn("value", state)
+        first = yield clients[0].session.call("counter.click", 2)
+        second = yield clients[1].session.call("counter.click", 3)
+        self.assertEqual((first["value"], second["value"]), (2, 5))
+        yield eventually(lambda: all([state["value"] for state in events][-1:] == [5] for events in seen),
+                         message="clicks not seen on both router workers: {}".format(seen))
+
+
+class MasterAndClientTests(unittest.TestCase):
+    """A master node (master.json) and a client node behind a proxy worker, as separate processes."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_master_token_works_on_client_until_it_expires(self):
+        """
+        A user created on the master logs in at the master's /auth/token (EdDSA, signed with
+        JWT_PRIVATE_KEY_FILE); a client node that has only the public key accepts the token through its
+        proxy worker, and ends that proxied session when the token expires.
+        """
+        from tests.support.clients import post_json
+        keys = tempfile.mkdtemp(prefix="hub-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        private, public = _keypair(keys)
+        master = RouterNode(name="master", config_path=os.path.join(NODE_DIR, "master.json"), env={
+            "JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "JWT_PRIVATE_KEY_FILE": private,
+            "MASTER_DATABASE_URL": postgres_url(self), "JWT_TTL": "10"})
+        self.addCleanup(master.cleanup)
+        client = RouterNode(name="proxied", env={"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public})
+        self.addCleanup(client.cleanup)
+        config = topology.client_config(port=client.port, internal_port=free_port(), proxies=1, containers=1)
+        with open(os.path.join(client.directory, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        adduser = subprocess.run(
+            [os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth", "adduser", "carol",
+             "--password-stdin"], input="carol-password-1\n", capture_output=True, text=True, timeout=60,
+            cwd=REPO, env=dict(master.env, CROSSBAR_DIR=master.directory))
+        self.assertEqual(adduser.returncode, 0, adduser.stderr)
+        yield defer.gatherResults([master.start(), client.start()])
+        yield LinkedClientNodes.ready(None, client)
+
+        code, body, response = yield post_json(master.http + "/auth/login",
+                                               {"username": "carol", "password": "carol-password-1"})
+        self.assertEqual(code, 200, body)
+        cookies = {cookie.name: cookie.value for cookie in response.cookies()}
+        code, body, _ = yield post_json(master.http + "/auth/token", cookies=cookies)
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(__import__("base64").urlsafe_b64decode(
+            body["token"].split(".")[0] + "=="))["alg"], "EdDSA")
+        session = yield connect(self, client, token_source=lambda: body["token"], reconnect=False)
+        state = yield session.session.call("counter.click")
+        self.assertEqual(state["value"], 1)
+        left = []
+        session.on_leave(left.append)
+        yield eventually(lambda: left, timeout=20, message="proxied session outlived its token")
+
+
+class _Direct:
+    """``connect`` wants something with ``.url``."""
+
+    def __init__(self, url):
+        self.url = url
+
+
+class LinkedNodesTests(unittest.TestCase):
+    """Two linked client nodes (one test: starting the pair takes most of its time)."""
+
+    timeout = 240
+
+    @defer.inlineCallbacks
+    def join(self, url, sub):
+        client = yield connect(self, _Direct(url), token_source=lambda: self.pair.token(sub))
+        return client
+
+    @defer.inlineCallbacks
+    def test_linked_nodes(self):
+        """
+        A user on node 2 gets users.changed and counter.changed published on node 1; clicks on both nodes
+        count exactly; time.tic stays node-local; after node 1 is killed its clients reconnect through the
+        balancer to node 2 and catch up by the seq rule.
+        """
+        self.pair = LinkedClientNodes(self)
+        self.addCleanup(self.pair.cleanup)
+        yield self.pair.start()
+        one, two = self.pair.nodes
+        yield eventually(lambda: self.pair.linked(one) and self.pair.linked(two), timeout=30,
+                         message="rlinks not up")
+        # both proxy workers of each node read the node key once, not per session (crossbar_site)
+        yield eventually(lambda: all(node.log_text().count(nodekey_cache.INSTALLED_NOTE) == 2 for node in (one, two)),
+                         timeout=30, message="a proxy worker reads the node key per session")
+        # the router worker and both proxy workers of each node send through components.node.patches.fast_send
+        yield eventually(lambda: all(node.log_text().count(fast_send.INSTALLED_NOTE) == 3 for node in (one, two)),
+                         timeout=30, message="a router or proxy worker without the fast send path")
+
+        # per-user event: the producer publishes users.relay on node 1 (as the SQS bridge does)
+        alice_two = yield self.join(two.url, "alice")
+        bob_two = yield self.join(two.url, "bob")
+        producer = yield self.join(one.url, "producer")  # a user: may not publish the relay topic
+        seen = {"alice": [], "bob": [], "counter": [], "tic": []}
+        yield alice_two.session.subscribe(lambda event: seen["alice"].append(event), "users.changed")
+        yield bob_two.session.subscribe(lambda event: seen["bob"].append(event), "users.changed")
+        yield alice_two.session.subscribe(lambda state: seen["counter"].append(state), "counter.changed")
+        yield alice_two.session.subscribe(lambda state: seen["tic"].append(state), "time.tic")
+        from autobahn.wamp.types import PublishOptions
+        refused = yield producer.session.publish("users.relay", {"username": "alice", "event": {"value": "x"}},
+                                                 options=PublishOptions(acknowledge=True)).addErrback(
+            lambda failure: failure.value.error)
+        self.assertEqual(refused, "wamp.error.not_authorized")
+        yield self._relay_from_node_one(one, {"username": "alice", "event": {"value": {"first_name": "Alice"},
+                                                                             "seq": 7}})
+        yield eventually(lambda: seen["alice"], message="users.changed from node 1 did not reach node 2")
+        self.assertEqual(seen["alice"][0]["seq"], 7)
+        self.assertEqual(seen["bob"], [])
+
+        # counter clicked on both nodes stays exact (one database), events cross both ways
+        clickers = yield defer.gatherResults([self.join(node.url, "clicker{}".format(index))
+                                              for index, node in enumerate((one, two))])
+        results = yield defer.gatherResults([clickers[index % 2].session.call("counter.click", 1)
+                                             for index in range(40)])
+        final = yield clickers[0].session.call("counter.get")
+        self.assertEqual(final["value"], 40)
+        self.assertEqual(sorted(result["value"] for result in results), list(range(1, 41)))
+        yield eventually(lambda: any(state["value"] == 40 for state in seen["counter"]))
+        self.assertEqual(len({state["seq"] for state in seen["counter"]}), len(seen["counter"]), "duplicate events")
+
+        # time.tic is not forwarded: node 2's subscribers see node 2's clock only (~2/s, not ~4/s)
+        start = len(seen["tic"])
+        yield eventually(lambda: len(seen["tic"]) >= start + 8, timeout=15)
+        tics = [state["seq"] for state in seen["tic"][start:start + 8]]
+        self.assertGreaterEqual(tics[-1] - tics[0], 7 * 400, "more than one clock per subscriber: {}".format(tics))
+
+        # failover: a client through the balancer (node 1 preferred), node 1 killed, clicks on node 2 meanwhile
+        viewer = yield self.join(self.pair.url, "viewer")
+        view = {"seq": -1, "value": None, "joins": 0}
+
+        def keep(state):
+            if state["seq"] > view["seq"]:
+                view.update(seq=state["seq"], value=state["value"])
+
+        @defer.inlineCallbacks
+        def on_join(session):
+            view["joins"] += 1
+            try:
+                yield session.subscribe(keep, "counter.changed")
+                keep((yield session.call("counter.get")))
+            except ApplicationError as lost:
+                if not lost.error.startswith("wamp.close."):
+                    raise  # a session lost mid re-sync re-syncs on its next join
+        viewer.on_join(on_join)
+        yield eventually(lambda: view["value"] == 40)
+        one.kill()
+        yield clickers[1].session.call("counter.click", 5)
+        yield eventually(lambda: view["joins"] >= 2, timeout=30, message="viewer did not reconnect to node 2")
+        yield eventually(lambda: view["value"] == 45, message="viewer did not catch up after failover")
+
+    @defer.inlineCallbacks
+    def _relay_from_node_one(self, node, message):
+        """Publish on node 1 as a backend component would (through node 1's container socket, role backend)."""
+        from autobahn.twisted.wamp import ApplicationSession
+        from autobahn.twisted.rawsocket import WampRawSocketClientFactory
+        from autobahn.wamp.types import ComponentConfig, PublishOptions
+        joined = defer.Deferred()
+
+        class Backend(ApplicationSession):
+            def onJoin(self, details):
+                joined.callback(self)
+
+        factory = WampRawSocketClientFactory(lambda: Backend(ComponentConfig("reactive")))
+        from twisted.internet.endpoints import UNIXClientEndpoint
+        protocol_ = yield UNIXClientEndpoint(reactor, os.path.join(node.directory, topology.BACKEND_SOCKET)).connect(
+            factory)
+        session = yield joined
+        yield session.publish("users.relay", message, options=PublishOptions(acknowledge=True))
+        yield session.leave()
+        protocol_.transport.loseConnection()
