@@ -66,37 +66,16 @@ class HubError(ApplicationError):
         return self.message
 
 
-class InvalidArgument(HubError):
-    """Bad input: nothing was changed."""
-
-    uri = INVALID_ARGUMENT
-
-
-class NotFound(HubError):
-    """The named thing does not exist."""
-
-    uri = NOT_FOUND
+def _family(name, uri, doc):
+    """A domain error family: a :class:`HubError` subclass whose instances carry ``uri``."""
+    return type(name, (HubError,), {"uri": uri, "__doc__": doc, "__module__": __name__})
 
 
-class Unavailable(HubError):
-    """A service the hub needs (database, queue, a source) cannot be used right now."""
-
-    uri = UNAVAILABLE
-
-
-class RateLimited(HubError):
-    """Too many requests; ``retry_after`` (seconds) is in the details."""
-
-    uri = RATE_LIMITED
-
-
-class NotAuthorized(HubError):
-    """The caller may not do this."""
-
-    uri = NOT_AUTHORIZED
-
-
-class AuthRefused(HubError):
-    """A login or token was refused; ``uri`` is one of the ``AUTH_*`` URIs."""
-
-    uri = AUTH_INVALID_TOKEN
+InvalidArgument = _family("InvalidArgument", INVALID_ARGUMENT, "Bad input: nothing was changed.")
+NotFound = _family("NotFound", NOT_FOUND, "The named thing does not exist.")
+Unavailable = _family("Unavailable", UNAVAILABLE,
+                      "A service the hub needs (database, queue, a source) cannot be used right now.")
+RateLimited = _family("RateLimited", RATE_LIMITED, "Too many requests; ``retry_after`` (seconds) is in the details.")
+NotAuthorized = _family("NotAuthorized", NOT_AUTHORIZED, "The caller may not do this.")
+AuthRefused = _family("AuthRefused", AUTH_INVALID_TOKEN,
+                      "A login or token was refused; ``uri`` is one of the ``AUTH_*`` URIs.")

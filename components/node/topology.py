@@ -35,7 +35,7 @@ import sys
 
 from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
-from components.core.settings import node_dir
+from components.core.settings import Settings, node_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -366,7 +366,7 @@ def main(argv=None):
     elif args.command == "client":
         peers = list(args.peer)
         if args.mesh:
-            peers += mesh_peers(os.environ.get("HOSTNAME") or socket.gethostname(), args.mesh, args.replicas)
+            peers += mesh_peers(Settings().text("HOSTNAME") or socket.gethostname(), args.mesh, args.replicas)
         if args.routers > 1:
             if peers:
                 parser.error("--routers does not combine with --peer/--mesh")

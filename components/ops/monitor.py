@@ -111,14 +111,18 @@ class MonitorComponent(HubComponent):
 
     def _queue_attributes(self):
         if self._sqs is None:
-            self._sqs = aws.make_client("sqs", self.endpoint_url or None, aws.region_for(self.queue_url),
+            self._sqs = aws.make_client("sqs", self.endpoint_url or None, aws.region_for(self.queue_url, settings=self.settings),
                                         read_timeout=CHECK_TIMEOUT, pool=2, attempts=1)
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         return self._sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
 
+    def _queue_depth(self):
+        """Fires with the queue's attributes (read in a thread), or fails after CHECK_TIMEOUT."""
+        return self._timed(threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                                     self._queue_attributes))
+
     def _queue_check(self):
-        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._queue_attributes)
-        return d.addCallback(lambda attributes: "{} messages waiting".format(
+        return self._queue_depth().addCallback(lambda attributes: "{} messages waiting".format(
             attributes.get("ApproximateNumberOfMessages", "?")))
 
     def readiness(self):
@@ -185,8 +189,7 @@ class MonitorComponent(HubComponent):
             return []
         family = promtext.Family("hub_queue_messages", "gauge", "Messages in this node's SQS queue (queue lag)")
         try:
-            d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._queue_attributes)
-            attributes = yield self._timed(d)
+            attributes = yield self._queue_depth()
         except Exception:
             family.add(float("nan"), state="visible")
             return [family]

@@ -23,7 +23,7 @@ from components.core.settings import Settings
 def _provision(options, settings):
     from components.usersync import aws, provision
     endpoint = settings.text("AWS_ENDPOINT_URL") or None
-    region = aws.region_for(environ=settings.environ)
+    region = aws.region_for(settings=settings)
     sns = aws.make_client("sns", endpoint, region, attempts=4)
     sqs = aws.make_client("sqs", endpoint, region, attempts=4)
     clients = [name.strip() for name in options.clients.split(",") if name.strip()]

@@ -4,7 +4,6 @@ few retries (our own loops retry with backoff), and a dedicated pool of
 daemon threads that runs every blocking boto3 call, never the reactor thread.
 """
 
-import os
 import re
 import threading
 
@@ -16,13 +15,12 @@ _ARN_REGION = re.compile(r"^arn:[^:]+:[^:]+:([a-z0-9-]+):")
 _URL_REGION = re.compile(r"\b(?:sqs|sns)[.-]([a-z0-9-]+)\.amazonaws\.com")
 
 
-def region_for(*names, environ=None):
+def region_for(*names, settings):
     """
-    The region: ``AWS_DEFAULT_REGION``/``AWS_REGION``, else the one in an ARN
-    or AWS URL, else us-east-1.
+    The region: the ``AWS_DEFAULT_REGION``/``AWS_REGION`` setting, else the
+    one in an ARN or AWS URL among ``names``, else us-east-1.
     """
-    environ = os.environ if environ is None else environ
-    configured = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION")
+    configured = settings.text("AWS_DEFAULT_REGION") or settings.text("AWS_REGION")
     if configured:
         return configured
     for name in names:

@@ -110,7 +110,7 @@ class UserSyncClient(HubComponent):
     def _start_bridge(self, queue, pollers):
         wait = self.wait
         endpoint = self.endpoint
-        sqs = yield self.pool.run(make_client, "sqs", endpoint, region_for(queue), read_timeout=wait + 10,
+        sqs = yield self.pool.run(make_client, "sqs", endpoint, region_for(queue, settings=self.settings), read_timeout=wait + 10,
                                   pool=pollers + 4)
         if not queue:
             queue = yield self._provision(sqs, endpoint)

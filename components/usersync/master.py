@@ -122,7 +122,7 @@ class UserSyncMaster(HubComponent):
 
     @defer.inlineCallbacks
     def _start_relay(self, topic):
-        sns = yield self.pool.run(make_client, "sns", self.endpoint, region_for(topic))
+        sns = yield self.pool.run(make_client, "sns", self.endpoint, region_for(topic, settings=self.settings))
         if not topic:
             name = self.topic_name
             topic = yield persist(self.reactor, lambda: self.pool.run(provision.ensure_topic, sns, name),

@@ -8,6 +8,7 @@ import json
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
+from components.core.settings import Settings
 from components.db.database import StorageUnavailable
 from components.usersync import admin, aws, bridge as bridge_module, fields, messages, sns
 
@@ -125,11 +126,11 @@ class PayloadTests(unittest.SynchronousTestCase):
     def test_region_comes_from_settings_or_the_resource(self):
         """AWS_DEFAULT_REGION wins; else the region in the ARN or queue URL; else us-east-1."""
         configured = {"AWS_DEFAULT_REGION": "ap-south-1"}
-        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ=configured), "ap-south-1")
-        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", environ={}), "eu-west-1")
-        self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", environ={}),
+        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", settings=Settings({}, configured)), "ap-south-1")
+        self.assertEqual(aws.region_for("arn:aws:sns:eu-west-1:1:t", settings=Settings({}, {})), "eu-west-1")
+        self.assertEqual(aws.region_for("https://sqs.eu-central-1.amazonaws.com/1/q", settings=Settings({}, {})),
                          "eu-central-1")
-        self.assertEqual(aws.region_for("http://127.0.0.1:4566/1/q", environ={}), "us-east-1")
+        self.assertEqual(aws.region_for("http://127.0.0.1:4566/1/q", settings=Settings({}, {})), "us-east-1")
 
 
 class RecordingQueue:

@@ -1,0 +1,174 @@
+"""
+The layout of ``components/``: each folder is one layer or one feature, a
+module imports only from its own folder or from lower ones, and no modules
+import each other in a circle. The imports are read from the source with
+``ast`` (nothing is imported), so the check also covers imports inside
+functions.
+"""
+
+import ast
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "components"
+
+# lower numbers are lower layers; folders of one rank are independent features and import each other never
+RANKS = {
+    "core": 0,      # component base, settings, errors, state, backoff, rate limit, batching, HTTP JSON, secret files
+    "db": 1,        # the database handle and migrations
+    "e2e": 2,       # end-to-end payload encryption (used by auth's /auth/token and by usersync)
+    "auth": 3,      # tokens, passwords, directory, login sessions, /auth, authenticators
+    "clock": 4, "counter": 4, "iot": 4, "usersync": 4, "client": 4,   # features
+    "ops": 5,       # monitor, health, metrics (looks at what the features run)
+    "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
+}
+
+
+def module_files(root=REPO):
+    """``{module name: path}`` of every module of the package."""
+    found = {}
+    for folder, _dirs, files in os.walk(os.path.join(root, PACKAGE)):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            parts = os.path.relpath(path, root)[:-3].split(os.sep)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
+
+
+def imports_of(source, module, modules):
+    """The package modules ``source`` (of ``module``) imports: a name imported from a package counts as its submodule when there is one."""
+    found = set()
+    package = module if module in modules and modules[module].endswith("__init__.py") else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = []
+            for alias in node.names:
+                candidate = base + "." + alias.name
+                names.append(candidate if candidate in modules else base)
+        else:
+            continue
+        found.update(name for name in names if name == PACKAGE or name.startswith(PACKAGE + "."))
+    found.discard(module)
+    return found
+
+
+def import_graph(root=REPO):
+    """``{module: set of imported package modules}``."""
+    modules = module_files(root)
+    graph = {}
+    for module, path in modules.items():
+        with open(path) as handle:
+            graph[module] = imports_of(handle.read(), module, modules)
+    return graph
+
+
+def folder_of(module):
+    """The layer or feature folder of a module (``clock`` and ``client`` are single-module features)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def upward_imports(graph, ranks=RANKS):
+    """``(importer, imported)`` pairs that import sideways or upwards across folders."""
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        mine = folder_of(module)
+        for target in sorted(targets):
+            theirs = folder_of(target)
+            if mine is None or theirs is None or mine == theirs:
+                continue
+            if ranks[theirs] >= ranks[mine]:
+                wrong.append((module, target))
+    return wrong
+
+
+def circles(graph):
+    """The import circles: strongly connected groups of more than one module (Tarjan)."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+    counter = [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                group.append(item)
+                if item == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+class LayoutTests(SynchronousTestCase):
+    """components/ keeps its architecture: folders by layer and feature, imports only downwards, no circles."""
+
+    def test_every_folder_has_a_rank(self):
+        """A new folder must be placed in the layering before it can be used."""
+        folders = {folder_of(module) for module in module_files()} - {None}
+        self.assertEqual(sorted(folders - set(RANKS)), [], "folders without a place in RANKS")
+
+    def test_no_upward_or_sideways_import(self):
+        """Lower layers import no feature code; features import no other feature; nothing imports node."""
+        wrong = upward_imports(import_graph())
+        self.assertEqual(wrong, [], "\n".join("{} imports {} ({} -> {})".format(
+            a, b, folder_of(a), folder_of(b)) for a, b in wrong))
+
+    def test_no_import_circle(self):
+        """No modules import each other in a circle, however far apart."""
+        found = circles(import_graph())
+        self.assertEqual(found, [], "import circles: " + "; ".join(" -> ".join(group) for group in found))
+
+
+class CheckerTests(SynchronousTestCase):
+    """The checks above can fail: a planted upward import and a planted circle are found and named."""
+
+    def test_an_upward_import_is_named(self):
+        """core importing a feature is reported with both module names."""
+        graph = {"components.core.state": {"components.counter.store"}, "components.counter.store": set()}
+        self.assertEqual(upward_imports(graph), [("components.core.state", "components.counter.store")])
+
+    def test_a_sideways_import_between_features_is_named(self):
+        """Two features of one rank may not import each other."""
+        graph = {"components.iot.bridge": {"components.counter"}, "components.counter": set()}
+        self.assertEqual(upward_imports(graph), [("components.iot.bridge", "components.counter")])
+
+    def test_a_circle_is_found(self):
+        """a -> b -> c -> a is one circle; a module importing only itself is none."""
+        graph = {"components.db.a": {"components.db.b"}, "components.db.b": {"components.db.c"},
+                 "components.db.c": {"components.db.a"}, "components.db.d": {"components.db.d"}}
+        self.assertEqual(circles(graph), [["components.db.a", "components.db.b", "components.db.c"]])
+
+    def test_imports_inside_functions_and_of_submodules_count(self):
+        """``from pkg import sub`` is an import of the submodule, also inside a function body."""
+        modules = {"components.usersync": "x/__init__.py", "components.usersync.outbox": "x/outbox.py",
+                   "components.ops.monitor": "x/monitor.py"}
+        source = "def f():\n    from components.usersync import outbox, CHANGED\n"
+        self.assertEqual(imports_of(source, "components.ops.monitor", modules),
+                         {"components.usersync.outbox", "components.usersync"})
