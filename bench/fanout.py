@@ -34,10 +34,15 @@ the events whose publication time lies in the window: delivered, loss
     python bench/fanout.py [--counts 1000,4000] [--rates 2,20] [--seconds 15] [--targets floor,bare,hub,...]
                            [--client native|node] [--replicas 4]
 
-Prints a table; writes bench/results/fanout.{json,md,png}.
+Prints a table; writes bench/results/fanout.{json,md,png}. Before any work it
+checks what the run needs (matplotlib for the plot; node for the floor
+target and the Node client; npm and g++ when ws or the native client still
+have to be installed or built) and exits with 2, naming what is missing and
+how to get it.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -50,7 +55,10 @@ import threading
 import time
 import urllib.request
 
-import psutil
+try:
+    import psutil
+except ImportError:  # a Crossbar dependency; missing() reports it before any work
+    psutil = None
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
@@ -71,16 +79,86 @@ CLIENT_COMMANDS = {"native": [NATIVE_CLIENT], "node": ["node", "client.js"]}
 CLIENT_NAMES = {"native": "bench/fanout/client.cc (epoll, C++)", "node": "bench/fanout/client.js (Node ws)"}
 
 
-def setup():
+def setup(ws=True, build=True):
     """npm install ws (floor server, Node client) into bench/fanout/node_modules; build the native client."""
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
-    subprocess.run(["bash", os.path.join(NODE_DIR, "build.sh")], check=True)
+    if ws:
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
+    if build:
+        subprocess.run(["bash", os.path.join(NODE_DIR, "build.sh")], check=True)
 
 
-def needs_setup():
+def needs_ws():
+    """True while bench/fanout/node_modules has no ``ws``."""
+    return not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws"))
+
+
+def needs_build():
+    """True while the native client is missing or older than its sources."""
     sources = [os.path.join(NODE_DIR, name) for name in ("client.cc", "build.sh")]
-    return (not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ws")) or not os.path.exists(NATIVE_CLIENT)
+    return (not os.path.exists(NATIVE_CLIENT)
             or os.path.getmtime(NATIVE_CLIENT) < max(os.path.getmtime(path) for path in sources))
+
+
+def uses_node(args):
+    """True when the run starts Node: the floor server or the Node load client."""
+    return args.client == "node" or "floor" in args.targets.split(",")
+
+
+def has_module(name):
+    """True when Python module ``name`` can be imported."""
+    return importlib.util.find_spec(name) is not None
+
+
+BENCH_EXTRA = "pip install -e '.[bench]' (make bench does)"
+TOOL_HINTS = {
+    "node": "apt-get install nodejs (or --client native without the floor target)",
+    "npm": "apt-get install npm, then python bench/fanout.py --setup",
+    "g++": "apt-get install g++, then python bench/fanout.py --setup",
+    "bash": "apt-get install bash",
+}
+
+
+def missing(args, which=None, module=None, ws_missing=None, build_missing=None):
+    """
+    ``[(what, how to get it)]`` that this invocation (``args``) needs and this
+    machine lacks; empty when it can run. ``which``, ``module``, ``ws_missing``
+    and ``build_missing`` default to shutil.which, has_module, needs_ws and
+    needs_build.
+    """
+    which = which or shutil.which
+    module = module or has_module
+    ws_missing = ws_missing or needs_ws
+    build_missing = build_missing or needs_build
+    lacking = []
+    if not args.setup and not module("matplotlib"):
+        lacking.append(("matplotlib (the .png report)", BENCH_EXTRA))
+    if args.render:
+        return lacking
+    tools = []
+    if args.setup:
+        tools = ["npm", "bash", "g++"]
+    else:
+        unknown = [name for name in args.targets.split(",") if name not in TARGETS]
+        if unknown:
+            lacking.append(("target " + ",".join(unknown), "--targets takes " + ",".join(TARGETS)))
+        if not module("psutil"):
+            lacking.append(("psutil", "pip install -e . (a Crossbar dependency)"))
+        if uses_node(args):
+            tools += ["node"] + (["npm"] if ws_missing() else [])
+        if args.client == "native" and build_missing():
+            tools += ["bash", "g++"]
+    for tool in tools:
+        if which(tool) is None:
+            lacking.append((tool, TOOL_HINTS[tool]))
+    return lacking
+
+
+def report_missing(lacking, out=None):
+    """Print what is missing and how to get it (to stderr)."""
+    out = out or sys.stderr
+    out.write("bench/fanout.py cannot run; missing:\n")
+    for what, how in lacking:
+        out.write("  {}: {}\n".format(what, how))
 
 
 def raise_open_files():
@@ -418,28 +496,39 @@ def plot(results, path):
     fig.savefig(path, dpi=110)
 
 
+def parser():
+    """The command line of bench/fanout.py."""
+    command = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    command.add_argument("--setup", action="store_true", help="npm install ws and build the native load client, then exit")
+    command.add_argument("--counts", default="1000,4000")
+    command.add_argument("--rates", default="2,20")
+    command.add_argument("--seconds", type=int, default=15)
+    command.add_argument("--targets", default=",".join(TARGETS))
+    command.add_argument("--replicas", type=int, default=4, help="router workers of the routers target")
+    command.add_argument("--client", choices=sorted(CLIENT_COMMANDS), default="native",
+                         help="load client: the epoll client.cc (default) or the Node ws client.js")
+    command.add_argument("--output", default="fanout")
+    command.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
+    return command
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--setup", action="store_true", help="npm install the load client, then exit")
-    parser.add_argument("--counts", default="1000,4000")
-    parser.add_argument("--rates", default="2,20")
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--replicas", type=int, default=4, help="router workers of the routers target")
-    parser.add_argument("--client", choices=sorted(CLIENT_COMMANDS), default="native",
-                        help="load client: the epoll client.cc (default) or the Node ws client.js")
-    parser.add_argument("--output", default="fanout")
-    parser.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    lacking = missing(args)
+    if lacking:
+        report_missing(lacking)
+        return 2
     if args.render:
         with open(os.path.join(RESULTS, args.output + ".json")) as handle:
             saved = json.load(handle)
         write_report(saved["meta"], saved["results"], args.output)
         return 0
-    if args.setup or needs_setup():
+    if args.setup:
         setup()
-        if args.setup:
-            return 0
+        return 0
+    wants_ws, wants_build = uses_node(args) and needs_ws(), args.client == "native" and needs_build()
+    if wants_ws or wants_build:
+        setup(ws=wants_ws, build=wants_build)
     limit = raise_open_files()
     counts = [int(value) for value in args.counts.split(",")]
     rates = [float(value) for value in args.rates.split(",")]
@@ -463,7 +552,8 @@ def main(argv=None):
     shutil.rmtree(scratch, ignore_errors=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "python": platform.python_version(),
-            "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+            "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+            if shutil.which("node") else "-",
             "open_files_limit": limit, "load_avg_start": started_load, "load_avg_end": load(),
             "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas,
             "client": args.client}

@@ -7,13 +7,14 @@ automatic reconnection with the hub's backoff (capped, full jitter).
     session = yield client.connect()          # first join
     client.on_join(lambda session: ...)       # every join, also after reconnects
 
-Why not autobahn's reconnecting ``Component``: it ends for good after a
-clean close (the router's GOODBYE when it kills an expired session is one),
-its ticket authenticator holds one fixed ticket where every reconnect needs
-a fresh JWT from ``token_source``, its retry delay is a normal variate
-around a growing mean rather than the hub's full-jitter rule, and it keeps
-retrying when the very first join is refused, where ``connect()`` must fail
-with that refusal. Those are the four things this class exists for.
+Why not autobahn's reconnecting ``Component`` (autobahn 26.10): it stops for
+good when a connection closes cleanly without a WAMP leave (a proxy or load
+balancer closing the WebSocket politely ends the client), its ticket
+authenticator holds one fixed ticket where every reconnect needs a fresh JWT
+from ``token_source``, its retry delay is a normal variate around a growing
+mean rather than the hub's full-jitter rule, and it keeps retrying when the
+very first join is refused, where ``connect()`` must fail with that refusal.
+Those are the four things this class exists for.
 """
 
 from autobahn.twisted.wamp import ApplicationSession

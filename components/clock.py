@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from autobahn import wamp
 from twisted.internet import task
 
+from components.core.arguments import no_arguments
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
 from components.core.settings import SettingsError
@@ -76,7 +77,9 @@ class ClockComponent(HubComponent):
             self.log.failure("publishing {topic} failed", topic=TOPIC)
 
     @wamp.register(GET)
-    def get(self):
+    def get(self, /, *args, **kwargs):
+        """The latest state; ``time.get`` takes no arguments (invalid_argument otherwise)."""
+        no_arguments(GET, args, kwargs)
         if self.clock is None:
             raise Unavailable("clock not started")
         return self.clock.current()

@@ -3,24 +3,65 @@ Imported at start-up by every Python process that has this directory on
 PYTHONPATH (the hub's launchers set it for crossbar). In Crossbar proxy
 workers it memoises the node-key read (components/node/patches/nodekey_cache.py); in
 router and proxy workers it installs the cheaper send path
-(components/node/patches/fast_send.py) unless HUB_FAST_SEND=off. Everywhere else it does
-nothing. Each patch writes one line to the worker's output (the node log).
+(components/node/patches/fast_send.py) unless HUB_FAST_SEND=off, and the request-body
+limits of the web transport (components/node/patches/bodylimit.py; a malformed
+HTTP_BODY_LIMIT, DEVICE_BODY_LIMIT or HTTP_BODY_TIMEOUT stops the worker with an error
+naming it). In the ``crossbar`` command itself it sets PORT=8080 when PORT is not set
+(components/node/patches/port.py) and keeps the worker records that arrive with the worker
+log handshake (components/node/patches/handshake.py). Everywhere else it does nothing.
+Each worker patch logs one info line in the worker's log (the node log).
 """
 
 import os
 import sys
 
+WEB_WORKERS = ("crossbar.worker.router.", "crossbar.worker.proxy.")
+
+
+def _note(text):
+    """
+    Log ``text`` at info through Twisted's logger. Nothing may reach stderr
+    before the worker's first line, Crossbar's rich-logging handshake: the
+    controller then takes the worker for a plain one and prints every later
+    line as raw JSON with ANSI codes. Twisted holds this event until the worker
+    begins logging and hands it to the worker's log like any other.
+    """
+    from twisted.logger import Logger
+    Logger(namespace="reactive_hub.patches").info("{note}", note=text)
+
+
+def _limit_bodies(argv):
+    # imported here: twisted.web costs every other Python process ~0.15 s at start-up
+    from components.core.settings import SettingsError
+    from components.node.patches import bodylimit
+    try:
+        limits = bodylimit.limits_from_environment(argv, os.environ)
+    except SettingsError as error:
+        sys.stderr.write("reactive hub: {}; this worker stops\n".format(error))
+        sys.stderr.flush()
+        os._exit(78)
+    if bodylimit.install(limits):
+        _note("{} ({})".format(bodylimit.INSTALLED_NOTE, limits.describe()))
+    else:
+        _note(bodylimit.MISSING_NOTE)
+
 
 def _patch_workers():
     try:
-        from components.node.patches import fast_send, nodekey_cache
+        from components.node.patches import fast_send, handshake, nodekey_cache, port
+        from components.node.patches.worker import worker_class
     except ImportError:
         return
     argv = getattr(sys, "orig_argv", sys.argv)
+    if port.is_node_command(argv):
+        port.apply_default(argv, os.environ)
+        handshake.install()
     if nodekey_cache.is_proxy_worker(argv) and nodekey_cache.install():
-        sys.stderr.write(nodekey_cache.INSTALLED_NOTE + "\n")
+        _note(nodekey_cache.INSTALLED_NOTE)
     if fast_send.wanted(argv, os.environ) and fast_send.install():
-        sys.stderr.write(fast_send.INSTALLED_NOTE + "\n")
+        _note(fast_send.INSTALLED_NOTE)
+    if (worker_class(argv) or "").startswith(WEB_WORKERS):
+        _limit_bodies(argv)
 
 
 _patch_workers()

@@ -7,6 +7,7 @@ import datetime
 import re
 
 from twisted.internet import threads
+from twisted.logger import Logger
 
 from components.auth import passwords
 from components.db.migrations import Migration
@@ -135,6 +136,8 @@ def delete_user(cursor, username):
 class Directory:
     """User records in ``db`` (a :class:`components.db.database.Database`)."""
 
+    log = Logger()
+
     def __init__(self, db, iterations=passwords.DEFAULT_ITERATIONS):
         self.db = db
         self.iterations = iterations
@@ -171,24 +174,36 @@ class Directory:
     def authenticate(self, username, password):
         """
         Fire with the user's record when ``password`` is right and the user is
-        active, else None. Unknown users cost the same hashing time.
+        active, else None. Every refusal costs the same hashing work: an
+        unknown user, an unusable password and a hash the hub cannot verify
+        (logged, naming the user and the hasher) each spend one derivation of
+        the hub's own format, as a wrong password against it does.
         """
         def read(cursor):
             return cursor.execute(
                 "SELECT password, {} FROM auth_user WHERE username = ?".format(", ".join(_COLUMNS)),
                 (username,)).fetchone()
 
+        def equalise(secret):
+            return passwords.dummy_check(secret, self.iterations)
+
         def check(row):
-            if row is None:
-                return threads.deferToThread(passwords.dummy_check, password, self.iterations).addCallback(
-                    lambda _: None)
-            encoded, user = row[0], _row_to_user(row[1:])
-            d = threads.deferToThread(passwords.check_password, password, encoded)
-            d.addCallback(lambda ok: user if ok and user["is_active"] else None)
+            encoded, user = (None, None) if row is None else (row[0], _row_to_user(row[1:]))
+            d = threads.deferToThread(passwords.verify, password, encoded, equalise)
+            d.addCallback(decide, encoded, user)
             return d
 
+        def decide(outcome, encoded, user):
+            if outcome in (passwords.UNSUPPORTED, passwords.MALFORMED):
+                self.log.warn("login of {username!r} refused: its password hash ({algorithm}) cannot be verified "
+                              "by the hub ({outcome})", username=username, outcome=outcome,
+                              algorithm=passwords.algorithm_of(encoded))
+            if outcome == passwords.MATCH and user["is_active"]:
+                return user
+            return None
+
         if not isinstance(username, str) or not isinstance(password, str):
-            return threads.deferToThread(passwords.dummy_check, "x", self.iterations).addCallback(lambda _: None)
+            return threads.deferToThread(equalise, "x").addCallback(lambda _: None)
         d = self.db.run(read)
         d.addCallback(check)
         return d

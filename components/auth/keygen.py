@@ -8,6 +8,9 @@ Key material for a production deployment, created once into a directory
 - ``node/key.priv`` / ``node/key.pub``: one Crossbar node key shared by the
   client nodes (copied into each node directory before ``crossbar start``),
   so each accepts the others' router-to-router links.
+- ``e2e_kek``: the end-to-end key-encryption key (base64url of 32 bytes)
+  shared by the master and every client node (``E2E_KEK_FILE``): each node
+  unwraps per-user data keys that another node may have created.
 
 ``python -m components.auth.keygen DIRECTORY`` keeps files that exist (idempotent)
 and writes new ones with mode 0600 (public keys 0644).
@@ -15,11 +18,14 @@ and writes new ones with mode 0600 (public keys 0644).
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from components.e2e.envelope import KEY_BYTES, b64encode
 
 
 def _write(path, data, mode):
@@ -44,6 +50,14 @@ def jwt_keys(directory):
     return private, public
 
 
+def e2e_kek(directory):
+    """Create the shared key-encryption key ``e2e_kek`` (mode 0600) unless it exists; return its path."""
+    path = os.path.join(directory, "e2e_kek")
+    if not os.path.exists(path):
+        _write(path, (b64encode(secrets.token_bytes(KEY_BYTES)) + "\n").encode("ascii"), 0o600)
+    return path
+
+
 def node_key(directory, crossbar=None):
     """Create the shared Crossbar node key in ``directory/node`` (with ``crossbar keys``) unless it exists."""
     target = os.path.join(directory, "node")
@@ -60,8 +74,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.directory, mode=0o700, exist_ok=True)
     private, public = jwt_keys(args.directory)
+    kek = e2e_kek(args.directory)
     target = node_key(args.directory)
-    sys.stdout.write("JWT_PRIVATE_KEY_FILE={}\nJWT_PUBLIC_KEY_FILE={}\nnode key: {}\n".format(private, public, target))
+    sys.stdout.write("JWT_PRIVATE_KEY_FILE={}\nJWT_PUBLIC_KEY_FILE={}\nE2E_KEK_FILE={}\nnode key: {}\n".format(
+        private, public, kek, target))
     return 0
 
 

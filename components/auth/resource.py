@@ -4,9 +4,16 @@ The login endpoints on the web transport, mounted at ``/auth``:
 - ``POST /auth/login`` checks username and password against the directory
   (rate limited per client address) and sets an HttpOnly, SameSite=Strict
   session cookie backed by a server-side login session;
-- ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT;
+- ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT
+  (and, with end-to-end encryption, the user's data keys; 503 when this
+  node's ``E2E_KEK`` cannot unwrap them);
 - ``POST /auth/logout`` ends the login session everywhere.
+
+The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
+``https://`` origin (TLS ends at a proxy, so the request itself looks plain).
 """
+
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -17,9 +24,9 @@ from components.auth.directory import Directory, role_of
 from components.auth.loginsessions import LoginSessions
 from components.auth.schemas import MASTER_SCHEMAS
 from components.core import errors
-from components.core.httpjson import HTTPError, check_same_origin, read_fields, respond
+from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond
 from components.core.ratelimit import RateLimiter
-from components.core.settings import Settings
+from components.core.settings import KeyConfigError, Settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate, migrate_all
 from components.e2e.envelope import b64encode
@@ -30,7 +37,7 @@ BAD_CREDENTIALS = errors.AUTH_BAD_CREDENTIALS
 DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
 
 
-class _Endpoint(Resource):
+class _Endpoint(JSONMethods, Resource):
     isLeaf = True
 
     def __init__(self, handler):
@@ -50,18 +57,19 @@ class AuthService:
 
     log = Logger()
 
-    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None):
+    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None, secure_cookie=False):
         self.directory = directory
         self.sessions = sessions
         self.issuer = issuer
         self.limiter = limiter
         self.cookie_lifetime = cookie_lifetime
         self.user_keys = user_keys
+        self.secure_cookie = secure_cookie
 
     def _cookie(self, request, value, max_age):
         attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
                       "Max-Age={}".format(max_age)]
-        if request.isSecure():
+        if self.secure_cookie or request.isSecure():
             attributes.append("Secure")
         request.setHeader(b"Set-Cookie", "; ".join(attributes).encode("ascii"))
 
@@ -112,6 +120,11 @@ class AuthService:
                 usable = yield self.user_keys.usable(user["username"])
             except StorageUnavailable:
                 raise HTTPError(503, errors.UNAVAILABLE, "key store unavailable")
+            except KeyConfigError as exc:
+                self.log.error("cannot hand out the end-to-end keys of {username} ({reason}): every node must have "
+                               "the same E2E_KEK or E2E_KEK_FILE (python -m components.auth.keygen DIR makes it)",
+                               username=user["username"], reason=str(exc))
+                raise HTTPError(503, errors.UNAVAILABLE, "end-to-end keys unavailable on this node")
             answer["e2e"] = {"current": usable["current"],
                              "keys": {kid: b64encode(key) for kid, key in usable["keys"].items()}}
         return 200, answer
@@ -140,8 +153,10 @@ class AuthResource(Resource):
         limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
                               burst=settings.int("LOGIN_BURST", 10, minimum=1))
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
+        public_url = settings.url("PUBLIC_URL", schemes=("http", "https"))
         self.service = AuthService(Directory(self.db), LoginSessions(self.db, lifetime),
-                                   tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime)
+                                   tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
+                                   secure_cookie=urlsplit(public_url).scheme == "https")
         if settings.bool("E2E_ENCRYPTION", False):
             self.service.user_keys = self._user_keys(settings)
         for name in ("login", "token", "logout"):

@@ -130,3 +130,21 @@ def finish(request, code, content_type, body):
 
 def finish_json(request, code, body):
     finish(request, code, b"application/json", json.dumps(body).encode("utf-8"))
+
+
+class JSONMethods:
+    """
+    A Twisted ``Resource`` mixin: a request with a method the resource has no
+    ``render_<METHOD>`` for gets a JSON 405 naming the allowed methods,
+    instead of Twisted's HTML error page.
+    """
+
+    def render(self, request):
+        method = request.method.decode("ascii", "replace") if isinstance(request.method, bytes) else ""
+        if not method.isalpha() or getattr(self, "render_" + method, None) is None:
+            allowed = sorted(name[len("render_"):] for name in dir(self)
+                             if name.startswith("render_") and name[len("render_"):].isupper())
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_json(request, 405, {"error": errors.INVALID_ARGUMENT,
+                                             "message": "use {}".format(" or ".join(allowed))})
+        return super().render(request)

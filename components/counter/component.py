@@ -8,12 +8,16 @@ several instances (shared registration) and from before a restart order
 correctly.
 
 Bad input is refused with ``reactive.error.invalid_argument`` before anything
-happens; each caller session may click ``rate`` times per second (burst
-``burst``), else ``reactive.error.rate_limited`` with ``retry_after``; a
-database that is down or does not answer within ``timeout`` seconds gives
-``reactive.error.unavailable``. Clicks arriving while a transaction runs are
-committed together in the next one (group commit), each still answered with
-its own state.
+happens; each caller (its authid: every session of one user shares the
+budget) may click ``rate`` times per second (burst ``burst``) and create
+``new_rate`` new counters per second (burst ``new_burst``), else
+``reactive.error.rate_limited`` with ``retry_after``; once ``max_names``
+counters exist, a click that would create another is
+``reactive.error.invalid_argument`` (``field`` ``name``) while clicks on
+existing counters go on; a database that is down or does not answer within
+``timeout`` seconds gives ``reactive.error.unavailable``. Clicks arriving
+while a transaction runs are committed together in the next one (group
+commit), each still answered with its own state.
 """
 
 import re
@@ -24,9 +28,10 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
 from components.core import errors
+from components.core.arguments import bind, shown
 from components.core.batching import Batcher, NotStarted, OutcomeUnknown
 from components.core.component import HubComponent
-from components.core.errors import InvalidArgument, RateLimited, Unavailable
+from components.core.errors import HubError, InvalidArgument, RateLimited, Unavailable
 from components.core.ratelimit import RateLimiter
 from components.core.state import epoch_ms
 from components.counter import CLICK, DEFAULT_NAME, GET, store, topic_of
@@ -34,47 +39,31 @@ from components.db.database import Database, StorageUnavailable
 from components.db.migrations import SchemaOnDemand
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+# defaults of COUNTER_NEW_NAME_RATE / COUNTER_NEW_NAME_BURST (per user) and COUNTER_MAX_NAMES (in total)
+NEW_NAME_RATE = 0.1
+NEW_NAME_BURST = 10
+MAX_NAMES = 10000
 
 # the callee's view of the caller; named so no caller keyword can collide with it
 _OPTIONS = RegisterOptions(details_arg="call_details", invoke="roundrobin")
 _REFUSALS = (errors.INVALID_ARGUMENT, errors.RATE_LIMITED, errors.UNAVAILABLE)
 
 
-def bind(procedure, args, kwargs, defaults):
-    """
-    Bind positional ``args`` and keyword ``kwargs`` to the parameters named in
-    ``defaults`` (an ordered dict of name -> default), refusing extra or
-    unknown arguments the way a Python signature would, but with our error.
-    """
-    names = list(defaults)
-    if len(args) > len(names):
-        raise InvalidArgument("{} takes at most {} positional argument(s), got {}".format(
-            procedure, len(names), len(args)))
-    bound = dict(zip(names, args))
-    unknown = sorted(str(key) for key in kwargs if key not in defaults)
-    if unknown:
-        raise InvalidArgument("{} got unknown argument(s): {}".format(procedure, ", ".join(unknown)))
-    for key, value in kwargs.items():
-        if key in bound:
-            raise InvalidArgument("{} got two values for {!r}".format(procedure, key))
-        bound[key] = value
-    return [bound.get(name, default) for name, default in defaults.items()]
-
-
 def check_name(name):
     """A counter name: 1-64 ASCII letters, digits, ``_`` or ``-`` (it becomes a URI component)."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidArgument("name must be 1-64 characters: letters, digits, '_' or '-'; got {!r}".format(
-            name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "..."))
+        raise InvalidArgument("name must be 1-64 characters: letters, digits, '_' or '-'; got {}".format(
+            shown(name)), field="name")
     return name
 
 
 def check_n(n, maximum):
     """A click count: an integer (not a bool) from 1 to ``maximum``."""
     if type(n) is not int:
-        raise InvalidArgument("n must be an integer from 1 to {}, got {} {!r}".format(maximum, type(n).__name__, n))
+        raise InvalidArgument("n must be an integer from 1 to {}, got {} {}".format(
+            maximum, type(n).__name__, shown(n)), field="n")
     if not 1 <= n <= maximum:
-        raise InvalidArgument("n must be an integer from 1 to {}, got {}".format(maximum, n))
+        raise InvalidArgument("n must be an integer from 1 to {}, got {}".format(maximum, n), field="n")
     return n
 
 
@@ -90,22 +79,46 @@ def get_arguments(args, kwargs):
     return check_name(name)
 
 
-class ClickGate:
-    """Validation and the per-session rate limit of ``counter.click``, time from ``clock``."""
+def caller_of(call_details):
+    """
+    Whose budget a call spends: the caller's authid, so all sessions of one
+    user share it; the session id only for a caller without one.
+    """
+    authid = getattr(call_details, "caller_authid", None)
+    if authid:
+        return ("authid", authid)
+    return ("session", getattr(call_details, "caller", None))
 
-    def __init__(self, max_per_call, rate, burst, clock):
+
+def _spend(limiter, caller, what):
+    allowed, retry_after = limiter.check(caller)
+    if not allowed:
+        retry_after = round(retry_after, 3)
+        raise RateLimited("too many {} from this user; retry in {:.3f} s".format(what, retry_after),
+                          retry_after=retry_after)
+
+
+class ClickGate:
+    """
+    Validation and the per-caller rate limits of ``counter.click``, time from
+    ``clock``: ``rate``/``burst`` clicks and ``new_rate``/``new_burst`` new
+    counters per caller (see :func:`caller_of`).
+    """
+
+    def __init__(self, max_per_call, rate, burst, clock, new_rate=NEW_NAME_RATE, new_burst=NEW_NAME_BURST):
         self.max_per_call = max_per_call
         self.limiter = RateLimiter(rate, burst, clock=clock)
+        self.new_names = RateLimiter(new_rate, new_burst, clock=clock)
 
-    def admit(self, args, kwargs, session):
+    def admit(self, args, kwargs, caller):
         """``(n, name)`` for an admitted click; ApplicationError for a refused one (nothing changes)."""
         n, name = click_arguments(args, kwargs, self.max_per_call)
-        allowed, retry_after = self.limiter.check(session)
-        if not allowed:
-            retry_after = round(retry_after, 3)
-            raise RateLimited("too many clicks from this session; retry in {:.3f} s".format(retry_after),
-                              retry_after=retry_after)
+        _spend(self.limiter, caller, "clicks")
         return n, name
+
+    def admit_new_name(self, caller):
+        """Spend one of ``caller``'s new counters; rate_limited when there is none left."""
+        _spend(self.new_names, caller, "new counters")
 
 
 def latest_per_counter(states):
@@ -123,6 +136,7 @@ class CounterComponent(HubComponent):
 
     db = None
     batcher = None
+    known = creating = frozenset()
 
     def start(self):
         settings = self.settings
@@ -131,7 +145,14 @@ class CounterComponent(HubComponent):
             max_per_call=settings.int("COUNTER_MAX_PER_CALL", 100, minimum=1, maximum=10 ** 9),
             rate=settings.float("COUNTER_RATE", 10.0, minimum=0.001),
             burst=settings.int("COUNTER_BURST", 20, minimum=1),
+            new_rate=settings.float("COUNTER_NEW_NAME_RATE", NEW_NAME_RATE, minimum=0.0001),
+            new_burst=settings.int("COUNTER_NEW_NAME_BURST", NEW_NAME_BURST, minimum=1),
             clock=self.reactor.seconds)
+        self.max_names = settings.int("COUNTER_MAX_NAMES", MAX_NAMES, minimum=1, maximum=10 ** 9)
+        # names known to have a row, and names whose creation was admitted and is under way:
+        # clicks on either skip the new-counter checks (a burst on a new counter spends one new counter)
+        self.known = set()
+        self.creating = set()
         self.db = Database(settings.database_url("client"),
                            pool_size=settings.int("COUNTER_POOL_SIZE", 3, minimum=1, maximum=100))
         self.schema = SchemaOnDemand(self.db, "counter", store.MIGRATIONS)
@@ -140,34 +161,82 @@ class CounterComponent(HubComponent):
             "counter schema not ready yet ({error}); retrying on the next call", error=failure.value))
         d = self.register(self)
         d.addCallback(lambda _: self.log.info(
-            "counter ready on {db!r}: max {max} per call, {rate}/s burst {burst} per session, batches of {batch}",
-            db=self.db, max=self.gate.max_per_call, rate=self.gate.limiter.rate, burst=self.gate.limiter.burst,
+            "counter ready on {db!r}: max {max} per call, {rate}/s burst {burst} per user, new counters "
+            "{new_rate}/s burst {new_burst} per user, at most {names} in total, batches of {batch}",
+            db=self.db, max=self.gate.max_per_call, rate=self.gate.limiter.rate,
+            burst=self.gate.limiter.burst,
+            new_rate=self.gate.new_names.rate, new_burst=self.gate.new_names.burst, names=self.max_names,
             batch=self.batcher.max_batch))
         return d
 
     @wamp.register(CLICK, options=_OPTIONS)
-    def click(self, *args, call_details=None, **kwargs):
-        session = getattr(call_details, "caller", None) or getattr(call_details, "caller_authid", None)
-        n, name = self.gate.admit(args, kwargs, session)
-        return self._answer(self.batcher.submit((name, n)), "click")
+    def click(self, /, *args, call_details=None, **kwargs):
+        caller = caller_of(call_details)
+        n, name = self.gate.admit(args, kwargs, caller)
+        if name in self.known:
+            d = self.batcher.submit((name, n))
+        else:
+            d = self._first_click(caller, name, n)
+        d.addCallback(self._counted, name)
+        return self._answer(d, "click")
+
+    def _first_click(self, caller, name, n):
+        """
+        A click on a name this instance has not seen: if it has no row yet,
+        and no creation of it is under way, it spends one of the caller's new
+        counters (the store still applies the total cap).
+        """
+        if name in self.creating:
+            return self.batcher.submit((name, n))
+        d = self.schema.ready()
+        d.addCallback(lambda _: self.db.run(store.exists, name))
+
+        def submit(exists):
+            if exists:
+                self.known.add(name)
+            elif name not in self.known and name not in self.creating:
+                self.gate.admit_new_name(caller)
+                self.creating.add(name)
+                return self.batcher.submit((name, n)).addBoth(self._created, name)
+            return self.batcher.submit((name, n))
+        d.addCallback(submit)
+        return d
+
+    def _created(self, result, name):
+        self.creating.discard(name)
+        return result
+
+    def _counted(self, state, name):
+        if state is None:  # the store refused to create the row
+            raise InvalidArgument("no new counters: the hub holds its maximum of {} counters; "
+                                  "click an existing one".format(self.max_names), field="name")
+        self.known.add(name)
+        return state
 
     @wamp.register(GET, options=_OPTIONS)
-    def get(self, *args, call_details=None, **kwargs):
+    def get(self, /, *args, call_details=None, **kwargs):
         name = get_arguments(args, kwargs)
         d = self.schema.ready()
         d.addCallback(lambda _: self.db.run(store.read, name, epoch_ms(self.reactor.seconds)))
+        d.addCallback(self._seen)
         return self._answer(d, "get")
+
+    def _seen(self, state):
+        if state["seq"] > 0:
+            self.known.add(state["name"])
+        return state
 
     def _commit(self, clicks):
         """One transaction for a batch of ``(name, n)``; publishes the newest state of each counter."""
         d = self.schema.ready()
-        d.addCallback(lambda _: self.db.run(store.add_clicks, clicks, epoch_ms(self.reactor.seconds)))
+        d.addCallback(lambda _: self.db.run(store.add_clicks, clicks, epoch_ms(self.reactor.seconds),
+                                            self.max_names))
         d.addCallback(self._publish)
         return d
 
     def _publish(self, states):
         # committed: whatever happens to the event, the clicks are answered
-        for item in latest_per_counter(states):
+        for item in latest_per_counter(state for state in states if state is not None):
             topic = topic_of(item["name"])
             try:
                 self.publish(topic, item)
@@ -185,6 +254,8 @@ class CounterComponent(HubComponent):
             return result
 
         def unavailable(failure):
+            if failure.check(HubError):  # a refusal of this call (new counter limits): the caller's answer
+                return failure
             late = "database did not answer within {} s".format(self.timeout)
             if failure.check(StorageUnavailable):
                 message, outcome = "database unavailable ({})".format(failure.value), "nothing was changed"

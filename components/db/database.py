@@ -5,6 +5,10 @@ directory) and PostgreSQL.
 Queries are written once with ``?`` placeholders; the PostgreSQL driver gets
 ``%s``. Work runs in a thread pool, never on the reactor thread. Connection
 failures surface as :class:`StorageUnavailable` so callers can fail fast.
+
+A SQLite file holds password hashes, login sessions and wrapped keys, so it
+is created private (mode 0600) before SQLite opens it; SQLite gives its
+``-wal`` and ``-shm`` files the database file's mode.
 """
 
 import os
@@ -18,6 +22,7 @@ from twisted.logger import Logger
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+SQLITE_FILE_MODE = 0o600
 
 
 class StorageUnavailable(Exception):
@@ -71,6 +76,23 @@ class Cursor:
         return self._transaction._connection._connection
 
 
+def create_private_file(path, mode=SQLITE_FILE_MODE):
+    """
+    Create ``path`` empty with ``mode`` unless it exists (SQLite takes an empty
+    file as a new database); return whether an existing file is readable or
+    writable by group or others. An existing file is never opened here:
+    closing any descriptor of a file drops every POSIX lock this process
+    holds on it, SQLite's included.
+    """
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, mode))
+        return False
+    except FileExistsError:
+        return bool(os.stat(path).st_mode & 0o077)
+    except OSError as exc:
+        raise StorageConfigError("cannot create SQLite database {}: {}".format(path, exc.strerror))
+
+
 def _open_sqlite(connection, attempts=200):
     """Per-connection setup (runs in a pool thread). WAL is persistent; switching to it
     needs a moment without other writers, which the busy handler does not wait for."""
@@ -119,6 +141,9 @@ class Database:
             directory = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(directory):
                 raise StorageConfigError("directory for SQLite database does not exist: " + directory)
+            if create_private_file(path):
+                self.log.warn("SQLite database {path} is readable by other users; run chmod 600 on it and on "
+                              "its -wal and -shm files", path=path)
             self._pool = adbapi.ConnectionPool(
                 "sqlite3", path, check_same_thread=False, isolation_level=None, timeout=10,
                 cp_min=1, cp_max=1, cp_openfun=_open_sqlite, cp_noisy=False)

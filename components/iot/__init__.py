@@ -8,6 +8,7 @@ SERIAL_TOPIC = "iot.serial.reader"
 SERIAL_GET = "iot.serial.get"
 ODATA_TOPIC = "iot.odata.value"
 ODATA_GET = "iot.odata.get"
-DEVICE_TOPIC = "iot.device.reading"
-# what devices may publish under (the router's ``device`` role)
-DEVICE_PREFIX = "iot."
+# what devices (the HTTP bridge and ``device`` tokens, the router's ``device`` role) may publish under;
+# every other ``iot.`` topic belongs to our components (role ``backend``)
+DEVICE_PREFIX = "iot.device."
+DEVICE_TOPIC = DEVICE_PREFIX + "reading"

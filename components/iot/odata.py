@@ -20,6 +20,7 @@ from autobahn import wamp
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from components.core.arguments import no_arguments
 from components.core.backoff import Backoff
 from components.iot import ODATA_GET, ODATA_TOPIC
 from components.iot.live import LiveValue
@@ -229,7 +230,9 @@ class ODataComponent(SourceComponent):
         self.log.info("OData poller on {url} every {interval}s", url=self.source.url, interval=interval)
 
     @wamp.register(ODATA_GET)
-    def get(self):
+    def get(self, /, *args, **kwargs):
+        """The latest state; ``iot.odata.get`` takes no arguments (invalid_argument otherwise)."""
+        no_arguments(ODATA_GET, args, kwargs)
         return self.current()
 
     def onLeave(self, details):

@@ -15,6 +15,7 @@ from autobahn import wamp
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from components.core.arguments import no_arguments
 from components.core.backoff import Backoff
 from components.iot import SERIAL_GET, SERIAL_TOPIC
 from components.iot.live import LiveValue, changed_beyond
@@ -156,5 +157,7 @@ class SerialReaderComponent(SourceComponent):
                       url=url, baud=baud, band=band)
 
     @wamp.register(SERIAL_GET)
-    def get(self):
+    def get(self, /, *args, **kwargs):
+        """The latest state; ``iot.serial.get`` takes no arguments (invalid_argument otherwise)."""
+        no_arguments(SERIAL_GET, args, kwargs)
         return self.current()

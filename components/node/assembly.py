@@ -15,6 +15,7 @@ code only ever sees a ``session_source`` callable in its constructor.
 from twisted.internet import defer
 
 from components.core.settings import Settings
+from components.db.database import Database
 from components.iot import bridge
 from components.node import webui
 from components.ops import health, metrics, monitor
@@ -45,6 +46,10 @@ class WorkerSessions:
 
 # The one meeting point of a worker process's components and resources (see the module docstring).
 SESSIONS = WorkerSessions()
+
+# every worker that loads this module answers HTTP (also transports without the UI at "/", such as a
+# client node's internal port, whose answers the proxies pass on): no Crossbar version in "Server"
+webui.hide_server_version()
 
 
 def announced(component_class, name, sessions=SESSIONS):
@@ -79,15 +84,26 @@ def HealthResource(extra=None):
 
 
 def MetricsResource(extra=None):
-    """``/metrics``: this worker's monitor as Prometheus text."""
-    return metrics.MetricsResource(SESSIONS.source(MONITOR))
+    """
+    ``/metrics``: this worker's monitor as Prometheus text. Open on a service the
+    node config marks ``"extra": {"transport": "internal"}`` (a config marker, never
+    read from the environment); elsewhere it needs ``Authorization: Bearer
+    <METRICS_TOKEN>`` and is off (404) without ``METRICS_TOKEN``.
+    """
+    settings = Settings(extra)
+    internal = settings.extra.get("transport") == "internal"
+    token = "" if internal else settings.text("METRICS_TOKEN")
+    return metrics.MetricsResource(SESSIONS.source(MONITOR), token=token, internal=internal)
 
 
 def DevicePublishResource(extra=None):
-    """``/publish``: signed device posts, published through this worker's device session."""
-    return bridge.DevicePublishResource(Settings(extra), SESSIONS.source(DEVICE_BRIDGE))
+    """``/publish``: signed device posts, published through this worker's device session; replay memory in
+    the client database."""
+    settings = Settings(extra)
+    return bridge.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
+                                        Database(settings.database_url("client"), pool_size=2))
 
 
 def WebUIResource(extra=None):
-    """``/``: the static UI with its security headers."""
+    """``/``: the static UI with its security headers (``WEB_DIR``, ``PUBLIC_URL`` from ``extra``)."""
     return webui.WebUIResource(Settings(extra))

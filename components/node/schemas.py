@@ -9,6 +9,7 @@ node's start-up create it.
 from components.auth import directory, loginsessions
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
+from components.iot import replays as iot_replays
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 MASTER = [
@@ -22,4 +23,5 @@ CLIENT = [
     ("counter", counter_store.MIGRATIONS),
     ("usersync_client", usersync_replica.MIGRATIONS),
     ("e2e_keys", e2e_keys.MIGRATIONS),
+    (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
 ]

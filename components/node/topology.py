@@ -10,10 +10,11 @@ written once:
 - ``client``: the side users connect to. The router worker keeps the realm,
   the authenticator (verifies with ``JWT_PUBLIC_KEY_FILE`` only), the
   per-node singletons (clock, serial, OData, device bridge) and an internal
-  web transport on ``INTERNAL_PORT`` (``/publish``, ``/health``, ``/metrics``,
-  ``/rlink``). ``PROXIES`` proxy workers terminate the public WebSocket on
-  ``$PORT`` (shared port, one process per core) and hand each session to the
-  router over a Unix socket; ``CONTAINERS`` container workers run the
+  web transport on ``INTERNAL_PORT`` (``/publish``, ``/health``, ``/metrics``
+  open to whoever reaches that port, ``/rlink``). ``PROXIES`` proxy workers
+  terminate the public WebSocket on ``$PORT`` (shared port, one process per
+  core) and hand each session to the router over a Unix socket (the public
+  ``/metrics`` needs ``METRICS_TOKEN``); ``CONTAINERS`` container workers run the
   scalable components (counter, user-sync bridge) with shared registrations.
 - ``client --peer host:port``: the same, plus a router-to-router link
   (Crossbar's ``rlinks``) to another client node's internal port.
@@ -47,6 +48,8 @@ PROXIES = 2
 CONTAINERS = 2
 PROXY_SOCKET = "proxy.sock"
 BACKEND_SOCKET = "backend.sock"
+# the internal transport's token-guarded /metrics, which the proxies serve as the public /metrics
+PUBLIC_METRICS = "public-metrics"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
 SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC, iot.DEVICE_TOPIC)
 # ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
@@ -182,6 +185,10 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
     for name in ("health", "metrics", "publish"):
         if name in dev_web["paths"]:
             internal_paths[name] = copy.deepcopy(dev_web["paths"][name])
+    if "metrics" in internal_paths:
+        # open to whoever reaches the internal port; the public /metrics goes to the token-guarded copy
+        internal_paths[PUBLIC_METRICS] = copy.deepcopy(internal_paths["metrics"])
+        internal_paths["metrics"]["extra"] = {"transport": "internal"}
     router["transports"] = [
         # every proxied session has its own backend connection: a deep accept queue for connection storms
         {"id": "proxies", "type": "rawsocket", "endpoint": {"type": "unix", "path": PROXY_SOCKET, "backlog": 4096},
@@ -200,7 +207,8 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
 
     public_paths = {"/": copy.deepcopy(dev_web["paths"]["/"]), "ws": _websocket_service(dev_web)}
     for name in ("health", "metrics", "publish"):
-        public_paths[name] = {"type": "reverseproxy", "host": "127.0.0.1", "port": internal_port, "path": "/" + name}
+        target = PUBLIC_METRICS if name == "metrics" else name
+        public_paths[name] = {"type": "reverseproxy", "host": "127.0.0.1", "port": internal_port, "path": "/" + target}
     roles = sorted({role["name"] for role in realm["roles"]} - {"rlink"})
     workers = [router]
     for index in range(1, containers + 1):
@@ -315,19 +323,23 @@ def _monitor_extra(router, **settings):
             item.setdefault("extra", {}).update(settings)
 
 
-def _production_defaults(value):
-    """Production configs encrypt private payloads unless told otherwise (the dev config defaults to off)."""
+def production_defaults(value):
+    """
+    ``value`` (a config or part of one) with the production defaults: private payloads are end-to-end
+    encrypted unless told otherwise (``E2E_ENCRYPTION`` defaults to on; the dev config's default is off),
+    so every master and client node needs the one shared ``E2E_KEK``/``E2E_KEK_FILE``.
+    """
     if isinstance(value, dict):
-        return {key: _production_defaults(item) for key, item in value.items()}
+        return {key: production_defaults(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_production_defaults(item) for item in value]
+        return [production_defaults(item) for item in value]
     if value == "${E2E_ENCRYPTION:-off}":
         return "${E2E_ENCRYPTION:-on}"
     return value
 
 
 def _dump(config):
-    return json.dumps(_production_defaults(config), indent=4) + "\n"
+    return json.dumps(production_defaults(config), indent=4) + "\n"
 
 
 def rendered(dev=None):

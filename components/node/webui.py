@@ -7,22 +7,44 @@ headers (and answers with permissive CORS headers), so the node mounts this
 resource instead::
 
     "/": {"type": "resource", "classname": "components.node.assembly.WebUIResource",
-          "extra": {"WEB_DIR": "${WEB_DIR}"}}
+          "extra": {"WEB_DIR": "${WEB_DIR}", "PUBLIC_URL": "${PUBLIC_URL}"}}
 
 The other paths of the transport (``ws``, ``auth``, ``health``) are children
 of this resource, so the headers reach their responses too.
+
+Only the UI's own files are served: pages, scripts, styles and images of
+``web/``, and of ``web/node_modules`` the one autobahn file the pages load;
+``package.json``, the lock file, the rest of ``node_modules``, dot files and
+directories answer 404, and so does a path no file system could hold (a NUL
+byte, bytes that are not UTF-8), never 500. Every answer says
+``Server: reactive-hub``, never a version.
+
+Behind a TLS-terminating proxy the request looks like plain HTTP; with
+``PUBLIC_URL`` (``https://hub.example.org``) the CSP allows the WebSocket of
+that origin only (``wss://`` for https) and sends ``Strict-Transport-Security``.
 """
 
 import os
 import re
+from urllib.parse import urlsplit
 
+import twisted.web.server
 from twisted.web.resource import NoResource
 from twisted.web.static import File
+
+from components.core.settings import SettingsError
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_DIRECTORY = os.path.join(REPO, "web")
 WEBSOCKET_PATH = "/ws"
+
+SERVER = b"reactive-hub"
+HSTS = b"max-age=31536000"
+# what a page may load: the UI's own file types, outside node_modules ...
+UI_SUFFIXES = (".html", ".js", ".css", ".svg", ".png", ".ico")
+# ... and of node_modules only what web/js/autobahn.js imports
+VENDORED = ("node_modules/autobahn-browser/autobahn.min.js",)
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
@@ -67,28 +89,101 @@ def content_security_policy(host, secure, path=WEBSOCKET_PATH):
     return "; ".join(directives)
 
 
-def apply_security_headers(request, path=WEBSOCKET_PATH):
-    """Set the security headers on ``request``'s response."""
-    host = request.getHeader(b"host") or b""
-    if isinstance(host, bytes):
-        host = host.decode("latin-1")
-    request.setHeader(b"Content-Security-Policy",
-                      content_security_policy(host, request.isSecure(), path).encode("ascii"))
+def public_origin(url):
+    """
+    ``(host, secure)`` of a ``PUBLIC_URL`` such as ``https://hub.example.org``
+    (secure for https), or None when ``url`` is empty; SettingsError when its
+    host is not a plain host[:port].
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if not _HOST.match(host):
+        raise SettingsError("setting 'PUBLIC_URL' must be an origin like https://hub.example.org, got {!r}".format(
+            url))
+    return host, parts.scheme == "https"
+
+
+def apply_security_headers(request, path=WEBSOCKET_PATH, public=None):
+    """
+    Set the security headers on ``request``'s response; ``public`` is
+    :func:`public_origin` of PUBLIC_URL, else the request's Host and scheme count.
+    """
+    if public is None:
+        host = request.getHeader(b"host") or b""
+        if isinstance(host, bytes):
+            host = host.decode("latin-1")
+        secure = request.isSecure()
+    else:
+        host, secure = public
+        if secure:
+            request.setHeader(b"Strict-Transport-Security", HSTS)
+    request.setHeader(b"Content-Security-Policy", content_security_policy(host, secure, path).encode("ascii"))
     for name, value in STATIC_HEADERS.items():
         request.setHeader(name, value)
+    request.setHeader(b"Server", SERVER)
+
+
+def hide_server_version():
+    """
+    Make every HTTP answer of this worker process say ``Server: reactive-hub``
+    (Crossbar sets Twisted's default to ``Crossbar/<version>`` when a worker starts).
+    """
+    twisted.web.server.version = SERVER
+
+
+def servable(relative):
+    """Whether the file at ``relative`` (``/``-separated, under the UI directory) is part of the UI."""
+    parts = relative.split("/")
+    if any(not part or part.startswith(".") for part in parts):
+        return False
+    if relative in VENDORED:
+        return True
+    return parts[0] != "node_modules" and os.path.splitext(relative)[1].lower() in UI_SUFFIXES
+
+
+def _plain_segment(segment):
+    """Whether a path segment could name one of our files: UTF-8, no NUL byte, no dot file."""
+    try:
+        text = segment.decode("utf-8") if isinstance(segment, bytes) else segment
+    except UnicodeDecodeError:
+        return False
+    return "\x00" not in text and not text.startswith(".")
 
 
 class SecureStatic(File):
-    """A static file tree without directory listings whose every answer carries the security headers."""
+    """
+    The UI files under ``path`` (see :func:`servable`), without directory
+    listings, every answer carrying the security headers (``public``: see
+    :func:`apply_security_headers`).
+    """
+
+    def __init__(self, path, *args, public=None, top=None, **kwargs):
+        File.__init__(self, path, *args, **kwargs)
+        self.public = public
+        self.top = top or self.path
+
+    def createSimilarFile(self, path):
+        similar = File.createSimilarFile(self, path)
+        similar.public, similar.top = self.public, self.top
+        return similar
 
     def getChildWithDefault(self, path, request):
-        apply_security_headers(request)
-        return File.getChildWithDefault(self, path, request)
+        apply_security_headers(request, public=self.public)
+        if path not in self.children and not _plain_segment(path):
+            return self.childNotFound
+        child = File.getChildWithDefault(self, path, request)
+        if isinstance(child, SecureStatic) and not child.isdir():
+            if not servable(os.path.relpath(child.path, self.top).replace(os.sep, "/")):
+                return self.childNotFound
+        return child
 
     def render(self, request):
-        apply_security_headers(request)
-        if not self.isdir():
-            request.setHeader(b"Cache-Control", b"no-cache")
+        apply_security_headers(request, public=self.public)
+        if self.isdir():
+            return self.directoryListing().render(request)
+        request.setHeader(b"Cache-Control", b"no-cache")
         return File.render(self, request)
 
     def directoryListing(self):
@@ -111,5 +206,7 @@ def ui_directory(configured, node_directory):
 
 
 def WebUIResource(settings):
-    """The UI resource; ``WEB_DIR`` overrides the UI directory."""
-    return SecureStatic(ui_directory(settings.text("WEB_DIR"), settings.node_directory))
+    """The UI resource; ``WEB_DIR`` overrides the UI directory, ``PUBLIC_URL`` names the public origin."""
+    public = public_origin(settings.url("PUBLIC_URL", schemes=("http", "https")))
+    hide_server_version()
+    return SecureStatic(ui_directory(settings.text("WEB_DIR"), settings.node_directory), public=public)

@@ -23,12 +23,12 @@ import os
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from components.core.httpjson import finish_json
+from components.core.httpjson import JSONMethods, finish_json
 
 DRAIN_FILE = "draining"
 
 
-class HealthResource(Resource):
+class HealthResource(JSONMethods, Resource):
     """Crossbar ``resource`` web service answering liveness and readiness probes."""
 
     isLeaf = True

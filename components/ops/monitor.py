@@ -8,6 +8,11 @@ The node's operational view, from inside the router worker:
   subscribers per topic (WAMP meta API), WAMP messages routed by type and
   events delivered per second (the router's own counters), the SQS queue
   depth, the user-sync outbox backlog, and the worker's CPU and memory.
+  The families are collected and rendered once per ``METRICS_INTERVAL`` on
+  the sampling loop (``latest`` holds the newest :class:`Rendered`); the
+  resource serves that text, so scrapes cost the router nothing extra.
+  Topic labels are bounded: the contract's topics (``TOPICS``) by name,
+  every other topic summed under ``topic="other"``.
 
 ``MonitorComponent`` is a router component with the role ``monitor`` (may
 call the ``wamp.session.``, ``wamp.subscription.`` and ``wamp.registration.``
@@ -20,6 +25,7 @@ import time
 
 from twisted.internet import defer, task, threads
 
+from components import clock, counter, iot, usersync
 from components.auth import AUTHENTICATE
 from components.core.component import HubComponent
 from components.core.settings import SettingsError
@@ -28,7 +34,19 @@ from components.ops import meters, promtext
 from components.usersync import aws, outbox
 
 CHECK_TIMEOUT = 3.0
-MAX_TOPICS = 200
+# the contract's topics get a label value each; subscribers of every other topic are summed under OTHER
+TOPICS = (clock.TOPIC, counter.TOPIC, iot.SERIAL_TOPIC, iot.ODATA_TOPIC, iot.DEVICE_TOPIC, usersync.CHANGED)
+OTHER = "other"
+# other topics counted per collection (two meta calls each), so a flood of topics cannot make collections slow
+MAX_OTHER_TOPICS = 200
+
+
+class Rendered:
+    """One rendering of the metric families: ``body`` (Prometheus text, bytes), ``at`` (reactor seconds)."""
+
+    def __init__(self, body, at):
+        self.body = body
+        self.at = at
 
 
 class MonitorComponent(HubComponent):
@@ -48,6 +66,10 @@ class MonitorComponent(HubComponent):
         self._databases = {}
         self._sqs = None
         self.meter = meters.RateMeter()
+        self.latest = None
+        self.collections = 0
+        self.collect_seconds = None
+        self._waiting = []
         self.sampler = task.LoopingCall(self._sample)
         self.sampler.clock = self.reactor
         self.sampler.start(self.interval, now=True)
@@ -57,6 +79,9 @@ class MonitorComponent(HubComponent):
     def onLeave(self, details):
         if getattr(self, "sampler", None) is not None and self.sampler.running:
             self.sampler.stop()
+        waiting, self._waiting = getattr(self, "_waiting", []), []
+        for d in waiting:
+            d.errback(RuntimeError("monitor left the realm"))
         for db in getattr(self, "_databases", {}).values():
             db.close()
         HubComponent.onLeave(self, details)
@@ -72,9 +97,31 @@ class MonitorComponent(HubComponent):
         return {"sent": dict(messages.get("sent", {})), "received": dict(messages.get("received", {}))}
 
     def _sample(self):
+        """One tick of the sampling loop: the router's counters, then a fresh rendering (the loop waits for it)."""
         stats = self.router_stats()
         self.meter.sample(self.reactor.seconds(), {"event": stats["sent"].get("event", 0),
                                                    "publish": stats["received"].get("publish", 0)})
+        return self.refresh()
+
+    def refresh(self):
+        """Collect and render the families into ``latest``; a failed collection keeps the previous one."""
+        def store(families):
+            self.latest = Rendered(promtext.render(families).encode("utf-8"), self.reactor.seconds())
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(self.latest)
+
+        def failed(failure):
+            self.log.warn("metrics collection failed: {error} (serving the previous one)", error=failure.value)
+        return defer.maybeDeferred(self.collect).addCallbacks(store, failed)
+
+    def rendered(self):
+        """Fires with ``latest`` now, or with the first rendering when there is none yet."""
+        if self.latest is not None:
+            return defer.succeed(self.latest)
+        d = defer.Deferred(canceller=self._waiting.remove)
+        self._waiting.append(d)
+        return d
 
     # -- readiness ---------------------------------------------------------------------------------------------
 
@@ -142,7 +189,9 @@ class MonitorComponent(HubComponent):
 
     @defer.inlineCallbacks
     def collect(self):
-        """Fires with the metric families (see the module docstring)."""
+        """Fires with the metric families (see the module docstring); counted in ``collections``."""
+        self.collections += 1
+        started = time.monotonic()
         families = []
         sessions = yield self.call("wamp.session.count")
         families.append(promtext.Family("hub_sessions", "gauge", "WAMP sessions joined on the realm").add(sessions))
@@ -164,6 +213,12 @@ class MonitorComponent(HubComponent):
         families.extend((yield self._queue_families()))
         families.extend((yield self._outbox_families()))
         families.extend(meters.process_families())
+        families.append(promtext.Family("hub_metrics_collections_total", "counter",
+                                        "Collections of these metrics (one per METRICS_INTERVAL)").add(self.collections))
+        if self.collect_seconds is not None:
+            families.append(promtext.Family("hub_metrics_collect_seconds", "gauge",
+                                            "Wall time of the previous collection").add(round(self.collect_seconds, 4)))
+        self.collect_seconds = time.monotonic() - started
         return families
 
     @defer.inlineCallbacks
@@ -172,27 +227,41 @@ class MonitorComponent(HubComponent):
         subscriptions = promtext.Family("hub_subscriptions", "gauge", "Topics with at least one subscriber, by match")
         for match in sorted(listing):
             subscriptions.add(len(listing[match]), match=match)
-        subscribers = promtext.Family("hub_topic_subscribers", "gauge", "Subscribers per topic (first 200 topics)")
-        for subscription_id in listing.get("exact", [])[:MAX_TOPICS]:
+        subscribers = promtext.Family(
+            "hub_topic_subscribers", "gauge", "Subscribers per contract topic; topic=\"other\" sums every other "
+            "exact topic (the first {} of them)".format(MAX_OTHER_TOPICS))
+        known = set()
+        for uri in TOPICS:
+            subscription_id = yield self.call("wamp.subscription.lookup", uri)
+            if subscription_id is None:
+                continue
+            known.add(subscription_id)
+            count = yield self._subscriber_count(subscription_id)
+            if count is not None:
+                subscribers.add(count, topic=uri)
+        other = 0
+        for subscription_id in [item for item in listing.get("exact", []) if item not in known][:MAX_OTHER_TOPICS]:
             try:
                 detail = yield self.call("wamp.subscription.get", subscription_id)
-                count = yield self.call("wamp.subscription.count_subscribers", subscription_id)
             except Exception:
                 continue  # gone between list and get
             if detail and not detail["uri"].startswith("wamp."):
-                subscribers.add(count, topic=detail["uri"])
+                other += (yield self._subscriber_count(subscription_id)) or 0
+        subscribers.add(other, topic=OTHER)
         return [subscriptions, subscribers]
+
+    def _subscriber_count(self, subscription_id):
+        """Fires with the subscription's subscriber count, or None when it has gone meanwhile."""
+        return self.call("wamp.subscription.count_subscribers", subscription_id).addErrback(lambda failure: None)
 
     @defer.inlineCallbacks
     def _queue_families(self):
         if not self.queue_url:
             return []
         family = promtext.Family("hub_queue_messages", "gauge", "Messages in this node's SQS queue (queue lag)")
-        try:
-            attributes = yield self._queue_depth()
-        except Exception:
-            family.add(float("nan"), state="visible")
-            return [family]
+        attributes = yield self._or_none(self._queue_depth())
+        if attributes is None:
+            return [family.add(float("nan"), state="visible")]
         family.add(int(attributes.get("ApproximateNumberOfMessages", 0)), state="visible")
         family.add(int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)), state="in_flight")
         return [family]
@@ -201,10 +270,14 @@ class MonitorComponent(HubComponent):
     def _outbox_families(self):
         if not self.outbox:
             return []
-        family = promtext.Family("hub_outbox_backlog", "gauge", "User changes in the outbox not yet sent to SNS")
-        try:
-            backlog = yield self._timed(self._database(self.outbox_url).run(outbox.pending_count))
-        except Exception:
-            return []  # no outbox table (user sync not migrated) or database down: readiness reports the latter
-        family.add(backlog)
-        return [family]
+        # None: no outbox table (user sync not migrated) or database down (readiness reports the latter)
+        backlog = yield self._or_none(self._timed(self._database(self.outbox_url).run(outbox.pending_count)))
+        if backlog is None:
+            return []
+        return [promtext.Family("hub_outbox_backlog", "gauge",
+                                "User changes in the outbox not yet sent to SNS").add(backlog)]
+
+    @staticmethod
+    def _or_none(d):
+        """``d``'s result, or None when it failed (a metric that cannot be read now is left out)."""
+        return d.addErrback(lambda failure: None)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from components.core.settings import Settings
+from components.core.settings import Settings, SettingsError
 
 
 def _provision(options, settings):
@@ -66,25 +66,44 @@ def _migrate(options, settings):
 def _emulator(options, settings):
     """
     Run moto server on 127.0.0.1 (the dev node's guest worker), logging only
-    problems. When the port is taken (LocalStack, an emulator left running),
-    say so and stay idle instead of failing the node: the components use
-    whatever answers there.
+    problems. When it cannot run (the port is taken by LocalStack or an
+    emulator left running, moto is not installed, the server fails), say why
+    and stay idle instead of failing the node: its shutdown_on_worker_exit
+    would stop the whole hub, and the components use whatever answers at
+    AWS_ENDPOINT_URL, or retry.
     """
     import logging
-    import signal
     import socket
 
-    port = options.port or settings.int("AWS_EMULATOR_PORT", 4566, minimum=1, maximum=65535)
+    try:
+        port = options.port or settings.int("AWS_EMULATOR_PORT", 4566, minimum=1, maximum=65535)
+    except SettingsError as error:
+        _stay_idle("{}: this node runs without the local SNS/SQS emulator".format(error))
     with socket.socket() as probe:
         taken = probe.connect_ex(("127.0.0.1", port)) == 0
     if taken:
-        print("aws-emulator: 127.0.0.1:{} is already in use; using the service there".format(port),
-              file=sys.stderr, flush=True)
-        while True:
-            signal.pause()
-    from moto.server import main as moto_main
+        _stay_idle("127.0.0.1:{} is already in use; using the service there".format(port))
+    try:
+        from moto.server import main as moto_main
+    except ImportError as error:
+        _stay_idle("cannot import moto ({}): this node runs without the local SNS/SQS emulator".format(error))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto_main(["-H", "127.0.0.1", "-p", str(port)])
+    try:
+        moto_main(["-H", "127.0.0.1", "-p", str(port)])
+    except (Exception, SystemExit) as error:
+        if isinstance(error, SystemExit) and not error.code:
+            raise
+        _stay_idle("moto server on 127.0.0.1:{} stopped ({!r}): this node runs without the local SNS/SQS "
+                   "emulator".format(port, error))
+
+
+def _stay_idle(reason):
+    """Print ``aws-emulator: <reason>`` and wait for the node to end this process (SIGTERM)."""
+    import signal
+
+    print("aws-emulator: " + reason, file=sys.stderr, flush=True)
+    while True:
+        signal.pause()
 
 
 def main(argv=None):

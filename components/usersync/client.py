@@ -15,6 +15,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
 from components.auth import directory
+from components.core.arguments import no_arguments
 from components.core.backoff import persist
 from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, Unavailable
@@ -67,8 +68,9 @@ class UserSyncClient(HubComponent):
             self.log.error("usersync client off: {error}", error=exc)
             return
         if self.push:
+            # the callee's view of the caller, named so that no caller keyword collides with it
             yield self.register(self.me, ME,
-                                options=RegisterOptions(details_arg="details", invoke="roundrobin"))
+                                options=RegisterOptions(details_arg="call_details", invoke="roundrobin"))
         # the common case: the database answers now, and the component is ready when the node is
         try:
             yield migrate_all(self.db, SCHEMAS)
@@ -154,9 +156,13 @@ class UserSyncClient(HubComponent):
             except Exception as exc:
                 self.log.warn("usersync: publishing {uri} failed: {error}", uri=CHANGED, error=exc)
 
-    def me(self, details=None):
-        """The caller's profile from this client's table: ``{"value": profile | None, "seq", "ts"}``."""
-        username = getattr(details, "caller_authid", None)
+    def me(self, /, *args, call_details=None, **kwargs):
+        """
+        The caller's profile from this client's table: ``{"value": profile | None, "seq", "ts"}``;
+        ``users.me`` takes no arguments (invalid_argument otherwise).
+        """
+        no_arguments(ME, args, kwargs)
+        username = getattr(call_details, "caller_authid", None)
         if not self.ready:
             raise Unavailable("user table not ready yet")
         if not username:

@@ -1,7 +1,10 @@
 """
 The user fields that travel from the master to the clients, and the rules a
 value must meet (Django's ``auth_user``: username characters and lengths,
-email syntax, field lengths).
+email syntax, field lengths). Text fields also refuse what no database
+column takes or what no name or address holds: control characters (NUL and
+the other C0 characters except tab) and unpaired surrogates, which
+PostgreSQL would refuse only after the change had been accepted.
 """
 
 import re
@@ -22,6 +25,8 @@ _EMAIL_USER = re.compile(
 _EMAIL_DOMAIN = re.compile(
     r"((?:[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?\.)+)(?:[A-Z0-9-]{2,63}(?<!-))\Z", re.IGNORECASE)
 _EMAIL_LITERAL = re.compile(r"\[[0-9a-f:.]+\]\Z", re.IGNORECASE)
+# NUL and the C0 controls except tab
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 class FieldError(InvalidArgument):
@@ -48,9 +53,21 @@ def parse_fields(text):
     return tuple(dict.fromkeys(names))
 
 
+def check_characters(field, value):
+    """``value`` (a string) if it has no control character and is valid Unicode, else FieldError."""
+    if CONTROL.search(value):
+        raise FieldError(field, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(field, "must be valid Unicode text (no unpaired surrogates)")
+    return value
+
+
 def check_username(value):
     if not isinstance(value, str):
         raise FieldError("username", "must be a string")
+    check_characters("username", value)
     if not 1 <= len(value) <= LENGTHS["username"] or not USERNAME.match(value):
         raise FieldError("username", "must be 1-150 letters, digits or @.+-_")
     return value
@@ -78,7 +95,7 @@ def check_text(field, value):
         raise FieldError(field, "must be a string")
     if len(value) > LENGTHS[field]:
         raise FieldError(field, "must have at most {} characters".format(LENGTHS[field]))
-    return value
+    return check_characters(field, value)
 
 
 def check_bool(field, value):

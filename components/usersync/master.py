@@ -12,9 +12,10 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 
 from components.auth import directory, passwords
+from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import persist
 from components.core.component import HubComponent
-from components.core.errors import InvalidArgument, NotFound, Unavailable
+from components.core.errors import NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.usersync import DELETE, LIST, SAVE, outbox, provision
@@ -157,11 +158,12 @@ class UserSyncMaster(HubComponent):
         raise Unavailable("user directory unavailable")
 
     @wamp.register(SAVE)
-    def save(self, profile):
+    def save(self, /, *args, **kwargs):
         """
         Create or update a user from ``{"username", ...fields, "password"?}``;
         fire with the stored user and ``created``.
         """
+        (profile,) = bind(SAVE, args, kwargs, {"profile": REQUIRED})
         self._check_ready()
         fields, password = clean_profile(profile)
         now_iso = datetime.datetime.now(datetime.timezone.utc).isoformat()
@@ -175,8 +177,9 @@ class UserSyncMaster(HubComponent):
         return d
 
     @wamp.register(DELETE)
-    def delete(self, username):
+    def delete(self, /, *args, **kwargs):
         """Delete a user; ``reactive.error.not_found`` when there is none."""
+        (username,) = bind(DELETE, args, kwargs, {"username": REQUIRED})
         self._check_ready()
         check_value("username", username)
 
@@ -191,12 +194,12 @@ class UserSyncMaster(HubComponent):
         return d
 
     @wamp.register(LIST)
-    def users(self, limit=1000, offset=0):
+    def users(self, /, *args, **kwargs):
         """Users ordered by username (``limit`` 1-1000, ``offset`` >= 0), each with its sync ``version``."""
+        limit, offset = bind(LIST, args, kwargs, {"limit": 1000, "offset": 0})
+        integer("limit", limit, 1, 1000)
+        integer("offset", offset, 0, 2 ** 31)
         self._check_ready()
-        for name, value, low, high in (("limit", limit, 1, 1000), ("offset", offset, 0, 2 ** 31)):
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise InvalidArgument("{} must be an integer in {}..{}".format(name, low, high), field=name)
         d = self.db.run(list_users, limit, offset)
         d.addErrback(self._unavailable)
         return d

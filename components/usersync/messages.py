@@ -14,6 +14,7 @@ arrive raw (``RawMessageDelivery``) or inside an SNS notification envelope.
 """
 
 import json
+import math
 from collections import namedtuple
 
 from components.usersync.fields import SYNCABLE, FieldError, check_value
@@ -65,12 +66,18 @@ def unwrap(body):
 def _json(text):
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise MessageError("body is not JSON: {}".format(exc))
 
 
 def parse(body):
-    """Validate one message body and return its :class:`Change`, or raise MessageError."""
+    """
+    Validate one message body and return its :class:`Change`, or raise
+    MessageError: every field value meets the rules of
+    :mod:`components.usersync.fields` (so no control character or unpaired
+    surrogate reaches a client's database, which PostgreSQL would refuse
+    only at the commit), ``ts`` is a finite number.
+    """
     data = unwrap(body)
     if data.get("type") != TYPE:
         raise MessageError("type must be {!r}".format(TYPE))
@@ -81,8 +88,10 @@ def parse(body):
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise MessageError("version must be a positive integer")
     ts = data.get("ts", 0)
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
-        raise MessageError("ts must be a number")
+    # abs() first: a huge integer is too large for isfinite()
+    if (not isinstance(ts, (int, float)) or isinstance(ts, bool) or abs(ts) > MAX_VERSION
+            or not math.isfinite(ts)):
+        raise MessageError("ts must be a finite number")
     user = data.get("user")
     if not isinstance(user, dict):
         raise MessageError("user must be an object")

@@ -171,7 +171,7 @@ inline void format_timestamp(time_t moment, char out[25]) {
 }
 
 // {"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}
-// device must be plain text (no quotes or backslashes).
+// device: 1-64 letters, digits, . _ ~ - (the hub refuses other names).
 inline int format_body(char *out, size_t capacity, const char *device, long value) {
   return snprintf(out, capacity, "{\"topic\":\"%s\",\"args\":[{\"device\":\"%s\",\"value\":%ld}]}", TOPIC, device,
                   value);

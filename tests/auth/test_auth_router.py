@@ -141,11 +141,11 @@ class AuthorizationTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_device_may_only_publish_iot(self):
-        """A device may publish iot.* but not call time.get."""
+        """A device may publish iot.device.* but not call time.get."""
         from autobahn.wamp.types import PublishOptions
         node = yield shared_node()
         client = yield connect(self, node, sub="sensor-1", role="device")
-        yield client.session.publish("iot.sensor.value", {"value": 1}, options=PublishOptions(acknowledge=True))
+        yield client.session.publish("iot.device.sensor", {"value": 1}, options=PublishOptions(acknowledge=True))
         with self.assertRaises(ApplicationError) as caught:
             yield client.session.call("time.get")
         self.assertEqual(caught.exception.error, "wamp.error.not_authorized")

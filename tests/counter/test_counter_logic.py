@@ -1,12 +1,15 @@
 """
 Unit tests of the counter's parts without a router: argument validation,
-the per-session rate limit (injected clock), group commit, and the SQL on a
-real in-memory SQLite database.
+the per-user rate limits of clicks and new counters (injected clock), group
+commit, and the SQL (with the cap on the number of counters) on a real
+in-memory SQLite database.
 """
 
 import sqlite3
 
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.request import Registration
+from autobahn.wamp.types import CallDetails
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
@@ -14,7 +17,7 @@ from components.counter import store
 from components.core import errors
 from components.core.batching import Batcher, NotStarted, OutcomeUnknown
 from components.counter import topic_of
-from components.counter.component import ClickGate, click_arguments, get_arguments, latest_per_counter
+from components.counter.component import ClickGate, caller_of, click_arguments, get_arguments, latest_per_counter
 from components.db.database import Cursor
 
 
@@ -78,6 +81,11 @@ class TopicTests(unittest.SynchronousTestCase):
         self.assertEqual(topic_of("lobby-2"), "counter.changed.lobby-2")
 
 
+def call_details(**kwargs):
+    """The CallDetails a callee gets (``caller``, ``caller_authid`` as the router disclosed them)."""
+    return CallDetails(Registration(None, 1, "counter.click", None), **kwargs)
+
+
 class ClickGateTests(unittest.SynchronousTestCase):
 
     def setUp(self):
@@ -96,11 +104,55 @@ class ClickGateTests(unittest.SynchronousTestCase):
         self.clock.advance(0.5)
         self.assertEqual(self.gate.admit([2], {}, "s1"), (2, "default"))
 
-    def test_sessions_are_independent(self):
-        """One session at its limit does not limit another."""
+    def test_callers_are_independent(self):
+        """One caller at its limit does not limit another."""
         for _ in range(3):
             self.gate.admit([], {}, "s1")
         self.assertEqual(self.gate.admit([], {}, "s2"), (1, "default"))
+
+    def test_sessions_of_one_user_share_the_budget(self):
+        """Every session of one authid spends the same click budget; another user still has its own."""
+        sessions = [call_details(caller=index, caller_authid="mallory") for index in range(5)]
+        for details in sessions[:3]:
+            self.gate.admit([], {}, caller_of(details))
+        for details in sessions:
+            with self.assertRaises(ApplicationError) as caught:
+                self.gate.admit([], {}, caller_of(details))
+            self.assertEqual(caught.exception.error, errors.RATE_LIMITED)
+            self.assertIn("too many clicks from this user", caught.exception.args[0])
+        self.assertEqual(self.gate.admit([], {}, caller_of(call_details(caller=9, caller_authid="bob"))),
+                         (1, "default"))
+
+    def test_caller_key(self):
+        """The key is the authid when the router discloses one, else the session id (never both mixed up)."""
+        self.assertEqual(caller_of(call_details(caller=7, caller_authid="ann")), ("authid", "ann"))
+        self.assertEqual(caller_of(call_details(caller=7)), ("session", 7))
+        self.assertNotEqual(caller_of(call_details(caller_authid="7")), caller_of(call_details(caller=7)))
+
+    def test_new_counters_have_their_own_per_user_budget(self):
+        """New counters: new_burst at once, then new_rate per second, rate_limited with retry_after in between."""
+        gate = ClickGate(max_per_call=100, rate=1000.0, burst=1000, clock=self.clock.seconds,
+                         new_rate=0.5, new_burst=2)
+        gate.admit_new_name("ann")
+        gate.admit_new_name("ann")
+        with self.assertRaises(ApplicationError) as caught:
+            gate.admit_new_name("ann")
+        self.assertEqual(caught.exception.error, errors.RATE_LIMITED)
+        self.assertEqual(caught.exception.kwargs["retry_after"], 2.0)
+        self.assertIn("too many new counters from this user; retry in 2.000 s", caught.exception.args[0])
+        gate.admit_new_name("bob")  # another user is not limited by ann
+        gate.admit([], {}, "ann")  # clicks are a separate budget
+        self.clock.advance(2.0)
+        gate.admit_new_name("ann")
+
+    def test_default_new_counter_limits(self):
+        """By default a user may create 10 counters at once, then one per 10 s."""
+        gate = ClickGate(max_per_call=100, rate=1000.0, burst=1000, clock=self.clock.seconds)
+        for _ in range(10):
+            gate.admit_new_name("ann")
+        with self.assertRaises(ApplicationError) as caught:
+            gate.admit_new_name("ann")
+        self.assertEqual(caught.exception.kwargs["retry_after"], 10.0)
 
     def test_invalid_input_is_refused_without_spending_the_budget(self):
         """Bad input is invalid_argument, not rate_limited, and leaves the session's budget as it was."""
@@ -209,6 +261,28 @@ class CounterSqlTests(unittest.SynchronousTestCase):
         """A counter never clicked reads as 0 with seq 0 and creates no row."""
         self.assertEqual(store.read(self.cursor, "new", 5), {"name": "new", "value": 0, "seq": 0, "ts": 5})
         self.assertEqual(self.cursor.execute("SELECT COUNT(*) FROM hub_counter").fetchone(), (0,))
+
+    def test_cap_on_the_number_of_counters(self):
+        """Beyond max_names rows a click that would create one gets None and creates nothing; existing ones count on."""
+        store.add_clicks(self.cursor, [("a", 1), ("b", 1)], 1000, max_names=3)
+        states = store.add_clicks(self.cursor, [("d", 1), ("a", 2), ("c", 5), ("d", 1)], 2000, max_names=3)
+        # one row left: the new names get it in name order (c before d)
+        self.assertEqual(states, [None, {"name": "a", "value": 3, "seq": 2, "ts": 2000},
+                                  {"name": "c", "value": 5, "seq": 1, "ts": 2000}, None])
+        self.assertEqual(self.cursor.execute("SELECT COUNT(*) FROM hub_counter").fetchone(), (3,))
+        self.assertEqual(store.read(self.cursor, "d", 3000)["seq"], 0)
+        self.assertEqual(store.add_clicks(self.cursor, [("e", 1)], 3000, max_names=3), [None])
+        self.assertEqual(store.add_clicks(self.cursor, [("b", 4)], 3000, max_names=3)[0]["value"], 5)
+        # without a cap (the default) nothing is refused
+        self.assertEqual(store.add_clicks(self.cursor, [("e", 1)], 4000)[0]["value"], 1)
+
+    def test_exists(self):
+        """exists() tells a counter with a row from one never clicked, with no row created by asking."""
+        store.add_clicks(self.cursor, [("a", 1)], 1000)
+        self.assertTrue(store.exists(self.cursor, "a"))
+        self.assertFalse(store.exists(self.cursor, "b"))
+        self.assertEqual(store.existing(self.cursor, ["a", "b", "a"]), {"a"})
+        self.assertEqual(self.cursor.execute("SELECT COUNT(*) FROM hub_counter").fetchone(), (1,))
 
     def test_latest_per_counter(self):
         """Only the newest state of each counter of a batch is published."""

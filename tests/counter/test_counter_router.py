@@ -2,8 +2,9 @@
 The click counter through a real router on SQLite and PostgreSQL: exact
 counts under concurrent clicks (also with two component instances on one
 database), every acknowledged click kept across a hub crash, bad input
-refused without a change, the per-session rate limit, and a database that
-goes down and comes back.
+refused without a change, the per-user limits (clicks and new counters,
+shared by all sessions of a user), the cap on the number of counters, and a
+database that goes down and comes back.
 """
 
 import uuid
@@ -286,7 +287,7 @@ class CounterRateLimitTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_rate_limited_session(self):
-        """With the default limit (10/s, burst 20), 30 clicks at once from one session: the rest is rate_limited."""
+        """With the default limit (10/s, burst 20), 30 clicks at once from one user: the rest is rate_limited."""
         node = yield shared_node()
         client = yield connect(self, node)
         other = yield connect(self, node, sub="bob")
@@ -304,6 +305,133 @@ class CounterRateLimitTests(unittest.TestCase):
             self.assertIn("retry in", error.args[0])
         state = yield other.session.call("counter.get", name=name)
         self.assertEqual(state["value"], len(accepted))
-        # another session is not limited by this one
+        # another user is not limited by this one
         clicked = yield other.session.call("counter.click", name=name)
         self.assertEqual(clicked["value"], len(accepted) + 1)
+
+
+def fresh_user():
+    return "u-" + uuid.uuid4().hex[:12]
+
+
+@defer.inlineCallbacks
+def sessions_of(testcase, node, user, count=5):
+    """``count`` sessions of one user, each with its own connection."""
+    clients = yield defer.gatherResults([connect(testcase, node, sub=user) for _ in range(count)])
+    return [client.session for client in clients]
+
+
+@defer.inlineCallbacks
+def outcomes(calls):
+    """Fire with ``(answers, refusals)`` of the Deferreds ``calls``, all at once."""
+    results = yield defer.DeferredList(calls, consumeErrors=True)
+    return [value for ok, value in results if ok], [value.value for ok, value in results if not ok]
+
+
+class CounterPerUserLimitTests(unittest.TestCase):
+    """Defaults: 10 clicks/s (burst 20) and 0.1 new counters/s (burst 10) per user, whatever its sessions."""
+
+    timeout = 60
+
+    def assertRateLimited(self, refusals, what):
+        self.assertTrue(refusals)
+        for error in refusals:
+            self.assertEqual(error.error, errors.RATE_LIMITED, error.args)
+            self.assertGreater(error.kwargs["retry_after"], 0)
+            self.assertIn("too many {} from this user".format(what), error.args[0])
+
+    @defer.inlineCallbacks
+    def test_sessions_of_one_user_share_one_click_budget(self):
+        """5 sessions of one user clicking 10 times each at once get one user's burst (20), not five."""
+        node = yield shared_node()
+        sessions = yield sessions_of(self, node, fresh_user())
+        other = (yield connect(self, node, sub=fresh_user())).session
+        name = fresh_name()
+        yield other.call("counter.click", name=name)  # the counter exists: only the click budget counts below
+        accepted, refused = yield outcomes([session.call("counter.click", name=name)
+                                            for session in sessions for _ in range(10)])
+        # the burst, plus what the bucket refilled (10/s) while the calls were handled
+        self.assertGreaterEqual(len(accepted), 20)
+        self.assertLessEqual(len(accepted), 25)
+        self.assertRateLimited(refused, "clicks")
+        # another user is not limited by this one
+        clicked = yield other.call("counter.click", name=name)
+        self.assertEqual(clicked["value"], len(accepted) + 2)
+
+    @defer.inlineCallbacks
+    def test_new_counters_beyond_the_per_user_rate_are_refused(self):
+        """15 new counters at once from 5 sessions of one user: 10 are created, the rest rate_limited and not created."""
+        node = yield shared_node()
+        sessions = yield sessions_of(self, node, fresh_user())
+        names = [fresh_name() for _ in range(15)]
+        calls = [sessions[index % 5].call("counter.click", name=name) for index, name in enumerate(names)]
+        accepted, refused = yield outcomes(calls)
+        # the burst of 10, and at most one more refilled (0.1/s) while the calls were handled
+        self.assertIn(len(accepted), (10, 11))
+        self.assertRateLimited(refused, "new counters")
+        created = {state["name"] for state in accepted}
+        for name in set(names) - created:
+            state = yield sessions[0].call("counter.get", name=name)
+            self.assertEqual((state["value"], state["seq"]), (0, 0), "a refused counter was created")
+        # counters that exist are clicked on as usual
+        again = yield sessions[1].call("counter.click", name=sorted(created)[0])
+        self.assertEqual(again["value"], 2)
+        # and another user still creates its own
+        other = (yield connect(self, node, sub=fresh_user())).session
+        state = yield other.call("counter.click", name=fresh_name())
+        self.assertEqual(state["value"], 1)
+
+    @defer.inlineCallbacks
+    def test_a_burst_on_one_new_counter_spends_one_new_counter(self):
+        """10 clicks at once on one new counter spend one new counter: 9 more are allowed, the 10th is refused."""
+        node = yield shared_node()
+        sessions = yield sessions_of(self, node, fresh_user())
+        name = fresh_name()
+        accepted, refused = yield outcomes([session.call("counter.click", name=name)
+                                            for session in sessions for _ in range(2)])
+        self.assertEqual((len(accepted), refused), (10, []))
+        self.assertEqual(max(state["value"] for state in accepted), 10)
+        for index in range(9):
+            yield sessions[index % 5].call("counter.click", name=fresh_name())
+        with self.assertRaises(ApplicationError) as caught:
+            yield sessions[0].call("counter.click", name=fresh_name())
+        self.assertRateLimited([caught.exception], "new counters")
+
+
+class CounterCapTests(unittest.TestCase):
+    timeout = 60
+
+    def test_total_cap_on_sqlite(self):
+        """SQLite, COUNTER_MAX_NAMES=10: of 40 new counters by 20 users at once exactly 10 exist, the rest refused."""
+        return self.assert_cap({})
+
+    def test_total_cap_on_postgres_with_two_instances(self):
+        """PostgreSQL, two counter instances, COUNTER_MAX_NAMES=10: of 40 new counters at once exactly 10 exist."""
+        return self.assert_cap({"DATABASE_URL": postgres_url(self)}, instances=2)
+
+    @defer.inlineCallbacks
+    def assert_cap(self, env, instances=1, users=20, per_user=2, cap=10):
+        def transform(config):
+            config = only_auth_and_counter(config)
+            return second_instance(config) if instances == 2 else config
+        node = yield private_node(self, env=dict(env, COUNTER_MAX_NAMES=str(cap)), transform=transform)
+        yield eventually(lambda: node.log_text().count("counter ready on") == instances, timeout=20,
+                         message="the counter instances did not start")
+        clients = yield defer.gatherResults([connect(self, node, sub=fresh_user()) for _ in range(users)])
+        sessions = [client.session for client in clients]
+        names = [fresh_name() for _ in range(users * per_user)]
+        accepted, refused = yield outcomes([sessions[index % users].call("counter.click", name=name)
+                                            for index, name in enumerate(names)])
+        self.assertEqual((len(accepted), len(refused)), (cap, len(names) - cap))
+        for error in refused:
+            self.assertEqual((error.error, error.kwargs.get("field")), (errors.INVALID_ARGUMENT, "name"))
+            self.assertIn("maximum of {} counters".format(cap), error.args[0])
+        for name in set(names) - {state["name"] for state in accepted}:
+            state = yield sessions[0].call("counter.get", name=name)
+            self.assertEqual(state["seq"], 0, "a refused counter was created")
+        # existing counters go on counting, for anyone
+        state = yield sessions[-1].call("counter.click", name=accepted[0]["name"])
+        self.assertEqual(state["value"], 2)
+        with self.assertRaises(ApplicationError) as caught:
+            yield sessions[-1].call("counter.click", name="default")
+        self.assertEqual(caught.exception.error, errors.INVALID_ARGUMENT)

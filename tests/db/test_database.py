@@ -1,9 +1,16 @@
 """
 The storage module on real SQLite and real PostgreSQL: transactions,
 placeholders, versioned idempotent migrations, concurrent migrators, the
-Django-compatible user directory, and a clear error when the database is
-unreachable.
+Django-compatible user directory, a clear error when the database is
+unreachable, and private SQLite files (0600, with their -wal and -shm).
 """
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -119,6 +126,108 @@ class StorageMixin:
 
 class SQLiteStorageTests(StorageMixin, unittest.TestCase):
     url = staticmethod(sqlite_url)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+class SQLiteFileModeTests(unittest.TestCase):
+    """SQLite files hold password hashes, sessions and wrapped keys: nobody but the owner may read them."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.directory = tempfile.mkdtemp(prefix="hub-db-modes-")
+        self.old_umask = os.umask(0o022)  # the usual umask, which gives SQLite's own files 0644
+        self.addCleanup(os.umask, self.old_umask)
+
+    @defer.inlineCallbacks
+    def test_new_database_and_its_wal_files_are_private(self):
+        """A new database file is created 0600 and SQLite's -wal and -shm files follow it."""
+        path = os.path.join(self.directory, "fresh.db")
+        db = Database("sqlite:///" + path)
+        self.addCleanup(db.close)
+        self.assertEqual(_mode(path), 0o600)
+        yield db.execute("CREATE TABLE secret (value TEXT)")
+        yield db.execute("INSERT INTO secret VALUES (?)", ("hash",))
+        for name in ("fresh.db", "fresh.db-wal", "fresh.db-shm"):
+            self.assertEqual(_mode(os.path.join(self.directory, name)), 0o600, name)
+
+    @defer.inlineCallbacks
+    def test_existing_database_is_kept(self):
+        """An existing database keeps its data and mode (the operator's choice), with a warning when it is open."""
+        path = os.path.join(self.directory, "old.db")
+        first = Database("sqlite:///" + path)
+        yield first.execute("CREATE TABLE kept (value TEXT)")
+        yield first.execute("INSERT INTO kept VALUES ('x')")
+        first.close()
+        os.chmod(path, 0o644)
+        warnings = []
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        def observer(event):
+            if event.get("log_level") == LogLevel.warn:
+                warnings.append(event)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        second = Database("sqlite:///" + path)
+        self.addCleanup(second.close)
+        rows = yield second.query("SELECT value FROM kept")
+        self.assertEqual([tuple(row) for row in rows], [("x",)])
+        self.assertEqual(_mode(path), 0o644)
+        self.assertTrue(any(event.get("path") == path for event in warnings), warnings)
+
+    def test_uncreatable_file_is_a_config_error(self):
+        """A database file that cannot be created is a StorageConfigError naming it, not a later failure."""
+        path = os.path.join(self.directory, "x" * 300 + ".db")  # longer than a file name may be
+        error = self.assertRaises(StorageConfigError, Database, "sqlite:///" + path)
+        self.assertIn(path, str(error))
+
+    @defer.inlineCallbacks
+    def test_second_handle_leaves_the_first_ones_locks(self):
+        """
+        Opening a second handle on a database this process already uses keeps the first handle's locks:
+        another process that writes and closes (the last connection, as it believes, checkpoints and
+        removes the WAL) does not make the first handle's later commits vanish for everyone else.
+        """
+        path = os.path.join(self.directory, "shared.db")
+        first = Database("sqlite:///" + path)
+        self.addCleanup(first.close)
+        yield first.execute("CREATE TABLE item (value TEXT)")
+        yield first.execute("INSERT INTO item VALUES ('one')")
+        second = Database("sqlite:///" + path)
+        self.addCleanup(second.close)
+        self.assertEqual(self.elsewhere(path, "INSERT INTO item VALUES ('two')"), [])
+        yield first.execute("INSERT INTO item VALUES ('three')")
+        self.assertEqual(self.elsewhere(path, "SELECT value FROM item ORDER BY rowid"),
+                         [["one"], ["two"], ["three"]])
+
+    def elsewhere(self, path, sql):
+        """Run ``sql`` in another process with its own connection, closed at the end; its rows."""
+        code = ("import json, sqlite3, sys; connection = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                "rows = connection.execute(sys.argv[2]).fetchall(); connection.close(); print(json.dumps(rows))")
+        result = subprocess.run([sys.executable, "-c", code, path, sql], capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)
+
+
+class NodeFileModeTests(unittest.TestCase):
+    """The SQLite files a freshly started dev node creates."""
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_fresh_node_files_are_private(self):
+        """After a fresh start master.db and client.db, with their -wal and -shm files, are mode 0600."""
+        from tests.support.node import RouterNode
+        node = RouterNode(name="modes")
+        self.addCleanup(node.cleanup)
+        yield node.start()
+        names = sorted(name for name in os.listdir(node.directory) if ".db" in name)
+        self.assertTrue({"master.db", "client.db", "master.db-wal", "client.db-wal"} <= set(names), names)
+        for name in names:
+            self.assertEqual(_mode(os.path.join(node.directory, name)), 0o600, name)
 
 
 class PostgreSQLStorageTests(StorageMixin, unittest.TestCase):

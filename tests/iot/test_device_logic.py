@@ -1,27 +1,29 @@
 """
-The device bridge's parts without a router: the signature, the replay
-guard, where the key and secret come from, and the answers of a disabled or
-not yet joined bridge.
+The device bridge's parts without a router: the signature, the body check,
+where the key and secret come from, the CORS and TLS settings, and the
+answers of a disabled or not yet joined bridge. (The replay memory is in
+test_device_replays.py: it needs a database.)
 """
 
 import base64
 import hashlib
 import hmac
+import io
 import os
 import stat
 import tempfile
 
-from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from components.iot import device, signing
-from components.iot.bridge import DevicePublishResource, ReplayGuard, device_credentials
+from components.core import errors
+from components.iot import DEVICE_PREFIX, DEVICE_TOPIC, device, signing
+from components.iot.bridge import DevicePublishResource, cors_origins, device_credentials, device_reading
 from components.core.settings import Settings, SettingsError
 
 
 class SignatureTests(SynchronousTestCase):
-    """device.sign follows Crossbar's scheme: base64url(HMAC-SHA256(secret, key|timestamp|seq|nonce|body))."""
+    """device.sign follows Crossbar's scheme: base64url(HMAC-SHA256(secret, key + timestamp + seq + nonce + body))."""
 
     def test_signature(self):
         """The signature is the HMAC of the concatenated fields, base64url with padding."""
@@ -45,21 +47,6 @@ class SignatureTests(SynchronousTestCase):
         self.assertTrue(head.startswith(
             b"POST /publish?key=k&timestamp=2023-11-14T22:13:20.000Z&seq=1&nonce=2&signature="))
         self.assertTrue(head.split(b" ")[1].endswith(b"%3D"))
-
-
-class ReplayGuardTests(SynchronousTestCase):
-    """ReplayGuard accepts a signature once within its window."""
-
-    def test_once_per_window(self):
-        """A repeat inside the window is seen; after the window it is forgotten."""
-        clock = task.Clock()
-        guard = ReplayGuard(10, clock=clock.seconds)
-        self.assertFalse(guard.seen(b"a"))
-        self.assertTrue(guard.seen(b"a"))
-        self.assertFalse(guard.seen(b"b"))
-        clock.advance(10)
-        self.assertFalse(guard.seen(b"a"))
-        self.assertEqual(list(guard.expiry), [b"a"])
 
 
 class CredentialTests(SynchronousTestCase):
@@ -101,14 +88,15 @@ class UnavailableBridgeTests(SynchronousTestCase):
     def test_half_configured(self):
         """Only DEVICE_KEY set: every post gets 503 naming the problem."""
         resource = DevicePublishResource(Settings({"DEVICE_KEY": "k", "node_dir": tempfile.mkdtemp()}, {}),
-                                         session_source=lambda: self.fail("no session expected"))
+                                         session_source=lambda: self.fail("no session expected"), database=None)
         code, body = self.render(resource)
         self.assertEqual(code, 503)
         self.assertIn(b"DEVICE_SECRET", body)
 
     def test_no_session_yet(self):
         """Before the bridge session has joined, posts get 503."""
-        resource = DevicePublishResource(Settings({"node_dir": tempfile.mkdtemp()}, {}), session_source=lambda: None)
+        resource = DevicePublishResource(Settings({"node_dir": tempfile.mkdtemp()}, {}), session_source=lambda: None,
+                                         database=None)
         code, body = self.render(resource)
         self.assertEqual(code, 503)
         self.assertIn(b"reactive.error.unavailable", body)
@@ -120,3 +108,138 @@ class DechunkTests(SynchronousTestCase):
     def test_chunks(self):
         """Two chunks and the final zero chunk give the joined body."""
         self.assertEqual(device.dechunk(b"3\r\n{\"a\r\n5\r\n\":1}\n\r\n0\r\n\r\n"), b'{"a":1}\n')
+
+
+class ReadingShapeTests(SynchronousTestCase):
+    """device_reading accepts exactly the sketch's body and refuses everything else with a clear error."""
+
+    def reading(self, value=42, device_name="nodemcu-1", topic=DEVICE_TOPIC):
+        return {"topic": topic, "args": [{"device": device_name, "value": value}]}
+
+    def refused(self, event):
+        with self.assertRaises(errors.HubError) as raised:
+            device_reading(event)
+        return raised.exception.uri
+
+    def test_sketch_body(self):
+        """The simulator's (and the sketch's) body gives topic, device and value."""
+        import json
+        event = json.loads(device.body("nodemcu-1", 42))
+        self.assertEqual(device_reading(event), (DEVICE_TOPIC, "nodemcu-1", 42))
+        for value in (None, True, -7, 2.5, "42", "x" * 256, 2 ** 53 - 1):
+            self.assertEqual(device_reading(self.reading(value))[2], value)
+        self.assertEqual(device_reading(self.reading(topic=DEVICE_PREFIX + "garden.temperature"))[0],
+                         "iot.device.garden.temperature")
+
+    def test_bad_topics(self):
+        """A topic that is no WAMP URI (iot., iot..x, blanks, #) is invalid_argument, whatever its prefix."""
+        for topic in ("iot.", "iot..x", "iot.device.", "iot.device..x", ".iot.device.x", "iot.device.a b",
+                      "iot.device.a#b", "iot.device.x\n", "", "iot.device." + "x" * 250, 7, None, ["iot.device.x"]):
+            self.assertEqual(self.refused(self.reading(topic=topic)), errors.INVALID_ARGUMENT, topic)
+
+    def test_component_topics_not_authorized(self):
+        """Valid URIs outside iot.device. (the components' topics, others) are not_authorized."""
+        for topic in ("iot.serial.reader", "iot.odata.value", "iot.serial.get", "iot.devicex", "time.tic",
+                      "counter.changed", "iot"):
+            self.assertEqual(self.refused(self.reading(topic=topic)), errors.NOT_AUTHORIZED, topic)
+
+    def test_bad_shapes(self):
+        """Other keys (a client seq, ts, kwargs, options), other args, names and values are invalid_argument."""
+        forged_seq = self.reading()
+        forged_seq["args"][0]["seq"] = 9007199254740991
+        with_options = dict(self.reading(), options={"eligible": [1]})
+        with_kwargs = dict(self.reading(), kwargs={"seq": 1})
+        bad = [forged_seq, with_options, with_kwargs, {"topic": DEVICE_TOPIC}, {"args": []}, [], "x",
+               {"topic": DEVICE_TOPIC, "args": []},
+               {"topic": DEVICE_TOPIC, "args": [{"device": "a", "value": 1}, {"device": "b", "value": 2}]},
+               {"topic": DEVICE_TOPIC, "args": [{"value": 1}]},
+               {"topic": DEVICE_TOPIC, "args": [42]},
+               {"topic": DEVICE_TOPIC, "args": {"device": "a", "value": 1}}]
+        bad += [self.reading(value) for value in ([1], {"v": 1}, "x" * 257, 2 ** 53, float("nan"), float("inf"))]
+        bad += [self.reading(device_name=name) for name in ("", "a b", 'a"b', "a\n", "x" * 65, 7, None)]
+        for event in bad:
+            self.assertEqual(self.refused(event), errors.INVALID_ARGUMENT, event)
+
+
+class DeviceRoleConfigTests(SynchronousTestCase):
+    """The router's device role may publish under DEVICE_PREFIX and nothing else, in every node config."""
+
+    def test_device_role(self):
+        """config.json, master.json and client.json give role device one permission: publish iot.device.*."""
+        import json
+        from tests.support.node import REPO
+        for name in ("config.json", "master.json", "client.json"):
+            with open(os.path.join(REPO, ".crossbar", name)) as handle:
+                config = json.load(handle)
+            roles = [role for worker in config["workers"] for realm in worker.get("realms", [])
+                     for role in realm["roles"] if role["name"] == "device"]
+            self.assertEqual(len(roles), 1, name)
+            granted = [(item["uri"], item["match"], item["allow"]) for item in roles[0]["permissions"]]
+            self.assertEqual(granted, [(DEVICE_PREFIX, "prefix", {"call": False, "register": False,
+                                                                  "publish": True, "subscribe": False})], name)
+
+
+class SecureRequest(DummyRequest):
+    """A DummyRequest that knows whether it came over TLS."""
+
+    def __init__(self, secure=False, method=b"POST", origin=None):
+        DummyRequest.__init__(self, [b""])
+        self.method = method
+        self.path = b"/publish"
+        self.content = io.BytesIO(b"{}")
+        self.secure = secure
+        if origin is not None:
+            self.requestHeaders.setRawHeaders(b"origin", [origin])
+
+    def isSecure(self):
+        return self.secure
+
+
+class HeaderTests(SynchronousTestCase):
+    """CORS headers only for configured origins; DEVICE_REQUIRE_TLS honours a TLS proxy (PUBLIC_URL)."""
+
+    def resource(self, **settings):
+        settings.setdefault("node_dir", tempfile.mkdtemp())
+        return DevicePublishResource(Settings(settings, {}), session_source=lambda: object(), database=None)
+
+    def cors_headers(self, resource, method=b"OPTIONS", origin=b"https://evil.example"):
+        request = SecureRequest(method=method, origin=origin)
+        resource.render(request)
+        return {name.lower(): values for name, values in request.responseHeaders.getAllRawHeaders()
+                if name.lower().startswith(b"access-control-")}
+
+    def test_no_cors_by_default(self):
+        """Unset DEVICE_CORS_ORIGINS: neither a preflight nor a post gets any Access-Control header."""
+        resource = self.resource()
+        self.assertEqual(self.cors_headers(resource), {})
+        self.assertEqual(self.cors_headers(resource, method=b"POST"), {})
+
+    def test_configured_origin_only(self):
+        """A listed origin is echoed (never with credentials); any other origin gets nothing."""
+        resource = self.resource(DEVICE_CORS_ORIGINS="https://app.example.org, http://localhost:3000")
+        allowed = self.cors_headers(resource, origin=b"https://app.example.org")
+        self.assertEqual(allowed[b"access-control-allow-origin"], [b"https://app.example.org"])
+        self.assertNotIn(b"access-control-allow-credentials", allowed)
+        self.assertEqual(self.cors_headers(resource, origin=b"https://evil.example"), {})
+        self.assertEqual(self.cors_headers(resource, origin=None), {})
+
+    def test_cors_origins_setting(self):
+        """Origins are scheme://host[:port] or *; a path or a bare host is a SettingsError (bridge disabled)."""
+        self.assertEqual(cors_origins(Settings({"DEVICE_CORS_ORIGINS": "*"}, {})), frozenset([b"*"]))
+        self.assertEqual(cors_origins(Settings({}, {})), frozenset())
+        for bad in ("app.example.org", "https://app.example.org/", "https://a.example/x", "ftp://a.example",
+                    "https://b\u00fccher.example"):
+            self.assertRaises(SettingsError, cors_origins, Settings({"DEVICE_CORS_ORIGINS": bad}, {}))
+        self.assertIn("DEVICE_CORS_ORIGINS", self.resource(DEVICE_CORS_ORIGINS="nope").disabled)
+
+    def test_require_tls(self):
+        """DEVICE_REQUIRE_TLS refuses plain HTTP, unless PUBLIC_URL is https:// (TLS ends at a proxy)."""
+        plain = self.resource(DEVICE_REQUIRE_TLS="on")
+        refusal = plain._refusal(SecureRequest(secure=False))
+        self.assertEqual(refusal.uri, errors.INVALID_ARGUMENT)
+        self.assertIsNone(plain._refusal(SecureRequest(secure=True)))
+        proxied = self.resource(DEVICE_REQUIRE_TLS="on", PUBLIC_URL="https://hub.example.org")
+        self.assertIsNone(proxied._refusal(SecureRequest(secure=False)))
+        not_tls = self.resource(DEVICE_REQUIRE_TLS="on", PUBLIC_URL="http://hub.example.org")
+        self.assertIsNotNone(not_tls._refusal(SecureRequest(secure=False)))
+        self.assertIsNone(self.resource()._refusal(SecureRequest(secure=False)))

@@ -1,12 +1,18 @@
 """
 Devices publishing through the HTTP bridge at /publish of a real router:
-the device simulator's signed posts reach WAMP subscribers; unsigned, wrongly
-signed, expired, replayed and non-iot posts are refused and publish nothing.
+the device simulator's signed posts reach WAMP subscribers as the hub's state
+dicts (its seq, never the device's); unsigned, wrongly signed, expired,
+replayed, malformed and non-device posts are refused and publish nothing;
+devices (HTTP or a device token over WAMP) cannot publish the components'
+topics; a replay is refused across nodes sharing the client database; no
+CORS headers unless configured; the README's curl example works.
 """
 
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 from urllib.parse import urlsplit
 
@@ -16,13 +22,21 @@ from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer, threads, utils
 from twisted.trial import unittest
 
-from components.iot import device
+from components.iot import ODATA_TOPIC, SERIAL_TOPIC, device
 from tests.support.clients import connect, eventually
-from tests.support.node import REPO, shared_node
+from tests.support.databases import postgres_url
+from tests.support.node import REPO, RouterNode, shared_node
 
 KEY = "test-device"
 SECRET = "device-secret-" + "y" * 24
 ENV = {"DEVICE_KEY": KEY, "DEVICE_SECRET": SECRET}
+# what froze every dashboard on main: a reading no device made, with a seq no genuine reading can beat
+FORGED = {"value": "FORGED", "seq": 9007199254740991, "ts": 1}
+
+
+def readings(events):
+    """``(device, value)`` of each event (the rest is the hub's seq and ts)."""
+    return [(event["device"], event["value"]) for event in events]
 
 
 def run_cli(*args, env=None):
@@ -62,8 +76,9 @@ class DeviceBridgeTests(unittest.TestCase):
                                        "--device", "sim-1", env=ENV)
         self.assertEqual(code, 0, err.decode())
         yield eventually(lambda: len(self.events) >= 2, message="device readings not delivered")
-        self.assertEqual(self.events[-2:],
-                         [{"device": "sim-1", "value": 42}, {"device": "sim-1", "value": 43}])
+        self.assertEqual(readings(self.events[-2:]), [("sim-1", 42), ("sim-1", 43)])
+        self.assertEqual(set(self.events[-1]), {"device", "value", "seq", "ts"})
+        self.assertLess(self.events[-2]["seq"], self.events[-1]["seq"])
 
     @defer.inlineCallbacks
     def test_refused_posts_publish_nothing(self):
@@ -85,7 +100,7 @@ class DeviceBridgeTests(unittest.TestCase):
         status, _ = yield self.post(value=77)  # a good post after the refused ones: only it is delivered
         self.assertEqual(status, 200)
         yield eventually(lambda: self.events, message="good post not delivered")
-        self.assertEqual(self.events, [{"device": "test-rig", "value": 77}])
+        self.assertEqual(readings(self.events), [("test-rig", 77)])
 
     @defer.inlineCallbacks
     def test_replayed_request_refused(self):
@@ -97,19 +112,104 @@ class DeviceBridgeTests(unittest.TestCase):
         self.assertEqual((first, second), (200, 401))
         self.assertIn("reactive.error.device.replayed", text)
         yield eventually(lambda: self.events, message="first post not delivered")
-        self.assertEqual(self.events, [{"device": "replay-rig", "value": 9}])
+        self.assertEqual(readings(self.events), [("replay-rig", 9)])
 
     @defer.inlineCallbacks
-    def test_device_role_publishes_iot_only(self):
-        """A WAMP session with a device token may publish iot.* but not other topics."""
+    def test_device_role_publishes_device_topics_only(self):
+        """
+        A WAMP session with a device token may publish iot.device.* but not
+        the components' topics (iot.serial.reader, iot.odata.value: the
+        forged huge seq that froze every dashboard) nor other topics.
+        """
+        watcher = (yield connect(self, self.node)).session
+        forged_seen = []
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC):
+            yield watcher.subscribe(forged_seen.append, topic)
         session = (yield connect(self, self.node, sub="nodemcu-9", role="device")).session
         acknowledged = PublishOptions(acknowledge=True)
+        refused = {}
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC, "iot.sensor.value", "time.tic"):
+            with self.assertRaises(ApplicationError) as raised:
+                yield session.publish(topic, dict(FORGED), options=acknowledged)
+            refused[topic] = raised.exception.error
+        self.assertEqual(set(refused.values()), {ApplicationError.NOT_AUTHORIZED}, refused)
         yield session.publish(device.TOPIC, {"device": "wamp", "value": 3}, options=acknowledged)
-        with self.assertRaises(ApplicationError) as raised:
-            yield session.publish("time.tic", {"value": "x"}, options=acknowledged)
-        self.assertEqual(raised.exception.error, ApplicationError.NOT_AUTHORIZED)
         yield eventually(lambda: self.events, message="device WAMP publish not delivered")
         self.assertEqual(self.events, [{"device": "wamp", "value": 3}])
+        self.assertEqual(forged_seen, [])
+
+    @defer.inlineCallbacks
+    def test_forged_component_topics_refused(self):
+        """Signed posts on iot.serial.reader / iot.odata.value with a huge seq get 403 and reach nobody."""
+        watcher = (yield connect(self, self.node)).session
+        forged_seen = []
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC):
+            yield watcher.subscribe(forged_seen.append, topic)
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC):
+            status, text = yield self.post(payload=json.dumps({"topic": topic, "args": [FORGED]}).encode())
+            self.assertEqual(status, 403, text)
+            self.assertIn("reactive.error.not_authorized", text)
+        status, _ = yield self.post(value=5)  # delivered after the refused ones
+        self.assertEqual(status, 200)
+        yield eventually(lambda: self.events, message="good post not delivered")
+        self.assertEqual(forged_seen, [])
+
+    @defer.inlineCallbacks
+    def test_hub_sets_seq(self):
+        """
+        The event's seq and ts are the hub's: a huge signed query seq changes
+        nothing, a body carrying its own seq is refused (400), and the next
+        reading has a higher seq, as the 200 answer says.
+        """
+        before_ms = int(time.time() * 1000)
+        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", KEY, SECRET, device.timestamp(),
+                                   9007199254740991, 4242, device.body("seq-rig", 1))
+        status, text = yield self.send(raw)
+        self.assertEqual(status, 200, text)
+        forged = json.loads(device.body("seq-rig", 2))
+        forged["args"][0]["seq"] = 9007199254740991
+        status, text = yield self.post(payload=json.dumps(forged).encode())
+        self.assertEqual(status, 400, text)
+        self.assertIn("reactive.error.invalid_argument", text)
+        status, text = yield self.post(device.body("seq-rig", 3))
+        self.assertEqual(status, 200, text)
+        yield eventually(lambda: len(self.events) >= 2, message="readings not delivered")
+        self.assertEqual(readings(self.events), [("seq-rig", 1), ("seq-rig", 3)])
+        first, second = self.events
+        self.assertLess(first["seq"], second["seq"])
+        self.assertEqual(second["seq"], json.loads(text)["seq"])
+        after_ms = int(time.time() * 1000)
+        for event in self.events:
+            self.assertTrue(before_ms <= event["ts"] <= after_ms, event)
+            self.assertTrue(before_ms <= event["seq"] < after_ms + 1000, event)
+
+    @defer.inlineCallbacks
+    def test_bad_topics_invalid_argument(self):
+        """Topics that are no WAMP URI (iot., iot..x, iot.device.) get 400 invalid_argument, never 500."""
+        for topic in ("iot.", "iot..x", "iot.device.", "iot.device..x"):
+            payload = json.dumps({"topic": topic, "args": [{"device": "bad", "value": 1}]}).encode()
+            status, text = yield self.post(payload=payload)
+            self.assertEqual((status, json.loads(text)["error"]), (400, "reactive.error.invalid_argument"), topic)
+        status, _ = yield self.post(value=6)
+        self.assertEqual(status, 200)
+        yield eventually(lambda: self.events, message="good post not delivered")
+        self.assertEqual(readings(self.events), [("test-rig", 6)])
+
+    @defer.inlineCallbacks
+    def test_no_cors_headers_by_default(self):
+        """Without DEVICE_CORS_ORIGINS neither a preflight nor a post from a page's origin gets CORS headers."""
+        origin = {"Origin": ["https://evil.example"], "Access-Control-Request-Method": ["POST"]}
+        answers = []
+        for method in ("OPTIONS", "POST"):
+            response = yield treq.request(method, self.url, data=device.body("x", 1),
+                                          headers=dict(origin, **{"Content-Type": ["application/json"]}),
+                                          persistent=False)
+            yield response.content()
+            answers.append(response)
+        for response in answers:
+            cors = [name for name, _ in response.headers.getAllRawHeaders()
+                    if name.lower().startswith(b"access-control-")]
+            self.assertEqual(cors, [], response.request.method)
 
 
 class DevCredentialTests(unittest.TestCase):
@@ -124,3 +224,67 @@ class DevCredentialTests(unittest.TestCase):
                                        "--value", "5")
         self.assertEqual(code, 0, out.decode() + err.decode())
         self.assertIn(b"5 200", out)
+
+
+def readme_curl_example():
+    """The README's shell block that signs with openssl and posts with curl, as written there."""
+    with open(os.path.join(REPO, "README.md")) as handle:
+        blocks = re.findall(r"```sh\n(.*?)```", handle.read(), re.S)
+    found = [block for block in blocks if "openssl dgst" in block and "curl " in block]
+    assert len(found) == 1, "README has {} curl + openssl blocks".format(len(found))
+    return found[0]
+
+
+class ReadmeCurlExampleTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_curl_example(self):
+        """The README's curl + openssl example, run by bash in a directory whose .crossbar is the node's: 200."""
+        node = yield shared_node()  # dev credentials in <node dir>/secrets
+        client = yield connect(self, node)
+        events = []
+        yield client.session.subscribe(events.append, device.TOPIC)
+        workdir = tempfile.mkdtemp(prefix="hub-curl-")
+        os.symlink(node.directory, os.path.join(workdir, ".crossbar"))
+        out, err, code = yield utils.getProcessOutputAndValue(
+            "/bin/bash", ("-c", readme_curl_example()), env=dict(os.environ, HUB=node.http), path=workdir)
+        self.assertEqual(code, 0, err.decode())
+        self.assertTrue(out.decode().rstrip().endswith(" 200"), out.decode() + err.decode())
+        yield eventually(lambda: events, message="the curl post was not delivered")
+        self.assertEqual(readings(events), [("curl-1", 42)])
+
+
+class SharedReplayMemoryTests(unittest.TestCase):
+    """Two nodes on one PostgreSQL client database refuse each other's replays."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_replay_refused_on_other_node(self):
+        """A signed request accepted by one node is refused (401 replayed) by the other, in both directions."""
+        env = dict(ENV, DATABASE_URL=postgres_url(self))
+        nodes = [RouterNode(env=env, name="replay-{}".format(index)) for index in range(2)]
+        for node in nodes:
+            self.addCleanup(node.cleanup)
+        yield defer.gatherResults([node.start() for node in nodes])
+        events = []
+        for node in nodes:
+            client = yield connect(self, node)
+            yield client.session.subscribe(events.append, device.TOPIC)
+
+        def send(node, raw):
+            return threads.deferToThread(device.send, node.http + "/publish", raw)
+
+        answers = []
+        for first, second, value in ((nodes[0], nodes[1], 1), (nodes[1], nodes[0], 2)):
+            raw = device.request_bytes("127.0.0.1", "/publish", KEY, SECRET, device.timestamp(), value,
+                                       1000 + value, device.body("shared-rig", value))
+            accepted, _ = yield send(first, raw)
+            replayed, text = yield send(second, raw)
+            again, _ = yield send(first, raw)
+            answers.append((accepted, replayed, again))
+            self.assertIn("reactive.error.device.replayed", text)
+        self.assertEqual(answers, [(200, 401, 401), (200, 401, 401)])
+        yield eventually(lambda: len(events) >= 2, message="accepted posts not delivered")
+        self.assertEqual(sorted(readings(events)), [("shared-rig", 1), ("shared-rig", 2)])

@@ -1,10 +1,10 @@
-from components.core.settings import Settings
 """
 What can be checked of the container deployment without Docker or a
 cluster: docker-compose.yml, the nginx balancer config and the Kubernetes
 manifests parse and hold together (probes, resources, drain, disruption
-budgets, selectors, secret references), `kubectl kustomize` renders them,
-and the commands the image runs work as plain processes.
+budgets, selectors, secret references, the shared key-encryption key, the
+public origin), `kubectl kustomize` renders them, and the commands the image
+runs work as plain processes.
 """
 
 import glob
@@ -16,15 +16,18 @@ import stat
 import subprocess
 import sys
 import tempfile
+from urllib.parse import urlsplit
 
 import yaml
 from twisted.trial import unittest
+
+from components.core.settings import Settings
 
 from tests.support.node import CROSSBAR, REPO
 
 K8S = os.path.join(REPO, "deploy", "k8s")
 COMPOSE = os.path.join(REPO, "docker-compose.yml")
-SECRETS = {"hub-jwt", "hub-node-key", "hub-db", "hub-aws", "hub-device", "hub-tls"}
+SECRETS = {"hub-jwt", "hub-node-key", "hub-e2e", "hub-db", "hub-aws", "hub-device", "hub-tls"}
 WORKLOADS = ("Deployment", "StatefulSet")
 
 
@@ -49,6 +52,23 @@ def _containers(workload):
 
 def _matches(selector, labels):
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _env(container):
+    """A container's ``env`` as {name: value or ("secret", name, key)}."""
+    values = {}
+    for variable in container.get("env", []):
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        values[variable["name"]] = ("secret", ref["name"], ref["key"]) if ref else variable.get("value")
+    return values
+
+
+def _secret_mounts(workload, container):
+    """{mountPath: secretName} of a container's secret volumes."""
+    secrets = {volume["name"]: volume["secret"]["secretName"]
+               for volume in workload["spec"]["template"]["spec"].get("volumes", []) if "secret" in volume}
+    return {mount["mountPath"]: secrets[mount["name"]] for mount in container.get("volumeMounts", [])
+            if mount["name"] in secrets}
 
 
 class KubernetesTests(unittest.SynchronousTestCase):
@@ -122,6 +142,30 @@ class KubernetesTests(unittest.SynchronousTestCase):
                     self.assertFalse("value" in variable and re.search(r"(?i)secret|password|://.*@",
                                                                       str(variable["value"])), variable)
 
+    def test_master_and_clients_share_the_key_encryption_key(self):
+        """Master and client pods read E2E_KEK_FILE from the one Secret hub-e2e, and the master reads the
+        data keys from the clients' database, so /auth/token can unwrap keys any node created."""
+        by_name = {workload["metadata"]["name"]: workload for workload in self.workloads}
+        for name in ("master", "client"):
+            workload = by_name[name]
+            container = _containers(workload)[0]
+            path = _env(container).get("E2E_KEK_FILE")
+            self.assertIsNotNone(path, name)
+            self.assertEqual(os.path.basename(path), "e2e_kek", name)  # the file keygen writes
+            self.assertEqual(_secret_mounts(workload, container).get(os.path.dirname(path)), "hub-e2e", name)
+            self.assertNotIn("E2E_KEK", _env(container), name)
+        self.assertEqual(_env(_containers(by_name["master"])[0])["DATABASE_URL"],
+                         _env(_containers(by_name["client"])[0])["DATABASE_URL"])
+
+    def test_public_url_is_the_tls_ingress_origin(self):
+        """PUBLIC_URL (config map) is https:// on the Ingress host, which the Ingress serves with TLS."""
+        config = next(doc for doc in self.docs if doc["kind"] == "ConfigMap")
+        ingress = next(doc for doc in self.docs if doc["kind"] == "Ingress")
+        public = urlsplit(config["data"]["PUBLIC_URL"])
+        self.assertEqual(public.scheme, "https")
+        self.assertEqual([rule["host"] for rule in ingress["spec"]["rules"]], [public.netloc])
+        self.assertIn(public.netloc, ingress["spec"]["tls"][0]["hosts"])
+
     def test_kustomize_renders(self):
         """`kubectl kustomize deploy/k8s` renders every manifest into the namespace (offline)."""
         kubectl = shutil.which("kubectl")
@@ -162,6 +206,18 @@ class ComposeTests(unittest.SynchronousTestCase):
                              "service_completed_successfully")
         self.assertEqual(list(self.services["balancer"]["ports"]), ["8080:8080"])
 
+    def test_shared_key_encryption_key_and_public_url(self):
+        """Master and clients get E2E_KEK_FILE, the file `init` makes with keygen in the shared secrets
+        volume, and the public origin (PUBLIC_URL, overridable, plain http on the local balancer)."""
+        init = " ".join(self.services["init"]["command"])
+        keygen_dir = re.search(r"components\.auth\.keygen (\S+)", init).group(1)
+        for name in ("master", "client-1", "client-2"):
+            environment = self.services[name]["environment"]
+            self.assertEqual(environment["E2E_KEK_FILE"], os.path.join(keygen_dir, "e2e_kek"), name)
+            self.assertIn("secrets:" + keygen_dir, self.services[name]["volumes"])
+            self.assertEqual(environment["PUBLIC_URL"], "${PUBLIC_URL:-http://localhost:8080}", name)
+            self.assertNotIn("E2E_KEK", environment)
+
     def test_balancer_routes(self):
         """nginx sends /auth/ to the master and /ws (with the upgrade headers) and pages to both client nodes."""
         with open(os.path.join(REPO, "deploy", "compose", "nginx.conf")) as handle:
@@ -192,10 +248,19 @@ class ImageCommandTests(unittest.TestCase):
             private = handle.read()
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(directory, "jwt.key")).st_mode), 0o600)
         self.assertTrue(os.path.exists(os.path.join(directory, "node", "key.priv")))
+        kek_path = os.path.join(directory, "e2e_kek")
+        self.assertEqual(stat.S_IMODE(os.stat(kek_path).st_mode), 0o600)
+        self.assertIn("E2E_KEK_FILE=" + kek_path, first.stdout)
+        with open(kek_path, "rb") as handle:
+            kek_file = handle.read()
         second = self.run_module("components.auth.keygen", directory)
         self.assertEqual(second.returncode, 0, second.stderr)
         with open(os.path.join(directory, "jwt.key"), "rb") as handle:
             self.assertEqual(handle.read(), private)
+        with open(kek_path, "rb") as handle:
+            self.assertEqual(handle.read(), kek_file)
+        from components.e2e.keys import load_kek
+        self.assertEqual(len(load_kek(Settings({}, {"E2E_KEK_FILE": kek_path}, directory))), 32)
         from components.auth import tokens
         keys = tokens.load_keys(Settings({}, {"JWT_PUBLIC_KEY_FILE": os.path.join(directory, "jwt.pub"),
                                  "JWT_PRIVATE_KEY_FILE": os.path.join(directory, "jwt.key")}, directory))

@@ -1,21 +1,31 @@
 """
 The node as a whole: the config checks, the health endpoint, the dev secret,
-and the rule that a node whose authenticator cannot register stops instead
-of running with every login failing.
+the rule that a node whose authenticator cannot register stops instead
+of running with every login failing, the default port when PORT is not set,
+and a dev node that runs on when its SNS/SQS emulator cannot.
 """
 
+import atexit
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 
 import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.node.patches import fast_send
-from tests.support.clients import connect
-from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, router_worker, shared_node
+from components.node.patches import fast_send, port
+from tests.support.clients import connect, eventually
+from tests.support.node import (CONFIG, CROSSBAR, CROSSBAR_SITE, NodeFailed, RouterNode, free_port,
+                                router_worker, shared_node)
+
+CROSSBAR_START = ["/venv/bin/python3", "/venv/bin/crossbar", "start", "--cbdir", ".crossbar"]
+ROUTER_WORKER = ["/venv/bin/python3", "-u", "-m", "crossbar.worker.main", "--cbdir", ".crossbar",
+                 "--klass", "crossbar.worker.router.RouterController"]
+EMULATOR_MISSING = "aws-emulator: no .venv/bin/python in"
 
 
 def _forbid_authenticator_registration(config):
@@ -33,6 +43,15 @@ class NodeTests(unittest.TestCase):
         """`crossbar check` accepts the node config."""
         result = subprocess.run([CROSSBAR, "check", "--cbdir", os.path.dirname(CONFIG)],
                                 env=dict(os.environ, PORT="8080"), capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("looks good", result.stdout)
+
+    def test_config_checks_without_port(self):
+        """With crossbar_site on PYTHONPATH, `crossbar check` accepts the node config when PORT is not set."""
+        env = {name: value for name, value in os.environ.items() if name != "PORT"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [CROSSBAR_SITE, os.environ.get("PYTHONPATH")]))
+        result = subprocess.run([CROSSBAR, "check", "--cbdir", os.path.dirname(CONFIG)],
+                                env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("looks good", result.stdout)
 
@@ -130,3 +149,123 @@ class CommandLineTests(unittest.TestCase):
         yield node.start()
         code, body, _ = yield post_json(node.http + "/auth/login", {"username": "erin", "password": "erin-password-1"})
         self.assertEqual((code, body.get("first_name")), (200, "Erin"))
+
+
+class PortDefaultTests(unittest.SynchronousTestCase):
+    """components.node.patches.port: PORT=8080 for the crossbar command when PORT is not set."""
+
+    def test_crossbar_command_without_port_gets_8080(self):
+        """`crossbar start` without PORT (or with an empty one) gets PORT=8080."""
+        for environ in ({}, {"PORT": ""}, {"PORT": " "}):
+            self.assertTrue(port.apply_default(CROSSBAR_START, environ))
+            self.assertEqual(environ["PORT"], "8080")
+
+    def test_set_port_is_kept(self):
+        """A PORT that is set stays as it is."""
+        environ = {"PORT": "9123"}
+        self.assertFalse(port.apply_default(CROSSBAR_START, environ))
+        self.assertEqual(environ, {"PORT": "9123"})
+
+    def test_workers_and_other_programs_are_left_alone(self):
+        """Worker processes and other Python programs get no PORT."""
+        for argv in (ROUTER_WORKER, ["/venv/bin/python", "-m", "twisted.trial", "tests"],
+                     ["/venv/bin/python", "/venv/bin/crossbar-helper", "start"], ["/venv/bin/python"]):
+            environ = {}
+            self.assertFalse(port.apply_default(argv, environ))
+            self.assertEqual(environ, {})
+
+
+def _without_port_or_emulator_python(config):
+    """
+    The dev config with the web transport on $HUB_TEST_PORT, the emulator run
+    from an empty directory, and a guest worker that prints the PORT every
+    worker inherits from the controller.
+    """
+    router_worker(config)["transports"][0]["endpoint"]["port"] = "$HUB_TEST_PORT"
+    emulator = next(worker for worker in config["workers"] if worker["id"] == "aws-emulator")
+    emulator["options"]["workdir"] = "."
+    config["workers"].append({"id": "port-probe", "type": "guest", "executable": "sh",
+                              "arguments": ["-c", "echo \"port probe: PORT=$PORT\"; exec tail -f /dev/null"],
+                              "options": {"stdout": "log", "stderr": "log"}})
+    return config
+
+
+_defaults_node = {}
+
+
+@atexit.register
+def _clean_up_defaults_node():
+    for node in _defaults_node.values():
+        node.cleanup()
+
+
+@defer.inlineCallbacks
+def defaults_node():
+    """One dev node started without PORT, keeping its aws-emulator worker, with no .venv/bin/python beside it."""
+    node = _defaults_node.get("node")
+    if node is None:
+        node = RouterNode(name="defaults", transform=_without_port_or_emulator_python,
+                          keep_workers=("aws-emulator",))
+        del node.env["PORT"]
+        node.env["HUB_TEST_PORT"] = str(node.port)
+        _defaults_node["node"] = node
+        yield node.start()
+        yield eventually(lambda: "Ok, local node configuration ran successfully." in node.log_text(), timeout=30,
+                         message="node did not finish booting:\n" + node.log_tail())
+    return node
+
+
+class StartUpTests(unittest.TestCase):
+    """The dev node without PORT and without the emulator's Python."""
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_workers_get_port_8080(self):
+        """Without PORT the node starts and its workers get PORT=8080 (what a router's "$PORT" resolves to)."""
+        node = yield defaults_node()
+        yield eventually(lambda: "port probe: PORT=" in node.log_text(), timeout=30, message=node.log_tail())
+        self.assertIn("port probe: PORT=8080\n", node.log_text())
+
+    @defer.inlineCallbacks
+    def test_node_runs_when_emulator_python_is_missing(self):
+        """Without .venv/bin/python the aws-emulator worker says so and the node keeps running and serving."""
+        node = yield defaults_node()
+        yield eventually(lambda: EMULATOR_MISSING in node.log_text(), timeout=30, message=node.log_tail())
+        self.assertIn('Guest worker "aws-emulator" started', node.log_text())
+        response = yield treq.get(node.http + "/health", persistent=False)
+        yield response.content()
+        self.assertEqual((response.code, node.process.poll()), (200, None))
+
+
+class EmulatorTests(unittest.TestCase):
+    """python -m components.usersync emulator, the dev node's aws-emulator worker."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_stays_up_when_moto_cannot_run(self):
+        """When moto cannot be imported the emulator says why and keeps running, so the node is not stopped."""
+        directory = tempfile.mkdtemp(prefix="hub-nomoto-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.makedirs(os.path.join(directory, "moto"))
+        with open(os.path.join(directory, "moto", "__init__.py"), "w") as handle:
+            handle.write("raise ImportError('moto hidden by the test')\n")
+        output = os.path.join(directory, "emulator.log")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [directory, os.environ.get("PYTHONPATH")])))
+        with open(output, "w") as handle:
+            process = subprocess.Popen([sys.executable, "-m", "components.usersync", "emulator",
+                                        "--port", str(free_port())], stdout=handle, stderr=subprocess.STDOUT,
+                                       env=env)
+
+        def stop():
+            process.kill()
+            process.wait()
+        self.addCleanup(stop)
+
+        def said():
+            with open(output) as handle:
+                return "aws-emulator: cannot import moto (moto hidden by the test)" in handle.read()
+        yield eventually(lambda: said() or process.poll() is not None, timeout=30)
+        self.assertTrue(said())
+        self.assertIsNone(process.poll())

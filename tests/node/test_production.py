@@ -3,7 +3,9 @@ The production topology: the master and client node configs, and two client
 nodes on this machine linked with Crossbar's router-to-router links, behind
 proxy workers, with the counter in container workers on one PostgreSQL
 database, tokens verified with the master's Ed25519 public key, and a small
-failover TCP balancer in front (what a load balancer does in production).
+failover TCP balancer in front (what a load balancer does in production);
+and a master/client split with the keys keygen makes, sharing the
+end-to-end key-encryption key (a mismatched one gives 503, not 500).
 """
 
 import copy
@@ -24,7 +26,7 @@ from twisted.trial import unittest
 from components.node.patches import fast_send, nodekey_cache
 from components.auth import tokens
 from components.node import topology
-from components.core.settings import Settings
+from components.core.settings import KeyConfigError, Settings
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
 from tests.support.node import CROSSBAR, REPO, RouterNode, free_port
@@ -153,6 +155,47 @@ class TopologyTests(unittest.SynchronousTestCase):
         self.assertEqual({item["id"] for item in router["components"]}, {"authenticator", "monitor"})
         containers = [worker for worker in config["workers"] if worker["type"] == "container"]
         self.assertEqual([item["id"] for item in containers[0]["components"]], ["usersync_master"])
+
+
+class ExposureTests(unittest.SynchronousTestCase):
+    """What the committed production configs show strangers, and their documented defaults."""
+
+    def committed(self, name):
+        with open(os.path.join(NODE_DIR, name)) as handle:
+            return json.load(handle)
+
+    def web_services(self, config):
+        for worker in config["workers"]:
+            for transport in worker.get("transports", []):
+                for name, service in transport.get("paths", {}).items():
+                    yield worker["id"], name, service
+
+    def test_no_websocket_status_page_anywhere(self):
+        """Every WebSocket service of master.json and client.json (router and proxies) has the status page off."""
+        for name in ("master.json", "client.json"):
+            services = [(worker, path, service) for worker, path, service in self.web_services(self.committed(name))
+                        if service.get("type") == "websocket" and path == "ws"]
+            self.assertTrue(services, name)
+            for worker, path, service in services:
+                self.assertIs(service["options"]["enable_webstatus"], False, (name, worker, path))
+                self.assertFalse(service["options"].get("show_server_version", False), (name, worker, path))
+
+    def test_public_url_reaches_the_ui_and_the_login(self):
+        """The UI resource and /auth of every production config read PUBLIC_URL."""
+        for name in ("master.json", "client.json"):
+            for worker, path, service in self.web_services(self.committed(name)):
+                if path in ("/", "auth") and service.get("type") == "resource":
+                    self.assertEqual(service["extra"]["PUBLIC_URL"], "${PUBLIC_URL}", (name, worker, path))
+
+    def test_production_configs_encrypt_by_default(self):
+        """master.json and client.json default E2E_ENCRYPTION to on (the dev config to off), as the README says."""
+        for name, default in (("config.json", "off"), ("master.json", "on"), ("client.json", "on")):
+            text = json.dumps(self.committed(name))
+            self.assertIn('"${{E2E_ENCRYPTION:-{}}}"'.format(default), text, name)
+            self.assertNotIn('"${{E2E_ENCRYPTION:-{}}}"'.format("on" if default == "off" else "off"), text, name)
+        with open(os.path.join(REPO, "README.md")) as handle:
+            row = next(line for line in handle if line.startswith("| `E2E_ENCRYPTION` |"))
+        self.assertIn("off (dev config), on (`master.json`, `client.json`", row)
 
 
 class FailoverBalancer(protocol.ServerFactory):
@@ -311,36 +354,126 @@ class RouterReplicasTests(unittest.TestCase):
                          message="clicks not seen on both router workers: {}".format(seen))
 
 
+def _keygen(directory):
+    """The documented key material: run ``python -m components.auth.keygen DIR``; the paths it wrote."""
+    result = subprocess.run([os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth.keygen",
+                             directory], capture_output=True, text=True, timeout=120, cwd=REPO)
+    if result.returncode != 0:
+        raise AssertionError("keygen failed: " + result.stderr)
+    return {name: os.path.join(directory, name) for name in ("jwt.key", "jwt.pub", "e2e_kek")}
+
+
+def _adduser(node, username, password):
+    adduser = subprocess.run(
+        [os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth", "adduser", username,
+         "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60,
+        cwd=REPO, env=dict(node.env, CROSSBAR_DIR=node.directory))
+    if adduser.returncode != 0:
+        raise AssertionError("adduser failed: " + adduser.stderr)
+
+
+@defer.inlineCallbacks
+def _raw_get(port, path):
+    """The raw bytes of a ``GET path`` answer (headers and body), read until the server closes."""
+    done = defer.Deferred()
+
+    class Collect(protocol.Protocol):
+        data = b""
+
+        def connectionMade(self):
+            self.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+
+        def dataReceived(self, data):
+            self.data += data
+
+        def connectionLost(self, reason):
+            done.callback(self.data)
+    yield protocol.ClientCreator(reactor, Collect).connectTCP("127.0.0.1", port, timeout=5)
+    return (yield done)
+
+
+class _Request:
+    """The parts of a request AuthService.token reads: no Origin (a script), a session cookie."""
+
+    def getHeader(self, name):
+        return None
+
+    def getCookie(self, name):
+        return b"session-1"
+
+
+class _Found:
+    """Directory and login sessions that know one active user."""
+
+    def lookup(self, session_id):
+        return defer.succeed("erin")
+
+    def get_user(self, username):
+        return defer.succeed({"username": username, "is_active": True, "is_superuser": False, "first_name": "E"})
+
+
+class _WrongKEK:
+    def usable(self, username):
+        return defer.fail(KeyConfigError("cannot unwrap the data key of {!r} (k1): wrong E2E_KEK?".format(username)))
+
+
+class TokenKeyMismatchTests(unittest.SynchronousTestCase):
+    """/auth/token on a node whose key-encryption key cannot unwrap the user's data key."""
+
+    def test_503_naming_e2e_kek(self):
+        """The answer is 503 reactive.error.unavailable without a token, and the log line names E2E_KEK."""
+        from twisted.logger import formatEvent, globalLogPublisher
+        from components.auth.resource import AuthService
+        from components.core.httpjson import HTTPError
+        issuer = tokens.TokenIssuer(tokens.Keys("HS256", "s" * 40, "s" * 40))
+        service = AuthService(_Found(), _Found(), issuer, None, cookie_lifetime=60, user_keys=_WrongKEK())
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        error = self.failureResultOf(service.token(_Request()), HTTPError).value
+        self.assertEqual((error.status, error.uri), (503, "reactive.error.unavailable"))
+        logged = [event for event in events if event.get("username") == "erin"]
+        self.assertTrue(logged)
+        self.assertIn("E2E_KEK", formatEvent(logged[0]))
+
+
 class MasterAndClientTests(unittest.TestCase):
     """A master node (master.json) and a client node behind a proxy worker, as separate processes."""
 
-    timeout = 180
+    timeout = 240
 
     @defer.inlineCallbacks
     def test_master_token_works_on_client_until_it_expires(self):
         """
-        A user created on the master logs in at the master's /auth/token (EdDSA, signed with
-        JWT_PRIVATE_KEY_FILE); a client node that has only the public key accepts the token through its
-        proxy worker, and ends that proxied session when the token expires.
+        With the keys ``components.auth.keygen`` makes (as compose and k8s give them): a user created on the
+        master logs in at the master's /auth/token (EdDSA, signed with JWT_PRIVATE_KEY_FILE) and gets the
+        end-to-end keys (production configs encrypt by default); the client node, sharing E2E_KEK_FILE and
+        the client database, answers users.me sealed under that very key; a client node that has only the
+        public key accepts the token through its proxy worker, and ends that proxied session when the token
+        expires. A user whose data key was wrapped under another key-encryption key gets 503 (not 500) and
+        the master's log names E2E_KEK. Neither node shows Crossbar's status page or version.
         """
+        from components.db.database import Database
+        from components.e2e import envelope, keys as e2e_keys
+        from components.usersync import CHANGED
         from tests.support.clients import post_json
-        keys = tempfile.mkdtemp(prefix="hub-keys-")
-        self.addCleanup(shutil.rmtree, keys, True)
-        private, public = _keypair(keys)
-        master = RouterNode(name="master", config_path=os.path.join(NODE_DIR, "master.json"), env={
-            "JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "JWT_PRIVATE_KEY_FILE": private,
-            "MASTER_DATABASE_URL": postgres_url(self), "JWT_TTL": "10"})
+        directory = tempfile.mkdtemp(prefix="hub-keys-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        keys = _keygen(directory)
+        client_db = postgres_url(self)
+        shared = {"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": keys["jwt.pub"], "E2E_KEK_FILE": keys["e2e_kek"],
+                  "DATABASE_URL": client_db}
+        master = RouterNode(name="master", config_path=os.path.join(NODE_DIR, "master.json"), env=dict(
+            shared, JWT_PRIVATE_KEY_FILE=keys["jwt.key"], MASTER_DATABASE_URL=postgres_url(self), JWT_TTL="10"))
         self.addCleanup(master.cleanup)
-        client = RouterNode(name="proxied", env={"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public})
+        client = RouterNode(name="proxied", env=shared)
         self.addCleanup(client.cleanup)
-        config = topology.client_config(port=client.port, internal_port=free_port(), proxies=1, containers=1)
+        config = topology.production_defaults(topology.client_config(port=client.port, internal_port=free_port(),
+                                                                     proxies=1, containers=1))
         with open(os.path.join(client.directory, "config.json"), "w") as handle:
             json.dump(config, handle)
-        adduser = subprocess.run(
-            [os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth", "adduser", "carol",
-             "--password-stdin"], input="carol-password-1\n", capture_output=True, text=True, timeout=60,
-            cwd=REPO, env=dict(master.env, CROSSBAR_DIR=master.directory))
-        self.assertEqual(adduser.returncode, 0, adduser.stderr)
+        _adduser(master, "carol", "carol-password-1")
+        _adduser(master, "dave", "dave-password-1")
         yield defer.gatherResults([master.start(), client.start()])
         yield LinkedClientNodes.ready(None, client)
 
@@ -352,12 +485,55 @@ class MasterAndClientTests(unittest.TestCase):
         self.assertEqual(code, 200, body)
         self.assertEqual(json.loads(__import__("base64").urlsafe_b64decode(
             body["token"].split(".")[0] + "=="))["alg"], "EdDSA")
+        e2e = body["e2e"]
         session = yield connect(self, client, token_source=lambda: body["token"], reconnect=False)
         state = yield session.session.call("counter.click")
         self.assertEqual(state["value"], 1)
+        me = yield self._call_when_ready(session, "users.me")
+        kid = envelope.parse(me["value"])[0]
+        self.assertEqual(kid, e2e["current"])
+        opened = envelope.open_envelope(envelope.b64decode(e2e["keys"][kid], "key"), CHANGED, me["seq"], me["value"])
+        self.assertIsNone(opened)  # carol has no synced profile on this client yet: sealed "no profile"
         left = []
         session.on_leave(left.append)
         yield eventually(lambda: left, timeout=20, message="proxied session outlived its token")
+
+        # dave's data key was wrapped under another key-encryption key (a node with its own E2E_KEK)
+        db = Database(client_db)
+        self.addCleanup(db.close)
+        yield e2e_keys.UserKeys(db, b"k" * 32).current("dave")
+        code, body, response = yield post_json(master.http + "/auth/login",
+                                               {"username": "dave", "password": "dave-password-1"})
+        self.assertEqual(code, 200, body)
+        cookies = {cookie.name: cookie.value for cookie in response.cookies()}
+        code, body, _ = yield post_json(master.http + "/auth/token", cookies=cookies)
+        self.assertEqual((code, body["error"]), (503, "reactive.error.unavailable"), body)
+        self.assertNotIn("token", body)
+        yield eventually(lambda: any("E2E_KEK" in line and "dave" in line for line in master.log_text().splitlines()),
+                         timeout=10,
+                         message="no log line naming E2E_KEK: {}".format(
+                             [line for line in master.log_text().splitlines() if "KEK" in line]))
+
+        for node in (master, client):
+            raw = yield _raw_get(node.port, b"/ws")
+            self.assertNotIn(b"Crossbar", raw.partition(b"\r\n\r\n")[2])
+            for path in (b"/", b"/health", b"/ws", b"/no-such-page"):
+                raw = yield _raw_get(node.port, path)
+                server = [line for line in raw.partition(b"\r\n\r\n")[0].split(b"\r\n")
+                          if line.lower().startswith(b"server:")]
+                self.assertFalse([line for line in server if b"/" in line or b"Crossbar" in line], (path, server))
+
+    @defer.inlineCallbacks
+    def _call_when_ready(self, session, procedure):
+        """Call ``procedure``; retry while the component behind it is still starting (unavailable / no such)."""
+        for _ in range(200):
+            try:
+                return (yield session.session.call(procedure))
+            except ApplicationError as error:
+                if error.error not in ("reactive.error.unavailable", "wamp.error.no_such_procedure"):
+                    raise
+            yield task.deferLater(reactor, 0.1, lambda: None)  # poll interval
+        raise AssertionError(procedure + " never became ready")
 
 
 class _Direct:

@@ -54,3 +54,17 @@ def postgres_url(testcase):
         testcase.addCleanup(drop)
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     return "{}/{}".format(base, name)
+
+
+class OnSQLite:
+    """Mixin for a test case run against a fresh SQLite file: ``database_url()``."""
+
+    def database_url(self):
+        return sqlite_url(self)
+
+
+class OnPostgreSQL:
+    """Mixin for a test case run against a fresh PostgreSQL database: ``database_url()``."""
+
+    def database_url(self):
+        return postgres_url(self)

@@ -10,7 +10,7 @@ from components.db.database import Database
 from components.db.migrations import migrate_all
 from components.usersync import client, replica
 from components.usersync.messages import Change
-from tests.support.databases import postgres_url, sqlite_url
+from tests.support.databases import OnPostgreSQL, OnSQLite
 
 
 def change(action, version, first_name="F", username="ivy", **fields):
@@ -24,7 +24,7 @@ class ReplicaMixin:
 
     @defer.inlineCallbacks
     def open(self):
-        db = Database(self.url())
+        db = Database(self.database_url())
         self.addCleanup(db.close)
         yield migrate_all(db, client.SCHEMAS)
         return db
@@ -77,11 +77,9 @@ class ReplicaMixin:
         self.assertEqual((yield db.run(replica.profile, "ivy")), (None, 2))
 
 
-class SQLiteReplicaTests(ReplicaMixin, unittest.TestCase):
-    def url(self):
-        return sqlite_url(self)
+class SQLiteReplicaTests(OnSQLite, ReplicaMixin, unittest.TestCase):
+    """The replica on SQLite."""
 
 
-class PostgreSQLReplicaTests(ReplicaMixin, unittest.TestCase):
-    def url(self):
-        return postgres_url(self)
+class PostgreSQLReplicaTests(OnPostgreSQL, ReplicaMixin, unittest.TestCase):
+    """The replica on PostgreSQL."""

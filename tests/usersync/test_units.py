@@ -65,6 +65,27 @@ class MessageParseTests(unittest.SynchronousTestCase):
         self.assertEqual(messages.parse(text), messages.Change("delete", 9, "a.b@c+d-e_f",
                                                                {"username": "a.b@c+d-e_f", "email": ""}, 123))
 
+    def test_control_characters_and_surrogates_are_refused(self):
+        """A NUL or other C0 control (tab aside) or a lone surrogate in any text field is refused, not applied."""
+        for field in ("username", "first_name", "last_name", "email"):
+            for bad in ("a\x00b", "a\x01", "line\nbreak", "cr\r", "esc\x1b", "\ud800"):
+                user = {"username": "ann", field: bad}
+                with self.assertRaises(messages.MessageError, msg=(field, bad)) as raised:
+                    messages.parse(body(user=user))
+                self.assertIn("user.{}".format(field), str(raised.exception))
+        tabbed = messages.parse(body(user={"username": "ann", "first_name": "A\tB"}))
+        self.assertEqual(tabbed.user["first_name"], "A\tB")
+
+    def test_numbers_json_allows_but_python_cannot_use_are_refused(self):
+        """ts of Infinity, NaN or beyond 2**62 and a body nested too deep are MessageError, not another exception."""
+        for ts in ("Infinity", "-Infinity", "NaN", str(10 ** 400)):
+            text = body().replace('"ts": 5', '"ts": ' + ts)
+            with self.assertRaises(messages.MessageError, msg=ts) as raised:
+                messages.parse(text)
+            self.assertIn("ts must be a finite number", str(raised.exception))
+        with self.assertRaises(messages.MessageError):
+            messages.parse("[" * 30000 + "]" * 30000)
+
 
 class FieldRuleTests(unittest.SynchronousTestCase):
     def test_tracked_fields_setting(self):
@@ -102,6 +123,24 @@ class FieldRuleTests(unittest.SynchronousTestCase):
             with self.assertRaises(fields.FieldError) as raised:
                 admin.clean_profile(profile)
             self.assertEqual(raised.exception.field, field)
+
+    def test_admin_profile_refuses_control_characters_in_every_field(self):
+        """NUL, other C0 controls (not tab) and lone surrogates are invalid_argument naming the field, password too."""
+        for field in ("username", "first_name", "last_name", "email", "password"):
+            for bad in ("x\x00yyyyyyy", "x\x07yyyyyyy", "x\nyyyyyyyy", "x\ud83dyyyyyyy"):
+                base = {"username": "ann", "email": "ann@example.com"}
+                with self.assertRaises(fields.FieldError, msg=(field, bad)) as raised:
+                    admin.clean_profile(dict(base, **{field: bad}))
+                self.assertEqual((raised.exception.error, raised.exception.field, raised.exception.kwargs["field"]),
+                                 ("reactive.error.invalid_argument", field, field))
+        self.assertEqual(admin.clean_profile({"username": "ann", "last_name": "A\tB", "password": "tab\there1"}),
+                         ({"username": "ann", "last_name": "A\tB"}, "tab\there1"))
+
+    def test_admin_profile_with_keys_that_are_not_strings(self):
+        """A profile map with non-string keys (MessagePack, CBOR) is a field error, not a TypeError."""
+        with self.assertRaises(fields.FieldError) as raised:
+            admin.clean_profile({"username": "ann", 1: "x", None: "y"})
+        self.assertIn(raised.exception.field, ("1", "None"))
 
 
 class PayloadTests(unittest.SynchronousTestCase):

@@ -17,12 +17,10 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from components.auth.directory import Directory
-from components.db.database import Database
-from components.db.migrations import migrate_all
 from tests.support.browser import log_in, open_signed_in, poll, shared_browser
 from tests.support.clients import connect, eventually
 from tests.support.node import RouterNode, load_config, router_worker, shared_node
+from tests.support.users import add_users
 
 PASSWORD = "browser-password-1"
 XSS = "<img src=x onerror=alert(1)>"
@@ -49,23 +47,10 @@ def has_component(classname_prefix):
 
 
 @defer.inlineCallbacks
-def add_users(node):
-    from components.node import schemas
-    db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
-    try:
-        yield migrate_all(db, schemas.MASTER)
-        directory = Directory(db, iterations=1000)
-        for username, first_name, admin in USERS:
-            yield directory.create_user(username, PASSWORD, first_name=first_name, is_superuser=admin)
-    finally:
-        db.close()
-
-
-@defer.inlineCallbacks
 def shared_web_node():
     node = yield shared_node("webui", transform=allow_session_meta)
     if not getattr(node, "web_users", False):
-        yield add_users(node)
+        yield add_users(node, USERS, PASSWORD)
         node.web_users = True
     return node
 
@@ -75,7 +60,7 @@ def private_web_node(testcase, env=None):
     node = RouterNode(name="webui-private", env=env, transform=allow_session_meta)
     testcase.addCleanup(node.cleanup)
     yield node.start()
-    yield add_users(node)
+    yield add_users(node, USERS, PASSWORD)
     return node
 
 

@@ -1,0 +1,12 @@
+"""
+Worker start-up patches, installed by ``crossbar_site/sitecustomize.py`` in
+the Crossbar processes they concern. Each replacement carries its module's
+marker attribute, so installing twice changes nothing.
+"""
+
+
+def replacement(function, factory, marker):
+    """``function`` documented as ``factory`` and carrying ``marker``: the patch ``factory`` returns."""
+    function.__doc__ = factory.__doc__
+    setattr(function, marker, True)
+    return function

@@ -56,6 +56,7 @@ own path (``install()`` is a no-op when the methods are missing).
 import socket
 import struct
 
+from components.node.patches import replacement
 from components.node.patches.worker import worker_class
 
 PATCHED = "_reactive_hub_fast_send"
@@ -92,9 +93,7 @@ def recording_no_delay(set_no_delay):
             immediate = False
         setattr(self, IMMEDIATE, immediate)
 
-    setTcpNoDelay.__doc__ = recording_no_delay.__doc__
-    setattr(setTcpNoDelay, PATCHED, True)
-    return setTcpNoDelay
+    return replacement(setTcpNoDelay, recording_no_delay, PATCHED)
 
 
 def pull_producer_rewakes(register_producer):
@@ -107,9 +106,7 @@ def pull_producer_rewakes(register_producer):
             # already, so let doWrite (with whatever is buffered now) ask it
             self.startWriting()
 
-    registerProducer.__doc__ = pull_producer_rewakes.__doc__
-    setattr(registerProducer, PATCHED, True)
-    return registerProducer
+    return replacement(registerProducer, pull_producer_rewakes, PATCHED)
 
 
 def optimistic_write(buffered_write):
@@ -136,9 +133,7 @@ def optimistic_write(buffered_write):
                 data = data[sent:]
         buffered_write(self, data)
 
-    write.__doc__ = optimistic_write.__doc__
-    setattr(write, PATCHED, True)
-    return write
+    return replacement(write, optimistic_write, PATCHED)
 
 
 def direct_wamp_send(general_send, open_state):
@@ -172,9 +167,7 @@ def direct_wamp_send(general_send, open_state):
         stats.outgoingOctetsWebSocketLevel += length
         stats.outgoingOctetsWireLevel += len(data)
 
-    send.__doc__ = direct_wamp_send.__doc__
-    setattr(send, PATCHED, True)
-    return send
+    return replacement(send, direct_wamp_send, PATCHED)
 
 
 def install(connection_class=None, wamp_protocol_class=None):

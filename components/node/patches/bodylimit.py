@@ -1,0 +1,247 @@
+"""
+Request-body limits for the web transport, enforced while the body arrives.
+
+Twisted's ``HTTPChannel`` reads a request's whole body into
+``request.content`` (a temporary file above 100 KB) before any resource
+sees it, so a resource's own size check comes too late: on a stock router
+``POST /auth/login`` declaring ``Content-Length: 2000000000`` had 150 MB
+written to a temporary file in 0.2 s before the 16 KiB check ran. Crossbar's
+web transport also sets no idle timeout, so a client that sends a body one
+byte at a time holds its connection for ever.
+
+``install(limits)`` wraps four ``HTTPChannel`` methods, in every channel of
+the process (router and proxy workers serve only the hub's web transports):
+
+- ``allHeadersReceived`` (request line and headers read, nothing of the body
+  yet): a declared ``Content-Length`` above the path's limit is answered
+  ``413`` with ``{"error": "reactive.error.invalid_argument", "message":
+  "request body too large"}`` and the connection closed (aborted
+  ``abortTimeout`` seconds later if the peer does not read), before Twisted
+  creates the body's file or sends ``100 Continue``. A chunked body gets a
+  counter on its decoded bytes and is refused the same way once past the
+  limit. Every body gets a deadline (``timeout`` seconds from the end of the
+  headers); a body not complete by then is answered ``408`` and dropped.
+- ``rawDataReceived``: nothing more is read from a refused connection.
+- ``allContentReceived``: a refused request never reaches a resource; a
+  complete body cancels its deadline.
+- ``connectionLost``: cancels the deadline.
+
+So no body held in memory or on disk exceeds its limit. The connection is
+not drained after a refusal: a client still sending its body may see a reset
+instead of the answer (one that waits for ``100 Continue`` always reads it). The limit is chosen
+by the first path segment, decoded as Twisted's ``Site`` does to pick the
+resource: ``/auth/*`` ``MAX_BODY`` of ``components.core.httpjson`` (16 KiB),
+``/publish`` ``DEVICE_BODY_LIMIT`` (4096), every other path
+``HTTP_BODY_LIMIT`` (1024; static files, ``/health``, ``/metrics`` and the
+``/ws`` upgrade take no body); the deadline is ``HTTP_BODY_TIMEOUT`` (10 s).
+
+``crossbar_site/sitecustomize.py`` installs it in router and proxy workers
+and logs ``INSTALLED_NOTE`` with the limits; a malformed setting stops the
+worker with an error naming it. A Twisted release without the internals read
+here (``_path``, ``length``, ``_transferDecoder`` and its ``dataCallback``,
+``callLater``, ``abortTimeout``, ``forceAbortClient``) is left unpatched and
+the worker logs ``MISSING_NOTE``. HTTP/2 (``H2Connection``, TLS with ALPN
+and the ``h2`` package) does not go through ``HTTPChannel`` and is not
+covered.
+"""
+
+import json
+
+from twisted.web import http
+
+from components.node.patches import replacement
+from components.core import errors
+from components.core.httpjson import MAX_BODY
+from components.core.settings import Settings, node_dir
+
+PATCHED = "_reactive_hub_body_limit"
+INSTALLED_NOTE = "reactive hub: request body limits installed in this worker"
+MISSING_NOTE = ("reactive hub: request body limits NOT installed: this Twisted's HTTPChannel lacks the "
+                "internals they hook, so request bodies are buffered unchecked")
+TOO_LARGE = "request body too large"
+TOO_SLOW = "request body not received in time"
+
+_BODY = "_reactive_hub_body"
+_REFUSED = "_reactive_hub_refused"
+_HOOKED = ("allHeadersReceived", "rawDataReceived", "allContentReceived", "connectionLost")
+_CHANNEL_INTERNALS = ("length", "callLater", "abortTimeout", "_abortingCall", "forceAbortClient",
+                      "loseConnection", "lineReceived", "_maybeChooseTransferDecoder")
+
+
+class BodyLimits:
+    """
+    The most bytes a request body may have, by the first segment of its path
+    (``by_segment``, bytes to int; ``default`` for the rest), and the seconds
+    a body may take to arrive.
+    """
+
+    def __init__(self, default, by_segment, timeout):
+        self.default = default
+        self.by_segment = dict(by_segment)
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings):
+        """``HTTP_BODY_LIMIT``, ``DEVICE_BODY_LIMIT`` (/publish), ``HTTP_BODY_TIMEOUT``; MAX_BODY (/auth)."""
+        return cls(default=settings.int("HTTP_BODY_LIMIT", 1024, minimum=0),
+                   by_segment={b"auth": MAX_BODY,
+                               b"publish": settings.int("DEVICE_BODY_LIMIT", 4096, minimum=64)},
+                   timeout=settings.duration("HTTP_BODY_TIMEOUT", 10.0, minimum=0.1))
+
+    def for_target(self, target):
+        """The limit for a request target (``/auth/x?y``): by its first path segment, unquoted like Site."""
+        path = target.split(b"?", 1)[0]
+        return self.by_segment.get(http.unquote(path[1:].split(b"/", 1)[0]), self.default)
+
+    def describe(self):
+        """The limits as one line of text for the worker log."""
+        paths = ", ".join("/{} {}".format(segment.decode("ascii", "replace"), limit)
+                          for segment, limit in sorted(self.by_segment.items()))
+        return "{}, anything else {} bytes; {:g} s per body".format(paths, self.default, self.timeout)
+
+
+def limits_from_environment(argv, environ):
+    """The limits as the worker's environment sets them (SettingsError naming a malformed one)."""
+    return BodyLimits.from_settings(Settings(environ=environ, node_directory=node_dir(argv, environ)))
+
+
+def _answer(channel, status, message):
+    """Answer ``status`` with the hub's JSON error, read no more, close (abort if the peer won't read)."""
+    setattr(channel, _REFUSED, True)
+    _cancel_deadline(channel)
+    body = json.dumps({"error": errors.INVALID_ARGUMENT, "message": message}).encode("utf-8")
+    head = ("HTTP/1.1 {} {}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n").format(
+        status, http.RESPONSES.get(status, b"Error").decode("ascii"), len(body)).encode("ascii")
+    channel.transport.write(head + body)
+    if channel.abortTimeout is not None and getattr(channel, "_abortingCall", None) is None:
+        # as Twisted's own timeout does: a peer that never reads must not hold the connection open
+        channel._abortingCall = channel.callLater(channel.abortTimeout, channel.forceAbortClient)
+    channel.loseConnection()
+
+
+def _cancel_deadline(channel):
+    body = getattr(channel, _BODY, None)
+    setattr(channel, _BODY, None)
+    if body is not None and body.deadline is not None and body.deadline.active():
+        body.deadline.cancel()
+
+
+class _Body:
+    """The body being received on a channel: bytes still allowed (chunked only) and its deadline."""
+
+    __slots__ = ("remaining", "deadline")
+
+    def __init__(self, remaining):
+        self.remaining = remaining
+        self.deadline = None
+
+
+def _counted(channel, body, deliver):
+    """A decoder's ``dataCallback`` that refuses the request once ``body.remaining`` is used up."""
+
+    def dataCallback(data):
+        if getattr(channel, _REFUSED, False):
+            return
+        body.remaining -= len(data)
+        if body.remaining < 0:
+            _answer(channel, 413, TOO_LARGE)
+            return
+        deliver(data)
+
+    return dataCallback
+
+
+def checking_headers(all_headers_received, limits):
+    """``allHeadersReceived`` that refuses a declared length over the limit and meters the rest."""
+
+    def allHeadersReceived(self):
+        limit = limits.for_target(getattr(self, "_path", b"") or b"")
+        declared = self.length
+        if declared is not None and declared > limit:
+            _answer(self, 413, TOO_LARGE)
+            return
+        all_headers_received(self)
+        if declared == 0 or getattr(self, _REFUSED, False):
+            return
+        body = _Body(limit)
+        if declared is None:  # chunked: count what the decoder delivers
+            decoder = self._transferDecoder
+            decoder.dataCallback = _counted(self, body, decoder.dataCallback)
+        body.deadline = self.callLater(limits.timeout, lambda: _too_slow(self, body))
+        setattr(self, _BODY, body)
+
+    return replacement(allHeadersReceived, checking_headers, PATCHED)
+
+
+def _too_slow(channel, body):
+    if getattr(channel, _BODY, None) is body and not getattr(channel, _REFUSED, False):
+        body.deadline = None
+        _answer(channel, 408, TOO_SLOW)
+
+
+def dropping_refused(raw_data_received):
+    """``rawDataReceived`` that discards whatever arrives after a refusal."""
+
+    def rawDataReceived(self, data):
+        if getattr(self, _REFUSED, False):
+            return
+        return raw_data_received(self, data)
+
+    return replacement(rawDataReceived, dropping_refused, PATCHED)
+
+
+def completing_body(all_content_received):
+    """``allContentReceived`` that cancels the body's deadline and never hands on a refused request."""
+
+    def allContentReceived(self):
+        if getattr(self, _REFUSED, False):
+            return
+        _cancel_deadline(self)
+        return all_content_received(self)
+
+    return replacement(allContentReceived, completing_body, PATCHED)
+
+
+def cancelling_deadline(connection_lost):
+    """``connectionLost`` that also cancels a pending body deadline."""
+
+    def connectionLost(self, reason):
+        _cancel_deadline(self)
+        return connection_lost(self, reason)
+
+    return replacement(connectionLost, cancelling_deadline, PATCHED)
+
+
+def has_internals(channel_class, chunked_decoder_class):
+    """True when ``channel_class`` and the chunked decoder have everything the wrappers read."""
+    if any(not hasattr(channel_class, name) for name in _CHANNEL_INTERNALS + _HOOKED):
+        return False
+    # instance attributes, set by the parsing code the wrappers run after
+    return (_assigns(channel_class.lineReceived, "_path")
+            and _assigns(channel_class._maybeChooseTransferDecoder, "_transferDecoder")
+            and _assigns(chunked_decoder_class.__init__, "dataCallback"))
+
+
+def _assigns(function, attribute):
+    """Whether ``function``'s code names ``attribute`` (how a release's parser is seen to set it)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and attribute in code.co_names
+
+
+def install(limits, channel_class=None, chunked_decoder_class=None):
+    """Make Twisted's ``HTTPChannel`` (or ``channel_class``) enforce ``limits``; True if patched now."""
+    channel_class = channel_class or http.HTTPChannel
+    chunked_decoder_class = chunked_decoder_class or getattr(http, "_ChunkedTransferDecoder", None)
+    originals = [getattr(channel_class, name, None) for name in _HOOKED]
+    if any(method is None or getattr(method, PATCHED, False) for method in originals):
+        return False
+    if chunked_decoder_class is None or not has_internals(channel_class, chunked_decoder_class):
+        return False
+    headers, raw, content, lost = originals
+    channel_class.allHeadersReceived = checking_headers(headers, limits)
+    channel_class.rawDataReceived = dropping_refused(raw)
+    channel_class.allContentReceived = completing_body(content)
+    channel_class.connectionLost = cancelling_deadline(lost)
+    return True
+
