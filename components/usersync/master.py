@@ -15,7 +15,7 @@ from components.auth import directory, passwords
 from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import persist
 from components.core.component import HubComponent
-from components.core.errors import NotFound, Unavailable
+from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.usersync import DELETE, LIST, SAVE, outbox, provision
@@ -85,7 +85,7 @@ class UserSyncMaster(HubComponent):
         except ValueError as exc:  # SettingsError, StorageConfigError
             self.log.error("usersync master off: {error}", error=exc)
             return
-        yield self.register(self, options=RegisterOptions(invoke="roundrobin"))
+        yield self.register(self, options=RegisterOptions(invoke="roundrobin", details_arg="call_details"))
         self.relaying = bool(topic) or self.auto
         # the common case: the database answers now, and the RPCs are ready when the node is
         try:
@@ -151,6 +151,23 @@ class UserSyncMaster(HubComponent):
             self.relay.wake()
         return result
 
+    def _as_admin(self, call_details, action):
+        """
+        Run ``action()`` once the caller is an active superuser in the directory
+        now, whatever role its token names: a demoted, deactivated or deleted
+        admin is refused with ``not_authorized`` from its next call on.
+        """
+        username = getattr(call_details, "caller_authid", None)
+        d = self.db.run(directory.read_profile, username) if username else defer.succeed(None)
+
+        def check(profile):
+            if profile is None or not profile["is_superuser"] or not profile["is_active"]:
+                self.log.warn("master.users.* refused for {username!r}: not an active superuser in the directory",
+                              username=username)
+                raise NotAuthorized("{!r} is not an active superuser in the directory".format(username))
+            return action()
+        return d.addCallback(check)
+
     @staticmethod
     def _unavailable(failure):
         """The database's own message would say which server is down: callers hear only that it is."""
@@ -158,7 +175,7 @@ class UserSyncMaster(HubComponent):
         raise Unavailable("user directory unavailable")
 
     @wamp.register(SAVE)
-    def save(self, /, *args, **kwargs):
+    def save(self, /, *args, call_details=None, **kwargs):
         """
         Create or update a user from ``{"username", ...fields, "password"?}``;
         fire with the stored user and ``created``.
@@ -167,17 +184,20 @@ class UserSyncMaster(HubComponent):
         self._check_ready()
         fields, password = clean_profile(profile)
         now_iso = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        if password is None:
-            d = defer.succeed(None)
-        else:
-            d = threads.deferToThread(passwords.make_password, password)
-        d.addCallback(lambda encoded: self.db.run(save_user, fields, encoded, now_iso))
+
+        def store():
+            if password is None:
+                d = defer.succeed(None)
+            else:
+                d = threads.deferToThread(passwords.make_password, password)
+            return d.addCallback(lambda encoded: self.db.run(save_user, fields, encoded, now_iso))
+        d = self._as_admin(call_details, store)
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         return d
 
     @wamp.register(DELETE)
-    def delete(self, /, *args, **kwargs):
+    def delete(self, /, *args, call_details=None, **kwargs):
         """Delete a user; ``reactive.error.not_found`` when there is none."""
         (username,) = bind(DELETE, args, kwargs, {"username": REQUIRED})
         self._check_ready()
@@ -187,20 +207,20 @@ class UserSyncMaster(HubComponent):
             if count != 1:
                 raise NotFound("no user {!r}".format(username))
             return {"username": username, "deleted": True}
-        d = self.db.run(directory.delete_user, username)
+        d = self._as_admin(call_details, lambda: self.db.run(directory.delete_user, username))
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         d.addCallback(done)
         return d
 
     @wamp.register(LIST)
-    def users(self, /, *args, **kwargs):
+    def users(self, /, *args, call_details=None, **kwargs):
         """Users ordered by username (``limit`` 1-1000, ``offset`` >= 0), each with its sync ``version``."""
         limit, offset = bind(LIST, args, kwargs, {"limit": 1000, "offset": 0})
         integer("limit", limit, 1, 1000)
         integer("offset", offset, 0, 2 ** 31)
         self._check_ready()
-        d = self.db.run(list_users, limit, offset)
+        d = self._as_admin(call_details, lambda: self.db.run(list_users, limit, offset))
         d.addErrback(self._unavailable)
         return d
 

@@ -23,6 +23,7 @@ from tests.support.clients import connect, eventually
 from tests.support.databases import sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode, router_worker
+from tests.support.users import add_users
 
 SECRET_NAME = "Zyxwvut"  # a first name that must never appear in clear outside the user's own session
 
@@ -53,6 +54,8 @@ class EncryptedUserSyncTests(unittest.TestCase):
         node = RouterNode(name="e2e-usersync", env=env, transform=spy_on_relay)
         self.addCleanup(node.cleanup)
         yield node.start()
+        # admin procedures check their caller against the directory
+        yield add_users(node, [("root", "Root", True)], "root-password-1", url=env["MASTER_DATABASE_URL"])
 
         username = "enc_" + uuid.uuid4().hex[:8]
         admin = yield connect(self, node, sub="root", role="admin")

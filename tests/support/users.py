@@ -11,9 +11,12 @@ from components.node import schemas
 
 
 @defer.inlineCallbacks
-def add_users(node, users, password):
-    """Create ``users`` (``(username, first_name, is_superuser)``) with ``password`` in ``node``'s master.db."""
-    db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
+def add_users(node, users, password, url=None):
+    """
+    Create ``users`` (``(username, first_name, is_superuser)``) with ``password``
+    in ``node``'s master.db (or the master database at ``url``).
+    """
+    db = Database(url or "sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
         yield migrate_all(db, schemas.MASTER)
         directory = Directory(db, iterations=1000)
