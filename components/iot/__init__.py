@@ -12,3 +12,6 @@ ODATA_GET = "iot.odata.get"
 # every other ``iot.`` topic belongs to our components (role ``backend``)
 DEVICE_PREFIX = "iot.device."
 DEVICE_TOPIC = DEVICE_PREFIX + "reading"
+# how a device with a ``device`` token reports a reading over WAMP: the bridge session validates it, names the
+# device after the token's subject and publishes it with the hub's seq (devices may not publish themselves)
+DEVICE_PUBLISH = "iot.device.publish"

@@ -31,18 +31,19 @@ import re
 import time
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 from crossbar.bridge.rest.publisher import PublisherResource
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.core import errors
+from components.core.arguments import REQUIRED, bind
 from components.core.component import HubComponent
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import SettingsError
 from components.core.state import TopicState
 from components.db.database import StorageUnavailable
-from components.iot import DEVICE_PREFIX
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC
 from components.iot.replays import ReplayStore
 from components.iot.signing import KEY_FILE, SECRET_FILE
 
@@ -69,10 +70,38 @@ def _ascii_query(request):
 
 
 class DeviceBridgeSession(HubComponent):
-    """The WAMP session (role ``device``) the ``/publish`` resource publishes through."""
+    """
+    The one publisher of device readings (role ``device_bridge``): the
+    ``/publish`` resource publishes through it, and devices with a ``device``
+    token call ``iot.device.publish(value, topic=iot.device.reading)``, which
+    it validates like a post (the device is the token's subject). Either way
+    the published state carries this session's ``seq`` and ``ts``; a device
+    never publishes on its own, so no device can claim a newer state.
+    """
+
+    sequence = None
 
     def start(self):
-        self.log.info("device HTTP bridge session joined")
+        # one sequence for every device topic: strictly increasing per topic, and never below epoch ms
+        self.sequence = TopicState(self.reactor.seconds)
+        d = self.register(self.publish_for_device, DEVICE_PUBLISH,
+                          options=RegisterOptions(details_arg="call_details", invoke="roundrobin"))
+        d.addCallback(lambda _: self.log.info("device bridge session joined ({procedure} registered)",
+                                              procedure=DEVICE_PUBLISH))
+        return d
+
+    def publish_reading(self, topic, device, value):
+        """Publish ``value`` of ``device`` on ``topic`` with the hub's seq; fire with ``(publication, state)``."""
+        state = self.sequence.update(value, device=device)
+        d = self.publish(topic, state, options=PublishOptions(acknowledge=True))
+        return d.addCallback(lambda publication: (publication, state))
+
+    def publish_for_device(self, /, *args, call_details=None, **kwargs):
+        """``iot.device.publish``: one reading of the calling device; fires with ``{"seq"}``."""
+        value, topic = bind(DEVICE_PUBLISH, args, kwargs, {"value": REQUIRED, "topic": DEVICE_TOPIC})
+        device = getattr(call_details, "caller_authid", None)
+        topic, device, value = device_reading({"topic": topic, "args": [{"device": device, "value": value}]})
+        return self.publish_reading(topic, device, value).addCallback(lambda result: {"seq": result[1]["seq"]})
 
 
 def device_credentials(settings, directory):
@@ -126,7 +155,13 @@ def _scalar(value):
         return abs(value) <= MAX_SAFE_INTEGER
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= MAX_TEXT_VALUE
+    if not isinstance(value, str) or len(value) > MAX_TEXT_VALUE:
+        return False
+    try:
+        value.encode("utf-8")  # a lone surrogate would fail every subscriber's serializer
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def cors_origins(settings):
@@ -178,8 +213,6 @@ class DevicePublishResource(PublisherResource):
             self.log.error("device HTTP bridge disabled: {reason}", reason=self.disabled)
         PublisherResource.__init__(self, options, None)
         self.replays = ReplayStore(database, limit, clock=clock)
-        # one sequence for every device topic: strictly increasing per topic, and never below epoch ms
-        self.sequence = TopicState(clock)
 
     @property
     def _session(self):
@@ -262,8 +295,7 @@ class DevicePublishResource(PublisherResource):
         session = self._session
         if session is None:
             raise errors.Unavailable("device bridge session left")
-        state = self.sequence.update(value, device=device)
-        publication = yield session.publish(topic, state, options=PublishOptions(acknowledge=True))
+        publication, state = yield session.publish_reading(topic, device, value)
         request.setResponseCode(200)
         return json.dumps({"id": publication.id, "seq": state["seq"]}).encode("utf-8")
 

@@ -140,12 +140,12 @@ class AuthorizationTests(unittest.TestCase):
         self.assertEqual(caught.exception.error, "wamp.error.not_authorized")
 
     @defer.inlineCallbacks
-    def test_device_may_only_publish_iot(self):
-        """A device may publish iot.device.* but not call time.get."""
-        from autobahn.wamp.types import PublishOptions
+    def test_device_may_only_report_readings(self):
+        """A device may call iot.device.publish (the bridge publishes for it) but not call time.get."""
         node = yield shared_node()
         client = yield connect(self, node, sub="sensor-1", role="device")
-        yield client.session.publish("iot.device.sensor", {"value": 1}, options=PublishOptions(acknowledge=True))
+        answer = yield client.session.call("iot.device.publish", 1)
+        self.assertIsInstance(answer["seq"], int)
         with self.assertRaises(ApplicationError) as caught:
             yield client.session.call("time.get")
         self.assertEqual(caught.exception.error, "wamp.error.not_authorized")

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from components.core import errors
-from components.iot import DEVICE_PREFIX, DEVICE_TOPIC, device, signing
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device, signing
 from components.iot.bridge import DevicePublishResource, cors_origins, device_credentials, device_reading
 from components.core.settings import Settings, SettingsError
 
@@ -155,28 +155,35 @@ class ReadingShapeTests(SynchronousTestCase):
                {"topic": DEVICE_TOPIC, "args": [{"value": 1}]},
                {"topic": DEVICE_TOPIC, "args": [42]},
                {"topic": DEVICE_TOPIC, "args": {"device": "a", "value": 1}}]
-        bad += [self.reading(value) for value in ([1], {"v": 1}, "x" * 257, 2 ** 53, float("nan"), float("inf"))]
+        bad += [self.reading(value) for value in ([1], {"v": 1}, "x" * 257, 2 ** 53, float("nan"), float("inf"),
+                                                  "\ud800")]  # a lone surrogate no subscriber's serializer takes
         bad += [self.reading(device_name=name) for name in ("", "a b", 'a"b', "a\n", "x" * 65, 7, None)]
         for event in bad:
             self.assertEqual(self.refused(event), errors.INVALID_ARGUMENT, event)
 
 
 class DeviceRoleConfigTests(SynchronousTestCase):
-    """The router's device role may publish under DEVICE_PREFIX and nothing else, in every node config."""
+    """Devices publish nothing themselves: the bridge's own role publishes under DEVICE_PREFIX, in every node config."""
 
-    def test_device_role(self):
-        """config.json, master.json and client.json give role device one permission: publish iot.device.*."""
+    def roles(self):
         import json
         from tests.support.node import REPO
         for name in ("config.json", "master.json", "client.json"):
             with open(os.path.join(REPO, ".crossbar", name)) as handle:
                 config = json.load(handle)
-            roles = [role for worker in config["workers"] for realm in worker.get("realms", [])
-                     for role in realm["roles"] if role["name"] == "device"]
-            self.assertEqual(len(roles), 1, name)
-            granted = [(item["uri"], item["match"], item["allow"]) for item in roles[0]["permissions"]]
-            self.assertEqual(granted, [(DEVICE_PREFIX, "prefix", {"call": False, "register": False,
-                                                                  "publish": True, "subscribe": False})], name)
+            found = {role["name"]: [(item["uri"], item["match"], item["allow"]) for item in role["permissions"]]
+                     for worker in config["workers"] for realm in worker.get("realms", []) for role in realm["roles"]}
+            yield name, found
+
+    def test_device_role(self):
+        """Role device may only call iot.device.publish; role device_bridge publishes iot.device.* and registers it."""
+        for name, roles in self.roles():
+            self.assertEqual(roles["device"], [(DEVICE_PUBLISH, "exact", {"call": True, "register": False,
+                                                                          "publish": False, "subscribe": False})], name)
+            self.assertEqual(roles["device_bridge"], [
+                (DEVICE_PREFIX, "prefix", {"call": False, "register": False, "publish": True, "subscribe": False}),
+                (DEVICE_PUBLISH, "exact", {"call": False, "register": True, "publish": False, "subscribe": False})],
+                name)
 
 
 class SecureRequest(DummyRequest):

@@ -22,7 +22,7 @@ from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer, threads, utils
 from twisted.trial import unittest
 
-from components.iot import ODATA_TOPIC, SERIAL_TOPIC, device
+from components.iot import DEVICE_PUBLISH, ODATA_TOPIC, SERIAL_TOPIC, device
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
 from tests.support.node import REPO, RouterNode, shared_node
@@ -115,11 +115,13 @@ class DeviceBridgeTests(unittest.TestCase):
         self.assertEqual(readings(self.events), [("replay-rig", 9)])
 
     @defer.inlineCallbacks
-    def test_device_role_publishes_device_topics_only(self):
+    def test_device_token_reports_through_the_bridge(self):
         """
-        A WAMP session with a device token may publish iot.device.* but not
-        the components' topics (iot.serial.reader, iot.odata.value: the
-        forged huge seq that froze every dashboard) nor other topics.
+        A WAMP session with a device token publishes nothing itself, not
+        even on iot.device.* (a forged huge seq could freeze a client that
+        keeps the newest state) and not the components' topics: it calls
+        iot.device.publish, and the bridge publishes the reading under the
+        token's subject with the hub's own seq; extra arguments are refused.
         """
         watcher = (yield connect(self, self.node)).session
         forged_seen = []
@@ -128,14 +130,19 @@ class DeviceBridgeTests(unittest.TestCase):
         session = (yield connect(self, self.node, sub="nodemcu-9", role="device")).session
         acknowledged = PublishOptions(acknowledge=True)
         refused = {}
-        for topic in (SERIAL_TOPIC, ODATA_TOPIC, "iot.sensor.value", "time.tic"):
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC, device.TOPIC, "iot.sensor.value", "time.tic"):
             with self.assertRaises(ApplicationError) as raised:
                 yield session.publish(topic, dict(FORGED), options=acknowledged)
             refused[topic] = raised.exception.error
         self.assertEqual(set(refused.values()), {ApplicationError.NOT_AUTHORIZED}, refused)
-        yield session.publish(device.TOPIC, {"device": "wamp", "value": 3}, options=acknowledged)
-        yield eventually(lambda: self.events, message="device WAMP publish not delivered")
-        self.assertEqual(self.events, [{"device": "wamp", "value": 3}])
+        answer = yield session.call(DEVICE_PUBLISH, 3)
+        yield eventually(lambda: self.events, message="device reading over WAMP not delivered")
+        self.assertEqual(readings(self.events), [("nodemcu-9", 3)])
+        self.assertEqual(self.events[0]["seq"], answer["seq"])
+        self.assertLess(self.events[0]["seq"], FORGED["seq"])
+        with self.assertRaises(ApplicationError) as raised:
+            yield session.call(DEVICE_PUBLISH, 4, seq=FORGED["seq"])
+        self.assertEqual(raised.exception.error, "reactive.error.invalid_argument")
         self.assertEqual(forged_seen, [])
 
     @defer.inlineCallbacks

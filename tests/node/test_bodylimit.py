@@ -26,6 +26,7 @@ from tests.support.clients import eventually
 from tests.support.node import NodeFailed, RouterNode, free_port, router_worker, shared_node
 
 LIMITS = bodylimit.BodyLimits(default=16, by_segment={b"auth": 64, b"publish": 32}, timeout=5.0)
+HEADER_CLOCK = bodylimit._headers_too_slow
 REFUSAL = {"error": "reactive.error.invalid_argument", "message": "request body too large"}
 
 
@@ -87,6 +88,10 @@ class ChannelCase(unittest.SynchronousTestCase):
         return (b"POST " + target + b" HTTP/1.1\r\nHost: hub\r\nContent-Length: " + str(length).encode()
                 + b"\r\n" + extra + b"\r\n" + body)
 
+    def pending(self):
+        """What the fake clock will still call: the header clock of the next request and nothing else, when idle."""
+        return [call.func for call in self.clock.getDelayedCalls()]
+
     def assertRefused(self, transport, status=413, message="request body too large"):
         code, headers, body = parse(transport.value())
         self.assertEqual(code, status, transport.value())
@@ -95,6 +100,48 @@ class ChannelCase(unittest.SynchronousTestCase):
         self.assertEqual(headers[b"Content-Type"], b"application/json; charset=utf-8")
         self.assertEqual(headers[b"Connection"], b"close")
         self.assertTrue(transport.disconnecting, "connection left open")
+
+
+class HeaderClockTests(ChannelCase):
+    """An idle connection, or one sending its headers too slowly, gets 408 and is closed after HTTP_HEADER_TIMEOUT."""
+
+    def test_idle_connection_dropped(self):
+        """Nothing sent for the header timeout: 408 JSON and close."""
+        channel, transport = self.connect()
+        self.clock.advance(LIMITS.header_timeout)
+        self.assertRefused(transport, 408, "request headers not received in time")
+
+    def test_slow_headers_dropped_and_complete_headers_stop_the_clock(self):
+        """Headers trickling in past the timeout are cut; headers in time stop the clock until the next request."""
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: hub\r\n")
+        self.clock.advance(LIMITS.header_timeout)
+        self.assertRefused(transport, 408, "request headers not received in time")
+        channel, transport = self.connect()
+        channel.dataReceived(self.post(b"/auth/login", b"x"))
+        self.assertEqual(self.recorder.bodies, [(b"/auth/login", b"x")])
+        # (the first, refused connection still has its abort guard)
+        self.assertEqual(self.pending().count(HEADER_CLOCK), 1, "kept alive: the next request's headers are timed")
+
+
+class HostHeaderTests(ChannelCase):
+    """A request without exactly one ASCII Host header gets 400 on the channel (Crossbar's reverse proxy 500s on it)."""
+
+    def test_missing_duplicate_and_non_ascii_host_refused(self):
+        """No Host (HTTP/1.0), two Hosts, a non-ASCII Host: 400 JSON and close, nothing rendered."""
+        for request in (b"GET /health HTTP/1.0\r\n\r\n",
+                        b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                        b"GET /health HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n"):
+            channel, transport = self.connect()
+            channel.dataReceived(request)
+            self.assertRefused(transport, 400, "the request needs one ASCII Host header")
+        self.assertEqual(self.recorder.bodies, [])
+
+    def test_one_ascii_host_passes(self):
+        """An ordinary request with one Host header reaches the resource."""
+        channel, transport = self.connect()
+        channel.dataReceived(self.post(b"/auth/login", b"x"))
+        self.assertEqual(self.recorder.bodies, [(b"/auth/login", b"x")])
 
 
 class DeclaredLengthTests(ChannelCase):
@@ -167,7 +214,7 @@ class DeclaredLengthTests(ChannelCase):
                              b"GET /ws HTTP/1.1\r\nHost: hub\r\n\r\n")
         self.assertEqual([path for path, _ in self.recorder.bodies], [b"/health", b"/ws"])
         self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 2)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.pending(), [HEADER_CLOCK], "a body deadline outlived its body")
         self.assertFalse(transport.disconnecting)
 
     def test_peer_that_does_not_read_the_answer_is_aborted(self):
@@ -211,7 +258,7 @@ class ChunkedTests(ChannelCase):
         channel.dataReceived(chunked(b"/auth/login") + self.chunk(b"e" * 30) + self.chunk(b"f" * 34)
                              + b"0\r\n\r\n")
         self.assertEqual(self.recorder.bodies, [(b"/auth/login", b"e" * 30 + b"f" * 34)])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.pending(), [HEADER_CLOCK], "a body deadline outlived its body")
 
 
 class DeadlineTests(ChannelCase):
@@ -243,7 +290,7 @@ class DeadlineTests(ChannelCase):
         self.clock.advance(4)
         channel.dataReceived(b"i" * 10 + self.post(b"/publish", b"j" * 5))
         self.assertEqual(self.recorder.bodies, [(b"/auth/login", b"i" * 20), (b"/publish", b"j" * 5)])
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.pending(), [HEADER_CLOCK], "a body deadline outlived its body")
         self.clock.advance(10)
         self.assertNotIn(b"408", transport.value())
         self.assertFalse(transport.disconnecting)
@@ -293,12 +340,16 @@ class InstallTests(unittest.SynchronousTestCase):
         limits = bodylimit.BodyLimits.from_settings(Settings(environ={}, node_directory="/node"))
         self.assertEqual((limits.by_segment, limits.default, limits.timeout),
                          ({b"auth": MAX_BODY, b"publish": 4096}, 1024, 10.0))
+        self.assertEqual(limits.header_timeout, 15.0)
         limits = bodylimit.limits_from_environment(
-            ["crossbar"], {"HTTP_BODY_LIMIT": "0", "DEVICE_BODY_LIMIT": "8192", "HTTP_BODY_TIMEOUT": "500ms"})
-        self.assertEqual((limits.by_segment[b"publish"], limits.default, limits.timeout), (8192, 0, 0.5))
-        self.assertEqual(limits.describe(),
-                         "/auth 16384, /publish 8192, anything else 0 bytes; 0.5 s per body")
-        malformed = (("HTTP_BODY_LIMIT", "lots"), ("DEVICE_BODY_LIMIT", "10"), ("HTTP_BODY_TIMEOUT", "0"))
+            ["crossbar"], {"HTTP_BODY_LIMIT": "0", "DEVICE_BODY_LIMIT": "8192", "HTTP_BODY_TIMEOUT": "500ms",
+                           "HTTP_HEADER_TIMEOUT": "2s"})
+        self.assertEqual((limits.by_segment[b"publish"], limits.default, limits.timeout, limits.header_timeout),
+                         (8192, 0, 0.5, 2.0))
+        self.assertEqual(limits.describe(), "/auth 16384, /publish 8192, anything else 0 bytes; 0.5 s per body, "
+                                            "2 s for a request's headers")
+        malformed = (("HTTP_BODY_LIMIT", "lots"), ("DEVICE_BODY_LIMIT", "10"), ("HTTP_BODY_TIMEOUT", "0"),
+                     ("HTTP_HEADER_TIMEOUT", "soon"))
         for name, value in malformed:
             with self.assertRaises(SettingsError) as caught:
                 bodylimit.limits_from_environment(["crossbar"], {name: value})

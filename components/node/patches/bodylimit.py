@@ -60,10 +60,14 @@ MISSING_NOTE = ("reactive hub: request body limits NOT installed: this Twisted's
                 "internals they hook, so request bodies are buffered unchecked")
 TOO_LARGE = "request body too large"
 TOO_SLOW = "request body not received in time"
+BAD_HOST = "the request needs one ASCII Host header"
+HEADERS_TOO_SLOW = "request headers not received in time"
+_HEADER_CLOCK = "_reactive_hub_header_clock"
 
 _BODY = "_reactive_hub_body"
 _REFUSED = "_reactive_hub_refused"
-_HOOKED = ("allHeadersReceived", "rawDataReceived", "allContentReceived", "connectionLost")
+_HOOKED = ("allHeadersReceived", "rawDataReceived", "allContentReceived", "connectionLost", "connectionMade",
+           "requestDone")
 _CHANNEL_INTERNALS = ("length", "callLater", "abortTimeout", "_abortingCall", "forceAbortClient",
                       "loseConnection", "lineReceived", "_maybeChooseTransferDecoder")
 
@@ -75,10 +79,11 @@ class BodyLimits:
     a body may take to arrive.
     """
 
-    def __init__(self, default, by_segment, timeout):
+    def __init__(self, default, by_segment, timeout, header_timeout=15.0):
         self.default = default
         self.by_segment = dict(by_segment)
         self.timeout = timeout
+        self.header_timeout = header_timeout
 
     @classmethod
     def from_settings(cls, settings):
@@ -86,7 +91,8 @@ class BodyLimits:
         return cls(default=settings.int("HTTP_BODY_LIMIT", 1024, minimum=0),
                    by_segment={b"auth": MAX_BODY,
                                b"publish": settings.int("DEVICE_BODY_LIMIT", 4096, minimum=64)},
-                   timeout=settings.duration("HTTP_BODY_TIMEOUT", 10.0, minimum=0.1))
+                   timeout=settings.duration("HTTP_BODY_TIMEOUT", 10.0, minimum=0.1),
+                   header_timeout=settings.duration("HTTP_HEADER_TIMEOUT", 15.0, minimum=0.1))
 
     def for_target(self, target):
         """The limit for a request target (``/auth/x?y``): by its first path segment, unquoted like Site."""
@@ -97,7 +103,8 @@ class BodyLimits:
         """The limits as one line of text for the worker log."""
         paths = ", ".join("/{} {}".format(segment.decode("ascii", "replace"), limit)
                           for segment, limit in sorted(self.by_segment.items()))
-        return "{}, anything else {} bytes; {:g} s per body".format(paths, self.default, self.timeout)
+        return "{}, anything else {} bytes; {:g} s per body, {:g} s for a request's headers".format(
+            paths, self.default, self.timeout, self.header_timeout)
 
 
 def limits_from_environment(argv, environ):
@@ -152,10 +159,31 @@ def _counted(channel, body, deliver):
     return dataCallback
 
 
+def _one_ascii_host(channel):
+    """True when the request being received has exactly one Host header, in ASCII."""
+    requests = getattr(channel, "requests", None)
+    if not requests:
+        return True  # nothing to judge by (another Twisted): leave it to the resources
+    hosts = requests[-1].requestHeaders.getRawHeaders(b"host") or []
+    if len(hosts) != 1 or not hosts[0]:
+        return False
+    try:
+        hosts[0].decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def checking_headers(all_headers_received, limits):
     """``allHeadersReceived`` that refuses a declared length over the limit and meters the rest."""
 
     def allHeadersReceived(self):
+        _stop_header_clock(self)
+        if not _one_ascii_host(self):
+            # Crossbar's reverse proxy (a client node's public /health, /metrics, /publish) fails with a 500
+            # and a traceback on a missing or non-ASCII Host
+            _answer(self, 400, BAD_HOST)
+            return
         limit = limits.for_target(getattr(self, "_path", b"") or b"")
         declared = self.length
         if declared is not None and declared > limit:
@@ -204,13 +232,55 @@ def completing_body(all_content_received):
 
 
 def cancelling_deadline(connection_lost):
-    """``connectionLost`` that also cancels a pending body deadline."""
+    """``connectionLost`` that also cancels a pending body or header deadline."""
 
     def connectionLost(self, reason):
         _cancel_deadline(self)
+        _stop_header_clock(self)
         return connection_lost(self, reason)
 
     return replacement(connectionLost, cancelling_deadline, PATCHED)
+
+
+def _start_header_clock(channel, timeout):
+    """A connection idle, or sending headers, for ``timeout`` seconds gets 408 and is closed."""
+    _stop_header_clock(channel)
+    setattr(channel, _HEADER_CLOCK, channel.callLater(timeout, _headers_too_slow, channel))
+
+
+def _stop_header_clock(channel):
+    clock = getattr(channel, _HEADER_CLOCK, None)
+    setattr(channel, _HEADER_CLOCK, None)
+    if clock is not None and clock.active():
+        clock.cancel()
+
+
+def _headers_too_slow(channel):
+    setattr(channel, _HEADER_CLOCK, None)
+    if channel.transport is not None and not getattr(channel, _REFUSED, False):
+        _answer(channel, 408, HEADERS_TOO_SLOW)
+
+
+def clocking_headers(connection_made, limits):
+    """``connectionMade`` that starts the header clock: the first request's headers must come in time."""
+
+    def connectionMade(self):
+        connection_made(self)
+        _start_header_clock(self, limits.header_timeout)
+
+    return replacement(connectionMade, clocking_headers, PATCHED)
+
+
+def clocking_next_request(request_done, limits):
+    """``requestDone`` that restarts the header clock for the next request of a kept-alive connection."""
+
+    def requestDone(self, request):
+        request_done(self, request)
+        # a taken-over transport (a WebSocket) is no HTTP connection any more
+        if self.transport is not None and not self._handlingRequest and not getattr(self, _REFUSED, False):
+            _start_header_clock(self, limits.header_timeout)
+
+    return replacement(requestDone, clocking_next_request, PATCHED)
 
 
 def has_internals(channel_class, chunked_decoder_class):
@@ -238,10 +308,12 @@ def install(limits, channel_class=None, chunked_decoder_class=None):
         return False
     if chunked_decoder_class is None or not has_internals(channel_class, chunked_decoder_class):
         return False
-    headers, raw, content, lost = originals
+    headers, raw, content, lost, made, done = originals
     channel_class.allHeadersReceived = checking_headers(headers, limits)
     channel_class.rawDataReceived = dropping_refused(raw)
     channel_class.allContentReceived = completing_body(content)
     channel_class.connectionLost = cancelling_deadline(lost)
+    channel_class.connectionMade = clocking_headers(made, limits)
+    channel_class.requestDone = clocking_next_request(done, limits)
     return True
 
