@@ -8,7 +8,9 @@ limits of the web transport (components/node/patches/bodylimit.py; a malformed
 HTTP_BODY_LIMIT, DEVICE_BODY_LIMIT or HTTP_BODY_TIMEOUT stops the worker with an error
 naming it). In the ``crossbar`` command itself it sets PORT=8080 when PORT is not set
 (components/node/patches/port.py) and keeps the worker records that arrive with the worker
-log handshake (components/node/patches/handshake.py). Everywhere else it does nothing.
+log handshake (components/node/patches/handshake.py). In router and container workers
+(where components run) procedures take any caller keyword
+(components/node/patches/callkwargs.py). Everywhere else it does nothing.
 Each worker patch logs one info line in the worker's log (the node log).
 """
 
@@ -48,7 +50,7 @@ def _limit_bodies(argv):
 
 def _patch_workers():
     try:
-        from components.node.patches import fast_send, handshake, nodekey_cache, port
+        from components.node.patches import callkwargs, fast_send, handshake, nodekey_cache, port
         from components.node.patches.worker import worker_class
     except ImportError:
         return
@@ -60,6 +62,8 @@ def _patch_workers():
         _note(nodekey_cache.INSTALLED_NOTE)
     if fast_send.wanted(argv, os.environ) and fast_send.install():
         _note(fast_send.INSTALLED_NOTE)
+    if callkwargs.wanted(worker_class(argv)) and callkwargs.install():
+        _note(callkwargs.INSTALLED_NOTE)
     if (worker_class(argv) or "").startswith(WEB_WORKERS):
         _limit_bodies(argv)
 
