@@ -10,3 +10,9 @@ def replacement(function, factory, marker):
     function.__doc__ = factory.__doc__
     setattr(function, marker, True)
     return function
+
+
+def unpatched(holder, name, marker):
+    """``holder.name`` when it exists and is not a replacement carrying ``marker`` yet, else None."""
+    current = getattr(holder, name, None)
+    return None if current is None or getattr(current, marker, False) else current

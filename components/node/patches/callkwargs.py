@@ -18,7 +18,7 @@ unknown argument. ``crossbar_site/sitecustomize.py`` installs it in the
 worker processes that run components (router and container workers).
 """
 
-from components.node.patches import replacement
+from components.node.patches import replacement, unpatched
 
 PATCHED = "_reactive_hub_positional_fun"
 COMPONENT_WORKERS = ("crossbar.worker.router.", "crossbar.worker.container.")
@@ -55,21 +55,18 @@ def positional_as_future(as_future):
 
 def install(txaio_module=None, tx_module=None):
     """Replace ``as_future`` in ``txaio.tx`` (and ``txaio`` once it uses Twisted); True if patched now."""
-    try:
-        if txaio_module is None:
+    if tx_module is None:
+        try:
             import txaio as txaio_module
-        if tx_module is None:
             from txaio import tx as tx_module
-    except ImportError:
-        return False
-    original = getattr(tx_module, "as_future", None)
-    if original is None or getattr(original, PATCHED, False):
-        return False
-    patched = positional_as_future(original)
-    tx_module.as_future = patched
-    if getattr(txaio_module, "using_twisted", False):
-        txaio_module.as_future = patched
-    return True
+        except ImportError:
+            return False
+    original = unpatched(tx_module, "as_future", PATCHED)
+    if original is not None:
+        tx_module.as_future = positional_as_future(original)
+        if getattr(txaio_module, "using_twisted", False):
+            txaio_module.as_future = tx_module.as_future
+    return original is not None
 
 
 def wanted(worker):

@@ -56,7 +56,7 @@ own path (``install()`` is a no-op when the methods are missing).
 import socket
 import struct
 
-from components.node.patches import replacement
+from components.node.patches import replacement, unpatched
 from components.node.patches.worker import worker_class
 
 PATCHED = "_reactive_hub_fast_send"
@@ -180,12 +180,10 @@ def install(connection_class=None, wamp_protocol_class=None):
         from autobahn.websocket.protocol import WebSocketProtocol
     except ImportError:
         return False
-    write = getattr(connection_class, "write", None)
-    set_no_delay = getattr(connection_class, "setTcpNoDelay", None)
-    register_producer = getattr(connection_class, "registerProducer", None)
-    send = getattr(wamp_protocol_class, "send", None)
-    originals = (write, set_no_delay, register_producer, send)
-    if any(method is None or getattr(method, PATCHED, False) for method in originals):
+    write, set_no_delay, register_producer = originals = [
+        unpatched(connection_class, name, PATCHED) for name in ("write", "setTcpNoDelay", "registerProducer")]
+    send = unpatched(wamp_protocol_class, "send", PATCHED)
+    if send is None or None in originals:
         return False
     connection_class.setTcpNoDelay = recording_no_delay(set_no_delay)
     connection_class.registerProducer = pull_producer_rewakes(register_producer)

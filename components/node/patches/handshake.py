@@ -17,7 +17,7 @@ worker's first records. ``crossbar_site/sitecustomize.py`` installs it in the
 without the method or the phrase is left alone.
 """
 
-from components.node.patches import replacement
+from components.node.patches import replacement, unpatched
 
 PATCHED = "_reactive_hub_handshake_split"
 
@@ -45,8 +45,8 @@ def install(worker_class=None, phrase=None):
             from crossbar._logging import cb_logging_aware as phrase
     except ImportError:
         return False
-    log = getattr(worker_class, "log", None)
-    if log is None or getattr(log, PATCHED, False):
+    log = unpatched(worker_class, "log", PATCHED)
+    if log is None:
         return False
     worker_class.log = split_handshake(log, phrase)
     return True
