@@ -43,6 +43,7 @@ def _limit_bodies(argv):
         sys.stderr.flush()
         os._exit(78)
     if bodylimit.install(limits):
+        bodylimit.install_proxy_framing()
         _note("{} ({})".format(bodylimit.INSTALLED_NOTE, limits.describe()))
     else:
         _note(bodylimit.MISSING_NOTE)

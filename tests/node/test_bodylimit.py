@@ -548,3 +548,31 @@ class ProxyTests(WireCase):
         # the proxy forwards a body only once it has all of it: this 413 is the proxy's own
         status, _, body = yield self.answer(client)
         self.assertEqual((status, json.loads(body)), (413, REFUSAL))
+
+
+class ProxyFramingTests(unittest.SynchronousTestCase):
+    """A proxy worker forwards a chunked body it has decoded with its length, not with the chunked header."""
+
+    def forwarded(self, headers, data):
+        from twisted.web import proxy
+        client_class = type("ProxyClient", (proxy.ProxyClient,), {})
+        self.assertTrue(bodylimit.install_proxy_framing(client_class))
+        self.assertFalse(bodylimit.install_proxy_framing(client_class), "installed twice")
+        client = client_class(b"POST", b"/publish", b"HTTP/1.1", headers, data, None)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        return head.lower().split(b"\r\n")[1:], body
+
+    def test_chunked_header_replaced_by_the_length(self):
+        """Transfer-Encoding: chunked goes, Content-Length of the decoded body comes, the body is unchanged."""
+        headers, body = self.forwarded({b"transfer-encoding": b"chunked", b"host": b"hub"}, b'{"a":1}')
+        self.assertNotIn(b"transfer-encoding: chunked", headers)
+        self.assertIn(b"content-length: 7", headers)
+        self.assertEqual(body, b'{"a":1}')
+
+    def test_length_framed_requests_unchanged(self):
+        """A request that came with a Content-Length is forwarded as Twisted does."""
+        headers, body = self.forwarded({b"content-length": b"2", b"host": b"hub"}, b"{}")
+        self.assertIn(b"content-length: 2", headers)
+        self.assertEqual(body, b"{}")

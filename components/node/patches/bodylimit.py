@@ -49,7 +49,7 @@ import json
 
 from twisted.web import http
 
-from components.node.patches import replacement
+from components.node.patches import replacement, unpatched
 from components.core import errors
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, node_dir
@@ -297,6 +297,32 @@ def _assigns(function, attribute):
     """Whether ``function``'s code names ``attribute`` (how a release's parser is seen to set it)."""
     code = getattr(function, "__code__", None)
     return code is not None and attribute in code.co_names
+
+
+def forwarding_whole_bodies(proxy_client_init):
+    """
+    ``ProxyClient.__init__`` that frames the body it forwards by its length:
+    the channel has already decoded a chunked body, so the request's
+    ``Transfer-Encoding: chunked`` must not be passed on with it (the router
+    behind a proxy worker would wait for chunks that never come).
+    """
+
+    def __init__(self, command, rest, version, headers, data, father):
+        if headers.pop(b"transfer-encoding", None) is not None:
+            headers[b"content-length"] = str(len(data)).encode("ascii")
+        proxy_client_init(self, command, rest, version, headers, data, father)
+
+    return replacement(__init__, forwarding_whole_bodies, PATCHED)
+
+
+def install_proxy_framing(proxy_client_class=None):
+    """Make Twisted's reverse-proxy client forward decoded bodies with a Content-Length; True if patched now."""
+    if proxy_client_class is None:
+        from twisted.web.proxy import ProxyClient as proxy_client_class
+    original = unpatched(proxy_client_class, "__init__", PATCHED)
+    if original is not None:
+        proxy_client_class.__init__ = forwarding_whole_bodies(original)
+    return original is not None
 
 
 def install(limits, channel_class=None, chunked_decoder_class=None):
