@@ -2,6 +2,12 @@
 Server-side login sessions in the master database: the ``hub_session``
 cookie holds a random id, the table only its SHA-256, with the username and
 an expiry.
+
+A user's login sessions end when the directory says so, whoever writes it
+(the admin RPCs, the CLI, Django, plain SQL): database triggers on the user
+table delete them when the password, ``is_active`` or the username changes,
+and when the user is deleted, in the same transaction as the change. An old
+``hub_session`` cookie then gets no new token.
 """
 
 import hashlib
@@ -19,7 +25,33 @@ _SESSION_TABLE = ["""CREATE TABLE IF NOT EXISTS hub_login_session (
                         expires_at BIGINT NOT NULL)""",
                    "CREATE INDEX IF NOT EXISTS hub_login_session_user ON hub_login_session (username)"]
 
-MIGRATIONS = [Migration(1, "server-side login sessions", sqlite=_SESSION_TABLE, postgresql=_SESSION_TABLE)]
+_SQLITE_ENDINGS = [
+    """CREATE TRIGGER IF NOT EXISTS hub_login_session_end_update AFTER UPDATE ON auth_user FOR EACH ROW
+       WHEN NEW.password IS NOT OLD.password OR NEW.is_active IS NOT OLD.is_active
+            OR NEW.username IS NOT OLD.username
+       BEGIN DELETE FROM hub_login_session WHERE username = OLD.username; END""",
+    """CREATE TRIGGER IF NOT EXISTS hub_login_session_end_delete AFTER DELETE ON auth_user FOR EACH ROW
+       BEGIN DELETE FROM hub_login_session WHERE username = OLD.username; END""",
+]
+_POSTGRESQL_ENDINGS = [
+    """CREATE OR REPLACE FUNCTION hub_login_session_end() RETURNS trigger LANGUAGE plpgsql AS $body$
+       BEGIN
+           IF TG_OP = 'DELETE' OR NEW.password IS DISTINCT FROM OLD.password
+                   OR NEW.is_active IS DISTINCT FROM OLD.is_active OR NEW.username IS DISTINCT FROM OLD.username THEN
+               DELETE FROM hub_login_session WHERE username = OLD.username;
+           END IF;
+           RETURN NULL;
+       END $body$""",
+    "DROP TRIGGER IF EXISTS hub_login_session_end ON auth_user",
+    "CREATE TRIGGER hub_login_session_end AFTER UPDATE OR DELETE ON auth_user FOR EACH ROW"
+    " EXECUTE FUNCTION hub_login_session_end()",
+]
+
+MIGRATIONS = [
+    Migration(1, "server-side login sessions", sqlite=_SESSION_TABLE, postgresql=_SESSION_TABLE),
+    Migration(2, "login sessions end with a password change, deactivation, rename or deletion",
+              sqlite=_SQLITE_ENDINGS, postgresql=_POSTGRESQL_ENDINGS),
+]
 
 
 def _hash(session_id):
