@@ -17,9 +17,6 @@ Each worker patch logs one info line in the worker's log (the node log).
 import os
 import sys
 
-WEB_WORKERS = ("crossbar.worker.router.", "crossbar.worker.proxy.")
-
-
 def _note(text):
     """
     Log ``text`` at info through Twisted's logger. Nothing may reach stderr
@@ -52,7 +49,7 @@ def _limit_bodies(argv):
 def _patch_workers():
     try:
         from components.node.patches import callkwargs, fast_send, handshake, nodekey_cache, port
-        from components.node.patches.worker import worker_class
+        from components.node.patches.worker import WEB_WORKERS, worker_class
     except ImportError:
         return
     argv = getattr(sys, "orig_argv", sys.argv)
@@ -63,9 +60,10 @@ def _patch_workers():
         _note(nodekey_cache.INSTALLED_NOTE)
     if fast_send.wanted(argv, os.environ) and fast_send.install():
         _note(fast_send.INSTALLED_NOTE)
-    if callkwargs.wanted(worker_class(argv)) and callkwargs.install():
+    klass = worker_class(argv) or ""
+    if callkwargs.wanted(klass) and callkwargs.install():
         _note(callkwargs.INSTALLED_NOTE)
-    if (worker_class(argv) or "").startswith(WEB_WORKERS):
+    if klass.startswith(WEB_WORKERS):
         _limit_bodies(argv)
 
 

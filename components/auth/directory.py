@@ -61,11 +61,15 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _row_to_user(row):
-    user = dict(zip(_COLUMNS, row))
+def _with_flags(user):
+    """``user`` with its flags as booleans (SQLite stores 0 and 1)."""
     for flag in ("is_active", "is_staff", "is_superuser"):
         user[flag] = bool(user[flag])
     return user
+
+
+def _row_to_user(row):
+    return _with_flags(dict(zip(_COLUMNS, row)))
 
 
 def _insert(cursor, username, encoded, first_name, last_name, email, is_superuser, is_staff):
@@ -90,9 +94,7 @@ def read_profile(cursor, username):
         ", ".join(ADMIN_FIELDS)), (username,)).fetchone()
     if row is None:
         return None
-    user = dict(zip(ADMIN_FIELDS + ("date_joined", "last_login"), row))
-    for flag in ("is_active", "is_staff", "is_superuser"):
-        user[flag] = bool(user[flag])
+    user = _with_flags(dict(zip(ADMIN_FIELDS + ("date_joined", "last_login"), row)))
     for stamp in ("date_joined", "last_login"):
         user[stamp] = None if user[stamp] is None else str(user[stamp])
     return user

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.e2e.envelope import KEY_BYTES, b64encode
+from components.core.secretfiles import read_or_create_secret
 
 
 def _write(path, data, mode):
@@ -53,8 +54,7 @@ def jwt_keys(directory):
 def e2e_kek(directory):
     """Create the shared key-encryption key ``e2e_kek`` (mode 0600) unless it exists; return its path."""
     path = os.path.join(directory, "e2e_kek")
-    if not os.path.exists(path):
-        _write(path, (b64encode(secrets.token_bytes(KEY_BYTES)) + "\n").encode("ascii"), 0o600)
+    read_or_create_secret(path, make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
     return path
 
 

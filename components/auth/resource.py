@@ -32,8 +32,6 @@ from components.db.migrations import migrate, migrate_all
 from components.e2e.envelope import b64encode
 
 COOKIE = "hub_session"
-LOGIN_REQUIRED = errors.AUTH_LOGIN_REQUIRED
-BAD_CREDENTIALS = errors.AUTH_BAD_CREDENTIALS
 DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
 
 
@@ -92,7 +90,7 @@ class AuthService:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         if user is None:
             self.log.info("login refused for {username!r} from {address}", username=username, address=key)
-            raise HTTPError(401, BAD_CREDENTIALS, "wrong username or password")
+            raise HTTPError(401, errors.AUTH_BAD_CREDENTIALS, "wrong username or password")
         session_id = yield self.sessions.create(user["username"])
         yield self.directory.record_login(user["username"])
         self._cookie(request, session_id, self.cookie_lifetime)
@@ -109,7 +107,7 @@ class AuthService:
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         if user is None or not user["is_active"]:
-            raise HTTPError(401, LOGIN_REQUIRED, "not logged in")
+            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
         token = self.issuer.issue(user["username"], role)
         answer = {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
@@ -153,7 +151,7 @@ class AuthResource(Resource):
         limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
                               burst=settings.int("LOGIN_BURST", 10, minimum=1))
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
-        public_url = settings.url("PUBLIC_URL", schemes=("http", "https"))
+        public_url = settings.url("PUBLIC_URL")
         self.service = AuthService(Directory(self.db), LoginSessions(self.db, lifetime),
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
                                    secure_cookie=urlsplit(public_url).scheme == "https")

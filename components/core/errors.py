@@ -58,10 +58,6 @@ class HubError(ApplicationError):
         self.uri = self.error
         self.message = message
 
-    @property
-    def details(self):
-        return self.kwargs
-
     def __str__(self):
         return self.message
 

@@ -178,9 +178,9 @@ _HTTP_CODES = {errors.INVALID_ARGUMENT: 400, errors.NOT_AUTHORIZED: 403, errors.
                errors.UNAVAILABLE: 503}
 
 
-def _refuse(request, error):
-    """The answer body for a domain error, with its HTTP status."""
-    request.setResponseCode(_HTTP_CODES.get(error.uri, 500))
+def _refuse(request, error, status=None):
+    """The answer body for a domain error, with its HTTP status (``status``, else the one for its URI)."""
+    request.setResponseCode(status or _HTTP_CODES.get(error.uri, 500))
     return json.dumps({"error": error.uri, "args": [str(error)], "kwargs": {}}).encode("utf-8")
 
 
@@ -244,8 +244,7 @@ class DevicePublishResource(PublisherResource):
         if request.method != b"POST":
             self._set_common_headers(request)
             request.setHeader(b"allow", b"POST, OPTIONS")
-            request.setResponseCode(405)
-            return json.dumps({"error": errors.INVALID_ARGUMENT, "args": ["use POST"], "kwargs": {}}).encode("utf-8")
+            return _refuse(request, errors.InvalidArgument("use POST"), status=405)
         refusal = self._refusal(request)
         if refusal is not None:
             self._set_common_headers(request)

@@ -100,7 +100,7 @@ class ODataPoller:
 
     def __init__(self, http, clock, url, publish, user="", password="", field="C_VALUE",
                  orderby="G_CREATED desc", interval=5.0, timeout=10.0, backoff_max=60.0, max_body=MAX_BODY,
-                 random=None):
+                 backoff=None):
         self.http = http
         self.clock = clock
         self.url = query_url(url, orderby)
@@ -110,8 +110,7 @@ class ODataPoller:
         self.interval = interval
         self.timeout = timeout
         # the first retry waits (up to) two intervals, then twice as long per failure
-        jitter = {} if random is None else {"random": random}
-        self.backoff = Backoff(2 * interval, max(backoff_max, 2 * interval), **jitter)
+        self.backoff = backoff or Backoff(2 * interval, max(backoff_max, 2 * interval))
         self.max_body = max_body
         self.live = LiveValue(clock.seconds)
         self.failures = 0

@@ -6,17 +6,14 @@ added to one of these lists so ``python -m components.node migrate`` and the
 node's start-up create it.
 """
 
-from components.auth import directory, loginsessions
+from components.auth import directory
+from components.auth.schemas import MASTER_SCHEMAS
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
 from components.iot import replays as iot_replays
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
-MASTER = [
-    ("directory", directory.MIGRATIONS),
-    ("login_sessions", loginsessions.MIGRATIONS),
-    ("usersync_master", usersync_outbox.MIGRATIONS),
-]
+MASTER = MASTER_SCHEMAS + [("usersync_master", usersync_outbox.MIGRATIONS)]
 
 CLIENT = [
     ("directory", directory.MIGRATIONS),

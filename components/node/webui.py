@@ -207,6 +207,5 @@ def ui_directory(configured, node_directory):
 
 def WebUIResource(settings):
     """The UI resource; ``WEB_DIR`` overrides the UI directory, ``PUBLIC_URL`` names the public origin."""
-    public = public_origin(settings.url("PUBLIC_URL", schemes=("http", "https")))
-    hide_server_version()
+    public = public_origin(settings.url("PUBLIC_URL"))
     return SecureStatic(ui_directory(settings.text("WEB_DIR"), settings.node_directory), public=public)

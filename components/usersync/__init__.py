@@ -24,5 +24,3 @@ RELAY = "users.relay"
 SAVE = "master.users.save"
 DELETE = "master.users.delete"
 LIST = "master.users.list"
-# the admin role may call everything under this prefix
-ADMIN_PREFIX = "master.users."

@@ -105,17 +105,20 @@ class UserSyncClient(HubComponent):
         if not queue and not self.auto:
             self.log.info("usersync client: users.me ready; bridge off (SQS_QUEUE_URL unset)")
             return
-        self.pool = BlockingPool(self.reactor, self.pollers + 4, "usersync-sqs")
-        yield self._start_bridge(queue, self.pollers)
+        self.pool = BlockingPool(self.reactor, self.threads, "usersync-sqs")
+        yield self._start_bridge(queue)
+
+    @property
+    def threads(self):
+        """Blocking boto3 calls at once: one long poll per poller, and room for deletes and extensions."""
+        return self.pollers + 4
 
     @defer.inlineCallbacks
-    def _start_bridge(self, queue, pollers):
-        wait = self.wait
-        endpoint = self.endpoint
-        sqs = yield self.pool.run(make_client, "sqs", endpoint, region_for(queue, settings=self.settings), read_timeout=wait + 10,
-                                  pool=pollers + 4)
+    def _start_bridge(self, queue):
+        sqs = yield self.pool.run(make_client, "sqs", self.endpoint, region_for(queue, settings=self.settings),
+                                  read_timeout=self.wait + 10, pool=self.threads)
         if not queue:
-            queue = yield self._provision(sqs, endpoint)
+            queue = yield self._provision(sqs)
             if not queue:
                 return
         attributes = yield persist(
@@ -126,14 +129,14 @@ class UserSyncClient(HubComponent):
         if self.stopped:
             return
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
-                             pollers=pollers, wait=wait, visibility=max(visibility, 2))
+                             pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2))
         self.bridge.start()
-        self.log.info("usersync client: {pollers} pollers on {queue}", pollers=pollers, queue=queue)
+        self.log.info("usersync client: {pollers} pollers on {queue}", pollers=self.pollers, queue=queue)
 
     @defer.inlineCallbacks
-    def _provision(self, sqs, endpoint):
+    def _provision(self, sqs):
         """Dev mode: create the topic and this client's queue (idempotent) once the emulator answers."""
-        sns = yield self.pool.run(make_client, "sns", endpoint, None)
+        sns = yield self.pool.run(make_client, "sns", self.endpoint, None)
         plan = provision.Plan(self.topic_name, [self.client_name], max_receives=self.max_receives)
         result = yield persist(self.reactor, lambda: self.pool.run(provision.provision, sns, sqs, plan),
                                self.log, "usersync emulator", self._running)

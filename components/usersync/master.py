@@ -35,6 +35,14 @@ def _with_version(cursor, profile):
     return profile
 
 
+def as_admin(cursor, username, interaction, *args):
+    """``interaction(cursor, *args)`` if ``username`` is an active superuser in the directory, else NotAuthorized."""
+    profile = directory.read_profile(cursor, username) if username else None
+    if profile is None or not profile["is_superuser"] or not profile["is_active"]:
+        raise NotAuthorized("{!r} is not an active superuser in the directory".format(username))
+    return interaction(cursor, *args)
+
+
 def save_user(cursor, fields, encoded_password, now_iso):
     """Insert or update one user; return its admin view with the sync ``version`` and ``created``."""
     profile, created = directory.save_profile(cursor, fields, encoded_password, now_iso)
@@ -151,22 +159,21 @@ class UserSyncMaster(HubComponent):
             self.relay.wake()
         return result
 
-    def _as_admin(self, call_details, action):
+    def _as_admin(self, call_details, interaction, *args):
         """
-        Run ``action()`` once the caller is an active superuser in the directory
-        now, whatever role its token names: a demoted, deactivated or deleted
-        admin is refused with ``not_authorized`` from its next call on.
+        Run ``interaction(cursor, *args)`` in the transaction that first finds
+        the caller an active superuser in the directory, whatever role its
+        token names: a demoted, deactivated or deleted admin is refused with
+        ``not_authorized`` from its next call on.
         """
         username = getattr(call_details, "caller_authid", None)
-        d = self.db.run(directory.read_profile, username) if username else defer.succeed(None)
 
-        def check(profile):
-            if profile is None or not profile["is_superuser"] or not profile["is_active"]:
-                self.log.warn("master.users.* refused for {username!r}: not an active superuser in the directory",
-                              username=username)
-                raise NotAuthorized("{!r} is not an active superuser in the directory".format(username))
-            return action()
-        return d.addCallback(check)
+        def refused(failure):
+            failure.trap(NotAuthorized)
+            self.log.warn("master.users.* refused for {username!r}: not an active superuser in the directory",
+                          username=username)
+            return failure
+        return self.db.run(as_admin, username, interaction, *args).addErrback(refused)
 
     @staticmethod
     def _unavailable(failure):
@@ -184,14 +191,11 @@ class UserSyncMaster(HubComponent):
         self._check_ready()
         fields, password = clean_profile(profile)
         now_iso = datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-        def store():
-            if password is None:
-                d = defer.succeed(None)
-            else:
-                d = threads.deferToThread(passwords.make_password, password)
-            return d.addCallback(lambda encoded: self.db.run(save_user, fields, encoded, now_iso))
-        d = self._as_admin(call_details, store)
+        if password is None:
+            d = defer.succeed(None)
+        else:
+            d = threads.deferToThread(passwords.make_password, password)
+        d.addCallback(lambda encoded: self._as_admin(call_details, save_user, fields, encoded, now_iso))
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         return d
@@ -207,7 +211,7 @@ class UserSyncMaster(HubComponent):
             if count != 1:
                 raise NotFound("no user {!r}".format(username))
             return {"username": username, "deleted": True}
-        d = self._as_admin(call_details, lambda: self.db.run(directory.delete_user, username))
+        d = self._as_admin(call_details, directory.delete_user, username)
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         d.addCallback(done)
@@ -220,7 +224,7 @@ class UserSyncMaster(HubComponent):
         integer("limit", limit, 1, 1000)
         integer("offset", offset, 0, 2 ** 31)
         self._check_ready()
-        d = self._as_admin(call_details, lambda: self.db.run(list_users, limit, offset))
+        d = self._as_admin(call_details, list_users, limit, offset)
         d.addErrback(self._unavailable)
         return d
 

@@ -11,6 +11,7 @@ backwards, and a delete cannot be undone by an older update.
 
 import datetime
 
+from components.auth import passwords
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 
@@ -32,7 +33,6 @@ MIGRATIONS = [
 ]
 
 PROFILE = ("username", "first_name", "last_name", "email", "is_active")
-UNUSABLE_PASSWORD = "!usersync"  # Django treats a leading "!" as "no usable password"
 
 
 def _claim_version(cursor, change, now_ms):
@@ -65,7 +65,7 @@ def _store_user(cursor, user):
     cursor.execute(
         "INSERT INTO auth_user (password, last_login, date_joined, {}) VALUES (?, NULL, ?, {})".format(
             ", ".join(columns), ", ".join("?" for _ in columns)),
-        [UNUSABLE_PASSWORD, datetime.datetime.now(datetime.timezone.utc).isoformat()]
+        [passwords.make_unusable_password(), datetime.datetime.now(datetime.timezone.utc).isoformat()]
         + [row[column] for column in columns])
 
 

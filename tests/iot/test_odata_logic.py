@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from components.core.backoff import Backoff
 from components.iot.odata import ODataPoller, PollError, extract_value, query_url
 
 
@@ -81,7 +82,8 @@ class PollerTests(SynchronousTestCase):
         self.events = []
         self.logged = []
         poller = ODataPoller(self.stub, self.clock, "http://iot.example/odata/T", self.events.append,
-                             user="u", password="p", interval=1.0, timeout=2.0, backoff_max=8.0, random=lambda: 1.0,
+                             user="u", password="p", interval=1.0, timeout=2.0, backoff_max=8.0,
+                             backoff=Backoff(2.0, 8.0, random=lambda: 1.0),
                              **options)
         poller.log = Logger(observer=self.logged.append)
         poller.start()

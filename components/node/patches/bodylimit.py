@@ -329,8 +329,8 @@ def install(limits, channel_class=None, chunked_decoder_class=None):
     """Make Twisted's ``HTTPChannel`` (or ``channel_class``) enforce ``limits``; True if patched now."""
     channel_class = channel_class or http.HTTPChannel
     chunked_decoder_class = chunked_decoder_class or getattr(http, "_ChunkedTransferDecoder", None)
-    originals = [getattr(channel_class, name, None) for name in _HOOKED]
-    if any(method is None or getattr(method, PATCHED, False) for method in originals):
+    originals = [unpatched(channel_class, name, PATCHED) for name in _HOOKED]
+    if None in originals:
         return False
     if chunked_decoder_class is None or not has_internals(channel_class, chunked_decoder_class):
         return False

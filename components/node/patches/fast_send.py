@@ -57,7 +57,7 @@ import socket
 import struct
 
 from components.node.patches import replacement, unpatched
-from components.node.patches.worker import worker_class
+from components.node.patches.worker import WEB_WORKERS, worker_class
 
 PATCHED = "_reactive_hub_fast_send"
 INSTALLED_NOTE = "reactive hub: fast send path installed in this worker"
@@ -196,4 +196,4 @@ def wanted(argv, environ):
     """True for a Crossbar router or proxy worker's command line, unless ``HUB_FAST_SEND=off``."""
     if environ.get("HUB_FAST_SEND", "on").strip().lower() == "off":
         return False
-    return (worker_class(argv) or "").startswith(("crossbar.worker.router.", "crossbar.worker.proxy."))
+    return (worker_class(argv) or "").startswith(WEB_WORKERS)

@@ -16,6 +16,7 @@ missing (a Crossbar release that reworked it).
 
 import functools
 
+from components.node.patches import unpatched
 from components.node.patches.worker import worker_class
 
 PATCHED = "_reactive_hub_memoised"
@@ -44,8 +45,8 @@ def install(module=None):
             from crossbar.common import key as module
         except ImportError:
             return False
-    read = getattr(module, "_read_node_key", None)
-    if read is None or getattr(read, PATCHED, False):
+    read = unpatched(module, "_read_node_key", PATCHED)
+    if read is None:
         return False
     module._read_node_key = memoise(read)
     return True
