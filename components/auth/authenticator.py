@@ -1,6 +1,11 @@
 """
 The dynamic WAMP-ticket authenticator: the ticket is a JWT. It runs under its
-own role (allowed to register only its URI and to end sessions), and ends
+own role (allowed to register only its URI and to end sessions), refuses a
+token the directory has revoked since it was issued (one look-up per join in
+``REVOCATION_DATABASE``: ``master`` where the user table lives, ``client``
+on client nodes, where the user sync copies the facts; see
+:mod:`components.auth.revocation`), ends the sessions whose token gets
+revoked while they are open, and ends
 every session when its token's ``exp`` passes (sessions that came through a
 proxy worker are found by ``wamp.session.on_join``, which carries the
 router-side session id and the ``exp`` the authenticator put in authextra).
@@ -12,9 +17,17 @@ import os
 
 from autobahn.wamp.types import SubscribeOptions
 
-from components.auth import AUTHENTICATE, tokens
+from components.auth import AUTHENTICATE, credentials, tokens
+from components.auth.revocation import JoinCheck, RevocationWatch, token_facts
+from components.auth.schemas import MASTER_SCHEMAS
 from components.core import errors
+from components.core.backoff import persist
 from components.core.component import HubComponent
+from components.core.errors import Unavailable
+from components.db.database import Database
+from components.db.migrations import migrate, migrate_all
+
+REVOCATION_DATABASES = ("master", "client", "off")
 
 
 class TicketAuthenticator:
@@ -29,7 +42,7 @@ class TicketAuthenticator:
             "realm": realm,
             "authid": claims["sub"],
             "role": claims["role"],
-            "extra": {"exp": int(claims["exp"]), "role": claims["role"]},
+            "extra": dict(token_facts(claims), exp=int(claims["exp"]), role=claims["role"]),
         }
 
 
@@ -42,14 +55,43 @@ class Authenticator(HubComponent):
         self.verifier = tokens.TokenVerifier(keys, issuer, audience, leeway=leeway, clock=self.reactor.seconds)
         self.ticket = TicketAuthenticator(self.verifier)
         self._expiries = {}
+        self.join_check = self.watch = None
+        self.revocation_ready = self.left = False
+        source = self.settings.text("REVOCATION_DATABASE", "master")
+        if source not in REVOCATION_DATABASES:
+            raise ValueError("REVOCATION_DATABASE must be one of {}".format(", ".join(REVOCATION_DATABASES)))
+        if source != "off":
+            db = Database(self.settings.database_url(source))
+            self.join_check = JoinCheck(db)
+            self.watch = RevocationWatch(db, self.reactor, self._end_revoked,
+                                         interval=self.settings.float("REVOCATION_POLL", 0.5, minimum=0.05,
+                                                                      maximum=10))
+            persist(self.reactor, lambda: self._prepare_revocation(db, source), self.log,
+                    "revocation database", lambda: not self.left)
+        else:
+            self.log.warn("REVOCATION_DATABASE=off: revoked tokens keep joining until they expire")
         d = self.register(self.authenticate, AUTHENTICATE)
         d.addCallback(lambda _: self.subscribe(self._on_leave, "wamp.session.on_leave",
                                                options=SubscribeOptions(match="exact")))
         d.addCallback(lambda _: self.subscribe(self._on_join, "wamp.session.on_join",
                                                options=SubscribeOptions(match="exact")))
-        d.addCallback(lambda _: self.log.info("authenticator ready ({algorithm}, issuer {issuer})",
-                                              algorithm=keys.algorithm, issuer=issuer))
+        d.addCallback(lambda _: self.log.info("authenticator ready ({algorithm}, issuer {issuer}, revocation from"
+                                              " the {source} database)", algorithm=keys.algorithm, issuer=issuer,
+                                              source=source))
         return d
+
+    def _prepare_revocation(self, db, source):
+        """Create the revocation tables (and, on the master, the user table's triggers), then watch them."""
+        if source == "master":
+            d = migrate_all(db, MASTER_SCHEMAS)
+        else:
+            d = migrate(db, "credentials", credentials.MIGRATIONS)
+
+        def ready(_):
+            self.revocation_ready = True
+            if not self.left and not self.watch.running:
+                self.watch.start()
+        return d.addCallback(ready)
 
     def on_start_failed(self):
         self.log.critical("cannot serve logins: stopping the node")
@@ -57,11 +99,25 @@ class Authenticator(HubComponent):
 
     def authenticate(self, realm, authid, details):
         principal = self.ticket.authenticate(realm, authid, details)
+        if self.join_check is None:
+            return self._admit(principal, details)
+        if not self.revocation_ready:
+            raise Unavailable("the authenticator is still starting; try again shortly")
+        claims = dict(principal["extra"], sub=principal["authid"])
+        return self.join_check.check(claims).addCallback(lambda _: self._admit(principal, details))
+
+    def _admit(self, principal, details):
         session_id = (details or {}).get("session")
         if session_id is not None:
             self._schedule_expiry(session_id, principal["extra"]["exp"])
         self.log.info("authenticated {authid} as {role}", authid=principal["authid"], role=principal["role"])
         return principal
+
+    def _end_revoked(self, session_id):
+        d = self.call("wamp.session.kill", session_id, reason=errors.AUTH_REVOKED,
+                      message="the account changed or logged out")
+        d.addErrback(lambda failure: None)  # already gone
+        return d
 
     def _schedule_expiry(self, session_id, exp):
         delay = max(0.0, exp - self.reactor.seconds())
@@ -82,16 +138,25 @@ class Authenticator(HubComponent):
         # Sessions that reach the router through a proxy worker were authenticated under the proxy's own
         # session id; the router-side id and the token's exp (our authextra) arrive here.
         details = session_details if isinstance(session_details, dict) else {}
-        exp = (details.get("authextra") or {}).get("exp")
+        extra = details.get("authextra") or {}
+        exp = extra.get("exp")
         if details.get("session") is not None and isinstance(exp, int) and not isinstance(exp, bool):
             self._schedule_expiry(details["session"], exp)
+            if self.watch is not None:
+                self.watch.joined(details["session"], details.get("authid"), details.get("authrole"),
+                                  token_facts(extra))
 
     def _on_leave(self, session_id, *args, **kwargs):
+        if self.watch is not None:
+            self.watch.left(session_id)
         call = self._expiries.pop(session_id, None)
         if call is not None and call.active():
             call.cancel()
 
     def onLeave(self, details):
+        self.left = True
+        if getattr(self, "watch", None) is not None:
+            self.watch.stop()
         for call in self._expiries.values():
             if call.active():
                 call.cancel()

@@ -16,6 +16,7 @@ import time
 
 from twisted.internet import defer
 
+from components.auth import credentials
 from components.db.migrations import Migration
 
 _SESSION_TABLE = ["""CREATE TABLE IF NOT EXISTS hub_login_session (
@@ -77,18 +78,45 @@ class LoginSessions:
 
     def lookup(self, session_id):
         """Fire with the username of a live login session, or None."""
+        d = self.login(session_id)
+        d.addCallback(lambda login: login and login[0])
+        return d
+
+    def login(self, session_id):
+        """
+        Fire with ``(username, sid, credential version)`` of a live login
+        session (the claims a token minted under it carries), or None.
+        """
         if not session_id:
             return defer.succeed(None)
         now = int(self.clock())
 
         def read(cursor):
             cursor.execute("DELETE FROM hub_login_session WHERE expires_at < ?", (now,))
+            id_hash = _hash(session_id)
             row = cursor.execute("SELECT username FROM hub_login_session WHERE id_hash = ? AND expires_at >= ?",
-                                 (_hash(session_id), now)).fetchone()
-            return row[0] if row else None
+                                 (id_hash, now)).fetchone()
+            if row is None:
+                return None
+            return row[0], credentials.login_id(id_hash), credentials.version_of(cursor, row[0])[0]
         return self.db.run(read)
 
-    def end(self, session_id):
+    def end(self, session_id, tokens_live_for=0):
+        """
+        End the login session; the tokens minted under it are refused (for
+        ``tokens_live_for`` seconds, their longest possible life) and the
+        sessions joined with them end. Fires with the number of sessions ended (0 or 1).
+        """
         if not session_id:
             return defer.succeed(0)
-        return self.db.execute("DELETE FROM hub_login_session WHERE id_hash = ?", (_hash(session_id),))
+        id_hash = _hash(session_id)
+        expires_ms = int((self.clock() + tokens_live_for) * 1000)
+
+        def end(cursor):
+            row = cursor.execute("SELECT username FROM hub_login_session WHERE id_hash = ?", (id_hash,)).fetchone()
+            if row is None:
+                return 0
+            cursor.execute("DELETE FROM hub_login_session WHERE id_hash = ?", (id_hash,))
+            credentials.revoke_login(cursor, credentials.login_id(id_hash), row[0], expires_ms)
+            return 1
+        return self.db.run(end)

@@ -7,7 +7,9 @@ The login endpoints on the web transport, mounted at ``/auth``:
 - ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT
   (and, with end-to-end encryption, the user's data keys; 503 when this
   node's ``E2E_KEK`` cannot unwrap them);
-- ``POST /auth/logout`` ends the login session everywhere.
+- ``POST /auth/logout`` ends the login session everywhere: the tokens minted
+  under it (their ``sid``) are refused at join, and the sessions opened with
+  them end (:mod:`components.auth.revocation`).
 
 The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
 ``https://`` origin (TLS ends at a proxy, so the request itself looks plain).
@@ -33,6 +35,8 @@ from components.e2e.envelope import b64encode
 
 COOKIE = "hub_session"
 DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
+# seconds a logged-out login session's tokens stay refused beyond the token lifetime (covers JWT_LEEWAY)
+LOGOUT_MARGIN = 3600
 
 
 class _Endpoint(JSONMethods, Resource):
@@ -102,14 +106,15 @@ class AuthService:
         check_same_origin(request)
         session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
         try:
-            username = yield self.sessions.lookup(session_id)
-            user = (yield self.directory.get_user(username)) if username else None
+            login = yield self.sessions.login(session_id)
+            user = (yield self.directory.get_user(login[0])) if login else None
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         if user is None or not user["is_active"]:
             raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
-        token = self.issuer.issue(user["username"], role)
+        # the credential version read with the login session: a change committed since refuses this token
+        token = self.issuer.issue(user["username"], role, extra_claims={"sid": login[1], "cv": login[2]})
         answer = {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
                   "first_name": user["first_name"]}
         if self.user_keys is not None:
@@ -131,7 +136,11 @@ class AuthService:
     def logout(self, request):
         check_same_origin(request)
         session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
-        yield self.sessions.end(session_id)
+        try:
+            # its tokens may live for the token lifetime (and the verifiers' leeway): refused that long
+            yield self.sessions.end(session_id, tokens_live_for=self.issuer.ttl + LOGOUT_MARGIN)
+        except StorageUnavailable:
+            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable: not logged out")
         self._cookie(request, "", 0)
         return 200, {"logged_out": True}
 

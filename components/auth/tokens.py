@@ -87,7 +87,11 @@ def load_keys(settings):
 
 
 class TokenIssuer:
-    """Signs tokens with the claims of the contract: sub, role, iss, aud, iat, exp."""
+    """
+    Signs tokens with the claims of the contract: sub, role, iss, aud, iat,
+    exp, plus ``cv`` (the user's credential version) and ``sid`` (the login
+    session) when given in ``extra_claims`` (see :mod:`components.auth.credentials`).
+    """
 
     def __init__(self, keys, issuer="reactive", audience="reactive", ttl=DEFAULT_TTL, clock=time.time):
         if not keys.can_sign:
@@ -154,6 +158,11 @@ class TokenVerifier:
             raise TokenError(errors.AUTH_UNKNOWN_ROLE, "unknown role {!r}".format(claims.get("role")))
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise TokenError(errors.AUTH_INVALID_TOKEN, "sub must be a non-empty string")
+        if "cv" in claims and (isinstance(claims["cv"], bool) or not isinstance(claims["cv"], int)
+                               or claims["cv"] < 0):
+            raise TokenError(errors.AUTH_INVALID_TOKEN, "claim 'cv' must be a non-negative integer")
+        if "sid" in claims and (not isinstance(claims["sid"], str) or not 0 < len(claims["sid"]) <= 64):
+            raise TokenError(errors.AUTH_INVALID_TOKEN, "claim 'sid' must be a string of 1-64 characters")
         return claims
 
     def _check_times(self, claims):

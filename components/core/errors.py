@@ -32,6 +32,9 @@ AUTH_TOKEN_EXPIRED_SESSION = "reactive.error.auth.session_expired"
 AUTH_UNSUPPORTED = "reactive.error.auth.unsupported"
 AUTH_LOGIN_REQUIRED = "reactive.error.auth.login_required"
 AUTH_BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
+# the directory changed since the token was issued (rights, password, account, logout): refused at join,
+# and the close reason of the sessions that were open with it
+AUTH_REVOKED = "reactive.error.auth.revoked"
 
 # the device HTTP bridge (/publish)
 DEVICE_REPLAYED = "reactive.error.device.replayed"

@@ -6,7 +6,7 @@ added to one of these lists so ``python -m components.node migrate`` and the
 node's start-up create it.
 """
 
-from components.auth import directory
+from components.auth import credentials, directory
 from components.auth.schemas import MASTER_SCHEMAS
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
@@ -20,5 +20,6 @@ CLIENT = [
     ("counter", counter_store.MIGRATIONS),
     ("usersync_client", usersync_replica.MIGRATIONS),
     ("e2e_keys", e2e_keys.MIGRATIONS),
+    ("credentials", credentials.MIGRATIONS),
     (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
 ]

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
-from components.usersync import replica
+from components.usersync import replica, revocations
 from components.usersync.messages import MessageError, parse
 
 
@@ -154,7 +154,7 @@ class Bridge:
     def _apply(self, valid):
         now_ms = int(self.reactor.seconds() * 1000)
         try:
-            applied = yield self.db.run(replica.apply_changes, [change for _, change in valid], now_ms)
+            applied = yield self.db.run(revocations.apply, [change for _, change in valid], now_ms)
             return applied, [message for message, _ in valid]
         except StorageUnavailable:
             raise
@@ -164,7 +164,7 @@ class Bridge:
         applied, done = [], []
         for message, change in valid:
             try:
-                applied += yield self.db.run(replica.apply_changes, [change], now_ms)
+                applied += yield self.db.run(revocations.apply, [change], now_ms)
                 done.append(message)
             except StorageUnavailable:
                 raise

@@ -14,7 +14,7 @@ caller's profile (shared registration: one per container worker). With
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 
-from components.auth import directory
+from components.auth import credentials, directory
 from components.core.arguments import no_arguments
 from components.core.backoff import persist
 from components.core.component import HubComponent
@@ -23,12 +23,12 @@ from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.e2e import keys as e2e_keys
 from components.e2e.service import PrivatePayloads
-from components.usersync import CHANGED, ME, provision, replica, userrelay
+from components.usersync import CHANGED, ME, provision, replica, revocations, userrelay
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.bridge import Bridge, event_for
 
 SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
-           ("e2e_keys", e2e_keys.MIGRATIONS)]
+           ("e2e_keys", e2e_keys.MIGRATIONS), ("credentials", credentials.MIGRATIONS)]
 
 
 class UserSyncClient(HubComponent):
@@ -151,6 +151,8 @@ class UserSyncClient(HubComponent):
         if not self.push:
             return
         for change in changes:  # in order: sealing reads the user's key, one change after the other
+            if isinstance(change, revocations.Revocation):
+                continue  # the authenticator's watch ends the sessions; nothing for the user's pages
             try:
                 event = yield self.private.seal_state(change.username, CHANGED, event_for(change))
                 # through users.relay: Crossbar's rlinks carry it to every linked node, where

@@ -12,6 +12,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 
 from components.auth import directory, passwords
+from components.auth.schemas import MASTER_SCHEMAS
 from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import persist
 from components.core.component import HubComponent
@@ -26,7 +27,8 @@ from components.usersync.pglisten import PgListener
 from components.usersync.relay import Relay
 from components.usersync.sns import SnsPublisher
 
-SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_master", outbox.MIGRATIONS)]
+# the auth feature's master tables first: the capture also watches its revocation facts
+SCHEMAS = MASTER_SCHEMAS + [("usersync_master", outbox.MIGRATIONS)]
 
 
 def _with_version(cursor, profile):

@@ -8,6 +8,11 @@ A change is one JSON object::
      "version": 7, "ts": 1767225600000,
      "user": {"username": "alice", "first_name": "Alice", ...}}
 
+A revocation (:mod:`components.usersync.revocations`) has the same shape,
+with action ``credential`` (``user``: username, version, changed_ms) or
+``logout`` (``user``: username, sid, expires_ms); it parses to a
+:class:`~components.usersync.revocations.Revocation`.
+
 ``version`` increases with every change of that username on the master, so
 a client keeps whichever it has seen with the highest version. The body may
 arrive raw (``RawMessageDelivery``) or inside an SNS notification envelope.
@@ -17,6 +22,7 @@ import json
 import math
 from collections import namedtuple
 
+from components.usersync import revocations
 from components.usersync.fields import SYNCABLE, FieldError, check_value
 
 TYPE = "user.changed"
@@ -82,7 +88,7 @@ def parse(body):
     if data.get("type") != TYPE:
         raise MessageError("type must be {!r}".format(TYPE))
     action = data.get("action")
-    if action not in ACTIONS:
+    if action not in ACTIONS and action not in revocations.ACTIONS:
         raise MessageError("unknown action {!r}".format(action))
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
@@ -97,6 +103,12 @@ def parse(body):
         raise MessageError("user must be an object")
     if "username" not in user:
         raise MessageError("user.username is missing")
+    if action in revocations.ACTIONS:
+        try:
+            facts = revocations.parse_facts(action, user, lambda name: check_value("username", name))
+        except (FieldError, ValueError) as exc:
+            raise MessageError(str(exc))
+        return revocations.Revocation(action, version, facts["username"], facts, int(ts))
     clean = {}
     for field, value in user.items():
         if field not in SYNCABLE:

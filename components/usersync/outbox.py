@@ -23,6 +23,7 @@ with :func:`settle`.
 
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
+from components.usersync import revocations
 from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 
 CHANNEL = "usersync_outbox"
@@ -159,6 +160,8 @@ def install(cursor, fields=DEFAULT_FIELDS, include_staff=False):
         statements = postgresql_statements(fields, include_staff)
     else:
         statements = sqlite_statements(fields, include_staff)
+    # the revocation facts ride along, for every user (components.usersync.revocations)
+    statements += revocations.statements(cursor.dialect, CHANNEL)
     for statement in statements:
         cursor.execute(statement)
 
@@ -182,16 +185,19 @@ def claim(cursor, limit):
         return rows
     lowest = {}
     for row in rows:
-        lowest.setdefault(row[1], row[3])
+        if row[2] not in revocations.ACTIONS:  # revocations are order-free: never held back
+            lowest.setdefault(row[1], row[3])
     names = list(lowest)
+    if not names:
+        return rows
     marks = ", ".join("?" for _ in names)
     held_elsewhere = set()
     for username, version in cursor.execute(
             "SELECT username, MIN(version) FROM usersync_outbox WHERE sent_ms IS NULL AND username IN ({})"
-            " GROUP BY username".format(marks), names).fetchall():
+            " AND action NOT IN ({}) GROUP BY username".format(marks, ", ".join("'{}'".format(action) for action in revocations.ACTIONS)), names).fetchall():
         if version < lowest[username]:
             held_elsewhere.add(username)
-    return [row for row in rows if row[1] not in held_elsewhere]
+    return [row for row in rows if row[1] not in held_elsewhere or row[2] in revocations.ACTIONS]
 
 
 def settle(cursor, sent_ids, failed_ids, now_ms):

@@ -5,9 +5,19 @@ deduplication id, so each user's changes stay in order and a resend is
 dropped. Blocking boto3 calls: run it through :class:`aws.BlockingPool`.
 """
 
+import hashlib
 import json
 
-from components.usersync import messages, provision
+from components.usersync import messages, provision, revocations
+
+
+def payload_key(action, payload):
+    """What makes an outbox event unique beside its user and version: nothing for profile changes."""
+    if action == revocations.LOGOUT:
+        return "logout:" + str(payload.get("sid"))
+    if action == revocations.CREDENTIAL:
+        return "credential"
+    return ""
 
 
 class SnsPublisher:
@@ -25,7 +35,12 @@ class SnsPublisher:
                  "MessageAttributes": messages.attributes(action, int(version), username)}
         if self.fifo:
             entry["MessageGroupId"] = username
-            entry["MessageDeduplicationId"] = "{}:{}".format(username, version)[:128]
+            # profile changes by user and version; revocations by what they revoke (their own version space)
+            key = payload_key(action, json.loads(payload))
+            dedupe = "{}:{}".format(username, version)
+            if key:
+                dedupe = hashlib.sha256("{}:{}".format(dedupe, key).encode("utf-8")).hexdigest()
+            entry["MessageDeduplicationId"] = dedupe[:128]
         return entry
 
     def __call__(self, rows):
