@@ -1,7 +1,9 @@
 """
 Imported at start-up by every Python process that has this directory on
 PYTHONPATH (the hub's launchers set it for crossbar). In Crossbar proxy
-workers it memoises the node-key read (components/node/patches/nodekey_cache.py); in
+workers it memoises the node-key read (components/node/patches/nodekey_cache.py) and
+passes the router's reason on when it ends a proxied session
+(components/node/patches/proxyleave.py); in
 router and proxy workers it installs the cheaper send path
 (components/node/patches/fast_send.py) unless HUB_FAST_SEND=off, and the request-body
 limits of the web transport (components/node/patches/bodylimit.py; a malformed
@@ -48,7 +50,7 @@ def _limit_bodies(argv):
 
 def _patch_workers():
     try:
-        from components.node.patches import callkwargs, fast_send, handshake, nodekey_cache, port
+        from components.node.patches import callkwargs, fast_send, handshake, nodekey_cache, port, proxyleave
         from components.node.patches.worker import WEB_WORKERS, worker_class
     except ImportError:
         return
@@ -56,8 +58,11 @@ def _patch_workers():
     if port.is_node_command(argv):
         port.apply_default(argv, os.environ)
         handshake.install()
-    if nodekey_cache.is_proxy_worker(argv) and nodekey_cache.install():
-        _note(nodekey_cache.INSTALLED_NOTE)
+    if nodekey_cache.is_proxy_worker(argv):
+        if nodekey_cache.install():
+            _note(nodekey_cache.INSTALLED_NOTE)
+        if proxyleave.install():
+            _note(proxyleave.INSTALLED_NOTE)
     if fast_send.wanted(argv, os.environ) and fast_send.install():
         _note(fast_send.INSTALLED_NOTE)
     klass = worker_class(argv) or ""

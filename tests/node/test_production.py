@@ -242,11 +242,12 @@ def _keypair(directory):
 class LinkedClientNodes:
     """Two client nodes with the production config, linked both ways, on one PostgreSQL database."""
 
-    def __init__(self, testcase):
+    def __init__(self, testcase, env=None):
         self.keys = tempfile.mkdtemp(prefix="hub-keys-")
-        private, public = _keypair(self.keys)
-        env = {"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "DATABASE_URL": postgres_url(testcase),
-               "CLOCK_INTERVAL": "0.5", "COUNTER_RATE": "1000", "COUNTER_BURST": "1000"}
+        private, public = self.key_files = _keypair(self.keys)
+        self.database_url = postgres_url(testcase)
+        env = dict({"JWT_SECRET": "", "JWT_PUBLIC_KEY_FILE": public, "DATABASE_URL": self.database_url,
+                    "CLOCK_INTERVAL": "0.5", "COUNTER_RATE": "1000", "COUNTER_BURST": "1000"}, **(env or {}))
         self.issuer = tokens.TokenIssuer(tokens.load_keys(Settings({}, {"JWT_PUBLIC_KEY_FILE": public,
                                                            "JWT_PRIVATE_KEY_FILE": private}, self.keys)))
         self.nodes = [RouterNode(name="client{}".format(index), env=env) for index in (1, 2)]
@@ -363,10 +364,10 @@ def _keygen(directory):
     return {name: os.path.join(directory, name) for name in ("jwt.key", "jwt.pub", "e2e_kek")}
 
 
-def _adduser(node, username, password):
+def _adduser(node, username, password, superuser=False):
     adduser = subprocess.run(
         [os.path.join(os.path.dirname(CROSSBAR), "python"), "-m", "components.auth", "adduser", username,
-         "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60,
+         "--password-stdin"] + (["--superuser"] if superuser else []), input=password + "\n", capture_output=True, text=True, timeout=60,
         cwd=REPO, env=dict(node.env, CROSSBAR_DIR=node.directory))
     if adduser.returncode != 0:
         raise AssertionError("adduser failed: " + adduser.stderr)
@@ -405,8 +406,8 @@ class _Request:
 class _Found:
     """Directory and login sessions that know one active user."""
 
-    def lookup(self, session_id):
-        return defer.succeed("erin")
+    def login(self, session_id):
+        return defer.succeed(("erin", "sid-1", 0))
 
     def get_user(self, username):
         return defer.succeed({"username": username, "is_active": True, "is_superuser": False, "first_name": "E"})

@@ -1,0 +1,63 @@
+"""
+When the router ends a proxied session (``wamp.session.kill``: a revoked
+or expired token), Crossbar's proxy worker drops the reason: its backend
+session clears its session id on the router's GOODBYE, and then tells the
+client ABORT ``wamp.error.authentication_failed`` on an established session
+(a protocol error, so the client sees only ``wamp.close.transport_lost``).
+A browser cannot tell "your rights were revoked" from "the network broke".
+
+``install()`` makes the backend session remember the reason of the router's
+GOODBYE (``onLeave``) and pass that GOODBYE on to the client when it closes
+(``onClose``), so a proxied client ends with ``reactive.error.auth.revoked``
+or ``reactive.error.auth.session_expired`` exactly like a direct one.
+It is a no-op when Crossbar's proxy module or its methods are missing.
+"""
+
+from autobahn.wamp import message
+
+from components.node.patches import replacement, unpatched
+
+PATCHED = "_reactive_hub_proxy_leave"
+INSTALLED_NOTE = "reactive hub: proxied sessions end with the router's reason"
+
+
+def remembering(on_leave):
+    """``onLeave`` that keeps the router's close details on the session first."""
+    def onLeave(self, details):
+        self._hub_router_leave = details
+        return on_leave(self, details)
+    return replacement(onLeave, remembering, PATCHED)
+
+
+def forwarding(on_close):
+    """``onClose`` that hands the router's GOODBYE (reason and message) to the client, then closes as before."""
+    def onClose(self, wasClean):
+        details = getattr(self, "_hub_router_leave", None)
+        frontend = getattr(self, "_frontend", None)
+        if details is not None and details.reason and frontend is not None and frontend.transport is not None:
+            try:
+                frontend.transport.send(message.Goodbye(reason=details.reason, message=details.message))
+                self._frontend = None  # told: Crossbar's own onClose would send ABORT on top
+            except Exception as error:
+                self.log.info("passing the router's goodbye to the client failed: {error}", error=error)
+        return on_close(self, wasClean)
+    return replacement(onClose, forwarding, PATCHED)
+
+
+def install(module=None):
+    """Patch ``ProxyBackendSession`` of ``crossbar.worker.proxy`` (or ``module``); True if patched now."""
+    if module is None:
+        try:
+            from crossbar.worker import proxy as module
+        except ImportError:
+            return False
+    session = getattr(module, "ProxyBackendSession", None)
+    if session is None:
+        return False
+    on_leave = unpatched(session, "onLeave", PATCHED)
+    on_close = unpatched(session, "onClose", PATCHED)
+    if on_leave is None or on_close is None:
+        return False
+    session.onLeave = remembering(on_leave)
+    session.onClose = forwarding(on_close)
+    return True
