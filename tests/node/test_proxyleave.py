@@ -12,9 +12,13 @@ from components.node.patches import proxyleave
 class _Transport:
     def __init__(self):
         self.sent = []
+        self.closed = False
 
     def send(self, msg):
         self.sent.append(msg)
+
+    def close(self):
+        self.closed = True
 
 
 class _Backend:
@@ -46,6 +50,7 @@ class ProxyLeaveTests(unittest.SynchronousTestCase):
         session.onClose(True)
         self.assertEqual([(type(msg), msg.reason, msg.message) for msg in client.sent],
                          [(message.Goodbye, "reactive.error.auth.revoked", "logged out")])
+        self.assertTrue(client.closed)
 
     def test_without_a_router_goodbye_crossbar_behaves_as_before(self):
         session = self.module.ProxyBackendSession()

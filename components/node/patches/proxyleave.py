@@ -8,7 +8,7 @@ A browser cannot tell "your rights were revoked" from "the network broke".
 
 ``install()`` makes the backend session remember the reason of the router's
 GOODBYE (``onLeave``) and pass that GOODBYE on to the client when it closes
-(``onClose``), so a proxied client ends with ``reactive.error.auth.revoked``
+(``onClose``) and closes the connection, so a proxied client ends with ``reactive.error.auth.revoked``
 or ``reactive.error.auth.session_expired`` exactly like a direct one.
 It is a no-op when Crossbar's proxy module or its methods are missing.
 """
@@ -37,6 +37,8 @@ def forwarding(on_close):
         if details is not None and details.reason and frontend is not None and frontend.transport is not None:
             try:
                 frontend.transport.send(message.Goodbye(reason=details.reason, message=details.message))
+                # and closed: the client's GOODBYE reply would otherwise get a second GOODBYE from the proxy
+                frontend.transport.close()
                 self._frontend = None  # told: Crossbar's own onClose would send ABORT on top
             except Exception as error:
                 self.log.info("passing the router's goodbye to the client failed: {error}", error=error)
