@@ -11,7 +11,18 @@ ODATA_GET = "iot.odata.get"
 # what devices (the HTTP bridge and ``device`` tokens, the router's ``device`` role) may publish under;
 # every other ``iot.`` topic belongs to our components (role ``backend``)
 DEVICE_PREFIX = "iot.device."
+# the deprecated shared key's topic (DEVICE_SHARED_KEY=on): the device is named in the payload only
 DEVICE_TOPIC = DEVICE_PREFIX + "reading"
+
+
+def device_topic(name):
+    """The topic of the registered device ``name``: ``iot.device.<name>`` (names: components.iot.registry)."""
+    return DEVICE_PREFIX + name
+
+
 # how a device with a ``device`` token reports a reading over WAMP: the bridge session validates it, names the
 # device after the token's subject and publishes it with the hub's seq (devices may not publish themselves)
 DEVICE_PUBLISH = "iot.device.publish"
+# the stored states of one IoT source (its topic URI), and the list of sources with their latest state
+HISTORY = "iot.history"
+SOURCES = "iot.sources"

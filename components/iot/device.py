@@ -9,11 +9,18 @@ sends, signed the way Crossbar's HTTP bridge checks it:
 with ``key``, ``timestamp`` (UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``), ``seq``,
 ``nonce`` and ``signature`` in the query string.
 
-    python -m components.iot.device --url http://127.0.0.1:8080/publish --value 42
-    python -m components.iot.device --value 10 --value 55 --interval 0.5 --device bench-1
+Each device has its own key and secret (``python -m components.iot device add
+NAME`` prints ``DEVICE_NAME``, ``DEVICE_KEY`` and ``DEVICE_SECRET``) and posts
+``{"topic": "iot.device.<name>", "args": [{"value": <value>}]}``:
 
-Key and secret come from ``--key``/``--secret``, else ``DEVICE_KEY`` /
-``DEVICE_SECRET``, else the dev credentials in ``<node dir>/secrets/``.
+    python -m components.iot.device --device nodemcu-1 --key K --secret S --value 42
+    DEVICE_NAME=sim-1 DEVICE_KEY=K DEVICE_SECRET=S python -m components.iot.device --value 10 --value 55 --interval 0.5
+
+Key, secret and name come from ``--key``/``--secret``/``--device``, else
+``DEVICE_KEY`` / ``DEVICE_SECRET`` / ``DEVICE_NAME``. ``--shared`` posts the
+deprecated shared-key body (``iot.device.reading`` naming the device; the hub
+takes it only with ``DEVICE_SHARED_KEY=on``), falling back to the dev shared
+credentials in ``<node dir>/secrets/``.
 """
 
 import argparse
@@ -28,13 +35,19 @@ import time
 from urllib.parse import urlsplit
 
 from components.core.settings import Settings, node_dir
-from components.iot import DEVICE_TOPIC as TOPIC
+from components.iot import DEVICE_TOPIC as SHARED_TOPIC, device_topic
 from components.iot.signing import KEY_FILE, SECRET_FILE, sign, timestamp
 
 
 def body(device, value):
-    """The JSON body the sketch posts: an ``iot.device.reading`` event, compact, keys in this order."""
-    return json.dumps({"topic": TOPIC, "args": [{"device": device, "value": value}]},
+    """The JSON body the sketch posts for the registered ``device``: its own topic, compact, keys in this order."""
+    return json.dumps({"topic": device_topic(device), "args": [{"value": value}]},
+                      separators=(",", ":")).encode("utf-8")
+
+
+def shared_body(device, value):
+    """The deprecated shared-key body: ``iot.device.reading``, the device named in the payload."""
+    return json.dumps({"topic": SHARED_TOPIC, "args": [{"device": device, "value": value}]},
                       separators=(",", ":")).encode("utf-8")
 
 
@@ -98,21 +111,29 @@ def dechunk(data):
     return body
 
 
-def credentials(key=None, secret=None, environ=None, directory=None):
-    """Key and secret: given, else the environment, else the node's dev files."""
+def credentials(key=None, secret=None, environ=None, directory=None, shared=False):
+    """
+    Key and secret: given, else ``DEVICE_KEY`` / ``DEVICE_SECRET``; with
+    ``shared`` (the deprecated shared key) else the node's dev files.
+    SystemExit naming what is missing.
+    """
     environ = os.environ if environ is None else environ
     settings = Settings(environ=environ, node_directory=directory or node_dir(argv=[], environ=environ))
     key = key or settings.text("DEVICE_KEY")
     secret = secret or settings.text("DEVICE_SECRET")
     directory = settings.node_directory
     for name, value, path in (("key", key, KEY_FILE), ("secret", secret, SECRET_FILE)):
+        if not value and not shared:
+            raise SystemExit("no device {0}: pass --{0} or set DEVICE_{1} (python -m components.iot device add "
+                             "NAME prints them)".format(name, name.upper()))
         if not value:
             try:
                 with open(os.path.join(directory, path)) as handle:
                     value = handle.read().strip()
             except OSError:
-                raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or start the node once to "
-                                 "create {2}".format(name, name.upper(), os.path.join(directory, path)))
+                raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or start the node once with "
+                                 "DEVICE_SHARED_KEY=on to create {2}".format(name, name.upper(),
+                                                                           os.path.join(directory, path)))
         if name == "key":
             key = value
         else:
@@ -125,8 +146,11 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(Settings({}).text("PORT", "8080")))
     parser.add_argument("--key")
     parser.add_argument("--secret")
-    parser.add_argument("--cbdir", help="node directory holding the dev credentials (default .crossbar)")
-    parser.add_argument("--device", default="nodemcu-1")
+    parser.add_argument("--cbdir", help="node directory holding the dev shared credentials (with --shared)")
+    parser.add_argument("--device", default=Settings({}).text("DEVICE_NAME", "nodemcu-1"),
+                        help="the registered device name (default DEVICE_NAME, else nodemcu-1)")
+    parser.add_argument("--shared", action="store_true",
+                        help="deprecated shared key: post on iot.device.reading (hub needs DEVICE_SHARED_KEY=on)")
     parser.add_argument("--value", type=int, action="append", required=True,
                         help="percentage; repeat to send several")
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between values")
@@ -135,7 +159,8 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--cafile")
     parser.add_argument("--fingerprint", help="pinned SHA-256 fingerprint of the server certificate (hex)")
     args = parser.parse_args(argv)
-    key, secret = credentials(args.key, args.secret, directory=args.cbdir)
+    key, secret = credentials(args.key, args.secret, directory=args.cbdir, shared=args.shared)
+    make_body = shared_body if args.shared else body
     parts = urlsplit(args.url)
     failed = 0
     for index, value in enumerate(args.value):
@@ -143,7 +168,7 @@ def main(argv=None, out=sys.stdout):
             time.sleep(args.interval)
         stamp = args.timestamp or timestamp()
         raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, stamp, args.seq + index,
-                            secrets.randbelow(2 ** 31), body(args.device, value))
+                            secrets.randbelow(2 ** 31), make_body(args.device, value))
         status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
         out.write("{} {} {}\n".format(value, status, text.strip()))
         failed += status != 200

@@ -9,7 +9,9 @@ Timeouts, HTTP errors, 401, garbage and unexpected JSON keep the last value
 (marked ``stale``), are logged once per failure streak and back off; the
 next good answer clears the mark. A poll starts only after the previous one
 ended, so a slow server never gets overlapping requests. Off when
-``ODATA_URL`` is unset.
+``ODATA_URL`` is unset. Every published state is also kept in the IoT history,
+and seq continues above the highest stored one
+(:mod:`components.iot.history_writer`, :mod:`components.iot.history_seed`).
 """
 
 import json
@@ -224,6 +226,7 @@ class ODataComponent(SourceComponent):
             password=settings.text("ODATA_PASSWORD"), field=settings.text("ODATA_FIELD", "C_VALUE"),
             orderby=settings.text("ODATA_ORDERBY", "G_CREATED desc"), interval=interval, timeout=timeout,
             backoff_max=backoff_max)
+        yield self.seed_history(self.source.live)
         yield self.register(self)
         self.source.start()
         self.log.info("OData poller on {url} every {interval}s", url=self.source.url, interval=interval)

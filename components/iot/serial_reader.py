@@ -8,7 +8,9 @@ The port is read in a thread (``components.iot.serialport``); the lines of one
 read are conflated into at most one event (the newest). Garbage lines are
 counted and logged, never published. When the device goes away the last value
 stays, marked ``stale``, and the port is reopened with exponential backoff
-until the device is back. Off when ``SERIAL_URL`` is unset.
+until the device is back. Off when ``SERIAL_URL`` is unset. Every published
+state is also kept in the IoT history, and seq continues above the highest
+stored one (:mod:`components.iot.history_writer`, :mod:`components.iot.history_seed`).
 """
 
 from autobahn import wamp
@@ -151,6 +153,7 @@ class SerialReaderComponent(SourceComponent):
             return SerialThread(self.reactor, opener, opened, received, lost)
 
         self.source = SerialReader(self.reactor, connect, self.publish_state, dead_band=band)
+        yield self.seed_history(self.source.live)
         yield self.register(self)
         self.source.start()
         self.log.info("serial reader on {url} at {baud} baud, dead band {band}",

@@ -16,7 +16,7 @@ from twisted.internet import defer
 
 from components.core.settings import Settings
 from components.db.database import Database
-from components.iot import bridge
+from components.iot import DEVICE_PREFIX, bridge, history_seed
 from components.node import webui
 from components.ops import health, metrics, monitor
 
@@ -74,7 +74,9 @@ MONITOR = "monitor"
 DEVICE_BRIDGE = "device_bridge"
 
 MonitorComponent = announced(monitor.MonitorComponent, MONITOR)
-DeviceBridgeSession = announced(bridge.DeviceBridgeSession, DEVICE_BRIDGE)
+# each device topic's seq continues above the highest seq in the IoT history (a clock stepped back)
+DeviceBridgeSession = announced(history_seed.seeded(bridge.DeviceBridgeSession, "states", DEVICE_PREFIX),
+                                DEVICE_BRIDGE)
 
 
 def HealthResource(extra=None):

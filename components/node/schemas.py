@@ -10,7 +10,7 @@ from components.auth import credentials, directory
 from components.auth.schemas import MASTER_SCHEMAS
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
-from components.iot import replays as iot_replays
+from components.iot import history as iot_history, registry as iot_registry, replays as iot_replays
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 MASTER = MASTER_SCHEMAS + [("usersync_master", usersync_outbox.MIGRATIONS)]
@@ -22,4 +22,6 @@ CLIENT = [
     ("e2e_keys", e2e_keys.MIGRATIONS),
     ("credentials", credentials.MIGRATIONS),
     (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
+    (iot_registry.SCHEMA, iot_registry.MIGRATIONS),
+    (iot_history.SCHEMA, iot_history.MIGRATIONS),
 ]

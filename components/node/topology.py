@@ -37,6 +37,7 @@ import sys
 from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.settings import Settings, node_dir
+from components.iot import demo
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -51,9 +52,9 @@ BACKEND_SOCKET = "backend.sock"
 # the internal transport's token-guarded /metrics, which the proxies serve as the public /metrics
 PUBLIC_METRICS = "public-metrics"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
-SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC, iot.DEVICE_TOPIC)
+SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC)
 # ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
-SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX,)
+SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX)
 # components that scale out: one instance per container worker (shared registrations)
 SCALABLE = ("counter", "usersync_client", "usersync_bridge", "usersync")
 # components that belong to the master node
@@ -201,6 +202,8 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
     ]
     router["components"] = singletons + [PEER_AUTHENTICATOR]
     _monitor_extra(router, MONITOR_DATABASE="client", MONITOR_OUTBOX="off")
+    # a client node has no user table of its own: the user sync copies the revocation facts into its database
+    _component_extra(router, "authenticator", REVOCATION_DATABASE="${REVOCATION_DATABASE:-client}")
     router["options"] = dict(router.get("options", {}), title="reactive hub client router")
     if peers:
         realm["rlinks"] = [_rlink(index, host, port) for index, (host, port) in enumerate(peers)]
@@ -268,6 +271,7 @@ def router_replicas_config(dev=None, routers=2, port=PUBLIC_PORT):
         router["components"] = [item for item in singletons if index == 1 or item.get("id") != "serial_reader"]
         router["components"].append(PEER_AUTHENTICATOR)
         _monitor_extra(router, MONITOR_DATABASE="client", MONITOR_OUTBOX="off")
+        _component_extra(router, "authenticator", REVOCATION_DATABASE="${REVOCATION_DATABASE:-client}")
         realm["rlinks"] = [_local_rlink(other) for other in range(1, routers + 1) if other != index]
         workers.append(router)
         if scalable:
@@ -318,8 +322,12 @@ def master_config(dev=None):
 
 
 def _monitor_extra(router, **settings):
+    _component_extra(router, "monitor", **settings)
+
+
+def _component_extra(router, component_id, **settings):
     for item in router["components"]:
-        if item.get("id") == "monitor":
+        if item.get("id") == component_id:
             item.setdefault("extra", {}).update(settings)
 
 
@@ -327,15 +335,17 @@ def production_defaults(value):
     """
     ``value`` (a config or part of one) with the production defaults: private payloads are end-to-end
     encrypted unless told otherwise (``E2E_ENCRYPTION`` defaults to on; the dev config's default is off),
-    so every master and client node needs the one shared ``E2E_KEK``/``E2E_KEK_FILE``.
+    so every master and client node needs the one shared ``E2E_KEK``/``E2E_KEK_FILE``. The dev node's
+    demo stays out: no ``demo`` worker, and ``SERIAL_URL``/``ODATA_URL`` have no demo defaults
+    (``components.iot.demo.without_demo``).
     """
     if isinstance(value, dict):
         return {key: production_defaults(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [production_defaults(item) for item in value]
+        return [production_defaults(item) for item in value if not demo.is_worker(item)]
     if value == "${E2E_ENCRYPTION:-off}":
         return "${E2E_ENCRYPTION:-on}"
-    return value
+    return demo.DEV_DEFAULTS.get(value, value) if isinstance(value, str) else value
 
 
 def _dump(config):

@@ -161,7 +161,8 @@ inline size_t base64url(const uint8_t *data, size_t size, char *out) {
 
 // ---- the request ------------------------------------------------------------
 
-const char TOPIC[] = "iot.device.reading";
+// the hub publishes each registered device's readings on iot.device.<its name>
+const char TOPIC_PREFIX[] = "iot.device.";
 
 // "2026-11-29T04:33:21.000Z" (UTC, whole seconds: the bridge accepts a window around its clock)
 inline void format_timestamp(time_t moment, char out[25]) {
@@ -170,11 +171,11 @@ inline void format_timestamp(time_t moment, char out[25]) {
   strftime(out, 25, "%Y-%m-%dT%H:%M:%S.000Z", &utc);
 }
 
-// {"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}
-// device: 1-64 letters, digits, . _ ~ - (the hub refuses other names).
+// {"topic":"iot.device.nodemcu-1","args":[{"value":42}]}
+// device: the name it was registered under (python -m components.iot device add NAME: 1-64 letters, digits,
+// _ or -); the hub refuses a topic of another device than the one whose key signed the request.
 inline int format_body(char *out, size_t capacity, const char *device, long value) {
-  return snprintf(out, capacity, "{\"topic\":\"%s\",\"args\":[{\"device\":\"%s\",\"value\":%ld}]}", TOPIC, device,
-                  value);
+  return snprintf(out, capacity, "{\"topic\":\"%s%s\",\"args\":[{\"value\":%ld}]}", TOPIC_PREFIX, device, value);
 }
 
 // The bridge's signature of one request, base64url text (44 chars + NUL).
@@ -194,12 +195,12 @@ inline void sign(const char *secret, const char *key, const char *timestamp, con
 struct Request {
   const char *host;    // "hub.example.org" (with ":port" when not the default)
   const char *path;    // "/publish"
-  const char *key;     // DEVICE_KEY: letters, digits, . _ ~ -
-  const char *secret;  // DEVICE_SECRET
+  const char *key;     // DEVICE_KEY of this device (from the registry)
+  const char *secret;  // DEVICE_SECRET of this device
   time_t timestamp;    // UTC epoch seconds (from NTP)
   unsigned long seq;   // counts posts since boot
   unsigned long nonce; // random, below 2^31
-  const char *device;  // "nodemcu-1"
+  const char *device;  // DEVICE_NAME, the registered name: "nodemcu-1"
   long value;          // the percentage
 };
 

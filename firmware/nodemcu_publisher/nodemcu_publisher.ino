@@ -1,7 +1,8 @@
 // NodeMcu (ESP8266): a potentiometer on A0 posted as a percentage to the
-// hub's HTTP bridge, POST https://<hub>/publish, signed with the device key
-// and secret, whenever it moves by more than the dead band. The hub publishes
-// it on iot.device.reading. See README.md for wiring, settings and flashing.
+// hub's HTTP bridge, POST https://<hub>/publish, signed with this device's own
+// key and secret (from the hub's device registry), whenever it moves by more
+// than the dead band. The hub publishes it on iot.device.<DEVICE_NAME>. See
+// README.md for wiring, settings and flashing.
 //
 // Build with the ESP8266 Arduino core (3.x): Board "NodeMCU 1.0 (ESP-12E Module)".
 #include <ESP8266WiFi.h>
@@ -10,6 +11,9 @@
 
 #include "hub_publish.h"
 #include "settings.h"  // copy settings.example.h to settings.h and fill it in (never commit it)
+#if !defined(DEVICE_NAME) && defined(DEVICE_ID)
+#define DEVICE_NAME DEVICE_ID  // settings.h of an older sketch
+#endif
 
 static const int DEAD_BAND = 1;            // percent points, as in the seed sketch
 static const unsigned long READ_MS = 200;  // between reads
@@ -55,7 +59,7 @@ bool post(int value) {
   request.timestamp = time(nullptr);
   request.seq = ++seq;
   request.nonce = (unsigned long)(RANDOM_REG32 & 0x7fffffff);
-  request.device = DEVICE_ID;
+  request.device = DEVICE_NAME;
   request.value = value;
   static char raw[640];
   int length = hub::build_request(request, raw, sizeof(raw));

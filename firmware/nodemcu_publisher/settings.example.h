@@ -6,9 +6,10 @@
 #define HUB_PORT 443
 #define HUB_HOST_HEADER "hub.example.org"  // add ":port" when HUB_PORT is not 443
 
-#define DEVICE_ID "nodemcu-1"
-#define DEVICE_KEY "the hub's DEVICE_KEY"
-#define DEVICE_SECRET "the hub's DEVICE_SECRET"
+// what `python -m components.iot device add nodemcu-1` printed for this device (each device its own)
+#define DEVICE_NAME "nodemcu-1"
+#define DEVICE_KEY "this device's DEVICE_KEY"
+#define DEVICE_SECRET "this device's DEVICE_SECRET"
 
 // Either the CA that signed the hub's certificate (preferred: survives certificate renewals) ...
 #define HUB_CA_PEM R"PEM(

@@ -16,6 +16,7 @@ from twisted.trial import unittest
 
 from components.core import errors
 from tests.support.clients import connect, eventually, issuer, token
+from tests.support.devices import register
 from tests.support.node import TEST_SECRET, shared_node
 
 
@@ -141,8 +142,9 @@ class AuthorizationTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_device_may_only_report_readings(self):
-        """A device may call iot.device.publish (the bridge publishes for it) but not call time.get."""
+        """A registered device may call iot.device.publish (the bridge publishes for it) but not call time.get."""
         node = yield shared_node()
+        yield register(self, node, "sensor-1")
         client = yield connect(self, node, sub="sensor-1", role="device")
         answer = yield client.session.call("iot.device.publish", 1)
         self.assertIsInstance(answer["seq"], int)

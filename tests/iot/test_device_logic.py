@@ -1,8 +1,10 @@
 """
-The device bridge's parts without a router: the signature, the body check,
-where the key and secret come from, the CORS and TLS settings, and the
-answers of a disabled or not yet joined bridge. (The replay memory is in
-test_device_replays.py: it needs a database.)
+The device bridge's parts without a router: the signature, the body check
+(a registered device's own topic only, the deprecated shared key's
+iot.device.reading), where the shared key and secret come from, the CORS and
+TLS settings, the per-topic seq, and the answers of a disabled or not yet
+joined bridge. (The replay memory and the registry are in
+test_device_replays.py and test_registry.py: they need a database.)
 """
 
 import base64
@@ -13,12 +15,14 @@ import os
 import stat
 import tempfile
 
+from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from components.core import errors
-from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device, signing
-from components.iot.bridge import DevicePublishResource, cors_origins, device_credentials, device_reading
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device, device_topic, signing
+from components.iot.bridge import (DeviceBridgeSession, DevicePublishResource, cors_origins, device_credentials,
+                                   device_reading, reading_body, shared_reading)
 from components.core.settings import Settings, SettingsError
 
 
@@ -28,7 +32,8 @@ class SignatureTests(SynchronousTestCase):
     def test_signature(self):
         """The signature is the HMAC of the concatenated fields, base64url with padding."""
         payload = device.body("nodemcu-1", 42)
-        self.assertEqual(payload,
+        self.assertEqual(payload, b'{"topic":"iot.device.nodemcu-1","args":[{"value":42}]}')
+        self.assertEqual(device.shared_body("nodemcu-1", 42),
                          b'{"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}')
         stamp = signing.timestamp(1_700_000_000.7)
         self.assertEqual(stamp, "2023-11-14T22:13:20.000Z")
@@ -50,7 +55,7 @@ class SignatureTests(SynchronousTestCase):
 
 
 class CredentialTests(SynchronousTestCase):
-    """Key and secret come from the settings, else from dev files; half a setting is an error."""
+    """The shared key and secret come from the settings, else from dev files; half a setting is an error."""
 
     def setUp(self):
         self.directory = tempfile.mkdtemp()
@@ -66,7 +71,16 @@ class CredentialTests(SynchronousTestCase):
         self.assertEqual(device_credentials(Settings({}, {}), self.directory), first)
         mode = os.stat(os.path.join(self.directory, signing.SECRET_FILE)).st_mode
         self.assertEqual(stat.S_IMODE(mode), 0o600)
-        self.assertEqual(device.credentials(environ={}, directory=self.directory), first)
+        self.assertEqual(device.credentials(environ={}, directory=self.directory, shared=True), first)
+
+    def test_simulator_needs_device_credentials(self):
+        """Without --shared the simulator takes no dev file: a device's own key and secret or a clear exit."""
+        device_credentials(Settings({}, {}), self.directory)
+        with self.assertRaises(SystemExit) as ended:
+            device.credentials(environ={}, directory=self.directory)
+        self.assertIn("device add", str(ended.exception))
+        found = device.credentials(environ={"DEVICE_KEY": "dk1", "DEVICE_SECRET": "s" * 20}, directory=self.directory)
+        self.assertEqual(found, ("dk1", "s" * 20))
 
     def test_refused_settings(self):
         """Half set, a key with characters needing quoting, or a short secret are SettingsErrors."""
@@ -86,12 +100,36 @@ class UnavailableBridgeTests(SynchronousTestCase):
         return request.responseCode, body
 
     def test_half_configured(self):
-        """Only DEVICE_KEY set: every post gets 503 naming the problem."""
-        resource = DevicePublishResource(Settings({"DEVICE_KEY": "k", "node_dir": tempfile.mkdtemp()}, {}),
+        """DEVICE_SHARED_KEY on and only DEVICE_KEY set: every post gets 503 naming the problem."""
+        resource = DevicePublishResource(Settings({"DEVICE_SHARED_KEY": "on", "DEVICE_KEY": "k",
+                                                   "node_dir": tempfile.mkdtemp()}, {}),
                                          session_source=lambda: self.fail("no session expected"), database=None)
         code, body = self.render(resource)
         self.assertEqual(code, 503)
         self.assertIn(b"DEVICE_SECRET", body)
+
+    def test_shared_key_off_by_default(self):
+        """Without DEVICE_SHARED_KEY the bridge makes no shared dev credentials and ignores DEVICE_KEY."""
+        directory = tempfile.mkdtemp()
+        resource = DevicePublishResource(Settings({"DEVICE_KEY": "k", "DEVICE_SECRET": "x" * 16,
+                                                   "node_dir": directory}, {}),
+                                         session_source=lambda: None, database=None)
+        self.assertIsNone(resource.disabled)
+        self.assertIsNone(resource.shared)
+        self.assertFalse(os.path.exists(os.path.join(directory, signing.SECRET_FILE)))
+        on = DevicePublishResource(Settings({"DEVICE_SHARED_KEY": "on", "node_dir": directory}, {}),
+                                   session_source=lambda: None, database=None)
+        self.assertEqual(on.shared, device_credentials(Settings({}, {}), directory))
+
+    def test_unreadable_kek(self):
+        """An E2E_KEK_FILE that does not exist, or a malformed E2E_KEK, disables the bridge: 503 naming it."""
+        for settings in ({"E2E_KEK_FILE": "/nonexistent/kek"}, {"E2E_KEK": "short"}):
+            resource = DevicePublishResource(Settings(dict(settings, node_dir=tempfile.mkdtemp()), {}),
+                                             session_source=lambda: self.fail("no session expected"), database=None)
+            code, body = self.render(resource)
+            self.assertEqual(code, 503, settings)
+            self.assertIn(b"reactive.error.unavailable", body)
+        self.assertIn("E2E_KEK", resource.disabled)
 
     def test_no_session_yet(self):
         """Before the bridge session has joined, posts get 503."""
@@ -111,30 +149,50 @@ class DechunkTests(SynchronousTestCase):
 
 
 class ReadingShapeTests(SynchronousTestCase):
-    """device_reading accepts exactly the sketch's body and refuses everything else with a clear error."""
+    """
+    A registered device's post publishes on its own topic only (another
+    device's topic or name is not_authorized); the shared key's on
+    iot.device.reading naming its device; everything else is refused with a
+    clear error.
+    """
 
-    def reading(self, value=42, device_name="nodemcu-1", topic=DEVICE_TOPIC):
-        return {"topic": topic, "args": [{"device": device_name, "value": value}]}
+    def reading(self, value=42, device_name="nodemcu-1", topic=None):
+        return {"topic": topic or device_topic("nodemcu-1"), "args": [{"device": device_name, "value": value}]}
 
-    def refused(self, event):
+    def refused(self, event, check=reading_body):
         with self.assertRaises(errors.HubError) as raised:
-            device_reading(event)
+            check(event)
         return raised.exception.uri
 
     def test_sketch_body(self):
-        """The simulator's (and the sketch's) body gives topic, device and value."""
+        """The simulator's (and the sketch's) body gives the device's topic and the value."""
         import json
         event = json.loads(device.body("nodemcu-1", 42))
-        self.assertEqual(device_reading(event), (DEVICE_TOPIC, "nodemcu-1", 42))
+        self.assertEqual(device_reading(event, "nodemcu-1"), ("iot.device.nodemcu-1", 42))
+        self.assertEqual(reading_body(event), ("iot.device.nodemcu-1", None, 42))
         for value in (None, True, -7, 2.5, "42", "x" * 256, 2 ** 53 - 1):
-            self.assertEqual(device_reading(self.reading(value))[2], value)
-        self.assertEqual(device_reading(self.reading(topic=DEVICE_PREFIX + "garden.temperature"))[0],
-                         "iot.device.garden.temperature")
+            self.assertEqual(device_reading(self.reading(value), "nodemcu-1")[1], value)
+
+    def test_other_device_not_authorized(self):
+        """Signed by nodemcu-1, a body on another device's topic, naming another device, or on the shared
+        topic is not_authorized."""
+        for event in (self.reading(topic=device_topic("kitchen")), self.reading(device_name="kitchen"),
+                      self.reading(topic=DEVICE_TOPIC), self.reading(topic=DEVICE_PREFIX + "nodemcu-1.x"),
+                      json_body(device.shared_body("nodemcu-1", 1))):
+            self.assertEqual(self.refused(event, lambda e: device_reading(e, "nodemcu-1")), errors.NOT_AUTHORIZED,
+                             event)
+
+    def test_shared_key_body(self):
+        """The shared key's post names its device and goes on iot.device.reading only."""
+        self.assertEqual(shared_reading(json_body(device.shared_body("old-1", 5))), (DEVICE_TOPIC, "old-1", 5))
+        self.assertEqual(self.refused(json_body(device.body("old-1", 5)), shared_reading), errors.NOT_AUTHORIZED)
+        self.assertEqual(self.refused({"topic": DEVICE_TOPIC, "args": [{"value": 1}]}, shared_reading),
+                         errors.INVALID_ARGUMENT)
 
     def test_bad_topics(self):
         """A topic that is no WAMP URI (iot., iot..x, blanks, #) is invalid_argument, whatever its prefix."""
         for topic in ("iot.", "iot..x", "iot.device.", "iot.device..x", ".iot.device.x", "iot.device.a b",
-                      "iot.device.a#b", "iot.device.x\n", "", "iot.device." + "x" * 250, 7, None, ["iot.device.x"]):
+                      "iot.device.a#b", "iot.device.x\n", "iot.device." + "x" * 250, 7, ["iot.device.x"]):
             self.assertEqual(self.refused(self.reading(topic=topic)), errors.INVALID_ARGUMENT, topic)
 
     def test_component_topics_not_authorized(self):
@@ -145,21 +203,45 @@ class ReadingShapeTests(SynchronousTestCase):
 
     def test_bad_shapes(self):
         """Other keys (a client seq, ts, kwargs, options), other args, names and values are invalid_argument."""
+        topic = device_topic("nodemcu-1")
         forged_seq = self.reading()
         forged_seq["args"][0]["seq"] = 9007199254740991
         with_options = dict(self.reading(), options={"eligible": [1]})
         with_kwargs = dict(self.reading(), kwargs={"seq": 1})
-        bad = [forged_seq, with_options, with_kwargs, {"topic": DEVICE_TOPIC}, {"args": []}, [], "x",
-               {"topic": DEVICE_TOPIC, "args": []},
-               {"topic": DEVICE_TOPIC, "args": [{"device": "a", "value": 1}, {"device": "b", "value": 2}]},
-               {"topic": DEVICE_TOPIC, "args": [{"value": 1}]},
-               {"topic": DEVICE_TOPIC, "args": [42]},
-               {"topic": DEVICE_TOPIC, "args": {"device": "a", "value": 1}}]
+        bad = [forged_seq, with_options, with_kwargs, {"topic": topic}, {"args": []}, [], "x",
+               {"topic": topic, "args": []},
+               {"topic": topic, "args": [{"value": 1}, {"value": 2}]},
+               {"topic": topic, "args": [{"device": "nodemcu-1"}]},
+               {"topic": topic, "args": [42]},
+               {"topic": topic, "args": {"value": 1}}]
         bad += [self.reading(value) for value in ([1], {"v": 1}, "x" * 257, 2 ** 53, float("nan"), float("inf"),
                                                   "\ud800")]  # a lone surrogate no subscriber's serializer takes
         bad += [self.reading(device_name=name) for name in ("", "a b", 'a"b', "a\n", "x" * 65, 7, None)]
         for event in bad:
             self.assertEqual(self.refused(event), errors.INVALID_ARGUMENT, event)
+
+
+def json_body(raw):
+    import json
+    return json.loads(raw)
+
+
+class DeviceStateTests(SynchronousTestCase):
+    """The bridge session keeps one seq per device topic: strictly increasing there, whatever other topics do."""
+
+    def test_seq_per_topic(self):
+        """Readings in the same millisecond still get increasing seqs per topic; the state names the device."""
+        session = DeviceBridgeSession()
+        clock = task.Clock()
+        clock.advance(1_700_000_000)
+        session.reactor = clock
+        session.states = {}
+        first = session.next_state("iot.device.a", "a", 1)
+        other = session.next_state("iot.device.b", "b", 7)
+        second = session.next_state("iot.device.a", "a", 2)
+        self.assertEqual(first, {"value": 1, "seq": 1_700_000_000_000, "ts": 1_700_000_000_000, "device": "a"})
+        self.assertEqual(other["seq"], 1_700_000_000_000)
+        self.assertEqual((second["seq"], second["value"], second["device"]), (1_700_000_000_001, 2, "a"))
 
 
 class DeviceRoleConfigTests(SynchronousTestCase):
@@ -184,6 +266,14 @@ class DeviceRoleConfigTests(SynchronousTestCase):
                 (DEVICE_PREFIX, "prefix", {"call": False, "register": False, "publish": True, "subscribe": False}),
                 (DEVICE_PUBLISH, "exact", {"call": False, "register": True, "publish": False, "subscribe": False})],
                 name)
+
+    def test_pages_subscribe_every_device(self):
+        """Roles user and admin may subscribe every device topic (prefix iot.device.), never publish there."""
+        for name, roles in self.roles():
+            for role in ("user", "admin"):
+                found = [(match, allow) for uri, match, allow in roles[role] if uri.startswith(DEVICE_PREFIX)]
+                self.assertEqual(found, [("prefix", {"call": False, "register": False, "publish": False,
+                                                     "subscribe": True})], (name, role))
 
 
 class SecureRequest(DummyRequest):

@@ -1,16 +1,22 @@
 """
-Devices publishing through the HTTP bridge at /publish of a real router:
-the device simulator's signed posts reach WAMP subscribers as the hub's state
-dicts (its seq, never the device's); unsigned, wrongly signed, expired,
-replayed, malformed and non-device posts are refused and publish nothing;
-devices (HTTP or a device token over WAMP) cannot publish the components'
-topics; a replay is refused across nodes sharing the client database; no
-CORS headers unless configured; the README's curl example works.
+Devices publishing through the HTTP bridge at /publish of a real router,
+each with its own key from the device registry: a device's signed post
+reaches WAMP subscribers on its own topic iot.device.<name> only, as the
+hub's state dict (its seq, never the device's); a post naming another device
+is refused and reaches nobody; unsigned, wrongly signed, unknown-key,
+expired, replayed, malformed and non-device posts are refused and publish
+nothing; a device token publishes on its own topic only and only while it is
+registered; the CLI adds, lists, rotates and revokes; the deprecated shared
+key works only with DEVICE_SHARED_KEY=on; rotate, revoke and replays take
+effect on a second node sharing the PostgreSQL client database; no CORS
+headers unless configured; the README's curl example works.
 """
 
 import json
 import os
 import re
+import secrets
+import sqlite3
 import sys
 import tempfile
 import time
@@ -18,131 +24,190 @@ from urllib.parse import urlsplit
 
 import treq
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
+from autobahn.wamp.types import PublishOptions, SubscribeOptions
 from twisted.internet import defer, threads, utils
 from twisted.trial import unittest
 
-from components.iot import DEVICE_PUBLISH, ODATA_TOPIC, SERIAL_TOPIC, device
+from components.e2e.envelope import b64encode
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, ODATA_TOPIC, SERIAL_TOPIC, device, \
+    device_topic
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
-from tests.support.node import REPO, RouterNode, shared_node
+from tests.support.devices import node_registry, register
+from tests.support.node import REPO, shared_node
 
-KEY = "test-device"
-SECRET = "device-secret-" + "y" * 24
-ENV = {"DEVICE_KEY": KEY, "DEVICE_SECRET": SECRET}
+SHARED_KEY = "test-device"
+SHARED_SECRET = "device-secret-" + "y" * 24
+SHARED_ENV = {"DEVICE_KEY": SHARED_KEY, "DEVICE_SECRET": SHARED_SECRET}
 # what froze every dashboard on main: a reading no device made, with a seq no genuine reading can beat
 FORGED = {"value": "FORGED", "seq": 9007199254740991, "ts": 1}
 
 
 def readings(events):
-    """``(device, value)`` of each event (the rest is the hub's seq and ts)."""
-    return [(event["device"], event["value"]) for event in events]
+    """``(topic, device, value)`` of each event (the rest is the hub's seq and ts)."""
+    return [(topic, event["device"], event["value"]) for topic, event in events]
 
 
-def run_cli(*args, env=None):
-    """Run ``python -m components.iot.device ARGS``; fire with (stdout, stderr, code)."""
+def run_module(module, *args, env=None):
+    """Run ``python -m MODULE ARGS``; fire with (stdout, stderr, code)."""
     environ = dict(os.environ, **(env or {}))
-    return utils.getProcessOutputAndValue(sys.executable, ("-m", "components.iot.device") + args, env=environ,
-                                          path=REPO)
+    return utils.getProcessOutputAndValue(sys.executable, ("-m", module) + args, env=environ, path=REPO)
+
+
+def fresh_nonce():
+    return int(time.monotonic_ns() % 2 ** 31)
+
+
+def send(url, raw):
+    """Send raw request bytes (in a thread); fire with (status, body)."""
+    return threads.deferToThread(device.send, url, raw)
+
+
+def signed(url, key, secret, payload, stamp=None, nonce=None, seq=1):
+    """One request signed the way the sketch signs it, to ``url``; fire with (status, body)."""
+    raw = device.request_bytes(urlsplit(url).netloc, "/publish", key, secret, stamp or device.timestamp(), seq,
+                               fresh_nonce() if nonce is None else nonce, payload)
+    return send(url, raw)
+
+
+@defer.inlineCallbacks
+def subscribe_devices(session, events):
+    """Collect ``(topic, state)`` of every event under iot.device. on ``session``."""
+    yield session.subscribe(lambda state, details=None: events.append((details.topic, state)), DEVICE_PREFIX,
+                            options=SubscribeOptions(match="prefix", details_arg="details"))
 
 
 class DeviceBridgeTests(unittest.TestCase):
+    """Registered devices posting to a node that also has DEVICE_KEY/DEVICE_SECRET set, but not DEVICE_SHARED_KEY."""
+
     timeout = 60
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.node = yield shared_node("devices", env=ENV)
+        self.node = yield shared_node("devices", env=SHARED_ENV)
         self.url = self.node.http + "/publish"
+        self.rig = yield register(self, self.node, "rig-a")
+        self.other = yield register(self, self.node, "rig-b")
         self.client = yield connect(self, self.node)
         self.events = []
-        yield self.client.session.subscribe(self.events.append, device.TOPIC)
+        yield subscribe_devices(self.client.session, self.events)
 
-    def post(self, payload=None, key=KEY, secret=SECRET, stamp=None, nonce=None, value=1):
-        """Send one signed request the way the sketch does (in a thread); fire with (status, body)."""
-        payload = device.body("test-rig", value) if payload is None else payload
-        stamp = stamp or device.timestamp()
-        nonce = nonce if nonce is not None else int(time.monotonic_ns() % 2 ** 31)
-        host = urlsplit(self.url).netloc
-        raw = device.request_bytes(host, "/publish", key, secret, stamp, 1, nonce, payload)
-        return self.send(raw)
-
-    def send(self, raw):
-        return threads.deferToThread(device.send, self.url, raw)
+    def post(self, payload=None, credentials=None, name="rig-a", value=1, **options):
+        """Send one request signed with ``credentials`` (rig-a's by default); fire with (status, body)."""
+        key, secret = credentials or self.rig
+        payload = device.body(name, value) if payload is None else payload
+        return signed(self.url, key, secret, payload, **options)
 
     @defer.inlineCallbacks
-    def test_simulator_posts_reach_subscribers(self):
-        """Two values posted by the device simulator CLI arrive at a WAMP subscriber in order."""
-        out, err, code = yield run_cli("--url", self.url, "--value", "42", "--value", "43",
-                                       "--device", "sim-1", env=ENV)
-        self.assertEqual(code, 0, err.decode())
+    def test_simulator_posts_reach_own_topic(self):
+        """Two values posted by the device simulator CLI arrive in order on iot.device.rig-a, named rig-a."""
+        key, secret = self.rig
+        out, err, code = yield run_module("components.iot.device", "--url", self.url, "--value", "42", "--value",
+                                          "43", env={"DEVICE_NAME": "rig-a", "DEVICE_KEY": key,
+                                                     "DEVICE_SECRET": secret})
+        self.assertEqual(code, 0, out.decode() + err.decode())
         yield eventually(lambda: len(self.events) >= 2, message="device readings not delivered")
-        self.assertEqual(readings(self.events[-2:]), [("sim-1", 42), ("sim-1", 43)])
-        self.assertEqual(set(self.events[-1]), {"device", "value", "seq", "ts"})
-        self.assertLess(self.events[-2]["seq"], self.events[-1]["seq"])
+        self.assertEqual(readings(self.events), [("iot.device.rig-a", "rig-a", 42), ("iot.device.rig-a", "rig-a", 43)])
+        self.assertEqual(set(self.events[-1][1]), {"device", "value", "seq", "ts"})
+        self.assertLess(self.events[0][1]["seq"], self.events[1][1]["seq"])
+
+    @defer.inlineCallbacks
+    def test_impersonation_refused(self):
+        """
+        Signed with rig-a's key, a post on rig-b's topic, naming rig-b, on
+        the shared topic or the old shared body gets 403 and reaches nobody;
+        rig-b's own post lands on rig-b's topic only.
+        """
+        refused = []
+        for payload in (device.body("rig-b", 1), json.dumps({"topic": device_topic("rig-a"),
+                                                               "args": [{"device": "rig-b", "value": 2}]}).encode(),
+                        device.shared_body("rig-a", 3), device.shared_body("rig-b", 4)):
+            status, text = yield self.post(payload=payload)
+            refused.append((status, json.loads(text)["error"]))
+        self.assertEqual(refused, [(403, "reactive.error.not_authorized")] * 4)
+        status, _ = yield self.post(credentials=self.other, name="rig-b", value=9)
+        self.assertEqual(status, 200)
+        yield eventually(lambda: self.events, message="rig-b's own post not delivered")
+        self.assertEqual(readings(self.events), [("iot.device.rig-b", "rig-b", 9)])
 
     @defer.inlineCallbacks
     def test_refused_posts_publish_nothing(self):
-        """Unsigned, wrongly signed, expired and non-iot posts are refused and publish nothing."""
-        unsigned = yield treq.post(self.url, device.body("x", 1),
+        """Unsigned, wrongly signed, unknown-key, shared-key (off here), expired and non-iot posts are refused."""
+        unsigned = yield treq.post(self.url, device.body("rig-a", 1),
                                    headers={"Content-Type": ["application/json"]}, persistent=False)
         yield unsigned.content()
         answers = {"unsigned": unsigned.code}
-        answers["wrong secret"], _ = yield self.post(secret="not-the-secret-at-all")
-        answers["unknown key"], _ = yield self.post(key="someone-else")
+        answers["wrong secret"], _ = yield self.post(credentials=(self.rig[0], "not-the-secret-at-all"))
+        answers["other's secret"], _ = yield self.post(credentials=(self.rig[0], self.other[1]))
+        answers["unknown key"], _ = yield self.post(credentials=("dk" + "0" * 24, self.rig[1]))
+        answers["shared key"], _ = yield self.post(payload=device.shared_body("x", 1),
+                                                   credentials=(SHARED_KEY, SHARED_SECRET))
         answers["old timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() - 600))
         answers["future timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() + 600))
         forged = {"value": "00:00:00", "seq": 1, "ts": 1}
-        payload = json.dumps({"topic": "time.tic", "args": [forged]}).encode()
-        answers["non-iot topic"], text = yield self.post(payload=payload)
-        self.assertEqual(answers, {"unsigned": 400, "wrong secret": 401, "unknown key": 401,
-                                   "old timestamp": 400, "future timestamp": 400, "non-iot topic": 403})
+        answers["non-iot topic"], text = yield self.post(payload=json.dumps({"topic": "time.tic",
+                                                                             "args": [forged]}).encode())
+        self.assertEqual(answers, {"unsigned": 400, "wrong secret": 401, "other's secret": 401, "unknown key": 401,
+                                   "shared key": 401, "old timestamp": 400, "future timestamp": 400,
+                                   "non-iot topic": 403})
         self.assertIn("reactive.error.not_authorized", text)
         status, _ = yield self.post(value=77)  # a good post after the refused ones: only it is delivered
         self.assertEqual(status, 200)
         yield eventually(lambda: self.events, message="good post not delivered")
-        self.assertEqual(readings(self.events), [("test-rig", 77)])
+        self.assertEqual(readings(self.events), [("iot.device.rig-a", "rig-a", 77)])
 
     @defer.inlineCallbacks
     def test_replayed_request_refused(self):
         """The same signed request sent twice is delivered once; the replay gets 401."""
-        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", KEY, SECRET, device.timestamp(),
-                                   5, 12345, device.body("replay-rig", 9))
-        first, _ = yield self.send(raw)
-        second, text = yield self.send(raw)
+        key, secret = self.rig
+        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", key, secret, device.timestamp(),
+                                   5, 12345, device.body("rig-a", 9))
+        first, _ = yield send(self.url, raw)
+        second, text = yield send(self.url, raw)
         self.assertEqual((first, second), (200, 401))
         self.assertIn("reactive.error.device.replayed", text)
         yield eventually(lambda: self.events, message="first post not delivered")
-        self.assertEqual(readings(self.events), [("replay-rig", 9)])
+        self.assertEqual(readings(self.events), [("iot.device.rig-a", "rig-a", 9)])
 
     @defer.inlineCallbacks
-    def test_device_token_reports_through_the_bridge(self):
+    def test_device_token_publishes_own_topic(self):
         """
-        A WAMP session with a device token publishes nothing itself, not
-        even on iot.device.* (a forged huge seq could freeze a client that
-        keeps the newest state) and not the components' topics: it calls
-        iot.device.publish, and the bridge publishes the reading under the
-        token's subject with the hub's own seq; extra arguments are refused.
+        A WAMP session with a device token publishes nothing itself (not
+        even under iot.device.: a forged huge seq could freeze a client that
+        keeps the newest state, nor the components' topics); its
+        iot.device.publish(value) goes out on iot.device.<sub> with the hub's
+        seq. Another device's topic, extra arguments and an unregistered
+        sub are refused.
         """
         watcher = (yield connect(self, self.node)).session
         forged_seen = []
         for topic in (SERIAL_TOPIC, ODATA_TOPIC):
             yield watcher.subscribe(forged_seen.append, topic)
-        session = (yield connect(self, self.node, sub="nodemcu-9", role="device")).session
+        session = (yield connect(self, self.node, sub="rig-a", role="device")).session
         acknowledged = PublishOptions(acknowledge=True)
         refused = {}
-        for topic in (SERIAL_TOPIC, ODATA_TOPIC, device.TOPIC, "iot.sensor.value", "time.tic"):
+        for topic in (SERIAL_TOPIC, ODATA_TOPIC, device_topic("rig-a"), DEVICE_TOPIC, "iot.sensor.value", "time.tic"):
             with self.assertRaises(ApplicationError) as raised:
                 yield session.publish(topic, dict(FORGED), options=acknowledged)
             refused[topic] = raised.exception.error
         self.assertEqual(set(refused.values()), {ApplicationError.NOT_AUTHORIZED}, refused)
         answer = yield session.call(DEVICE_PUBLISH, 3)
         yield eventually(lambda: self.events, message="device reading over WAMP not delivered")
-        self.assertEqual(readings(self.events), [("nodemcu-9", 3)])
-        self.assertEqual(self.events[0]["seq"], answer["seq"])
-        self.assertLess(self.events[0]["seq"], FORGED["seq"])
+        self.assertEqual(readings(self.events), [("iot.device.rig-a", "rig-a", 3)])
+        self.assertEqual(self.events[0][1]["seq"], answer["seq"])
+        self.assertLess(self.events[0][1]["seq"], FORGED["seq"])
+        errors_seen = []
+        for args, kwargs in (((4,), {"seq": FORGED["seq"]}), ((5,), {"topic": device_topic("rig-b")}), (([1],), {})):
+            with self.assertRaises(ApplicationError) as raised:
+                yield session.call(DEVICE_PUBLISH, *args, **kwargs)
+            errors_seen.append(raised.exception.error)
+        self.assertEqual(errors_seen, ["reactive.error.invalid_argument", "reactive.error.not_authorized",
+                                       "reactive.error.invalid_argument"])
+        stranger = (yield connect(self, self.node, sub="never-added", role="device")).session
         with self.assertRaises(ApplicationError) as raised:
-            yield session.call(DEVICE_PUBLISH, 4, seq=FORGED["seq"])
-        self.assertEqual(raised.exception.error, "reactive.error.invalid_argument")
+            yield stranger.call(DEVICE_PUBLISH, 6)
+        self.assertEqual(raised.exception.error, "reactive.error.not_authorized")
+        self.assertEqual(len(self.events), 1)
         self.assertEqual(forged_seen, [])
 
     @defer.inlineCallbacks
@@ -169,38 +234,55 @@ class DeviceBridgeTests(unittest.TestCase):
         reading has a higher seq, as the 200 answer says.
         """
         before_ms = int(time.time() * 1000)
-        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", KEY, SECRET, device.timestamp(),
-                                   9007199254740991, 4242, device.body("seq-rig", 1))
-        status, text = yield self.send(raw)
+        status, text = yield self.post(seq=9007199254740991, value=1)
         self.assertEqual(status, 200, text)
-        forged = json.loads(device.body("seq-rig", 2))
+        forged = json.loads(device.body("rig-a", 2))
         forged["args"][0]["seq"] = 9007199254740991
         status, text = yield self.post(payload=json.dumps(forged).encode())
         self.assertEqual(status, 400, text)
         self.assertIn("reactive.error.invalid_argument", text)
-        status, text = yield self.post(device.body("seq-rig", 3))
+        status, text = yield self.post(value=3)
         self.assertEqual(status, 200, text)
         yield eventually(lambda: len(self.events) >= 2, message="readings not delivered")
-        self.assertEqual(readings(self.events), [("seq-rig", 1), ("seq-rig", 3)])
-        first, second = self.events
+        self.assertEqual([value for _, _, value in readings(self.events)], [1, 3])
+        first, second = [state for _, state in self.events]
         self.assertLess(first["seq"], second["seq"])
         self.assertEqual(second["seq"], json.loads(text)["seq"])
         after_ms = int(time.time() * 1000)
-        for event in self.events:
-            self.assertTrue(before_ms <= event["ts"] <= after_ms, event)
-            self.assertTrue(before_ms <= event["seq"] < after_ms + 1000, event)
+        for state in (first, second):
+            self.assertTrue(before_ms <= state["ts"] <= after_ms, state)
+            self.assertTrue(before_ms <= state["seq"] < after_ms + 1000, state)
 
     @defer.inlineCallbacks
     def test_bad_topics_invalid_argument(self):
         """Topics that are no WAMP URI (iot., iot..x, iot.device.) get 400 invalid_argument, never 500."""
         for topic in ("iot.", "iot..x", "iot.device.", "iot.device..x"):
-            payload = json.dumps({"topic": topic, "args": [{"device": "bad", "value": 1}]}).encode()
+            payload = json.dumps({"topic": topic, "args": [{"value": 1}]}).encode()
             status, text = yield self.post(payload=payload)
             self.assertEqual((status, json.loads(text)["error"]), (400, "reactive.error.invalid_argument"), topic)
         status, _ = yield self.post(value=6)
         self.assertEqual(status, 200)
         yield eventually(lambda: self.events, message="good post not delivered")
-        self.assertEqual(readings(self.events), [("test-rig", 6)])
+        self.assertEqual(readings(self.events), [("iot.device.rig-a", "rig-a", 6)])
+
+    @defer.inlineCallbacks
+    def test_usage_recorded(self):
+        """Each accepted post counts as a reading of its device, with its last-seen time, in the registry."""
+        registry = node_registry(self, self.node)
+        name = "counted-" + secrets.token_hex(3)
+        credentials = yield registry.add(name)
+        before_ms = int(time.time() * 1000)
+        for value in range(3):
+            status, _ = yield self.post(credentials=credentials, name=name, value=value)
+            self.assertEqual(status, 200)
+        from twisted.internet import reactor, task
+        for _ in range(200):  # usage is written in batches, after the answer
+            found = {item["name"]: item for item in (yield registry.list())}[name]
+            if found["readings"] == 3:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(found["readings"], 3)
+        self.assertGreaterEqual(found["last_seen_ms"], before_ms)
 
     @defer.inlineCallbacks
     def test_no_cors_headers_by_default(self):
@@ -219,16 +301,120 @@ class DeviceBridgeTests(unittest.TestCase):
             self.assertEqual(cors, [], response.request.method)
 
 
-class DevCredentialTests(unittest.TestCase):
+class DeviceCommandTests(unittest.TestCase):
+    """python -m components.iot device add/list/rotate/revoke against a running node's registry."""
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_add_list_rotate_revoke(self):
+        """
+        add --json gives key and secret (stored wrapped, not in plain), the
+        key posts at once; list --json shows the readings; after rotate the
+        old key is refused and the new one works; after revoke the device is
+        refused and listed as revoked; a duplicate add exits 1, an unknown
+        device 3.
+        """
+        node = yield shared_node("devices", env=SHARED_ENV)
+        url = node.http + "/publish"
+
+        def cli(*args):
+            return run_module("components.iot", "device", *args, "--cbdir", node.directory, env=node.env)
+
+        def post(credentials, value):
+            return signed(url, credentials["key"], credentials["secret"], device.body("cli-1", value))
+
+        out, err, code = yield cli("add", "cli-1", "--json")
+        self.assertEqual(code, 0, err.decode())
+        first = json.loads(out)
+        self.assertEqual(set(first), {"name", "key", "secret"})
+        self.assertEqual(first["name"], "cli-1")
+        with sqlite3.connect(os.path.join(node.directory, "client.db")) as db:
+            stored = repr(db.execute("SELECT * FROM iot_device WHERE name = 'cli-1'").fetchall())
+        self.assertIn(first["key"], stored)
+        self.assertNotIn(first["secret"], stored)
+        self.assertEqual((yield post(first, 1))[0], 200)
+        _, err, code = yield cli("add", "cli-1")
+        self.assertEqual(code, 1, err.decode())
+        self.assertIn(b"already exists", err)
+
+        out, _, code = yield cli("rotate", "cli-1", "--json")
+        self.assertEqual(code, 0)
+        second = json.loads(out)
+        self.assertNotEqual((second["key"], second["secret"]), (first["key"], first["secret"]))
+        rotated_at = time.monotonic()
+        status, text = yield self.refused_soon(post, first)
+        self.assertLess(time.monotonic() - rotated_at, 2.0)
+        self.assertEqual(status, 401, text)
+        self.assertEqual((yield post(second, 2))[0], 200)
+
+        out, _, code = yield cli("list", "--json")
+        self.assertEqual(code, 0)
+        listed = {item["name"]: item for item in json.loads(out)}["cli-1"]
+        self.assertEqual((listed["state"], listed["key"]), ("active", second["key"]))
+        self.assertIsNotNone(listed["rotated"])
+
+        out, _, code = yield cli("revoke", "cli-1")
+        self.assertEqual((code, out), (0, b"device cli-1 revoked\n"))
+        status, text = yield self.refused_soon(post, second)
+        self.assertEqual(status, 401, text)
+        out, _, code = yield cli("list", "--json")
+        listed = {item["name"]: item for item in json.loads(out)}["cli-1"]
+        self.assertEqual(listed["state"], "revoked")
+        self.assertGreaterEqual(listed["readings"], 1)
+        _, err, code = yield cli("revoke", "no-such-device")
+        self.assertEqual(code, 3, err.decode())
+
+    @defer.inlineCallbacks
+    def refused_soon(self, post, credentials, limit=2.0):
+        """Post fresh readings with ``credentials`` until refused; fire with the refusal (fails after ``limit``)."""
+        from twisted.internet import reactor, task
+        deadline = time.monotonic() + limit
+        while True:
+            status, text = yield post(credentials, 0)
+            if status != 200:
+                return status, text
+            if time.monotonic() > deadline:
+                raise AssertionError("still accepted {}s after the change".format(limit))
+            yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+
+class SharedKeyTests(unittest.TestCase):
+    """The deprecated shared key: only with DEVICE_SHARED_KEY=on, on iot.device.reading only, with a warning."""
+
     timeout = 60
 
     @defer.inlineCallbacks
-    def test_dev_credentials_in_node_dir(self):
-        """Without DEVICE_KEY/DEVICE_SECRET the node makes dev credentials; the simulator finds them."""
-        node = yield shared_node()
+    def test_shared_key_when_on(self):
+        """With DEVICE_SHARED_KEY=on the shared key posts on iot.device.reading as the named device; it cannot
+        reach a registered device's topic; the node logs the deprecation."""
+        node = yield shared_node("devices-shared", env=dict(SHARED_ENV, DEVICE_SHARED_KEY="on"))
+        url = node.http + "/publish"
+        yield register(self, node, "rig-a")
+        client = yield connect(self, node)
+        events = []
+        yield subscribe_devices(client.session, events)
+        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device.shared_body("old-1", 12))
+        self.assertEqual(status, 200, text)
+        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device.body("rig-a", 13))
+        self.assertEqual(status, 403, text)
+        yield eventually(lambda: events, message="shared-key post not delivered")
+        self.assertEqual(readings(events), [(DEVICE_TOPIC, "old-1", 12)])
+        self.assertIn("DEVICE_SHARED_KEY is on (deprecated)", node.log_text())
+        self.assertNotIn(SHARED_SECRET, node.log_text())
+
+    @defer.inlineCallbacks
+    def test_dev_shared_credentials(self):
+        """With DEVICE_SHARED_KEY=on and no DEVICE_KEY the node makes dev credentials; the simulator's --shared
+        finds them. Without the setting no such file is made."""
+        plain = yield shared_node()
+        self.assertFalse(os.path.exists(os.path.join(plain.directory, device.SECRET_FILE)))
+        node = yield shared_node("devices-dev-shared", env={"DEVICE_SHARED_KEY": "on"})
         self.assertTrue(os.path.exists(os.path.join(node.directory, device.SECRET_FILE)))
-        out, err, code = yield run_cli("--url", node.http + "/publish", "--cbdir", node.directory,
-                                       "--value", "5")
+        out, err, code = yield run_module("components.iot.device", "--url", node.http + "/publish", "--shared",
+                                          "--cbdir", node.directory, "--value", "5",
+                                          env={"DEVICE_KEY": "", "DEVICE_SECRET": ""})
         self.assertEqual(code, 0, out.decode() + err.decode())
         self.assertIn(b"5 200", out)
 
@@ -247,51 +433,101 @@ class ReadmeCurlExampleTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_curl_example(self):
-        """The README's curl + openssl example, run by bash in a directory whose .crossbar is the node's: 200."""
-        node = yield shared_node()  # dev credentials in <node dir>/secrets
+        """The README's curl + openssl example, run by bash with a registered device's DEVICE_NAME, DEVICE_KEY
+        and DEVICE_SECRET: 200, and the reading arrives on the device's topic."""
+        node = yield shared_node()
+        key, secret = yield register(self, node, "curl-1")
         client = yield connect(self, node)
         events = []
-        yield client.session.subscribe(events.append, device.TOPIC)
+        yield subscribe_devices(client.session, events)
         workdir = tempfile.mkdtemp(prefix="hub-curl-")
-        os.symlink(node.directory, os.path.join(workdir, ".crossbar"))
-        out, err, code = yield utils.getProcessOutputAndValue(
-            "/bin/bash", ("-c", readme_curl_example()), env=dict(os.environ, HUB=node.http), path=workdir)
+        env = dict(os.environ, HUB=node.http, DEVICE_NAME="curl-1", DEVICE_KEY=key, DEVICE_SECRET=secret)
+        out, err, code = yield utils.getProcessOutputAndValue("/bin/bash", ("-c", readme_curl_example()), env=env,
+                                                              path=workdir)
         self.assertEqual(code, 0, err.decode())
         self.assertTrue(out.decode().rstrip().endswith(" 200"), out.decode() + err.decode())
         yield eventually(lambda: events, message="the curl post was not delivered")
-        self.assertEqual(readings(events), [("curl-1", 42)])
+        self.assertEqual(readings(events), [("iot.device.curl-1", "curl-1", 42)])
 
 
-class SharedReplayMemoryTests(unittest.TestCase):
-    """Two nodes on one PostgreSQL client database refuse each other's replays."""
+_linked = {}
+
+
+@defer.inlineCallbacks
+def two_nodes():
+    """Two nodes on one PostgreSQL client database with one E2E_KEK, started once per test process."""
+    if "nodes" not in _linked:
+        env = {"DATABASE_URL": postgres_url(None), "E2E_KEK": b64encode(secrets.token_bytes(32))}
+        _linked["nodes"] = yield defer.gatherResults([shared_node("pg-{}".format(index), env=env)
+                                                      for index in range(2)])
+    return _linked["nodes"]
+
+
+class TwoNodeTests(unittest.TestCase):
+    """Two nodes sharing the PostgreSQL client database: each refuses what the other (or the CLI) changed."""
 
     timeout = 120
 
     @defer.inlineCallbacks
+    def refused_within(self, node, credentials, name, limit=2.0):
+        """Seconds until ``node`` refuses fresh posts signed with ``credentials`` (fails after ``limit``)."""
+        from twisted.internet import reactor, task
+        started = time.monotonic()
+        while True:
+            status, text = yield signed(node.http + "/publish", *credentials, device.body(name, 1))
+            if status != 200:
+                self.assertEqual(status, 401, text)
+                self.assertNotIn("replayed", text)
+                return time.monotonic() - started
+            if time.monotonic() - started > limit:
+                raise AssertionError("{} still accepts the key {}s after the change".format(node.directory, limit))
+            yield task.deferLater(reactor, 0.05, lambda: None)
+
+    @defer.inlineCallbacks
+    def test_rotate_and_revoke_reach_the_other_node(self):
+        """
+        A device posting through both nodes: after a rotate the old key is
+        refused on the second node within 2 s (its cached answer included)
+        and the new key works there; after a revoke the new key is refused
+        there within 2 s too.
+        """
+        first, second = yield two_nodes()
+        registry = node_registry(self, first)
+        name = "linked-" + secrets.token_hex(3)
+        old = yield registry.add(name)
+        for node in (first, second):  # both nodes have the key in their cache now
+            status, text = yield signed(node.http + "/publish", *old, device.body(name, 1))
+            self.assertEqual(status, 200, text)
+        new = yield registry.rotate(name)
+        elapsed = yield self.refused_within(second, old, name)
+        self.assertLess(elapsed, 2.0)
+        status, text = yield signed(second.http + "/publish", *new, device.body(name, 2))
+        self.assertEqual(status, 200, text)
+        yield registry.revoke(name)
+        elapsed = yield self.refused_within(second, new, name)
+        self.assertLess(elapsed, 2.0)
+
+    @defer.inlineCallbacks
     def test_replay_refused_on_other_node(self):
         """A signed request accepted by one node is refused (401 replayed) by the other, in both directions."""
-        env = dict(ENV, DATABASE_URL=postgres_url(self))
-        nodes = [RouterNode(env=env, name="replay-{}".format(index)) for index in range(2)]
-        for node in nodes:
-            self.addCleanup(node.cleanup)
-        yield defer.gatherResults([node.start() for node in nodes])
+        nodes = yield two_nodes()
+        name = "replay-" + secrets.token_hex(3)
+        key, secret = yield node_registry(self, nodes[0]).add(name)
         events = []
         for node in nodes:
             client = yield connect(self, node)
-            yield client.session.subscribe(events.append, device.TOPIC)
-
-        def send(node, raw):
-            return threads.deferToThread(device.send, node.http + "/publish", raw)
-
+            yield client.session.subscribe(lambda state: events.append((device_topic(name), state)),
+                                           device_topic(name))
         answers = []
         for first, second, value in ((nodes[0], nodes[1], 1), (nodes[1], nodes[0], 2)):
-            raw = device.request_bytes("127.0.0.1", "/publish", KEY, SECRET, device.timestamp(), value,
-                                       1000 + value, device.body("shared-rig", value))
-            accepted, _ = yield send(first, raw)
-            replayed, text = yield send(second, raw)
-            again, _ = yield send(first, raw)
+            raw = device.request_bytes("127.0.0.1", "/publish", key, secret, device.timestamp(), value,
+                                       1000 + value, device.body(name, value))
+            accepted, _ = yield send(first.http + "/publish", raw)
+            replayed, text = yield send(second.http + "/publish", raw)
+            again, _ = yield send(first.http + "/publish", raw)
             answers.append((accepted, replayed, again))
             self.assertIn("reactive.error.device.replayed", text)
         self.assertEqual(answers, [(200, 401, 401), (200, 401, 401)])
+        # the nodes are not linked: each node's subscriber hears the post that node accepted
         yield eventually(lambda: len(events) >= 2, message="accepted posts not delivered")
-        self.assertEqual(sorted(readings(events)), [("shared-rig", 1), ("shared-rig", 2)])
+        self.assertEqual(sorted(value for _, _, value in readings(events)), [1, 2])

@@ -79,14 +79,17 @@ class FirmwareTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_request_equals_simulator(self):
-        """For the same inputs the sketch's request bytes equal the device simulator's."""
+        """For the same inputs the sketch's request bytes equal the device simulator's (a body on the device's
+        own topic iot.device.<name>, the longest name included)."""
         cases = [("127.0.0.1:8080", "/publish", "k", "secret-secret-16", 1_700_000_000, 1, 99, "nodemcu-1",
                   42),
                  ("hub.example.org", "/publish", "A" * 64, "s" * 80, 2_000_000_123, 4_000_000_000,
                   2 ** 31 - 1, "kitchen", 0),
-                 ("hub.example.org:8443", "/publish", "k.e_y~1", "x" * 16, 1_800_000_000, 7, 0, "n", 100)]
+                 ("hub.example.org:8443", "/publish", "k.e_y~1", "x" * 16, 1_800_000_000, 7, 0, "n", 100),
+                 ("hub.example.org", "/publish", "dk" + "0" * 24, "s" * 43, 1_800_000_000, 8, 5, "d_" + "x" * 62, 55)]
         for host, path, key, secret, epoch, seq, nonce, name, value in cases:
             out = yield run("request", host, path, key, secret, epoch, seq, nonce, name, value)
             expected = device.request_bytes(host, path, key, secret, device.timestamp(epoch), seq, nonce,
                                             device.body(name, value))
             self.assertEqual(out, expected)
+            self.assertTrue(out.endswith(b'{"topic":"iot.device.%s","args":[{"value":%d}]}' % (name.encode(), value)))

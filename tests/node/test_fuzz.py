@@ -36,6 +36,7 @@ from twisted.trial import unittest
 from components.auth.directory import ADMIN_FIELDS
 from components.iot import signing
 from tests.support.clients import connect, post_json
+from tests.support.devices import register
 from tests.support.node import free_port, shared_node
 from tests.support.users import add_users
 
@@ -47,8 +48,7 @@ CALL_TIMEOUT = 5
 ADMIN = "fuzz-admin"
 USER = "fuzz-user"
 PASSWORD = "fuzz-password-1"
-DEVICE_KEY = "fuzz-device"
-DEVICE_SECRET = "fuzz-device-secret-0123456789"
+DEVICE = "fuzz-device"  # registered on the fuzz node: posts are signed with its key and secret
 # what Python's own errors say (a traceback, an exception name, a signature mismatch)
 TRACES = ("Traceback", 'File "', "TypeError", "KeyError", "AttributeError", "ValueError", "has no attribute",
           "were given", "was given", "required positional argument", "got multiple values",
@@ -124,7 +124,8 @@ bodies = st.one_of(
 device_events = st.one_of(
     values,
     st.fixed_dictionaries({"topic": st.one_of(texts, st.sampled_from(["iot.device.a", "iot.device.", "iot.x",
-                                                                       "time.tic", "iot.device.a b"])),
+                                                                       "time.tic", "iot.device.a b",
+                                                                       "iot.device." + DEVICE, "iot.device.reading"])),
                            "args": st.one_of(values, st.lists(st.dictionaries(
                                st.sampled_from(["device", "value", "extra"]), values, max_size=3), max_size=2))}))
 query_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2ff), max_size=40)
@@ -147,12 +148,13 @@ def http_requests(methods):
 def fuzz_node():
     """One node for the module: every source on (serial on loop://, OData on a closed port), fast login limits."""
     env = {"SERIAL_URL": "loop://", "ODATA_URL": "http://127.0.0.1:{}/odata.svc/T_IOT".format(free_port()),
-           "ODATA_INTERVAL": "60", "LOGIN_RATE": "100000", "LOGIN_BURST": "100000",
-           "DEVICE_KEY": DEVICE_KEY, "DEVICE_SECRET": DEVICE_SECRET}
+           "ODATA_INTERVAL": "60", "LOGIN_RATE": "100000", "LOGIN_BURST": "100000"}
     node = yield shared_node("fuzz", env=env)
     if not getattr(node, "fuzz_users", False):
         yield add_users(node, [(ADMIN, "Admin", True), (USER, "User", False)], PASSWORD)
         node.fuzz_users = True
+    if not getattr(node, "fuzz_device", None):
+        node.fuzz_device = yield register(None, node, DEVICE)
     return node
 
 
@@ -283,8 +285,9 @@ class FuzzTestCase(unittest.TestCase):
             body = json.dumps(request["event"]).encode("utf-8")
             stamp = signing.timestamp()
             seq, nonce = random.Random(body).randrange(1, 2 ** 31), random.Random(stamp).randrange(1, 2 ** 53)
-            query.update(key=DEVICE_KEY, timestamp=stamp, seq=str(seq), nonce=str(nonce),
-                         signature=signing.sign(DEVICE_SECRET, DEVICE_KEY, stamp, seq, nonce, body))
+            key, secret = self.node.fuzz_device
+            query.update(key=key, timestamp=stamp, seq=str(seq), nonce=str(nonce),
+                         signature=signing.sign(secret, key, stamp, seq, nonce, body))
             headers["Content-Type"] = ["application/json"]
         url = self.node.http + path + ("?" + urlencode(query) if query else "")
         status, content, kind = request_from_thread(request["method"], url, body, headers)

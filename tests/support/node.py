@@ -21,12 +21,15 @@ import time
 
 from twisted.internet import defer, task
 
+from components.iot import demo
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
 CROSSBAR_SITE = os.path.join(REPO, "crossbar_site")
 CROSSBAR = os.path.join(os.path.dirname(sys.executable), "crossbar")
 TEST_SECRET = "test-secret-" + "x" * 40
-DEV_ONLY_WORKERS = ("aws-emulator",)
+# dev-only workers: the local AWS emulator on a fixed port, the demo sources (components.iot.demo)
+DEV_ONLY_WORKERS = ("aws-emulator", "demo")
 READY_MARKER = 'Ok, worker "Router router" configured and ready!'
 
 _running = set()
@@ -73,13 +76,17 @@ class RouterNode:
     (SIGKILL) end it; ``start()`` may be called again on the same directory.
     """
 
-    def __init__(self, env=None, transform=None, config_path=CONFIG, name="node", keep_workers=()):
-        self.directory = tempfile.mkdtemp(prefix="hub-{}-".format(name))
+    def __init__(self, env=None, transform=None, config_path=CONFIG, name="node", keep_workers=(), directory=None):
+        self.directory = directory or tempfile.mkdtemp(prefix="hub-{}-".format(name))
+        os.makedirs(self.directory, exist_ok=True)
         self.port = free_port()
         config = load_config(config_path)
         # dev-only workers (the local AWS emulator on a fixed port) stay out unless asked for
         config["workers"] = [worker for worker in config["workers"]
                              if worker.get("id") not in DEV_ONLY_WORKERS or worker.get("id") in keep_workers]
+        if demo.WORKER not in keep_workers:
+            # without the demo worker SERIAL_URL and ODATA_URL are off unless a test sets them
+            config = demo.without_demo(config)
         if transform is not None:
             config = transform(config) or config
         self.config = config

@@ -1,5 +1,7 @@
-// The dashboard: clock, shared counter, serial and OData values, the greeting.
-import {bindState, startPage} from "./ui.js";
+// The dashboard: clock, shared counter, serial and OData values, the greeting, and for every IoT source a live
+// chart of its last minutes (hub.series) with a text summary, plus the list of sources from iot.sources.
+import {createChart, numeric} from "./chart.js";
+import {bindState, el, startPage} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const greeting = $("greeting");
@@ -54,5 +56,154 @@ $("click").addEventListener("click", async () => {
       ? "The counter is unavailable." : `Click failed: ${err.message}`;
   }
 });
+
+// ---- IoT charts and the source list ---------------------------------------
+
+const WINDOW_MINUTES = 10;
+const SOURCES_EVERY = 10000;     // ms between iot.sources refreshes while online
+const cards = new Map();         // source -> chart card (see sourceCard)
+let sourcesTimer = null;
+
+function sourceName(source) {
+  if (source.source.startsWith("iot.device.")) return source.source.slice("iot.device.".length);
+  return {serial: "Serial sensor", odata: "OData value"}[source.kind] || source.source;
+}
+
+function clockTime(ms) {
+  return typeof ms === "number" ? new Date(ms).toLocaleTimeString([], {hour12: false}) : "never";
+}
+
+function ago(ms, now = Date.now()) {
+  if (typeof ms !== "number") return "never";
+  const seconds = Math.max(0, Math.round((now - ms) / 1000));
+  if (seconds < 90) return `${seconds} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  return clockTime(ms);
+}
+
+// One figure per source: heading, stale badge (text, not only colour), the SVG chart and a text summary.
+function sourceCard(source) {
+  const title = el("h3", {text: sourceName(source)});
+  const badge = el("p", {class: "stale-badge", hidden: true});
+  const summary = el("p", {class: "chart-summary"}, "loading…");
+  const note = el("p", {class: "chart-note note"});
+  const figure = el("figure", {class: "chart-card", "data-source": source.source, "data-kind": source.kind,
+                               "data-stale": "false", "data-count": "0"});
+  const caption = el("figcaption", {}, title, badge);
+  figure.append(caption);
+  const chart = createChart(figure, {minutes: WINDOW_MINUTES, label: sourceName(source)});
+  figure.append(summary, note);
+  const card = {figure, chart, badge, summary, info: source, infoAt: Date.now(), freshAt: 0, points: [],
+                stale: null, frame: null};
+  card.series = hub.series(source.source, {
+    minutes: WINDOW_MINUTES,
+    onChange: (points, change) => {
+      if (points.length) markOnce(`hub:series-points:${source.source}`);
+      card.points = points;
+      note.textContent = "";
+      if (!change.reset && change.added.some((point) => point.stale !== true)) card.freshAt = Date.now();
+      schedule(card);
+    },
+    onError: (error) => {
+      // the history or the live events cannot be had (not on this hub, not allowed): say so beside the chart
+      note.textContent = error.error === "wamp.error.no_such_procedure"
+        ? "No history on this hub: live readings only." : `Not all readings can be shown: ${error.message}`;
+    },
+  });
+  return card;
+}
+
+function schedule(card) {
+  if (card.frame !== null) return;
+  card.frame = requestAnimationFrame(() => { card.frame = null; render(card); });
+}
+
+// Stale: the newest reading says so, or iot.sources says the source is not live and nothing fresh came since.
+function isStale(card) {
+  const latest = card.points[card.points.length - 1];
+  if (latest && latest.stale === true) return true;
+  return card.info.live === false && card.freshAt <= card.infoAt;
+}
+
+// performance marks for benchmarks (bench/iot_chart.py): the first time each step happens on this page
+const marked = new Set();
+function markOnce(name) {
+  if (marked.has(name) || !globalThis.performance?.mark) return;
+  marked.add(name);
+  performance.mark(name);
+}
+
+function render(card) {
+  const {count, min, max, latest} = card.chart.draw(card.points);
+  if (count > 0) markOnce(`hub:chart-drawn:${card.info.source}`);
+  card.figure.dataset.count = String(count);
+  card.figure.dataset.lastSeq = latest ? String(latest.seq) : "";
+  const stale = isStale(card);
+  card.figure.dataset.stale = String(stale);
+  const lastSeen = latest ? latest.ts : card.info.last_seen;
+  card.badge.hidden = !stale;
+  card.badge.textContent = `Stale: no fresh reading since ${clockTime(lastSeen)}`;
+  if (card.stale !== null && card.stale !== stale) {
+    $("iot-announce").textContent = `${sourceName(card.info)} is ${stale ? "stale" : "live again"}.`;
+  }
+  card.stale = stale;
+  card.summary.textContent = count === 0
+    ? `No readings in the last ${WINDOW_MINUTES} minutes.`
+    : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${count} readings in the last ${WINDOW_MINUTES} minutes.`;
+}
+
+function renderSources(sources) {
+  const rows = sources.map((source) => {
+    const state = source.live ? "Online" : "Offline";
+    return el("tr", {"data-source": source.source, "data-live": String(Boolean(source.live))},
+      el("th", {scope: "row", text: sourceName(source)}),
+      el("td", {text: source.kind}),
+      el("td", {text: ago(source.last_seen), title: clockTime(source.last_seen)}),
+      el("td", {class: source.live ? "live" : "offline", text: source.live ? state : `${state} (stale)`}));
+  });
+  $("sources").tBodies[0].replaceChildren(...rows);
+  $("sources").dataset.loaded = "true";
+}
+
+async function loadSources() {
+  let sources;
+  try {
+    sources = await hub.call("iot.sources");
+  } catch (err) {
+    $("iot-note").textContent = err.error === "wamp.error.no_such_procedure"
+      ? "History is not on this hub." : err.error === "reactive.error.offline" ? "" : `Sources unavailable: ${err.message}`;
+    return;
+  }
+  if (!Array.isArray(sources)) return;
+  markOnce("hub:sources");
+  $("iot-note").textContent = sources.length ? "" : "No IoT source has reported yet.";
+  const now = Date.now();
+  for (const source of sources) {
+    if (!source || typeof source.source !== "string") continue;
+    let card = cards.get(source.source);
+    if (!card) {
+      card = sourceCard(source);
+      cards.set(source.source, card);
+      $("charts").append(card.figure);
+    }
+    card.info = source;
+    card.infoAt = now;
+    schedule(card);
+  }
+  renderSources(sources);
+}
+
+hub.onStatus((status) => {
+  if (status.state === "online") {
+    markOnce("hub:online");
+    loadSources();
+    if (sourcesTimer === null) sourcesTimer = setInterval(loadSources, SOURCES_EVERY);
+  } else if (sourcesTimer !== null && status.state === "signed_out") {
+    clearInterval(sourcesTimer);
+    sourcesTimer = null;
+  }
+});
+// the window slides on even when nothing arrives
+setInterval(() => { for (const card of cards.values()) { card.points = card.series.points(); schedule(card); } }, 5000);
 
 hub.connect();

@@ -14,14 +14,26 @@
 // reactive.error.e2e.refused (kwargs.code says why) when the refused state
 // claims to be newer than the one shown; older ones are dropped and counted.
 //
-// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "logout" | "info" | "seal", ...}.
-// Messages to a client: {op: "status" | "state" | "unavailable" | "result", ...}.
+// Series (hub.series): one subscription per source and one window of points (the largest window any client asked
+// for), kept gap-free across reconnects: after every (re)connect the engine subscribes first, then asks
+// iot.history(source, after_seq=<last seq it has>) page by page ("more"), holding live events back until the
+// history is in, so every state reaches the clients once, in seq order. When the hub answers "pruned" (states
+// after that seq are gone) the window is loaded again and the clients are told to reset.
+//
+// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "series" | "unseries" | "logout" | "info"
+// | "seal", ...}.
+// Messages to a client: {op: "status" | "state" | "unavailable" | "points" | "series_error" | "result", ...}.
 
 import {E2EError, NonceGuard, PrivateStates, REFUSED} from "./e2e.js";
 
 const LOGIN_REQUIRED = "reactive.error.auth.login_required";
 const SESSION_EXPIRED = "reactive.error.auth.session_expired";
+// the directory revoked the token (rights changed, logout elsewhere): a fresh token says what is left, at once
+const REVOKED = "reactive.error.auth.revoked";
 export const OFFLINE = "reactive.error.offline";
+export const HISTORY_PROC = "iot.history";
+export const HISTORY_PAGE = 1000;    // states per iot.history call (the most the hub gives at once)
+const MAX_RELOADS = 3;               // "pruned" answers in a row before the engine gives up on one sync
 
 class SignedOut extends Error {}
 
@@ -35,6 +47,11 @@ export function newer(current, candidate) {
   if (!candidate || typeof candidate !== "object" || typeof candidate.seq !== "number") return null;
   if (current && current.seq >= candidate.seq) return null;
   return candidate;
+}
+
+// Whether `state` is a state dict with an integer seq and a numeric ts (what a series holds).
+export function isState(state) {
+  return Boolean(state) && typeof state === "object" && Number.isSafeInteger(state.seq) && Number.isFinite(state.ts);
 }
 
 export function errorInfo(err) {
@@ -57,6 +74,7 @@ export class Engine {
     this.backoff = backoff;
     this.clients = new Set();
     this.topics = new Map();       // topic -> {getProc, refs: Map(client -> count), latest, unavailable}
+    this.series = new Map();       // source -> {refs: Map(client -> [minutes...]), minutes, points, lastSeq, ...}
     this.status = {state: "idle"};
     this.connection = null;
     this.session = null;
@@ -80,6 +98,9 @@ export class Engine {
     for (const [topic, entry] of this.topics) {
       if (entry.refs.delete(client) && entry.refs.size === 0) this.dropTopic(topic);
     }
+    for (const [source, entry] of this.series) {
+      if (entry.refs.delete(client) && entry.refs.size === 0) this.dropSeries(source);
+    }
   }
 
   handle(client, msg) {
@@ -88,6 +109,8 @@ export class Engine {
       case "call": this.answer(client, msg.id, this.call(msg.proc, msg.args, msg.kwargs)); break;
       case "watch": this.watch(client, msg.topic, msg.getProc); break;
       case "unwatch": this.unwatch(client, msg.topic); break;
+      case "series": this.watchSeries(client, msg.topic, msg.minutes, msg.key); break;
+      case "unseries": this.unwatchSeries(client, msg.topic, msg.minutes); break;
       case "logout": this.answer(client, msg.id, this.logout()); break;
       case "info": this.answer(client, msg.id, Promise.resolve(this.info())); break;
       case "seal": this.answer(client, msg.id, this.e2e.seal(msg.topic, msg.seq, msg.value)); break;
@@ -115,7 +138,12 @@ export class Engine {
     for (const [topic, entry] of this.topics) {
       topics[topic] = [...entry.refs.values()].reduce((a, b) => a + b, 0);
     }
-    return {clients: this.clients.size, topics, status: this.status, e2e: this.e2e.info()};
+    const series = {};
+    for (const [source, entry] of this.series) {
+      series[source] = {refs: [...entry.refs.values()].reduce((a, b) => a + b.length, 0), minutes: entry.minutes,
+                        points: entry.points.length, lastSeq: entry.lastSeq, syncs: entry.syncs, loading: entry.buffer !== null};
+    }
+    return {clients: this.clients.size, topics, series, status: this.status, e2e: this.e2e.info()};
   }
 
   // ---- topics ------------------------------------------------------------
@@ -218,6 +246,157 @@ export class Engine {
     }
   }
 
+  // ---- series ------------------------------------------------------------
+
+  watchSeries(client, source, minutes, key) {
+    minutes = Number.isFinite(minutes) && minutes > 0 ? minutes : 10;
+    let entry = this.series.get(source);
+    const fresh = !entry;
+    if (fresh) {
+      entry = {refs: new Map(), minutes, points: [], lastSeq: null, loaded: false, reload: false, error: null,
+               buffer: null, subscription: null, run: 0, syncs: 0};
+      this.series.set(source, entry);
+    }
+    const windows = entry.refs.get(client) || [];
+    windows.push(minutes);
+    entry.refs.set(client, windows);
+    const grew = minutes > entry.minutes;
+    entry.minutes = Math.max(entry.minutes, minutes);
+    if (grew && this.session) {
+      // a wider window than the points held: load it whole, every client resets
+      entry.reload = true;
+      this.syncSeries(this.session, source, entry);
+      return;
+    }
+    // a late client gets what is held at once (the listener that asked, not the tab's other listeners)
+    if (entry.loaded) client.post({op: "points", topic: source, key, reset: true, points: entry.points});
+    if (entry.error) client.post({op: "series_error", topic: source, key, error: entry.error});
+    if (fresh && this.session) this.syncSeries(this.session, source, entry);
+  }
+
+  unwatchSeries(client, source, minutes) {
+    const entry = this.series.get(source);
+    const windows = entry && entry.refs.get(client);
+    if (!windows) return;
+    const at = windows.indexOf(minutes);
+    windows.splice(at >= 0 ? at : 0, 1);
+    if (windows.length === 0) entry.refs.delete(client);
+    if (entry.refs.size === 0) this.dropSeries(source);
+  }
+
+  dropSeries(source) {
+    const entry = this.series.get(source);
+    this.series.delete(source);
+    if (!entry) return;
+    entry.run++;
+    if (entry.subscription && this.session && this.session.isOpen) {
+      this.session.unsubscribe(entry.subscription).catch(() => {});
+    }
+  }
+
+  // Subscribe, then fill the gap since entry.lastSeq from iot.history; live events wait in entry.buffer meanwhile.
+  async syncSeries(session, source, entry) {
+    const run = ++entry.run;
+    const current = () => this.series.get(source) === entry && entry.run === run && this.session === session;
+    entry.buffer = [];
+    entry.syncs++;
+    try {
+      if (!entry.subscription) {
+        entry.subscription = await session.subscribe(source, (args) => this.seriesEvent(source, entry, args && args[0]));
+        if (this.series.get(source) !== entry) {
+          session.unsubscribe(entry.subscription).catch(() => {});
+          return;
+        }
+      }
+    } catch (err) {
+      // no live events (the topic is not ours to subscribe): the stored states still show
+      entry.subscription = null;
+      if (!current()) return;
+      this.seriesError(source, entry, err);
+    }
+    let history = null;
+    try {
+      history = await this.fetchHistory(session, source, entry, current);
+    } catch (err) {
+      if (current()) this.seriesError(source, entry, err);
+    }
+    if (!current()) return;
+    const buffered = entry.buffer;
+    entry.buffer = null;
+    if (history) {
+      if (entry.subscription) entry.error = null;
+      entry.reload = false;
+      if (history.reset) {
+        entry.points = [];
+        entry.lastSeq = null;
+      }
+      this.addPoints(source, entry, history.states.concat(buffered), history.reset || !entry.loaded);
+    } else {
+      this.addPoints(source, entry, buffered, false);
+    }
+    entry.loaded = true;
+  }
+
+  // The states after entry.lastSeq (or the whole window when it is null, or when the hub says some are pruned),
+  // paged by "more": {states, reset}. Null when a newer sync took over.
+  async fetchHistory(session, source, entry, current) {
+    let after = entry.reload ? null : entry.lastSeq;
+    let reset = after === null;
+    let reloads = 0;
+    let states = [];
+    for (;;) {
+      const page = await session.call(HISTORY_PROC, [source], {after_seq: after, limit: HISTORY_PAGE,
+                                                                minutes: entry.minutes});
+      if (!current()) return null;
+      if (!page || typeof page !== "object" || !Array.isArray(page.states)) {
+        throw {error: "reactive.error.client", args: [`${HISTORY_PROC} answered something that is no history`]};
+      }
+      if (page.pruned && after !== null) {
+        // the states we need after `after` are gone: the gap cannot be filled, load the window again
+        if (++reloads > MAX_RELOADS) throw {error: "reactive.error.client", args: ["history keeps being pruned"]};
+        after = null;
+        reset = true;
+        states = [];
+        continue;
+      }
+      const fresh = page.states.filter((state) => isState(state) && (after === null || state.seq > after));
+      states = states.concat(fresh);
+      if (!page.more || fresh.length === 0) return {states, reset};
+      after = fresh[fresh.length - 1].seq;
+    }
+  }
+
+  seriesEvent(source, entry, state) {
+    if (this.series.get(source) !== entry || !isState(state)) return;
+    if (entry.buffer) entry.buffer.push(state);
+    else this.addPoints(source, entry, [state], false);
+  }
+
+  // Append the states newer than entry.lastSeq in seq order (each seq once), drop points older than the window,
+  // and pass on what was added (all held points when `reset`).
+  addPoints(source, entry, states, reset) {
+    const added = [];
+    for (const state of [...states].sort((a, b) => a.seq - b.seq)) {
+      if (entry.lastSeq !== null && state.seq <= entry.lastSeq) continue;
+      entry.lastSeq = state.seq;
+      entry.points.push(state);
+      added.push(state);
+    }
+    const cutoff = Date.now() - entry.minutes * 60000;
+    let old = 0;
+    while (old < entry.points.length && entry.points[old].ts < cutoff) old++;
+    if (old > 0) entry.points.splice(0, old);
+    if (!reset && added.length === 0) return;
+    const msg = reset ? {op: "points", topic: source, reset: true, points: entry.points}
+                      : {op: "points", topic: source, reset: false, points: added};
+    for (const client of entry.refs.keys()) client.post(msg);
+  }
+
+  seriesError(source, entry, err) {
+    entry.error = errorInfo(err);
+    for (const client of entry.refs.keys()) client.post({op: "series_error", topic: source, error: entry.error});
+  }
+
   // ---- calls -------------------------------------------------------------
 
   async call(proc, args = [], kwargs = {}) {
@@ -293,6 +472,10 @@ export class Engine {
         entry.subscription = null;
         this.sync(session, topic, entry);
       }
+      for (const [source, entry] of this.series) {
+        entry.subscription = null;
+        this.syncSeries(session, source, entry);
+      }
     };
     connection.onclose = (reason, details) => {
       if (generation !== this.generation) return true;
@@ -303,8 +486,9 @@ export class Engine {
         this.setStatus({state: "signed_out"});
         return true;
       }
-      // the hub ended the session because its token expired: rejoin at once with a fresh token
-      const delay = why === SESSION_EXPIRED ? 0 : this.nextDelay();
+      // the hub ended the session because its token expired or was revoked: rejoin at once with a fresh
+      // token (a demoted admin comes back as a user; a deactivated or logged-out one gets signed_out)
+      const delay = why === SESSION_EXPIRED || why === REVOKED ? 0 : this.nextDelay();
       if (delay > 0) this.setStatus({state: "offline", retryAt: Date.now() + delay * 1000, reason: String(why)});
       else this.setStatus({state: "connecting", reason: String(why)});
       this.retryTimer = this.timers.setTimeout(() => { this.retryTimer = null; this.open(); }, delay * 1000);
@@ -344,6 +528,10 @@ export class Engine {
       entry.latest = null;
       entry.unavailable = null;
       entry.guard = new NonceGuard();
+    }
+    for (const entry of this.series.values()) {
+      entry.run++;
+      Object.assign(entry, {points: [], lastSeq: null, loaded: false, reload: false, error: null, buffer: null});
     }
     this.setStatus({state: "signed_out"});
   }

@@ -8,6 +8,8 @@
 //   // error.error === "reactive.error.e2e.refused" and error.kwargs.code saying why
 //   const result = await hub.call("counter.click", [], {n: 1});
 //   await hub.login(username, password);  await hub.logout();
+//   const series = hub.series("iot.serial.reader", {minutes: 10, onChange: (points, change) => ...});
+//   series.points(); series.stop();
 //
 // state(): subscribe first, then call the .get RPC; deliver only states with
 // a higher seq than the last one delivered; re-sync after every reconnect.
@@ -83,6 +85,8 @@ export class Hub {
     this.status = {state: "idle"};
     this.statusListeners = new Set();
     this.watchers = new Map();     // topic -> {getProc, listeners: Set<{onValue, onUnavailable}>, latest, unavailable}
+    this.seriesListeners = new Map();   // source -> Set<series listener> (see series())
+    this.nextKey = 1;
     this.pending = new Map();      // call id -> {resolve, reject}
     this.nextId = 1;
     this.connected = false;
@@ -120,6 +124,9 @@ export class Hub {
     for (const [topic, watcher] of this.watchers) {
       for (let i = 0; i < watcher.listeners.size; i++) channel.post({op: "watch", topic, getProc: watcher.getProc});
     }
+    for (const [topic, listeners] of this.seriesListeners) {
+      for (const listener of listeners) channel.post({op: "series", topic, minutes: listener.minutes, key: listener.key});
+    }
   }
 
   receive(msg) {
@@ -129,6 +136,9 @@ export class Hub {
       this.status = msg.status;
       if (msg.status.state === "signed_out") {
         for (const watcher of this.watchers.values()) { watcher.latest = null; watcher.unavailable = null; }
+        for (const listeners of this.seriesListeners.values()) {
+          for (const listener of listeners) listener.merge([], true);
+        }
       }
       for (const listener of this.statusListeners) listener(msg.status);
     } else if (msg.op === "state") {
@@ -142,6 +152,12 @@ export class Hub {
       if (!watcher) return;
       watcher.unavailable = msg.error;
       for (const listener of watcher.listeners) listener.onUnavailable?.(msg.error);
+    } else if (msg.op === "points" || msg.op === "series_error") {
+      for (const listener of this.seriesListeners.get(msg.topic) || []) {
+        if (msg.key !== undefined && msg.key !== listener.key) continue;
+        if (msg.op === "points") listener.merge(Array.isArray(msg.points) ? msg.points : [], msg.reset === true);
+        else listener.onError?.(msg.error);
+      }
     } else if (msg.op === "result") {
       const waiter = this.pending.get(msg.id);
       if (!waiter) return;
@@ -187,6 +203,66 @@ export class Hub {
       if (!watcher.listeners.delete(listener)) return;
       this.channel.post({op: "unwatch", topic});
       if (watcher.listeners.size === 0) this.watchers.delete(topic);
+    };
+  }
+
+  /**
+   * Follow the recent history of an IoT source (`iot.serial.reader`, `iot.odata.value`, `iot.device.<name>`):
+   * first the stored states of the last `minutes` (iot.history, page by page), then every live event. After every
+   * reconnect the states published meanwhile are fetched with iot.history(source, after_seq=<last seq seen>), so
+   * nothing is missed: the points are in ascending seq order, each seq once, none older than the window. When the
+   * hub says the missing states were pruned, the window is loaded again and onChange gets `reset: true`.
+   * Through the SharedWorker every tab of the browser shares one subscription and one window per source.
+   *
+   *   const series = hub.series("iot.serial.reader", {
+   *     minutes: 10,
+   *     onChange: (points, {added, reset}) => draw(points),   // points: [{value, seq, ts, ...}], oldest first
+   *     onError: (error) => ...,   // {error: URI, message}: history not on this hub, not allowed, ...
+   *   });
+   *   series.points();   // the current window (points older than `minutes` dropped)
+   *   series.stop();     // unsubscribe (idempotent)
+   *
+   * @param {string} source the source's topic URI
+   * @param {{minutes?: number, onChange?: Function, onError?: Function}} options
+   * @returns {{points: () => object[], lastSeq: () => (number|null), stop: () => void}}
+   */
+  series(source, {minutes = 10, onChange, onError} = {}) {
+    const key = this.nextKey++;
+    let points = [];
+    let lastSeq = null;
+    const trim = () => {
+      const cutoff = Date.now() - minutes * 60000;
+      let old = 0;
+      while (old < points.length && points[old].ts < cutoff) old++;
+      if (old > 0) points.splice(0, old);
+    };
+    const listener = {
+      key, minutes, onError,
+      merge: (incoming, reset) => {
+        if (reset) { points = []; lastSeq = null; }
+        const added = [];
+        for (const point of incoming) {
+          if (!point || typeof point.seq !== "number" || (lastSeq !== null && point.seq <= lastSeq)) continue;
+          lastSeq = point.seq;
+          points.push(point);
+          added.push(point);
+        }
+        trim();
+        if (reset || added.length) onChange?.(points.slice(), {added, reset});
+      },
+    };
+    let listeners = this.seriesListeners.get(source);
+    if (!listeners) this.seriesListeners.set(source, listeners = new Set());
+    listeners.add(listener);
+    this.channel.post({op: "series", topic: source, minutes, key});
+    return {
+      points: () => { trim(); return points.slice(); },
+      lastSeq: () => lastSeq,
+      stop: () => {
+        if (!listeners.delete(listener)) return;
+        this.channel.post({op: "unseries", topic: source, minutes});
+        if (listeners.size === 0 && this.seriesListeners.get(source) === listeners) this.seriesListeners.delete(source);
+      },
     };
   }
 

@@ -1,0 +1,168 @@
+"""
+The device registry from the command line:
+
+    python -m components.iot device add NAME [--json]      # prints the key and secret, once
+    python -m components.iot device list [--json]
+    python -m components.iot device revoke NAME
+    python -m components.iot device rotate NAME [--json]   # a new key and secret; the old key is refused
+
+Works on the client database (``DATABASE_URL``, else ``<node dir>/client.db``)
+with the key-encryption key of the hub (``E2E_KEK`` / ``E2E_KEK_FILE``, else
+the node's dev file ``<node dir>/secrets/e2e_kek``); the node directory is
+``--cbdir``, else ``CROSSBAR_DIR``, else ``./.crossbar``.
+
+Exit codes: 0 done, 1 refused (a bad, reserved or taken name, a revoked
+device), 2 usage, 3 no such device, 4 unavailable (database down, KEK
+unusable). Errors go to stderr as ``error: <message>``, with ``--json`` as
+``{"error": <URI>, "message": <text>}``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+from components.core import errors
+from components.core.settings import Settings, SettingsError
+
+EXIT_REFUSED = 1
+EXIT_NOT_FOUND = 3
+EXIT_UNAVAILABLE = 4
+_EXITS = {errors.INVALID_ARGUMENT: EXIT_REFUSED, errors.NOT_FOUND: EXIT_NOT_FOUND}
+_LIST_COLUMNS = ("name", "state", "created", "last_seen", "readings", "key")
+
+
+def iso(ms):
+    """Epoch milliseconds as ``2026-12-01T12:00:00Z`` (None stays None)."""
+    if ms is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def shown(item):
+    """A listed device for people and scripts: times as ISO 8601 UTC."""
+    return {"name": item["name"], "key": item["key"], "state": item["state"], "created": iso(item["created_ms"]),
+            "rotated": iso(item["rotated_ms"]), "revoked": iso(item["revoked_ms"]),
+            "last_seen": iso(item["last_seen_ms"]), "readings": item["readings"]}
+
+
+def credentials_text(verb, name, key, secret):
+    """Shell assignments (a script may source them) after a comment line for people."""
+    return ("# device {name} {verb}; its secret is shown this once: store it in the device now\n"
+            "DEVICE_NAME={name}\nDEVICE_KEY={key}\nDEVICE_SECRET={secret}\n").format(
+                name=name, verb=verb, key=key, secret=secret)
+
+
+def table(devices):
+    rows = [_LIST_COLUMNS] + [tuple("-" if shown(item)[column] is None else str(shown(item)[column])
+                                    for column in _LIST_COLUMNS) for item in devices]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(_LIST_COLUMNS))]
+    return "".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n"
+                   for row in rows)
+
+
+def parser():
+    node = argparse.ArgumentParser(add_help=False)
+    node.add_argument("--cbdir", default=argparse.SUPPRESS,
+                      help="node directory (default CROSSBAR_DIR or ./.crossbar)")
+    top = argparse.ArgumentParser(prog="python -m components.iot", description=__doc__, parents=[node],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = top.add_subparsers(dest="group", required=True)
+    device = groups.add_parser("device", help="registered devices: add, list, revoke, rotate")
+    commands = device.add_subparsers(dest="command", required=True)
+    for name, text in (("add", "register a device; print its key and secret once"),
+                       ("list", "every device (revoked ones too)"),
+                       ("revoke", "refuse a device from now on (it stays listed)"),
+                       ("rotate", "new key and secret for a device; the old key is refused")):
+        command = commands.add_parser(name, help=text, parents=[node])
+        if name != "list":
+            command.add_argument("name")
+        if name != "revoke":
+            command.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return top
+
+
+def run(options, registry, out):
+    """Carry out ``options`` on ``registry``; fire when the answer is written to ``out``."""
+    as_json = getattr(options, "json", False)
+    if options.command in ("add", "rotate"):
+        d = getattr(registry, options.command)(options.name)
+
+        def done(credentials):
+            key, secret = credentials
+            if as_json:
+                out.write(json.dumps({"name": options.name, "key": key, "secret": secret}) + "\n")
+            else:
+                out.write(credentials_text("added" if options.command == "add" else "rotated",
+                                           options.name, key, secret))
+        return d.addCallback(done)
+    if options.command == "revoke":
+        d = registry.revoke(options.name)
+        return d.addCallback(lambda changed: out.write("device {} {}\n".format(
+            options.name, "revoked" if changed else "was already revoked")))
+
+    def listed(devices):
+        if as_json:
+            out.write(json.dumps([shown(item) for item in devices], indent=2) + "\n")
+        else:
+            out.write(table(devices))
+    return registry.list().addCallback(listed)
+
+
+def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None):
+    """The command line; returns the exit code."""
+    from twisted.internet import defer, task
+
+    from components.db.database import Database, StorageConfigError, StorageUnavailable
+    from components.e2e.keys import load_kek
+    from components.iot.registry import DeviceRegistry
+
+    options = parser().parse_args(argv)
+    as_json = getattr(options, "json", False)
+    environ = os.environ if environ is None else environ
+    cbdir = getattr(options, "cbdir", None)
+    directory = os.path.abspath(cbdir) if cbdir else None
+    settings = Settings(environ=environ, node_directory=directory)
+
+    def refuse(uri, message, code):
+        if as_json:
+            err.write(json.dumps({"error": uri, "message": message}) + "\n")
+        else:
+            err.write("error: {}\n".format(message))
+        return code
+
+    try:
+        db = Database(settings.database_url("client"), pool_size=1)
+    except StorageConfigError as error:
+        return refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE)
+    try:
+        kek = load_kek(settings)
+    except (SettingsError, OSError) as error:
+        db.close()
+        return refuse(errors.UNAVAILABLE, "the key-encryption key (E2E_KEK) cannot be used: {}".format(error),
+                      EXIT_UNAVAILABLE)
+    outcome = []
+
+    @defer.inlineCallbacks
+    def work(reactor):
+        try:
+            yield run(options, DeviceRegistry(db, kek), out)
+            outcome.append(0)
+        except errors.HubError as error:
+            outcome.append(refuse(error.uri, str(error), _EXITS.get(error.uri, EXIT_UNAVAILABLE)))
+        except StorageUnavailable as error:
+            outcome.append(refuse(errors.UNAVAILABLE, "client database unavailable: {}".format(error),
+                                  EXIT_UNAVAILABLE))
+        except SettingsError as error:
+            outcome.append(refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE))
+        finally:
+            db.close()
+
+    try:
+        task.react(work)
+    except SystemExit as ended:
+        if ended.code not in (0, None) or not outcome:
+            raise
+    return outcome[0]

@@ -1,0 +1,130 @@
+"""
+Runs the demo sources in one process (the dev node's guest worker
+``demo``): the simulated Arduino behind ``<node dir>/run/arduino``, the
+demo OData service on ``127.0.0.1:DEMO_ODATA_PORT`` and the demo device
+posting to ``http://127.0.0.1:PORT/publish``. Each part that cannot run
+(the port taken, no pseudo-terminals, the client database or the
+key-encryption key unusable) is logged and left out, and the process stays
+up: the dev node stops as a whole when one of its workers exits.
+"""
+
+import os
+
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from components.core.settings import SettingsError
+from components.iot.demo import ARDUINO_LINK, DEVICE_CREDENTIALS, DEVICE_NAME, ODATA_PATH, ODATA_PORT
+from components.iot.demo.odata_service import DemoTable, IoTTableResource
+from components.iot.demo.potentiometer import ArduinoSimulator
+from components.iot.demo.pty_device import PseudoTerminal
+
+PARTS = ("arduino", "odata", "device")
+
+
+class DemoRunner:
+    """Starts the ``parts`` asked for with ``settings`` (a Settings of the node directory) on ``reactor``."""
+
+    log = Logger()
+
+    def __init__(self, reactor, settings, parts=PARTS):
+        self.reactor = reactor
+        self.settings = settings
+        self.parts = parts
+        self.arduino = self.pty = self.table = self.listening = self.device = self.pool = None
+        self._registry = None
+
+    @property
+    def directory(self):
+        return self.settings.node_directory
+
+    def start(self):
+        """Start every part; fire when the device part has its credentials (or gave up)."""
+        for part in PARTS:
+            if part in self.parts and part != "device":
+                try:
+                    getattr(self, "start_" + part)()
+                except (OSError, SettingsError, CannotListenError) as error:
+                    self.log.error("demo: {part} not started: {reason}", part=part, reason=error)
+        if "device" in self.parts:
+            return self.start_device()
+        return defer.succeed(None)
+
+    def start_arduino(self):
+        self.pty = PseudoTerminal(os.path.join(self.directory, ARDUINO_LINK))
+        link = self.pty.open()
+        self.arduino = ArduinoSimulator(self.reactor, self.pty.write)
+        self.arduino.start()
+        self.log.info("demo: simulated Arduino on {link} -> {device} (random walk 0..1023, dead band {band}, "
+                      "every {ms} ms)", link=link, device=self.pty.device, band=self.arduino.reporter.band,
+                      ms=int(self.arduino.interval * 1000))
+
+    def start_odata(self):
+        port = self.settings.int("DEMO_ODATA_PORT", ODATA_PORT, minimum=1, maximum=65535)
+        interval = self.settings.duration("DEMO_ODATA_INTERVAL", 1.0, minimum=0.05)
+        self.table = DemoTable(self.reactor, interval=interval)
+        site = Site(IoTTableResource(self.table))
+        site.noisy = False
+        site.log = lambda request: None  # no access log: the poller asks every few seconds
+        self.listening = self.reactor.listenTCP(port, site, interface="127.0.0.1")
+        self.table.start()
+        self.log.info("demo: OData v2 service on http://127.0.0.1:{port}{path} (a row every {interval}s)",
+                      port=port, path=ODATA_PATH, interval=interval)
+
+    @defer.inlineCallbacks
+    def start_device(self):
+        from components.db.database import StorageConfigError, StorageUnavailable
+
+        try:
+            # imported here: a registry that cannot load costs the device part only, never the process
+            from components.db.database import Database
+            from components.e2e.keys import load_kek
+            from components.iot.demo.device import DemoDevice, ensure_registered
+            from components.iot.registry import DeviceRegistry
+
+            interval = self.settings.duration("DEMO_DEVICE_INTERVAL", 1.0, minimum=0.05)
+            port = self.settings.int("PORT", 8080, minimum=1, maximum=65535)
+            self._registry = DeviceRegistry(Database(self.settings.database_url("client"), pool_size=1),
+                                            load_kek(self.settings))
+            credentials = yield ensure_registered(self._registry, DEVICE_NAME,
+                                                  os.path.join(self.directory, DEVICE_CREDENTIALS))
+        except (OSError, SettingsError, StorageConfigError, StorageUnavailable) as error:
+            self.log.error("demo: device not started: {reason}", reason=error)
+            return None
+        except Exception:
+            self.log.failure("demo: device not started")
+            return None
+        finally:
+            if self._registry is not None:
+                self._registry.db.close()
+                self._registry = None
+        if credentials is None:
+            self.log.warn("demo: device {name} is revoked; it posts nothing (add it under another name, or "
+                          "delete the client database to start afresh)", name=DEVICE_NAME)
+            return None
+        import treq.client
+        from twisted.web.client import Agent, HTTPConnectionPool
+        url = "http://127.0.0.1:{}/publish".format(port)
+        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        http = treq.client.HTTPClient(Agent(self.reactor, pool=self.pool, connectTimeout=5))
+        self.device = DemoDevice(self.reactor, http, url, credentials, interval=interval)
+        self.device.start()
+        self.log.info("demo: device {name} posting to {url} every {interval}s (credentials in {path})",
+                      name=DEVICE_NAME, url=url, interval=interval,
+                      path=os.path.join(self.directory, DEVICE_CREDENTIALS))
+        return credentials
+
+    def stop(self):
+        """Stop every part and remove the Arduino's link."""
+        for part in (self.arduino, self.table, self.device):
+            if part is not None:
+                part.stop()
+        if self.pty is not None:
+            self.pty.close()
+        if self.pool is not None:
+            self.pool.closeCachedConnections()
+        if self.listening is not None:
+            return self.listening.stopListening()
+        return None

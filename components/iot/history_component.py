@@ -1,0 +1,239 @@
+"""
+The history service (role ``backend``): ``iot.history`` and ``iot.sources``
+for users and admins, and the background pruning of the stored states.
+
+- ``iot.history(source, after_seq=None, limit=500, minutes=None)``: the
+  stored states of ``source`` (a topic URI: ``iot.serial.reader``,
+  ``iot.odata.value``, ``iot.device.<name>``) with ``seq > after_seq`` and,
+  with ``minutes``, ``ts`` within the last ``minutes``; oldest first, at most
+  ``limit`` (1..1000) of them: ``{"source", "states", "pruned", "more"}``. A
+  well-formed source without history answers no states; anything else is
+  ``invalid_argument``.
+- ``iot.sources()``: every source with history, plus the serial reader and
+  OData poller when they run on this node: ``[{"source", "kind", "state",
+  "live", "last_seen"}]``. A source is not live when its state is marked
+  stale, when (serial, OData) its component does not answer its ``.get``
+  here, or when (devices) no reading came for ``IOT_STALE_AFTER``.
+
+Pruning runs every ``HISTORY_PRUNE_INTERVAL`` and keeps per source at most
+``HISTORY_MAX_STATES`` states no older than ``HISTORY_MAX_AGE``. With
+``HISTORY=off`` nothing is stored and both procedures answer ``unavailable``.
+Registered with the ``roundrobin`` invoke policy, so the component may run on
+several router workers or nodes at once.
+"""
+
+import math
+
+from autobahn.wamp.types import RegisterOptions
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from components.core.arguments import REQUIRED, bind, integer, shown
+from components.core.component import HubComponent
+from components.core.errors import InvalidArgument, Unavailable
+from components.core.state import epoch_ms
+from components.db.database import StorageUnavailable
+from components.iot import HISTORY, ODATA_GET, ODATA_TOPIC, SERIAL_GET, SERIAL_TOPIC, SOURCES
+from components.iot.history import MAX_SOURCE, kind_of
+from components.iot.history_writer import shared_writer
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 500
+MAX_MINUTES = 366 * 24 * 60
+MAX_SEQ = 2 ** 63 - 1
+DEFAULT_MAX_AGE = 24 * 3600.0
+DEFAULT_MAX_STATES = 10000
+DEFAULT_PRUNE_INTERVAL = 60.0
+DEFAULT_STALE_AFTER = 30.0
+# the components whose own .get tells whether they run here
+_RUNNING = ((SERIAL_TOPIC, SERIAL_GET), (ODATA_TOPIC, ODATA_GET))
+_GET_TIMEOUT = 2.0
+
+
+def history_query(args, kwargs, now_ms):
+    """
+    ``(source, after_seq, limit, since_ts)`` of an ``iot.history`` call
+    (``since_ts`` from ``minutes``, else None); InvalidArgument otherwise.
+    """
+    source, after_seq, limit, minutes = bind(HISTORY, args, kwargs, {
+        "source": REQUIRED, "after_seq": None, "limit": DEFAULT_LIMIT, "minutes": None})
+    if not isinstance(source, str) or len(source) > MAX_SOURCE or kind_of(source) is None:
+        raise InvalidArgument("source must be an IoT topic ({}, {} or iot.device.<name>), got {}".format(
+            SERIAL_TOPIC, ODATA_TOPIC, shown(source)), field="source")
+    if after_seq is not None:
+        integer("after_seq", after_seq, 0, MAX_SEQ)
+    integer("limit", limit, 1, MAX_LIMIT)
+    since_ts = None
+    if minutes is not None:
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
+                or not 0 < minutes <= MAX_MINUTES:
+            raise InvalidArgument("minutes must be a number above 0 and at most {}, got {}".format(
+                MAX_MINUTES, shown(minutes)), field="minutes")
+        since_ts = now_ms - int(minutes * 60000)
+    return source, after_seq, limit, since_ts
+
+
+def describe_sources(stored, running, now_ms, stale_after_ms):
+    """
+    The ``iot.sources`` list from ``stored`` (``[(source, last_ts, state)]``)
+    and ``running`` (``{source: state}`` of the components answering their
+    ``.get`` here), by source name.
+    """
+    found = {source: state for source, _, state in stored}
+    for source, state in running.items():
+        newer = source not in found or state.get("seq", 0) > found[source].get("seq", 0)
+        if newer and not _empty(state):
+            found[source] = state
+    listed = []
+    for source in sorted(set(found) | set(running)):
+        kind = kind_of(source)
+        state = found.get(source, running.get(source))
+        if kind in ("serial", "odata"):
+            now = running.get(source)
+            live = now is not None and not now.get("stale", False)
+        else:
+            live = state is not None and not state.get("stale", False) and \
+                now_ms - state.get("ts", 0) <= stale_after_ms
+        seen = state is not None and not _empty(state)
+        listed.append({"source": source, "kind": kind, "state": state, "live": live,
+                       "last_seen": state.get("ts") if seen else None})
+    return listed
+
+
+def _empty(state):
+    """The state of a source that never had a reading (``value`` None, stale)."""
+    return state.get("value") is None and state.get("stale", False)
+
+
+class Pruner:
+    """Every ``interval`` seconds on ``clock``: ``store.prune`` to ``max_states`` and ``max_age`` seconds."""
+
+    log = Logger()
+
+    def __init__(self, store, clock, max_age=DEFAULT_MAX_AGE, max_states=DEFAULT_MAX_STATES,
+                 interval=DEFAULT_PRUNE_INTERVAL):
+        self.store = store
+        self.clock = clock
+        self.max_age = max_age
+        self.max_states = max_states
+        self.interval = interval
+        self.deleted = 0
+        self.failing = False
+        self._loop = None
+
+    def start(self):
+        self._loop = task.LoopingCall(self.prune)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True)
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def prune(self):
+        """One pass; fires with the rows deleted (0 on database trouble, which is logged once per streak)."""
+        oldest = epoch_ms(self.clock.seconds) - int(self.max_age * 1000)
+        d = self.store.prune(self.max_states, oldest)
+        d.addCallbacks(self._pruned, self._failed)
+        return d
+
+    def _pruned(self, deleted):
+        self.deleted += deleted
+        if self.failing:
+            self.failing = False
+            self.log.info("history pruning works again")
+        return deleted
+
+    def _failed(self, failure):
+        if not self.failing:
+            self.failing = True
+            self.log.warn("history pruning failed ({error}); trying again in {interval}s",
+                          error=failure.getErrorMessage(), interval=self.interval)
+        return 0
+
+
+class HistoryComponent(HubComponent):
+    """Serves ``iot.history`` and ``iot.sources`` and prunes the history (see the module doc)."""
+
+    store = None
+    pruner = None
+    writer = None
+
+    @defer.inlineCallbacks
+    def start(self):
+        settings = self.settings
+        self.stale_after = settings.duration("IOT_STALE_AFTER", DEFAULT_STALE_AFTER, minimum=0.1)
+        writer = shared_writer(self)
+        options = RegisterOptions(invoke="roundrobin")
+        yield self.register(self.history, HISTORY, options=options)
+        yield self.register(self.sources, SOURCES, options=options)
+        if writer is None:
+            self.log.info("IoT history off (HISTORY=off): {history} and {sources} answer unavailable",
+                          history=HISTORY, sources=SOURCES)
+            return
+        self.store = writer.store
+        self.writer = writer
+        self.pruner = Pruner(
+            self.store, self.reactor,
+            max_age=settings.duration("HISTORY_MAX_AGE", DEFAULT_MAX_AGE, minimum=1),
+            max_states=settings.int("HISTORY_MAX_STATES", DEFAULT_MAX_STATES, minimum=1),
+            interval=settings.duration("HISTORY_PRUNE_INTERVAL", DEFAULT_PRUNE_INTERVAL, minimum=0.1))
+        self.pruner.start()
+        self.log.info("IoT history on: at most {states} states per source, none older than {age}s, "
+                      "pruned every {interval}s", states=self.pruner.max_states, age=self.pruner.max_age,
+                      interval=self.pruner.interval)
+
+    def _store(self):
+        if self.store is None:
+            raise Unavailable("IoT history is off on this node (HISTORY=off)")
+        return self.store
+
+    def _now_ms(self):
+        return epoch_ms(self.reactor.seconds)
+
+    @defer.inlineCallbacks
+    def history(self, /, *args, **kwargs):
+        """``iot.history``: see the module doc."""
+        source, after_seq, limit, since_ts = history_query(args, kwargs, self._now_ms())
+        store = self._store()
+        try:
+            # states still queued in this worker's writer belong in the answer: a page that resubscribed a moment
+            # ago asks after_seq=<last seen> and would otherwise miss the readings published just before
+            yield self.writer.drain()
+            page = yield store.page(source, after_seq, limit, since_ts)
+        except StorageUnavailable as error:
+            raise Unavailable("history database unavailable: {}".format(error))
+        return page
+
+    @defer.inlineCallbacks
+    def sources(self, /, *args, **kwargs):
+        """``iot.sources``: see the module doc."""
+        bind(SOURCES, args, kwargs, {})
+        store = self._store()
+        running = {}
+        for source, procedure in _RUNNING:
+            running_state = yield self._running_state(procedure)
+            if running_state is not None:
+                running[source] = running_state
+        try:
+            stored = yield store.sources()
+        except StorageUnavailable as error:
+            raise Unavailable("history database unavailable: {}".format(error))
+        return describe_sources(stored, running, self._now_ms(), self.stale_after * 1000)
+
+    @defer.inlineCallbacks
+    def _running_state(self, procedure):
+        """The state ``procedure`` answers here, or None when it does not run or does not answer in time."""
+        try:
+            d = self.call(procedure)
+            state = yield d.addTimeout(_GET_TIMEOUT, self.reactor)
+        except Exception:  # not registered here, not answering, or this session is going away
+            return None
+        return state if isinstance(state, dict) else None
+
+    def onLeave(self, details):
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner = None
+        HubComponent.onLeave(self, details)
