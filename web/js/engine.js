@@ -69,6 +69,7 @@ export class Engine {
     this.url = url;
     this.tokenUrl = tokenUrl;
     this.logoutUrl = logoutUrl;
+    this.headers = {};             // extra request headers for tokenUrl/logoutUrl (a CSRF token)
     this.fetch = fetch;
     this.timers = timers;
     this.backoff = backoff;
@@ -103,8 +104,20 @@ export class Engine {
     }
   }
 
+  // Where tokens come from (a page's Hub options); same-origin paths only, the engine never fetches elsewhere.
+  configure({tokenUrl, logoutUrl, headers}) {
+    const local = (url) => typeof url === "string" && url.startsWith("/") && !url.startsWith("//");
+    if (local(tokenUrl)) this.tokenUrl = tokenUrl;
+    if (local(logoutUrl)) this.logoutUrl = logoutUrl;
+    if (headers && typeof headers === "object") {
+      this.headers = Object.fromEntries(Object.entries(headers).filter(
+        ([name, value]) => name === "X-CSRFToken" && typeof value === "string"));
+    }
+  }
+
   handle(client, msg) {
     switch (msg && msg.op) {
+      case "configure": this.configure(msg); break;
       case "connect": this.start(); break;
       case "call": this.answer(client, msg.id, this.call(msg.proc, msg.args, msg.kwargs)); break;
       case "watch": this.watch(client, msg.topic, msg.getProc); break;
@@ -143,7 +156,8 @@ export class Engine {
       series[source] = {refs: [...entry.refs.values()].reduce((a, b) => a + b.length, 0), minutes: entry.minutes,
                         points: entry.points.length, lastSeq: entry.lastSeq, syncs: entry.syncs, loading: entry.buffer !== null};
     }
-    return {clients: this.clients.size, topics, series, status: this.status, e2e: this.e2e.info()};
+    return {clients: this.clients.size, topics, series, status: this.status, e2e: this.e2e.info(),
+            endpoints: {tokenUrl: this.tokenUrl, logoutUrl: this.logoutUrl, headers: Object.keys(this.headers)}};
   }
 
   // ---- topics ------------------------------------------------------------
@@ -428,7 +442,7 @@ export class Engine {
     try {
       response = await this.fetch(this.tokenUrl, {
         method: "POST", credentials: "same-origin", cache: "no-store",
-        headers: {"Content-Type": "application/json"}, body: "{}"});
+        headers: {"Content-Type": "application/json", ...this.headers}, body: "{}"});
     } catch (err) {
       throw new Error("token endpoint unreachable");
     }
@@ -539,7 +553,7 @@ export class Engine {
   async logout() {
     try {
       await this.fetch(this.logoutUrl, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                        headers: {"Content-Type": "application/json"}, body: "{}"});
+                                        headers: {"Content-Type": "application/json", ...this.headers}, body: "{}"});
     } finally {
       this.signOut();
     }

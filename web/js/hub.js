@@ -80,8 +80,13 @@ export function sharedWorkerSupported() {
 }
 
 export class Hub {
-  constructor({transport = "auto", workerUrl = "/js/worker.js", loginUrl = "/auth/login"} = {}) {
+  // tokenUrl/logoutUrl/csrfToken: where the engine gets its tokens and ends the login; the defaults are the hub's
+  // own /auth endpoints. A Django site with components.django_hub logs in once with
+  // {tokenUrl: "/hub/token", logoutUrl: "/accounts/logout/", csrfToken: "{{ csrf_token }}"} (sent as X-CSRFToken).
+  constructor({transport = "auto", workerUrl = "/js/worker.js", loginUrl = "/auth/login", tokenUrl = "/auth/token",
+               logoutUrl = "/auth/logout", csrfToken = null} = {}) {
     this.loginUrl = loginUrl;
+    this.endpoints = {tokenUrl, logoutUrl, headers: csrfToken ? {"X-CSRFToken": csrfToken} : {}};
     this.status = {state: "idle"};
     this.statusListeners = new Set();
     this.watchers = new Map();     // topic -> {getProc, listeners: Set<{onValue, onUnavailable}>, latest, unavailable}
@@ -101,6 +106,7 @@ export class Hub {
       }
     }
     if (!this.channel) this.channel = directChannel((msg) => this.receive(msg));
+    this.channel.post({op: "configure", ...this.endpoints});
     this.mode = this.channel.mode;
     globalThis.addEventListener?.("pagehide", () => this.channel.close());
     globalThis.addEventListener?.("pageshow", (event) => {
@@ -120,6 +126,7 @@ export class Hub {
   reopen(channel) {
     this.channel = channel;
     this.mode = channel.mode;
+    channel.post({op: "configure", ...this.endpoints});
     if (this.connected) channel.post({op: "connect"});
     for (const [topic, watcher] of this.watchers) {
       for (let i = 0; i < watcher.listeners.size; i++) channel.post({op: "watch", topic, getProc: watcher.getProc});
