@@ -22,13 +22,13 @@ Identity follows the directory (issue 13), the figures of one run:
 3. ``master.users.save``: latency of an admin's save (an update of a
    profile, committed on the master with its outbox event) through the same
    nodes, ``--saves`` sequential calls, p50/p99, on SQLite and PostgreSQL.
-4. With ``--deactivation-users N`` (off by default: it starts a master and
-   two linked client nodes on the SNS/SQS emulator) also the time from a
-   committed deactivation to the user's sessions ended on both client nodes
-   (``bench/revocation.py``'s ``measure``).
+4. The time from a committed deactivation to the user's sessions ended on
+   both client nodes, over ``--deactivation-users`` users (a master and two
+   linked client nodes on the SNS/SQS emulator: ``bench/revocation.py``'s
+   ``measure``; 0 skips it).
 
     python bench/identity.py [--joins 800] [--rounds 8] [--concurrency 10] [--refusals 25] [--saves 300]
-                             [--deactivation-users 0]
+                             [--deactivation-users 100]
 
 Prints a table and writes bench/results/identity.{json,md}.
 """
@@ -287,5 +287,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--refusals", type=int, default=25)
     parser.add_argument("--saves", type=int, default=300)
-    parser.add_argument("--deactivation-users", type=int, default=0)
+    parser.add_argument("--deactivation-users", type=int, default=100)
     task.react(main, [parser.parse_args()])
