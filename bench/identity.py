@@ -74,23 +74,7 @@ def progress(text):
     print("  " + text, file=sys.stderr, flush=True)
 
 
-class _Cleanups:
-    """What connect() wants of a test case: addCleanup, run at the end."""
-
-    def __init__(self):
-        self.cleanups = []
-
-    def addCleanup(self, function, *args):
-        self.cleanups.append((function, args))
-
-    @defer.inlineCallbacks
-    def run(self):
-        for function, args in reversed(self.cleanups):
-            try:
-                yield defer.maybeDeferred(function, *args)
-            except Exception as exc:  # a cleanup that fails must not hide the figures
-                progress("cleanup failed: {}".format(exc))
-        self.cleanups = []
+from revocation import Cleanups as _Cleanups  # noqa: E402  (bench/revocation.py: one definition)
 
 
 @defer.inlineCallbacks

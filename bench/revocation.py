@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from components.usersync import provision  # noqa: E402
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _Direct  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
-from tests.support.databases import postgres_url  # noqa: E402
+from tests.support.databases import postgres_execute as _sql, postgres_url  # noqa: E402
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402
 
@@ -49,8 +49,8 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-class _Cleanups:
-    """What LinkedClientNodes and postgres_url want of a test case."""
+class Cleanups:
+    """What LinkedClientNodes and postgres_url want of a test case (bench/identity.py uses it too)."""
 
     def __init__(self):
         self.cleanups = []
@@ -61,18 +61,11 @@ class _Cleanups:
     @defer.inlineCallbacks
     def run(self):
         for function, args in reversed(self.cleanups):
-            yield defer.maybeDeferred(function, *args)
-
-
-def _sql(url, sql, params=()):
-    def run():
-        connection = psycopg2.connect(url)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(sql, params)
-        finally:
-            connection.close()
-    return threads.deferToThread(run)
+            try:
+                yield defer.maybeDeferred(function, *args)
+            except Exception as exc:  # a cleanup that fails must not hide the figures
+                progress("cleanup failed: {}".format(exc))
+        self.cleanups = []
 
 
 def progress(text):
@@ -83,7 +76,7 @@ def progress(text):
 @defer.inlineCallbacks
 def measure(reactor, users=100):
     """The deployment, ``users`` deactivations; fire with the figures (ms per node)."""
-    cleanups = _Cleanups()
+    cleanups = Cleanups()
     moto = MotoServer()
     yield moto.start()
     cleanups.addCleanup(moto.stop)

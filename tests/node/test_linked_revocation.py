@@ -11,7 +11,6 @@ import os
 import time
 import uuid
 
-import psycopg2
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -20,23 +19,12 @@ from components.core import errors
 from components.usersync import provision
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _adduser, _Direct
 from tests.support.clients import connect, eventually, post_json
-from tests.support.databases import postgres_url
+from tests.support.databases import postgres_execute as _sql, postgres_url
 from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode
 
 PASSWORD = "linked-password-1"
 LIMIT = 2.0
-
-
-def _sql(url, sql, params=()):
-    def run():
-        connection = psycopg2.connect(url)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(sql, params)
-        finally:
-            connection.close()
-    return blocking(run)
 
 
 class LinkedRevocationTests(unittest.TestCase):

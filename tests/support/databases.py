@@ -56,6 +56,23 @@ def postgres_url(testcase):
     return "{}/{}".format(base, name)
 
 
+def postgres_execute(url, statement, params=()):
+    """
+    One committed statement on the PostgreSQL database at ``url``, in a
+    thread (a Deferred), as a SQL console or another application would write.
+    """
+    from twisted.internet import threads
+
+    def run():
+        connection = psycopg2.connect(url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(statement, params)
+        finally:
+            connection.close()
+    return threads.deferToThread(run)
+
+
 class OnSQLite:
     """Mixin for a test case run against a fresh SQLite file: ``database_url()``."""
 
