@@ -19,7 +19,8 @@ from autobahn.wamp.types import SubscribeOptions
 
 from components.auth import AUTHENTICATE, credentials, tokens
 from components.auth.revocation import JoinCheck, RevocationWatch, token_facts
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth.directory import user_table
+from components.auth.schemas import master_schemas
 from components.core import errors
 from components.core.backoff import persist
 from components.core.component import HubComponent
@@ -83,7 +84,7 @@ class Authenticator(HubComponent):
     def _prepare_revocation(self, db, source):
         """Create the revocation tables (and, on the master, the user table's triggers), then watch them."""
         if source == "master":
-            d = migrate_all(db, MASTER_SCHEMAS)
+            d = migrate_all(db, master_schemas(user_table(self.settings)))
         else:
             d = migrate(db, "credentials", credentials.MIGRATIONS)
 

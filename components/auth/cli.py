@@ -4,6 +4,11 @@ Command line for tokens and users:
     python -m components.auth token --sub alice --role user --ttl 600
     python -m components.auth adduser alice [--superuser] [--first-name A] [--password-stdin]
     python -m components.auth passwd alice
+
+``adduser --superuser`` makes a Django superuser (``is_superuser`` and
+``is_staff``: the hub's admin role, and Django's admin site). Both user
+commands work on the master database's ``AUTH_USER_TABLE`` and fail with a
+clear message when that table (or one of its columns) is missing.
 """
 
 import argparse
@@ -30,17 +35,28 @@ def _run_directory(action):
     """Run ``action(directory)`` (returns a Deferred) against the master database, then exit."""
     from twisted.internet import defer, task
 
-    from components.auth.directory import Directory
-    from components.auth.schemas import MASTER_SCHEMAS
+    from components.auth import directory, schemas
     from components.db.database import Database
     from components.db.migrations import migrate_all
 
+    settings = Settings()
+    try:
+        user_table = directory.user_table(settings)
+    except ValueError as exc:
+        sys.stderr.write("error: {}\n".format(exc))
+        raise SystemExit(2)
+
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(Settings().database_url("master"))
+        db = Database(settings.database_url("master"))
         try:
-            yield migrate_all(db, MASTER_SCHEMAS)
-            yield action(Directory(db))
+            yield migrate_all(db, schemas.HUB_SCHEMAS)
+            # the user table and its triggers (a Django-owned table that is missing is an error here)
+            yield db.run(schemas.install_table, user_table)
+            yield action(directory.Directory(db, table=user_table.name))
+        except directory.UserTableError as exc:
+            sys.stderr.write("error: {}\n".format(exc))
+            raise SystemExit(2)
         finally:
             db.close()
     task.react(run)
@@ -61,7 +77,8 @@ def main(argv=None):
         command.add_argument("username")
         command.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         if name == "adduser":
-            command.add_argument("--superuser", action="store_true", help="admin role (is_superuser)")
+            command.add_argument("--superuser", action="store_true",
+                                 help="admin role: a Django superuser (is_superuser and is_staff)")
             command.add_argument("--first-name", default="")
             command.add_argument("--last-name", default="")
             command.add_argument("--email", default="")
@@ -81,7 +98,7 @@ def main(argv=None):
         if options.command == "adduser":
             d = directory.create_user(options.username, password, first_name=options.first_name,
                                       last_name=options.last_name, email=options.email,
-                                      is_superuser=options.superuser)
+                                      is_superuser=options.superuser, is_staff=options.superuser)
         else:
             d = directory.set_password(options.username, password)
 

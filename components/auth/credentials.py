@@ -43,6 +43,8 @@ MIGRATIONS = [Migration(1, "credential versions and revoked login sessions", sql
 
 SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 POSTGRESQL_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT"
+# seconds a logged-out login session's tokens stay refused beyond the token lifetime (covers JWT_LEEWAY)
+LOGOUT_MARGIN = 3600
 # the columns whose change revokes what was issued before
 WATCHED = ("password", "is_active", "is_staff", "is_superuser", "username")
 
@@ -98,11 +100,6 @@ def postgresql_triggers(table="auth_user"):
         "CREATE TRIGGER hub_credential_capture AFTER UPDATE OR DELETE ON {} FOR EACH ROW"
         " EXECUTE FUNCTION hub_credential_capture()".format(table),
     ]
-
-
-# the triggers on the master's user table (after the directory's migration created it)
-TRIGGER_MIGRATIONS = [Migration(1, "credential versions follow the user table",
-                                sqlite=sqlite_triggers(), postgresql=postgresql_triggers())]
 
 
 def login_id(session_hash):

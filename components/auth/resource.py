@@ -21,11 +21,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
-from components.auth import tokens
-from components.auth.directory import Directory, role_of
+from components.auth import credentials, tokens
+from components.auth.directory import Directory, role_of, user_table
 from components.auth.loginsessions import LoginSessions
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth.schemas import master_schemas
 from components.core import errors
+from components.core.backoff import persist
 from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond
 from components.core.ratelimit import RateLimiter
 from components.core.settings import KeyConfigError, Settings
@@ -35,8 +36,8 @@ from components.e2e.envelope import b64encode
 
 COOKIE = "hub_session"
 DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
-# seconds a logged-out login session's tokens stay refused beyond the token lifetime (covers JWT_LEEWAY)
-LOGOUT_MARGIN = 3600
+# seconds a request waits for the tables at start-up (or for Django's user table) before 503
+READY_WAIT = 5
 
 
 class _Endpoint(JSONMethods, Resource):
@@ -138,7 +139,7 @@ class AuthService:
         session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
         try:
             # its tokens may live for the token lifetime (and the verifiers' leeway): refused that long
-            yield self.sessions.end(session_id, tokens_live_for=self.issuer.ttl + LOGOUT_MARGIN)
+            yield self.sessions.end(session_id, tokens_live_for=self.issuer.ttl + credentials.LOGOUT_MARGIN)
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable: not logged out")
         self._cookie(request, "", 0)
@@ -154,14 +155,18 @@ class AuthResource(Resource):
         Resource.__init__(self)
         settings = Settings(extra)
         keys, issuer, audience, ttl = tokens.from_settings(settings)
+        from twisted.internet import reactor
+        self.reactor = reactor
         self.db = Database(settings.database_url("master"))
-        self.ready = migrate_all(self.db, MASTER_SCHEMAS)
-        self.ready.addErrback(lambda failure: self.log.failure("login session schema failed", failure=failure))
+        table = user_table(settings)
+        # retried: in a database whose user table belongs to Django, the table may not exist yet
+        self.ready = persist(reactor, lambda: migrate_all(self.db, master_schemas(table)), self.log,
+                             "login database")
         limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
                               burst=settings.int("LOGIN_BURST", 10, minimum=1))
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
         public_url = settings.url("PUBLIC_URL")
-        self.service = AuthService(Directory(self.db), LoginSessions(self.db, lifetime),
+        self.service = AuthService(Directory(self.db, table=table.name), LoginSessions(self.db, lifetime),
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
                                    secure_cookie=urlsplit(public_url).scheme == "https")
         if settings.bool("E2E_ENCRYPTION", False):
@@ -179,14 +184,22 @@ class AuthResource(Resource):
         return UserKeys(client_db, load_kek(settings), grace=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0))
 
     def _after_ready(self, handler):
+        """``handler``, held until the tables are ready; 503 after READY_WAIT seconds of waiting."""
         def run(request):
             if self.ready.called:
                 return handler(request)
             waiter = defer.Deferred()
 
             def release(result):
-                waiter.callback(None)
+                if not waiter.called:
+                    waiter.callback(None)
                 return result
+
+            def give_up():
+                if not waiter.called:
+                    waiter.errback(HTTPError(503, errors.UNAVAILABLE, "user directory not ready yet; try again"))
             self.ready.addBoth(release)
+            timer = self.reactor.callLater(READY_WAIT, give_up)
+            waiter.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
             return waiter.addCallback(lambda _: handler(request))
         return run

@@ -1,9 +1,69 @@
 """
 The master-database tables the auth feature works on: the user directory,
 the login sessions, the revocation facts and the triggers that keep them.
+
+The user table (``AUTH_USER_TABLE``) and its triggers are not static
+migrations: :func:`install_table` ensures the table (creating it only when
+the hub owns it, see :func:`components.auth.directory.ensure_table`) and
+(re)installs the triggers, idempotently, at every start and whenever a
+watcher finds them gone. :func:`master_schemas` adds that step, once per
+table name, after the hub's own tables, so ``migrate_all`` on a fresh
+database leaves it complete.
 """
 
 from components.auth import credentials, directory, loginsessions
+from components.db.database import POSTGRESQL
 
-MASTER_SCHEMAS = [("directory", directory.MIGRATIONS), ("login_sessions", loginsessions.MIGRATIONS),
-                  ("credentials", credentials.MIGRATIONS), ("credential_triggers", credentials.TRIGGER_MIGRATIONS)]
+# the hub's own tables (the old "credential_triggers" schema is superseded by install_table)
+HUB_SCHEMAS = [("directory", directory.MASTER_MIGRATIONS), ("login_sessions", loginsessions.MIGRATIONS),
+               ("credentials", credentials.MIGRATIONS)]
+# one installer at a time when several processes start together
+INSTALL_LOCK = 724033
+
+
+def install_triggers(cursor, table):
+    """(Re)create the triggers of the user ``table``: credential versions, then login-session endings."""
+    if cursor.dialect == POSTGRESQL:
+        cursor.execute("SELECT pg_advisory_xact_lock({})".format(INSTALL_LOCK))
+        statements = credentials.postgresql_triggers(table)
+    else:
+        statements = credentials.sqlite_triggers(table)
+    for statement in statements:
+        cursor.execute(statement)
+    loginsessions.install(cursor, table)
+
+
+def trigger_names(dialect):
+    """The names of the auth triggers on the user table, in ``dialect``."""
+    if dialect == POSTGRESQL:
+        return ("hub_credential_capture",) + loginsessions.TRIGGERS[POSTGRESQL]
+    credential = ("hub_credential_update", "hub_credential_rename", "hub_credential_delete")
+    return credential + loginsessions.TRIGGERS["sqlite"]
+
+
+def install_table(cursor, user_table):
+    """
+    Ensure ``user_table`` (a :class:`~components.auth.directory.UserTable`)
+    and (re)install its triggers; True when the table was created. Fails with
+    ``UserTableMissing`` (Django's table not there yet) or ``UserTableError``.
+    """
+    created = directory.ensure_table(cursor, user_table)
+    install_triggers(cursor, user_table.name)
+    return created
+
+
+def master_schemas(user_table=None):
+    """The master database's schemas for ``user_table`` (default: this process's AUTH_USER_TABLE)."""
+    user_table = user_table or directory.configured()
+    return HUB_SCHEMAS + [directory.table_schema(user_table, install_triggers)]
+
+
+def __getattr__(name):
+    """
+    ``MASTER_SCHEMAS``: :func:`master_schemas` for this process's
+    AUTH_USER_TABLE (its environment), computed when first asked for, so a
+    malformed setting is an error where the schemas are used.
+    """
+    if name == "MASTER_SCHEMAS":
+        return master_schemas()
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -10,7 +10,6 @@ import hashlib
 import time
 
 from components.auth import credentials
-from components.auth.resource import LOGOUT_MARGIN
 from components.django_hub.database import hub_cursor
 
 # keeps a Django session's id apart from any hub_session's (both become login_id of a SHA-256)
@@ -36,6 +35,6 @@ def end_login(alias, session_key, username, token_ttl, clock=time.time):
     under it are refused for their longest possible life (``token_ttl`` plus
     the hub's margin for verifier leeway). Idempotent.
     """
-    expires_ms = int((clock() + token_ttl + LOGOUT_MARGIN) * 1000)
+    expires_ms = int((clock() + token_ttl + credentials.LOGOUT_MARGIN) * 1000)
     with hub_cursor(alias) as cursor:
         credentials.revoke_login(cursor, login_sid(session_key), username, expires_ms)

@@ -11,6 +11,12 @@ Health probes of the web transport:
   checks run in :class:`components.ops.monitor.MonitorComponent` of the same
   router worker (handed in as ``monitor_source``); without it the node is
   not ready.
+- the user-sync capture: while the master's watchdog
+  (:mod:`components.usersync.watchdog`) finds the user table or a hub
+  trigger on it missing, it keeps ``<node dir>/usersync-capture.json``;
+  ``/health/ready`` then answers 503 with a ``capture`` check naming the
+  table and the triggers (``{"ok": false, "table": ..., "missing": [...],
+  "error": ...}``), whatever the other checks say;
 - draining: while the file ``<node dir>/draining`` exists (a Kubernetes
   ``preStop`` hook creates it), ``/health/ready`` answers 503
   ``{"status": "draining"}`` so the load balancer stops sending new
@@ -24,6 +30,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from components.core.httpjson import JSONMethods, finish_json
+from components.usersync import watchdog
 
 DRAIN_FILE = "draining"
 
@@ -36,7 +43,24 @@ class HealthResource(JSONMethods, Resource):
     def __init__(self, node_directory, monitor_source):
         Resource.__init__(self)
         self.drain_file = os.path.join(node_directory, DRAIN_FILE)
+        self.capture_file = os.path.join(node_directory, watchdog.STATE_FILE)
         self.monitor_source = monitor_source
+
+    def with_capture(self, body):
+        """``body`` (the monitor's readiness) with the capture check when the watchdog reports a loss."""
+        state = watchdog.read_state(self.capture_file)
+        if state is None:
+            return body
+        table = state.get("table")
+        missing = state.get("missing") or []
+        if state.get("table_missing"):
+            error = "user table {} is missing: its changes are not captured".format(table)
+        else:
+            error = "triggers {} missing on user table {}: being reinstalled".format(
+                ", ".join(missing), table)
+        checks = dict(body.get("checks") or {})
+        checks["capture"] = {"ok": False, "table": table, "missing": missing, "error": error}
+        return dict(body, status="not ready", checks=checks)
 
     def render_GET(self, request):
         path = [segment for segment in request.postpath if segment]
@@ -57,6 +81,7 @@ class HealthResource(JSONMethods, Resource):
                                        "checks": {"router": {"ok": False, "error": "monitor component not running"}}})
             return NOT_DONE_YET
         d = monitor.readiness()
+        d.addCallback(self.with_capture)
         d.addCallback(lambda body: finish_json(request, 200 if body["status"] == "ready" else 503, body))
         d.addErrback(lambda failure: finish_json(request, 503, {"status": "not ready", "error": str(failure.value)}))
         return NOT_DONE_YET

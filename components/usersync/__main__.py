@@ -3,12 +3,20 @@ Command line of the user sync:
 
     python -m components.usersync provision --clients a,b [--topic reactive-users] [--fifo]
         [--max-receives 5] [--visibility-timeout 30] [--json]
-    python -m components.usersync migrate [--master-url URL] [--fields username,email,...] [--include-staff]
+    python -m components.usersync migrate [--master-url URL] [--fields username,email,...] [--skip-staff]
+    python -m components.usersync resync [--client NAME] [--gap] [--master-url URL] [--batch 500]
     python -m components.usersync emulator [--port 4566]
 
 ``provision`` talks to AWS (standard credential chain, ``AWS_DEFAULT_REGION``)
 or to the emulator at ``AWS_ENDPOINT_URL``, and prints the settings to use.
-``migrate`` creates the outbox tables and (re)installs the capture triggers.
+``migrate`` creates the outbox tables and (re)installs the triggers on the
+user table (``AUTH_USER_TABLE``); the first time, it queues the initial
+snapshot (every existing user). ``resync`` queues a snapshot again, for a
+client added later (``--client`` names it; SNS carries it to every client,
+where the version rule makes it a no-op for the users a client already
+holds) or, with ``--gap``, at every user's next version, so every client
+takes the master's state (after writes the capture missed). Both fail with a
+clear message when the user table or its columns are missing.
 ``emulator`` runs the local SNS/SQS emulator (moto server) on loopback; the
 dev node starts it as a guest worker.
 """
@@ -36,17 +44,28 @@ def _provision(options, settings):
         print("\n".join(provision.settings_lines(result)))
 
 
-def _migrate(options, settings):
+def _master_database(options, settings, work):
+    """Run ``work(db, log, user_table, fields, include_staff)`` (a Deferred) on the master database; exit."""
     from twisted.internet import defer, task
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
+    from components.auth import directory
     from components.db.database import Database
     from components.db.migrations import migrate_all
-    from components.usersync import fields, master, outbox
+    from components.usersync import fields, master
 
-    tracked = fields.parse_fields(options.fields if options.fields is not None
-                                  else settings.text("USERSYNC_FIELDS"))
-    include_staff = options.include_staff or settings.bool("USERSYNC_INCLUDE_STAFF", False)
+    try:
+        tracked = fields.parse_fields(options.fields if options.fields is not None
+                                      else settings.text("USERSYNC_FIELDS"))
+        include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", True)
+        user_table = directory.user_table(settings)
+    except ValueError as exc:
+        sys.stderr.write("error: {}\n".format(exc))
+        raise SystemExit(2)
+    if options.include_staff:
+        include_staff = True
+    if options.skip_staff:
+        include_staff = False
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     log = Logger(namespace="usersync")
 
@@ -54,13 +73,57 @@ def _migrate(options, settings):
     def run(reactor):
         db = Database(options.master_url or settings.database_url("master"))
         try:
-            yield migrate_all(db, master.SCHEMAS, log)
-            yield db.run(outbox.install, tracked, include_staff)
-            log.info("capture triggers installed on {db!r}: fields {fields}, staff {staff}", db=db,
-                     fields=",".join(tracked), staff="included" if include_staff else "skipped")
+            yield migrate_all(db, master.OWN_SCHEMAS, log)
+            yield work(db, log, user_table, tracked, include_staff)
+        except directory.UserTableError as exc:  # UserTableMissing too: a command does not wait
+            sys.stderr.write("error: {}\n".format(exc))
+            raise SystemExit(2)
         finally:
             db.close()
     task.react(run)
+
+
+def _progress(stage, seen, queued):
+    print("resync: {} {} read, {} events queued".format(stage, seen, queued), file=sys.stderr, flush=True)
+
+
+def _migrate(options, settings):
+    import time
+
+    from twisted.internet import defer
+
+    from components.usersync import master, outbox, snapshot
+
+    @defer.inlineCallbacks
+    def work(db, log, user_table, tracked, include_staff):
+        first = yield db.run(master.install, user_table, tracked, include_staff, True)
+        log.info("triggers installed on {table} in {db!r}: fields {fields}, staff {staff}",
+                 table=user_table.name, db=db, fields=",".join(tracked),
+                 staff="included" if include_staff else "skipped")
+        if first:
+            totals = yield snapshot.run(db, user_table.name, tracked, include_staff, progress=_progress)
+            yield db.run(outbox.mark_snapshot, user_table.name, int(time.time() * 1000))
+            log.info("initial snapshot queued: {users} users, {credentials} credential versions", **totals)
+    _master_database(options, settings, work)
+
+
+def _resync(options, settings):
+    from twisted.internet import defer
+
+    from components.usersync import master, snapshot
+
+    @defer.inlineCallbacks
+    def work(db, log, user_table, tracked, include_staff):
+        yield db.run(master.install, user_table, tracked, include_staff, True)
+        totals = yield snapshot.run(db, user_table.name, tracked, include_staff, bump=options.gap,
+                                    batch=options.batch, progress=_progress)
+        target = "every client" if not options.client else (
+            "every client (the topic has no per-client filter): client {} applies what it lacks, the others "
+            "already hold these versions".format(options.client))
+        deletes = " and {} deletes".format(totals["gone"]) if "gone" in totals else ""
+        print("resync of {}: {} user events{}, {} credential versions queued for {}".format(
+            user_table.name, totals["users"], deletes, totals["credentials"], target))
+    _master_database(options, settings, work)
 
 
 def _emulator(options, settings):
@@ -122,14 +185,23 @@ def main(argv=None):
     run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
     run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
     run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers")
-    run_migrate.add_argument("--master-url", default=None,
+    run_resync = commands.add_parser("resync", help="queue every user of the synced set again")
+    for command in (run_migrate, run_resync):
+        command.add_argument("--master-url", default=None,
                              help="default: MASTER_DATABASE_URL or the node's SQLite")
-    run_migrate.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
-    run_migrate.add_argument("--include-staff", action="store_true", help="sync staff users too")
+        command.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
+        command.add_argument("--include-staff", action="store_true", help="sync staff users (the default)")
+        command.add_argument("--skip-staff", action="store_true", help="do not sync staff users")
+    run_resync.add_argument("--client", default=None, help="the client the resync is for (see above)")
+    run_resync.add_argument("--gap", action="store_true",
+                            help="every user at its next version, deletes for vanished names "
+                                 "(repairs missed writes)")
+    run_resync.add_argument("--batch", type=int, default=500, help="users per transaction (default 500)")
     run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")
     run_emulator.add_argument("--port", type=int, default=None)
     options = parser.parse_args(argv)
-    {"provision": _provision, "migrate": _migrate, "emulator": _emulator}[options.command](options, settings)
+    actions = {"provision": _provision, "migrate": _migrate, "resync": _resync, "emulator": _emulator}
+    actions[options.command](options, settings)
 
 
 if __name__ == "__main__":

@@ -3,23 +3,31 @@ The master side's router component: the admin RPCs that edit the user
 directory (``master.users.save/delete/list``) and, when a topic is
 configured, the capture triggers and the relay of outbox events to SNS
 (:mod:`relay`, :mod:`sns`, woken by :mod:`pglisten` on PostgreSQL).
+
+At start it brings the hub's own tables up to date, then ensures the user
+table (``AUTH_USER_TABLE``; with ``AUTH_USER_TABLE_OWNER=django`` it never
+creates it, and waits for Django's ``migrate`` with one log line) and
+(re)installs every trigger on it. The first time the capture of a table is
+installed, every existing user is queued as a snapshot (:mod:`snapshot`).
+A watchdog (:mod:`watchdog`) then reinstalls lost triggers and resyncs the gap.
 """
 
 import datetime
+import os
 
 from autobahn import wamp
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 
 from components.auth import directory, passwords
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth import schemas as auth_schemas
 from components.core.arguments import REQUIRED, bind, integer
-from components.core.backoff import persist
+from components.core.backoff import Backoff, pause, persist
 from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision
+from components.usersync import DELETE, LIST, SAVE, outbox, provision, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.fields import check_value, parse_fields
@@ -27,8 +35,18 @@ from components.usersync.pglisten import PgListener
 from components.usersync.relay import Relay
 from components.usersync.sns import SnsPublisher
 
-# the auth feature's master tables first: the capture also watches its revocation facts
-SCHEMAS = MASTER_SCHEMAS + [("usersync_master", outbox.MIGRATIONS)]
+OUTBOX_SCHEMA = ("usersync_master", outbox.MIGRATIONS)
+# the component's own: the user table is ensured and its triggers installed at every start instead
+OWN_SCHEMAS = auth_schemas.HUB_SCHEMAS + [OUTBOX_SCHEMA]
+# how often a Django-owned user table that does not exist yet is looked for
+TABLE_POLL = 2.0
+
+
+def __getattr__(name):
+    """``SCHEMAS``: the master schemas for this process's AUTH_USER_TABLE (auth's first), then the outbox."""
+    if name == "SCHEMAS":
+        return auth_schemas.master_schemas() + [OUTBOX_SCHEMA]
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
 
 
 def _with_version(cursor, profile):
@@ -37,24 +55,44 @@ def _with_version(cursor, profile):
     return profile
 
 
-def as_admin(cursor, username, interaction, *args):
+def as_admin(cursor, username, interaction, *args, table=None):
     """``interaction(cursor, *args)`` if ``username`` is an active superuser in the directory, else NotAuthorized."""
-    profile = directory.read_profile(cursor, username) if username else None
+    profile = directory.read_profile(cursor, username, table) if username else None
     if profile is None or not profile["is_superuser"] or not profile["is_active"]:
         raise NotAuthorized("{!r} is not an active superuser in the directory".format(username))
     return interaction(cursor, *args)
 
 
-def save_user(cursor, fields, encoded_password, now_iso):
+def save_user(cursor, fields, encoded_password, now_iso, table=None):
     """Insert or update one user; return its admin view with the sync ``version`` and ``created``."""
-    profile, created = directory.save_profile(cursor, fields, encoded_password, now_iso)
+    profile, created = directory.save_profile(cursor, fields, encoded_password, now_iso, table)
     return dict(_with_version(cursor, profile), created=created)
 
 
-def list_users(cursor, limit, offset):
+def list_users(cursor, limit, offset, table=None):
     """Users ordered by username, each with its sync ``version``."""
-    return [_with_version(cursor, directory.read_profile(cursor, name))
-            for name in directory.list_usernames(cursor, limit, offset)]
+    return [_with_version(cursor, directory.read_profile(cursor, name, table))
+            for name in directory.list_usernames(cursor, limit, offset, table)]
+
+
+def install(cursor, user_table, fields, include_staff, capture):
+    """
+    Ensure the user table and (re)install its triggers (the auth feature's,
+    and with ``capture`` the outbox capture); True when the capture of this
+    table was never installed before (its initial snapshot is due).
+    """
+    auth_schemas.install_table(cursor, user_table)
+    if not capture:
+        return False
+    return outbox.install(cursor, fields, include_staff, user_table.name)
+
+
+def expected_triggers(dialect, capture):
+    """The hub's trigger names on the user table in ``dialect``."""
+    names = list(auth_schemas.trigger_names(dialect))
+    if capture:
+        names += outbox.TRIGGERS[POSTGRESQL if dialect == POSTGRESQL else "sqlite"]
+    return names
 
 
 class UserSyncMaster(HubComponent):
@@ -68,6 +106,7 @@ class UserSyncMaster(HubComponent):
     relay = None
     listener = None
     pool = None
+    watch = None
     ready = False
     stopped = False
     relaying = False
@@ -77,30 +116,40 @@ class UserSyncMaster(HubComponent):
         """
         Read the settings, register the RPCs (shared registrations: several
         master instances may run) and set up the database; if it does not
-        answer, that and the relay are retried in the background, so a
-        database down at start never keeps the node from starting.
+        answer (or Django's user table is not there yet), that and the relay
+        are retried in the background, so the node always starts.
         """
         settings = self.settings
         try:
             self.fields = parse_fields(settings.text("USERSYNC_FIELDS"))
-            self.include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", False)
+            # staff (and so Django superusers) are synced by default: an admin sees their own profile
+            self.include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", True)
             self.batch = settings.int("USERSYNC_RELAY_BATCH", 100, minimum=1, maximum=1000)
             self.poll = settings.duration("USERSYNC_POLL_INTERVAL", 0.2, minimum=0.01)
             self.backoff_max = settings.duration("USERSYNC_BACKOFF_MAX", 30.0, minimum=0.1)
+            self.check_interval = settings.duration("USERSYNC_TRIGGER_CHECK", 10.0, minimum=0.05, maximum=30)
             self.auto = settings.bool("USERSYNC_PROVISION", False)
             self.endpoint = settings.text("AWS_ENDPOINT_URL") or None
             self.topic_name = settings.text("USERSYNC_TOPIC_NAME", "reactive-users")
+            self.user_table = directory.user_table(settings)
             topic = settings.text("SNS_TOPIC_ARN")
             self.db = Database(settings.database_url("master"))
         except ValueError as exc:  # SettingsError, StorageConfigError
             self.log.error("usersync master off: {error}", error=exc)
             return
+        self.table = self.user_table.name
         yield self.register(self, options=RegisterOptions(invoke="roundrobin", details_arg="call_details"))
         self.relaying = bool(topic) or self.auto
+        self._waiting_logged = False
         # the common case: the database answers now, and the RPCs are ready when the node is
         try:
             yield self._set_up_database()
             self.ready = True
+        except directory.UserTableMissing as exc:
+            self._log_waiting(exc)
+        except directory.UserTableError as exc:
+            self.log.error("usersync master off: {error}", error=exc)
+            return
         except Exception as exc:
             self.log.warn("usersync master: database not ready ({error}); retrying in the background",
                           error=exc)
@@ -110,26 +159,86 @@ class UserSyncMaster(HubComponent):
     def _running(self):
         return not self.stopped
 
+    def _log_waiting(self, exc):
+        """Once: the hub leaves the user table to Django and waits for it."""
+        if not self._waiting_logged:
+            self._waiting_logged = True
+            self.log.warn("usersync master: {error}; waiting for it (the hub goes on when it appears)",
+                          error=exc)
+
     @defer.inlineCallbacks
     def _set_up_database(self):
-        """Migrate; with a relay configured also (re)install the capture triggers, before any admin write."""
-        yield migrate_all(self.db, SCHEMAS)
-        if self.relaying:
-            yield self.db.run(outbox.install, self.fields, self.include_staff)
+        """
+        Migrate the hub's tables, ensure the user table and install every
+        trigger on it before any admin write; queue the initial snapshot the
+        first time the capture of that table is installed.
+        """
+        yield migrate_all(self.db, OWN_SCHEMAS)
+        first = yield self.db.run(install, self.user_table, self.fields, self.include_staff, self.relaying)
+        if first:
+            totals = yield snapshot.run(self.db, self.table, self.fields, self.include_staff, bump=False)
+            yield self.db.run(outbox.mark_snapshot, self.table, int(self.reactor.seconds() * 1000))
+            self.log.info("usersync master: capture installed on {table}; initial snapshot queued "
+                          "({users} users, {credentials} credential versions)", table=self.table,
+                          users=totals["users"],
+                          credentials=totals["credentials"])
+            self._wake(None)
+
+    @defer.inlineCallbacks
+    def _until_ready(self):
+        """Retry the database set-up: silently while Django's table is missing, with backoff otherwise."""
+        backoff = Backoff(0.5, 10.0)
+        while not self.stopped:
+            try:
+                yield self._set_up_database()
+                if self._waiting_logged:
+                    self.log.info("usersync master: user table {table} found; triggers installed",
+                                  table=self.table)
+                return True
+            except directory.UserTableMissing as exc:
+                self._log_waiting(exc)
+                yield pause(self.reactor, TABLE_POLL)
+            except directory.UserTableError as exc:
+                self.log.error("usersync master off: {error}", error=exc)
+                return False
+            except Exception as exc:
+                delay = backoff.next()
+                self.log.info("usersync master database not ready ({error}); retrying in {delay:.1f}s",
+                              error=exc, delay=delay)
+                yield pause(self.reactor, delay)
+        return False
 
     @defer.inlineCallbacks
     def _prepare(self, topic):
         if not self.ready:
-            yield persist(self.reactor, self._set_up_database, self.log, "usersync master database",
-                          self._running)
-            self.ready = not self.stopped
-        if self.stopped:
+            ready = yield self._until_ready()
+            self.ready = ready and not self.stopped
+        if not self.ready:
             return
+        self._start_watch()
         if not self.relaying:
             self.log.info("usersync master: admin RPCs ready; relay off (SNS_TOPIC_ARN unset)")
             return
         self.pool = BlockingPool(self.reactor, 4, "usersync-sns")
         yield self._start_relay(topic)
+
+    def _start_watch(self):
+        expected = expected_triggers(self.db.dialect, self.relaying)
+        self.watch = watchdog.CaptureWatch(
+            self.db, self.reactor, self.table, expected, self._repair, interval=self.check_interval,
+            state_path=os.path.join(self.node_directory, watchdog.STATE_FILE))
+        self.watch.start()
+
+    @defer.inlineCallbacks
+    def _repair(self):
+        """Reinstall the triggers; with the capture on, queue a gap snapshot (users at their next version)."""
+        yield self.db.run(install, self.user_table, self.fields, self.include_staff, self.relaying)
+        if not self.relaying:
+            return "no capture configured: nothing to resync"
+        totals = yield snapshot.run(self.db, self.table, self.fields, self.include_staff, bump=True)
+        self._wake(None)
+        return ("gap resync queued ({users} users, {gone} deleted meanwhile, {credentials} credential "
+                "versions)".format(**totals))
 
     @defer.inlineCallbacks
     def _start_relay(self, topic):
@@ -175,7 +284,7 @@ class UserSyncMaster(HubComponent):
             self.log.warn("master.users.* refused for {username!r}: not an active superuser in the directory",
                           username=username)
             return failure
-        return self.db.run(as_admin, username, interaction, *args).addErrback(refused)
+        return self.db.run(as_admin, username, interaction, *args, table=self.table).addErrback(refused)
 
     @staticmethod
     def _unavailable(failure):
@@ -197,7 +306,8 @@ class UserSyncMaster(HubComponent):
             d = defer.succeed(None)
         else:
             d = threads.deferToThread(passwords.make_password, password)
-        d.addCallback(lambda encoded: self._as_admin(call_details, save_user, fields, encoded, now_iso))
+        d.addCallback(lambda encoded: self._as_admin(call_details, save_user, fields, encoded, now_iso,
+                                                     self.table))
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         return d
@@ -213,7 +323,7 @@ class UserSyncMaster(HubComponent):
             if count != 1:
                 raise NotFound("no user {!r}".format(username))
             return {"username": username, "deleted": True}
-        d = self._as_admin(call_details, directory.delete_user, username)
+        d = self._as_admin(call_details, directory.delete_user, username, self.table)
         d.addCallback(self._wake)
         d.addErrback(self._unavailable)
         d.addCallback(done)
@@ -226,12 +336,14 @@ class UserSyncMaster(HubComponent):
         integer("limit", limit, 1, 1000)
         integer("offset", offset, 0, 2 ** 31)
         self._check_ready()
-        d = self._as_admin(call_details, list_users, limit, offset)
+        d = self._as_admin(call_details, list_users, limit, offset, self.table)
         d.addErrback(self._unavailable)
         return d
 
     def onLeave(self, details):
         self.stopped = True
+        if self.watch is not None:
+            self.watch.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.listener is not None:

@@ -1,8 +1,9 @@
 """
-The client side's copy of the users: ``auth_user`` (the same Django table
-as the master) plus ``usersync_state``, which remembers per username the
-highest version applied, whether that was a delete (a tombstone), and how
-many changes took effect.
+The client side's copy of the users: the user table (``auth_user``, or
+``AUTH_USER_TABLE``: the same Django table as the master) plus
+``usersync_state``, which remembers per username the highest version
+applied, whether that was a delete (a tombstone), and how many changes took
+effect.
 
 The rule: a change whose version is not higher than the remembered one is a
 no-op, so duplicates, late and out-of-order deliveries cannot move a user
@@ -11,7 +12,7 @@ backwards, and a delete cannot be undone by an older update.
 
 import datetime
 
-from components.auth import passwords
+from components.auth import directory, passwords
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 
@@ -49,54 +50,53 @@ def _claim_version(cursor, change, now_ms):
         (change.version, change.action == "delete", now_ms, change.username, change.version)).rowcount == 1
 
 
-def _store_user(cursor, user):
+def _store_user(cursor, user, table):
     fields = [field for field in user if field != "username"]
-    exists = cursor.execute("SELECT 1 FROM auth_user WHERE username = ?", (user["username"],)).fetchone()
+    exists = cursor.execute("SELECT 1 FROM {} WHERE username = ?".format(table),
+                            (user["username"],)).fetchone()
     if exists:
         if fields:
-            cursor.execute("UPDATE auth_user SET {} WHERE username = ?".format(
-                ", ".join("{} = ?".format(field) for field in fields)),
+            cursor.execute("UPDATE {} SET {} WHERE username = ?".format(
+                table, ", ".join("{} = ?".format(field) for field in fields)),
                 [user[field] for field in fields] + [user["username"]])
         return
     row = {"first_name": "", "last_name": "", "email": "", "is_active": True, "is_staff": False,
            "is_superuser": False}
     row.update(user)
-    columns = sorted(row)
-    cursor.execute(
-        "INSERT INTO auth_user (password, last_login, date_joined, {}) VALUES (?, NULL, ?, {})".format(
-            ", ".join(columns), ", ".join("?" for _ in columns)),
-        [passwords.make_unusable_password(), datetime.datetime.now(datetime.timezone.utc).isoformat()]
-        + [row[column] for column in columns])
+    row.update(password=passwords.make_unusable_password(), last_login=None,
+               date_joined=datetime.datetime.now(datetime.timezone.utc).isoformat())
+    directory.insert_user(cursor, table, row)
 
 
-def apply_one(cursor, change, now_ms):
+def apply_one(cursor, change, now_ms, table=None):
     """Apply one change under the version rule; True when it took effect."""
     if not _claim_version(cursor, change, now_ms):
         return False
+    table = directory.table_name(table)
     if change.action == "delete":
-        cursor.execute("DELETE FROM auth_user WHERE username = ?", (change.username,))
+        cursor.execute("DELETE FROM {} WHERE username = ?".format(table), (change.username,))
     else:
-        _store_user(cursor, change.user)
+        _store_user(cursor, change.user, table)
     return True
 
 
-def apply_changes(cursor, changes, now_ms):
+def apply_changes(cursor, changes, now_ms, table=None):
     """
     Apply ``changes`` in one transaction, in (username, version) order so
     concurrent transactions lock users in the same order; return the ones
     that took effect.
     """
     ordered = sorted(changes, key=lambda change: (change.username, change.version))
-    return [change for change in ordered if apply_one(cursor, change, now_ms)]
+    return [change for change in ordered if apply_one(cursor, change, now_ms, table)]
 
 
-def profile(cursor, username):
+def profile(cursor, username, table=None):
     """
     ``(profile or None, version)`` of ``username``: the synced fields and the
     applied version (0 for a user the sync never touched).
     """
-    row = cursor.execute("SELECT {} FROM auth_user WHERE username = ?".format(", ".join(PROFILE)),
-                         (username,)).fetchone()
+    row = cursor.execute("SELECT {} FROM {} WHERE username = ?".format(
+        ", ".join(PROFILE), directory.table_name(table)), (username,)).fetchone()
     state = cursor.execute("SELECT version, deleted FROM usersync_state WHERE username = ?",
                            (username,)).fetchone()
     version = int(state[0]) if state else 0

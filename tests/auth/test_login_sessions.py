@@ -7,11 +7,12 @@ or deletes the user, whoever writes it.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.auth.directory import Directory
-from components.auth.loginsessions import LoginSessions
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth import credentials
+from components.auth.directory import Directory, UserTable, columns_of, ensure_table
+from components.auth.loginsessions import MIGRATIONS, LoginSessions, postgresql_statements, sqlite_statements
+from components.auth.schemas import MASTER_SCHEMAS, install_table, master_schemas
 from components.db.database import Database
-from components.db.migrations import migrate_all
+from components.db.migrations import Migration, migrate_all
 from tests.support.databases import OnPostgreSQL, OnSQLite
 
 
@@ -70,6 +71,66 @@ class LoginSessionEndingMixin:
         yield self.directory.record_login("ann")
         self.assertEqual((yield self.sessions.lookup(session_id)), "ann")
 
+    @defer.inlineCallbacks
+    def test_endings_follow_a_custom_user_table(self):
+        """With AUTH_USER_TABLE=accounts_user the endings sit on that table, and no auth_user is made for it."""
+        db = Database(self.database_url())
+        self.addCleanup(db.close)
+        yield migrate_all(db, master_schemas(UserTable("accounts_user", "hub")))
+        self.assertIsNone((yield db.run(lambda cursor: columns_of(cursor, "auth_user"))))
+        directory = Directory(db, iterations=1000, table="accounts_user")
+        sessions = LoginSessions(db, lifetime=3600)
+        yield directory.create_user("ann", "first-password")
+        session_id = yield sessions.create("ann")
+        self.assertEqual((yield sessions.lookup(session_id)), "ann")
+        yield directory.set_password("ann", "second-password")
+        self.assertIsNone((yield sessions.lookup(session_id)))
+
+    @defer.inlineCallbacks
+    def test_reinstall_on_a_recreated_table_is_idempotent(self):
+        """install_table twice, and again after the table was dropped and re-created: the endings work."""
+        table = UserTable("auth_user", "hub")
+        yield self.db.run(install_table, table)
+        yield self.db.run(lambda cursor: cursor.execute("DROP TABLE auth_user"))
+        self.assertTrue((yield self.db.run(install_table, table)))
+        yield self.directory.create_user("ann", "first-password")
+        yield self.assertEnded(self.directory.set_password, "ann", "second-password")
+
+
+class UpgradeMixin:
+    """A database migrated by the earlier hub (static user-table migrations) upgrades in place."""
+
+    @defer.inlineCallbacks
+    def test_database_of_the_static_migrations_upgrades(self):
+        """The old history (auth_user and its triggers as migrations) stays valid; the start-up install takes over."""
+        db = Database(self.database_url())
+        self.addCleanup(db.close)
+        table = UserTable("auth_user", "hub")
+        old_endings = Migration(2, "endings", sqlite=sqlite_statements("auth_user"),
+                                postgresql=postgresql_statements("auth_user")[:3])
+        create = Migration(1, "auth_user", sqlite=lambda cursor: ensure_table(cursor, table),
+                           postgresql=lambda cursor: ensure_table(cursor, table))
+        yield migrate_all(db, [("directory", [create]), ("login_sessions", [MIGRATIONS[0], old_endings]),
+                               ("credentials", credentials.MIGRATIONS)])
+        directory = Directory(db, iterations=1000)
+        yield directory.create_user("ann", "first-password")
+        applied = yield migrate_all(db, master_schemas(table))
+        self.assertEqual(applied, {"directory": [], "login_sessions": [], "credentials": [], "user_table.auth_user": [1]})
+        self.assertEqual((yield db.run(install_table, table)), False)
+        sessions = LoginSessions(db, lifetime=3600)
+        session_id = yield sessions.create("ann")
+        yield directory.set_password("ann", "second-password")
+        self.assertIsNone((yield sessions.lookup(session_id)))
+        self.assertEqual((yield db.run(credentials.version_of, "ann"))[0], 1)
+
+
+class SQLiteUpgradeTests(OnSQLite, UpgradeMixin, unittest.TestCase):
+    """The upgrade on SQLite."""
+
+
+class PostgreSQLUpgradeTests(OnPostgreSQL, UpgradeMixin, unittest.TestCase):
+    """The upgrade on PostgreSQL."""
+
 
 class SQLiteLoginSessionTests(OnSQLite, LoginSessionEndingMixin, unittest.TestCase):
     """The login-session endings on SQLite."""
@@ -77,3 +138,13 @@ class SQLiteLoginSessionTests(OnSQLite, LoginSessionEndingMixin, unittest.TestCa
 
 class PostgreSQLLoginSessionTests(OnPostgreSQL, LoginSessionEndingMixin, unittest.TestCase):
     """The login-session endings on PostgreSQL."""
+
+    @defer.inlineCallbacks
+    def test_truncate_ends_every_login(self):
+        """A TRUNCATE of the user table (Django's flush) ends every login session and moves every credential."""
+        ann = yield self.logged_in("ann")
+        other = yield self.logged_in("bystander")
+        yield self.db.execute("TRUNCATE auth_user")
+        self.assertEqual([(yield self.sessions.lookup(ann)), (yield self.sessions.lookup(other))], [None, None])
+        versions = yield self.db.query("SELECT username, version FROM hub_credential ORDER BY username")
+        self.assertEqual([name for name, _ in versions], ["ann", "bystander"])

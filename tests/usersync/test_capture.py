@@ -5,6 +5,8 @@ relay's row claiming with several relays on PostgreSQL.
 """
 
 import json
+import os
+import tempfile
 
 import psycopg2
 from twisted.internet import defer
@@ -12,7 +14,11 @@ from twisted.trial import unittest
 
 from components.db.database import Cursor, Database
 from components.db.migrations import migrate_all
-from components.usersync import master, outbox
+from components.auth import directory
+from components.auth import schemas as auth_schemas
+from components.auth.directory import UserTable
+from components.ops import health
+from components.usersync import master, outbox, snapshot, watchdog
 from tests.support.databases import postgres_url, sqlite_url
 
 INSERT = ("INSERT INTO auth_user (password, last_login, is_superuser, username, last_name, email, is_staff,"
@@ -117,6 +123,78 @@ class CaptureMixin:
         self.assertEqual(sorted(event[:3] for event in events),
                          [("fay", "delete", 2), ("fay", "insert", 1), ("faye", "insert", 1)])
 
+    @defer.inlineCallbacks
+    def test_snapshot_keeps_versions_and_a_gap_snapshot_takes_the_next_ones(self):
+        """A plain snapshot re-sends each user at its version (1 if it had none); a gap one bumps and deletes vanished names."""
+        db = yield self.open()
+        yield db.execute(INSERT, (False, "early", "", False, True, "Early"))
+        yield self.add(db, "gus", "Gus")
+        yield db.run(lambda cursor: cursor.execute("DELETE FROM usersync_outbox"))
+        yield db.run(lambda cursor: cursor.execute("DELETE FROM usersync_version WHERE username = 'early'"))
+        totals = yield snapshot.run(db, "auth_user", include_staff=False, batch=1)
+        self.assertEqual(totals["users"], 2)
+        self.assertEqual([event[:3] for event in (yield self.events(db))], [("early", "insert", 1), ("gus", "insert", 1)])
+        yield db.run(lambda cursor: cursor.execute("DELETE FROM usersync_outbox"))
+        # written while the capture was gone: a rename the triggers never saw
+        yield db.run(lambda cursor: [cursor.execute("DROP TRIGGER IF EXISTS {}".format(name))
+                                     for name in outbox.TRIGGERS["sqlite"]] if cursor.dialect == "sqlite" else
+                     cursor.execute("DROP TRIGGER usersync_capture ON auth_user"))
+        yield db.execute("UPDATE auth_user SET username = 'gustav', first_name = 'Gustav' WHERE username = 'gus'")
+        yield db.run(outbox.install)
+        totals = yield snapshot.run(db, "auth_user", include_staff=False, bump=True)
+        self.assertEqual((totals["users"], totals["gone"]), (2, 1))
+        self.assertEqual(sorted(event[:3] for event in (yield self.events(db))),
+                         [("early", "insert", 2), ("gus", "delete", 2), ("gustav", "insert", 1)])
+
+    @defer.inlineCallbacks
+    def test_custom_table_name_is_captured_and_validated(self):
+        """AUTH_USER_TABLE names another table: the capture goes there; a name that is no identifier is refused."""
+        db = Database(self.url())
+        self.addCleanup(db.close)
+        yield migrate_all(db, auth_schemas.master_schemas(UserTable("accounts_user", "hub")) + [master.OUTBOX_SCHEMA])
+        first = yield db.run(outbox.install, outbox.DEFAULT_FIELDS, False, "accounts_user")
+        self.assertTrue(first)
+        yield db.execute(INSERT.replace("auth_user", "accounts_user"), (False, "ivy", "", False, True, "Ivy"))
+        self.assertEqual([event[:3] for event in (yield self.events(db))], [("ivy", "insert", 1)])
+        self.assertIsNone((yield db.run(lambda cursor: directory.columns_of(cursor, "auth_user"))))
+        for bad in ("auth_user; DROP TABLE x", "1table", "a.b.c", 'auth"user'):
+            self.assertRaises(directory.UserTableError, directory.validate_table, bad)
+
+    @defer.inlineCallbacks
+    def test_watchdog_reinstalls_lost_triggers_resyncs_and_reports(self):
+        """A dropped and re-created table: named in the state file while missing, then repaired with a gap snapshot."""
+        db = yield self.open()
+        yield self.add(db, "kim", "Kim")
+        state_path = os.path.join(tempfile.mkdtemp(), watchdog.STATE_FILE)
+        expected = master.expected_triggers(db.dialect, True)
+        repairs = []
+
+        @defer.inlineCallbacks
+        def repair():
+            yield db.run(master.install, UserTable("auth_user", "hub"), outbox.DEFAULT_FIELDS, False, True)
+            totals = yield snapshot.run(db, "auth_user", include_staff=False, bump=True)
+            repairs.append(totals)
+            return "resynced"
+        watch = watchdog.CaptureWatch(db, None, "auth_user", expected, repair, state_path=state_path)
+        yield watch.check()
+        self.assertEqual((repairs, watchdog.read_state(state_path)), ([], None))
+        yield db.run(lambda cursor: cursor.execute("DROP TABLE auth_user"))
+        yield watch.check()
+        self.assertEqual(watchdog.read_state(state_path)["table_missing"], True)
+        body = health.HealthResource(os.path.dirname(state_path), lambda: None).with_capture(
+            {"status": "ready", "checks": {}})
+        self.assertEqual(body["status"], "not ready")
+        self.assertIn("user table auth_user is missing", body["checks"]["capture"]["error"])
+        yield db.run(directory.ensure_table, UserTable("auth_user", "hub"))
+        yield self.add(db, "lee", "Lee")  # no trigger yet: only the gap snapshot carries it
+        yield watch.check()
+        self.assertEqual(len(repairs), 1)
+        self.assertIsNone(watchdog.read_state(state_path))
+        self.assertEqual((yield db.run(watchdog.trigger_state, "auth_user", expected)), [])
+        events = [event[:3] for event in (yield self.events(db))]
+        self.assertIn(("lee", "insert", 1), events)
+        self.assertIn(("kim", "delete", 2), events)
+
 
 class SQLiteCaptureTests(CaptureMixin, unittest.TestCase):
     def url(self):
@@ -127,6 +205,22 @@ class PostgreSQLCaptureTests(CaptureMixin, unittest.TestCase):
     def url(self):
         self._url = postgres_url(self)
         return self._url
+
+    @defer.inlineCallbacks
+    def test_truncate_is_a_versioned_delete_of_every_synced_user(self):
+        """TRUNCATE: one delete per synced user (staff skipped), their logins end; a re-created user goes higher."""
+        db = yield self.open()
+        yield self.add(db, "ann", "Ann")
+        yield self.add(db, "boss", is_staff=True)
+        yield db.execute("INSERT INTO hub_login_session (id_hash, username, created_at, expires_at)"
+                         " VALUES ('h', 'ann', 0, 99999999999)")
+        yield db.execute("TRUNCATE auth_user")
+        yield self.add(db, "ann", "Ann again")
+        self.assertEqual([event[:3] for event in (yield self.events(db))],
+                         [("ann", "insert", 1), ("ann", "delete", 2), ("ann", "insert", 3)])
+        self.assertEqual((yield db.query("SELECT COUNT(*) FROM hub_login_session")), [(0,)])
+        credential = yield db.query("SELECT username FROM hub_credential ORDER BY username")
+        self.assertEqual(credential, [("ann",), ("boss",)])
 
     @defer.inlineCallbacks
     def test_concurrent_relays_claim_disjoint_rows_in_user_order(self):

@@ -1,0 +1,133 @@
+"""
+Snapshots: the users that exist on the master, queued as outbox events, so
+clients that never saw them (users created before the capture was
+installed, a client added later, changes made while a trigger was lost)
+get them through the same relay, queues and versioned apply as every
+change.
+
+Per user of the synced set one ``insert`` event with its current tracked
+fields, and per credential version one ``credential`` event. Each batch
+reads the users and queues their events in one transaction, so an event
+always holds the state of its version, and a change committed afterwards
+takes a higher version: a snapshot never overrides a newer change.
+
+Two modes:
+
+- ``bump=False`` (initial snapshot, ``resync``): a user keeps its version
+  (one that never had one gets 1), so a client that already holds that
+  version ignores the event (the replica's rule: not higher, no effect) and
+  only clients that miss the user apply it;
+- ``bump=True`` (a gap: a capture trigger was lost, see :mod:`watchdog`):
+  every user takes its next version, so every client takes the master's
+  state as it is now; users that left the synced set and names that are no
+  longer in the table (deleted during the gap) get a versioned ``delete``,
+  their credential versions move and their login sessions end.
+"""
+
+import json
+
+from twisted.internet import defer
+
+from components.auth import credentials
+from components.usersync import outbox, revocations
+from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
+
+BATCH = 500
+
+
+def _next_version(cursor, username):
+    cursor.execute("INSERT INTO usersync_version (username, version) VALUES (?, 0)"
+                   " ON CONFLICT (username) DO NOTHING", (username,))
+    cursor.execute("UPDATE usersync_version SET version = version + 1 WHERE username = ?", (username,))
+    return outbox.version_of(cursor, username)
+
+
+def users_batch(cursor, table, fields, include_staff, bump, after, limit=BATCH):
+    """
+    Queue the events of up to ``limit`` users after ``after`` (by username);
+    fire with ``(users seen, events queued, last username or None when done)``.
+    """
+    columns = tuple(dict.fromkeys(tuple(fields) + ("is_staff",)))
+    rows = cursor.execute("SELECT {} FROM {} WHERE username > ? ORDER BY username LIMIT ?".format(
+        ", ".join(columns), table), (after, limit)).fetchall()
+    now_ms = credentials.database_now_ms(cursor)
+    queued = 0
+    for row in rows:
+        user = dict(zip(columns, row))
+        for flag in BOOLEANS.intersection(user):
+            user[flag] = bool(user[flag])
+        in_set = include_staff or not user["is_staff"]
+        payload = {field: user[field] for field in fields}
+        username = user["username"]
+        current = outbox.version_of(cursor, username)
+        if in_set:
+            version = _next_version(cursor, username) if bump or not current else current
+            outbox.emit(cursor, username, "insert", version, json.dumps(payload, sort_keys=True), now_ms)
+            queued += 1
+        elif bump and current:
+            # it may have left the set while the capture was gone: clients forget it
+            outbox.emit(cursor, username, "delete", _next_version(cursor, username),
+                        json.dumps(payload, sort_keys=True), now_ms)
+            queued += 1
+    last = rows[-1][columns.index("username")] if len(rows) == limit else None
+    return len(rows), queued, last
+
+
+def gone_batch(cursor, table, after, limit=BATCH):
+    """
+    Gap repair: names with a sync version that are no longer in ``table``
+    get a versioned ``delete``, a credential version bump (their tokens are
+    refused) and lose their login sessions; fire like :func:`users_batch`.
+    """
+    rows = cursor.execute(
+        "SELECT v.username FROM usersync_version v WHERE v.username > ? AND NOT EXISTS"
+        " (SELECT 1 FROM {} u WHERE u.username = v.username) ORDER BY v.username LIMIT ?".format(table),
+        (after, limit)).fetchall()
+    now_ms = credentials.database_now_ms(cursor)
+    for (username,) in rows:
+        outbox.emit(cursor, username, "delete", _next_version(cursor, username),
+                    json.dumps({"username": username}), now_ms)
+        cursor.execute(
+            "INSERT INTO hub_credential (username, version, changed_ms, noted_ms) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT (username) DO UPDATE SET version = hub_credential.version + 1,"
+            " changed_ms = excluded.changed_ms, noted_ms = excluded.noted_ms", (username, now_ms, now_ms))
+        cursor.execute("DELETE FROM hub_login_session WHERE username = ?", (username,))
+    return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+
+def credentials_batch(cursor, after, limit=BATCH):
+    """Queue the credential versions of up to ``limit`` users after ``after``; like :func:`users_batch`."""
+    rows = cursor.execute("SELECT username, version, changed_ms FROM hub_credential WHERE username > ?"
+                          " ORDER BY username LIMIT ?", (after, limit)).fetchall()
+    now_ms = credentials.database_now_ms(cursor)
+    for username, version, changed_ms in rows:
+        facts = (username, int(version), int(changed_ms))
+        payload = json.dumps(dict(zip(revocations.PAYLOADS[revocations.CREDENTIAL], facts)), sort_keys=True)
+        outbox.emit(cursor, username, revocations.CREDENTIAL, int(version), payload, now_ms)
+    return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+
+@defer.inlineCallbacks
+def run(db, table, fields=DEFAULT_FIELDS, include_staff=True, bump=False, batch=BATCH, progress=None):
+    """
+    Queue a whole snapshot of ``table`` in ``db`` (batches of ``batch``
+    users, one transaction each); ``progress(stage, seen, queued)`` after
+    each batch (stage ``users``, ``gone`` with ``bump``, ``credentials``).
+    Fires with ``{stage: events queued}``.
+    """
+    stages = [("users", lambda cursor, after: users_batch(cursor, table, fields, include_staff, bump, after,
+                                                          batch))]
+    if bump:
+        stages.append(("gone", lambda cursor, after: gone_batch(cursor, table, after, batch)))
+    stages.append(("credentials", lambda cursor, after: credentials_batch(cursor, after, batch)))
+    totals = {}
+    for stage, step in stages:
+        after, seen, queued = "", 0, 0
+        while after is not None:
+            count, events, after = yield db.run(step, after)
+            seen += count
+            queued += events
+            if progress is not None:
+                progress(stage, seen, queued)
+        totals[stage] = queued
+    return totals

@@ -1,0 +1,2 @@
+"""No pages: the tests drive the project through manage.py commands."""
+urlpatterns = []
