@@ -9,12 +9,15 @@ client application's ``auth_user`` table and the user's own browser.
 
 Modules: ``fields`` (what is tracked and how it is validated), ``messages``
 (the wire format), ``outbox`` (capture triggers on the master), ``replica``
-(the versioned apply on a client), ``aws`` (boto3 clients and their thread
-pool), ``provision`` (topic, queues, subscriptions), ``sns`` (the
-publisher), ``relay`` and ``pglisten`` (outbox to SNS), ``admin`` (the
-admin procedures' validation), ``bridge`` (SQS to the client database),
-``master`` and ``client`` (the router components), ``userrelay`` (per-user
-events across linked nodes), ``__main__`` (the command line).
+(the versioned apply on a client), ``snapshot`` (existing users queued as
+events: the initial snapshot, ``resync``, the gap repair), ``watchdog``
+(lost user-table triggers found, reinstalled and the gap resynced), ``aws``
+(boto3 clients and their thread pool), ``provision`` (topic, queues,
+subscriptions), ``sns`` (the publisher), ``relay`` and ``pglisten`` (outbox
+to SNS), ``admin`` (the admin procedures' validation), ``bridge`` (SQS to
+the client database), ``master`` and ``client`` (the router components),
+``userrelay`` (per-user events across linked nodes), ``__main__`` (the
+command line).
 """
 
 CHANGED = "users.changed"
