@@ -63,10 +63,12 @@ class Authenticator(HubComponent):
             raise ValueError("REVOCATION_DATABASE must be one of {}".format(", ".join(REVOCATION_DATABASES)))
         if source != "off":
             db = Database(self.settings.database_url(source))
-            self.join_check = JoinCheck(db)
+            self.join_check = JoinCheck(db, leeway=leeway)
             self.watch = RevocationWatch(db, self.reactor, self._end_revoked,
                                          interval=self.settings.float("REVOCATION_POLL", 0.5, minimum=0.05,
-                                                                      maximum=10))
+                                                                      maximum=10),
+                                         recheck=self.settings.float("REVOCATION_RECHECK", 10, minimum=1),
+                                         leeway=leeway)
             persist(self.reactor, lambda: self._prepare_revocation(db, source), self.log,
                     "revocation database", lambda: not self.left)
         else:

@@ -19,6 +19,7 @@ watcher can ask "what changed since" (:func:`changes_since`).
 """
 
 import hashlib
+import math
 
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
@@ -145,34 +146,29 @@ def note_credential(cursor, username, version, changed_ms):
 
 def changes_since(cursor, noted_ms):
     """
-    What was noted after ``noted_ms``: ``(credentials, logins, latest)`` with
+    What was noted after ``noted_ms``: ``(credentials, logins, now)`` with
     credentials ``[(username, version, changed_ms)]``, logins
-    ``[(sid, username)]`` and the highest ``noted_ms`` seen (or the one given).
+    ``[(sid, username)]`` and the database's clock at the look (the next
+    look's lower bound, less an overlap for transactions still open).
     """
-    latest = noted_ms
-    credentials = []
-    for username, version, changed_ms, noted in cursor.execute(
-            "SELECT username, version, changed_ms, noted_ms FROM hub_credential WHERE noted_ms > ?",
-            (noted_ms,)).fetchall():
-        credentials.append((username, int(version), int(changed_ms)))
-        latest = max(latest, int(noted))
-    logins = []
-    for sid, username, noted in cursor.execute(
-            "SELECT sid, username, noted_ms FROM hub_revoked_login WHERE noted_ms > ?", (noted_ms,)).fetchall():
-        logins.append((sid, username))
-        latest = max(latest, int(noted))
-    return credentials, logins, latest
+    now = database_now_ms(cursor)
+    credentials = [(username, int(version), int(changed_ms)) for username, version, changed_ms in cursor.execute(
+        "SELECT username, version, changed_ms FROM hub_credential WHERE noted_ms > ?", (noted_ms,)).fetchall()]
+    logins = cursor.execute("SELECT sid, username FROM hub_revoked_login WHERE noted_ms > ?",
+                            (noted_ms,)).fetchall()
+    return credentials, [tuple(row) for row in logins], now
 
 
 def database_now_ms(cursor):
     return int(cursor.execute("SELECT {}".format(now_ms_sql(cursor))).fetchone()[0])
 
 
-def is_revoked(claims, version, changed_ms, login_ended):
+def is_revoked(claims, version, changed_ms, login_ended, leeway=0):
     """
     The rule: a token is revoked when its login session ended, or its ``cv``
     is below the user's credential version, or (no ``cv``) it was issued no
-    later than the second of the last change.
+    later than ``leeway`` seconds (the verifiers' clock allowance: the
+    issuer's clock may run that much ahead) after the second of the last change.
     """
     if login_ended:
         return True
@@ -182,4 +178,43 @@ def is_revoked(claims, version, changed_ms, login_ended):
     if not version:
         return False
     iat = claims.get("iat")
-    return isinstance(iat, bool) or not isinstance(iat, (int, float)) or int(iat) <= changed_ms // 1000
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
+        return True
+    return int(iat) <= changed_ms // 1000 + leeway
+
+
+def revoke_everyone(cursor, table):
+    """
+    Move every user's credential version and end every login session: what
+    a lost trigger requires, since the changes made while it was missing
+    cannot be known. Fires the facts' own triggers (the sync carries them).
+    """
+    now = now_ms_sql(cursor)
+    moved = cursor.execute("UPDATE hub_credential SET version = version + 1, changed_ms = {now}, noted_ms = {now}"
+                           .format(now=now)).rowcount
+    moved += cursor.execute(
+        "INSERT INTO hub_credential (username, version, changed_ms, noted_ms)"
+        " SELECT username, 1, {now}, {now} FROM {table} WHERE username NOT IN (SELECT username FROM hub_credential)"
+        .format(now=now, table=table)).rowcount
+    cursor.execute("DELETE FROM hub_login_session")
+    return moved
+
+
+def current(cursor, usernames, sids):
+    """
+    The facts of ``usernames`` and ``sids`` now: ``(credentials, logins)``
+    as :func:`changes_since` gives them (for a watch's full re-check).
+    """
+    credentials, logins = [], []
+    usernames, sids = list(usernames), list(sids)
+    for start in range(0, len(usernames), 500):
+        chunk = usernames[start:start + 500]
+        credentials += [(username, int(version), int(changed_ms)) for username, version, changed_ms in cursor.execute(
+            "SELECT username, version, changed_ms FROM hub_credential WHERE username IN ({})".format(
+                ", ".join("?" for _ in chunk)), chunk).fetchall()]
+    for start in range(0, len(sids), 500):
+        chunk = sids[start:start + 500]
+        logins += [(sid, username) for sid, username in cursor.execute(
+            "SELECT sid, username FROM hub_revoked_login WHERE sid IN ({})".format(
+                ", ".join("?" for _ in chunk)), chunk).fetchall()]
+    return credentials, logins

@@ -4,6 +4,7 @@ algorithm pinned, ``exp`` required and ``iss``/``aud``/``nbf`` checked.
 Every refusal is a :class:`TokenError` with an error URI and a plain reason.
 """
 
+import math
 import os
 import secrets
 import time
@@ -168,8 +169,9 @@ class TokenVerifier:
     def _check_times(self, claims):
         now = self.clock()
         for name in ("exp", "iat", "nbf"):
-            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
-                raise TokenError(errors.AUTH_INVALID_TOKEN, "claim {!r} must be a number".format(name))
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))
+                                   or not math.isfinite(claims[name])):
+                raise TokenError(errors.AUTH_INVALID_TOKEN, "claim {!r} must be a finite number".format(name))
         if claims["exp"] <= now - self.leeway:
             raise TokenError(errors.AUTH_EXPIRED, "token expired")
         if "nbf" in claims and claims["nbf"] > now + self.leeway:

@@ -19,7 +19,7 @@ from autobahn import wamp
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 
-from components.auth import directory, passwords
+from components.auth import credentials, directory, passwords
 from components.auth import schemas as auth_schemas
 from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import Backoff, pause, persist
@@ -233,6 +233,11 @@ class UserSyncMaster(HubComponent):
     def _repair(self):
         """Reinstall the triggers; with the capture on, queue a gap snapshot (users at their next version)."""
         yield self.db.run(install, self.user_table, self.fields, self.include_staff, self.relaying)
+        # what changed while the triggers were missing (a password, a deactivation) cannot be known: every
+        # user's tokens and login sessions end (the revocation facts' own triggers carry that to the clients)
+        revoked = yield self.db.run(credentials.revoke_everyone, self.table)
+        self.log.warn("usersync master: the user table's triggers were missing: every login ended ({count} "
+                      "credential versions moved)", count=revoked)
         if not self.relaying:
             return "no capture configured: nothing to resync"
         totals = yield snapshot.run(self.db, self.table, self.fields, self.include_staff, bump=True)

@@ -105,8 +105,8 @@ def parse(body):
         raise MessageError("user.username is missing")
     if action in revocations.ACTIONS:
         try:
-            facts = revocations.parse_facts(action, user, lambda name: check_value("username", name))
-        except (FieldError, ValueError) as exc:
+            facts = revocations.parse_facts(action, user)
+        except ValueError as exc:
             raise MessageError(str(exc))
         return revocations.Revocation(action, version, facts["username"], facts, int(ts))
     clean = {}

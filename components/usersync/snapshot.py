@@ -107,12 +107,24 @@ def credentials_batch(cursor, after, limit=BATCH):
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
 
 
+def logouts_batch(cursor, after, limit=BATCH):
+    """Queue the logouts whose tokens may still live (up to ``limit`` after the sid ``after``); like :func:`users_batch`."""
+    now_ms = credentials.database_now_ms(cursor)
+    rows = cursor.execute("SELECT sid, username, expires_ms FROM hub_revoked_login WHERE sid > ? AND expires_ms >= ?"
+                          " ORDER BY sid LIMIT ?", (after, now_ms, limit)).fetchall()
+    for sid, username, expires_ms in rows:
+        facts = {"username": username, "sid": sid, "expires_ms": int(expires_ms)}
+        outbox.emit(cursor, username, revocations.LOGOUT, 1, json.dumps(facts, sort_keys=True), now_ms)
+    return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+
 @defer.inlineCallbacks
 def run(db, table, fields=DEFAULT_FIELDS, include_staff=True, bump=False, batch=BATCH, progress=None):
     """
     Queue a whole snapshot of ``table`` in ``db`` (batches of ``batch``
     users, one transaction each); ``progress(stage, seen, queued)`` after
-    each batch (stage ``users``, ``gone`` with ``bump``, ``credentials``).
+    each batch (stage ``users``, ``gone`` with ``bump``, ``credentials``,
+    ``logouts``: the logged-out login sessions whose tokens may still live).
     Fires with ``{stage: events queued}``.
     """
     stages = [("users", lambda cursor, after: users_batch(cursor, table, fields, include_staff, bump, after,
@@ -120,6 +132,7 @@ def run(db, table, fields=DEFAULT_FIELDS, include_staff=True, bump=False, batch=
     if bump:
         stages.append(("gone", lambda cursor, after: gone_batch(cursor, table, after, batch)))
     stages.append(("credentials", lambda cursor, after: credentials_batch(cursor, after, batch)))
+    stages.append(("logouts", lambda cursor, after: logouts_batch(cursor, after, batch)))
     totals = {}
     for stage, step in stages:
         after, seen, queued = "", 0, 0

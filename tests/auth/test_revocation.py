@@ -7,6 +7,7 @@ join; a logout ends only the tokens of its own login session.
 """
 
 import os
+import sqlite3
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, reactor, task
@@ -15,12 +16,32 @@ from twisted.trial import unittest
 from components.auth import credentials
 from components.auth.revocation import RevocationWatch
 from components.core import errors
-from components.db.database import Database
+from components.db.database import Cursor, Database
 from tests.support.clients import connect, eventually, post_json, token
 from tests.support.node import shared_node
 from tests.support.users import add_users
 
 PASSWORD = "revocation-password-1"
+
+
+class _SyncDatabase:
+    """``run(interaction, *args)`` on one in-memory SQLite database, at once (for the watch on a test clock)."""
+
+    dialect = "sqlite"
+
+    def __init__(self):
+        self.connection = sqlite3.connect(":memory:")
+        self.cursor = Cursor(self.connection.cursor(), "sqlite")
+        for statement in credentials.MIGRATIONS[0].sqlite:
+            self.cursor.execute(statement)
+
+    def run(self, interaction, *args):
+        try:
+            result = interaction(self.cursor, *args)
+            self.connection.commit()
+            return defer.succeed(result)
+        except Exception:
+            return defer.fail()
 
 
 class RuleTests(unittest.SynchronousTestCase):
@@ -39,6 +60,12 @@ class RuleTests(unittest.SynchronousTestCase):
         self.assertFalse(credentials.is_revoked({"iat": 1_700_000_001}, 1, changed_ms, False))
         self.assertFalse(credentials.is_revoked({"iat": 1}, 0, 0, False), "never changed: valid until exp")
 
+    def test_issuer_clock_ahead_by_the_leeway_still_counts_as_before(self):
+        changed_ms = 1_700_000_000_400
+        self.assertTrue(credentials.is_revoked({"iat": 1_700_000_004}, 1, changed_ms, False, leeway=5))
+        self.assertFalse(credentials.is_revoked({"iat": 1_700_000_006}, 1, changed_ms, False, leeway=5))
+        self.assertTrue(credentials.is_revoked({"iat": float("nan")}, 1, changed_ms, False), "no iat to trust")
+
     def test_watch_picks_the_revoked_sessions_only(self):
         watch = RevocationWatch(db=None, reactor=None, end_session=lambda session_id: None)
         watch.joined(1, "ann", "user", {"cv": 4, "sid": "a"})
@@ -49,6 +76,44 @@ class RuleTests(unittest.SynchronousTestCase):
         self.assertEqual(watch.revoked_sessions([], [("c", "bob")]), [3])
         watch.end([1])
         self.assertEqual(watch.revoked_sessions([("ann", 6, 10)], []), [2], "a session being ended is not ended twice")
+        watch.left(2)
+        watch.left(3)
+        self.assertEqual((sorted(watch.by_authid), sorted(watch.by_sid)), (["ann"], ["a"]), "indexes follow leaves")
+
+    def test_watch_sees_a_change_committed_after_the_overlap_at_its_recheck(self):
+        """A long transaction: its row carries a time older than the overlap when it commits; the recheck finds it."""
+        clock = task.Clock()
+        db = _SyncDatabase()
+        ended = []
+        watch = RevocationWatch(db, clock, ended.append, interval=0.5, overlap=5.0, recheck=10.0)
+        watch.joined(7, "ann", "user", {"cv": 0})
+        watch.start()
+        clock.advance(1)
+        old = credentials.database_now_ms(db.cursor) - 60_000
+        db.cursor.execute("INSERT INTO hub_credential (username, version, changed_ms, noted_ms) VALUES (?, 1, ?, ?)",
+                          ("ann", old, old))
+        clock.pump([0.5] * 4)
+        self.assertEqual(ended, [], "outside the overlap: not seen by the poll")
+        clock.pump([0.5] * 20)
+        self.assertEqual(ended, [7])
+        watch.stop()
+        clock.advance(1)
+
+    def test_revoke_everyone(self):
+        """A lost trigger: every user's version moves (known or not yet in hub_credential), every login ends."""
+        db = _SyncDatabase()
+        cursor = db.cursor
+        cursor.execute("CREATE TABLE auth_user (username VARCHAR(150))")
+        cursor.execute("CREATE TABLE hub_login_session (id_hash VARCHAR(64), username VARCHAR(150))")
+        for name in ("ann", "bob"):
+            cursor.execute("INSERT INTO auth_user (username) VALUES (?)", (name,))
+        cursor.execute("INSERT INTO hub_login_session VALUES ('h', 'ann')")
+        credentials.note_credential(cursor, "ann", 4, 1000)
+        credentials.note_credential(cursor, "gone", 2, 1000)
+        self.assertEqual(credentials.revoke_everyone(cursor, "auth_user"), 3)
+        self.assertEqual(cursor.execute("SELECT username, version FROM hub_credential ORDER BY username").fetchall(),
+                         [("ann", 5), ("bob", 1), ("gone", 3)])
+        self.assertEqual(cursor.execute("SELECT COUNT(*) FROM hub_login_session").fetchone()[0], 0)
 
 
 class RevocationTests(unittest.TestCase):
@@ -58,7 +123,7 @@ class RevocationTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.node = yield shared_node("revocation")
+        self.node = yield shared_node("revocation", env={"JWT_LEEWAY": "1"})
         self.master = Database("sqlite:///" + os.path.join(self.node.directory, "master.db"))
         self.addCleanup(self.master.close)
 
@@ -185,7 +250,7 @@ class RevocationTests(unittest.TestCase):
         yield self.master.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (True, "rv_foreign"))
         yield self.assertEnded(left)
         yield self.assertRefusedAtJoin(before)
-        yield task.deferLater(reactor, 1.1, lambda: None)  # the next second
+        yield task.deferLater(reactor, 2.1, lambda: None)  # past the change's second and the leeway (1 s here)
         after, _ = yield self.join(token("rv_foreign"))
         yield after.session.call("counter.get")
 

@@ -115,6 +115,12 @@ class VerifierTests(SynchronousTestCase):
         """A token whose exp is not a number is refused."""
         self.assertRefused(jwt.encode(self.claims(exp="tomorrow"), SECRET, "HS256"), errors.AUTH_INVALID_TOKEN)
 
+    def test_non_finite_times(self):
+        """NaN or infinite exp/iat/nbf is refused (a NaN iat would defeat every time comparison)."""
+        for name in ("exp", "iat", "nbf"):
+            for value in (float("nan"), float("inf")):
+                self.assertRefused(jwt.encode(self.claims(**{name: value}), SECRET, "HS256"), errors.AUTH_INVALID_TOKEN)
+
     def test_not_yet_valid(self):
         """nbf beyond the leeway is refused; within the leeway it is accepted."""
         self.assertRefused(jwt.encode(self.claims(nbf=NOW + 30), SECRET, "HS256"), errors.AUTH_NOT_YET_VALID)

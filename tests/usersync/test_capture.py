@@ -14,7 +14,7 @@ from twisted.trial import unittest
 
 from components.db.database import Cursor, Database
 from components.db.migrations import migrate_all
-from components.auth import directory
+from components.auth import credentials, directory
 from components.auth import schemas as auth_schemas
 from components.auth.directory import UserTable
 from components.ops import health
@@ -145,6 +145,18 @@ class CaptureMixin:
         self.assertEqual((totals["users"], totals["gone"]), (2, 1))
         self.assertEqual(sorted(event[:3] for event in (yield self.events(db))),
                          [("early", "insert", 2), ("gus", "delete", 2), ("gustav", "insert", 1)])
+
+    @defer.inlineCallbacks
+    def test_snapshot_carries_live_logouts(self):
+        """A client added later learns the logouts whose tokens may still live; expired ones are not sent."""
+        db = yield self.open()
+        yield db.run(credentials.revoke_login, "sid-live", "ann", 10 ** 13)
+        yield db.run(credentials.revoke_login, "sid-old", "ann", 1)
+        yield db.run(lambda cursor: cursor.execute("DELETE FROM usersync_outbox"))
+        totals = yield snapshot.run(db, "auth_user", include_staff=False)
+        self.assertEqual(totals["logouts"], 1)
+        events = yield self.events(db, actions=("logout",))
+        self.assertEqual([(event[0], event[3]["sid"]) for event in events], [("ann", "sid-live")])
 
     @defer.inlineCallbacks
     def test_custom_table_name_is_captured_and_validated(self):

@@ -28,6 +28,19 @@ class MessageParseTests(unittest.SynchronousTestCase):
         self.assertEqual(raw, enveloped)
         self.assertEqual((raw.action, raw.version, raw.username, raw.ts), ("update", 3, "ann", 5))
 
+    def test_revocations_parse_for_any_name_the_master_holds(self):
+        """A revocation names whatever the master table holds (no Django name rules: they would fail open)."""
+        for name in ("ann", "lr o'brien", "élodie"):
+            revocation = messages.parse(json.dumps({"type": "user.changed", "action": "credential", "version": 4,
+                                                    "ts": 1, "user": {"username": name, "version": 4,
+                                                                      "changed_ms": 9}}))
+            self.assertEqual((revocation.action, revocation.username, revocation.facts["version"]),
+                             ("credential", name, 4))
+        for bad in ("", "a\nb", "x" * 151, 7):
+            with self.assertRaises(messages.MessageError):
+                messages.parse(json.dumps({"type": "user.changed", "action": "logout", "version": 1, "ts": 1,
+                                           "user": {"username": bad, "sid": "s", "expires_ms": 1}}))
+
     def test_untracked_fields_are_dropped(self):
         """Fields that are not syncable (a password, anything new) never reach the change."""
         change = messages.parse(body(user={"username": "ann", "password": "pbkdf2$...", "shoe_size": 9}))
