@@ -223,21 +223,8 @@ def write(results):
 
 
 def plot(results):
-    plt = report.pyplot()
-    if plt is None:
-        return
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, run in results["runs"].items():
-        ordered = sorted(run["samples"])
-        axis.plot(ordered, [i / len(ordered) for i in range(1, len(ordered) + 1)], label=name)
-    axis.set_xlabel("change -> DOM latency (ms)")
-    axis.set_ylabel("fraction of updates")
-    axis.set_xscale("log")
-    axis.set_title("Change to DOM update in headless Chromium")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(RESULTS, "browser.png"), dpi=110)
+    report.latency_plot(results["runs"], "change -> DOM latency (ms)", "fraction of updates",
+                        "Change to DOM update in headless Chromium", "browser.png")
 
 
 def parse(argv):

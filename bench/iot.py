@@ -508,22 +508,8 @@ def write(results):
 
 
 def plot(results):
-    plt = report.pyplot()
-    if plt is None:
-        return
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, run_ in results["runs"].items():
-        if "samples" in run_:
-            ordered = sorted(run_["samples"])
-            axis.plot(ordered, [i / len(ordered) for i in range(1, len(ordered) + 1)], label=name)
-    axis.set_xscale("log")
-    axis.set_xlabel("line written -> event at subscriber (ms)")
-    axis.set_ylabel("fraction of lines")
-    axis.set_title("Serial reader latency through the router")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(RESULTS, "iot.png"), dpi=110)
+    report.latency_plot(results["runs"], "line written -> event at subscriber (ms)", "fraction of lines",
+                        "Serial reader latency through the router", "iot.png")
 
 
 def parse(argv):

@@ -37,3 +37,23 @@ def pyplot():
         print("matplotlib missing (pip install -e '.[bench]'): no plot")
         return None
     return plt
+
+
+def latency_plot(runs, xlabel, ylabel, title, filename):
+    """A log-x CDF of every run's ``samples`` (ms) in ``runs`` ({name: run}), saved as results/``filename``."""
+    plt = pyplot()
+    if plt is None:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, run in runs.items():
+        if run.get("samples"):
+            ordered = sorted(run["samples"])
+            axis.plot(ordered, [i / len(ordered) for i in range(1, len(ordered) + 1)], label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(RESULTS, filename), dpi=110)

@@ -25,12 +25,13 @@ several router workers or nodes at once.
 import math
 
 from autobahn.wamp.types import RegisterOptions
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.core.arguments import REQUIRED, bind, integer, shown
 from components.core.component import HubComponent
 from components.core.errors import InvalidArgument, Unavailable
+from components.core.periodic import Periodic
 from components.core.state import epoch_ms
 from components.db.database import StorageUnavailable
 from components.iot import HISTORY, ODATA_GET, ODATA_TOPIC, SERIAL_GET, SERIAL_TOPIC, SOURCES
@@ -105,7 +106,7 @@ def _empty(state):
     return state.get("value") is None and state.get("stale", False)
 
 
-class Pruner:
+class Pruner(Periodic):
     """Every ``interval`` seconds on ``clock``: ``store.prune`` to ``max_states`` and ``max_age`` seconds."""
 
     log = Logger()
@@ -119,17 +120,9 @@ class Pruner:
         self.interval = interval
         self.deleted = 0
         self.failing = False
-        self._loop = None
 
-    def start(self):
-        self._loop = task.LoopingCall(self.prune)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True)
-
-    def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+    def tick(self):
+        return self.prune()
 
     def prune(self):
         """One pass; fires with the rows deleted (0 on database trouble, which is logged once per streak)."""

@@ -22,10 +22,11 @@ import secrets
 import tempfile
 
 import treq
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.core import errors
+from components.core.periodic import Periodic
 from components.iot import device_topic
 from components.iot.signing import sign, timestamp
 
@@ -98,7 +99,7 @@ def signed_post(url, credentials, value, seq, stamp=None, nonce=None):
     return "{}?{}".format(url, query), body
 
 
-class DemoDevice:
+class DemoDevice(Periodic):
     """
     Posts a reading every ``interval`` seconds on ``clock`` with ``http``
     (a treq ``HTTPClient``) to ``url`` (the node's ``/publish``) once
@@ -119,17 +120,7 @@ class DemoDevice:
         self.posted = 0
         self.failed = 0
         self._failing = False
-        self._loop = None
         self._inflight = None
-
-    def start(self):
-        self._loop = task.LoopingCall(self.tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True)
-
-    def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
 
     def tick(self):
         """One post (skipped while the previous one is still under way)."""

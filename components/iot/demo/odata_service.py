@@ -22,9 +22,9 @@ import json
 import random as _random
 from urllib.parse import unquote
 
-from twisted.internet import task
 from twisted.web.resource import Resource
 
+from components.core.periodic import Periodic
 from components.iot.demo import DEVICE_NAME, ODATA_PATH
 
 MAX_TOP = 1000
@@ -42,7 +42,7 @@ class ODataError(Exception):
         self.message = message
 
 
-class DemoTable:
+class DemoTable(Periodic):
     """
     The table's rows, newest last. ``add()`` appends one (``start()`` does it
     every ``interval`` seconds on ``clock``, the first at once); ``query``
@@ -59,16 +59,9 @@ class DemoTable:
         self.step = step
         self.rows = []
         self.next_id = 1
-        self._loop = None
 
-    def start(self):
-        self._loop = task.LoopingCall(self.add)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True)
-
-    def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+    def tick(self):
+        return self.add()
 
     def add(self):
         self.value = min(100, max(0, self.value + self.random.randint(-self.step, self.step)))

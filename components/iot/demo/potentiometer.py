@@ -9,7 +9,7 @@ is always written), exactly as ``potentiometer.h`` does.
 
 import random as _random
 
-from twisted.internet import task
+from components.core.periodic import Periodic
 
 ADC_MAX = 1023
 # the sketch's READ_INTERVAL_MS and DEAD_BAND
@@ -52,7 +52,7 @@ class DeadBandReporter:
         return b"%d\r\n" % reading
 
 
-class ArduinoSimulator:
+class ArduinoSimulator(Periodic):
     """
     Every ``interval`` seconds on ``clock`` reads ``potentiometer`` and hands
     the line that passes the dead band to ``write(data)``. ``reads`` and
@@ -67,16 +67,6 @@ class ArduinoSimulator:
         self.interval = interval
         self.reads = 0
         self.lines = 0
-        self._loop = None
-
-    def start(self):
-        self._loop = task.LoopingCall(self.tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True)
-
-    def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
 
     def tick(self):
         self.reads += 1
