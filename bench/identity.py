@@ -229,7 +229,7 @@ def write(results):
              "| REVOCATION_DATABASE | joins | rounds | joins/s (median round) | slowest | fastest |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, figure in results["joins"].items():
-        lines.append("| {} | {joins} | {rounds} | {per_second} | {min} | {max} |".format(name, **figure))
+        lines.append("| {} | {joins} | {rounds} | {per_second:.1f} | {min:.1f} | {max:.1f} |".format(name, **figure))
     off = results["joins"].get("off (no check)")
     if off:
         lines.append("")

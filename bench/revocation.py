@@ -5,7 +5,8 @@ nodes (client.json, one PostgreSQL client database, one SQS queue) on the
 local SNS/SQS emulator, as tests/node/test_linked_revocation.py starts them.
 
 ``--users`` users each join BOTH client nodes with a token carrying their
-credential version; then, one user at a time, the user is deactivated by a
+credential version; then, one user at a time (after a random 0-0.6 s pause,
+so the commits fall at any phase of the watches' polls), the user is deactivated by a
 plain SQL commit on the master, and the time from the commit to the end of
 the user's session on each client node (``reactive.error.auth.revoked``) is
 recorded. The path: trigger -> outbox -> relay -> SNS -> SQS -> one node's
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -119,7 +121,10 @@ def measure(reactor, users=100):
         latencies = {0: [], 1: []}
         reasons = set()
         missed = 0
+        jitter = random.Random(7)
         for number, username in enumerate(names, 1):
+            # a random phase against the watches' poll: right after a kill every node has just polled
+            yield task.deferLater(reactor, jitter.uniform(0, 0.6), lambda: None)
             started = time.monotonic()
             yield _sql(master_url, "UPDATE auth_user SET is_active = FALSE WHERE username = %s", (username,))
             while not all((username, index) in ended for index in (0, 1)) and time.monotonic() - started < 10:
