@@ -90,7 +90,7 @@ def add_user(node, username):
     from components.node import schemas
     db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
-        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.master())
         directory = Directory(db, iterations=1000)
         yield directory.create_user(username, PASSWORD, first_name="Bench")
         if not (yield directory.get_user(OTHER_APP)):

@@ -142,7 +142,7 @@ def refusal_times(samples):
     path = os.path.join(tempfile.mkdtemp(prefix="bench-identity-"), "master.db")
     directory_db = Database("sqlite:///" + path)
     try:
-        yield migrate_all(directory_db, schemas.MASTER)
+        yield migrate_all(directory_db, schemas.master())
         directory = Directory(directory_db)   # passwords.DEFAULT_ITERATIONS, as the node runs it
         for name in ("bench_wrong", "bench_unusable", "bench_md5"):
             yield directory.create_user(name, "the right password")

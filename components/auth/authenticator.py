@@ -19,14 +19,12 @@ from autobahn.wamp.types import SubscribeOptions
 
 from components.auth import AUTHENTICATE, credentials, tokens
 from components.auth.revocation import JoinCheck, RevocationWatch, token_facts
-from components.auth.directory import user_table
-from components.auth.schemas import master_schemas
 from components.core import errors
 from components.core.backoff import persist
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
 from components.db.database import Database
-from components.db.migrations import migrate, migrate_all
+from components.db.migrations import migrate
 
 REVOCATION_DATABASES = ("master", "client", "off")
 
@@ -69,7 +67,7 @@ class Authenticator(HubComponent):
                                                                       maximum=10),
                                          recheck=self.settings.float("REVOCATION_RECHECK", 10, minimum=1),
                                          leeway=leeway)
-            persist(self.reactor, lambda: self._prepare_revocation(db, source), self.log,
+            persist(self.reactor, lambda: self._prepare_revocation(db), self.log,
                     "revocation database", lambda: not self.left)
         else:
             self.log.warn("REVOCATION_DATABASE=off: revoked tokens keep joining until they expire")
@@ -83,12 +81,13 @@ class Authenticator(HubComponent):
                                               source=source))
         return d
 
-    def _prepare_revocation(self, db, source):
-        """Create the revocation tables (and, on the master, the user table's triggers), then watch them."""
-        if source == "master":
-            d = migrate_all(db, master_schemas(user_table(self.settings)))
-        else:
-            d = migrate(db, "credentials", credentials.MIGRATIONS)
+    def _prepare_revocation(self, db):
+        """
+        Create the revocation tables, then watch them. The triggers that fill
+        them on the master are installed with the user table by ``/auth`` and
+        the user-sync master, which run beside this where the user table is.
+        """
+        d = migrate(db, "credentials", credentials.MIGRATIONS)
 
         def ready(_):
             self.revocation_ready = True

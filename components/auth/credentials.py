@@ -205,16 +205,17 @@ def current(cursor, usernames, sids):
     The facts of ``usernames`` and ``sids`` now: ``(credentials, logins)``
     as :func:`changes_since` gives them (for a watch's full re-check).
     """
-    credentials, logins = [], []
-    usernames, sids = list(usernames), list(sids)
-    for start in range(0, len(usernames), 500):
-        chunk = usernames[start:start + 500]
-        credentials += [(username, int(version), int(changed_ms)) for username, version, changed_ms in cursor.execute(
-            "SELECT username, version, changed_ms FROM hub_credential WHERE username IN ({})".format(
-                ", ".join("?" for _ in chunk)), chunk).fetchall()]
-    for start in range(0, len(sids), 500):
-        chunk = sids[start:start + 500]
-        logins += [(sid, username) for sid, username in cursor.execute(
-            "SELECT sid, username FROM hub_revoked_login WHERE sid IN ({})".format(
-                ", ".join("?" for _ in chunk)), chunk).fetchall()]
+    credentials = [(username, int(version), int(changed_ms)) for username, version, changed_ms in _where_in(
+        cursor, "SELECT username, version, changed_ms FROM hub_credential WHERE username IN ({})", usernames)]
+    logins = [tuple(row) for row in _where_in(
+        cursor, "SELECT sid, username FROM hub_revoked_login WHERE sid IN ({})", sids)]
     return credentials, logins
+
+
+def _where_in(cursor, sql, values, size=500):
+    """The rows of ``sql`` (an ``IN ({})`` query) for ``values``, asked ``size`` at a time."""
+    values, rows = list(values), []
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        rows += cursor.execute(sql.format(", ".join("?" for _ in chunk)), chunk).fetchall()
+    return rows

@@ -57,13 +57,3 @@ def master_schemas(user_table=None):
     user_table = user_table or directory.configured()
     return HUB_SCHEMAS + [directory.table_schema(user_table, install_triggers)]
 
-
-def __getattr__(name):
-    """
-    ``MASTER_SCHEMAS``: :func:`master_schemas` for this process's
-    AUTH_USER_TABLE (its environment), computed when first asked for, so a
-    malformed setting is an error where the schemas are used.
-    """
-    if name == "MASTER_SCHEMAS":
-        return master_schemas()
-    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))

@@ -7,6 +7,7 @@ upgrades every schema of the master and the client database (the registry in
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from components.auth.directory import user_table
 from components.core.settings import Settings
 from components.db.database import Database
 from components.db.migrations import migrate_all
@@ -34,7 +35,7 @@ def main(argv=None):
     @defer.inlineCallbacks
     def run(reactor):
         settings = Settings()
-        targets = [("master", options.master_url or settings.database_url("master"), schema.MASTER),
+        targets = [("master", options.master_url or settings.database_url("master"), schema.master(user_table(settings))),
                    ("client", options.client_url or settings.database_url("client"), schema.CLIENT)]
         for kind, url, schemas in targets:
             db = Database(url)

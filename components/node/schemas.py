@@ -1,5 +1,5 @@
 """
-Which tables live in which database: ``MASTER`` (the user directory, login
+Which tables live in which database: :func:`master` (the user directory, login
 sessions and the user-change outbox) and ``CLIENT`` (what each client
 application owns). Each feature defines its own migrations; a new table is
 added to one of these lists so ``python -m components.node migrate`` and the
@@ -7,13 +7,17 @@ node's start-up create it.
 """
 
 from components.auth import credentials, directory
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth.schemas import master_schemas
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
 from components.iot import history as iot_history, registry as iot_registry, replays as iot_replays
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
-MASTER = MASTER_SCHEMAS + [("usersync_master", usersync_outbox.MIGRATIONS)]
+
+def master(user_table=None):
+    """The master database's schemas (for ``user_table``; default: this process's AUTH_USER_TABLE)."""
+    return master_schemas(user_table) + [("usersync_master", usersync_outbox.MIGRATIONS)]
+
 
 CLIENT = [
     ("directory", directory.MIGRATIONS),

@@ -28,7 +28,7 @@ def node_with_users(testcase):
     if not getattr(node, "users_created", False):
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         try:
-            yield migrate_all(db, schemas.MASTER)
+            yield migrate_all(db, schemas.master())
             directory = Directory(db, iterations=1000)
             yield directory.create_user("alice", "alice-password", first_name="Alice")
             yield directory.create_user("root", "root-password", is_superuser=True)
@@ -175,7 +175,7 @@ class KeyDeliveryTests(unittest.TestCase):
         node = yield shared_node("login-e2e", env={"E2E_ENCRYPTION": "on"})
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         self.addCleanup(db.close)
-        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.master())
         directory = Directory(db, iterations=1000)
         keys = {}
         for name in ("gina", "hank"):

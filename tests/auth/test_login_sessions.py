@@ -10,7 +10,7 @@ from twisted.trial import unittest
 from components.auth import credentials
 from components.auth.directory import Directory, UserTable, columns_of, ensure_table
 from components.auth.loginsessions import MIGRATIONS, LoginSessions, postgresql_statements, sqlite_statements
-from components.auth.schemas import MASTER_SCHEMAS, install_table, master_schemas
+from components.auth.schemas import install_table, master_schemas
 from components.db.database import Database
 from components.db.migrations import Migration, migrate_all
 from tests.support.databases import OnPostgreSQL, OnSQLite
@@ -23,7 +23,7 @@ class LoginSessionEndingMixin:
     def setUp(self):
         self.db = Database(self.database_url())
         self.addCleanup(self.db.close)
-        yield migrate_all(self.db, MASTER_SCHEMAS)
+        yield migrate_all(self.db, master_schemas())
         self.directory = Directory(self.db, iterations=1000)
         self.sessions = LoginSessions(self.db, lifetime=3600)
         for username in ("ann", "bystander"):

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from components.auth import passwords
 from components.auth.directory import Directory
-from components.auth.schemas import MASTER_SCHEMAS
+from components.auth.schemas import master_schemas
 from components.db.database import Database
 from components.db.migrations import migrate_all
 
@@ -103,7 +103,7 @@ class RefusalWorkTests(TestCase):
         """Unknown user, unusable password, wrong password, unverifiable hash: one default-count derivation each."""
         db = Database("sqlite:///" + os.path.join(tempfile.mkdtemp(), "master.db"))
         self.addCleanup(db.close)
-        yield migrate_all(db, MASTER_SCHEMAS)
+        yield migrate_all(db, master_schemas())
         directory = Directory(db, iterations=passwords.DEFAULT_ITERATIONS)
         yield directory.create_user("wrong", "right-password")
         yield directory.create_user("unusable", "whatever-pass")

@@ -8,9 +8,10 @@ join; a logout ends only the tokens of its own login session.
 
 import os
 import sqlite3
+import time
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from components.auth import credentials
@@ -196,9 +197,15 @@ class RevocationTests(unittest.TestCase):
         cookies = yield self.login("rv_profile")
         issued = yield self.fresh_token(cookies)
         client, left = yield self.join(issued["token"])
+        control = (yield self.fresh_token((yield self.login("rv_profile_control"))))["token"]
+        _, control_left = yield self.join(control)
         yield self.master.execute("UPDATE auth_user SET first_name = ?, last_login = NULL WHERE username = ?",
                                   ("Renamed", "rv_profile"))
-        yield task.deferLater(reactor, 1.5, lambda: None)  # three watch polls
+        yield self.master.execute("UPDATE auth_user SET is_active = ? WHERE username = ?",
+                                  (False, "rv_profile_control"))
+        # the control's session ended: the watch has looked past both changes
+        yield self.assertEnded(control_left)
+        yield client.session.call("counter.get")
         self.assertEqual(left, [])
         again = yield connect(self, self.node, ticket=issued["token"], reconnect=False)
         self.assertIsNotNone(again.session)
@@ -235,9 +242,9 @@ class RevocationTests(unittest.TestCase):
         yield self.assertEnded(left_one)
         yield self.assertRefusedAtJoin(token_one)
         yield self.fresh_token(first, expect=401)
-        yield task.deferLater(reactor, 1.0, lambda: None)  # two watch polls
-        self.assertEqual(left_two, [], "the other browser's session ended too")
+        # the look that ended the first browser's session saw the logout: the second one would have ended with it
         yield two.session.call("counter.get")
+        self.assertEqual(left_two, [], "the other browser's session ended too")
         yield self.fresh_token(second)
 
     @defer.inlineCallbacks
@@ -248,9 +255,12 @@ class RevocationTests(unittest.TestCase):
         client, left = yield self.join(before)
         yield self.master.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (False, "rv_foreign"))
         yield self.master.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (True, "rv_foreign"))
+        changed_second = int(time.time())
         yield self.assertEnded(left)
         yield self.assertRefusedAtJoin(before)
-        yield task.deferLater(reactor, 2.1, lambda: None)  # past the change's second and the leeway (1 s here)
+        # iat has a resolution of one second: a token counts as after the change once it is issued past the
+        # change's second and the leeway (1 s here)
+        yield eventually(lambda: int(time.time()) > changed_second + 1, timeout=3)
         after, _ = yield self.join(token("rv_foreign"))
         yield after.session.call("counter.get")
 

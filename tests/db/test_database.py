@@ -94,8 +94,8 @@ class StorageMixin:
     def test_directory(self):
         """Users are created in auth_user, authenticate with the right password only, and are unique."""
         db = self.make_db()
-        yield migrate_all(db, schemas.MASTER)
-        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schemas.master())
         directory = Directory(db, iterations=1000)
         yield directory.create_user("alice", "correct horse", first_name="Alice", email="a@example.com")
         user = yield directory.authenticate("alice", "correct horse")
@@ -114,7 +114,7 @@ class StorageMixin:
     def test_django_columns(self):
         """auth_user has exactly Django's columns."""
         db = self.make_db()
-        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.master())
         if db.dialect == "sqlite":
             rows = yield db.query("SELECT name FROM pragma_table_info('auth_user')")
         else:

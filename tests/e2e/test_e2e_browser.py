@@ -54,7 +54,7 @@ def sealed_node():
         from components.node import schemas
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         try:
-            yield migrate_all(db, schemas.MASTER)
+            yield migrate_all(db, schemas.master())
             directory = Directory(db, iterations=1000)
             for username in USERS:
                 yield directory.create_user(username, PASSWORD, first_name=username.title())

@@ -13,8 +13,6 @@ import os
 import random
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -35,9 +33,10 @@ from components.iot.odata import extract_value, query_url
 from components.iot.readings import parse_reading
 from components.iot.registry import DeviceRegistry
 from components.iot.signing import sign
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import sqlite_url
 from tests.support.node import CONFIG, REPO, RouterNode, free_port
+from tests.support.processes import run_until_said
 
 NODE_DIR = os.path.dirname(CONFIG)
 
@@ -234,9 +233,11 @@ class ODataServiceTests(unittest.TestCase):
     """The demo service over real HTTP: the shape the poller reads, errors as OData errors."""
 
     def setUp(self):
-        self.table = DemoTable(reactor, interval=0.05, random=random.Random(9))
+        self.clock = task.Clock()
+        self.table = DemoTable(self.clock, interval=0.05, random=random.Random(9))
         self.table.start()
         self.addCleanup(self.table.stop)
+        self.clock.pump([0.05] * 5)  # six rows, 50 ms apart
         site = Site(IoTTableResource(self.table))
         self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
@@ -251,7 +252,6 @@ class ODataServiceTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_newest_row_as_the_poller_reads_it(self):
         """GET ?$top=1&$orderby=G_CREATED desc&$format=json: d.results[0].C_VALUE of the newest row."""
-        yield task.deferLater(reactor, 0.2, lambda: None)
         code, document, headers = yield self._get(
             query_url(demo.ODATA_PATH).replace("/?", "?") + "&$format=json")
         self.assertEqual(code, 200)
@@ -262,7 +262,6 @@ class ODataServiceTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_top_and_order(self):
-        yield task.deferLater(reactor, 0.3, lambda: None)
         code, document, _ = yield self._get(demo.ODATA_PATH + "?$top=3&$orderby=G_CREATED%20desc")
         created = [int(row["G_CREATED"][6:-2]) for row in document["d"]["results"]]
         self.assertEqual((code, len(created)), (200, 3))
@@ -429,21 +428,9 @@ class SwitchOffTests(unittest.TestCase):
     def test_demo_off_idles(self):
         directory = tempfile.mkdtemp(prefix="hub-demo-off-")
         self.addCleanup(shutil.rmtree, directory, True)
-        output = os.path.join(directory, "demo.log")
-        with open(output, "w") as handle:
-            process = subprocess.Popen([sys.executable, "-m", "components.iot.demo", "--cbdir", directory],
-                                       stdout=handle, stderr=subprocess.STDOUT, env=dict(os.environ, DEMO="off"))
-
-        def stop():
-            process.kill()
-            process.wait()
-        self.addCleanup(stop)
-
-        def said():
-            with open(output) as handle:
-                return "demo: off (DEMO=off)" in handle.read()
-        yield eventually(lambda: said() or process.poll() is not None, timeout=30)
-        self.assertTrue(said())
+        process, said = yield run_until_said(self, directory, ["components.iot.demo", "--cbdir", directory],
+                                             "demo: off (DEMO=off)", env=dict(os.environ, DEMO="off"))
+        self.assertTrue(said)
         self.assertIsNone(process.poll())
         self.assertFalse(os.path.lexists(os.path.join(directory, demo.ARDUINO_LINK)))
 

@@ -19,6 +19,7 @@ from twisted.trial import unittest
 
 from components.node.patches import fast_send, port
 from tests.support.clients import connect, eventually
+from tests.support.processes import run_until_said
 from tests.support.node import (CONFIG, CROSSBAR, CROSSBAR_SITE, NodeFailed, RouterNode, free_port,
                                 router_worker, shared_node)
 
@@ -251,21 +252,9 @@ class EmulatorTests(unittest.TestCase):
         os.makedirs(os.path.join(directory, "moto"))
         with open(os.path.join(directory, "moto", "__init__.py"), "w") as handle:
             handle.write("raise ImportError('moto hidden by the test')\n")
-        output = os.path.join(directory, "emulator.log")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [directory, os.environ.get("PYTHONPATH")])))
-        with open(output, "w") as handle:
-            process = subprocess.Popen([sys.executable, "-m", "components.usersync", "emulator",
-                                        "--port", str(free_port())], stdout=handle, stderr=subprocess.STDOUT,
-                                       env=env)
-
-        def stop():
-            process.kill()
-            process.wait()
-        self.addCleanup(stop)
-
-        def said():
-            with open(output) as handle:
-                return "aws-emulator: cannot import moto (moto hidden by the test)" in handle.read()
-        yield eventually(lambda: said() or process.poll() is not None, timeout=30)
-        self.assertTrue(said())
+        process, said = yield run_until_said(
+            self, directory, ["components.usersync", "emulator", "--port", str(free_port())],
+            "aws-emulator: cannot import moto (moto hidden by the test)", env=env)
+        self.assertTrue(said)
         self.assertIsNone(process.poll())

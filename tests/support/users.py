@@ -18,7 +18,7 @@ def add_users(node, users, password, url=None):
     """
     db = Database(url or "sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
-        yield migrate_all(db, schemas.MASTER)
+        yield migrate_all(db, schemas.master())
         directory = Directory(db, iterations=1000)
         for username, first_name, admin in users:
             yield directory.create_user(username, password, first_name=first_name, is_superuser=admin)
