@@ -16,3 +16,11 @@ def unpatched(holder, name, marker):
     """``holder.name`` when it exists and is not a replacement carrying ``marker`` yet, else None."""
     current = getattr(holder, name, None)
     return None if current is None or getattr(current, marker, False) else current
+
+
+class PatchUnavailable(Exception):
+    """
+    Raised by a patch module's ``install()`` when the library internals it
+    changes are missing or differ from the verified versions. For a patch with
+    ``SECURITY = True`` the worker then refuses to start.
+    """
