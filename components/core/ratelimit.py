@@ -31,6 +31,13 @@ class RateLimiter:
         self._store(key, tokens, now)
         return False, (cost - tokens) / self.rate
 
+    def refund(self, key, cost=1.0):
+        """Give back ``cost`` taken by an allowed ``check`` whose event did not happen after all (never above
+        ``burst``)."""
+        if key in self._buckets:
+            tokens, last = self._buckets[key]
+            self._buckets[key] = (min(self.burst, tokens + cost), last)
+
     def _store(self, key, tokens, now):
         if key not in self._buckets and len(self._buckets) >= self.max_keys:
             self._evict(now)

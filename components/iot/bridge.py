@@ -25,6 +25,10 @@ Crossbar's own ``publisher`` service cannot do:
 - the published event is the contract's state dict with ``seq`` and ``ts``
   set here, strictly increasing per topic (also across restarts): whatever
   a device sends, it cannot claim a newer state than the hub's;
+- a rate limit per device (:mod:`components.iot.device_rate`), shared with
+  ``iot.device.publish``: a signed post over it gets 429 with
+  ``Retry-After`` and is not published (a replayed or failed one gives its
+  token back);
 - no CORS headers unless ``DEVICE_CORS_ORIGINS`` names origins;
 - ``DEVICE_REQUIRE_TLS`` also counts a request as TLS when ``PUBLIC_URL`` is
   ``https://`` (TLS ends at a proxy in front of the hub).
@@ -56,6 +60,7 @@ from components.db.database import Database, StorageConfigError, StorageUnavaila
 from components.e2e.keys import load_kek
 from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_topic
 from components.iot import history_writer
+from components.iot.device_rate import device_limiter
 from components.iot.registry import DeviceRegistry
 from components.iot.replays import ReplayStore
 from components.iot.signing import KEY_FILE, SECRET_FILE
@@ -102,15 +107,19 @@ class DeviceBridgeSession(HubComponent):
     and publishes on ``iot.device.<sub>`` when ``sub`` is a registered,
     unrevoked device. Either way the published state carries this session's
     ``seq`` and ``ts`` (one :class:`TopicState` per device topic); a device
-    never publishes on its own, so no device can claim a newer state.
+    never publishes on its own, so no device can claim a newer state. Both
+    ways draw on one rate limit per device (:meth:`admit`).
     """
 
     states = None
     registry = None
     registry_error = None
+    limiter = None
 
     def start(self):
         self.states = {}
+        self.limiter = device_limiter(self.settings, self.reactor.seconds)
+        self._limited = set()
         try:
             self.registry = client_registry(self.settings)
         except (SettingsError, StorageConfigError, OSError) as error:
@@ -127,6 +136,29 @@ class DeviceBridgeSession(HubComponent):
         if self.registry is not None:
             self.registry.db.close()
         return HubComponent.onLeave(self, details)
+
+    def admit(self, device):
+        """
+        Take one reading of ``device`` (its registry name; the shared key's
+        posts are keyed by the name in their body) from its bucket;
+        RateLimited with ``retry_after`` (seconds) when the bucket is empty.
+        One warning per device for each streak of refusals.
+        """
+        allowed, retry_after = self.limiter.check(device)
+        if allowed:
+            self._limited.discard(device)
+            return
+        if device not in self._limited:
+            self._limited.add(device)
+            self.log.warn("device {device!r} is over its rate limit ({rate:g} readings/s, burst {burst:g}); "
+                          "its readings are refused until it slows down", device=device, rate=self.limiter.rate,
+                          burst=self.limiter.burst)
+        raise errors.RateLimited("device sends more than {:g} readings/s; retry in {:.3f} s".format(
+            self.limiter.rate, retry_after), retry_after=round(retry_after, 3))
+
+    def give_back(self, device):
+        """Return the token :meth:`admit` took for a reading that was not published after all."""
+        self.limiter.refund(device)
 
     def next_state(self, topic, device, value):
         """The new state dict of ``topic``: ``value`` of ``device`` with this hub's seq and ts."""
@@ -166,6 +198,7 @@ class DeviceBridgeSession(HubComponent):
         if not registered:
             self.log.warn("device token refused: {name!r} is no registered, unrevoked device", name=name)
             raise errors.NotAuthorized("{!r} is not a registered device (or it was revoked)".format(name))
+        self.admit(name)
         _, state = yield self.report(own, name, value)
         self.registry.seen(name)
         return {"seq": state["seq"]}
@@ -275,13 +308,17 @@ def cors_origins(settings):
 
 
 _HTTP_CODES = {errors.INVALID_ARGUMENT: 400, errors.NOT_AUTHORIZED: 403, errors.DEVICE_REPLAYED: 401,
-               errors.UNAVAILABLE: 503}
+               errors.RATE_LIMITED: 429, errors.UNAVAILABLE: 503}
 
 
 def _refuse(request, error, status=None):
-    """The answer body for a domain error, with its HTTP status (``status``, else the one for its URI)."""
+    """The answer body for a domain error, with its HTTP status (``status``, else the one for its URI) and,
+    for a rate limit, ``Retry-After`` (whole seconds, at least 1)."""
     request.setResponseCode(status or _HTTP_CODES.get(error.uri, 500))
-    return json.dumps({"error": error.uri, "args": [str(error)], "kwargs": {}}).encode("utf-8")
+    retry_after = (error.kwargs or {}).get("retry_after")
+    if error.uri == errors.RATE_LIMITED and retry_after is not None:
+        request.setHeader(b"retry-after", str(max(1, math.ceil(retry_after))).encode("ascii"))
+    return json.dumps({"error": error.uri, "args": [str(error)], "kwargs": error.kwargs or {}}).encode("utf-8")
 
 
 def _query_key(request):
@@ -423,12 +460,18 @@ class DevicePublishResource(PublisherResource):
     def _process(self, request, event):
         """Reached only after Crossbar checked key, timestamp window and signature."""
         who = request.hub_signer[0]
+        session = self._session
         try:
             if who is SHARED:
                 topic, device, value = shared_reading(event)
             else:
                 device = who
                 topic, value = device_reading(event, device)
+            if session is None:
+                raise errors.Unavailable("device bridge session left")
+            # before the replay memory's database write: a flood is refused at the cost of a dict lookup
+            limit_key = (SHARED, device) if who is SHARED else device
+            session.admit(limit_key)
         except errors.HubError as error:
             if error.uri == errors.NOT_AUTHORIZED:
                 self.log.warn("device HTTP bridge refused a post of {who}: {reason}",
@@ -442,15 +485,23 @@ class DevicePublishResource(PublisherResource):
                 request.write(body)
                 answered.callback(None)
 
-        work = self._publish_once(signature, topic, device, value, registered=who is not SHARED)
+        work = self._publish_once(session, limit_key, signature, topic, device, value,
+                                  registered=who is not SHARED)
         work.addErrback(self._failed, request)
         work.addCallback(respond)
         return answered
 
     @defer.inlineCallbacks
-    def _publish_once(self, signature, topic, device, value, registered):
-        fresh = yield self.replays.claim(signature)
+    def _publish_once(self, admitted, limit_key, signature, topic, device, value, registered):
+        """Publish a reading ``admitted`` (the bridge session) let through under ``limit_key`` unless its
+        signature was seen before; the token goes back when it is not published."""
+        try:
+            fresh = yield self.replays.claim(signature)
+        except Exception:
+            admitted.give_back(limit_key)
+            raise
         if not fresh:
+            admitted.give_back(limit_key)  # a replay is nothing the device sent: it costs the device nothing
             self.log.warn("device HTTP bridge refused a replayed request (device {device})", device=device)
             raise errors.HubError("request already seen", uri=errors.DEVICE_REPLAYED)
         session = self._session

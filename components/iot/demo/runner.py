@@ -84,7 +84,11 @@ class DemoRunner:
             from components.iot.demo.device import DemoDevice, ensure_registered
             from components.iot.registry import DeviceRegistry
 
-            interval = self.settings.duration("DEMO_DEVICE_INTERVAL", 1.0, minimum=0.05)
+            from components.iot.device_rate import device_rate
+
+            # never faster than the hub lets one device post (DEVICE_RATE)
+            interval = max(self.settings.duration("DEMO_DEVICE_INTERVAL", 1.0, minimum=0.05),
+                           1.0 / device_rate(self.settings))
             port = self.settings.int("PORT", 8080, minimum=1, maximum=65535)
             self._registry = DeviceRegistry(Database(self.settings.database_url("client"), pool_size=1),
                                             load_kek(self.settings))
