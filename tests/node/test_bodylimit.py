@@ -21,7 +21,7 @@ from twisted.web import http, resource, server
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, SettingsError
 from components.node import topology
-from components.node.patches import bodylimit
+from components.node.patches import PatchUnavailable, bodylimit
 from tests.support.clients import eventually
 from tests.support.node import NodeFailed, RouterNode, free_port, router_worker, shared_node
 
@@ -50,7 +50,8 @@ def patched_channel_class(limits=LIMITS):
     class Channel(http.HTTPChannel):
         pass
 
-    assert bodylimit.install(limits, Channel)
+    from twisted.web.proxy import ProxyClient
+    assert bodylimit.install(limits, Channel, proxy_client_class=type("ProxyClient", (ProxyClient,), {}))
     return Channel
 
 
@@ -307,22 +308,25 @@ class InstallTests(unittest.SynchronousTestCase):
     """install() patches Twisted's channel once and leaves an unknown one alone; limits come from settings."""
 
     def test_installs_once_on_twisted_channel(self):
-        """Against the installed Twisted: the four methods are replaced once."""
-        names = ("allHeadersReceived", "rawDataReceived", "allContentReceived", "connectionLost")
+        """Against the installed Twisted: the hooked methods are replaced once, the proxy client framed."""
+        from twisted.web.proxy import ProxyClient
+        names = bodylimit._HOOKED
         for name in names:
             self.addCleanup(setattr, http.HTTPChannel, name, getattr(http.HTTPChannel, name))
-        self.assertTrue(bodylimit.install(LIMITS))
+        self.addCleanup(setattr, ProxyClient, "__init__", ProxyClient.__init__)
+        self.assertEqual(bodylimit.install(LIMITS), LIMITS.describe())
         for name in names:
             self.assertTrue(getattr(getattr(http.HTTPChannel, name), bodylimit.PATCHED), name)
+        self.assertTrue(getattr(ProxyClient.__init__, bodylimit.PATCHED))
         self.assertFalse(bodylimit.install(LIMITS), "installed twice")
 
     def test_channel_without_the_internals_is_left_alone(self):
-        """A release whose channel or chunked decoder lacks what the wrappers read stays unpatched."""
+        """A release whose channel or chunked decoder lacks what the wrappers read: PatchUnavailable, unpatched."""
 
         class Channel(http.HTTPChannel):
             _maybeChooseTransferDecoder = None
 
-        self.assertFalse(bodylimit.install(LIMITS, Channel))
+        self.assertRaises(PatchUnavailable, bodylimit.install, LIMITS, Channel)
         self.assertFalse(hasattr(Channel.allHeadersReceived, bodylimit.PATCHED))
 
         class Decoder:
@@ -332,7 +336,8 @@ class InstallTests(unittest.SynchronousTestCase):
         class Other(http.HTTPChannel):
             pass
 
-        self.assertFalse(bodylimit.install(LIMITS, Other, Decoder))
+        error = self.assertRaises(PatchUnavailable, bodylimit.install, LIMITS, Other, Decoder)
+        self.assertIn("dataCallback", str(error))
         self.assertFalse(hasattr(Other.allHeadersReceived, bodylimit.PATCHED))
 
     def test_limits_from_settings(self):

@@ -46,10 +46,3 @@ class PositionalAsFutureTests(SynchronousTestCase):
     def test_installed_once(self):
         """A second install changes nothing."""
         self.assertFalse(callkwargs.install(self.txaio, self.tx))
-
-    def test_component_workers_only(self):
-        """Router and container workers run components; proxies and other processes are left alone."""
-        self.assertTrue(callkwargs.wanted("crossbar.worker.router.RouterController"))
-        self.assertTrue(callkwargs.wanted("crossbar.worker.container.ContainerController"))
-        self.assertFalse(callkwargs.wanted("crossbar.worker.proxy.ProxyController"))
-        self.assertFalse(callkwargs.wanted(None))

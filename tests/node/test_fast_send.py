@@ -16,7 +16,7 @@ from twisted.internet import tcp, unix
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from components.node.patches import fast_send
+from components.node.patches import PatchUnavailable, fast_send
 
 GENERAL_SEND = WampWebSocketProtocol.send
 BUFFERED_WRITE = tcp.Connection.write
@@ -431,7 +431,7 @@ class OptimisticWriteTests(SynchronousTestCase):
 
 
 class InstallTests(SynchronousTestCase):
-    """install() patches once; the site hook picks router and proxy workers and honours HUB_FAST_SEND=off."""
+    """install() patches once; a release without the methods raises PatchUnavailable and stays unpatched."""
 
     def test_install_patches_once(self):
         class Connection:
@@ -460,16 +460,6 @@ class InstallTests(SynchronousTestCase):
         class Protocol:
             def send(self, msg):
                 return "general"
-        self.assertFalse(fast_send.install(Connection, Protocol))
+        error = self.assertRaises(PatchUnavailable, fast_send.install, Connection, Protocol)
+        self.assertIn("setTcpNoDelay", str(error))
         self.assertFalse(hasattr(Connection.write, fast_send.PATCHED))
-
-    def test_router_and_proxy_workers_qualify(self):
-        def worker(klass):
-            return ["python", "-u", "-m", "crossbar.worker.main", "--klass", klass]
-        wanted = fast_send.wanted
-        self.assertTrue(wanted(worker("crossbar.worker.router.RouterController"), {}))
-        self.assertTrue(wanted(worker("crossbar.worker.proxy.ProxyController"), {"HUB_FAST_SEND": "on"}))
-        self.assertFalse(wanted(worker("crossbar.worker.router.RouterController"), {"HUB_FAST_SEND": "off"}))
-        self.assertFalse(wanted(worker("crossbar.worker.container.ContainerController"), {}))
-        self.assertFalse(wanted(["python", "-m", "twisted.trial", "tests"], {}))
-        self.assertFalse(wanted(["python", "-m", "crossbar.worker.main", "--klass"], {}))

@@ -17,7 +17,7 @@ import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.node.patches import fast_send, port
+from components.node.patches import fast_send, port, registry
 from tests.support.clients import connect, eventually
 from tests.support.processes import run_until_said
 from tests.support.node import (CONFIG, CROSSBAR, CROSSBAR_SITE, NodeFailed, RouterNode, free_port,
@@ -68,7 +68,7 @@ class NodeTests(unittest.TestCase):
     def test_router_worker_uses_fast_send(self):
         """The router worker (and no other worker of the dev node) installed components.node.patches.fast_send."""
         node = yield shared_node()
-        self.assertEqual(node.log_text().count(fast_send.INSTALLED_NOTE), 1, node.log_tail())
+        self.assertEqual(node.log_text().count(registry.installed_note(fast_send)), 1, node.log_tail())
 
     @defer.inlineCallbacks
     def test_static_page_and_autobahn(self):

@@ -5,7 +5,7 @@ Unit tests of components.node.patches.nodekey_cache.
 from crossbar.common import key as crossbar_key
 from twisted.trial.unittest import SynchronousTestCase
 
-from components.node.patches import nodekey_cache
+from components.node.patches import PatchUnavailable, nodekey_cache
 
 
 class NodeKeyCacheTests(SynchronousTestCase):
@@ -34,17 +34,24 @@ class NodeKeyCacheTests(SynchronousTestCase):
 
     def test_crossbar_key_reader_is_patched_in_place(self):
         """Against the installed Crossbar: the reader proxy workers import is the memoised one."""
+        from crossbar.worker import proxy
         original = crossbar_key._read_node_key
         self.addCleanup(setattr, crossbar_key, "_read_node_key", original)
+        self.addCleanup(setattr, proxy, "_read_node_key", proxy._read_node_key)
         self.assertTrue(nodekey_cache.install())
         self.assertIsNot(crossbar_key._read_node_key, original)
         self.assertTrue(getattr(crossbar_key._read_node_key, nodekey_cache.PATCHED))
 
-    def test_only_proxy_worker_command_lines_qualify(self):
-        """The site hook acts in proxy workers only, never in routers, containers or other programs."""
-        proxy = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.proxy.ProxyController"]
-        router = ["python", "-u", "-m", "crossbar.worker.main", "--klass", "crossbar.worker.router.RouterController"]
-        self.assertTrue(nodekey_cache.is_proxy_worker(proxy))
-        self.assertFalse(nodekey_cache.is_proxy_worker(router))
-        self.assertFalse(nodekey_cache.is_proxy_worker(["python", "-m", "twisted.trial", "tests"]))
-        self.assertFalse(nodekey_cache.is_proxy_worker(["python", "-m", "crossbar.worker.main", "--klass"]))
+    def test_proxy_module_binding_is_patched(self):
+        """The reader crossbar.worker.proxy bound by name at import (the one it calls) is the memoised one too."""
+        from crossbar.worker import proxy
+        self.addCleanup(setattr, crossbar_key, "_read_node_key", crossbar_key._read_node_key)
+        self.addCleanup(setattr, proxy, "_read_node_key", proxy._read_node_key)
+        self.assertTrue(nodekey_cache.install())
+        self.assertIs(proxy._read_node_key, crossbar_key._read_node_key)
+        self.assertTrue(getattr(proxy._read_node_key, nodekey_cache.PATCHED))
+        self.assertFalse(nodekey_cache.install(), "installed twice")
+
+    def test_release_without_the_reader(self):
+        """A Crossbar without _read_node_key: PatchUnavailable (the registry then keeps Crossbar's path)."""
+        self.assertRaises(PatchUnavailable, nodekey_cache.install, type("Module", (), {"__name__": "key"}))

@@ -23,7 +23,7 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.protocols import portforward
 from twisted.trial import unittest
 
-from components.node.patches import fast_send, nodekey_cache
+from components.node.patches import fast_send, nodekey_cache, registry
 from components.auth import tokens
 from components.node import topology
 from components.core.settings import KeyConfigError, Settings
@@ -568,10 +568,10 @@ class LinkedNodesTests(unittest.TestCase):
         yield eventually(lambda: self.pair.linked(one) and self.pair.linked(two), timeout=30,
                          message="rlinks not up")
         # both proxy workers of each node read the node key once, not per session (crossbar_site)
-        yield eventually(lambda: all(node.log_text().count(nodekey_cache.INSTALLED_NOTE) == 2 for node in (one, two)),
+        yield eventually(lambda: all(node.log_text().count(registry.installed_note(nodekey_cache)) == 2 for node in (one, two)),
                          timeout=30, message="a proxy worker reads the node key per session")
         # the router worker and both proxy workers of each node send through components.node.patches.fast_send
-        yield eventually(lambda: all(node.log_text().count(fast_send.INSTALLED_NOTE) == 3 for node in (one, two)),
+        yield eventually(lambda: all(node.log_text().count(registry.installed_note(fast_send)) == 3 for node in (one, two)),
                          timeout=30, message="a router or proxy worker without the fast send path")
 
         # per-user event: the producer publishes users.relay on node 1 (as the SQS bridge does)

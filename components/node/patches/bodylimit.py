@@ -35,29 +35,37 @@ resource: ``/auth/*`` ``MAX_BODY`` of ``components.core.httpjson`` (16 KiB),
 ``HTTP_BODY_LIMIT`` (1024; static files, ``/health``, ``/metrics`` and the
 ``/ws`` upgrade take no body); the deadline is ``HTTP_BODY_TIMEOUT`` (10 s).
 
-``crossbar_site/sitecustomize.py`` installs it in router and proxy workers
-and logs ``INSTALLED_NOTE`` with the limits; a malformed setting stops the
-worker with an error naming it. A Twisted release without the internals read
-here (``_path``, ``length``, ``_transferDecoder`` and its ``dataCallback``,
-``callLater``, ``abortTimeout``, ``forceAbortClient``) is left unpatched and
-the worker logs ``MISSING_NOTE``. HTTP/2 (``H2Connection``, TLS with ALPN
+The patch registry (``components.node.patches.registry``) installs it in
+router and proxy workers and logs the limits; a malformed setting stops the
+worker with an error naming it. It is a security patch: on a Twisted release
+without the internals read here (``_path``, ``length``, ``_transferDecoder``
+and its ``dataCallback``, ``callLater``, ``abortTimeout``,
+``forceAbortClient``) ``install()`` raises ``PatchUnavailable`` and the
+worker refuses to start. HTTP/2 (``H2Connection``, TLS with ALPN
 and the ``h2`` package) does not go through ``HTTPChannel`` and is not
 covered.
 """
 
 import json
+import os
+import sys
 
 from twisted.web import http
 
-from components.node.patches import replacement, unpatched
+from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.core import errors
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, node_dir
 
+NAME = "bodylimit"
+SECURITY = True
+WORKERS = ("router", "proxy")
+SUMMARY = ("request bodies refused (413/408) past their path's limit or deadline while they arrive, "
+           "header deadline; Twisted buffers any body before a resource sees it")
+UPSTREAM = "docs/upstream/bodylimit.patch"
+VERIFIED = {"Twisted": "26.10.0", "crossbar": "26.10.1"}
+
 PATCHED = "_reactive_hub_body_limit"
-INSTALLED_NOTE = "reactive hub: request body limits installed in this worker"
-MISSING_NOTE = ("reactive hub: request body limits NOT installed: this Twisted's HTTPChannel lacks the "
-                "internals they hook, so request bodies are buffered unchecked")
 TOO_LARGE = "request body too large"
 TOO_SLOW = "request body not received in time"
 BAD_HOST = "the request needs one ASCII Host header"
@@ -283,14 +291,24 @@ def clocking_next_request(request_done, limits):
     return replacement(requestDone, clocking_next_request, PATCHED)
 
 
+def missing_internals(channel_class, chunked_decoder_class):
+    """What ``channel_class`` and the chunked decoder lack of everything the wrappers read (empty: nothing)."""
+    missing = [name for name in _CHANNEL_INTERNALS + _HOOKED if not hasattr(channel_class, name)]
+    if missing:
+        return missing
+    # instance attributes, set by the parsing code the wrappers run after
+    if not _assigns(channel_class.lineReceived, "_path"):
+        missing.append("_path (set by lineReceived)")
+    if not _assigns(channel_class._maybeChooseTransferDecoder, "_transferDecoder"):
+        missing.append("_transferDecoder (set by _maybeChooseTransferDecoder)")
+    if not _assigns(chunked_decoder_class.__init__, "dataCallback"):
+        missing.append("the chunked decoder's dataCallback")
+    return missing
+
+
 def has_internals(channel_class, chunked_decoder_class):
     """True when ``channel_class`` and the chunked decoder have everything the wrappers read."""
-    if any(not hasattr(channel_class, name) for name in _CHANNEL_INTERNALS + _HOOKED):
-        return False
-    # instance attributes, set by the parsing code the wrappers run after
-    return (_assigns(channel_class.lineReceived, "_path")
-            and _assigns(channel_class._maybeChooseTransferDecoder, "_transferDecoder")
-            and _assigns(chunked_decoder_class.__init__, "dataCallback"))
+    return not missing_internals(channel_class, chunked_decoder_class)
 
 
 def _assigns(function, attribute):
@@ -325,15 +343,28 @@ def install_proxy_framing(proxy_client_class=None):
     return original is not None
 
 
-def install(limits, channel_class=None, chunked_decoder_class=None):
-    """Make Twisted's ``HTTPChannel`` (or ``channel_class``) enforce ``limits``; True if patched now."""
+def install(limits=None, channel_class=None, chunked_decoder_class=None, proxy_client_class=None):
+    """
+    Make Twisted's ``HTTPChannel`` (or ``channel_class``) enforce ``limits``
+    (by default the worker's settings; SettingsError names a malformed one)
+    and its reverse-proxy client forward whole bodies. Returns the limits as
+    text when patched now, False when already patched; PatchUnavailable when
+    the channel or the chunked decoder lacks the internals the wrappers read.
+    """
     channel_class = channel_class or http.HTTPChannel
     chunked_decoder_class = chunked_decoder_class or getattr(http, "_ChunkedTransferDecoder", None)
+    if limits is None:
+        limits = limits_from_environment(sys.argv, os.environ)
+    if all(getattr(getattr(channel_class, name, None), PATCHED, False) for name in _HOOKED):
+        return False
+    if chunked_decoder_class is None:
+        raise PatchUnavailable("twisted.web.http has no _ChunkedTransferDecoder")
+    missing = missing_internals(channel_class, chunked_decoder_class)
+    if missing:
+        raise PatchUnavailable("{} lacks {}".format(channel_class.__name__, ", ".join(missing)))
     originals = [unpatched(channel_class, name, PATCHED) for name in _HOOKED]
     if None in originals:
-        return False
-    if chunked_decoder_class is None or not has_internals(channel_class, chunked_decoder_class):
-        return False
+        raise PatchUnavailable("{} is partly patched already".format(channel_class.__name__))
     headers, raw, content, lost, made, done = originals
     channel_class.allHeadersReceived = checking_headers(headers, limits)
     channel_class.rawDataReceived = dropping_refused(raw)
@@ -341,5 +372,5 @@ def install(limits, channel_class=None, chunked_decoder_class=None):
     channel_class.connectionLost = cancelling_deadline(lost)
     channel_class.connectionMade = clocking_headers(made, limits)
     channel_class.requestDone = clocking_next_request(done, limits)
-    return True
-
+    install_proxy_framing(proxy_client_class)
+    return limits.describe()

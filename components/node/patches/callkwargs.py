@@ -14,15 +14,21 @@ takes the function positional-only and otherwise does the same: coroutine
 functions and coroutines become Deferreds, an exception becomes a failed
 Deferred, a Deferred is returned as it is. The procedures then see the
 keywords and refuse them with ``reactive.error.invalid_argument`` like any
-unknown argument. ``crossbar_site/sitecustomize.py`` installs it in the
-worker processes that run components (router and container workers).
+unknown argument. The patch registry installs it in the worker processes
+that run components (router and container workers).
 """
 
-from components.node.patches import replacement, unpatched
+from components.node.patches import PatchUnavailable, replacement, unpatched
+
+NAME = "callkwargs"
+SECURITY = False
+WORKERS = ("router", "container")
+SUMMARY = ("txaio.as_future takes the function positional-only: a caller keyword fun/f/self reaches the "
+           "procedure instead of leaving the call unanswered")
+UPSTREAM = "docs/upstream/callkwargs.patch"
+VERIFIED = {"txaio": "26.6.1", "autobahn": "26.11.1"}
 
 PATCHED = "_reactive_hub_positional_fun"
-COMPONENT_WORKERS = ("crossbar.worker.router.", "crossbar.worker.container.")
-INSTALLED_NOTE = "reactive hub: procedures take any caller keyword (txaio.as_future positional-only)"
 
 
 def positional_as_future(as_future):
@@ -59,8 +65,10 @@ def install(txaio_module=None, tx_module=None):
         try:
             import txaio as txaio_module
             from txaio import tx as tx_module
-        except ImportError:
-            return False
+        except ImportError as error:
+            raise PatchUnavailable(str(error))
+    if not hasattr(tx_module, "as_future"):
+        raise PatchUnavailable("txaio.tx has no as_future")
     original = unpatched(tx_module, "as_future", PATCHED)
     if original is not None:
         tx_module.as_future = positional_as_future(original)
@@ -68,7 +76,3 @@ def install(txaio_module=None, tx_module=None):
             txaio_module.as_future = tx_module.as_future
     return original is not None
 
-
-def wanted(worker):
-    """True for the ``--klass`` of a worker that runs WAMP components."""
-    return (worker or "").startswith(COMPONENT_WORKERS)

@@ -47,20 +47,26 @@ side in the open state with nothing queued, none of those options and the
 log level above debug; otherwise it calls autobahn's method. Same bytes on
 the wire, same traffic counters.
 
-``crossbar_site/sitecustomize.py`` installs it in router and proxy worker
-processes (unless ``HUB_FAST_SEND=off``); each logs ``INSTALLED_NOTE``.
-A release that no longer has the internals read here takes the library's
-own path (``install()`` is a no-op when the methods are missing).
+The patch registry installs it in router and proxy workers (unless
+``HUB_PATCHES_OFF`` names ``fast_send`` or ``HUB_FAST_SEND=off``). A release
+that no longer has the internals read here takes the library's own path:
+``install()`` raises ``PatchUnavailable`` and the registry logs one info line.
 """
 
 import socket
 import struct
 
-from components.node.patches import replacement, unpatched
-from components.node.patches.worker import WEB_WORKERS, worker_class
+from components.node.patches import PatchUnavailable, replacement, unpatched
+
+NAME = "fast_send"
+SECURITY = False
+WORKERS = ("router", "proxy")
+SUMMARY = ("WAMP messages framed and written at once (optimistic TCP write, no per-message log formatting): "
+           "fan-out CPU per subscriber")
+UPSTREAM = "docs/upstream/fast_send.patch"
+VERIFIED = {"Twisted": "26.10.0", "autobahn": "26.11.1"}
 
 PATCHED = "_reactive_hub_fast_send"
-INSTALLED_NOTE = "reactive hub: fast send path installed in this worker"
 VERBOSE_LEVELS = ("trace", "debug")
 
 _MEDIUM = struct.Struct("!BBH")
@@ -178,22 +184,24 @@ def install(connection_class=None, wamp_protocol_class=None):
         if wamp_protocol_class is None:
             from autobahn.wamp.websocket import WampWebSocketProtocol as wamp_protocol_class
         from autobahn.websocket.protocol import WebSocketProtocol
-    except ImportError:
+    except ImportError as error:
+        raise PatchUnavailable(str(error))
+    names = ("write", "setTcpNoDelay", "registerProducer")
+    if (all(getattr(getattr(connection_class, name, None), PATCHED, False) for name in names)
+            and getattr(getattr(wamp_protocol_class, "send", None), PATCHED, False)):
         return False
+    missing = ["{}.{}".format(connection_class.__name__, name) for name in names if not hasattr(connection_class, name)]
+    missing += [] if hasattr(wamp_protocol_class, "send") else ["{}.send".format(wamp_protocol_class.__name__)]
+    missing += [] if hasattr(WebSocketProtocol, "STATE_OPEN") else ["WebSocketProtocol.STATE_OPEN"]
+    if missing:
+        raise PatchUnavailable("missing " + ", ".join(missing))
     write, set_no_delay, register_producer = originals = [
-        unpatched(connection_class, name, PATCHED) for name in ("write", "setTcpNoDelay", "registerProducer")]
+        unpatched(connection_class, name, PATCHED) for name in names]
     send = unpatched(wamp_protocol_class, "send", PATCHED)
     if send is None or None in originals:
-        return False
+        raise PatchUnavailable("partly patched already")
     connection_class.setTcpNoDelay = recording_no_delay(set_no_delay)
     connection_class.registerProducer = pull_producer_rewakes(register_producer)
     connection_class.write = optimistic_write(write)
     wamp_protocol_class.send = direct_wamp_send(send, WebSocketProtocol.STATE_OPEN)
     return True
-
-
-def wanted(argv, environ):
-    """True for a Crossbar router or proxy worker's command line, unless ``HUB_FAST_SEND=off``."""
-    if environ.get("HUB_FAST_SEND", "on").strip().lower() == "off":
-        return False
-    return (worker_class(argv) or "").startswith(WEB_WORKERS)

@@ -17,7 +17,14 @@ worker's first records. ``crossbar_site/sitecustomize.py`` installs it in the
 without the method or the phrase is left alone.
 """
 
-from components.node.patches import replacement, unpatched
+from components.node.patches import PatchUnavailable, replacement, unpatched
+
+NAME = "handshake"
+SECURITY = False
+WORKERS = ("controller",)
+SUMMARY = "the controller keeps worker log records that arrive in one read with the rich-logging handshake"
+UPSTREAM = "docs/upstream/handshake.patch"
+VERIFIED = {"crossbar": "26.10.1"}
 
 PATCHED = "_reactive_hub_handshake_split"
 
@@ -43,8 +50,10 @@ def install(worker_class=None, phrase=None):
             from crossbar.node.worker import WorkerProcess as worker_class
         if phrase is None:
             from crossbar._logging import cb_logging_aware as phrase
-    except ImportError:
-        return False
+    except ImportError as error:
+        raise PatchUnavailable(str(error))
+    if not hasattr(worker_class, "log"):
+        raise PatchUnavailable("{} has no log".format(worker_class.__name__))
     log = unpatched(worker_class, "log", PATCHED)
     if log is None:
         return False

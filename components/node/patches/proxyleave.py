@@ -10,15 +10,23 @@ A browser cannot tell "your rights were revoked" from "the network broke".
 GOODBYE (``onLeave``) and pass that GOODBYE on to the client when it closes
 (``onClose``) and closes the connection, so a proxied client ends with ``reactive.error.auth.revoked``
 or ``reactive.error.auth.session_expired`` exactly like a direct one.
-It is a no-op when Crossbar's proxy module or its methods are missing.
+On a Crossbar whose proxy module lacks these methods ``install()`` raises
+``PatchUnavailable``: proxied clients then see Crossbar's own ABORT.
 """
 
 from autobahn.wamp import message
 
-from components.node.patches import replacement, unpatched
+from components.node.patches import PatchUnavailable, replacement, unpatched
+
+NAME = "proxyleave"
+SECURITY = False
+WORKERS = ("proxy",)
+SUMMARY = ("a proxied session the router ends gets the router's GOODBYE reason and its connection closed, "
+           "not ABORT authentication_failed")
+UPSTREAM = "docs/upstream/proxyleave.patch"
+VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1"}
 
 PATCHED = "_reactive_hub_proxy_leave"
-INSTALLED_NOTE = "reactive hub: proxied sessions end with the router's reason"
 
 
 def remembering(on_leave):
@@ -51,15 +59,17 @@ def install(module=None):
     if module is None:
         try:
             from crossbar.worker import proxy as module
-        except ImportError:
-            return False
+        except ImportError as error:
+            raise PatchUnavailable(str(error))
     session = getattr(module, "ProxyBackendSession", None)
-    if session is None:
-        return False
+    if session is None or not hasattr(session, "onLeave") or not hasattr(session, "onClose"):
+        raise PatchUnavailable("crossbar.worker.proxy has no ProxyBackendSession with onLeave and onClose")
     on_leave = unpatched(session, "onLeave", PATCHED)
     on_close = unpatched(session, "onClose", PATCHED)
-    if on_leave is None or on_close is None:
+    if on_leave is None and on_close is None:
         return False
+    if on_leave is None or on_close is None:
+        raise PatchUnavailable("ProxyBackendSession is partly patched already")
     session.onLeave = remembering(on_leave)
     session.onClose = forwarding(on_close)
     return True

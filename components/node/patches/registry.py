@@ -1,0 +1,142 @@
+"""
+The one list of the hub's changes to library internals (Crossbar, Twisted,
+autobahn, txaio) and their installation in a Crossbar process.
+
+Every change is one module named in ``MODULES``, with module-level:
+
+- ``NAME``: a short id (what ``HUB_PATCHES_OFF`` and the log lines name);
+- ``SECURITY``: True when the worker must refuse to start without it;
+- ``WORKERS``: the process kinds it belongs in, among ``KINDS``;
+- ``SUMMARY``: one line, what it changes and why;
+- ``UPSTREAM``: the upstream issue URL, or the path of a ready-to-send patch
+  text under ``docs/upstream/``;
+- ``VERIFIED``: ``{distribution name: version}`` it was verified on;
+- ``install()``: idempotent (a second call changes nothing and returns a
+  false value); returns a true value when it patched now (a ``str`` is added
+  to the log line); raises :class:`PatchUnavailable` naming what is missing
+  when the library internals differ.
+
+``install_for(kind, log)`` installs the patches of one process kind in
+``MODULES`` order and logs one line per patch. A ``SECURITY`` patch that
+cannot install (or whose settings are malformed) raises :class:`Refused`
+with the one line to log: the process must not serve. Any other patch that
+cannot install leaves the library's own path in place, with one info line.
+``HUB_PATCHES_OFF`` (comma-separated names) leaves patches out on purpose:
+a performance patch with an info line, a security patch with a warning.
+"""
+
+import importlib
+from importlib import metadata
+
+from components.core.settings import SettingsError
+from components.node.patches import PatchUnavailable
+
+MODULES = (
+    "components.node.patches.bodylimit",
+    "components.node.patches.fast_send",
+    "components.node.patches.nodekey_cache",
+    "components.node.patches.proxyleave",
+    "components.node.patches.callkwargs",
+    "components.node.patches.handshake",
+    "components.node.patches.session_cutoff",
+)
+KINDS = ("controller", "router", "proxy", "container")
+FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")
+OFF_SETTING = "HUB_PATCHES_OFF"
+PREFIX = "reactive hub: patch"
+
+
+class Refused(Exception):
+    """A security patch cannot install here: ``str(error)`` is the one line the process logs before it stops."""
+
+
+def load(modules=MODULES):
+    """The patch modules named in ``modules``, each checked for the contract's fields (TypeError naming a gap)."""
+    loaded = []
+    for name in modules:
+        module = importlib.import_module(name)
+        missing = [field for field in FIELDS if not hasattr(module, field)]
+        if missing:
+            raise TypeError("patch module {} lacks {}".format(name, ", ".join(missing)))
+        unknown = set(module.WORKERS) - set(KINDS)
+        if unknown:
+            raise TypeError("patch module {} names unknown worker kinds {}".format(name, sorted(unknown)))
+        loaded.append(module)
+    return loaded
+
+
+def for_kind(kind, modules=MODULES):
+    """The patch modules that belong in a process of ``kind``, in ``modules`` order."""
+    if kind not in KINDS:
+        raise ValueError("unknown process kind {!r}".format(kind))
+    return [module for module in load(modules) if kind in module.WORKERS]
+
+
+def switched_off(environ):
+    """The patch names ``HUB_PATCHES_OFF`` lists (and ``fast_send`` for the older ``HUB_FAST_SEND=off``)."""
+    names = {name.strip() for name in environ.get(OFF_SETTING, "").split(",") if name.strip()}
+    if environ.get("HUB_FAST_SEND", "").strip().lower() == "off":
+        names.add("fast_send")
+    return names
+
+
+def installed_note(module):
+    """The start of the line a process logs when ``module`` installed."""
+    return "{} {} installed".format(PREFIX, module.NAME)
+
+
+def installed_versions(module):
+    """``library version`` for each library the patch was verified on, as installed here."""
+    found = []
+    for library in sorted(module.VERIFIED):
+        try:
+            found.append("{} {}".format(library, metadata.version(library)))
+        except metadata.PackageNotFoundError:
+            found.append("{} (not installed)".format(library))
+    return ", ".join(found)
+
+
+def verified_versions(module):
+    return ", ".join("{} {}".format(library, version) for library, version in sorted(module.VERIFIED.items()))
+
+
+def refusal(module, reason):
+    """The one line a process logs when the security patch ``module`` cannot install."""
+    return ("reactive hub: security patch {} cannot be installed on {} (verified on {}): {}; "
+            "this worker refuses to start").format(module.NAME, installed_versions(module),
+                                                   verified_versions(module), reason)
+
+
+def install_for(kind, log, environ, modules=MODULES):
+    """
+    Install the patches of ``kind`` (``log``: a Twisted Logger). Returns
+    ``{name: "installed" | "already" | "library path" | "off"}``; raises
+    :class:`Refused` when a security patch cannot install.
+    """
+    off = switched_off(environ)
+    outcome = {}
+    for module in for_kind(kind, modules):
+        if module.NAME in off:
+            emit = log.warn if module.SECURITY else log.info
+            emit("{prefix} {name} switched off by {setting}: {summary}", prefix=PREFIX, name=module.NAME,
+                 setting=OFF_SETTING, summary=module.SUMMARY)
+            outcome[module.NAME] = "off"
+            continue
+        try:
+            result = module.install()
+        except SettingsError as error:
+            raise Refused("reactive hub: patch {}: {}; this worker refuses to start".format(module.NAME, error))
+        except PatchUnavailable as missing:
+            if module.SECURITY:
+                raise Refused(refusal(module, missing))
+            log.info("{prefix} {name} not installed on {versions} ({missing}): the library's own path is used",
+                     prefix=PREFIX, name=module.NAME, versions=installed_versions(module), missing=missing)
+            outcome[module.NAME] = "library path"
+            continue
+        if result:
+            detail = " ({})".format(result) if isinstance(result, str) else ""
+            log.info("{note}: {summary}{detail}", note=installed_note(module), summary=module.SUMMARY, detail=detail)
+            outcome[module.NAME] = "installed"
+        else:
+            outcome[module.NAME] = "already"
+    return outcome
