@@ -1,0 +1,355 @@
+"""
+A session the hub ends is cut off at once (components.node.patches.session_cutoff),
+whatever its client does.
+
+Through a real router, a WAMP client that never answers GOODBYE (autobahn's
+WebSocket layer answers pings; the WAMP part is driven by hand) is ended by
+token expiry, a logout, a deactivation written by SQL in the master
+database, and an admin's ``wamp.session.kill``: what it sends after the
+GOODBYE (a call, a click, a subscription, an acknowledged publication) gets
+no answer, it receives no event, and its connection is closed within
+``SESSION_CUTOFF_GRACE`` of the GOODBYE. On the dev node, on a node with two
+router workers (``--routers 2``) and on a client node behind a proxy worker.
+A polite client still gets the GOODBYE with the reason (tests/auth).
+"""
+
+import atexit
+import itertools
+import json
+import os
+import shutil
+import time
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.wamp import message
+from autobahn.wamp.serializer import JsonSerializer
+from autobahn.wamp.types import CloseDetails
+from twisted.internet import defer, protocol, task
+from twisted.trial import unittest
+
+from components.core import errors
+from components.db.database import Database
+from components.node import topology
+from components.node.patches import PatchUnavailable, session_cutoff
+from tests.support.clients import eventually, post_json, token
+from tests.support.node import RouterNode, free_port, router_worker, shared_node
+from tests.support.users import add_users
+
+PASSWORD = "cutoff-password-1"
+GRACE = session_cutoff.DEFAULT_GRACE
+# an operator's session that may call wamp.session.kill: anonymous, role backend, on a path of its own
+OPS_PATH = {"type": "websocket", "serializers": ["json"], "auth": {"anonymous": {"type": "static", "role": "backend"}}}
+ADMIN_KILL = "wamp.close.killed"
+# each session kind's subscription: time.tic comes every CLOCK_INTERVAL
+TICK = "0.25"
+
+
+class RudeClient(WebSocketClientProtocol):
+    """
+    A WAMP-over-WebSocket client that takes no notice of GOODBYE. ``joined``
+    fires with itself at WELCOME; ``inbox`` holds every message received;
+    ``closed_at`` is the monotonic time the connection ended.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.serializer = JsonSerializer()
+        self.inbox = []
+        self.requests = itertools.count(1)
+        self.waiting = {}
+        self.joined = defer.Deferred()
+        self.closed = defer.Deferred()
+        self.closed_at = None
+        self.goodbye_at = None
+        self.session_id = None
+
+    def onOpen(self):
+        hello = {"roles": {"caller": {}, "subscriber": {}, "publisher": {}},
+                 "authmethods": ["ticket"] if self.factory.ticket else ["anonymous"]}
+        self.send([message.Hello.MESSAGE_TYPE, "reactive", hello])
+
+    def send(self, frame):
+        """Send one WAMP message; nothing once the connection is closing (a proxy closes it with the GOODBYE)."""
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(json.dumps(frame).encode("utf-8"), False)
+
+    def onMessage(self, payload, is_binary):
+        for msg in self.serializer.unserialize(payload, is_binary):
+            self.inbox.append(msg)
+            if isinstance(msg, message.Challenge):
+                self.send([message.Authenticate.MESSAGE_TYPE, self.factory.ticket, {}])
+            elif isinstance(msg, message.Welcome):
+                self.session_id = msg.session
+                self.joined.callback(self)
+            elif isinstance(msg, message.Abort) and not self.joined.called:
+                self.joined.errback(AssertionError("join refused: {} {}".format(msg.reason, msg.message)))
+            elif isinstance(msg, message.Goodbye):
+                self.goodbye_at = time.monotonic()
+            elif getattr(msg, "request", None) in self.waiting:
+                self.waiting.pop(msg.request).callback(msg)
+
+    def request(self, kind, *rest):
+        """Send ``[kind, request id, *rest]``; fire with the answer to that request id."""
+        request = next(self.requests)
+        self.waiting[request] = answer = defer.Deferred()
+        self.send([kind, request] + list(rest))
+        return answer
+
+    def subscribe(self, topic):
+        return self.request(message.Subscribe.MESSAGE_TYPE, {}, topic)
+
+    def call(self, procedure, *args, **kwargs):
+        return self.request(message.Call.MESSAGE_TYPE, {}, procedure, list(args), kwargs)
+
+    def publish_acknowledged(self, topic, *args):
+        return self.request(message.Publish.MESSAGE_TYPE, {"acknowledge": True}, topic, list(args))
+
+    def after_goodbye(self):
+        """The messages received after the first GOODBYE (its reason first), as ``(goodbye, [later messages])``."""
+        for index, msg in enumerate(self.inbox):
+            if isinstance(msg, message.Goodbye):
+                return msg, self.inbox[index + 1:]
+        return None, []
+
+    def events(self):
+        return [msg for msg in self.inbox if isinstance(msg, message.Event)]
+
+    def onClose(self, was_clean, code, reason):
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
+            self.closed.callback(self.closed_at)
+
+
+@defer.inlineCallbacks
+def rude_join(testcase, port, ticket=None, path="ws"):
+    """A :class:`RudeClient` joined at ``ws://127.0.0.1:port/path`` (anonymous without ``ticket``); closed at cleanup."""
+    from twisted.internet import reactor
+    factory = WebSocketClientFactory("ws://127.0.0.1:{}/{}".format(port, path), protocols=["wamp.2.json"])
+    # no handshake timers (they would outlive the test); autobahn still answers the router's pings
+    factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
+    factory.protocol = RudeClient
+    factory.ticket = ticket
+    client = yield protocol.ClientCreator(reactor, lambda: factory.buildProtocol(None)).connectTCP(
+        "127.0.0.1", port, timeout=10)
+
+    @defer.inlineCallbacks
+    def close():
+        if client.closed_at is None:
+            client.transport.abortConnection()
+            yield client.closed
+    testcase.addCleanup(close)
+    yield client.joined
+    return client
+
+
+class CutOffChecks:
+    """The checks every topology runs: mixed into a TestCase that sets ``self.node`` and ``self.port_of``."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def served(self, port, ticket):
+        """A rude client that is being served: it called time.get and received time.tic events."""
+        rude = yield rude_join(self, port, ticket)
+        subscribed = yield rude.subscribe("time.tic")
+        self.assertIsInstance(subscribed, message.Subscribed)
+        answer = yield rude.call("time.get")
+        self.assertIsInstance(answer, message.Result)
+        yield eventually(lambda: rude.events(), timeout=10, message="no time.tic before the cut-off")
+        return rude
+
+    @defer.inlineCallbacks
+    def assertCutOff(self, rude, reason, within=10.0):
+        """GOODBYE with ``reason``; afterwards no answer, no event; the connection closed within the grace."""
+        yield eventually(lambda: rude.goodbye_at is not None, timeout=within, message="no GOODBYE")
+        # what a client that ignores the GOODBYE would try next
+        rude.call("time.get")
+        rude.call("counter.click")
+        rude.subscribe("counter.changed")
+        rude.publish_acknowledged("time.tic", {"value": "forged"})
+        try:
+            yield eventually(lambda: rude.closed_at is not None, timeout=GRACE + 2.0)
+        except AssertionError:
+            pass
+        goodbye, later = rude.after_goodbye()
+        self.assertEqual(goodbye.reason, reason)
+        self.assertEqual([type(msg).__name__ for msg in later], [], "routed after the GOODBYE")
+        self.assertIsNotNone(rude.closed_at, "the connection was still open {:g} s after the GOODBYE".format(
+            GRACE + 2.0))
+        self.assertLess(rude.closed_at - rude.goodbye_at, GRACE + 1.0)
+
+    @defer.inlineCallbacks
+    def admin_kill(self, port, session_id):
+        """An operator's session calls ``wamp.session.kill`` for ``session_id``."""
+        operator = yield rude_join(self, port, path="ops")
+        answer = yield operator.call("wamp.session.kill", session_id, reason=ADMIN_KILL, message="by the operator")
+        self.assertIsInstance(answer, message.Result, getattr(answer, "error", None))
+
+    @defer.inlineCallbacks
+    def deactivate(self, username):
+        master = Database("sqlite:///" + os.path.join(self.node.directory, "master.db"))
+        try:
+            yield master.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (False, username))
+        finally:
+            master.close()
+
+    @defer.inlineCallbacks
+    def check_expiry(self, port):
+        rude = yield self.served(port, token("cutoff_expiring", ttl=3))
+        yield self.assertCutOff(rude, errors.AUTH_TOKEN_EXPIRED_SESSION)
+
+    @defer.inlineCallbacks
+    def check_admin_kill(self, port, ops_port):
+        rude = yield self.served(port, token("cutoff_killed"))
+        yield self.admin_kill(ops_port, rude.session_id)
+        yield self.assertCutOff(rude, ADMIN_KILL)
+
+    @defer.inlineCallbacks
+    def check_deactivation(self, ports, username):
+        """A token minted before the change (no ``cv``: revoked by its issue time) on each of ``ports``."""
+        yield add_users(self.node, [(username, "Cut", False)], PASSWORD)
+        ticket = token(username)
+        clients = []
+        for port in ports:
+            clients.append((yield self.served(port, ticket)))
+        yield self.deactivate(username)
+        for rude in clients:
+            yield self.assertCutOff(rude, errors.AUTH_REVOKED)
+
+
+def _with_ops_path(config):
+    transport = router_worker(config)["transports"][0]
+    transport["paths"]["ops"] = dict(OPS_PATH)
+    return config
+
+
+class DevNodeTests(CutOffChecks, unittest.TestCase):
+    """The dev node (.crossbar/config.json)."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.node = yield shared_node("cutoff", transform=_with_ops_path, env={"CLOCK_INTERVAL": TICK})
+
+    def test_expiry(self):
+        """Token expiry: the session is cut off and its connection closed within the grace."""
+        return self.check_expiry(self.node.port)
+
+    @defer.inlineCallbacks
+    def test_logout(self):
+        """A logout at /auth/logout: the login's session is cut off."""
+        yield add_users(self.node, [("cutoff_logout", "Cut", False)], PASSWORD)
+        code, body, response = yield post_json(self.node.http + "/auth/login",
+                                               {"username": "cutoff_logout", "password": PASSWORD})
+        self.assertEqual(code, 200, body)
+        cookies = {cookie.name: cookie.value for cookie in response.cookies()}
+        code, issued, _ = yield post_json(self.node.http + "/auth/token", cookies=cookies)
+        self.assertEqual(code, 200, issued)
+        rude = yield self.served(self.node.port, issued["token"])
+        code, body, _ = yield post_json(self.node.http + "/auth/logout", cookies=cookies)
+        self.assertEqual(code, 200, body)
+        yield self.assertCutOff(rude, errors.AUTH_REVOKED)
+
+    def test_deactivation(self):
+        """is_active written false by SQL in the master database: the session is cut off."""
+        return self.check_deactivation([self.node.port], "cutoff_inactive")
+
+    def test_admin_kill(self):
+        """An admin's wamp.session.kill: the session is cut off."""
+        return self.check_admin_kill(self.node.port, self.node.port)
+
+
+_nodes = {}
+
+
+@defer.inlineCallbacks
+def _started(key, build):
+    """The node ``build()`` makes, started once per test process and ``key``."""
+    node = _nodes.get(key)
+    if node is None or node.process is None or node.process.poll() is not None:
+        node = _nodes[key] = build()
+        yield node.start(timeout=90)
+    return node
+
+
+@atexit.register
+def _remove_directories():
+    for node in _nodes.values():
+        node.kill()
+        shutil.rmtree(node.directory, ignore_errors=True)
+
+
+def _write_config(node, config):
+    node.config = config
+    with open(os.path.join(node.directory, "config.json"), "w") as handle:
+        json.dump(config, handle, indent=2)
+
+
+# the authenticators read the master database in the node directory, where the tests write the user table
+_MASTER_REVOCATION = {"REVOCATION_DATABASE": "master", "CLOCK_INTERVAL": TICK}
+
+
+class RouterReplicasTests(CutOffChecks, unittest.TestCase):
+    """A node with two router workers (``topology client --routers 2``), each also on a port of its own."""
+
+    def build(self):
+        node = RouterNode(name="cutoff-replicas", env=_MASTER_REVOCATION)
+        config = topology.router_replicas_config(routers=2, port=node.port)
+        node.direct = []
+        for router in (worker for worker in config["workers"] if worker["type"] == "router"):
+            port = free_port()
+            node.direct.append(port)
+            web = router["transports"][0]
+            router["transports"].append({"id": "direct", "type": "web", "endpoint": {"type": "tcp", "port": port},
+                                         "paths": {"/": web["paths"]["/"], "ws": web["paths"]["ws"],
+                                                   "ops": dict(OPS_PATH)}})
+        _write_config(node, config)
+        return node
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.node = yield _started("replicas", self.build)
+        yield eventually(lambda: 'Ok, worker "Router router2" configured and ready' in self.node.log_text(),
+                         timeout=60, message="second router worker not ready")
+
+    def test_deactivation_on_both_router_workers(self):
+        """A deactivation by SQL cuts off the user's sessions on both router workers."""
+        return self.check_deactivation(self.node.direct, "cutoff_replicated")
+
+    @defer.inlineCallbacks
+    def test_expiry_and_admin_kill(self):
+        """Expiry on the first router worker, an admin kill on the second: each cut off."""
+        first, second = self.node.direct
+        yield self.check_expiry(first)
+        yield self.check_admin_kill(second, second)
+
+
+class ProxiedTests(CutOffChecks, unittest.TestCase):
+    """A client node (client.json) whose users come through a proxy worker."""
+
+    def build(self):
+        node = RouterNode(name="cutoff-proxied", env=_MASTER_REVOCATION)
+        node.internal = free_port()
+        config = topology.client_config(port=node.port, internal_port=node.internal, proxies=1, containers=0)
+        router = router_worker(config)
+        internal = next(item for item in router["transports"] if item["id"] == "internal")
+        internal["paths"]["ops"] = dict(OPS_PATH)
+        _write_config(node, config)
+        return node
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.node = yield _started("proxied", self.build)
+        yield eventually(self.proxy_ready, timeout=60, message="proxy worker not ready")
+
+    def proxy_ready(self):
+        return 'Ok, worker "Proxy proxy1" configured and ready' in self.node.log_text()
+
+    def test_deactivation(self):
+        """A deactivation by SQL cuts off the proxied session (the proxy closes the client's connection)."""
+        return self.check_deactivation([self.node.port], "cutoff_proxied")
+
+    @defer.inlineCallbacks
+    def test_expiry_and_admin_kill(self):
+        """Expiry, and an admin kill at the router: each proxied session is cut off."""
+        yield self.check_expiry(self.node.port)
+        yield self.check_admin_kill(self.node.port, self.node.internal)
