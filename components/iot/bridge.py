@@ -189,12 +189,13 @@ class DeviceBridgeSession(HubComponent):
         own = device_topic(name) if isinstance(name, str) else None
         if topic is not None and topic != own:
             raise errors.NotAuthorized("device {!r} may publish on {} only".format(name, own))
-        if self.registry is None:
-            raise errors.Unavailable("device registry unavailable: {}".format(self.registry_error))
+        if self.registry is None:  # why is in the log (start)
+            raise errors.Unavailable("device registry unavailable")
         try:
             registered = yield self.registry.active(name)
-        except StorageUnavailable as error:
-            raise errors.Unavailable("device registry unavailable: {}".format(error))
+        except StorageUnavailable as error:  # the database's words stay in the log
+            self.log.warn("device token refused: device registry unavailable: {error}", error=error)
+            raise errors.Unavailable("device registry unavailable") from None
         if not registered:
             self.log.warn("device token refused: {name!r} is no registered, unrevoked device", name=name)
             raise errors.NotAuthorized("{!r} is not a registered device (or it was revoked)".format(name))

@@ -19,6 +19,7 @@ import json
 
 from components.db.migrations import Migration, SchemaOnDemand
 from components.iot import DEVICE_PREFIX, ODATA_TOPIC, SERIAL_TOPIC
+from components.iot.registry import NAME
 
 SCHEMA = "iot_history"
 MAX_SOURCE = 255
@@ -45,12 +46,13 @@ MIGRATIONS = [Migration(1, "IoT source history and per-source latest state / pru
 
 
 def kind_of(source):
-    """``serial``, ``odata`` or ``device`` for a source id (topic URI), else None."""
+    """``serial``, ``odata`` or ``device`` (``iot.device.<a device name>``) for a source id (topic URI), else
+    None: for anything else, control characters, spaces, dots and non-ASCII text included."""
     if source == SERIAL_TOPIC:
         return "serial"
     if source == ODATA_TOPIC:
         return "odata"
-    if isinstance(source, str) and source.startswith(DEVICE_PREFIX) and len(source) > len(DEVICE_PREFIX):
+    if isinstance(source, str) and source.startswith(DEVICE_PREFIX) and NAME.fullmatch(source[len(DEVICE_PREFIX):]):
         return "device"
     return None
 

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from components.core.arguments import REQUIRED, bind, integer, shown
 from components.core.component import HubComponent
-from components.core.errors import InvalidArgument, Unavailable
+from components.core.errors import HubError, InvalidArgument, Unavailable
 from components.core.periodic import Periodic
 from components.core.state import epoch_ms
 from components.db.database import StorageUnavailable
@@ -195,8 +195,8 @@ class HistoryComponent(HubComponent):
             # ago asks after_seq=<last seen> and would otherwise miss the readings published just before
             yield self.writer.drain()
             page = yield store.page(source, after_seq, limit, since_ts)
-        except StorageUnavailable as error:
-            raise Unavailable("history database unavailable: {}".format(error))
+        except Exception as error:
+            self._database_failed(HISTORY, error)
         return page
 
     @defer.inlineCallbacks
@@ -211,9 +211,20 @@ class HistoryComponent(HubComponent):
                 running[source] = running_state
         try:
             stored = yield store.sources()
-        except StorageUnavailable as error:
-            raise Unavailable("history database unavailable: {}".format(error))
+        except Exception as error:
+            self._database_failed(SOURCES, error)
         return describe_sources(stored, running, self._now_ms(), self.stale_after * 1000)
+
+    def _database_failed(self, procedure, error):
+        """
+        Answer a failed read without the database's words, which stay in
+        the log: ``unavailable`` when it is down, ``internal`` otherwise.
+        """
+        if isinstance(error, StorageUnavailable):
+            self.log.warn("{procedure}: history database unavailable: {error}", procedure=procedure, error=error)
+            raise Unavailable("history database unavailable") from None
+        self.log.failure("{procedure} failed", procedure=procedure)
+        raise HubError("{} failed".format(procedure)) from None
 
     @defer.inlineCallbacks
     def _running_state(self, procedure):
