@@ -119,9 +119,11 @@ class AuthService:
         answer = {"token": token, "expires_in": self.issuer.ttl, "username": user["username"], "role": role,
                   "first_name": user["first_name"]}
         if self.user_keys is not None:
-            # the user's end-to-end data keys travel only here: HTTPS, cookie-authenticated, never over WAMP
+            # the user's end-to-end data keys travel only here: HTTPS, cookie-authenticated, never over WAMP;
+            # those of this identity only (the credential version the token carries): a password change,
+            # deactivation or deletion since, or a former holder of the username, never get them
             try:
-                usable = yield self.user_keys.usable(user["username"])
+                usable = yield self.user_keys.usable(user["username"], generation=login[2])
             except StorageUnavailable:
                 raise HTTPError(503, errors.UNAVAILABLE, "key store unavailable")
             except KeyConfigError as exc:

@@ -1,8 +1,32 @@
 """
-Per-user data keys: random 256-bit AES keys created and rotated by the hub,
-stored only wrapped (AES-256-GCM under the key-encryption key, bound to the
-username and key id), in the client database. After a rotation the old key
-still opens envelopes for ``grace`` seconds, so messages in flight are not lost.
+Per-user data keys, bound to one identity: random 256-bit AES keys created
+and rotated by the hub, stored only wrapped (AES-256-GCM under the
+key-encryption key, bound to the username, the identity generation and the
+key id) in the client database.
+
+An identity is a username at one **generation**: the user's credential
+version (:mod:`components.auth.credentials`), which moves with every
+password change, deactivation, deletion, rename and staff/superuser change,
+never goes back, and continues above a deleted user's version when the
+username is created again. So ``(username, generation)`` is never reused,
+and a user's keys live exactly as long as the identity they were made for:
+
+- keys are handed out and used only for the current generation; a key of an
+  older generation is never handed out again and is deleted the next time
+  the user's keys are read or created (no grace: the person may be gone);
+- the first read at a new generation creates a new key (a new ``kid``);
+- within one generation, ``rotate`` retires the active key, which still
+  opens envelopes for ``grace`` seconds, so messages in flight are not lost.
+
+Who knows the generation: ``/auth/token`` passes the one its token carries
+(``cv``, read from the master); a sealing component reads it from its own
+database through ``generation_of(cursor, username)`` (a client database
+holds the master's credential versions, copied by the user sync). A sealer
+whose copy is older than a generation that already has keys (the master
+handed out keys of a newer identity) is behind: it seals nothing for that
+user until it catches up (:class:`KeysBehind`), rather than seal under a
+key of another identity. Without ``generation_of`` (commands, benches) the
+generation is the newest one the store holds.
 
 The key-encryption key comes from ``E2E_KEK`` (base64url of 32 bytes) or the
 file ``E2E_KEK_FILE``; the dev node generates one in its node directory.
@@ -17,6 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 
 from components.e2e.envelope import KEY_BYTES, EnvelopeError, b64decode, b64encode
+from components.core.errors import Unavailable
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import KeyConfigError
 from components.db.migrations import Migration
@@ -32,7 +57,26 @@ _KEY_TABLE = ["""CREATE TABLE IF NOT EXISTS e2e_user_key (
                   retired_at BIGINT NULL,
                   PRIMARY KEY (username, kid))"""]
 
-MIGRATIONS = [Migration(1, "wrapped per-user data keys", sqlite=_KEY_TABLE, postgresql=_KEY_TABLE)]
+# keys of version 1 were bound to the username alone (a re-created username got the former holder's keys):
+# they are dropped, and every identity gets new keys on its next token or sealed state
+_IDENTITY_KEY_TABLE = ["DROP TABLE IF EXISTS e2e_user_key",
+                       """CREATE TABLE e2e_user_key (
+                           username VARCHAR(150) NOT NULL,
+                           generation BIGINT NOT NULL,
+                           kid VARCHAR(32) NOT NULL,
+                           wrapped TEXT NOT NULL,
+                           created_at BIGINT NOT NULL,
+                           retired_at BIGINT NULL,
+                           PRIMARY KEY (username, kid))""",
+                       "CREATE INDEX e2e_user_key_identity ON e2e_user_key (username, generation)"]
+
+MIGRATIONS = [Migration(1, "wrapped per-user data keys", sqlite=_KEY_TABLE, postgresql=_KEY_TABLE),
+              Migration(2, "data keys bound to one identity (username and credential generation)",
+                        sqlite=_IDENTITY_KEY_TABLE, postgresql=_IDENTITY_KEY_TABLE)]
+
+
+class KeysBehind(Unavailable):
+    """This database's copy of the user's generation is older than a generation that already has keys."""
 
 
 def load_kek(settings):
@@ -55,92 +99,137 @@ def load_kek(settings):
     return kek
 
 
-def _wrap_aad(username, kid):
-    return "reactive-e2e-kek/1\n{}\n{}".format(username, kid).encode("utf-8")
+def _wrap_aad(username, generation, kid):
+    return "reactive-e2e-kek/2\n{}\n{}\n{}".format(username, int(generation), kid).encode("utf-8")
 
 
-def wrap(kek, username, kid, key):
+def wrap(kek, username, generation, kid, key):
     nonce = os.urandom(12)
-    return b64encode(nonce + AESGCM(kek).encrypt(nonce, key, _wrap_aad(username, kid)))
+    return b64encode(nonce + AESGCM(kek).encrypt(nonce, key, _wrap_aad(username, generation, kid)))
 
 
-def unwrap(kek, username, kid, wrapped):
+def unwrap(kek, username, generation, kid, wrapped):
     blob = b64decode(wrapped, "wrapped key")
     try:
-        return AESGCM(kek).decrypt(blob[:12], blob[12:], _wrap_aad(username, kid))
+        return AESGCM(kek).decrypt(blob[:12], blob[12:], _wrap_aad(username, generation, kid))
     except InvalidTag:
         raise KeyConfigError("cannot unwrap the data key of {!r} ({}): wrong E2E_KEK?".format(username, kid))
 
 
 class UserKeys:
-    """Per-user data keys in ``db``; ``current`` creates a key on first use."""
+    """
+    Data keys in ``db`` per identity. ``generation_of(cursor, username)``
+    reads the user's current generation in the same transaction (see the
+    module docstring); ``current`` creates a key on first use.
+    """
 
-    def __init__(self, db, kek, grace=DEFAULT_GRACE, clock=time.time):
+    def __init__(self, db, kek, grace=DEFAULT_GRACE, clock=time.time, generation_of=None):
         self.db = db
         self.kek = kek
         self.grace = grace
         self.clock = clock
+        self.generation_of = generation_of
 
-    def _rows(self, cursor, username):
-        cursor.execute("SELECT kid, wrapped, created_at, retired_at FROM e2e_user_key WHERE username = ? "
-                       "ORDER BY created_at DESC, kid", (username,))
+    def _newest(self, cursor, username):
+        row = cursor.execute("SELECT MAX(generation) FROM e2e_user_key WHERE username = ?",
+                             (username,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def _generation(self, cursor, username, given=None):
+        """
+        The generation to use: ``given`` (the master's word), else this
+        database's; KeysBehind when that is older than a generation with keys.
+        Keys of older generations are deleted.
+        """
+        newest = self._newest(cursor, username)
+        if given is not None:
+            generation = int(given)
+        elif self.generation_of is None:
+            generation = newest or 0
+        else:
+            generation = int(self.generation_of(cursor, username))
+            if newest is not None and newest > generation:
+                raise KeysBehind("the keys of {!r} belong to a newer identity than this node knows yet; "
+                                 "retry when the user sync caught up".format(username))
+        if newest is not None and newest != generation:
+            cursor.execute("DELETE FROM e2e_user_key WHERE username = ? AND generation < ?",
+                           (username, generation))
+        return generation
+
+    def _rows(self, cursor, username, generation):
+        cursor.execute("SELECT kid, wrapped, created_at, retired_at FROM e2e_user_key"
+                       " WHERE username = ? AND generation = ? ORDER BY created_at DESC, kid",
+                       (username, generation))
         return cursor.fetchall()
 
-    def _create(self, cursor, username, now):
+    def _create(self, cursor, username, generation, now):
         kid = secrets.token_urlsafe(9)
         key = secrets.token_bytes(KEY_BYTES)
-        cursor.execute("INSERT INTO e2e_user_key (username, kid, wrapped, created_at, retired_at) "
-                       "VALUES (?, ?, ?, ?, NULL)", (username, kid, wrap(self.kek, username, kid, key), now))
+        cursor.execute("INSERT INTO e2e_user_key (username, generation, kid, wrapped, created_at, retired_at)"
+                       " VALUES (?, ?, ?, ?, ?, NULL)",
+                       (username, generation, kid, wrap(self.kek, username, generation, kid, key), now))
         return kid, key
 
     def current(self, username):
-        """Fire with ``(kid, key)`` of the user's active key, creating it if there is none."""
+        """Fire with ``(kid, key)``: the active key of the user's current identity (created if needed)."""
         def read_or_create(cursor):
-            now = int(self.clock())
-            for kid, wrapped, _created, retired in self._rows(cursor, username):
+            generation = self._generation(cursor, username)
+            for kid, wrapped, _created, retired in self._rows(cursor, username, generation):
                 if retired is None:
-                    return kid, unwrap(self.kek, username, kid, wrapped)
-            return self._create(cursor, username, now)
+                    return kid, unwrap(self.kek, username, generation, kid, wrapped)
+            return self._create(cursor, username, generation, int(self.clock()))
         return self.db.run(read_or_create)
 
-    def usable(self, username):
+    def usable(self, username, generation=None):
         """
-        Fire with ``{"current": kid, "keys": {kid: key}}``: the active key and
-        retired keys still inside the grace period (creating the active key if needed).
+        Fire with ``{"current": kid, "keys": {kid: key}, "generation": n}``:
+        the active key of the identity at ``generation`` (default: the
+        current one) and its retired keys still inside the grace period,
+        creating the active key if needed. Keys of other identities are never among them.
         """
         def read(cursor):
             now = int(self.clock())
-            rows = self._rows(cursor, username)
+            at = self._generation(cursor, username, generation)
+            rows = self._rows(cursor, username, at)
             if not any(retired is None for _, _, _, retired in rows):
-                self._create(cursor, username, now)
-                rows = self._rows(cursor, username)
+                self._create(cursor, username, at, now)
+                rows = self._rows(cursor, username, at)
             keys, current = {}, None
             for kid, wrapped, _created, retired in rows:
                 if retired is None:
                     current = current or kid
                 elif retired + self.grace < now:
                     continue
-                keys[kid] = unwrap(self.kek, username, kid, wrapped)
-            return {"current": current, "keys": keys}
+                keys[kid] = unwrap(self.kek, username, at, kid, wrapped)
+            return {"current": current, "keys": keys, "generation": at}
         return self.db.run(read)
 
     def key(self, username, kid):
-        """Fire with the key ``kid`` of ``username`` if it is active or within grace, else None."""
+        """
+        Fire with the key ``kid`` of ``username`` if it belongs to the user's
+        current identity and is active or within grace, else None.
+        """
         def read(cursor):
-            row = cursor.execute("SELECT wrapped, retired_at FROM e2e_user_key WHERE username = ? AND kid = ?",
-                                 (username, kid)).fetchone()
+            generation = self._generation(cursor, username)
+            row = cursor.execute("SELECT wrapped, retired_at FROM e2e_user_key"
+                                 " WHERE username = ? AND kid = ? AND generation = ?",
+                                 (username, kid, generation)).fetchone()
             if row is None or (row[1] is not None and row[1] + self.grace < int(self.clock())):
                 return None
-            return unwrap(self.kek, username, kid, row[0])
+            return unwrap(self.kek, username, generation, kid, row[0])
         return self.db.run(read)
 
     def rotate(self, username):
-        """Retire the active key (kept for ``grace`` seconds) and create a new one; fire with the new kid."""
+        """
+        Retire the active key of the user's current identity (kept for
+        ``grace`` seconds) and create a new one; fire with the new kid.
+        """
         def rotate(cursor):
             now = int(self.clock())
-            cursor.execute("UPDATE e2e_user_key SET retired_at = ? WHERE username = ? AND retired_at IS NULL",
-                           (now, username))
-            kid, _ = self._create(cursor, username, now)
+            generation = self._generation(cursor, username)
+            cursor.execute("UPDATE e2e_user_key SET retired_at = ? WHERE username = ? AND generation = ?"
+                           " AND retired_at IS NULL", (now, username, generation))
+            kid, _ = self._create(cursor, username, generation, now)
             cursor.execute("DELETE FROM e2e_user_key WHERE username = ? AND retired_at IS NOT NULL "
                            "AND retired_at < ?", (username, now - self.grace))
             return kid

@@ -12,7 +12,11 @@ from components.e2e import envelope
 
 
 class PrivatePayloads:
-    """Seals per-user state dicts with the user's current data key."""
+    """
+    Seals per-user state dicts with the active data key of the user's
+    current identity (:mod:`components.e2e.keys`); a store that is behind on
+    the user's identity seals nothing (``reactive.error.unavailable``).
+    """
 
     def __init__(self, user_keys, enabled):
         self.user_keys = user_keys

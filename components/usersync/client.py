@@ -23,9 +23,10 @@ from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.e2e import keys as e2e_keys
 from components.e2e.service import PrivatePayloads
-from components.usersync import CHANGED, ME, provision, replica, revocations, userrelay
+from components.usersync import CHANGED, ME, provision, replica, revocations, signing, userrelay
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.bridge import Bridge, event_for
+from components.usersync.fields import parse_fields
 
 SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
            ("e2e_keys", e2e_keys.MIGRATIONS), ("credentials", credentials.MIGRATIONS)]
@@ -64,6 +65,10 @@ class UserSyncClient(HubComponent):
             self.max_receives = settings.int("USERSYNC_MAX_RECEIVES", 5, minimum=1)
             self.db = Database(settings.database_url("client"))
             self.private = self._private_payloads()
+            # only the master's messages are applied: its public key(s), never a key that could sign
+            self.verifier = signing.verifier_from(settings)
+            # what this client stores: the staff and superuser flags only when named here
+            self.tracked = parse_fields(settings.text("USERSYNC_FIELDS"))
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync client off: {error}", error=exc)
             return
@@ -87,7 +92,11 @@ class UserSyncClient(HubComponent):
         if not settings.bool("E2E_ENCRYPTION", False):
             return PrivatePayloads(None, enabled=False)
         grace = settings.int("E2E_KEY_GRACE", e2e_keys.DEFAULT_GRACE, minimum=0)
-        user_keys = e2e_keys.UserKeys(self.db, e2e_keys.load_kek(settings), grace=grace, clock=self.reactor.seconds)
+        # keys belong to the identity this database knows: the master's credential version, copied by the sync
+        def identity(cursor, username):
+            return credentials.version_of(cursor, username)[0]
+        user_keys = e2e_keys.UserKeys(self.db, e2e_keys.load_kek(settings), grace=grace,
+                                      clock=self.reactor.seconds, generation_of=identity)
         self.log.info("usersync client: users.changed and users.me are end-to-end encrypted")
         return PrivatePayloads(user_keys, enabled=True)
 
@@ -123,15 +132,24 @@ class UserSyncClient(HubComponent):
                 return
         attributes = yield persist(
             self.reactor, lambda: self.pool.run(sqs.get_queue_attributes, QueueUrl=queue,
-                                                AttributeNames=["VisibilityTimeout"]),
+                                                AttributeNames=["VisibilityTimeout", "RedrivePolicy"]),
             self.log, "usersync queue", self._running)
         visibility = int(attributes["Attributes"]["VisibilityTimeout"]) if attributes else 30
+        dead_letter = None
+        if attributes:
+            dead_letter = yield persist(
+                self.reactor, lambda: self.pool.run(provision.dead_letter_url, sqs, attributes["Attributes"]),
+                self.log, "usersync dead-letter queue", self._running)
         if self.stopped:
             return
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
-                             pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2))
+                             pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2),
+                             verifier=self.verifier, dead_letter_url=dead_letter, tracked=self.tracked)
         self.bridge.start()
-        self.log.info("usersync client: {pollers} pollers on {queue}", pollers=self.pollers, queue=queue)
+        self.log.info("usersync client: {pollers} pollers on {queue}; applying messages signed with {kids}{dev}",
+                      pollers=self.pollers, queue=queue, kids=", ".join(sorted(self.verifier.keys)),
+                      dev=" (this node's dev key: set USERSYNC_VERIFY_KEY_FILES on a client of a split)"
+                      if signing.uses_dev_key(self.settings, signing.VERIFY_KEYS_SETTING) else "")
 
     @defer.inlineCallbacks
     def _provision(self, sqs):

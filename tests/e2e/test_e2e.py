@@ -164,15 +164,15 @@ class UserKeysMixin:
         self.assertEqual(alice, (yield keys.current("alice")))
         bob = yield keys.current("bob")
         self.assertNotEqual(alice[1], bob[1])
-        rows = yield db.query("SELECT username, kid, wrapped FROM e2e_user_key")
-        for username, kid, wrapped in rows:
+        rows = yield db.query("SELECT username, generation, kid, wrapped FROM e2e_user_key")
+        for username, generation, kid, wrapped in rows:
             raw = alice[1] if username == "alice" else bob[1]
             self.assertNotIn(envelope.b64encode(raw), wrapped)
-            self.assertEqual(unwrap(self.kek, username, kid, wrapped), raw)
+            self.assertEqual(unwrap(self.kek, username, generation, kid, wrapped), raw)
         with self.assertRaises(KeyConfigError):
-            unwrap(b"\x06" * 32, rows[0][0], rows[0][1], rows[0][2])
+            unwrap(b"\x06" * 32, *rows[0])
         with self.assertRaises(KeyConfigError):  # a wrapped key moved to another user does not unwrap
-            unwrap(self.kek, "mallory", rows[0][1], rows[0][2])
+            unwrap(self.kek, "mallory", *rows[0][1:])
 
     @defer.inlineCallbacks
     def test_rotation_with_grace(self):

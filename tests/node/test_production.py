@@ -414,7 +414,7 @@ class _Found:
 
 
 class _WrongKEK:
-    def usable(self, username):
+    def usable(self, username, generation=None):
         return defer.fail(KeyConfigError("cannot unwrap the data key of {!r} (k1): wrong E2E_KEK?".format(username)))
 
 
