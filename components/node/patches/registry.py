@@ -39,6 +39,7 @@ MODULES = (
     "components.node.patches.callkwargs",
     "components.node.patches.handshake",
     "components.node.patches.session_cutoff",
+    "components.node.patches.register_authorization",
 )
 KINDS = ("controller", "router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")
