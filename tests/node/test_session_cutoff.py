@@ -22,12 +22,14 @@ import time
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.wamp import message
+from autobahn.wamp.message import Goodbye
 from autobahn.wamp.serializer import JsonSerializer
 from autobahn.wamp.types import CloseDetails
 from twisted.internet import defer, protocol, task
 from twisted.trial import unittest
 
 from components.core import errors
+from components.core.settings import SettingsError
 from components.db.database import Database
 from components.node import topology
 from components.node.patches import PatchUnavailable, session_cutoff
@@ -42,6 +44,133 @@ OPS_PATH = {"type": "websocket", "serializers": ["json"], "auth": {"anonymous": 
 ADMIN_KILL = "wamp.close.killed"
 # each session kind's subscription: time.tic comes every CLOCK_INTERVAL
 TICK = "0.25"
+
+
+class _Router:
+    def __init__(self):
+        self.attached = set()
+
+    def detach(self, session):
+        self.attached.remove(session)
+
+
+class _Transport:
+    def __init__(self):
+        self.sent = []
+        self.aborted = 0
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+    def abort(self):
+        self.aborted += 1
+
+
+class _ServiceSession:
+    def __init__(self):
+        self.published = []
+
+    def publish(self, topic, *args):
+        self.published.append((topic,) + args)
+
+
+class _RouterSession:
+    """Crossbar's RouterSession as far as the cut-off sees it: leave sends GOODBYE; joined messages are routed."""
+
+    def __init__(self, router, session_id=7):
+        self._router, self._transport, self._service_session = router, _Transport(), _ServiceSession()
+        self._session_id, self._previous_session_id, self._pending_session_id = session_id, None, None
+        self._goodbye_sent = False
+        self.routed, self.left = [], []
+        router.attached.add(self)
+
+    def leave(self, reason=None, message=None):
+        self._transport.send(Goodbye(reason, message))
+        self._goodbye_sent = True
+
+    def onMessage(self, msg):
+        if self._session_id is None:
+            return
+        if isinstance(msg, Goodbye):  # the names Crossbar's GOODBYE branch uses
+            self._router.detach(self)
+            self._previous_session_id, self._pending_session_id = self._session_id, None
+            self._service_session.publish("wamp.session.on_leave", self._previous_session_id)
+            self.onLeave(CloseDetails(msg.reason))
+        self.routed.append(msg)
+
+    def onLeave(self, details):
+        self.left.append(details.reason)
+
+
+
+class CutOffUnitTests(unittest.SynchronousTestCase):
+    """The cut-off on a stand-in of Crossbar's RouterSession, on a test clock."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.session_class = type("RouterSession", (_RouterSession,), {})
+        self.assertTrue(session_cutoff.install(grace=2.0, session_class=self.session_class, router_class=_Router,
+                                               clock=lambda: self.clock))
+        self.router = _Router()
+        self.session = self.session_class(self.router)
+        self.session.leave(reason=errors.AUTH_REVOKED, message="logged out")
+
+    def test_goodbye_then_detached_in_the_same_turn(self):
+        """GOODBYE with the reason; detached and no longer joined before anything else runs; on_leave next turn."""
+        self.assertEqual([(msg.reason, msg.message) for msg in self.session._transport.sent],
+                         [(errors.AUTH_REVOKED, "logged out")])
+        self.assertEqual(self.router.attached, set())
+        self.assertIsNone(self.session._session_id)
+        self.session.onMessage(message.Call(1, "time.get"))
+        self.assertEqual(self.session.routed, [])
+        self.clock.advance(0)
+        self.assertEqual(self.session._service_session.published, [("wamp.session.on_leave", 7)])
+        self.assertEqual(self.session.left, [errors.AUTH_REVOKED])
+
+    def test_a_silent_client_loses_its_transport_after_the_grace(self):
+        self.clock.advance(1.9)
+        self.assertEqual(self.session._transport.aborted, 0)
+        self.clock.advance(0.2)
+        self.assertEqual(self.session._transport.aborted, 1)
+        self.assertNotIn("onMessage", vars(self.session))
+
+    def test_a_client_that_replies_keeps_its_transport(self):
+        """The GOODBYE reply ends the wait; the session's messages go to the class's onMessage again."""
+        self.session.onMessage(message.Goodbye())
+        self.clock.advance(5)
+        self.assertEqual(self.session._transport.aborted, 0)
+        self.assertNotIn("onMessage", vars(self.session))
+        self.assertEqual(self.session.left, [errors.AUTH_REVOKED], "left once")
+
+    def test_abort_from_the_client_closes_at_once(self):
+        self.session.onMessage(message.Abort("wamp.error.goodbye"))
+        self.assertEqual(self.session._transport.aborted, 1)
+        self.clock.advance(5)
+        self.assertEqual(self.session._transport.aborted, 1)
+
+    def test_installing_twice_changes_nothing(self):
+        patched = self.session_class.leave
+        self.assertFalse(session_cutoff.install(grace=2.0, session_class=self.session_class, router_class=_Router))
+        self.assertIs(self.session_class.leave, patched)
+
+    def test_differing_internals_are_refused(self):
+        """A RouterSession whose GOODBYE handling does not detach as expected: PatchUnavailable naming it."""
+        bare = type("RouterSession", (), {"leave": lambda self, reason=None, message=None: None,
+                                          "onMessage": lambda self, msg: None, "onLeave": lambda self, d: None})
+        with self.assertRaises(PatchUnavailable) as caught:
+            session_cutoff.install(grace=2.0, session_class=bare, router_class=_Router)
+        self.assertIn("onMessage uses detach", str(caught.exception))
+
+    def test_the_installed_crossbar_has_the_internals(self):
+        from crossbar.router.router import Router
+        from crossbar.router.session import RouterSession
+        session_cutoff.check_internals(RouterSession, Router)
+
+    def test_grace_setting(self):
+        self.assertEqual(session_cutoff.grace_from_environment({}), 2.0)
+        self.assertEqual(session_cutoff.grace_from_environment({"SESSION_CUTOFF_GRACE": "500ms"}), 0.5)
+        with self.assertRaises(SettingsError):
+            session_cutoff.grace_from_environment({"SESSION_CUTOFF_GRACE": "soon"})
 
 
 class RudeClient(WebSocketClientProtocol):
@@ -122,7 +251,7 @@ class RudeClient(WebSocketClientProtocol):
 
 @defer.inlineCallbacks
 def rude_join(testcase, port, ticket=None, path="ws"):
-    """A :class:`RudeClient` joined at ``ws://127.0.0.1:port/path`` (anonymous without ``ticket``); closed at cleanup."""
+    """A :class:`RudeClient` joined at ``ws://127.0.0.1:port/path`` (anonymous without a ticket), closed at cleanup."""
     from twisted.internet import reactor
     factory = WebSocketClientFactory("ws://127.0.0.1:{}/{}".format(port, path), protocols=["wamp.2.json"])
     # no handshake timers (they would outlive the test); autobahn still answers the router's pings
@@ -256,6 +385,20 @@ class DevNodeTests(CutOffChecks, unittest.TestCase):
     def test_admin_kill(self):
         """An admin's wamp.session.kill: the session is cut off."""
         return self.check_admin_kill(self.node.port, self.node.port)
+
+    @defer.inlineCallbacks
+    def test_admin_kill_by_authid(self):
+        """wamp.session.kill_by_authid: every session of the user is cut off (the router's index survives)."""
+        ticket = token("cutoff_twice")
+        rudes = []
+        for _ in range(2):
+            rudes.append((yield self.served(self.node.port, ticket)))
+        operator = yield rude_join(self, self.node.port, path="ops")
+        answer = yield operator.call("wamp.session.kill_by_authid", "cutoff_twice", reason=ADMIN_KILL)
+        self.assertEqual(sorted(answer.args[0]), sorted(rude.session_id for rude in rudes))
+        for rude in rudes:
+            yield self.assertCutOff(rude, ADMIN_KILL)
+        self.assertNotIn("Set changed size during iteration", self.node.log_text())
 
 
 _nodes = {}

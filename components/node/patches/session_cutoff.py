@@ -105,7 +105,7 @@ class CutOff:
         clock.callLater(0, self.announce, session, session_id, CloseDetails(reason, text))
 
     def awaiting_goodbye(self, session, transport, deadline, session_id):
-        """The killed session's ``onMessage``: its client's GOODBYE ends the wait, ABORT the transport, the rest is dropped."""
+        """The killed session's ``onMessage``: GOODBYE ends the wait, ABORT closes, the rest is dropped."""
 
         def onMessage(msg):
             if isinstance(msg, message.Goodbye):
@@ -169,7 +169,8 @@ def check_internals(session_class, router_class):
     missing = [name for name in ("leave", "onMessage", "onLeave") if not callable(getattr(session_class, name, None))]
     if not callable(getattr(router_class, "detach", None)):
         missing.append("Router.detach")
-    missing += ["leave uses " + name for name in _LEAVE_NAMES if name not in _names(getattr(session_class, "leave", None))]
+    leave = getattr(session_class, "leave", None)
+    missing += ["leave uses " + name for name in _LEAVE_NAMES if name not in _names(leave)]
     missing += ["onMessage uses " + name for name in _GOODBYE_NAMES
                 if name not in _names(getattr(session_class, "onMessage", None))]
     if missing:
