@@ -8,6 +8,11 @@ Key material for a production deployment, created once into a directory
 - ``node/key.priv`` / ``node/key.pub``: one Crossbar node key shared by the
   client nodes (copied into each node directory before ``crossbar start``),
   so each accepts the others' router-to-router links.
+- ``usersync.key`` / ``usersync.pub``: the master's Ed25519 key pair that
+  signs every user-sync message (``USERSYNC_SIGNING_KEY_FILE`` on the
+  master, ``USERSYNC_VERIFY_KEY_FILES`` on the clients, which get only the
+  public key). ``--usersync-key NAME`` makes another pair ``NAME.key`` /
+  ``NAME.pub`` for a rotation (docs/usersync.md, "Signed messages").
 - ``e2e_kek``: the end-to-end key-encryption key (base64url of 32 bytes)
   shared by the master and every client node (``E2E_KEK_FILE``): each node
   unwraps per-user data keys that another node may have created.
@@ -18,6 +23,7 @@ and writes new ones with mode 0600 (public keys 0644).
 
 import argparse
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -35,20 +41,39 @@ def _write(path, data, mode):
         handle.write(data)
 
 
-def jwt_keys(directory):
-    """Create ``jwt.key``/``jwt.pub`` unless both exist; return their paths."""
-    private, public = os.path.join(directory, "jwt.key"), os.path.join(directory, "jwt.pub")
+def private_pem(private_key):
+    """PEM (PKCS#8, unencrypted) of a private key."""
+    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+
+
+def public_pem(public_key):
+    """PEM (SubjectPublicKeyInfo) of a public key."""
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def ed25519_pair(directory, name):
+    """Create ``<name>.key`` (0600) / ``<name>.pub`` (0644) unless both exist; return their paths."""
+    private, public = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".pub")
     if os.path.exists(private) and os.path.exists(public):
         return private, public
     key = ed25519.Ed25519PrivateKey.generate()
     for path in (private, public):
         if os.path.exists(path):
             os.remove(path)
-    _write(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()), 0o600)
-    _write(public, key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+    _write(private, private_pem(key), 0o600)
+    _write(public, public_pem(key.public_key()), 0o644)
     return private, public
+
+
+def jwt_keys(directory):
+    """Create ``jwt.key``/``jwt.pub`` unless both exist; return their paths."""
+    return ed25519_pair(directory, "jwt")
+
+
+def usersync_keys(directory, name="usersync"):
+    """Create the user-sync signing pair ``<name>.key``/``<name>.pub`` unless both exist; return their paths."""
+    return ed25519_pair(directory, name)
 
 
 def e2e_kek(directory):
@@ -71,13 +96,19 @@ def node_key(directory, crossbar=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m components.auth.keygen", description=__doc__.split("\n\n")[0])
     parser.add_argument("directory")
+    parser.add_argument("--usersync-key", default="usersync", metavar="NAME",
+                        help="name of the user-sync signing pair (default usersync; another name for a rotation)")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.usersync_key):
+        parser.error("--usersync-key: letters, digits, - and _ only")
     os.makedirs(args.directory, mode=0o700, exist_ok=True)
     private, public = jwt_keys(args.directory)
+    sign, verify = usersync_keys(args.directory, args.usersync_key)
     kek = e2e_kek(args.directory)
     target = node_key(args.directory)
-    sys.stdout.write("JWT_PRIVATE_KEY_FILE={}\nJWT_PUBLIC_KEY_FILE={}\nE2E_KEK_FILE={}\nnode key: {}\n".format(
-        private, public, kek, target))
+    sys.stdout.write("JWT_PRIVATE_KEY_FILE={}\nJWT_PUBLIC_KEY_FILE={}\nUSERSYNC_SIGNING_KEY_FILE={}\n"
+                     "USERSYNC_VERIFY_KEY_FILES={}\nE2E_KEK_FILE={}\nnode key: {}\n".format(
+                         private, public, sign, verify, kek, target))
     return 0
 
 

@@ -13,8 +13,11 @@ retries the transaction with backoff, and receives nothing new, so an outage
 never spends the messages' receive counts and never sends a valid change to
 the dead-letter queue. A message that is malformed or cannot be applied is
 logged with its id and not deleted: SQS hands it out again and, after the
-queue's ``maxReceiveCount``, moves it to the dead-letter queue. Nothing
-stops the pollers but ``stop()``.
+queue's ``maxReceiveCount``, moves it to the dead-letter queue. A message
+that is not the master's (no valid signature, an impossible version:
+:class:`messages.Refused`) is moved to the dead-letter queue at once
+(deleted when the queue has none) with one log line, and never touches the
+database. Nothing stops the pollers but ``stop()``.
 """
 
 from twisted.internet import defer
@@ -23,7 +26,9 @@ from twisted.logger import Logger
 from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
 from components.usersync import replica, revocations
-from components.usersync.messages import MessageError, parse
+from components.usersync.fields import DEFAULT_FIELDS
+from components.usersync.messages import MessageError, Refused, parse
+from components.usersync.provision import FIFO_SUFFIX
 
 
 class VisibilityKeeper:
@@ -51,14 +56,23 @@ class VisibilityKeeper:
 
 
 class Bridge:
-    """SQS -> client database. ``on_applied(changes)`` is called after each commit."""
+    """
+    SQS -> client database. ``on_applied(changes)`` is called after each
+    commit; ``verifier`` checks the master's signature on every message;
+    refused messages go to ``dead_letter_url``; only the ``tracked`` user
+    fields are stored.
+    """
 
     log = Logger()
 
     def __init__(self, sqs, queue_url, db, blocking, reactor, on_applied=lambda changes: None,
-                 pollers=2, wait=20, visibility=30, retry_max=10.0, random=None):
+                 pollers=2, wait=20, visibility=30, retry_max=10.0, random=None, *, verifier,
+                 dead_letter_url=None, tracked=DEFAULT_FIELDS):
         self.sqs = sqs
         self.queue_url = queue_url
+        self.verifier = verifier
+        self.dead_letter_url = dead_letter_url
+        self.tracked = tracked
         self.db = db
         self.blocking = blocking
         self.reactor = reactor
@@ -69,7 +83,7 @@ class Bridge:
         self.retry_max = retry_max
         self.jitter = {} if random is None else {"random": random}
         self.running = False
-        self.applied = self.skipped = self.rejected = self.extensions = self.held = 0
+        self.applied = self.skipped = self.rejected = self.extensions = self.held = self.refused = 0
         self.loops = []
 
     def start(self):
@@ -107,12 +121,16 @@ class Bridge:
     @defer.inlineCallbacks
     def handle(self, batch):
         """Validate, apply, delete one received batch; fire with the changes that took effect."""
-        valid = []
+        valid, refused = [], []
         for message in batch:
             try:
-                valid.append((message, parse(message.get("Body"))))
+                valid.append((message, parse(message.get("Body"), self.verifier, self.tracked)))
+            except Refused as exc:
+                refused.append((message, exc))
             except MessageError as exc:
                 self._reject(message, exc)
+        if refused:
+            yield self._dead_letter(refused)
         if not valid:
             return []
         keeper = VisibilityKeeper(self, [message for message, _ in valid])
@@ -126,6 +144,24 @@ class Bridge:
         if applied:
             self.on_applied(applied)
         return applied
+
+    @defer.inlineCallbacks
+    def _dead_letter(self, refused):
+        """Move messages that are not the master's to the dead-letter queue now, one log line each."""
+        moved = []
+        for message, reason in refused:
+            self.refused += 1
+            where = "moved to the dead-letter queue" if self.dead_letter_url else "deleted (no dead-letter queue)"
+            try:
+                if self.dead_letter_url:
+                    yield self.blocking(self.sqs.send_message, **dead_letter_entry(
+                        self.dead_letter_url, message, reason))
+                moved.append(message)
+            except Exception as exc:
+                where = "left on the queue: dead-letter queue unreachable ({})".format(exc)
+            self.log.warn("usersync message {id} rejected, not the master's: {reason}; {where}",
+                          id=message.get("MessageId"), reason=reason, where=where)
+        yield self._delete(moved)
 
     @defer.inlineCallbacks
     def _apply_holding(self, valid):
@@ -188,6 +224,21 @@ class Bridge:
         for failure in response.get("Failed", []):
             self.log.warn("usersync delete failed for entry {id}: {code}", id=failure.get("Id"),
                           code=failure.get("Code"))
+
+
+def dead_letter_entry(url, message, reason):
+    """
+    ``send_message`` arguments that put a refused message's body on the
+    dead-letter queue ``url``, with the reason and its id on the client's
+    queue (``refused_message_id``: the id the log line names) as attributes.
+    """
+    attributes = {"refused": str(reason)[:256], "refused_message_id": str(message.get("MessageId"))}
+    entry = {"QueueUrl": url, "MessageBody": message.get("Body") or "(empty)",
+             "MessageAttributes": {name: {"DataType": "String", "StringValue": value}
+                                   for name, value in attributes.items()}}
+    if url.endswith(FIFO_SUFFIX):
+        entry.update(MessageGroupId="refused", MessageDeduplicationId=str(message.get("MessageId"))[:128])
+    return entry
 
 
 def event_for(change):

@@ -27,7 +27,7 @@ from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision, snapshot, watchdog
+from components.usersync import DELETE, LIST, SAVE, outbox, provision, signing, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.fields import check_value, parse_fields
@@ -134,7 +134,8 @@ class UserSyncMaster(HubComponent):
             self.user_table = directory.user_table(settings)
             topic = settings.text("SNS_TOPIC_ARN")
             self.db = Database(settings.database_url("master"))
-        except ValueError as exc:  # SettingsError, StorageConfigError
+            self.signer = signing.signer_from(settings) if (topic or self.auto) else None
+        except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync master off: {error}", error=exc)
             return
         self.table = self.user_table.name
@@ -255,7 +256,7 @@ class UserSyncMaster(HubComponent):
             self.log.info("usersync master: provisioned topic {arn}", arn=topic)
         if self.stopped:
             return
-        self.relay = Relay(self.db, SnsPublisher(sns, topic), self.pool.run, self.reactor, batch=self.batch,
+        self.relay = Relay(self.db, SnsPublisher(sns, topic, self.signer), self.pool.run, self.reactor, batch=self.batch,
                            poll_interval=5.0 if self.db.dialect == POSTGRESQL else self.poll,
                            backoff_max=self.backoff_max)
         if self.db.dialect == POSTGRESQL:
@@ -263,8 +264,10 @@ class UserSyncMaster(HubComponent):
                                        self.pool.run)
             self.listener.start()
         self.relay.start()
-        self.log.info("usersync master: relaying {fields} to {topic}", fields=",".join(self.fields),
-                      topic=topic)
+        self.log.info("usersync master: relaying {fields} to {topic}, signed with key {kid}{dev}",
+                      fields=",".join(self.fields), topic=topic, kid=self.signer.kid,
+                      dev=" (this node's dev key)" if signing.uses_dev_key(self.settings, signing.SIGNING_KEY_SETTING)
+                      else "")
 
     def _check_ready(self):
         if not self.ready:

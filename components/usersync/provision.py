@@ -1,9 +1,10 @@
 """
 Provisioning: the SNS topic, one SQS queue per client with its dead-letter
 queue (redrive after ``max_receives`` receives), the queue policies that let
-the topic deliver, and the subscriptions (raw message delivery). Every step
-looks before it creates, so running it again changes nothing. Blocking
-boto3 calls: run it from a command line or through a thread pool.
+the topic deliver and deny every other sender, and the subscriptions (raw
+message delivery). Every step looks before it creates, so running it again
+changes nothing. Blocking boto3 calls: run it from a command line or
+through a thread pool.
 """
 
 import json
@@ -48,7 +49,14 @@ def ensure_queue(sqs, name, attributes, fifo=False):
     return url, _queue_arn(sqs, url)
 
 
-def _policy(queue_arn, topic_arn):
+def queue_policy(queue_arn, topic_arn):
+    """
+    The client queue's access policy: the topic (SNS, ``aws:SourceArn`` the
+    topic) may send, and every other sender is denied explicitly, whatever
+    its IAM rights say (an explicit Deny wins over any Allow; a request
+    without ``aws:SourceArn`` fails ``ArnNotEquals`` and is denied too). The
+    bridge still refuses anything not signed by the master.
+    """
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{
@@ -58,8 +66,25 @@ def _policy(queue_arn, topic_arn):
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
             "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }, {
+            "Sid": "usersync-only-the-topic-sends",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnNotEquals": {"aws:SourceArn": topic_arn}},
         }],
     }, sort_keys=True)
+
+
+def dead_letter_url(sqs, attributes):
+    """The URL of the dead-letter queue named in a queue's ``RedrivePolicy`` attribute, or None."""
+    policy = attributes.get("RedrivePolicy")
+    if not policy:
+        return None
+    arn = json.loads(policy)["deadLetterTargetArn"]
+    _, _, _, _, account, name = arn.split(":", 5)
+    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
 
 def ensure_subscription(sns, topic_arn, queue_arn):
@@ -87,7 +112,7 @@ def ensure_client(sns, sqs, topic_arn, plan, client):
                                      "maxReceiveCount": str(plan.max_receives)}),
     }
     url, arn = ensure_queue(sqs, queue_name(plan.topic, client, plan.fifo), attributes, plan.fifo)
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": _policy(arn, topic_arn)})
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": queue_policy(arn, topic_arn)})
     subscription = ensure_subscription(sns, topic_arn, arn)
     return {"queue_url": url, "queue_arn": arn, "dead_letter_queue_url": dlq_url,
             "subscription_arn": subscription}

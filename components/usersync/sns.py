@@ -2,7 +2,9 @@
 Publishing outbox rows to SNS: ``PublishBatch`` with 10 entries per call;
 FIFO topics get the username as message group and ``username:version`` as
 deduplication id, so each user's changes stay in order and a resend is
-dropped. Blocking boto3 calls: run it through :class:`aws.BlockingPool`.
+dropped. Every body is signed with the master's key (``signer``, see
+:mod:`components.usersync.signing`). Blocking boto3 calls: run it through
+:class:`aws.BlockingPool`.
 """
 
 import hashlib
@@ -23,14 +25,15 @@ def payload_key(action, payload):
 class SnsPublisher:
     """Blocking: ``publish(rows)`` -> ``(sent_ids, failed_ids, error)`` for outbox rows."""
 
-    def __init__(self, sns, topic_arn):
+    def __init__(self, sns, topic_arn, signer):
         self.sns = sns
         self.topic_arn = topic_arn
+        self.signer = signer
         self.fifo = topic_arn.endswith(provision.FIFO_SUFFIX)
 
     def entry(self, index, row):
         _, username, action, version, payload, created_ms = row
-        body = messages.encode(action, int(version), json.loads(payload), int(created_ms))
+        body = messages.encode(action, int(version), json.loads(payload), int(created_ms), self.signer)
         entry = {"Id": str(index), "Message": body,
                  "MessageAttributes": messages.attributes(action, int(version), username)}
         if self.fifo:

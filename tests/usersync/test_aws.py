@@ -21,6 +21,7 @@ from components.usersync.relay import Relay
 from components.usersync.sns import SnsPublisher
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import blocking, shared_moto, until
+from tests.support.syncsigning import SIGNER, VERIFIER
 
 INSERT = ("INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active,"
           " date_joined, first_name) VALUES ('x', 0, ?, '', '', 0, 1, '2026-01-01', ?)")
@@ -96,7 +97,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         self.addCleanup(db.close)
         yield migrate_all(db, master.SCHEMAS)
         yield db.run(outbox.install)
-        relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"]), self.pool.run, reactor,
+        relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"], SIGNER), self.pool.run, reactor,
                              batch=7, poll_interval=0.05)
         relay.start()
         self.addCleanup(relay.stop)
@@ -106,7 +107,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         bodies = yield self.receive_all(result["clients"]["a"]["queue_url"], 13)
         pending = yield db.run(outbox.pending_count)
         self.assertEqual(pending, 0)
-        return [messages.parse(text) for text in bodies]
+        return [messages.parse(text, VERIFIER) for text in bodies]
 
     @defer.inlineCallbacks
     def test_sqlite_master_relays_every_event_once(self):
@@ -133,7 +134,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         self.addCleanup(db.close)
         yield migrate_all(db, master.SCHEMAS)
         yield db.run(outbox.install)
-        relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"]), self.pool.run, reactor,
+        relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"], SIGNER), self.pool.run, reactor,
                              poll_interval=60)
         listener = PgListener(url, outbox.CHANNEL, relay.wake, reactor, self.pool.run)
         yield listener.start()
@@ -144,7 +145,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         started = reactor.seconds()
         yield db.execute(INSERT_PG, ("woken", "W"))
         bodies = yield self.receive_all(result["clients"]["a"]["queue_url"], 1)
-        self.assertEqual(messages.parse(bodies[0]).username, "woken")
+        self.assertEqual(messages.parse(bodies[0], VERIFIER).username, "woken")
         self.assertLess(reactor.seconds() - started, 30)
 
 
@@ -161,14 +162,14 @@ class BridgeTests(AwsMixin, unittest.TestCase):
         queue = result["clients"]["a"]["queue_url"]
         applied = []
         bridge = Bridge(self.sqs, queue, db, self.pool.run, reactor, applied.extend, pollers=2, wait=1,
-                               visibility=2)
+                               visibility=2, verifier=VERIFIER)
         locker = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
         self.addCleanup(locker.close)
         locker.execute("BEGIN EXCLUSIVE")
         bridge.start()
         self.addCleanup(bridge.stop)
         yield blocking(self.sqs.send_message, QueueUrl=queue,
-                       MessageBody=messages.encode("insert", 1, {"username": "slow", "first_name": "S"}, 0))
+                       MessageBody=messages.encode("insert", 1, {"username": "slow", "first_name": "S"}, 0, SIGNER))
         yield until(lambda: defer.succeed(bridge.extensions >= 3), message="visibility never extended")
         locker.execute("COMMIT")
         yield until(lambda: defer.succeed(bool(applied)), message="change not applied")

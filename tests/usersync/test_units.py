@@ -11,6 +11,18 @@ from twisted.trial import unittest
 from components.core.settings import Settings
 from components.db.database import StorageUnavailable
 from components.usersync import admin, aws, bridge as bridge_module, fields, messages, sns
+from tests.support.syncsigning import SIGNER, VERIFIER
+
+
+class Trusting:
+    """For the field rules alone: takes every message as the master's (signatures: test_signing)."""
+
+    def verify(self, message):
+        return message
+
+
+def parse(text):
+    return messages.parse(text, Trusting())
 
 
 def body(**overrides):
@@ -23,27 +35,27 @@ def body(**overrides):
 class MessageParseTests(unittest.SynchronousTestCase):
     def test_raw_and_enveloped_bodies_parse_alike(self):
         """A raw body and the same body inside an SNS notification envelope give the same change."""
-        raw = messages.parse(body())
-        enveloped = messages.parse(json.dumps({"Type": "Notification", "MessageId": "m", "Message": body()}))
+        raw = parse(body())
+        enveloped = parse(json.dumps({"Type": "Notification", "MessageId": "m", "Message": body()}))
         self.assertEqual(raw, enveloped)
         self.assertEqual((raw.action, raw.version, raw.username, raw.ts), ("update", 3, "ann", 5))
 
     def test_revocations_parse_for_any_name_the_master_holds(self):
         """A revocation names whatever the master table holds (no Django name rules: they would fail open)."""
         for name in ("ann", "lr o'brien", "élodie"):
-            revocation = messages.parse(json.dumps({"type": "user.changed", "action": "credential", "version": 4,
+            revocation = parse(json.dumps({"type": "user.changed", "action": "credential", "version": 4,
                                                     "ts": 1, "user": {"username": name, "version": 4,
                                                                       "changed_ms": 9}}))
             self.assertEqual((revocation.action, revocation.username, revocation.facts["version"]),
                              ("credential", name, 4))
         for bad in ("", "a\nb", "x" * 151, 7):
             with self.assertRaises(messages.MessageError):
-                messages.parse(json.dumps({"type": "user.changed", "action": "logout", "version": 1, "ts": 1,
+                parse(json.dumps({"type": "user.changed", "action": "logout", "version": 1, "ts": 1,
                                            "user": {"username": bad, "sid": "s", "expires_ms": 1}}))
 
     def test_untracked_fields_are_dropped(self):
         """Fields that are not syncable (a password, anything new) never reach the change."""
-        change = messages.parse(body(user={"username": "ann", "password": "pbkdf2$...", "shoe_size": 9}))
+        change = parse(body(user={"username": "ann", "password": "pbkdf2$...", "shoe_size": 9}))
         self.assertEqual(change.user, {"username": "ann"})
 
     def test_malformed_bodies_are_refused_with_a_reason(self):
@@ -69,13 +81,13 @@ class MessageParseTests(unittest.SynchronousTestCase):
         }
         for text, reason in cases.items():
             with self.assertRaises(messages.MessageError, msg=text[:60]) as raised:
-                messages.parse(text)
+                parse(text)
             self.assertIn(reason, str(raised.exception))
 
     def test_encode_round_trips(self):
         """What the relay encodes, the bridge parses back."""
-        text = messages.encode("delete", 9, {"username": "a.b@c+d-e_f", "email": ""}, 123)
-        self.assertEqual(messages.parse(text), messages.Change("delete", 9, "a.b@c+d-e_f",
+        text = messages.encode("delete", 9, {"username": "a.b@c+d-e_f", "email": ""}, 123, SIGNER)
+        self.assertEqual(messages.parse(text, VERIFIER), messages.Change("delete", 9, "a.b@c+d-e_f",
                                                                {"username": "a.b@c+d-e_f", "email": ""}, 123))
 
     def test_control_characters_and_surrogates_are_refused(self):
@@ -84,9 +96,9 @@ class MessageParseTests(unittest.SynchronousTestCase):
             for bad in ("a\x00b", "a\x01", "line\nbreak", "cr\r", "esc\x1b", "\ud800"):
                 user = {"username": "ann", field: bad}
                 with self.assertRaises(messages.MessageError, msg=(field, bad)) as raised:
-                    messages.parse(body(user=user))
+                    parse(body(user=user))
                 self.assertIn("user.{}".format(field), str(raised.exception))
-        tabbed = messages.parse(body(user={"username": "ann", "first_name": "A\tB"}))
+        tabbed = parse(body(user={"username": "ann", "first_name": "A\tB"}))
         self.assertEqual(tabbed.user["first_name"], "A\tB")
 
     def test_numbers_json_allows_but_python_cannot_use_are_refused(self):
@@ -94,10 +106,10 @@ class MessageParseTests(unittest.SynchronousTestCase):
         for ts in ("Infinity", "-Infinity", "NaN", str(10 ** 400)):
             text = body().replace('"ts": 5', '"ts": ' + ts)
             with self.assertRaises(messages.MessageError, msg=ts) as raised:
-                messages.parse(text)
+                parse(text)
             self.assertIn("ts must be a finite number", str(raised.exception))
         with self.assertRaises(messages.MessageError):
-            messages.parse("[" * 30000 + "]" * 30000)
+            parse("[" * 30000 + "]" * 30000)
 
 
 class FieldRuleTests(unittest.SynchronousTestCase):
@@ -168,12 +180,12 @@ class PayloadTests(unittest.SynchronousTestCase):
     def test_fifo_topics_get_group_and_deduplication_ids(self):
         """On a .fifo topic the username is the message group and username:version the deduplication id."""
         row = (1, "ann", "update", 4, json.dumps({"username": "ann"}), 9)
-        fifo = sns.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users.fifo").entry(0, row)
+        fifo = sns.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users.fifo", SIGNER).entry(0, row)
         self.assertEqual((fifo["MessageGroupId"], fifo["MessageDeduplicationId"]), ("ann", "ann:4"))
-        standard = sns.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users").entry(0, row)
+        standard = sns.SnsPublisher(None, "arn:aws:sns:eu-west-1:1:users", SIGNER).entry(0, row)
         self.assertNotIn("MessageGroupId", standard)
         self.assertEqual(standard["MessageAttributes"]["version"], {"DataType": "Number", "StringValue": "4"})
-        self.assertEqual(messages.parse(standard["Message"]).version, 4)
+        self.assertEqual(messages.parse(standard["Message"], VERIFIER).version, 4)
 
     def test_region_comes_from_settings_or_the_resource(self):
         """AWS_DEFAULT_REGION wins; else the region in the ARN or queue URL; else us-east-1."""
@@ -219,7 +231,7 @@ class HeldBatchTests(unittest.SynchronousTestCase):
     def bridge(self, db):
         clock, queue = task.Clock(), RecordingQueue()
         bridge = bridge_module.Bridge(queue, "q", db, lambda fn, *a, **kw: defer.maybeDeferred(fn, *a, **kw),
-                                      clock, visibility=30, retry_max=10, random=lambda: 1.0)
+                                      clock, visibility=30, retry_max=10, random=lambda: 1.0, verifier=VERIFIER)
         bridge.running = True
         return bridge, clock, queue
 
@@ -227,7 +239,7 @@ class HeldBatchTests(unittest.SynchronousTestCase):
         """A database outage longer than several visibility periods: batch kept, extended, applied, deleted once."""
         db = DownThenUp(outages=12)
         bridge, clock, queue = self.bridge(db)
-        batch = [{"MessageId": "m1", "ReceiptHandle": "r1", "Body": body()}]
+        batch = [{"MessageId": "m1", "ReceiptHandle": "r1", "Body": messages.dumps(json.loads(body()), SIGNER)}]
         done = bridge.handle(batch)
         self.assertNoResult(done)
         for _ in range(20):
@@ -241,7 +253,7 @@ class HeldBatchTests(unittest.SynchronousTestCase):
     def test_a_stopping_bridge_releases_a_held_batch(self):
         """After stop() the held batch is given back (not deleted) so another instance can take it."""
         bridge, clock, queue = self.bridge(DownThenUp(outages=1000))
-        done = bridge.handle([{"MessageId": "m1", "ReceiptHandle": "r1", "Body": body()}])
+        done = bridge.handle([{"MessageId": "m1", "ReceiptHandle": "r1", "Body": messages.dumps(json.loads(body()), SIGNER)}])
         clock.advance(5)
         bridge.stop()
         clock.advance(30)
