@@ -471,7 +471,8 @@ class DevicePublishResource(PublisherResource):
             if session is None:
                 raise errors.Unavailable("device bridge session left")
             # before the replay memory's database write: a flood is refused at the cost of a dict lookup
-            limit_key = (SHARED, device) if who is SHARED else device
+            # registered names have no ':', so a shared-key post never shares a registered device's bucket
+            limit_key = "shared:" + device if who is SHARED else device
             session.admit(limit_key)
         except errors.HubError as error:
             if error.uri == errors.NOT_AUTHORIZED:
