@@ -8,8 +8,9 @@ token expiry, a logout, a deactivation written by SQL in the master
 database, and an admin's ``wamp.session.kill``: what it sends after the
 GOODBYE (a call, a click, a subscription, an acknowledged publication) gets
 no answer, it receives no event, and its connection is closed within
-``SESSION_CUTOFF_GRACE`` of the GOODBYE. On the dev node, on a node with two
-router workers (``--routers 2``) and on a client node behind a proxy worker.
+``SESSION_CUTOFF_GRACE`` of the GOODBYE. On the dev node, the master node
+(master.json), a node with two router workers (``--routers 2``) and a client
+node behind a proxy worker.
 A polite client still gets the GOODBYE with the reason (tests/auth).
 """
 
@@ -34,10 +35,11 @@ from components.db.database import Database
 from components.node import topology
 from components.node.patches import PatchUnavailable, session_cutoff
 from tests.support.clients import eventually, post_json, token
-from tests.support.node import RouterNode, free_port, router_worker, shared_node
+from tests.support.node import REPO, RouterNode, free_port, router_worker, shared_node
 from tests.support.users import add_users
 
 PASSWORD = "cutoff-password-1"
+NODE_DIR = os.path.join(REPO, ".crossbar")
 GRACE = session_cutoff.DEFAULT_GRACE
 # an operator's session that may call wamp.session.kill: anonymous, role backend, on a path of its own
 OPS_PATH = {"type": "websocket", "serializers": ["json"], "auth": {"anonymous": {"type": "static", "role": "backend"}}}
@@ -275,16 +277,22 @@ class CutOffChecks:
     """The checks every topology runs: mixed into a TestCase that sets ``self.node`` and ``self.port_of``."""
 
     timeout = 180
+    # what a session is served before the cut-off: a procedure it calls, a topic whose events it receives
+    SERVED_BY = ("time.get", "time.tic")
+    ROLE = "user"
 
     @defer.inlineCallbacks
     def served(self, port, ticket):
-        """A rude client that is being served: it called time.get and received time.tic events."""
+        """A rude client that is being served: ``SERVED_BY``'s procedure answered it, its topic's events came."""
+        procedure, topic = self.SERVED_BY
         rude = yield rude_join(self, port, ticket)
-        subscribed = yield rude.subscribe("time.tic")
-        self.assertIsInstance(subscribed, message.Subscribed)
-        answer = yield rude.call("time.get")
-        self.assertIsInstance(answer, message.Result)
-        yield eventually(lambda: rude.events(), timeout=10, message="no time.tic before the cut-off")
+        if topic is not None:
+            subscribed = yield rude.subscribe(topic)
+            self.assertIsInstance(subscribed, message.Subscribed)
+        answer = yield rude.call(procedure)
+        self.assertIsInstance(answer, message.Result, getattr(answer, "error", None))
+        if topic is not None:
+            yield eventually(lambda: rude.events(), timeout=10, message="no event before the cut-off")
         return rude
 
     @defer.inlineCallbacks
@@ -328,16 +336,17 @@ class CutOffChecks:
         yield self.assertCutOff(rude, errors.AUTH_TOKEN_EXPIRED_SESSION)
 
     @defer.inlineCallbacks
-    def check_admin_kill(self, port, ops_port):
-        rude = yield self.served(port, token("cutoff_killed"))
+    def check_admin_kill(self, port, ops_port, username="cutoff_killed"):
+        yield add_users(self.node, [(username, "Cut", self.ROLE == "admin")], PASSWORD)
+        rude = yield self.served(port, token(username, role=self.ROLE))
         yield self.admin_kill(ops_port, rude.session_id)
         yield self.assertCutOff(rude, ADMIN_KILL)
 
     @defer.inlineCallbacks
     def check_deactivation(self, ports, username):
         """A token minted before the change (no ``cv``: revoked by its issue time) on each of ``ports``."""
-        yield add_users(self.node, [(username, "Cut", False)], PASSWORD)
-        ticket = token(username)
+        yield add_users(self.node, [(username, "Cut", self.ROLE == "admin")], PASSWORD)
+        ticket = token(username, role=self.ROLE)
         clients = []
         for port in ports:
             clients.append((yield self.served(port, ticket)))
@@ -463,7 +472,7 @@ class RouterReplicasTests(CutOffChecks, unittest.TestCase):
         """Expiry on the first router worker, an admin kill on the second: each cut off."""
         first, second = self.node.direct
         yield self.check_expiry(first)
-        yield self.check_admin_kill(second, second)
+        yield self.check_admin_kill(second, second, "cutoff_killed_replica")
 
 
 class ProxiedTests(CutOffChecks, unittest.TestCase):
@@ -495,4 +504,33 @@ class ProxiedTests(CutOffChecks, unittest.TestCase):
     def test_expiry_and_admin_kill(self):
         """Expiry, and an admin kill at the router: each proxied session is cut off."""
         yield self.check_expiry(self.node.port)
-        yield self.check_admin_kill(self.node.port, self.node.internal)
+        yield self.check_admin_kill(self.node.port, self.node.internal, "cutoff_killed_proxied")
+
+
+class MasterNodeTests(CutOffChecks, unittest.TestCase):
+    """The master node (master.json): an admin session on the directory's procedures."""
+
+    SERVED_BY = ("master.users.list", None)
+    ROLE = "admin"
+
+    def build(self):
+        node = RouterNode(name="cutoff-master", config_path=os.path.join(NODE_DIR, "master.json"))
+        config = node.config
+        router = router_worker(config)
+        web = next(item for item in router["transports"] if item["id"] == "web")
+        web["endpoint"]["port"] = node.port
+        web["paths"]["ops"] = dict(OPS_PATH)
+        _write_config(node, config)
+        return node
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.node = yield _started("master", self.build)
+        yield eventually(lambda: 'Ok, worker "Container master" configured and ready' in self.node.log_text(),
+                         timeout=60, message="the master's container worker not ready")
+
+    @defer.inlineCallbacks
+    def test_deactivation_and_admin_kill(self):
+        """A deactivation by SQL, then an admin kill: each admin session is cut off."""
+        yield self.check_deactivation([self.node.port], "cutoff_master_admin")
+        yield self.check_admin_kill(self.node.port, self.node.port)
