@@ -36,17 +36,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PORT=8080 \
-    CROSSBAR_DIR=/app/.crossbar \
-    PYTHONPATH=/app/crossbar_site
+    CROSSBAR_DIR=/app/.crossbar
 RUN groupadd --system --gid 10001 hub \
  && useradd --system --uid 10001 --gid hub --home-dir /app --shell /usr/sbin/nologin hub
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=hub:hub .crossbar/config.json .crossbar/master.json .crossbar/client.json ./.crossbar/
 COPY --chown=hub:hub web ./web
-# worker start-up patches: the node-key read memoised in proxy workers (components/node/patches/nodekey_cache.py),
-# the fast send path in router and proxy workers (components/node/patches/fast_send.py; HUB_FAST_SEND=off disables)
-COPY --chown=hub:hub crossbar_site ./crossbar_site
 COPY --from=web --chown=hub:hub /src/web/node_modules ./web/node_modules
 # the production configs follow the dev config they derive from, whatever was committed
 RUN python -m components.node.topology write --directory /app/.crossbar \

@@ -33,7 +33,6 @@ start: install
 	AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) \
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL-http://127.0.0.1:$(AWS_EMULATOR_PORT)} \
 	USERSYNC_PROVISION=$${USERSYNC_PROVISION:-on} \
-	PYTHONPATH=$(CURDIR)/crossbar_site$${PYTHONPATH:+:$$PYTHONPATH} \
 	$(BIN)/crossbar start --cbdir .crossbar
 
 check: install

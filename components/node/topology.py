@@ -38,6 +38,7 @@ from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.settings import Settings, node_dir
 from components.iot import demo
+from components.node.boot import booted
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -230,7 +231,7 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
                             "paths": public_paths}],
         })
     dev["workers"] = workers
-    return dev
+    return booted(dev)
 
 
 def router_replicas_config(dev=None, routers=2, port=PUBLIC_PORT):
@@ -279,7 +280,7 @@ def router_replicas_config(dev=None, routers=2, port=PUBLIC_PORT):
                             "options": {"title": "reactive hub components {}".format(index)},
                             "components": [_container_component(item, socket_path) for item in scalable]})
     dev["workers"] = workers
-    return dev
+    return booted(dev)
 
 
 def _local_rlink(other):
@@ -318,7 +319,7 @@ def master_config(dev=None):
         workers.append({"id": "master", "type": "container", "options": {"title": "reactive hub master components"},
                         "components": [_container_component(item, BACKEND_SOCKET) for item in master_only]})
     dev["workers"] = workers
-    return dev
+    return booted(dev)
 
 
 def _monitor_extra(router, **settings):

@@ -4,10 +4,16 @@ The node's operational view, from inside the router worker:
 - readiness (``/health/ready``): the realm routes and logins work (the
   authenticator's procedure is registered), the database answers
   ``SELECT 1``, and the SQS queue answers when ``SQS_QUEUE_URL`` is set;
+  where a user-sync bridge runs, the ``usersync`` check holds only while
+  the client database has every message of the master (``converging`` or
+  ``behind`` otherwise, :mod:`components.usersync.convergence`); where a
+  relay runs, the ``relay`` check counts the events it refused to relay
+  because no client could store them (informative: it stays ok);
 - metrics (``/metrics``, Prometheus text): sessions, subscriptions and
   subscribers per topic (WAMP meta API), WAMP messages routed by type and
   events delivered per second (the router's own counters), the SQS queue
-  depth, the user-sync outbox backlog, and the worker's CPU and memory.
+  depth, the user-sync outbox backlog and refused events, a client's place
+  in the master's sequence, and the worker's CPU and memory.
   The families are collected and rendered once per ``METRICS_INTERVAL`` on
   the sampling loop (``latest`` holds the newest :class:`Rendered`); the
   resource serves that text, so scrapes cost the router nothing extra.
@@ -31,7 +37,7 @@ from components.core.component import HubComponent
 from components.core.settings import SettingsError
 from components.db.database import Database
 from components.ops import meters, promtext
-from components.usersync import aws, outbox
+from components.usersync import aws, convergence, outbox, sequence
 
 CHECK_TIMEOUT = 3.0
 # the contract's topics get a label value each; subscribers of every other topic are summed under OTHER
@@ -60,6 +66,7 @@ class MonitorComponent(HubComponent):
         if kind not in ("client", "master"):
             raise SettingsError("MONITOR_DATABASE must be client or master, got {!r}".format(kind))
         self.database_url = settings.database_url(kind)
+        self.client_url = settings.database_url("client")
         self.outbox_url = settings.database_url("master")
         self.queue_url = settings.url("SQS_QUEUE_URL")
         self.endpoint_url = settings.text("AWS_ENDPOINT_URL")
@@ -172,18 +179,55 @@ class MonitorComponent(HubComponent):
         return self._queue_depth().addCallback(lambda attributes: "{} messages waiting".format(
             attributes.get("ApproximateNumberOfMessages", "?")))
 
+    def _sync_status(self):
+        """
+        The user-sync client's place in the master's sequence
+        (:func:`components.usersync.convergence.status`), or None when no
+        bridge runs on the client database (or it cannot be read now: the
+        database check says so).
+        """
+        now_ms = int(self.reactor.seconds() * 1000)
+        return self._or_none(self._timed(self._database(self.client_url).run(convergence.status, now_ms)))
+
+    def _relay_refusals(self):
+        """The master's refused events (``sequence.refusals``), or None without a relay (or no answer)."""
+        if not self.outbox:
+            return defer.succeed(None)
+        return self._or_none(self._timed(self._database(self.outbox_url).run(sequence.refusals)))
+
+    @staticmethod
+    def _usersync_checks(status, refusals):
+        """The ``usersync`` check of a client (not ok while converging or behind) and the master's ``relay`` check."""
+        checks = {}
+        if status is not None:
+            detail = dict(status)
+            if not status["ok"]:
+                detail["error"] = "user sync {}: {} of the master's messages missing (held up to {}, {} sent){}".format(
+                    status["state"], status["missing"], status["mark"], status["high"],
+                    "; snapshot requested" if status["requested"] else "")
+            checks["usersync"] = detail
+        if refusals is not None:
+            total, kept, newest = refusals
+            # informative: an event no client could store is refused on the master, which stays ready
+            checks["relay"] = {"ok": True, "dead_letters": kept, "refused_total": total,
+                               "last_refused": None if newest is None else
+                               "{} of {!r}: {}".format(newest[1], newest[0], newest[2])}
+        return checks
+
     def readiness(self):
         """Fires with ``{"status": "ready"|"not ready", "checks": {name: {"ok", ...}}}``."""
         checks = [self._check("router", defer.maybeDeferred(self._router_check)),
                   self._check("database", defer.maybeDeferred(self._database_check))]
         if self.queue_url:
             checks.append(self._check("queue", defer.maybeDeferred(self._queue_check)))
+        sync = defer.gatherResults([self._sync_status(), self._relay_refusals()])
 
         def summary(results):
-            found = dict(results)
+            found = dict(results[0])
+            found.update(self._usersync_checks(*results[1]))
             ready = all(item["ok"] for item in found.values())
             return {"status": "ready" if ready else "not ready", "checks": found}
-        return defer.gatherResults(checks).addCallback(summary)
+        return defer.gatherResults([defer.gatherResults(checks), sync]).addCallback(summary)
 
     # -- metrics -----------------------------------------------------------------------------------------------
 
@@ -212,6 +256,7 @@ class MonitorComponent(HubComponent):
         families.append(rates)
         families.extend((yield self._queue_families()))
         families.extend((yield self._outbox_families()))
+        families.extend((yield self._sync_families()))
         families.extend(meters.process_families())
         families.append(promtext.Family("hub_metrics_collections_total", "counter",
                                         "Collections of these metrics (one per METRICS_INTERVAL)").add(self.collections))
@@ -274,8 +319,29 @@ class MonitorComponent(HubComponent):
         backlog = yield self._or_none(self._timed(self._database(self.outbox_url).run(outbox.pending_count)))
         if backlog is None:
             return []
-        return [promtext.Family("hub_outbox_backlog", "gauge",
-                                "User changes in the outbox not yet sent to SNS").add(backlog)]
+        families = [promtext.Family("hub_outbox_backlog", "gauge",
+                                    "User changes in the outbox not yet sent to SNS").add(backlog)]
+        refusals = yield self._relay_refusals()
+        if refusals is not None:
+            families.append(promtext.Family(
+                "hub_usersync_refused_total", "counter",
+                "User changes the master refused to relay because no client could store them").add(refusals[0]))
+            families.append(promtext.Family(
+                "hub_usersync_dead_letters", "gauge",
+                "Refused user changes kept in the master's outbox (a day)").add(refusals[1]))
+        return families
+
+    @defer.inlineCallbacks
+    def _sync_families(self):
+        status = yield self._sync_status()
+        if status is None:
+            return []
+        family = promtext.Family("hub_usersync_sequence", "gauge",
+                                 "This client's place in the master's message sequence")
+        for kind in ("mark", "high", "missing"):
+            family.add(status[kind], kind=kind)
+        return [family, promtext.Family("hub_usersync_in_sync", "gauge",
+                                        "1 when this client holds every message of the master").add(int(status["ok"]))]
 
     @staticmethod
     def _or_none(d):

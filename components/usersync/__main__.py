@@ -120,7 +120,7 @@ def _resync(options, settings):
         target = "every client" if not options.client else (
             "every client (the topic has no per-client filter): client {} applies what it lacks, the others "
             "already hold these versions".format(options.client))
-        deletes = " and {} deletes".format(totals["gone"]) if "gone" in totals else ""
+        deletes = " and {} deletes".format(totals.get("gone", totals.get("tombstones", 0)))
         print("resync of {}: {} user events{}, {} credential versions queued for {}".format(
             user_table.name, totals["users"], deletes, totals["credentials"], target))
     _master_database(options, settings, work)

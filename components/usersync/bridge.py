@@ -4,7 +4,8 @@ The client side's bridge from this client's SQS queue into its own
 
 Per receive (up to 10 messages; several pollers long-poll in parallel, all
 boto3 calls in a thread pool): every message is validated; the valid ones
-are applied in one transaction under the version rule (``replica``); only
+are applied in one transaction under the version rule (``replica``), which
+also notes their place in the master's sequence (``convergence``); only
 after the commit are they deleted from the queue, in one batch call. A batch
 that takes longer than half the visibility timeout gets its visibility
 extended. While the client database is unavailable (down, locked) the
@@ -25,7 +26,7 @@ from twisted.logger import Logger
 
 from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
-from components.usersync import replica, revocations
+from components.usersync import convergence, replica
 from components.usersync.fields import DEFAULT_FIELDS
 from components.usersync.messages import MessageError, Refused, parse
 from components.usersync.provision import FIFO_SUFFIX
@@ -190,7 +191,7 @@ class Bridge:
     def _apply(self, valid):
         now_ms = int(self.reactor.seconds() * 1000)
         try:
-            applied = yield self.db.run(revocations.apply, [change for _, change in valid], now_ms)
+            applied = yield self.db.run(convergence.apply, [change for _, change in valid], now_ms)
             return applied, [message for message, _ in valid]
         except StorageUnavailable:
             raise
@@ -200,7 +201,7 @@ class Bridge:
         applied, done = [], []
         for message, change in valid:
             try:
-                applied += yield self.db.run(revocations.apply, [change], now_ms)
+                applied += yield self.db.run(convergence.apply, [change], now_ms)
                 done.append(message)
             except StorageUnavailable:
                 raise

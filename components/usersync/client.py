@@ -23,9 +23,10 @@ from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.e2e import keys as e2e_keys
 from components.e2e.service import PrivatePayloads
-from components.usersync import CHANGED, ME, provision, replica, revocations, signing, userrelay
+from components.usersync import CHANGED, ME, convergence, provision, replica, revocations, signing, userrelay
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.bridge import Bridge, event_for
+from components.usersync.requests import GapWatch
 from components.usersync.fields import parse_fields
 
 SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
@@ -41,6 +42,7 @@ class UserSyncClient(HubComponent):
 
     db = None
     bridge = None
+    gaps = None
     pool = None
     ready = False
     stopped = False
@@ -63,6 +65,9 @@ class UserSyncClient(HubComponent):
             self.topic_name = settings.text("USERSYNC_TOPIC_NAME", "reactive-users")
             self.client_name = settings.text("USERSYNC_CLIENT_NAME", "dev")
             self.max_receives = settings.int("USERSYNC_MAX_RECEIVES", 5, minimum=1)
+            # a hole in the master's sequence older than this asks for a snapshot (convergence.py)
+            self.gap_grace = settings.duration("USERSYNC_GAP_GRACE", 10.0, minimum=0.1, maximum=3600)
+            self.request_url = settings.url("USERSYNC_REQUEST_QUEUE_URL")
             self.db = Database(settings.database_url("client"))
             self.private = self._private_payloads()
             # only the master's messages are applied: its public key(s), never a key that could sign
@@ -145,7 +150,13 @@ class UserSyncClient(HubComponent):
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
                              pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2),
                              verifier=self.verifier, dead_letter_url=dead_letter, tracked=self.tracked)
+        # from now on /health/ready reports this database's place in the master's sequence
+        yield self.db.run(convergence.begin, int(self.reactor.seconds() * 1000))
         self.bridge.start()
+        self.gaps = GapWatch(self.db, sqs, self.pool.run, self.reactor, self.client_name, grace=self.gap_grace,
+                             retry=max(6 * self.gap_grace, 5.0), request_url=self.request_url,
+                             interval=min(1.0, self.gap_grace / 2))
+        self.gaps.start()
         self.log.info("usersync client: {pollers} pollers on {queue}; applying messages signed with {kids}{dev}",
                       pollers=self.pollers, queue=queue, kids=", ".join(sorted(self.verifier.keys)),
                       dev=" (this node's dev key: set USERSYNC_VERIFY_KEY_FILES on a client of a split)"
@@ -208,6 +219,8 @@ class UserSyncClient(HubComponent):
         self.stopped = True
         if self.bridge is not None:
             self.bridge.stop()
+        if self.gaps is not None:
+            self.gaps.stop()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None

@@ -115,3 +115,19 @@ def check_value(field, value, strict_email=True):
     if field in LENGTHS:
         return check_text(field, value)
     raise FieldError(field, "is not a user field")
+
+
+def clean_user(user, strict_email=False):
+    """
+    The syncable fields of ``user`` (a dict) after :func:`check_value`, the
+    rest dropped (fields newer masters may add are never stored); FieldError
+    names the first field a client could not store. The master runs it on
+    every event before relaying it, a client on every message it receives.
+    """
+    clean = {}
+    for field, value in user.items():
+        if field in SYNCABLE:
+            clean[field] = check_value(field, value, strict_email=strict_email)
+    if "username" not in clean:
+        raise FieldError("username", "is missing")
+    return clean

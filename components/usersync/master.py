@@ -27,7 +27,7 @@ from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision, signing, snapshot, watchdog
+from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, signing, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.fields import check_value, parse_fields
@@ -107,6 +107,7 @@ class UserSyncMaster(HubComponent):
     listener = None
     pool = None
     watch = None
+    request_listener = None
     ready = False
     stopped = False
     relaying = False
@@ -128,6 +129,8 @@ class UserSyncMaster(HubComponent):
             self.poll = settings.duration("USERSYNC_POLL_INTERVAL", 0.2, minimum=0.01)
             self.backoff_max = settings.duration("USERSYNC_BACKOFF_MAX", 30.0, minimum=0.1)
             self.check_interval = settings.duration("USERSYNC_TRIGGER_CHECK", 10.0, minimum=0.05, maximum=30)
+            self.beacon_interval = settings.duration("USERSYNC_BEACON", 10.0, minimum=0.1, maximum=3600)
+            self.request_url = settings.url("USERSYNC_REQUEST_QUEUE_URL")
             self.auto = settings.bool("USERSYNC_PROVISION", False)
             self.endpoint = settings.text("AWS_ENDPOINT_URL") or None
             self.topic_name = settings.text("USERSYNC_TOPIC_NAME", "reactive-users")
@@ -220,7 +223,8 @@ class UserSyncMaster(HubComponent):
         if not self.relaying:
             self.log.info("usersync master: admin RPCs ready; relay off (SNS_TOPIC_ARN unset)")
             return
-        self.pool = BlockingPool(self.reactor, 4, "usersync-sns")
+        # SNS publishes and checks, and one long poll of the request queue
+        self.pool = BlockingPool(self.reactor, 6, "usersync-sns")
         yield self._start_relay(topic)
 
     def _start_watch(self):
@@ -256,9 +260,12 @@ class UserSyncMaster(HubComponent):
             self.log.info("usersync master: provisioned topic {arn}", arn=topic)
         if self.stopped:
             return
-        self.relay = Relay(self.db, SnsPublisher(sns, topic, self.signer), self.pool.run, self.reactor, batch=self.batch,
+        publisher = SnsPublisher(sns, topic, self.signer)
+        # held while the topic has no subscription; a beacon every USERSYNC_BEACON s says how far it got
+        self.relay = Relay(self.db, publisher, self.pool.run, self.reactor, batch=self.batch,
                            poll_interval=5.0 if self.db.dialect == POSTGRESQL else self.poll,
-                           backoff_max=self.backoff_max)
+                           backoff_max=self.backoff_max, subscribed=publisher.subscriptions,
+                           beacon=publisher.beacon, beacon_interval=self.beacon_interval)
         if self.db.dialect == POSTGRESQL:
             self.listener = PgListener(self.db.url, outbox.CHANNEL, self.relay.wake, self.reactor,
                                        self.pool.run)
@@ -268,6 +275,48 @@ class UserSyncMaster(HubComponent):
                       fields=",".join(self.fields), topic=topic, kid=self.signer.kid,
                       dev=" (this node's dev key)" if signing.uses_dev_key(self.settings, signing.SIGNING_KEY_SETTING)
                       else "")
+        yield self._start_requests(topic, publisher)
+
+    @defer.inlineCallbacks
+    def _start_requests(self, topic, publisher):
+        """Find (dev: create) the request queue, name it in the beacons and answer what clients ask there."""
+        sqs = yield self.pool.run(make_client, "sqs", self.endpoint, region_for(topic, settings=self.settings),
+                                  read_timeout=30)
+        url = self.request_url
+        if not url:
+            name = provision.request_queue_name(requests.topic_name_of(topic))
+            if self.auto:
+                url = yield persist(self.reactor, lambda: self.pool.run(provision.ensure_queue, sqs, name,
+                                                                       {"MessageRetentionPeriod": "3600"}),
+                                    self.log, "usersync request queue", self._running)
+                url = url[0] if url else None
+            else:
+                url = yield self.pool.run(requests.find_queue, sqs, name)
+        if self.stopped:
+            return
+        if not url:
+            self.log.warn("usersync master: no request queue {name} (run provision, or set "
+                          "USERSYNC_REQUEST_QUEUE_URL): clients that miss messages cannot ask for a snapshot",
+                          name=provision.request_queue_name(requests.topic_name_of(topic)))
+            return
+        publisher.reply = url
+        self.request_listener = requests.RequestListener(sqs, url, self.pool.run, self.reactor, self._requested)
+        self.request_listener.start()
+        self.log.info("usersync master: answering snapshot requests on {url}", url=url)
+
+    @defer.inlineCallbacks
+    def _requested(self, found):
+        """Clients asked for a snapshot: queue one, unless the previous one is still being sent."""
+        asking = ", ".join(sorted({"{client} (held {mark} of {high}: {reason})".format(**item) for item in found}))
+        pending = yield self.db.run(snapshot.pending)
+        if pending:
+            self.log.info("usersync master: snapshot requested by {asking}; the one queued before is still being "
+                          "sent", asking=asking)
+            return
+        totals = yield snapshot.run(self.db, self.table, self.fields, self.include_staff, bump=False)
+        self._wake(None)
+        self.log.info("usersync master: snapshot requested by {asking}; queued {users} users, {tombstones} deletes, "
+                      "{credentials} credential versions", asking=asking, **totals)
 
     def _check_ready(self):
         if not self.ready:
@@ -354,6 +403,8 @@ class UserSyncMaster(HubComponent):
             self.watch.stop()
         if self.relay is not None:
             self.relay.stop()
+        if self.request_listener is not None:
+            self.request_listener.stop()
         if self.listener is not None:
             self.listener.stop()
         if self.pool is not None:

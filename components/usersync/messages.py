@@ -39,8 +39,22 @@ MAX_BYTES = 64 * 1024
 MAX_VERSION = 2 ** 53 - 1
 MAX_TS = 2 ** 62
 
-Change = namedtuple("Change", "action version username user ts")
-Change.__doc__ = "One validated change: ``user`` holds the syncable fields that came with it."
+Change = namedtuple("Change", "action version username user ts seq epoch", defaults=(None, None))
+Change.__doc__ = ("One validated change: ``user`` holds the syncable fields that came with it; ``seq`` and"
+                  " ``epoch`` its place in the master's sequence (None in a message without one).")
+
+# the master's control messages (convergence.py): a snapshot's end marker (an outbox row, numbered like
+# every event) and the relay's beacon (how far the master got; not numbered)
+SYNC = "user.sync"
+SYNCED = "synced"
+BEACON = "beacon"
+Sync = namedtuple("Sync", "kind epoch seq covers high reply ts")
+Sync.__doc__ = ("A validated control message: ``synced`` (``seq``, ``covers``: the highest number its snapshot"
+                " supersedes) or ``beacon`` (``high``: the highest number sent, ``reply``: the request queue).")
+# a client's request for a snapshot (requests.py): plain JSON on the master's request queue, never applied
+REQUEST = "user.sync_request"
+MAX_EPOCH = 64
+MAX_URL = 1024
 
 
 class MessageError(ValueError):
@@ -56,18 +70,36 @@ def dumps(message, signer):
     return json.dumps(signer.sign(message), separators=(",", ":"), sort_keys=True)
 
 
-def encode(action, version, user, ts, signer):
-    """The signed message body for one outbox event."""
-    return dumps({"type": TYPE, "action": action, "version": version, "ts": ts, "user": user}, signer)
+def encode(action, version, user, ts, signer, seq=None, epoch=None):
+    """
+    The signed message body for one outbox event, with its ``seq`` and
+    ``epoch`` when numbered; the outbox row of a snapshot's end marker
+    (action ``synced``, ``user`` = ``{"covers": n}``) becomes a ``user.sync``.
+    """
+    if action == SYNCED:
+        message = {"type": SYNC, "kind": SYNCED, "covers": user["covers"], "ts": ts}
+    else:
+        message = {"type": TYPE, "action": action, "version": version, "ts": ts, "user": user}
+    if seq is not None:
+        message.update(seq=seq, epoch=epoch)
+    return dumps(message, signer)
+
+
+def beacon(epoch, high, reply, ts, signer):
+    """The signed beacon: the master ``epoch`` sent everything up to ``high``; ask for snapshots at ``reply``."""
+    return dumps({"type": SYNC, "kind": BEACON, "epoch": epoch, "high": high, "reply": reply or "", "ts": ts},
+                 signer)
 
 
 def attributes(action, version, username):
     """SNS/SQS message attributes: filterable without parsing the body."""
-    return {
+    found = {
         "action": {"DataType": "String", "StringValue": action},
         "version": {"DataType": "Number", "StringValue": str(version)},
-        "username": {"DataType": "String", "StringValue": username},
     }
+    if username:  # a control message names no user (and SNS refuses an empty value)
+        found["username"] = {"DataType": "String", "StringValue": username}
+    return found
 
 
 def unwrap(body):
@@ -123,8 +155,11 @@ def parse(body, verifier, tracked=DEFAULT_FIELDS):
     such as ``is_superuser`` is stored only where it is configured.
     """
     data = verified(body, verifier)
+    if data.get("type") == SYNC:
+        return _sync(data)
     if data.get("type") != TYPE:
         raise MessageError("type must be {!r}".format(TYPE))
+    seq, epoch = _sequence(data, required=False)
     action = data.get("action")
     if action not in ACTIONS and action not in revocations.ACTIONS:
         raise MessageError("unknown action {!r}".format(action))
@@ -149,7 +184,7 @@ def parse(body, verifier, tracked=DEFAULT_FIELDS):
             raise MessageError(str(exc))
         if action == revocations.CREDENTIAL:
             _refuse_beyond(facts["version"], "credential version")
-        return revocations.Revocation(action, version, facts["username"], facts, int(ts))
+        return revocations.Revocation(action, version, facts["username"], facts, int(ts), seq, epoch)
     clean = {}
     for field, value in user.items():
         if field not in tracked:
@@ -159,4 +194,62 @@ def parse(body, verifier, tracked=DEFAULT_FIELDS):
             clean[field] = check_value(field, value, strict_email=False)
         except FieldError as exc:
             raise MessageError("user.{}".format(exc))
-    return Change(action, version, clean["username"], clean, int(ts))
+    return Change(action, version, clean["username"], clean, int(ts), seq, epoch)
+
+
+def _count(data, name, minimum=0):
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_VERSION:
+        raise MessageError("{} must be an integer from {} to {}".format(name, minimum, MAX_VERSION))
+    return value
+
+
+def _sequence(data, required):
+    """``(seq, epoch)`` of a numbered message, ``(None, None)`` for one without (unless ``required``)."""
+    if "seq" not in data and "epoch" not in data and not required:
+        return None, None
+    epoch = data.get("epoch")
+    if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH or not epoch.isascii() \
+            or not epoch.isprintable():
+        raise MessageError("epoch must be 1-{} printable ASCII characters".format(MAX_EPOCH))
+    return (_count(data, "seq", 1) if "seq" in data or required else None), epoch
+
+
+def _sync(data):
+    """The :class:`Sync` of a validated ``user.sync`` message."""
+    kind = data.get("kind")
+    ts = data.get("ts", 0)
+    if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts <= MAX_TS:
+        raise MessageError("ts must be a non-negative integer")
+    if kind == SYNCED:
+        seq, epoch = _sequence(data, required=True)
+        return Sync(SYNCED, epoch, seq, _count(data, "covers"), None, None, ts)
+    if kind == BEACON:
+        _, epoch = _sequence(dict(data, seq=1), required=True)
+        reply = data.get("reply", "")
+        if not isinstance(reply, str) or len(reply) > MAX_URL or not reply.isascii() or not reply.isprintable() \
+                or (reply and not reply.startswith(("https://", "http://"))):
+            raise MessageError("reply must be an http(s) URL")
+        return Sync(BEACON, epoch, None, None, _count(data, "high"), reply, ts)
+    raise MessageError("unknown sync kind {!r}".format(kind))
+
+
+def request(client, epoch, mark, high, reason):
+    """A client's snapshot request (plain JSON: it asks, it changes nothing)."""
+    return json.dumps({"type": REQUEST, "client": client, "epoch": epoch, "mark": mark, "high": high,
+                       "reason": reason}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_request(body):
+    """``{"client", "mark", "high", "reason"}`` of a snapshot request (values made printable), else MessageError."""
+    data = unwrap(body)
+    if data.get("type") != REQUEST:
+        raise MessageError("not a snapshot request")
+    found = {}
+    for name, limit in (("client", 80), ("reason", 200), ("epoch", MAX_EPOCH)):
+        value = data.get(name)
+        found[name] = value[:limit] if isinstance(value, str) and value.isprintable() else "?"
+    for name in ("mark", "high"):
+        value = data.get(name)
+        found[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return found

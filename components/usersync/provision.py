@@ -14,6 +14,8 @@ Plan = namedtuple("Plan", "topic clients fifo max_receives visibility_timeout")
 Plan.__new__.__defaults__ = (False, 5, 30)
 
 FIFO_SUFFIX = ".fifo"
+# the last part of the master's request queue's name (so no client may be called that)
+REQUESTS = "requests"
 
 
 def _name(base, fifo):
@@ -118,19 +120,32 @@ def ensure_client(sns, sqs, topic_arn, plan, client):
             "subscription_arn": subscription}
 
 
+def request_queue_name(topic):
+    """
+    ``<topic>-requests``: the queue the master reads the clients' snapshot
+    requests from (:mod:`components.usersync.requests`); a standard queue,
+    also for a FIFO topic.
+    """
+    if topic.endswith(FIFO_SUFFIX):
+        topic = topic[:-len(FIFO_SUFFIX)]
+    return "{}-{}".format(topic, REQUESTS)
+
+
 def provision(sns, sqs, plan):
-    """Everything in ``plan``; return ``{"topic_arn", "clients": {name: settings}}``."""
+    """Everything in ``plan``; return ``{"topic_arn", "request_queue_url", "clients": {name: settings}}``."""
     for client in plan.clients:
-        if not client or not all(c.isalnum() or c in "-_" for c in client):
-            raise ValueError("client names are letters, digits, - and _: {!r}".format(client))
+        if not client or not all(c.isalnum() or c in "-_" for c in client) or client == REQUESTS:
+            raise ValueError("client names are letters, digits, - and _ (not {!r}): {!r}".format(REQUESTS, client))
     topic_arn = ensure_topic(sns, plan.topic, plan.fifo)
     clients = {client: ensure_client(sns, sqs, topic_arn, plan, client) for client in plan.clients}
-    return {"topic_arn": topic_arn, "clients": clients}
+    requests_url, _ = ensure_queue(sqs, request_queue_name(plan.topic), {"MessageRetentionPeriod": "3600"})
+    return {"topic_arn": topic_arn, "request_queue_url": requests_url, "clients": clients}
 
 
 def settings_lines(result):
     """The environment settings for the master and each client, as shell lines."""
-    lines = ["# master", "SNS_TOPIC_ARN={}".format(result["topic_arn"])]
+    lines = ["# master", "SNS_TOPIC_ARN={}".format(result["topic_arn"]),
+             "#   snapshot requests of the clients: {}".format(result["request_queue_url"])]
     for client, settings in sorted(result["clients"].items()):
         lines += ["# client {}".format(client), "SQS_QUEUE_URL={}".format(settings["queue_url"]),
                   "#   dead-letter queue: {}".format(settings["dead_letter_queue_url"])]

@@ -16,6 +16,23 @@ from components.auth import directory, passwords
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 
+# see components.usersync.convergence
+_SEQUENCE_TABLES = [
+    """CREATE TABLE IF NOT EXISTS usersync_sync (
+        id INTEGER PRIMARY KEY,
+        epoch VARCHAR(64) NULL,
+        mark BIGINT NOT NULL,
+        high BIGINT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        heard_ms BIGINT NULL,
+        stuck_ms BIGINT NULL,
+        synced_ms BIGINT NULL,
+        requested_ms BIGINT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        reply VARCHAR(1024) NULL)""",
+    "CREATE TABLE IF NOT EXISTS usersync_seen (seq BIGINT PRIMARY KEY)",
+]
+
 MIGRATIONS = [
     Migration(
         1, "applied user versions and tombstones",
@@ -31,6 +48,8 @@ MIGRATIONS = [
                 deleted BOOLEAN NOT NULL,
                 applied INTEGER NOT NULL DEFAULT 0,
                 updated_ms BIGINT NOT NULL)"""]),
+    Migration(2, "the client's place in the master's message sequence (convergence.py)",
+              sqlite=_SEQUENCE_TABLES, postgresql=_SEQUENCE_TABLES),
 ]
 
 PROFILE = ("username", "first_name", "last_name", "email", "is_active")

@@ -28,8 +28,9 @@ ACTIONS = (CREDENTIAL, LOGOUT)
 # outbox payload keys: the column names of the fact's row
 PAYLOADS = {CREDENTIAL: ("username", "version", "changed_ms"), LOGOUT: ("username", "sid", "expires_ms")}
 
-Revocation = namedtuple("Revocation", "action version username facts ts")
-Revocation.__doc__ = "One validated revocation message: ``facts`` is the row of the master's fact table."
+Revocation = namedtuple("Revocation", "action version username facts ts seq epoch", defaults=(None, None))
+Revocation.__doc__ = ("One validated revocation message: ``facts`` is the row of the master's fact table;"
+                      " ``seq``, ``epoch``: its place in the master's sequence.")
 
 _SQLITE_TRIGGERS = ("usersync_credential_insert", "usersync_credential_update", "usersync_logout")
 # a revocation's outbox version: the credential version (monotonic per user); logouts need none (order-free)

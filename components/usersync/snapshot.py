@@ -13,10 +13,12 @@ takes a higher version: a snapshot never overrides a newer change.
 
 Two modes:
 
-- ``bump=False`` (initial snapshot, ``resync``): a user keeps its version
-  (one that never had one gets 1), so a client that already holds that
-  version ignores the event (the replica's rule: not higher, no effect) and
-  only clients that miss the user apply it;
+- ``bump=False`` (initial snapshot, ``resync``, a client's request): a user
+  keeps its version (one that never had one gets 1), so a client that
+  already holds that version ignores the event (the replica's rule: not
+  higher, no effect) and only clients that miss the user apply it; names
+  that left the table or the synced set get their ``delete`` again, at its
+  version, for a client that missed it;
 - ``bump=True`` (a gap: a capture trigger was lost, see :mod:`watchdog`):
   every user takes its next version, so every client takes the master's
   state as it is now; users that left the synced set and names that are no
@@ -29,7 +31,7 @@ import json
 from twisted.internet import defer
 
 from components.auth import credentials
-from components.usersync import outbox, revocations
+from components.usersync import outbox, revocations, sequence
 from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 
 BATCH = 500
@@ -64,9 +66,9 @@ def users_batch(cursor, table, fields, include_staff, bump, after, limit=BATCH):
             version = _next_version(cursor, username) if bump or not current else current
             outbox.emit(cursor, username, "insert", version, json.dumps(payload, sort_keys=True), now_ms)
             queued += 1
-        elif bump and current:
-            # it may have left the set while the capture was gone: clients forget it
-            outbox.emit(cursor, username, "delete", _next_version(cursor, username),
+        elif current:
+            # it left the set (while the capture was gone, or a client missed that delete): clients forget it
+            outbox.emit(cursor, username, "delete", _next_version(cursor, username) if bump else current,
                         json.dumps(payload, sort_keys=True), now_ms)
             queued += 1
     last = rows[-1][columns.index("username")] if len(rows) == limit else None
@@ -93,6 +95,39 @@ def gone_batch(cursor, table, after, limit=BATCH):
             " changed_ms = excluded.changed_ms, noted_ms = excluded.noted_ms", (username, now_ms, now_ms))
         cursor.execute("DELETE FROM hub_login_session WHERE username = ?", (username,))
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+
+def tombstones_batch(cursor, table, after, limit=BATCH):
+    """
+    Names with a sync version that are no longer in ``table`` get a
+    ``delete`` at that version (the one of the delete the capture queued),
+    for a client that missed it; fire like :func:`users_batch`.
+    """
+    rows = cursor.execute(
+        "SELECT v.username, v.version FROM usersync_version v WHERE v.username > ? AND NOT EXISTS"
+        " (SELECT 1 FROM {} u WHERE u.username = v.username) ORDER BY v.username LIMIT ?".format(table),
+        (after, limit)).fetchall()
+    now_ms = credentials.database_now_ms(cursor)
+    for username, version in rows:
+        outbox.emit(cursor, username, "delete", int(version), json.dumps({"username": username}), now_ms)
+    return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
+
+
+def end_marker(cursor, covers):
+    """
+    Queue the end marker of a snapshot that began when ``covers`` was the
+    highest sequence number given: a client that receives it knows every
+    event numbered up to ``covers`` is superseded by the snapshot before it
+    (see :mod:`convergence`).
+    """
+    outbox.emit(cursor, "", sequence.MARKER, 1, json.dumps({"covers": covers}),
+                credentials.database_now_ms(cursor))
+
+
+def pending(cursor):
+    """True while a snapshot's end marker waits in the outbox (that snapshot is still being sent)."""
+    return cursor.execute("SELECT 1 FROM usersync_outbox WHERE action = ? AND sent_ms IS NULL LIMIT 1",
+                          (sequence.MARKER,)).fetchone() is not None
 
 
 def credentials_batch(cursor, after, limit=BATCH):
@@ -125,12 +160,17 @@ def run(db, table, fields=DEFAULT_FIELDS, include_staff=True, bump=False, batch=
     users, one transaction each); ``progress(stage, seen, queued)`` after
     each batch (stage ``users``, ``gone`` with ``bump``, ``credentials``,
     ``logouts``: the logged-out login sessions whose tokens may still live).
-    Fires with ``{stage: events queued}``.
+    Without ``bump`` a ``tombstones`` stage sends the deletes of names no
+    longer in the table at their versions. Last comes the end marker
+    (:func:`end_marker`). Fires with ``{stage: events queued}``.
     """
+    covers = yield db.run(sequence.assigned)
     stages = [("users", lambda cursor, after: users_batch(cursor, table, fields, include_staff, bump, after,
                                                           batch))]
     if bump:
         stages.append(("gone", lambda cursor, after: gone_batch(cursor, table, after, batch)))
+    else:
+        stages.append(("tombstones", lambda cursor, after: tombstones_batch(cursor, table, after, batch)))
     stages.append(("credentials", lambda cursor, after: credentials_batch(cursor, after, batch)))
     stages.append(("logouts", lambda cursor, after: logouts_batch(cursor, after, batch)))
     totals = {}
@@ -143,4 +183,5 @@ def run(db, table, fields=DEFAULT_FIELDS, include_staff=True, bump=False, batch=
             if progress is not None:
                 progress(stage, seen, queued)
         totals[stage] = queued
+    yield db.run(end_marker, covers)
     return totals

@@ -9,6 +9,7 @@ dropped. Every body is signed with the master's key (``signer``, see
 
 import hashlib
 import json
+import time
 
 from components.usersync import messages, provision, revocations
 
@@ -19,7 +20,13 @@ def payload_key(action, payload):
         return "logout:" + str(payload.get("sid"))
     if action == revocations.CREDENTIAL:
         return "credential"
+    if action == messages.SYNCED:
+        return "covers:" + str(payload.get("covers"))
     return ""
+
+
+# the FIFO message group of the master's control messages (they name no user)
+CONTROL_GROUP = "_sync"
 
 
 class SnsPublisher:
@@ -30,14 +37,34 @@ class SnsPublisher:
         self.topic_arn = topic_arn
         self.signer = signer
         self.fifo = topic_arn.endswith(provision.FIFO_SUFFIX)
+        self.reply = ""  # the request queue announced in beacons (set by the master once it knows it)
+
+    def subscriptions(self):
+        """How many confirmed subscriptions the topic has now (a pending confirmation receives nothing)."""
+        count = 0
+        for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.topic_arn):
+            count += sum(1 for item in page.get("Subscriptions", [])
+                         if item.get("SubscriptionArn", "").startswith("arn:"))
+        return count
+
+    def beacon(self, epoch, high):
+        """Publish the relay's beacon (see :mod:`components.usersync.relay`)."""
+        body = messages.beacon(epoch, high, self.reply, int(time.time() * 1000), self.signer)
+        options = {"MessageGroupId": CONTROL_GROUP,
+                   "MessageDeduplicationId": "beacon:{}:{}".format(high, time.time())} if self.fifo else {}
+        self.sns.publish(TopicArn=self.topic_arn, Message=body,
+                         MessageAttributes=messages.attributes(messages.BEACON, high, ""), **options)
 
     def entry(self, index, row):
-        _, username, action, version, payload, created_ms = row
-        body = messages.encode(action, int(version), json.loads(payload), int(created_ms), self.signer)
+        """The PublishBatch entry of an outbox row (with its sequence number and epoch when numbered)."""
+        _, username, action, version, payload, created_ms = row[:6]
+        seq, epoch = row[6:8] if len(row) >= 8 else (None, None)
+        body = messages.encode(action, int(version), json.loads(payload), int(created_ms), self.signer,
+                               seq=seq, epoch=epoch)
         entry = {"Id": str(index), "Message": body,
                  "MessageAttributes": messages.attributes(action, int(version), username)}
         if self.fifo:
-            entry["MessageGroupId"] = username
+            entry["MessageGroupId"] = username or CONTROL_GROUP
             # profile changes by user and version; revocations by what they revoke (their own version space)
             key = payload_key(action, json.loads(payload))
             dedupe = "{}:{}".format(username, version)

@@ -1,8 +1,8 @@
 """
 The node as a whole: the config checks, the health endpoint, the dev secret,
 the rule that a node whose authenticator cannot register stops instead
-of running with every login failing, the default port when PORT is not set,
-and a dev node that runs on when its SNS/SQS emulator cannot.
+of running with every login failing, and a dev node that runs on without
+PORT and when its SNS/SQS emulator cannot.
 """
 
 import atexit
@@ -17,15 +17,11 @@ import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.node.patches import fast_send, port, registry
+from components.node.patches import fast_send, registry
 from tests.support.clients import connect, eventually
 from tests.support.processes import run_until_said
-from tests.support.node import (CONFIG, CROSSBAR, CROSSBAR_SITE, NodeFailed, RouterNode, free_port,
-                                router_worker, shared_node)
+from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port, router_worker, shared_node
 
-CROSSBAR_START = ["/venv/bin/python3", "/venv/bin/crossbar", "start", "--cbdir", ".crossbar"]
-ROUTER_WORKER = ["/venv/bin/python3", "-u", "-m", "crossbar.worker.main", "--cbdir", ".crossbar",
-                 "--klass", "crossbar.worker.router.RouterController"]
 EMULATOR_MISSING = "aws-emulator: no .venv/bin/python in"
 
 
@@ -48,13 +44,13 @@ class NodeTests(unittest.TestCase):
         self.assertIn("looks good", result.stdout)
 
     def test_config_checks_without_port(self):
-        """With crossbar_site on PYTHONPATH, `crossbar check` accepts the node config when PORT is not set."""
-        env = {name: value for name, value in os.environ.items() if name != "PORT"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [CROSSBAR_SITE, os.environ.get("PYTHONPATH")]))
-        result = subprocess.run([CROSSBAR, "check", "--cbdir", os.path.dirname(CONFIG)],
-                                env=env, capture_output=True, text=True, timeout=60)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("looks good", result.stdout)
+        """`crossbar check` accepts each committed node config with neither PORT nor PYTHONPATH set."""
+        env = {name: value for name, value in os.environ.items() if name not in ("PORT", "PYTHONPATH")}
+        for name in ("config.json", "master.json", "client.json"):
+            result = subprocess.run([CROSSBAR, "check", "--cbdir", os.path.dirname(CONFIG), "--config", name],
+                                    env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 0, name + result.stdout + result.stderr)
+            self.assertIn("looks good", result.stdout, name)
 
     @defer.inlineCallbacks
     def test_health(self):
@@ -152,42 +148,10 @@ class CommandLineTests(unittest.TestCase):
         self.assertEqual((code, body.get("first_name")), (200, "Erin"))
 
 
-class PortDefaultTests(unittest.SynchronousTestCase):
-    """components.node.patches.port: PORT=8080 for the crossbar command when PORT is not set."""
-
-    def test_crossbar_command_without_port_gets_8080(self):
-        """`crossbar start` without PORT (or with an empty one) gets PORT=8080."""
-        for environ in ({}, {"PORT": ""}, {"PORT": " "}):
-            self.assertTrue(port.apply_default(CROSSBAR_START, environ))
-            self.assertEqual(environ["PORT"], "8080")
-
-    def test_set_port_is_kept(self):
-        """A PORT that is set stays as it is."""
-        environ = {"PORT": "9123"}
-        self.assertFalse(port.apply_default(CROSSBAR_START, environ))
-        self.assertEqual(environ, {"PORT": "9123"})
-
-    def test_workers_and_other_programs_are_left_alone(self):
-        """Worker processes and other Python programs get no PORT."""
-        for argv in (ROUTER_WORKER, ["/venv/bin/python", "-m", "twisted.trial", "tests"],
-                     ["/venv/bin/python", "/venv/bin/crossbar-helper", "start"], ["/venv/bin/python"]):
-            environ = {}
-            self.assertFalse(port.apply_default(argv, environ))
-            self.assertEqual(environ, {})
-
-
-def _without_port_or_emulator_python(config):
-    """
-    The dev config with the web transport on $HUB_TEST_PORT, the emulator run
-    from an empty directory, and a guest worker that prints the PORT every
-    worker inherits from the controller.
-    """
-    router_worker(config)["transports"][0]["endpoint"]["port"] = "$HUB_TEST_PORT"
+def _without_emulator_python(config):
+    """The dev config with the emulator run from an empty directory (no .venv/bin/python there)."""
     emulator = next(worker for worker in config["workers"] if worker["id"] == "aws-emulator")
     emulator["options"]["workdir"] = "."
-    config["workers"].append({"id": "port-probe", "type": "guest", "executable": "sh",
-                              "arguments": ["-c", "echo \"port probe: PORT=$PORT\"; exec tail -f /dev/null"],
-                              "options": {"stdout": "log", "stderr": "log"}})
     return config
 
 
@@ -205,10 +169,8 @@ def defaults_node():
     """One dev node started without PORT, keeping its aws-emulator worker, with no .venv/bin/python beside it."""
     node = _defaults_node.get("node")
     if node is None:
-        node = RouterNode(name="defaults", transform=_without_port_or_emulator_python,
-                          keep_workers=("aws-emulator",))
+        node = RouterNode(name="defaults", transform=_without_emulator_python, keep_workers=("aws-emulator",))
         del node.env["PORT"]
-        node.env["HUB_TEST_PORT"] = str(node.port)
         _defaults_node["node"] = node
         yield node.start()
         yield eventually(lambda: "Ok, local node configuration ran successfully." in node.log_text(), timeout=30,
@@ -220,13 +182,6 @@ class StartUpTests(unittest.TestCase):
     """The dev node without PORT and without the emulator's Python."""
 
     timeout = 90
-
-    @defer.inlineCallbacks
-    def test_workers_get_port_8080(self):
-        """Without PORT the node starts and its workers get PORT=8080 (what a router's "$PORT" resolves to)."""
-        node = yield defaults_node()
-        yield eventually(lambda: "port probe: PORT=" in node.log_text(), timeout=30, message=node.log_tail())
-        self.assertIn("port probe: PORT=8080\n", node.log_text())
 
     @defer.inlineCallbacks
     def test_node_runs_when_emulator_python_is_missing(self):

@@ -25,12 +25,12 @@ from components.iot import demo
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
-CROSSBAR_SITE = os.path.join(REPO, "crossbar_site")
 CROSSBAR = os.path.join(os.path.dirname(sys.executable), "crossbar")
 TEST_SECRET = "test-secret-" + "x" * 40
 # dev-only workers: the local AWS emulator on a fixed port, the demo sources (components.iot.demo)
 DEV_ONLY_WORKERS = ("aws-emulator", "demo")
 READY_MARKER = 'Ok, worker "Router router" configured and ready!'
+PUBLIC_PORT = 8080  # the web transport's port in the committed node configs
 
 _running = set()
 
@@ -42,11 +42,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def load_config(path=CONFIG):
+def load_config(path=CONFIG, port=None):
+    """A node config for a test directory: the UI directory absolute; the public port 8080 moved to ``port``."""
     with open(path) as handle:
         config = json.load(handle)
     for worker in config.get("workers", []):
         for transport in worker.get("transports", []):
+            endpoint = transport.get("endpoint", {})
+            if port is not None and endpoint.get("port") == PUBLIC_PORT:
+                endpoint["port"] = port
             for service in transport.get("paths", {}).values():
                 if service.get("type") == "static" and not os.path.isabs(service.get("directory", "/")):
                     service["directory"] = os.path.join(REPO, "web")
@@ -80,7 +84,7 @@ class RouterNode:
         self.directory = directory or tempfile.mkdtemp(prefix="hub-{}-".format(name))
         os.makedirs(self.directory, exist_ok=True)
         self.port = free_port()
-        config = load_config(config_path)
+        config = load_config(config_path, port=self.port)
         # dev-only workers (the local AWS emulator on a fixed port) stay out unless asked for
         config["workers"] = [worker for worker in config["workers"]
                              if worker.get("id") not in DEV_ONLY_WORKERS or worker.get("id") in keep_workers]
@@ -97,8 +101,9 @@ class RouterNode:
                          "ODATA_URL", "SQS_QUEUE_URL", "SNS_TOPIC_ARN", "AWS_ENDPOINT_URL", "USERSYNC_PROVISION",
                          "DEVICE_KEY", "DEVICE_SECRET"):
             self.env.pop(variable, None)
-        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1",
-                         "PYTHONPATH": os.pathsep.join(filter(None, [CROSSBAR_SITE, os.environ.get("PYTHONPATH")]))})
+        # the node installs its patches itself (components.node.boot): no PYTHONPATH
+        self.env.pop("PYTHONPATH", None)
+        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1"})
         self.env.update(env or {})
         self.process = None
         self.log_path = os.path.join(self.directory, "node.log")

@@ -74,7 +74,9 @@ class ProvisionTests(AwsMixin, unittest.TestCase):
         endpoints = sorted(item["Endpoint"] for item in subscriptions["Subscriptions"])
         self.assertEqual(endpoints, sorted(settings["queue_arn"] for settings in first["clients"].values()))
         names = yield blocking(self.sqs.list_queues, QueueNamePrefix=plan.topic)
-        self.assertEqual(len(names["QueueUrls"]), 4)
+        # two queues and two dead-letter queues of the clients, and the master's request queue
+        self.assertEqual(len(names["QueueUrls"]), 5)
+        self.assertIn(plan.topic + "-requests", first["request_queue_url"])
         attributes = (yield blocking(self.sqs.get_queue_attributes,
                                      QueueUrl=first["clients"]["a"]["queue_url"],
                                      AttributeNames=["All"]))["Attributes"]

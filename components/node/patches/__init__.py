@@ -1,7 +1,8 @@
 """
-Worker start-up patches, installed by ``crossbar_site/sitecustomize.py`` in
-the Crossbar processes they concern. Each replacement carries its module's
-marker attribute, so installing twice changes nothing.
+The hub's changes to library internals, one module each, listed and
+installed by ``registry`` in the Crossbar workers they concern (started by
+``components.node.boot``; the table is docs/patches.md). Each replacement
+carries its module's marker attribute, so installing twice changes nothing.
 """
 
 

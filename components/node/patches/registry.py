@@ -37,11 +37,10 @@ MODULES = (
     "components.node.patches.nodekey_cache",
     "components.node.patches.proxyleave",
     "components.node.patches.callkwargs",
-    "components.node.patches.handshake",
     "components.node.patches.session_cutoff",
     "components.node.patches.register_authorization",
 )
-KINDS = ("controller", "router", "proxy", "container")
+KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")
 OFF_SETTING = "HUB_PATCHES_OFF"
 PREFIX = "reactive hub: patch"
