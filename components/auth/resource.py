@@ -2,8 +2,12 @@
 The login endpoints on the web transport, mounted at ``/auth``:
 
 - ``POST /auth/login`` checks username and password against the directory
-  (rate limited per client address) and sets an HttpOnly, SameSite=Strict
-  session cookie backed by a server-side login session;
+  and sets an HttpOnly, SameSite=Strict session cookie backed by a
+  server-side login session. Attempts are rate limited per client address
+  (the TCP peer, or behind ``TRUSTED_PROXIES`` the forwarded client:
+  :mod:`components.core.clientaddress`), and failures against one account
+  from anywhere slow that account's attempts down, capped, never locking it
+  (:mod:`components.auth.loginlimits`);
 - ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT
   (and, with end-to-end encryption, the user's data keys; 503 when this
   node's ``E2E_KEK`` cannot unwrap them);
@@ -17,16 +21,18 @@ The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
 
 from urllib.parse import urlsplit
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from components.auth import credentials, tokens
 from components.auth.directory import Directory, role_of, user_table
+from components.auth.loginlimits import DEFAULT_MAXIMUM, AccountDelay
 from components.auth.loginsessions import LoginSessions
 from components.auth.schemas import master_schemas
 from components.core import errors
 from components.core.backoff import persist
+from components.core.clientaddress import client_address, rate_key
 from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond
 from components.core.ratelimit import RateLimiter
 from components.core.settings import KeyConfigError, Settings
@@ -60,7 +66,8 @@ class AuthService:
 
     log = Logger()
 
-    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None, secure_cookie=False):
+    def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None,
+                 secure_cookie=False, trusted_proxies=(), account_delay=None, reactor=None):
         self.directory = directory
         self.sessions = sessions
         self.issuer = issuer
@@ -68,6 +75,9 @@ class AuthService:
         self.cookie_lifetime = cookie_lifetime
         self.user_keys = user_keys
         self.secure_cookie = secure_cookie
+        self.trusted_proxies = trusted_proxies
+        self.account_delay = account_delay
+        self.reactor = reactor
 
     def _cookie(self, request, value, max_age):
         attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
@@ -79,9 +89,8 @@ class AuthService:
     @defer.inlineCallbacks
     def login(self, request):
         check_same_origin(request)
-        address = request.getClientAddress()
-        key = getattr(address, "host", str(address))
-        allowed, retry_after = self.limiter.check(key)
+        key = client_address(request, self.trusted_proxies)
+        allowed, retry_after = self.limiter.check(rate_key(key))
         if not allowed:
             raise HTTPError(429, errors.RATE_LIMITED, "too many login attempts; retry in {:.0f} s".format(
                 retry_after + 0.5), headers={"Retry-After": int(retry_after + 1)})
@@ -89,13 +98,22 @@ class AuthService:
         username, password = fields.get("username"), fields.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             raise HTTPError(400, errors.INVALID_ARGUMENT, "username and password are required")
+        if self.account_delay is not None:
+            # before the check, for right and wrong passwords alike: capped, and telling nothing
+            wait = self.account_delay.delay(username)
+            if wait > 0:
+                yield task.deferLater(self.reactor, wait, lambda: None)
         try:
             user = yield self.directory.authenticate(username, password)
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         if user is None:
+            if self.account_delay is not None:
+                self.account_delay.failed(username)
             self.log.info("login refused for {username!r} from {address}", username=username, address=key)
             raise HTTPError(401, errors.AUTH_BAD_CREDENTIALS, "wrong username or password")
+        if self.account_delay is not None:
+            self.account_delay.succeeded(username)
         session_id = yield self.sessions.create(user["username"])
         yield self.directory.record_login(user["username"])
         self._cookie(request, session_id, self.cookie_lifetime)
@@ -166,11 +184,15 @@ class AuthResource(Resource):
                              "login database")
         limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
                               burst=settings.int("LOGIN_BURST", 10, minimum=1))
+        account_delay = AccountDelay(maximum=settings.duration("LOGIN_ACCOUNT_DELAY_MAX", DEFAULT_MAXIMUM,
+                                                               minimum=0, maximum=30), clock=reactor.seconds)
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
         public_url = settings.url("PUBLIC_URL")
         self.service = AuthService(Directory(self.db, table=table.name), LoginSessions(self.db, lifetime),
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
-                                   secure_cookie=urlsplit(public_url).scheme == "https")
+                                   secure_cookie=urlsplit(public_url).scheme == "https",
+                                   trusted_proxies=settings.trusted_proxies(), account_delay=account_delay,
+                                   reactor=reactor)
         if settings.bool("E2E_ENCRYPTION", False):
             self.service.user_keys = self._user_keys(settings)
         for name in ("login", "token", "logout"):

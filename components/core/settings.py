@@ -14,6 +14,8 @@ import re
 import sys
 from urllib.parse import urlparse
 
+from components.core.clientaddress import parse_networks
+
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -139,6 +141,17 @@ class Settings:
             raise SettingsError("setting {!r} must be a {} URL with a host, got {!r}".format(
                 name, " or ".join(schemes), raw))
         return raw
+
+    def trusted_proxies(self):
+        """
+        ``TRUSTED_PROXIES``: the proxies (addresses or CIDRs) whose
+        ``Forwarded`` / ``X-Forwarded-For`` names the client address
+        (:mod:`components.core.clientaddress`); none by default (headers ignored).
+        """
+        try:
+            return parse_networks(self.text("TRUSTED_PROXIES"), "TRUSTED_PROXIES")
+        except ValueError as error:
+            raise SettingsError(str(error))
 
     def database_url(self, kind):
         """

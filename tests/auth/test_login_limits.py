@@ -1,0 +1,246 @@
+"""
+Login limits that cannot be turned against users (issue 20, item 4): the
+client address behind ``TRUSTED_PROXIES``, the per-account progressive
+delay (on a test clock), and, over the wire against a real node, the limit
+behind a proxy with and without ``TRUSTED_PROXIES`` and the per-account
+delay that slows an attack from many addresses without locking the account.
+
+Over the wire the test client plays the proxy: it connects from 127.0.0.1
+and sends the ``X-Forwarded-For`` / ``Forwarded`` a proxy would send.
+"""
+
+import ipaddress
+import os
+import re
+import time
+
+import yaml
+from twisted.internet import defer, task
+from twisted.trial import unittest
+from twisted.web.test.requesthelper import DummyRequest
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+from components.auth.loginlimits import AccountDelay
+from components.core.clientaddress import client_address, parse_networks, rate_key
+from components.core.settings import Settings, SettingsError
+from tests.support.clients import post_json
+from tests.support.node import REPO, RouterNode
+from tests.support.users import add_users
+
+TRUSTED = parse_networks("10.0.0.0/8, 127.0.0.1, fd00::/8")
+
+
+def request_from(peer, **headers):
+    request = DummyRequest([b"auth", b"login"])
+    request.client = peer
+    for name, value in headers.items():
+        request.requestHeaders.addRawHeader(name.replace("_", "-").encode(), value.encode())
+    return request
+
+
+class ClientAddressTests(unittest.SynchronousTestCase):
+    """components.core.clientaddress: whose address a request is."""
+
+    def test_headers_ignored_without_trusted_proxies(self):
+        """Without TRUSTED_PROXIES (or from a peer not in it) the forwarding headers count for nothing."""
+        request = request_from(IPv4Address("TCP", "10.1.2.3", 4000), X_Forwarded_For="198.51.100.1",
+                               Forwarded="for=198.51.100.2")
+        self.assertEqual(client_address(request, ()), "10.1.2.3")
+        request = request_from(IPv4Address("TCP", "192.0.2.9", 4000), X_Forwarded_For="198.51.100.1")
+        self.assertEqual(client_address(request, TRUSTED), "192.0.2.9")
+
+    def test_right_most_untrusted_address(self):
+        """Behind trusted proxies the client is the right-most forwarded address that is not a proxy."""
+        chain = "6.6.6.6, 203.0.113.5, 10.0.0.7"   # the client wrote 6.6.6.6 itself
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For=chain)
+        self.assertEqual(client_address(request, TRUSTED), "203.0.113.5")
+        request = request_from(IPv4Address("TCP", "127.0.0.1", 4000), X_Forwarded_For="6.6.6.6",
+                               x_forwarded_for="203.0.113.6:5555")   # two header lines, a port
+        self.assertEqual(client_address(request, TRUSTED), "203.0.113.6")
+
+    def test_forwarded_header(self):
+        """RFC 7239 Forwarded wins over X-Forwarded-For; quoted, bracketed IPv6 with a port is understood."""
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For="198.51.100.1",
+                               Forwarded='for=192.0.2.60;proto=http, for="[2001:db8::1]:4711";by=10.0.0.2')
+        self.assertEqual(client_address(request, TRUSTED), "2001:db8::1")
+
+    def test_garbage_hop_stops_at_the_nearest_proxy(self):
+        """A hop that is no address ends the walk at the trusted proxy that reported it."""
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For="1.2.3.4, unknown, 10.0.0.9")
+        self.assertEqual(client_address(request, TRUSTED), "10.0.0.9")
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000))
+        self.assertEqual(client_address(request, TRUSTED), "10.0.0.2")
+
+    def test_peers_and_keys(self):
+        """IPv4-mapped peers count as IPv4; IPv6 clients are keyed by their /64; a Unix socket peer is 'unix'."""
+        request = request_from(IPv6Address("TCP", "::ffff:127.0.0.1", 4000), X_Forwarded_For="2001:db8:1:2:3::9")
+        self.assertEqual(client_address(request, TRUSTED), "2001:db8:1:2:3::9")
+        self.assertEqual(rate_key("2001:db8:1:2:3::9"), rate_key("2001:db8:1:2:ffff::1"))
+        self.assertEqual(rate_key("2001:db8:1:2:3::9"), "2001:db8:1:2::/64")
+        self.assertEqual(rate_key("203.0.113.5"), "203.0.113.5")
+        self.assertEqual(client_address(request_from(UNIXAddress(None)), TRUSTED), "unix")
+
+    def test_setting(self):
+        """TRUSTED_PROXIES takes addresses and CIDRs; anything else is a settings error naming it."""
+        self.assertEqual(Settings({}, {}).trusted_proxies(), ())
+        self.assertEqual(len(Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).trusted_proxies()), 3)
+        with self.assertRaises(SettingsError) as caught:
+            Settings({}, {"TRUSTED_PROXIES": "nginx"}).trusted_proxies()
+        self.assertIn("TRUSTED_PROXIES", str(caught.exception))
+
+
+class AccountDelayTests(unittest.SynchronousTestCase):
+    """components.auth.loginlimits.AccountDelay on a test clock."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.delay = AccountDelay(maximum=2.0, base=0.25, free=3, half_life=60.0, clock=self.clock.seconds)
+
+    def fail_times(self, name, count, delay=None):
+        for _ in range(count):
+            (delay or self.delay).failed(name)
+
+    def test_progressive_and_capped(self):
+        """Free for the first failures, then doubling from 0.25 s, never above the cap."""
+        seen = []
+        for _ in range(8):
+            seen.append(self.delay.delay("alice"))
+            self.delay.failed("alice")
+        self.assertEqual(seen, [0, 0, 0, 0.25, 0.5, 1.0, 2.0, 2.0])
+        self.fail_times("alice", 1000)
+        self.assertEqual(self.delay.delay("alice"), 2.0)
+
+    def test_per_account_and_decaying(self):
+        """Another account is not slowed; the score halves every half-life; a success clears it."""
+        self.fail_times("alice", 6)
+        self.assertEqual(self.delay.delay("bob"), 0)
+        self.assertEqual(self.delay.delay("alice"), 2.0)
+        self.clock.advance(60)    # score 6 -> 3
+        self.assertEqual(self.delay.delay("alice"), 0.25)
+        self.clock.advance(60)    # 3 -> 1.5
+        self.assertEqual(self.delay.delay("alice"), 0)
+        self.fail_times("alice", 6)
+        self.delay.succeeded("alice")
+        self.assertEqual(self.delay.delay("alice"), 0)
+
+    def test_off_and_bounded(self):
+        """maximum 0 turns it off; memory stays bounded, the busiest account kept."""
+        off = AccountDelay(maximum=0, clock=self.clock.seconds)
+        self.fail_times("alice", 50, off)
+        self.assertEqual(off.delay("alice"), 0)
+        small = AccountDelay(clock=self.clock.seconds, max_accounts=10)
+        self.fail_times("target", 20, small)
+        for number in range(100):
+            small.failed("spray-{}".format(number))
+        self.assertLessEqual(len(small._scores), 10)
+        self.assertEqual(small.delay("target"), 2.0)
+
+PASSWORD = "right-password-1"
+
+
+class BehindProxyTests(unittest.TestCase):
+    """/auth/login of a real node reached through a proxy (this test, from 127.0.0.1)."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def node(self, **env):
+        node = RouterNode(name="login-limits", env=dict({"LOGIN_BURST": "6", "LOGIN_RATE": "0.01"}, **env))
+        self.addCleanup(node.cleanup)
+        yield node.start()
+        yield add_users(node, [("victim", "Vic", False), ("target", "Tim", False)], PASSWORD)
+        return node
+
+    @defer.inlineCallbacks
+    def login(self, node, username, password, client):
+        started = time.monotonic()
+        code, body, _ = yield post_json(node.http + "/auth/login", {"username": username, "password": password},
+                                        headers={"X-Forwarded-For": client})
+        return code, time.monotonic() - started
+
+    @defer.inlineCallbacks
+    def attack_and_log_in(self, node):
+        """An attacker's wrong logins, then each time one correct login of another user: their answers."""
+        attacker, victim = [], []
+        for _ in range(6):
+            for _ in range(4):
+                code, _ = yield self.login(node, "target", "wrong", "198.51.100.7")
+                attacker.append(code)
+            victim.append((yield self.login(node, "victim", PASSWORD, "203.0.113.9")))
+        return attacker, victim
+
+    @defer.inlineCallbacks
+    def test_without_trusted_proxies_the_peer_counts(self):
+        """
+        Without TRUSTED_PROXIES the forwarded address is ignored: everyone
+        behind the proxy shares its limit (a client cannot choose its own key).
+        """
+        node = yield self.node()
+        attacker, victim = yield self.attack_and_log_in(node)
+        self.assertEqual(attacker[:5], [401] * 5)
+        # one burst of 6 for everyone behind the proxy: the victim's first login was the fifth attempt
+        self.assertEqual([code for code, _ in victim], [200] + [429] * 5)
+
+    @defer.inlineCallbacks
+    def test_with_trusted_proxies_the_client_counts(self):
+        """
+        With the proxy in TRUSTED_PROXIES the attacker's address is limited
+        and the victim's correct logins, from another address, all get 200 promptly.
+        """
+        node = yield self.node(TRUSTED_PROXIES="127.0.0.1")
+        attacker, victim = yield self.attack_and_log_in(node)
+        self.assertEqual(attacker[:6], [401] * 6)
+        self.assertEqual(set(attacker[6:]), {429})
+        self.assertEqual([code for code, _ in victim], [200] * 6)
+        self.assertLess(max(seconds for _, seconds in victim), 2.0, victim)
+
+    @defer.inlineCallbacks
+    def test_many_addresses_slow_the_account_but_never_lock_it(self):
+        """
+        Wrong passwords for one account from a new address each get slower
+        answers (progressive, capped); the right password from a fresh
+        address still gets in, within the cap.
+        """
+        node = yield self.node(TRUSTED_PROXIES="127.0.0.1", LOGIN_BURST="20", LOGIN_ACCOUNT_DELAY_MAX="1")
+        answers = []
+        for number in range(7):
+            answers.append((yield self.login(node, "victim", "wrong", "198.51.100.{}".format(number + 1))))
+        self.assertEqual({code for code, _ in answers}, {401})
+        fast, slow = [seconds for _, seconds in answers[:3]], [seconds for _, seconds in answers[5:]]
+        self.assertLess(max(fast), 0.9, answers)
+        self.assertGreaterEqual(min(slow), 0.95, answers)
+        code, seconds = yield self.login(node, "victim", PASSWORD, "203.0.113.50")
+        self.assertEqual(code, 200)
+        self.assertLess(seconds, 1 + 1.5, "the right password waits at most the cap (plus the hashing)")
+        code, seconds = yield self.login(node, "victim", PASSWORD, "203.0.113.51")
+        self.assertEqual(code, 200)
+        self.assertLess(seconds, 0.9, "a successful login clears the account's delay")
+
+
+class ShippedProxyConfigTests(unittest.SynchronousTestCase):
+    """The shipped nginx, compose and Kubernetes configs give the hub what it needs to see clients."""
+
+    def test_compose_trusts_its_balancer_and_nginx_forwards(self):
+        """Every nginx location forwards the client address; the hub trusts exactly the balancer's address."""
+        with open(os.path.join(REPO, "docker-compose.yml")) as handle:
+            compose = yaml.safe_load(handle)
+        trusted = parse_networks(compose["x-hub"]["environment"]["TRUSTED_PROXIES"])
+        balancer = compose["services"]["balancer"]["networks"]["default"]["ipv4_address"]
+        self.assertTrue(any(ipaddress.ip_address(balancer) in network for network in trusted))
+        subnet = ipaddress.ip_network(compose["networks"]["default"]["ipam"]["config"][0]["subnet"])
+        self.assertIn(ipaddress.ip_address(balancer), subnet)
+        with open(os.path.join(REPO, "deploy", "compose", "nginx.conf")) as handle:
+            conf = handle.read()
+        locations = re.findall(r"^\s*location [^{]+\{([^}]*)\}", conf, re.MULTILINE)
+        self.assertEqual(len(locations), 3)
+        for body in locations:
+            self.assertIn("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;", body)
+
+    def test_kubernetes_sets_trusted_proxies(self):
+        """The ConfigMap both workloads read names the Ingress controller's pods."""
+        with open(os.path.join(REPO, "deploy", "k8s", "configmap.yaml")) as handle:
+            config = yaml.safe_load(handle)
+        self.assertTrue(parse_networks(config["data"]["TRUSTED_PROXIES"]))
+        for workload in ("master.yaml", "client.yaml"):
+            with open(os.path.join(REPO, "deploy", "k8s", workload)) as handle:
+                self.assertIn("name: hub-config", handle.read())
