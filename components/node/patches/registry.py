@@ -39,6 +39,8 @@ MODULES = (
     "components.node.patches.callkwargs",
     "components.node.patches.session_cutoff",
     "components.node.patches.register_authorization",
+    "components.node.patches.frame_depth",
+    "components.node.patches.auth_deadline",
 )
 KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")

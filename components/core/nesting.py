@@ -1,0 +1,235 @@
+"""
+How deeply a serialized message nests, found without decoding it and
+without recursion: a linear pass over the bytes that stops at the first
+level past the limit.
+
+A decoder that recurses per level (the JSON decoder autobahn uses is the
+pure-Python one) turns a 200 KB ``[[[[...]]]]`` into a RecursionError and
+a traceback as long as the nesting; :func:`check` refuses such a message
+before any decoder sees it. ``check(serializer, payload, limit)`` raises
+:class:`NestingError` naming the reason when the message nests deeper than
+``limit`` containers (arrays, maps, objects; CBOR tags and indefinite-length
+strings count as a level too) or when the walk cannot go on (a string or
+container that ends early); otherwise it returns ``None``. Anything else
+about the message is left to the decoder.
+
+A message with no more container openings than ``limit`` (counted over all
+its bytes, so an upper bound) is passed after a single count in C; only
+larger ones are walked: JSON by strings and brackets, MessagePack and CBOR
+by their item headers. Every step of a walk consumes at least one byte, so
+its cost is bounded by the message size.
+"""
+
+import re
+import struct
+
+
+class NestingError(ValueError):
+    """A message that nests too deeply or cannot be walked; ``str()`` is the reason."""
+
+
+# a complete JSON string (possessive: no backtracking, linear), else a lone quote (a string that never ends),
+# else one bracket
+_JSON_TOKEN = re.compile(rb'("(?:[^"\\]++|\\.)*+")|(")|([\[{])|([\]}])', re.S)
+_JSON_OPENERS = (b"[", b"{")
+_STRING, _LONE_QUOTE, _OPEN, _CLOSE = 1, 2, 3, 4
+
+
+def _too_deep(limit):
+    return NestingError("nested deeper than {} levels".format(limit))
+
+
+def check_json(payload, limit):
+    """Refuse JSON text ``payload`` (bytes) nesting deeper than ``limit`` arrays and objects."""
+    if sum(payload.count(opener) for opener in _JSON_OPENERS) <= limit:
+        return None
+    depth = 0
+    for token in _JSON_TOKEN.finditer(payload):
+        kind = token.lastindex
+        if kind == _OPEN:
+            depth += 1
+            if depth > limit:
+                raise _too_deep(limit)
+        elif kind == _CLOSE:
+            depth -= 1
+            if depth < 0:
+                raise NestingError("a bracket closes more than was opened")
+        elif kind == _LONE_QUOTE:
+            raise NestingError("a string never ends")
+    return None
+
+
+def _bytes_counter(values):
+    """A function counting the bytes of a payload that are among ``values``."""
+    others = bytes(value for value in range(256) if value not in set(values))
+
+    def count(payload):
+        return len(payload.translate(None, others))
+
+    return count
+
+
+# MessagePack: every byte value's (fixed bytes after it, bytes of a length after those, items it holds).
+# Items: None for a scalar, or (per element, element count or None when the length field holds it).
+def _msgpack_table():
+    table = {}
+    for value in range(0x00, 0x80):
+        table[value] = (0, 0, None)                                # positive fixint
+    for value in range(0x80, 0x90):
+        table[value] = (0, 0, (2, value & 0x0F))                   # fixmap
+    for value in range(0x90, 0xA0):
+        table[value] = (0, 0, (1, value & 0x0F))                   # fixarray
+    for value in range(0xA0, 0xC0):
+        table[value] = (value & 0x1F, 0, None)                     # fixstr
+    for value in range(0xE0, 0x100):
+        table[value] = (0, 0, None)                                # negative fixint
+    table.update({
+        0xC0: (0, 0, None), 0xC2: (0, 0, None), 0xC3: (0, 0, None),               # nil, false, true
+        0xC4: (0, 1, None), 0xC5: (0, 2, None), 0xC6: (0, 4, None),               # bin 8/16/32
+        0xC7: (1, 1, None), 0xC8: (1, 2, None), 0xC9: (1, 4, None),               # ext 8/16/32 (type after length)
+        0xCA: (4, 0, None), 0xCB: (8, 0, None),                                    # float 32/64
+        0xCC: (1, 0, None), 0xCD: (2, 0, None), 0xCE: (4, 0, None), 0xCF: (8, 0, None),  # uint
+        0xD0: (1, 0, None), 0xD1: (2, 0, None), 0xD2: (4, 0, None), 0xD3: (8, 0, None),  # int
+        0xD4: (2, 0, None), 0xD5: (3, 0, None), 0xD6: (5, 0, None), 0xD7: (9, 0, None),  # fixext (type + data)
+        0xD8: (17, 0, None),
+        0xD9: (0, 1, None), 0xDA: (0, 2, None), 0xDB: (0, 4, None),               # str 8/16/32
+        0xDC: (0, 2, (1, None)), 0xDD: (0, 4, (1, None)),                         # array 16/32
+        0xDE: (0, 2, (2, None)), 0xDF: (0, 4, (2, None)),                         # map 16/32
+    })
+    return table
+
+
+_MSGPACK = _msgpack_table()  # 0xC1 is never used: absent
+_msgpack_containers = _bytes_counter([value for value, entry in _MSGPACK.items() if entry[2] is not None])
+_TRUNCATED = "the message ends inside an item"
+
+
+def _length(payload, position, size):
+    if position + size > len(payload):
+        raise NestingError(_TRUNCATED)
+    return int.from_bytes(payload[position:position + size], "big")
+
+
+def check_msgpack(payload, limit):
+    """Refuse MessagePack ``payload`` nesting deeper than ``limit`` arrays and maps."""
+    if _msgpack_containers(payload) <= limit:
+        return None
+    size = len(payload)
+    position = 0
+    remaining = [1]  # items still to read at each open level; the first entry is the message itself
+    while remaining:
+        if remaining[-1] == 0:
+            remaining.pop()
+            continue
+        remaining[-1] -= 1
+        if position >= size:
+            raise NestingError(_TRUNCATED)
+        entry = _MSGPACK.get(payload[position])
+        if entry is None:
+            raise NestingError("byte 0xc1 is not MessagePack")
+        fixed, length_bytes, holds = entry
+        position += 1
+        length = _length(payload, position, length_bytes) if length_bytes else 0
+        position += length_bytes
+        if holds is None:
+            position += fixed + length
+            if position > size:
+                raise NestingError(_TRUNCATED)
+            continue
+        if len(remaining) > limit:
+            raise _too_deep(limit)
+        per_element, count = holds
+        remaining.append(per_element * (length if count is None else count))
+    return None
+
+
+_INDEFINITE = -1
+_BREAK = 0xFF
+# CBOR: arrays, maps, tags (major types 4-6) and indefinite-length byte and text strings hold items
+_cbor_containers = _bytes_counter(list(range(0x80, 0xDC)) + [0x5F, 0x7F])
+
+
+def check_cbor(payload, limit):
+    """Refuse CBOR ``payload`` nesting deeper than ``limit`` arrays, maps, tags and indefinite strings."""
+    if _cbor_containers(payload) <= limit:
+        return None
+    size = len(payload)
+    position = 0
+    remaining = [1]  # items still to read at each open level (_INDEFINITE: up to a break byte)
+    while remaining:
+        left = remaining[-1]
+        if left == 0:
+            remaining.pop()
+            continue
+        if position >= size:
+            raise NestingError(_TRUNCATED)
+        initial = payload[position]
+        position += 1
+        if initial == _BREAK:
+            if left != _INDEFINITE:
+                raise NestingError("a break byte outside an indefinite-length item")
+            remaining.pop()
+            continue
+        if left != _INDEFINITE:
+            remaining[-1] = left - 1
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            argument = info
+        elif info < 28:
+            length_bytes = 1 << (info - 24)
+            argument = _length(payload, position, length_bytes)
+            position += length_bytes
+        elif info == 31 and major in (2, 3, 4, 5):
+            argument = None
+        else:
+            raise NestingError("reserved CBOR header byte 0x{:02x}".format(initial))
+        if major in (2, 3) and argument is not None:
+            position += argument
+            if position > size:
+                raise NestingError(_TRUNCATED)
+            continue
+        if major < 2 or major == 7:
+            continue
+        if len(remaining) > limit:
+            raise _too_deep(limit)
+        if argument is None:
+            remaining.append(_INDEFINITE)
+        else:
+            remaining.append(argument * 2 if major == 5 else 1 if major == 6 else argument)
+    return None
+
+
+_SCANNERS = {"json": check_json, "msgpack": check_msgpack, "cbor": check_cbor}
+_FRAME_LENGTH = struct.Struct("!L")
+SERIALIZERS = tuple(sorted(_SCANNERS))
+
+
+def _length_prefixed(payload):
+    """The messages of a batched MessagePack or CBOR payload (each after its 4-byte length)."""
+    position, size = 0, len(payload)
+    while position < size:
+        if position + 4 > size:
+            raise NestingError("a batch ends inside a length prefix")
+        (length,) = _FRAME_LENGTH.unpack_from(payload, position)
+        position += 4
+        if position + length > size:
+            raise NestingError("a batch ends inside a message")
+        yield payload[position:position + length]
+        position += length
+
+
+def check(serializer, payload, limit, batched=False):
+    """
+    Refuse ``payload`` of ``serializer`` (``json``, ``msgpack``, ``cbor``)
+    nesting deeper than ``limit``; a serializer this module does not walk is
+    refused too. Batched JSON is walked whole (its separators lie outside
+    strings and brackets); batched MessagePack and CBOR message by message.
+    """
+    scanner = _SCANNERS.get(serializer)
+    if scanner is None:
+        raise NestingError("serializer {!r} has no depth check".format(serializer))
+    if batched and serializer != "json":
+        for message in _length_prefixed(payload):
+            scanner(message, limit)
+        return None
+    return scanner(payload, limit)

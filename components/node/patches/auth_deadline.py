@@ -1,0 +1,238 @@
+"""
+Deadlines before authentication: a WAMP connection that has not completed
+authentication in time is closed, and each client address may hold only so
+many connections that have not.
+
+Crossbar keeps a WebSocket or RawSocket connection open for as long as the
+peer answers pings, whether or not it ever sends HELLO or answers the
+CHALLENGE: 600 such WebSockets were all still open after 80 s, each holding a
+file descriptor and a session object. Crossbar has no option for it: the
+WebSocket ``open_handshake_timeout`` (set in the configs) ends only the HTTP
+upgrade, ``auto_ping_timeout`` only a peer that stops answering pings.
+
+``install()`` wraps ``buildProtocol`` of Crossbar's WAMP-over-WebSocket and
+WAMP-over-RawSocket server factories (router and proxy workers: ``/ws``,
+``/rlink``, the Unix sockets) and ``connectionLost`` of their protocols:
+
+- a new connection from a TCP address that already holds
+  ``WAMP_PENDING_PER_ADDRESS`` connections not yet authenticated (default 32;
+  0: no cap) is refused: ``buildProtocol`` answers None, so the web transport
+  answers the upgrade with HTTP 500 and a plain TCP listener closes the
+  connection. Unix-socket peers (the hub's own proxies and containers) are
+  not counted.
+- every connection gets a deadline, ``WAMP_AUTH_DEADLINE`` (default 10 s)
+  after it was accepted; a connection whose WAMP session has not been
+  welcomed by then (no HELLO, an unanswered CHALLENGE, an authenticator still
+  deciding) is closed: WebSocket close 1008, then the TCP connection, without
+  waiting for the peer.
+
+A session counts as authenticated once the router (or the proxy worker's
+frontend session) has given it a session id, which it does just before its
+WELCOME. Each refusal and closure is one warn line (peer and reason), at most
+5 a second after a burst of 20 (``wireclose.RefusalLog``). The cap counts the
+address the worker sees: behind an HTTP reverse proxy that is the proxy's
+own, so raise the cap there. A connection whose session ended and that
+starts another on the same transport is not given a second deadline.
+"""
+
+import os
+
+from components.core.settings import Settings, node_dir
+from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
+                                               peer_of)
+
+NAME = "auth_deadline"
+SECURITY = True
+WORKERS = ("router", "proxy")
+SUMMARY = ("WAMP connections not authenticated within WAMP_AUTH_DEADLINE are closed; at most "
+           "WAMP_PENDING_PER_ADDRESS of them per client address")
+UPSTREAM = "docs/upstream/auth_deadline.patch"
+VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
+
+PATCHED = "_reactive_hub_auth_deadline"
+DEFAULT_DEADLINE = 10.0
+DEFAULT_PER_ADDRESS = 32
+NOT_IN_TIME = "WAMP authentication not completed in time"
+
+
+class DeadlineSettings:
+    """``WAMP_AUTH_DEADLINE`` (seconds) and ``WAMP_PENDING_PER_ADDRESS`` (0: no cap)."""
+
+    def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS):
+        self.deadline = deadline
+        self.per_address = per_address
+
+    @classmethod
+    def from_environment(cls, argv=None, environ=None):
+        environ = os.environ if environ is None else environ
+        settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
+        return cls(deadline=settings.duration("WAMP_AUTH_DEADLINE", DEFAULT_DEADLINE, minimum=0.1, maximum=3600),
+                   per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0))
+
+    def describe(self):
+        cap = "{} per address".format(self.per_address) if self.per_address else "no cap per address"
+        return "{:g} s, {}".format(self.deadline, cap)
+
+
+def authenticated(protocol):
+    """True once the connection's WAMP session has a session id (router and proxy frontend sessions alike)."""
+    session = getattr(protocol, "_session", None)
+    return getattr(session, "_session_id", None) is not None
+
+
+def address_key(address):
+    """The host of a TCP peer address; None for any other (Unix sockets are not capped)."""
+    return getattr(address, "host", None) if getattr(address, "type", None) in ("TCP", "TCP6") else None
+
+
+class PendingConnections:
+    """
+    Connections not yet known to be authenticated: each one's deadline, and
+    per client address the ones inside their deadline (authenticated ones are
+    dropped when the address is counted). ``clock`` (a reactor) is looked up
+    at the first connection when not given; ``closers`` maps a protocol's
+    kind to the function that closes it.
+    """
+
+    def __init__(self, settings, log=None, clock=None, is_authenticated=authenticated):
+        self.settings = settings
+        self.log = log or RefusalLog()
+        self.clock = clock
+        self.is_authenticated = is_authenticated
+        self._by_address = {}
+        self._watched = {}
+
+    def admit(self, key):
+        """True when ``key`` (an address, None for uncapped) may open one more unauthenticated connection."""
+        cap = self.settings.per_address
+        if not cap or key is None:
+            return True
+        pending = self._by_address.get(key, ())
+        for protocol in [item for item in pending if self.is_authenticated(item)]:
+            self.forget(protocol)
+        return len(self._by_address.get(key, ())) < cap
+
+    def refused(self, key):
+        self.log.note("reactive hub: refused a WAMP connection from {}: {} connections from this address are not "
+                      "authenticated yet (WAMP_PENDING_PER_ADDRESS)".format(key, self.settings.per_address))
+
+    def watch(self, protocol, key, close):
+        """Start ``protocol``'s deadline; ``close(protocol, code, reason)`` ends it when it passes unauthenticated."""
+        if self.clock is None:
+            from twisted.internet import reactor
+            self.clock = reactor
+        call = self.clock.callLater(self.settings.deadline, self._expired, protocol)
+        self._watched[protocol] = (key, call, close)
+        if key is not None:
+            self._by_address.setdefault(key, set()).add(protocol)
+
+    def forget(self, protocol):
+        """Stop watching ``protocol`` (closed, or authenticated)."""
+        entry = self._watched.pop(protocol, None)
+        if entry is None:
+            return
+        key, call, _close = entry
+        if call.active():
+            call.cancel()
+        pending = self._by_address.get(key)
+        if pending is not None:
+            pending.discard(protocol)
+            if not pending:
+                del self._by_address[key]
+
+    def pending(self, key):
+        """How many watched connections ``key`` holds (authenticated ones included until counted or expired)."""
+        return len(self._by_address.get(key, ()))
+
+    def _expired(self, protocol):
+        entry = self._watched.get(protocol)
+        if entry is None:
+            return
+        close = entry[2]
+        self.forget(protocol)
+        if self.is_authenticated(protocol):
+            return
+        self.log.note("reactive hub: closed a WAMP connection from {}: not authenticated within {:g} s".format(
+            peer_of(protocol), self.settings.deadline))
+        close(protocol, CLOSE_POLICY_VIOLATION, NOT_IN_TIME)
+
+
+def admitting(build_protocol, pending, close):
+    """A factory's ``buildProtocol`` that refuses an address over the cap and starts each connection's deadline."""
+
+    def buildProtocol(self, addr):
+        key = address_key(addr)
+        if not pending.admit(key):
+            pending.refused(key)
+            return None
+        protocol = build_protocol(self, addr)
+        if protocol is not None:
+            pending.watch(protocol, key, close)
+        return protocol
+
+    return replacement(buildProtocol, admitting, PATCHED)
+
+
+def forgetting(connection_lost, pending):
+    """A protocol's ``connectionLost`` that also ends its deadline."""
+
+    def connectionLost(self, reason):
+        pending.forget(self)
+        return connection_lost(self, reason)
+
+    return replacement(connectionLost, forgetting, PATCHED)
+
+
+def _targets(crossbar_protocol):
+    return ((crossbar_protocol.WampWebSocketServerFactory, crossbar_protocol.WampWebSocketServerProtocol,
+             close_websocket),
+            (crossbar_protocol.WampRawSocketServerFactory, crossbar_protocol.WampRawSocketServerProtocol,
+             close_rawsocket))
+
+
+def install(settings=None, crossbar_protocol=None, clock=None):
+    """
+    Wrap Crossbar's WAMP server factories and protocols (``crossbar_protocol``:
+    a stand-in of ``crossbar.router.protocol`` for tests); a note with the
+    settings if wrapped now, False if already. PatchUnavailable when the
+    factories, protocols or the session state read here are missing.
+    """
+    if crossbar_protocol is None:
+        try:
+            from crossbar.router import protocol as crossbar_protocol
+            from crossbar.router.session import RouterSession
+            from crossbar.worker.proxy import ProxyFrontendSession
+        except ImportError as error:
+            raise PatchUnavailable("cannot import crossbar's WAMP transports or sessions: {}".format(error))
+        for klass in (RouterSession, ProxyFrontendSession):
+            if "_session_id" not in _assigned(klass):
+                raise PatchUnavailable("{} no longer keeps _session_id".format(klass.__name__))
+    targets = _targets(crossbar_protocol)
+    missing = ["{}.{}".format(klass.__name__, name) for factory, protocol, _close in targets
+               for klass, name in ((factory, "buildProtocol"), (protocol, "connectionLost"))
+               if not callable(getattr(klass, name, None))]
+    if missing:
+        raise PatchUnavailable("missing " + ", ".join(missing))
+    if all(getattr(factory.buildProtocol, PATCHED, False) for factory, _protocol, _close in targets):
+        return False
+    settings = settings or DeadlineSettings.from_environment()
+    pending = PendingConnections(settings, clock=clock)
+    for factory, protocol, close in targets:
+        build = unpatched(factory, "buildProtocol", PATCHED)
+        lost = unpatched(protocol, "connectionLost", PATCHED)
+        if build is None or lost is None:
+            raise PatchUnavailable("{} partly patched already".format(factory.__name__))
+        factory.buildProtocol = admitting(build, pending, close)
+        protocol.connectionLost = forgetting(lost, pending)
+    return settings.describe()
+
+
+def _assigned(klass):
+    """The attribute names the methods of ``klass`` use (read from their code objects)."""
+    names = set()
+    for value in vars(klass).values():
+        code = getattr(value, "__code__", None)
+        if code is not None:
+            names.update(code.co_names)
+    return names

@@ -1,0 +1,210 @@
+"""
+Malformed WAMP messages are refused cheaply: bounded nesting, one log line,
+the connection closed.
+
+autobahn decodes every WAMP message a client sends before anything else
+looks at it, and its JSON decoder is the pure-Python one, which recurses once
+per nesting level: ``"[" * 100000 + "]" * 100000`` (200 KB, under the message
+size limit) sent right after the WebSocket upgrade raised RecursionError, and
+autobahn logged the whole traceback (about 300,000 lines) at critical. The
+worker blocked writing it to the controller, which spent a minute at full
+CPU formatting it: ``/health``, logins and calls stalled 60 s, and one such
+frame per proxy worker froze a client node.
+
+``install()`` replaces the two places autobahn hands a received message to
+its serializer: ``WampWebSocketProtocol.onMessage`` (every WAMP-over-WebSocket
+connection: the web transport's ``/ws`` in router and proxy workers, the
+router links) and ``WampRawSocketProtocol.stringReceived`` (RawSocket, e.g.
+the proxies' and containers' Unix sockets). Before decoding, the message is
+walked by ``components.core.nesting`` (JSON, MessagePack, CBOR, batched or
+not; any other serializer is refused): one nested deeper than
+``WAMP_MAX_DEPTH`` levels (default 64), or one the walk or the decoder
+cannot read, or one the session refuses as a protocol violation, ends the
+connection (WebSocket close 1002, RawSocket closed) with one warn line naming
+the peer, the size and the reason (clipped to 200 characters), at most 5 such
+lines a second after a burst of 20 (``wireclose.RefusalLog``). An unexpected
+error inside the session (a bug, not the peer's doing) still logs its
+traceback, bounded to the innermost 20 frames and a clipped message. Without
+the walk nothing else changes: same decoder, same dispatch.
+"""
+
+import os
+import traceback
+
+from components.core import nesting
+from components.core.settings import Settings, node_dir
+from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches.wireclose import (CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, RefusalLog, clipped,
+                                               close_rawsocket, close_websocket, peer_of)
+
+NAME = "frame_depth"
+SECURITY = True
+WORKERS = ("router", "proxy")
+SUMMARY = ("WAMP messages nested deeper than WAMP_MAX_DEPTH, or undecodable, are refused before decoding: "
+           "one log line, connection closed")
+UPSTREAM = "docs/upstream/frame_depth.patch"
+VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
+
+PATCHED = "_reactive_hub_frame_depth"
+DEFAULT_DEPTH = 64
+# cbor2 refuses more than 400 levels by itself; a Python decoder recursing beyond that would fail anyway
+MAXIMUM_DEPTH = 400
+TRACEBACK_FRAMES = 20
+# what the replaced methods are seen to use, checked before replacing them
+_WEBSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage")
+_RAWSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage", "abort")
+
+
+def depth_from_environment(argv=None, environ=None):
+    """``WAMP_MAX_DEPTH`` as this worker's environment sets it (SettingsError naming a malformed value)."""
+    environ = os.environ if environ is None else environ
+    settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
+    return settings.int("WAMP_MAX_DEPTH", DEFAULT_DEPTH, minimum=2, maximum=MAXIMUM_DEPTH)
+
+
+def decoded(serializer, payload, is_binary, limit):
+    """
+    The WAMP messages of ``payload`` from autobahn's ``serializer``, after the
+    nesting walk (NestingError, or the decoder's own error, when refused).
+    ``is_binary`` None: a RawSocket payload (no frame type to check).
+    """
+    inner = serializer._serializer
+    nesting.check(inner.NAME, payload, limit, batched=getattr(inner, "_batched", False))
+    if is_binary is None:
+        return serializer.unserialize(payload)
+    return serializer.unserialize(payload, is_binary)
+
+
+def _reason(error):
+    text = clipped(error)
+    return "{}: {}".format(type(error).__name__, text) if not isinstance(error, nesting.NestingError) else text
+
+
+def bounded_traceback(error):
+    """The traceback of ``error``: its innermost ``TRACEBACK_FRAMES`` frames and a clipped message."""
+    frames = traceback.format_tb(error.__traceback__)[-TRACEBACK_FRAMES:]
+    return "Traceback (innermost {} frames):\n{}{}: {}".format(
+        TRACEBACK_FRAMES, "".join(frames), type(error).__name__, clipped(error))
+
+
+class Guard:
+    """The depth bound and the refusal log of one worker process."""
+
+    def __init__(self, limit, refusals=None):
+        self.limit = limit
+        self.refusals = refusals or RefusalLog()
+
+    def refuse(self, protocol, size, serializer, reason, what="message"):
+        self.refusals.note("reactive hub: refused a WAMP {} from {} ({} bytes, {}): {}; connection closed".format(
+            what, peer_of(protocol), size, getattr(getattr(serializer, "_serializer", None), "NAME", "?"), reason))
+
+    def failed(self, protocol, error):
+        self.refusals.log.critical("reactive hub: internal error handling a WAMP message from {peer}; connection "
+                                   "closed\n{tb}", peer=peer_of(protocol), tb=bounded_traceback(error))
+
+
+def _receive(guard, protocol, payload, is_binary, close):
+    """Walk, decode and dispatch ``payload``; a refusal is one line and ``close(protocol, code, reason)``."""
+    from autobahn.wamp.exception import ProtocolError, SerializationError
+    from twisted.internet.defer import CancelledError
+
+    serializer = protocol._serializer
+    try:
+        messages = decoded(serializer, payload, is_binary, guard.limit)
+    except Exception as error:
+        guard.refuse(protocol, len(payload), serializer, _reason(error))
+        close(protocol, CLOSE_PROTOCOL_ERROR, "WAMP message refused")
+        return
+    for message in messages:
+        session = protocol._session
+        if session is None:
+            return
+        try:
+            session.onMessage(message)
+        except CancelledError:
+            continue  # a cancelled call: the connection goes on (as autobahn's RawSocket has it)
+        except (ProtocolError, SerializationError) as error:
+            guard.refuse(protocol, len(payload), serializer, _reason(error), what="protocol violation")
+            close(protocol, CLOSE_PROTOCOL_ERROR, "WAMP protocol violation")
+            return
+        except Exception as error:
+            guard.failed(protocol, error)
+            close(protocol, CLOSE_INTERNAL_ERROR, "WAMP internal error")
+            return
+
+
+def guarded_websocket_message(guard):
+    """``WampWebSocketProtocol.onMessage``: walk, decode, dispatch; a refusal is one line and a close frame."""
+
+    def onMessage(self, payload, isBinary):
+        _receive(guard, self, payload, isBinary, close_websocket)
+
+    return onMessage
+
+
+def guarded_rawsocket_message(guard):
+    """``WampRawSocketProtocol.stringReceived``: the same for RawSocket (a refusal closes the connection)."""
+
+    def stringReceived(self, payload):
+        _receive(guard, self, payload, None, close_rawsocket)
+
+    return stringReceived
+
+
+def _names(function):
+    code = getattr(function, "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
+def _check(klass, method, names):
+    """Raise PatchUnavailable unless ``klass.method`` exists and uses ``names`` (or is already replaced)."""
+    current = getattr(klass, method, None)
+    if current is None:
+        raise PatchUnavailable("{}.{} is missing".format(klass.__name__, method))
+    if getattr(current, PATCHED, False):
+        return
+    missing = [name for name in names if name not in _names(current)]
+    if missing:
+        raise PatchUnavailable("{}.{} no longer uses {}".format(klass.__name__, method, ", ".join(missing)))
+
+
+def _check_resolution(server_class, base_class, method):
+    """Raise PatchUnavailable when ``server_class`` (what Crossbar runs) does not use ``base_class.method``."""
+    if getattr(server_class, method, None) is not getattr(base_class, method, None):
+        raise PatchUnavailable("{}.{} is not {}.{}: the replaced method would not be called".format(
+            server_class.__name__, method, base_class.__name__, method))
+
+
+def install(limit=None, websocket_class=None, rawsocket_class=None, server_classes=None):
+    """
+    Replace the WebSocket and RawSocket message handlers (classes default to
+    autobahn's, ``limit`` to ``WAMP_MAX_DEPTH``); the limit as a note if
+    replaced now, False if already. PatchUnavailable when the handlers differ
+    from the verified ones or Crossbar's server protocols do not use them.
+    """
+    try:
+        from autobahn.twisted.rawsocket import WampRawSocketProtocol
+        from autobahn.wamp.websocket import WampWebSocketProtocol
+        from crossbar.router import protocol as crossbar_protocol
+    except ImportError as error:
+        raise PatchUnavailable("cannot import autobahn's or crossbar's WAMP transports: {}".format(error))
+    websocket_class = websocket_class or WampWebSocketProtocol
+    rawsocket_class = rawsocket_class or WampRawSocketProtocol
+    if server_classes is None:
+        server_classes = ((crossbar_protocol.WampWebSocketServerProtocol, websocket_class, "onMessage"),
+                          (crossbar_protocol.WampRawSocketServerProtocol, rawsocket_class, "stringReceived"))
+    _check(websocket_class, "onMessage", _WEBSOCKET_NAMES)
+    _check(rawsocket_class, "stringReceived", _RAWSOCKET_NAMES)
+    for server_class, base_class, method in server_classes:
+        _check_resolution(server_class, base_class, method)
+    websocket_original = unpatched(websocket_class, "onMessage", PATCHED)
+    rawsocket_original = unpatched(rawsocket_class, "stringReceived", PATCHED)
+    if websocket_original is None and rawsocket_original is None:
+        return False
+    guard = Guard(depth_from_environment() if limit is None else limit)
+    if websocket_original is not None:
+        websocket_class.onMessage = replacement(guarded_websocket_message(guard), guarded_websocket_message, PATCHED)
+    if rawsocket_original is not None:
+        rawsocket_class.stringReceived = replacement(guarded_rawsocket_message(guard), guarded_rawsocket_message,
+                                                     PATCHED)
+    return "{} levels".format(guard.limit)

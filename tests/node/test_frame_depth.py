@@ -1,0 +1,164 @@
+"""
+Malformed WAMP messages over the wire (components/node/patches/frame_depth.py):
+a message nested deeper than WAMP_MAX_DEPTH, in JSON, MessagePack or CBOR,
+or one that does not decode, sent right after the WebSocket upgrade, closes
+that connection at once with one line in the node log, while /health keeps
+answering; on a router worker and on a proxy worker facing the clients.
+"""
+
+import json
+import re
+import time
+
+import treq
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.support.clients import connect, eventually
+from tests.support.node import shared_node
+from tests.support.rawwebsocket import OPCODE_BINARY, health_latencies, open_websocket, proxied_node
+
+ATTACK = b"[" * 100000 + b"]" * 100000
+REFUSED = "refused a WAMP message"
+LEFT_OUT = re.compile(r"(\d+) more (?:such lines|lines like the last one) left out")
+# /health must answer well within this while a refused frame is handled
+HEALTH_LIMIT = 2.0
+
+
+def hello(details):
+    """A JSON HELLO for realm ``reactive`` asking for ticket authentication, with ``details`` merged in."""
+    return json.dumps([1, "reactive", dict({"authmethods": ["ticket"], "roles": {"caller": {}}}, **details)]).encode()
+
+
+def nested(depth):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class RefusalChecks:
+    """Send one frame on a fresh WebSocket and check the refusal: quick close, one log line, /health on time."""
+
+    @defer.inlineCallbacks
+    def assertRefusedAtOnce(self, node, payload, subprotocol=b"wamp.2.json", opcode=1, reason=None):
+        offset = len(node.log_text())
+        client = yield open_websocket(node.port, subprotocol=subprotocol)
+        self.assertEqual(client.status, 101)
+        sent = time.monotonic()
+        client.send(payload, opcode)
+        latencies = yield health_latencies(node, lambda: not client.open)
+        self.assertFalse(client.open, "the connection is still open {:.1f} s after the frame".format(
+            time.monotonic() - sent))
+        self.assertLess(client.closed_at - sent, 5.0)
+        self.assertLess(max(latencies), HEALTH_LIMIT, latencies)
+        yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10,
+                         message="no refusal line in the node log")
+        text = node.log_text()[offset:]
+        self.assertNotIn("Traceback", text)
+        refusals = [line for line in text.splitlines() if REFUSED in line]
+        self.assertEqual(len(refusals), 1, refusals)
+        self.assertIn("{} bytes".format(len(payload)), refusals[0])
+        self.assertIn("tcp4:127.0.0.1:", refusals[0])
+        self.assertLess(len(refusals[0]), 400)
+        if reason is not None:
+            self.assertIn(reason, refusals[0])
+        # Crossbar's own few lines for the connection (and a proxy's for each /health), no more
+        self.assertLess(len(text), 20000, text[:2000])
+        return refusals[0]
+
+
+class RouterWorkerTests(RefusalChecks, unittest.TestCase):
+    """The dev node: the router worker faces the clients."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_nested_json_frame(self):
+        """The 200 KB ``[[[...]]]`` frame: the connection closes within 5 s, /health answers within 2 s
+        meanwhile, and the log has one line naming the peer, the size and the depth, no traceback."""
+        node = yield shared_node()
+        yield self.assertRefusedAtOnce(node, ATTACK, reason="nested deeper than 64 levels")
+
+    @defer.inlineCallbacks
+    def test_nested_msgpack_and_cbor_frames(self):
+        """The same nesting in MessagePack and CBOR (arrays and CBOR tags) is refused the same way."""
+        node = yield shared_node()
+        for subprotocol, payload in ((b"wamp.2.msgpack", b"\x91" * 100000 + b"\x00"),
+                                     (b"wamp.2.cbor", b"\x81" * 100000 + b"\x00"),
+                                     (b"wamp.2.cbor", b"\xc6" * 100000 + b"\x00")):
+            yield self.assertRefusedAtOnce(node, payload, subprotocol, OPCODE_BINARY,
+                                           reason="nested deeper than 64 levels")
+
+    @defer.inlineCallbacks
+    def test_the_bound_is_the_setting(self):
+        """A HELLO whose details nest 65 levels is refused; one nesting 60 levels is answered (CHALLENGE)."""
+        node = yield shared_node()
+        yield self.assertRefusedAtOnce(node, hello({"x": nested(63)}), reason="nested deeper than 64 levels")
+        client = yield open_websocket(node.port)
+        self.addCleanup(client.abort)
+        client.send(hello({"x": nested(58)}))
+        yield eventually(lambda: b'"ticket"' in client.received or not client.open, timeout=10,
+                         message="no CHALLENGE for a HELLO within the bound")
+        self.assertTrue(client.open)
+
+    @defer.inlineCallbacks
+    def test_undecodable_frames(self):
+        """Truncated JSON, MessagePack and CBOR, and a reserved MessagePack byte: one line each, no traceback."""
+        node = yield shared_node()
+        yield self.assertRefusedAtOnce(node, b'[1, "reactive", {"authmethods": ["ticket"')
+        for subprotocol, payload in ((b"wamp.2.msgpack", b"\x93\x01\xa8reactive"), (b"wamp.2.msgpack", b"\xc1"),
+                                     (b"wamp.2.cbor", b"\x83\x01\x68reactive")):
+            yield self.assertRefusedAtOnce(node, payload, subprotocol, OPCODE_BINARY)
+
+    @defer.inlineCallbacks
+    def test_flood_does_not_stall_others(self):
+        """60 attack frames on 60 connections from one address, 15 at a time: /health answers each time
+        within 2 s, a user joins and calls meanwhile, and the log keeps to a few lines a second that still
+        count every refusal."""
+        node = yield shared_node("flood")
+        offset = len(node.log_text())
+        started = time.monotonic()
+        latencies = []
+        for _wave in range(4):
+            clients = yield defer.gatherResults([open_websocket(node.port) for _ in range(15)])
+            for client in clients:
+                self.assertEqual(client.status, 101)
+                client.send(ATTACK)
+            latencies += yield health_latencies(node, lambda: not any(client.open for client in clients))
+            self.assertFalse(any(client.open for client in clients))
+        user = yield connect(self, node, "flood_bystander")
+        answer = yield user.session.call("time.get")
+        self.assertIn("value", answer)
+        self.assertLess(max(latencies), HEALTH_LIMIT, latencies)
+        elapsed = time.monotonic() - started
+
+        def counted():
+            lines = node.log_text()[offset:].splitlines()
+            return (sum(REFUSED in line for line in lines)
+                    + sum(int(number) for number in LEFT_OUT.findall("\n".join(lines))))
+        yield eventually(lambda: counted() == 60, timeout=10, message="not every refusal is counted in the log")
+        text = node.log_text()[offset:]
+        self.assertNotIn("Traceback", text)
+        refusals = [line for line in text.splitlines() if REFUSED in line]
+        # a burst of 20 lines, then 5 a second
+        self.assertLessEqual(len(refusals), 20 + 5 * elapsed + 1)
+
+
+class ProxyWorkerTests(RefusalChecks, unittest.TestCase):
+    """The production client node: a proxy worker faces the clients and hands sessions to the router."""
+
+    timeout = 240
+
+    @defer.inlineCallbacks
+    def test_nested_frame_at_the_proxy(self):
+        """The attack frame sent to a proxy worker is refused there: closed at once, one line, /health
+        (served through the proxy) on time; JSON and CBOR."""
+        node = yield proxied_node("wire-proxied")
+        line = yield self.assertRefusedAtOnce(node, ATTACK, reason="nested deeper than 64 levels")
+        self.assertIn("[Proxy", line)
+        yield self.assertRefusedAtOnce(node, b"\x81" * 100000 + b"\x00", b"wamp.2.cbor", OPCODE_BINARY,
+                                       reason="nested deeper than 64 levels")
+        response = yield treq.get(node.http + "/health", persistent=False, timeout=5)
+        self.assertEqual(response.code, 200)
+        yield response.content()
