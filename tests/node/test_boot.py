@@ -1,0 +1,171 @@
+"""
+components.node.boot: a node started by hand (``.venv/bin/crossbar start
+--cbdir DIR``, neither PYTHONPATH nor PORT set) installs every patch of the
+registry in its workers; a worker whose security patch cannot install
+(simulated: a Twisted whose HTTPChannel lacks a method the body limits hook)
+refuses to start with one line naming the patch and the Twisted version, and
+the node exits non-zero. Every committed and generated node config names the
+boot entry first in each worker.
+"""
+
+import copy
+import json
+import os
+from importlib import metadata
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from components.node import boot, topology
+from components.node.patches import bodylimit, fast_send, nodekey_cache, registry
+from tests.node.test_bodylimit import REFUSAL, WireCase, head
+from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port, router_worker
+
+COMMITTED = ("config.json", "master.json", "client.json")
+# the simulated older Twisted: loaded by the router worker only (Crossbar's "pythonpath" worker option)
+OLD_TWISTED = '''\
+from twisted.web import http
+
+del http.HTTPChannel._maybeChooseTransferDecoder
+'''
+
+
+def hand_started(name, transform=None):
+    """A RouterNode whose crossbar command runs as typed by hand: no PYTHONPATH, no PORT."""
+    node = RouterNode(name=name, transform=transform)
+    node.env.pop("PORT", None)
+    node.env.pop("PYTHONPATH", None)
+    return node
+
+
+class HandStartedNodeTests(WireCase):
+    """`crossbar start --cbdir DIR` alone: the node's own boot entries install the patches."""
+
+    @defer.inlineCallbacks
+    def test_declared_2_gb_body_gets_413(self):
+        """POST /auth/login and /publish declaring Content-Length 2147483648 are answered 413 at once."""
+        node = hand_started("handstart")
+        self.addCleanup(node.cleanup)
+        self.assertNotIn("PYTHONPATH", node.env)
+        yield node.start()
+        self.assertEqual(os.path.basename(CROSSBAR), "crossbar")
+        for target in (b"/auth/login", b"/publish"):
+            client = yield self.open(node)
+            client.transport.write(head(target, b"Content-Type: application/json", b"Content-Length: 2147483648"))
+            status, _, body = yield self.answer(client, timeout=5.0)
+            self.assertEqual((status, json.loads(body)), (413, REFUSAL), target)
+        # every router patch said so, once
+        for module in registry.for_kind("router"):
+            self.assertEqual(node.log_text().count(registry.installed_note(module)), 1, module.NAME)
+
+    @defer.inlineCallbacks
+    def test_client_node_proxies_and_containers(self):
+        """A client node: the proxies refuse the 2 GB body; proxy and container workers install their patches."""
+        node = hand_started("handclient")
+        self.addCleanup(node.cleanup)
+        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=2, containers=1)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(topology.production_defaults(config), handle)
+        yield node.start()
+        client = yield self.open_when_listening(node)
+        client.transport.write(head(b"/publish", b"Content-Length: 2147483648"))
+        status, _, body = yield self.answer(client, timeout=5.0)
+        self.assertEqual((status, json.loads(body)), (413, REFUSAL))
+        from tests.support.clients import eventually
+        yield eventually(lambda: node.log_text().count(registry.installed_note(nodekey_cache)) == 2, timeout=60,
+                         message=node.log_tail())
+        # router + 2 proxies send fast; the router and the container take caller keywords
+        self.assertEqual(node.log_text().count(registry.installed_note(fast_send)), 3)
+        self.assertEqual(node.log_text().count("reactive hub: patch callkwargs installed"), 2)
+
+
+class RefusalTests(unittest.TestCase):
+    """A security patch that cannot install: the worker refuses, the node exits non-zero."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_router_refuses_without_the_body_limit_internals(self):
+        """One line names bodylimit, the installed Twisted and what is missing; the node exits non-zero."""
+        def older_twisted(config):
+            router_worker(config).setdefault("options", {})["pythonpath"] = ["old-twisted"]
+            return config
+
+        node = hand_started("refusal", transform=older_twisted)
+        self.addCleanup(node.cleanup)
+        os.makedirs(os.path.join(node.directory, "old-twisted"))
+        with open(os.path.join(node.directory, "old-twisted", "sitecustomize.py"), "w") as handle:
+            handle.write(OLD_TWISTED)
+        try:
+            # Crossbar may still log the worker "configured and ready" while the node goes down
+            yield node.start()
+        except NodeFailed:
+            pass
+        code = yield node.wait_exit(timeout=60)
+        self.assertNotEqual(code, 0, node.log_tail())
+        lines = [line for line in node.log_text().splitlines() if "security patch" in line]
+        self.assertEqual(len(lines), 1, node.log_tail())
+        for text in ("security patch bodylimit cannot be installed", "Twisted " + metadata.version("Twisted"),
+                     "_maybeChooseTransferDecoder", "refuses to start"):
+            self.assertIn(text, lines[0])
+        self.assertNotIn(registry.installed_note(bodylimit), node.log_text())
+        self.assertNotIn("component 'authenticator' started", node.log_text())
+
+
+class ConfigTests(unittest.SynchronousTestCase):
+    """Every node config the hub ships or generates starts each worker with its boot entry."""
+
+    def assertBooted(self, config, name):
+        self.assertEqual(boot.booted(copy.deepcopy(config)), config, name)
+        for worker in config["workers"]:
+            if worker["type"] in ("router", "container"):
+                self.assertEqual(worker["components"][0]["classname"],
+                                 boot.ROUTER_BOOT if worker["type"] == "router" else boot.CONTAINER_BOOT, name)
+            if worker["type"] == "proxy":
+                self.assertEqual(worker["transports"][0]["paths"]["/"]["classname"], boot.PROXY_ROOT, name)
+
+    def test_committed_configs(self):
+        for name in COMMITTED:
+            with open(os.path.join(os.path.dirname(CONFIG), name)) as handle:
+                config = json.load(handle)
+            self.assertBooted(config, name)
+            for worker in config["workers"]:
+                for transport in worker.get("transports", []):
+                    self.assertNotEqual(transport["endpoint"].get("port"), "$PORT", name)
+
+    def test_generated_configs(self):
+        self.assertBooted(topology.client_config(proxies=2, containers=2), "client")
+        self.assertBooted(topology.master_config(), "master")
+        self.assertBooted(topology.router_replicas_config(routers=2), "replicas")
+
+    def test_boot_added_once_and_first(self):
+        config = {"workers": [
+            {"type": "router", "realms": [{"name": "r"}], "components": [{"id": "a", "classname": "x.A"}]},
+            {"type": "container", "components": [{"id": "b", "realm": "r", "transport": {"type": "rawsocket"}}]},
+            {"type": "proxy", "transports": [{"type": "web", "paths": {"/": {"type": "resource", "classname": "x.R"}}}]},
+            {"type": "guest"}]}
+        once = boot.booted(copy.deepcopy(config))
+        self.assertEqual(boot.booted(copy.deepcopy(once)), once)
+        router, container, proxy, guest = once["workers"]
+        self.assertEqual([item["id"] for item in router["components"]], ["boot", "a"])
+        self.assertEqual(container["components"][0]["transport"], {"type": "rawsocket"})
+        self.assertEqual(proxy["transports"][0]["paths"]["/"]["extra"]["root"]["classname"], "x.R")
+        self.assertEqual(guest, {"type": "guest"})
+
+
+class InstallTests(unittest.SynchronousTestCase):
+    """boot.install: a refusal is logged as one critical line and exits with REFUSED."""
+
+    def test_refusal_exits(self):
+        lines, exits = [], []
+
+        class Log:
+            def critical(self, format, **fields):
+                lines.append(format.format(**fields))
+
+        def refuse(kind, log, environ):
+            raise registry.Refused("reactive hub: security patch x cannot be installed")
+
+        self.patch(registry, "install_for", refuse)
+        self.assertRaises(registry.Refused, boot.install, "router", Log(), {}, exits.append)
+        self.assertEqual((lines, exits), (["reactive hub: security patch x cannot be installed"], [boot.REFUSED]))
