@@ -25,10 +25,11 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY setup.cfg pyproject.toml README.md ./
+COPY setup.cfg pyproject.toml README.md constraints.txt ./
 COPY components ./components
+# every package pinned by the lock (constraints.txt, `make lock`)
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir .
+ && pip install --no-cache-dir -c constraints.txt .
 
 # --- runtime -----------------------------------------------------------------
 FROM python:3.11-slim-bookworm

@@ -6,14 +6,15 @@ BIN    := $(VENV)/bin
 PORT   ?= 8080
 export PORT
 
-.PHONY: start test install install-test web bench check clean
+.PHONY: start test install install-test web bench check lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python setup.cfg
-	$(BIN)/pip install --quiet -e '.[test]'
+# every package pinned by the lock (constraints.txt); `make lock` re-resolves and tests a new one
+$(VENV)/.installed: $(BIN)/python setup.cfg constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 web/node_modules/.installed: web/package.json
@@ -42,10 +43,13 @@ test: install-test
 	$(BIN)/python -m twisted.trial --jobs=2 tests
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/rpc_pubsub.py
 	bash scripts/install-test-deps.sh
 	$(BIN)/python bench/browser.py
 
+lock:
+	bash scripts/upgrade-lock.sh
+
 clean:
-	rm -rf $(VENV) web/node_modules _trial_temp*
+	rm -rf $(VENV) .venv-lock web/node_modules _trial_temp*
