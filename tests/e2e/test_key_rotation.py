@@ -12,6 +12,7 @@ the user sync through the SNS/SQS emulator into the client database, and
 ``users.me`` sealed by the client for the identity it knows).
 """
 
+import os
 import uuid
 
 from autobahn.wamp.exception import ApplicationError
@@ -31,7 +32,9 @@ from components.usersync import provision
 from tests.support.clients import connect, post_json
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
+from tests.support.browser import log_in, poll
 from tests.support.node import RouterNode
+from tests.e2e.test_e2e_browser import PASSWORD, E2EBrowserTestCase, expect, profile, sealed_node
 
 TOPIC = "users.changed"
 
@@ -271,3 +274,57 @@ class SQLiteWireKeyRotationTests(WireKeyRotationMixin, unittest.TestCase):
 
 class PostgreSQLWireKeyRotationTests(WireKeyRotationMixin, unittest.TestCase):
     url = staticmethod(postgres_url)
+
+
+E2E_INFO = "async () => (await hub.info()).e2e"
+
+
+class IdentityChangeInBrowserTests(E2EBrowserTestCase):
+    """The browser engine across a key change mid-session (real Chromium, the real router)."""
+
+    @defer.inlineCallbacks
+    def test_rejoin_brings_the_new_identity_keys(self):
+        """
+        A change that keeps the login (promotion to staff) moves the
+        identity: the session is revoked, the engine rejoins at once with a
+        fresh token whose keys are new, drops the old ones, and opens what is
+        sealed afterwards under the new key without a refusal.
+        """
+        node = yield sealed_node()
+        username = "kim_" + uuid.uuid4().hex[:6]
+        master = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
+        self.addCleanup(master.close)
+        yield Directory(master, iterations=1000).create_user(username, PASSWORD, first_name="Kim")
+        profiles, keys = yield self.publisher(node)
+        browser, context = yield self.browser_context()
+
+        @defer.inlineCallbacks
+        def send(value):
+            sealed = yield profiles.seal(username, profiles.plain(username, value))
+            yield profiles.publish(username, sealed)
+            return sealed
+        first = yield send(profile(username, first_name="Before"))
+
+        def open_page(_chromium):
+            page = log_in(context.new_page(), node.http, username, PASSWORD)
+            poll(page, lambda: page.evaluate(E2E_INFO)["current"] is not None, message="no keys")
+            return page, page.evaluate(E2E_INFO)["current"]
+        page, old_kid = yield browser.run(open_page)
+        self.assertEqual(envelope.parse(first["value"])[0], old_kid)
+
+        yield master.execute("UPDATE auth_user SET is_staff = ? WHERE username = ?", (True, username))
+
+        def rejoined(_chromium):
+            poll(page, lambda: page.evaluate(E2E_INFO)["current"] not in (None, old_kid),
+                 message="the engine did not come back with new keys")
+            return page.evaluate(E2E_INFO)
+        info = yield browser.run(rejoined)
+        self.assertNotIn(old_kid, info["kids"])
+        after = yield send(profile(username, first_name="After", version=2))
+        self.assertEqual(envelope.parse(after["value"])[0], info["current"])
+
+        def shown_after(_chromium):
+            expect(page.locator("#profile")).to_contain_text("After")
+            return page.evaluate(E2E_INFO)
+        info = yield browser.run(shown_after)
+        self.assertEqual(info["refused"], {})
