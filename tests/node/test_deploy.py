@@ -27,7 +27,7 @@ from tests.support.node import CROSSBAR, REPO
 
 K8S = os.path.join(REPO, "deploy", "k8s")
 COMPOSE = os.path.join(REPO, "docker-compose.yml")
-SECRETS = {"hub-jwt", "hub-node-key", "hub-e2e", "hub-db", "hub-aws", "hub-device", "hub-tls"}
+SECRETS = {"hub-jwt", "hub-node-key", "hub-e2e", "hub-usersync", "hub-db", "hub-aws", "hub-device", "hub-tls"}
 WORKLOADS = ("Deployment", "StatefulSet")
 
 

@@ -8,6 +8,8 @@ nodes within 2 s, and the old token is refused at join on both.
 """
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 
@@ -15,6 +17,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from components.auth import keygen
 from components.core import errors
 from components.usersync import provision
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _adduser, _Direct
@@ -38,14 +41,19 @@ class LinkedRevocationTests(unittest.TestCase):
         plan = provision.Plan("users-" + uuid.uuid4().hex[:8], ["hub"], max_receives=5)
         aws = yield blocking(provision.provision, moto.client("sns"), moto.client("sqs"), plan)
         sync = dict(ENV, AWS_ENDPOINT_URL=moto.url, USERSYNC_WAIT="1", E2E_ENCRYPTION="off")
-        self.pair = LinkedClientNodes(self, env=dict(sync, SQS_QUEUE_URL=aws["clients"]["hub"]["queue_url"]))
+        # the master signs the sync with the key keygen makes; the client nodes hold its public half
+        keys = tempfile.mkdtemp(prefix="hub-sync-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        signing_key, verify_key = keygen.usersync_keys(keys)
+        self.pair = LinkedClientNodes(self, env=dict(sync, SQS_QUEUE_URL=aws["clients"]["hub"]["queue_url"],
+                                                     USERSYNC_VERIFY_KEY_FILES=verify_key))
         self.addCleanup(self.pair.cleanup)
         private, public = self.pair.key_files
         self.master_url = postgres_url(self)
         self.master = RouterNode(name="master", config_path=os.path.join(NODE_DIR, "master.json"), env=dict(
             sync, JWT_SECRET="", JWT_PUBLIC_KEY_FILE=public, JWT_PRIVATE_KEY_FILE=private,
             MASTER_DATABASE_URL=self.master_url, DATABASE_URL=self.pair.database_url,
-            SNS_TOPIC_ARN=aws["topic_arn"]))
+            SNS_TOPIC_ARN=aws["topic_arn"], USERSYNC_SIGNING_KEY_FILE=signing_key))
         self.addCleanup(self.master.cleanup)
         for username, admin in (("lr_carol", False), ("lr_dave", False), ("lr_erin", True)):
             _adduser(self.master, username, PASSWORD, superuser=admin)

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -332,3 +333,34 @@ class QueuePolicyTests(unittest.SynchronousTestCase):
                           {"ArnEquals": {"aws:SourceArn": topic}}))
         self.assertEqual((deny["Principal"], deny["Action"], deny["Resource"], deny["Condition"]),
                          ("*", "sqs:SendMessage", queue, {"ArnNotEquals": {"aws:SourceArn": topic}}))
+
+
+class DeploymentKeyTests(unittest.SynchronousTestCase):
+    """The shipped deployments give the master the signing key and the clients only its public half."""
+
+    def test_compose_master_signs_and_clients_verify_with_keygens_pair(self):
+        """init runs keygen into the secrets volume; the master reads usersync.key, the clients usersync.pub."""
+        from tests.node.test_deploy import _compose
+        services = _compose()["services"]
+        keygen_dir = re.search(r"components\.auth\.keygen (\S+)", " ".join(services["init"]["command"])).group(1)
+        master = services["master"]["environment"]
+        self.assertEqual(master["USERSYNC_SIGNING_KEY_FILE"], os.path.join(keygen_dir, "usersync.key"))
+        for name in ("client-1", "client-2"):
+            environment = services[name]["environment"]
+            self.assertEqual(environment["USERSYNC_VERIFY_KEY_FILES"], os.path.join(keygen_dir, "usersync.pub"))
+            self.assertNotIn("USERSYNC_SIGNING_KEY_FILE", environment, name)
+
+    def test_kubernetes_master_mounts_the_private_key_and_clients_only_the_public_one(self):
+        """Secret hub-usersync: usersync.key on the master only, usersync.pub on the clients."""
+        from tests.node.test_deploy import WORKLOADS, _containers, _env, _manifests, _secret_mounts
+        workloads = {doc["metadata"]["name"]: doc for doc in _manifests() if doc["kind"] in WORKLOADS}
+        for name, variable, item in (("master", "USERSYNC_SIGNING_KEY_FILE", "usersync.key"),
+                                     ("client", "USERSYNC_VERIFY_KEY_FILES", "usersync.pub")):
+            workload = workloads[name]
+            container = _containers(workload)[0]
+            path = _env(container)[variable]
+            self.assertEqual(os.path.basename(path), item, name)
+            self.assertEqual(_secret_mounts(workload, container)[os.path.dirname(path)], "hub-usersync", name)
+            volume = next(volume for volume in workload["spec"]["template"]["spec"]["volumes"]
+                          if volume.get("secret", {}).get("secretName") == "hub-usersync")
+            self.assertEqual([entry["key"] for entry in volume["secret"]["items"]], [item], name)
