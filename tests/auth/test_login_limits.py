@@ -66,14 +66,16 @@ class ClientAddressTests(unittest.SynchronousTestCase):
 
     def test_garbage_hop_stops_at_the_nearest_proxy(self):
         """A hop that is no address ends the walk at the trusted proxy that reported it."""
-        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For="1.2.3.4, unknown, 10.0.0.9")
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000),
+                               X_Forwarded_For="1.2.3.4, unknown, 10.0.0.9")
         self.assertEqual(client_address(request, TRUSTED), "10.0.0.9")
         request = request_from(IPv4Address("TCP", "10.0.0.2", 4000))
         self.assertEqual(client_address(request, TRUSTED), "10.0.0.2")
 
     def test_peers_and_keys(self):
-        """IPv4-mapped peers count as IPv4; IPv6 clients are keyed by their /64; a Unix socket peer is 'unix'."""
-        request = request_from(IPv6Address("TCP", "::ffff:127.0.0.1", 4000), X_Forwarded_For="2001:db8:1:2:3::9")
+        """IPv4-mapped peers count as IPv4; IPv6 clients are keyed by their /64; a Unix peer is 'unix'."""
+        request = request_from(IPv6Address("TCP", "::ffff:127.0.0.1", 4000),
+                               X_Forwarded_For="2001:db8:1:2:3::9")
         self.assertEqual(client_address(request, TRUSTED), "2001:db8:1:2:3::9")
         self.assertEqual(rate_key("2001:db8:1:2:3::9"), rate_key("2001:db8:1:2:ffff::1"))
         self.assertEqual(rate_key("2001:db8:1:2:3::9"), "2001:db8:1:2::/64")
@@ -83,7 +85,8 @@ class ClientAddressTests(unittest.SynchronousTestCase):
     def test_setting(self):
         """TRUSTED_PROXIES takes addresses and CIDRs; anything else is a settings error naming it."""
         self.assertEqual(Settings({}, {}).trusted_proxies(), ())
-        self.assertEqual(len(Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).trusted_proxies()), 3)
+        trusted = Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).trusted_proxies()
+        self.assertEqual(len(trusted), 3)
         with self.assertRaises(SettingsError) as caught:
             Settings({}, {"TRUSTED_PROXIES": "nginx"}).trusted_proxies()
         self.assertIn("TRUSTED_PROXIES", str(caught.exception))
@@ -154,7 +157,8 @@ class BehindProxyTests(unittest.TestCase):
     @defer.inlineCallbacks
     def login(self, node, username, password, client):
         started = time.monotonic()
-        code, body, _ = yield post_json(node.http + "/auth/login", {"username": username, "password": password},
+        code, body, _ = yield post_json(node.http + "/auth/login",
+                                        {"username": username, "password": password},
                                         headers={"X-Forwarded-For": client})
         return code, time.monotonic() - started
 

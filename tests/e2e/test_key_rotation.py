@@ -32,6 +32,7 @@ from components.usersync import provision
 from tests.support.clients import connect, post_json
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
+from tests.django.support import DjangoProject
 from tests.support.browser import log_in, poll
 from tests.support.node import RouterNode
 from tests.e2e.test_e2e_browser import PASSWORD, E2EBrowserTestCase, expect, profile, sealed_node
@@ -122,7 +123,7 @@ class KeyIdentityMixin:
 
     @defer.inlineCallbacks
     def test_rotation_within_an_identity_keeps_grace(self):
-        """A manual rotation (same identity) still lets the previous key open envelopes for the grace period."""
+        """A manual rotation (same identity) lets the previous key open envelopes for the grace period."""
         yield self.make()
         yield self.directory.create_user("erin", "password-1")
         old_kid, old_state = yield self.sealed("erin", {"v": 1})
@@ -133,7 +134,7 @@ class KeyIdentityMixin:
 
     @defer.inlineCallbacks
     def test_behind_seals_nothing(self):
-        """A sealer whose copy of the generation is older than keys already handed out refuses (unavailable)."""
+        """A sealer whose generation is older than keys already handed out refuses (unavailable)."""
         yield self.make()
         yield self.keys.usable("fred", generation=3)   # the master handed out keys of a newer identity
         with self.assertRaises(KeysBehind) as caught:
@@ -145,7 +146,8 @@ class KeyIdentityMixin:
         """A wrapped key unwraps only for its username, generation and kid."""
         yield self.make()
         usable = yield self.keys.usable("gail", generation=4)
-        [(kid, wrapped)] = yield self.db.query("SELECT kid, wrapped FROM e2e_user_key WHERE username = 'gail'")
+        [(kid, wrapped)] = yield self.db.query("SELECT kid, wrapped FROM e2e_user_key WHERE username = ?",
+                                               ("gail",))
         self.assertEqual(unwrap(b"\x07" * 32, "gail", 4, kid, wrapped), usable["keys"][kid])
         with self.assertRaises(KeyConfigError):
             unwrap(b"\x07" * 32, "gail", 5, kid, wrapped)
@@ -168,26 +170,25 @@ def session_id_of(response):
 
 
 class WireKeyRotationMixin:
-    """The real path: login and token over HTTP, sealing by the client node after the user sync."""
+    """
+    The real path: login and token over HTTP, sealing by the client node
+    after the user sync. Subclasses say how the master's user table is
+    written (``create``, ``set_password``, ``set_active``, ``delete``).
+    """
 
     timeout = 240
 
     @defer.inlineCallbacks
-    def start_node(self):
+    def start_node(self, master_url, **env):
         moto = yield shared_moto()
         plan = provision.Plan("keys-" + uuid.uuid4().hex[:8], ["a"], max_receives=3, visibility_timeout=5)
         aws = yield blocking(provision.provision, moto.client("sns"), moto.client("sqs"), plan)
-        self.master_url = self.url(self)
         env = dict(ENV, E2E_ENCRYPTION="on", SNS_TOPIC_ARN=aws["topic_arn"], AWS_ENDPOINT_URL=moto.url,
                    SQS_QUEUE_URL=aws["clients"]["a"]["queue_url"], USERSYNC_WAIT="1",
-                   MASTER_DATABASE_URL=self.master_url, DATABASE_URL=self.url(self), LOGIN_BURST="50")
+                   MASTER_DATABASE_URL=master_url, DATABASE_URL=self.url(self), LOGIN_BURST="50", **env)
         self.node = RouterNode(name="key-rotation", env=env)
         self.addCleanup(self.node.cleanup)
         yield self.node.start()
-        self.db = Database(self.master_url)
-        self.addCleanup(self.db.close)
-        yield migrate_all(self.db, schemas.master())
-        self.directory = Directory(self.db, iterations=1000)
 
     @defer.inlineCallbacks
     def token(self, username, password):
@@ -221,8 +222,9 @@ class WireKeyRotationMixin:
                 profile = envelope.open_envelope(keys[kid], TOPIC, state["seq"], state["value"])
                 if profile and profile["first_name"] == first_name:
                     return state
-            self.assertLess(reactor.seconds(), deadline, "users.me never answered {!r} under the token's key ({!r});"
-                            " node log:\n{}".format(first_name, state, self.node.log_tail(30)))
+            self.assertLess(reactor.seconds(), deadline,
+                            "users.me never answered {!r} under the token's key ({!r}); node log:\n{}".format(
+                                first_name, state, self.node.log_tail(30)))
             yield task.deferLater(reactor, 0.1, lambda: None)
 
     @defer.inlineCallbacks
@@ -232,13 +234,13 @@ class WireKeyRotationMixin:
         new key id at the next token; old keys are never handed out again;
         the re-created username cannot open the former holder's sealed profile.
         """
-        yield self.start_node()
-        yield self.directory.create_user("carol", "password-1", first_name="Former")
+        yield self.start()
+        yield self.create("carol", "password-1", "Former")
         first, cookie = yield self.token("carol", "password-1")
         former = yield self.sealed_profile(first, "Former")
         seen = set(first["e2e"]["keys"])
 
-        yield self.directory.set_password("carol", "password-2")
+        yield self.set_password("carol", "password-2")
         code, _, _ = yield post_json(self.node.http + "/auth/token", cookies={"hub_session": cookie})
         self.assertEqual(code, 401, "the old login ends with the password change")
         second, cookie = yield self.token("carol", "password-2")
@@ -246,16 +248,16 @@ class WireKeyRotationMixin:
         yield self.sealed_profile(second, "Former")
         seen |= set(second["e2e"]["keys"])
 
-        yield self.db.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (False, "carol"))
+        yield self.set_active("carol", False)
         code, _, _ = yield post_json(self.node.http + "/auth/token", cookies={"hub_session": cookie})
         self.assertEqual(code, 401)
-        yield self.db.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (True, "carol"))
+        yield self.set_active("carol", True)
         third, _ = yield self.token("carol", "password-2")
         self.assertFalse(seen & set(third["e2e"]["keys"]), "a key from before the deactivation")
         seen |= set(third["e2e"]["keys"])
 
-        yield self.db.execute("DELETE FROM auth_user WHERE username = ?", ("carol",))
-        yield self.directory.create_user("carol", "password-3", first_name="Next")
+        yield self.delete("carol")
+        yield self.create("carol", "password-3", "Next")
         fourth, _ = yield self.token("carol", "password-3")
         self.assertFalse(seen & set(fourth["e2e"]["keys"]), "the re-created username got a former key")
         current = yield self.sealed_profile(fourth, "Next")
@@ -268,12 +270,65 @@ class WireKeyRotationMixin:
             envelope.open_envelope(old_key, TOPIC, current["seq"], current["value"])
 
 
-class SQLiteWireKeyRotationTests(WireKeyRotationMixin, unittest.TestCase):
+class HubDirectoryWrites(WireKeyRotationMixin):
+    """The master's user table written by the hub's directory and plain SQL."""
+
+    @defer.inlineCallbacks
+    def start(self):
+        master_url = self.url(self)
+        yield self.start_node(master_url)
+        self.db = Database(master_url)
+        self.addCleanup(self.db.close)
+        yield migrate_all(self.db, schemas.master())
+        self.directory = Directory(self.db, iterations=1000)
+
+    def create(self, username, password, first_name):
+        return self.directory.create_user(username, password, first_name=first_name)
+
+    def set_password(self, username, password):
+        return self.directory.set_password(username, password)
+
+    def set_active(self, username, active):
+        return self.db.execute("UPDATE auth_user SET is_active = ? WHERE username = ?", (active, username))
+
+    def delete(self, username):
+        return self.db.execute("DELETE FROM auth_user WHERE username = ?", (username,))
+
+
+class SQLiteWireKeyRotationTests(HubDirectoryWrites, unittest.TestCase):
     url = staticmethod(sqlite_url)
 
 
-class PostgreSQLWireKeyRotationTests(WireKeyRotationMixin, unittest.TestCase):
+class PostgreSQLWireKeyRotationTests(HubDirectoryWrites, unittest.TestCase):
     url = staticmethod(postgres_url)
+
+
+class DjangoWireKeyRotationTests(WireKeyRotationMixin, unittest.TestCase):
+    """A real Django project on PostgreSQL is the master: its ORM changes, deletes and re-creates the user."""
+
+    url = staticmethod(sqlite_url)   # the client database
+
+    @defer.inlineCallbacks
+    def start(self):
+        master_url = postgres_url(self)
+        self.project = DjangoProject(master_url)
+        yield self.project.manage("migrate", "--noinput")
+        yield self.start_node(master_url, AUTH_USER_TABLE_OWNER="django")
+
+    def create(self, username, password, first_name):
+        return self.project.orm("User.objects.create_user({!r}, password={!r}, first_name={!r})".format(
+            username, password, first_name))
+
+    def set_password(self, username, password):
+        return self.project.orm("user = User.objects.get(username={!r})\nuser.set_password({!r})\nuser.save()"
+                                .format(username, password))
+
+    def set_active(self, username, active):
+        return self.project.orm("User.objects.filter(username={!r}).update(is_active={!r})".format(
+            username, active))
+
+    def delete(self, username):
+        return self.project.orm("User.objects.filter(username={!r}).delete()".format(username))
 
 
 E2E_INFO = "async () => (await hub.info()).e2e"
