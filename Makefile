@@ -3,8 +3,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PORT   ?= 8080
-export PORT
 
 .PHONY: start test install install-test web bench check lock clean
 

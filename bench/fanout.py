@@ -4,8 +4,8 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
 - ``floor``: a minimal Node ``ws`` broadcast server (bench/fanout/floor.js)
   that serialises each event once and writes it to every socket -- what this
   machine can do at all;
-- ``bare``: a bare Crossbar router (anonymous, no components; a Node client
-  publishes time.tic);
+- ``bare``: a bare Crossbar router (anonymous, no components but the boot
+  component that installs the hub's patches; a Node client publishes time.tic);
 - ``hub``: the all-in-one dev node (.crossbar/config.json): authenticated
   users (JWT ticket through the dynamic authenticator), the clock component
   publishing time.tic, every other component running; one router worker;
@@ -65,7 +65,7 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
 from components.auth import tokens  # noqa: E402
-from components.node import topology  # noqa: E402
+from components.node import boot, topology  # noqa: E402
 from tests.support.node import CROSSBAR, TEST_SECRET, RouterNode, free_port  # noqa: E402
 
 NODE_DIR = os.path.join(BENCH, "fanout")
@@ -223,7 +223,8 @@ class Server:
             env["HUB_FAST_SEND"] = "off"
         self.node = RouterNode(name="fanout-" + self.name, env=env)
         if self.name == "bare":
-            config = bare_router()
+            # Crossbar with the hub's patches (its boot component) but nothing else of the hub
+            config = boot.booted(bare_router())
         elif self.name == "proxies":
             config = topology.client_config(port=self.node.port, internal_port=free_port())
         elif self.name == "routers":
