@@ -1,7 +1,8 @@
 """
 Key administration and debugging for end-to-end encrypted payloads:
 
-    python -m components.e2e rotate --user alice        # new data key; the old one works for the grace period
+    python -m components.e2e rotate --user alice        # new key of alice's current identity; the old one
+                                                        # works for the grace period (same identity only)
     python -m components.e2e rotate --all
     python -m components.e2e decrypt --user alice --topic users.changed --seq 17 '<envelope JSON>'
     python -m components.e2e decrypt --user alice --topic users.changed '<state JSON with value and seq>'
