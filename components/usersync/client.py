@@ -84,6 +84,9 @@ class UserSyncClient(HubComponent):
         # the common case: the database answers now, and the component is ready when the node is
         try:
             yield migrate_all(self.db, SCHEMAS)
+            if self.queue or self.auto:
+                # a bridge will run: /health/ready reports converging until it holds the master's messages
+                yield self.db.run(convergence.begin, int(self.reactor.seconds() * 1000))
             self.ready = True
         except Exception as exc:
             self.log.warn("usersync client: database not ready ({error}); retrying in the background",
@@ -150,7 +153,6 @@ class UserSyncClient(HubComponent):
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
                              pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2),
                              verifier=self.verifier, dead_letter_url=dead_letter, tracked=self.tracked)
-        # from now on /health/ready reports this database's place in the master's sequence
         yield self.db.run(convergence.begin, int(self.reactor.seconds() * 1000))
         self.bridge.start()
         self.gaps = GapWatch(self.db, sqs, self.pool.run, self.reactor, self.client_name, grace=self.gap_grace,
