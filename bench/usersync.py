@@ -20,9 +20,14 @@ server process), in one run:
    master's commit to the event at the session. The bare queues are
    unsubscribed first.
 
-    python bench/usersync.py [--changes 2000] [--users 50] [--paced 600] [--rate 10]
+3. Signing on vs off (``bench/usersync_signing.py``): the same pipeline in
+   process with the master's signatures on and off in alternating rounds:
+   burst messages/s, commit-to-client latency, Ed25519 cost per message.
 
-Prints a table and writes bench/results/usersync.{json,md,png}.
+    python bench/usersync.py [--changes 2000] [--users 50] [--paced 600] [--rate 10] [--only signing]
+
+Prints a table and writes bench/results/usersync.{json,md,png} and
+bench/results/usersync_signing.{json,md}.
 """
 
 import argparse
@@ -36,16 +41,20 @@ import time
 import uuid
 
 import psycopg2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.internet import defer, task, threads
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components.client import HubClient  # noqa: E402
-from components.usersync import messages, provision  # noqa: E402
+from components.auth import keygen  # noqa: E402
+from components.usersync import messages, provision, signing  # noqa: E402
 from tests.support.clients import token  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode, component, router_worker  # noqa: E402
+
+from bench import usersync_signing  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 POLLERS = 2
@@ -100,7 +109,8 @@ def bare_publish(sns, sqs, count):
     """
     plan = provision.Plan("bare-" + uuid.uuid4().hex[:8], ["p1", "p2", "p3", "p4"])
     aws = provision.provision(sns, sqs, plan)
-    body = messages.encode("update", 1, {"username": "bare_publisher", "first_name": "x" * 12}, 0)
+    signer = signing.Signer(Ed25519PrivateKey.generate())  # signed like the relay's, read by no bridge
+    body = messages.encode("update", 1, {"username": "bare_publisher", "first_name": "x" * 12}, 0, signer)
     started = time.time()
     for start in range(0, count, 10):
         sns.publish_batch(TopicArn=aws["topic_arn"], PublishBatchRequestEntries=[
@@ -181,6 +191,9 @@ def watch_drain(reactor, sqs, urls, total):
 @defer.inlineCallbacks
 def main(reactor, opts):
     from components.usersync.aws import make_client
+    if opts.only == "signing":
+        yield usersync_signing.phase(reactor, opts, prefix="signing-")
+        return
     moto = yield MotoServer().start()
     # generous read timeouts: a deep queue in moto answers slowly (it scans every message per receive)
     sns, sqs = (make_client(service, moto.url, "us-east-1", read_timeout=120, pool=16, attempts=5)
@@ -191,6 +204,8 @@ def main(reactor, opts):
     master_url, client_b_url = postgres_url(None), postgres_url(None)
     client_a_url = "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="bench-usersync-"), "client_a.db")
     env = dict(ENV, AWS_ENDPOINT_URL=moto.url, MASTER_DATABASE_URL=master_url, USERSYNC_POLLERS=str(POLLERS))
+    # two node directories: the master signs with keygen's pair, the client node holds its public half
+    signing_key, verify_key = keygen.usersync_keys(tempfile.mkdtemp(prefix="bench-usersync-keys-"))
 
     def clients_only(config):
         second = json.loads(json.dumps(component(config, "usersync_client")))
@@ -199,9 +214,11 @@ def main(reactor, opts):
         router_worker(config)["components"].append(second)
         return config
 
-    master_node = RouterNode(name="bench-master", env=dict(env, SNS_TOPIC_ARN=aws["topic_arn"]))
-    client_node = RouterNode(name="bench-clients", env=dict(env, SQS_QUEUE_URL=queues["a"],
-                                                            DATABASE_URL=client_a_url), transform=clients_only)
+    master_node = RouterNode(name="bench-master", env=dict(env, SNS_TOPIC_ARN=aws["topic_arn"],
+                                                           USERSYNC_SIGNING_KEY_FILE=signing_key))
+    client_node = RouterNode(name="bench-clients", env=dict(env, SQS_QUEUE_URL=queues["a"], DATABASE_URL=client_a_url,
+                                                            USERSYNC_VERIFY_KEY_FILES=verify_key),
+                             transform=clients_only)
     sessions = []
     try:
         yield master_node.start()
@@ -300,6 +317,7 @@ def main(reactor, opts):
             node.cleanup()
         moto.stop()
     write(results)
+    yield usersync_signing.phase(reactor, opts, prefix="signing-")
 
 
 def write(results):
@@ -367,5 +385,7 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--paced", type=int, default=600, help="changes in the latency phase")
     parser.add_argument("--rate", type=float, default=10.0, help="paced changes per second")
+    parser.add_argument("--only", choices=["signing"], help="run one phase alone")
+    usersync_signing.add_arguments(parser, prefix="signing-")
     opts = parser.parse_args()
     task.react(main, [opts])
