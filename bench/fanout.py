@@ -14,6 +14,10 @@ Fan-out of time.tic to many WebSocket subscribers, in one run, on four servers:
 - ``proxies``: the production client node (components.node.topology): the same
   realm and authenticator, with 2 proxy workers terminating the WebSockets
   in front of the router worker, and 2 container workers;
+- ``before`` (only with ``--before TREE``): the dev node of an earlier checkout
+  of the hub (``git worktree add TREE COMMIT``), run with this venv the way
+  that tree's launchers ran it (``PYTHONPATH`` = the tree and its
+  ``crossbar_site``, when it has one), to compare a change in one run;
 - ``routers``: the same realm in ``--replicas`` router workers (4 by
   default: on 2 cores, 4 replicas of 1,000 subscribers each beat 2 of 2,000
   on latency) on one shared port, linked with rlinks over Unix sockets, each with its own clock
@@ -66,7 +70,7 @@ sys.path.insert(0, REPO)
 
 from components.auth import tokens  # noqa: E402
 from components.node import boot, topology  # noqa: E402
-from tests.support.node import CROSSBAR, TEST_SECRET, RouterNode, free_port  # noqa: E402
+from tests.support.node import CONFIG, CROSSBAR, TEST_SECRET, RouterNode, free_port  # noqa: E402
 
 NODE_DIR = os.path.join(BENCH, "fanout")
 RESULTS = os.path.join(BENCH, "results")
@@ -138,9 +142,11 @@ def missing(args, which=None, module=None, ws_missing=None, build_missing=None):
     if args.setup:
         tools = ["npm", "bash", "g++"]
     else:
-        unknown = [name for name in args.targets.split(",") if name not in TARGETS]
+        known = TARGETS + (("before",) if getattr(args, "before", None) else ())
+        unknown = [name for name in args.targets.split(",") if name not in known]
         if unknown:
-            lacking.append(("target " + ",".join(unknown), "--targets takes " + ",".join(TARGETS)))
+            lacking.append(("target " + ",".join(unknown), "--targets takes " + ",".join(TARGETS)
+                            + " (and before, with --before TREE)"))
         if not module("psutil"):
             lacking.append(("psutil", "pip install -e . (a Crossbar dependency)"))
         if uses_node(args):
@@ -199,17 +205,18 @@ def bare_router():
 class Server:
     """One server under test: ``start(rate)`` -> ws URL; ``processes()``; ``stop()``."""
 
-    def __init__(self, name, replicas=4, client="native"):
+    def __init__(self, name, replicas=4, client="native", before=None):
         self.name = name
         self.replicas = replicas
         self.client = client
+        self.before = before
         self.node = None
         self.process = None
         self.publisher = None
 
     @property
     def authenticated(self):
-        return self.name in ("hub", "stock", "proxies", "routers")
+        return self.name in ("hub", "stock", "proxies", "routers", "before")
 
     def start(self, rate):
         if self.name == "floor":
@@ -221,7 +228,13 @@ class Server:
         env = {"CLOCK_INTERVAL": str(1.0 / rate), "JWT_SECRET": TEST_SECRET, "COUNTER_RATE": "10"}
         if self.name == "stock":
             env["HUB_FAST_SEND"] = "off"
-        self.node = RouterNode(name="fanout-" + self.name, env=env)
+        config_path = CONFIG
+        if self.name == "before":
+            # an earlier tree's dev node, launched as that tree's launchers did (its crossbar_site, if any)
+            config_path = os.path.join(self.before, ".crossbar", "config.json")
+            env["PYTHONPATH"] = os.pathsep.join(path for path in (self.before, os.path.join(self.before, "crossbar_site"))
+                                                if os.path.isdir(path))
+        self.node = RouterNode(name="fanout-" + self.name, env=env, config_path=config_path)
         if self.name == "bare":
             # Crossbar with the hub's patches (its boot component) but nothing else of the hub
             config = boot.booted(bare_router())
@@ -508,6 +521,8 @@ def parser():
     command.add_argument("--replicas", type=int, default=4, help="router workers of the routers target")
     command.add_argument("--client", choices=sorted(CLIENT_COMMANDS), default="native",
                          help="load client: the epoll client.cc (default) or the Node ws client.js")
+    command.add_argument("--before", metavar="TREE", help="also measure target 'before': the dev node of an "
+                         "earlier checkout (git worktree add TREE COMMIT), with this venv, in the same run")
     command.add_argument("--output", default="fanout")
     command.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
     return command
@@ -541,7 +556,7 @@ def main(argv=None):
     print(HEADER)
     for name in args.targets.split(","):
         for rate in rates:
-            server = Server(name, args.replicas, args.client)
+            server = Server(name, args.replicas, args.client, args.before)
             try:
                 url = server.start(rate)
                 for count in counts:

@@ -2,7 +2,7 @@
 # Upgrade the locked dependencies (constraints.txt): `make lock`.
 #
 # 1. A scratch venv ($LOCK_VENV, default .venv-lock) gets the newest versions setup.cfg's ranges allow
-#    (no constraints; the hub editable, with its test extras), frozen into constraints.txt.new.
+#    (no constraints; the hub editable, with its test and bench extras), frozen into constraints.txt.new.
 # 2. There, against those versions: the patch tests (tests/node/test_registry.py, tests/node/test_boot.py
 #    and every test module that imports a patch of components/node/patches/registry.py), then the
 #    libraries' own suites for what the patches touch: Twisted's TCP, TLS, HTTP and reverse-proxy tests
@@ -21,7 +21,7 @@ NEW=constraints.txt.new
 rm -rf "$LOCK_VENV"
 "$PYTHON" -m venv "$LOCK_VENV"
 "$LOCK_VENV/bin/pip" install --quiet --upgrade pip
-"$LOCK_VENV/bin/pip" install --quiet --upgrade -e '.[test]'
+"$LOCK_VENV/bin/pip" install --quiet --upgrade -e '.[test,bench]'
 {
     sed -n '/^#/p' constraints.txt
     "$LOCK_VENV/bin/pip" freeze --exclude-editable --exclude reactive-hub
@@ -69,6 +69,6 @@ if [ "${LOCK_DRY_RUN:-}" = 1 ]; then
     exit 0
 fi
 mv "$NEW" constraints.txt
-.venv/bin/pip install --quiet -c constraints.txt -e '.[test]'
+.venv/bin/pip install --quiet -c constraints.txt -e '.[test,bench]'
 touch .venv/.installed
 echo "== constraints.txt updated and .venv reinstalled from it; commit constraints.txt"
