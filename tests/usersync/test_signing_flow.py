@@ -296,3 +296,17 @@ class SignedMessagesTests(unittest.TestCase):
             rows = yield self.client_a.query("SELECT is_superuser, is_staff FROM auth_user WHERE username = ?",
                                              (username,))
             self.assertEqual([tuple(bool(flag) for flag in row) for row in rows], [(False, False)], username)
+
+    @defer.inlineCallbacks
+    def test_provisioned_queues_carry_the_policy_that_denies_other_senders(self):
+        """
+        moto keeps each client queue's policy as provisioned (the topic may send, every other sender is
+        denied) but does not enforce it: the boto3 sends of these tests got through, which is why the
+        bridge's signature check is what the tests prove.
+        """
+        for client in ("a", "b"):
+            response = yield blocking(self.flow.sqs.get_queue_attributes, QueueUrl=self.flow.queue(client),
+                                      AttributeNames=["Policy", "QueueArn"])
+            attributes = response["Attributes"]
+            self.assertEqual(json.loads(attributes["Policy"]), json.loads(
+                provision.queue_policy(attributes["QueueArn"], self.flow.aws["topic_arn"])), client)
