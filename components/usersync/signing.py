@@ -139,24 +139,24 @@ def _read(path, what):
         raise KeyConfigError("{} {}: {}".format(what, path, exc.strerror or exc))
 
 
-def load_private_key(path):
+def _load(path, setting, loader, kind, key_type):
+    """The Ed25519 key in the PEM file ``path``, else KeyConfigError naming ``setting``."""
     try:
-        key = serialization.load_pem_private_key(_read(path, SIGNING_KEY_SETTING), password=None)
+        key = loader(_read(path, setting))
     except (ValueError, TypeError) as exc:
-        raise KeyConfigError("{} {} is not a PEM private key: {}".format(SIGNING_KEY_SETTING, path, exc))
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise KeyConfigError("{} {} is not an Ed25519 key".format(SIGNING_KEY_SETTING, path))
+        raise KeyConfigError("{} {} is not a PEM {} key: {}".format(setting, path, kind, exc))
+    if not isinstance(key, key_type):
+        raise KeyConfigError("{} {} is not an Ed25519 key".format(setting, path))
     return key
+
+
+def load_private_key(path):
+    return _load(path, SIGNING_KEY_SETTING, lambda data: serialization.load_pem_private_key(data, password=None),
+                 "private", ed25519.Ed25519PrivateKey)
 
 
 def load_public_key(path):
-    try:
-        key = serialization.load_pem_public_key(_read(path, VERIFY_KEYS_SETTING))
-    except (ValueError, TypeError) as exc:
-        raise KeyConfigError("{} {} is not a PEM public key: {}".format(VERIFY_KEYS_SETTING, path, exc))
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise KeyConfigError("{} {} is not an Ed25519 key".format(VERIFY_KEYS_SETTING, path))
-    return key
+    return _load(path, VERIFY_KEYS_SETTING, serialization.load_pem_public_key, "public", ed25519.Ed25519PublicKey)
 
 
 def dev_private_key(node_directory):
