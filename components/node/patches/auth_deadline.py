@@ -16,10 +16,11 @@ WAMP-over-RawSocket server factories (router and proxy workers: ``/ws``,
 
 - a new connection from a TCP address that already holds
   ``WAMP_PENDING_PER_ADDRESS`` connections not yet authenticated (default 32;
-  0: no cap) is refused: ``buildProtocol`` answers None, so the web transport
-  answers the upgrade with HTTP 500 and a plain TCP listener closes the
-  connection. Unix-socket peers (the hub's own proxies and containers) are
-  not counted.
+  0: no cap) is refused: ``buildProtocol`` gives it a :class:`Refusal`
+  instead of the WAMP protocol, which answers a WebSocket upgrade with HTTP
+  429 (``Retry-After``: the deadline) and closes the connection (a RawSocket
+  is just closed). Unix-socket peers (the hub's own proxies and containers)
+  are not counted.
 - every connection gets a deadline, ``WAMP_AUTH_DEADLINE`` (default 10 s)
   after it was accepted; a connection whose WAMP session has not been
   welcomed by then (no HELLO, an unanswered CHALLENGE, an authenticator still
@@ -35,7 +36,10 @@ own, so raise the cap there. A connection whose session ended and that
 starts another on the same transport is not given a second deadline.
 """
 
+import math
 import os
+
+from twisted.internet.protocol import Protocol
 
 from components.core.settings import Settings, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
@@ -158,14 +162,41 @@ class PendingConnections:
         close(protocol, CLOSE_POLICY_VIOLATION, NOT_IN_TIME)
 
 
-def admitting(build_protocol, pending, close):
-    """A factory's ``buildProtocol`` that refuses an address over the cap and starts each connection's deadline."""
+class Refusal(Protocol):
+    """
+    What a refused connection gets instead of a WAMP protocol: ``answer``
+    (for a WebSocket, an HTTP 429 to its upgrade request), then the close.
+    """
+
+    def __init__(self, answer=b""):
+        self.answer = answer
+
+    def connectionMade(self):
+        if self.answer:
+            self.transport.write(self.answer)
+        self.transport.loseConnection()
+
+    def dataReceived(self, data):
+        """Whatever the peer still sends is dropped."""
+
+
+def too_many(settings):
+    """The HTTP answer to a WebSocket upgrade from an address over the cap."""
+    return ("HTTP/1.1 429 Too Many Requests\r\nRetry-After: {}\r\nContent-Length: 0\r\nConnection: close\r\n"
+            "\r\n").format(int(math.ceil(settings.deadline))).encode("ascii")
+
+
+def admitting(build_protocol, pending, close, answer):
+    """
+    A factory's ``buildProtocol`` that answers an address over the cap with a
+    :class:`Refusal` (``answer`` first) and starts each connection's deadline.
+    """
 
     def buildProtocol(self, addr):
         key = address_key(addr)
         if not pending.admit(key):
             pending.refused(key)
-            return None
+            return Refusal(answer)
         protocol = build_protocol(self, addr)
         if protocol is not None:
             pending.watch(protocol, key, close)
@@ -184,11 +215,12 @@ def forgetting(connection_lost, pending):
     return replacement(connectionLost, forgetting, PATCHED)
 
 
-def _targets(crossbar_protocol):
+def _targets(crossbar_protocol, settings):
+    """(factory, protocol, how to close one, what a refused one is told) of WebSocket and RawSocket."""
     return ((crossbar_protocol.WampWebSocketServerFactory, crossbar_protocol.WampWebSocketServerProtocol,
-             close_websocket),
+             close_websocket, too_many(settings)),
             (crossbar_protocol.WampRawSocketServerFactory, crossbar_protocol.WampRawSocketServerProtocol,
-             close_rawsocket))
+             close_rawsocket, b""))
 
 
 def install(settings=None, crossbar_protocol=None, clock=None):
@@ -208,22 +240,22 @@ def install(settings=None, crossbar_protocol=None, clock=None):
         for klass in (RouterSession, ProxyFrontendSession):
             if "_session_id" not in _assigned(klass):
                 raise PatchUnavailable("{} no longer keeps _session_id".format(klass.__name__))
-    targets = _targets(crossbar_protocol)
-    missing = ["{}.{}".format(klass.__name__, name) for factory, protocol, _close in targets
+    settings = settings or DeadlineSettings.from_environment()
+    targets = _targets(crossbar_protocol, settings)
+    missing = ["{}.{}".format(klass.__name__, name) for factory, protocol, _close, _answer in targets
                for klass, name in ((factory, "buildProtocol"), (protocol, "connectionLost"))
                if not callable(getattr(klass, name, None))]
     if missing:
         raise PatchUnavailable("missing " + ", ".join(missing))
-    if all(getattr(factory.buildProtocol, PATCHED, False) for factory, _protocol, _close in targets):
+    if all(getattr(target[0].buildProtocol, PATCHED, False) for target in targets):
         return False
-    settings = settings or DeadlineSettings.from_environment()
     pending = PendingConnections(settings, clock=clock)
-    for factory, protocol, close in targets:
+    for factory, protocol, close, answer in targets:
         build = unpatched(factory, "buildProtocol", PATCHED)
         lost = unpatched(protocol, "connectionLost", PATCHED)
         if build is None or lost is None:
             raise PatchUnavailable("{} partly patched already".format(factory.__name__))
-        factory.buildProtocol = admitting(build, pending, close)
+        factory.buildProtocol = admitting(build, pending, close, answer)
         protocol.connectionLost = forgetting(lost, pending)
     return settings.describe()
 

@@ -1,0 +1,126 @@
+"""
+Deadlines before authentication over the wire (components/node/patches/auth_deadline.py):
+a WebSocket that sends no HELLO, or never answers the CHALLENGE, is closed
+once WAMP_AUTH_DEADLINE has passed, an authenticated one is not, and an
+address may hold only WAMP_PENDING_PER_ADDRESS connections that have not
+authenticated yet; on a router worker and on a proxy worker facing the clients.
+"""
+
+import json
+import time
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.support.clients import connect, eventually
+from tests.support.node import shared_node
+from tests.support.rawwebsocket import open_websocket, proxied_node
+
+SHORT = {"WAMP_AUTH_DEADLINE": "1", "WAMP_PENDING_PER_ADDRESS": "4"}
+CAPPED = {"WAMP_AUTH_DEADLINE": "60", "WAMP_PENDING_PER_ADDRESS": "4"}
+CLOSED_LINE = "not authenticated within 1 s"
+REFUSED_LINE = "refused a WAMP connection from 127.0.0.1"
+HELLO = json.dumps([1, "reactive", {"authmethods": ["ticket"], "authid": "alice", "roles": {"caller": {}}}]).encode()
+
+
+class DeadlineChecks:
+
+    @defer.inlineCallbacks
+    def assertClosedAfterDeadline(self, node, hello=False):
+        """A WebSocket (silent, or after a HELLO whose CHALLENGE it leaves unanswered) closes at 1 s, not before."""
+        offset = len(node.log_text())
+        client = yield open_websocket(node.port)
+        opened = time.monotonic()
+        self.addCleanup(client.abort)
+        self.assertEqual(client.status, 101)
+        if hello:
+            client.send(HELLO)
+            yield eventually(lambda: b'[4,"ticket"' in client.received.replace(b" ", b""), timeout=10,
+                             message="no CHALLENGE")
+        yield eventually(lambda: not client.open, timeout=10, message="the connection outlived the deadline")
+        self.assertGreater(client.closed_at - opened, 0.8)
+        yield eventually(lambda: CLOSED_LINE in node.log_text()[offset:], timeout=5, message="no log line")
+        self.assertNotIn("Traceback", node.log_text()[offset:])
+
+    @defer.inlineCallbacks
+    def assertCapped(self, node):
+        """Four silent WebSockets from 127.0.0.1 are taken, the fifth refused at the upgrade (429, closed);
+        once one of the
+        four closes, a new one is taken again."""
+        offset = len(node.log_text())
+        clients = yield defer.gatherResults([open_websocket(node.port) for _ in range(4)])
+        for client in clients:
+            self.addCleanup(client.abort)
+        self.assertEqual([client.status for client in clients], [101] * 4)
+        refused = yield open_websocket(node.port)
+        self.addCleanup(refused.abort)
+        self.assertEqual(refused.status, 429)
+        yield eventually(lambda: not refused.open, timeout=5, message="the refused connection stays open")
+        yield eventually(lambda: REFUSED_LINE in node.log_text()[offset:], timeout=5, message="no log line")
+        clients[0].abort()
+        taken = []
+
+        @defer.inlineCallbacks
+        def try_again():
+            client = yield open_websocket(node.port)
+            self.addCleanup(client.abort)
+            taken.append(client.status == 101)
+        # the router sees the close a moment later: retry until a place is free
+        while not (taken and taken[-1]):
+            yield try_again()
+            self.assertLess(len(taken), 50, "no place freed after a pending connection closed")
+
+
+class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
+    """The dev node: the router worker faces the clients."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_silent_websocket_is_closed(self):
+        """A WebSocket that never sends HELLO is closed once the deadline (1 s here) has passed."""
+        node = yield shared_node("deadline", env=SHORT)
+        yield self.assertClosedAfterDeadline(node)
+
+    @defer.inlineCallbacks
+    def test_unanswered_challenge_is_closed(self):
+        """A WebSocket that sends HELLO and never answers the ticket CHALLENGE is closed at the deadline."""
+        node = yield shared_node("deadline", env=SHORT)
+        yield self.assertClosedAfterDeadline(node, hello=True)
+
+    @defer.inlineCallbacks
+    def test_authenticated_session_is_kept(self):
+        """A session that authenticated in time outlives the deadline: it still calls after a silent
+        WebSocket opened with it has been closed."""
+        node = yield shared_node("deadline", env=SHORT)
+        user = yield connect(self, node, "deadline_user")
+        yield self.assertClosedAfterDeadline(node)
+        answer = yield user.session.call("time.get")
+        self.assertIn("value", answer)
+
+    @defer.inlineCallbacks
+    def test_unauthenticated_connections_per_address_are_capped(self):
+        """At most WAMP_PENDING_PER_ADDRESS (4 here) connections per address wait for authentication;
+        authenticated sessions from the same address (6 here) take none of those places."""
+        node = yield shared_node("capped", env=CAPPED)
+        for index in range(6):
+            yield connect(self, node, "capped_user_{}".format(index))
+        yield self.assertCapped(node)
+
+
+class ProxyWorkerTests(DeadlineChecks, unittest.TestCase):
+    """The production client node: a proxy worker faces the clients and enforces both."""
+
+    timeout = 240
+
+    @defer.inlineCallbacks
+    def test_deadline_and_cap_at_the_proxy(self):
+        """Behind a proxy worker a silent WebSocket and an unanswered CHALLENGE are closed at the deadline
+        and the fifth pending connection from one address is refused, by the proxy worker."""
+        node = yield proxied_node("deadline-proxied", env=SHORT)
+        yield self.assertClosedAfterDeadline(node)
+        yield self.assertClosedAfterDeadline(node, hello=True)
+        offset = len(node.log_text())
+        yield self.assertCapped(node)
+        lines = [line for line in node.log_text()[offset:].splitlines() if REFUSED_LINE in line]
+        self.assertTrue(lines and all("[Proxy" in line for line in lines), lines)

@@ -1,0 +1,198 @@
+"""
+Unit tests of components/node/patches/auth_deadline.py on stand-in
+protocols and a test clock: deadlines, the per-address cap, the settings,
+and install() on stand-ins of Crossbar's factories (the real ones:
+test_auth_deadline).
+"""
+
+import types
+
+from twisted.internet import task
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.test.proto_helpers import StringTransport
+from twisted.trial import unittest
+
+from components.core.settings import SettingsError
+from components.node.patches import PatchUnavailable, auth_deadline
+from components.node.patches.auth_deadline import DeadlineSettings, PendingConnections
+
+
+class Lines:
+    """A RefusalLog stand-in that keeps the lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def note(self, line):
+        self.lines.append(line)
+
+
+class Connection:
+    """A WAMP transport protocol stand-in: ``_session._session_id`` set once welcomed."""
+
+    peer = "tcp4:10.0.0.1:5000"
+
+    def __init__(self):
+        self._session = types.SimpleNamespace(_session_id=None)
+        self.closed = None
+
+    def welcome(self):
+        self._session._session_id = 1
+
+
+def close(protocol, code, reason):
+    protocol.closed = (code, reason)
+
+
+class PendingConnectionsTests(unittest.SynchronousTestCase):
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.log = Lines()
+        self.pending = PendingConnections(DeadlineSettings(deadline=10, per_address=2), log=self.log, clock=self.clock)
+
+    def watched(self, key="10.0.0.1"):
+        connection = Connection()
+        self.assertTrue(self.pending.admit(key))
+        self.pending.watch(connection, key, close)
+        return connection
+
+    def test_unauthenticated_connection_closed_at_deadline(self):
+        """A connection without a session id at the deadline is closed with 1008 and one line, not before."""
+        connection = self.watched()
+        self.clock.advance(9.9)
+        self.assertIsNone(connection.closed)
+        self.clock.advance(0.1)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+        self.assertEqual(self.log.lines, ["reactive hub: closed a WAMP connection from tcp4:10.0.0.1:5000: not "
+                                          "authenticated within 10 s"])
+        self.assertEqual(self.pending.pending("10.0.0.1"), 0)
+
+    def test_authenticated_connection_kept(self):
+        """A connection welcomed before its deadline is left open and no longer watched."""
+        connection = self.watched()
+        connection.welcome()
+        self.clock.advance(10)
+        self.assertIsNone(connection.closed)
+        self.assertEqual(self.log.lines, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cap_per_address(self):
+        """Two pending connections per address: the third is refused; other addresses are not affected."""
+        self.watched()
+        self.watched()
+        self.assertFalse(self.pending.admit("10.0.0.1"))
+        self.assertTrue(self.pending.admit("10.0.0.2"))
+        self.assertTrue(self.pending.admit(None))  # Unix sockets are not capped
+
+    def test_closed_and_authenticated_connections_free_their_place(self):
+        """A connection that closes, or authenticates, frees its place at once (its timer cancelled)."""
+        first, second = self.watched(), self.watched()
+        self.pending.forget(first)
+        self.assertTrue(self.pending.admit("10.0.0.1"))
+        self.pending.watch(Connection(), "10.0.0.1", close)
+        second.welcome()
+        self.assertTrue(self.pending.admit("10.0.0.1"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_no_cap(self):
+        """WAMP_PENDING_PER_ADDRESS=0: no cap, deadlines still apply."""
+        pending = PendingConnections(DeadlineSettings(deadline=1, per_address=0), log=self.log, clock=self.clock)
+        for _ in range(100):
+            self.assertTrue(pending.admit("10.0.0.1"))
+            pending.watch(Connection(), "10.0.0.1", close)
+        self.clock.advance(1)
+        self.assertEqual(len(self.log.lines), 100)
+
+    def test_address_key(self):
+        self.assertEqual(auth_deadline.address_key(IPv4Address("TCP", "10.1.2.3", 80)), "10.1.2.3")
+        self.assertIsNone(auth_deadline.address_key(UNIXAddress("proxy.sock")))
+
+
+class SettingsTests(unittest.SynchronousTestCase):
+
+    def test_defaults_and_values(self):
+        self.assertEqual(DeadlineSettings.from_environment([], {}).describe(), "10 s, 32 per address")
+        settings = DeadlineSettings.from_environment([], {"WAMP_AUTH_DEADLINE": "500ms",
+                                                          "WAMP_PENDING_PER_ADDRESS": "0"})
+        self.assertEqual((settings.deadline, settings.per_address), (0.5, 0))
+        self.assertEqual(settings.describe(), "0.5 s, no cap per address")
+
+    def test_malformed(self):
+        for environ in ({"WAMP_AUTH_DEADLINE": "soon"}, {"WAMP_AUTH_DEADLINE": "0"},
+                        {"WAMP_PENDING_PER_ADDRESS": "-1"}):
+            self.assertRaises(SettingsError, DeadlineSettings.from_environment, [], environ)
+
+
+class Factory:
+    def buildProtocol(self, addr):
+        protocol = self.protocol()
+        protocol.factory = self
+        return protocol
+
+
+class Protocol:
+    lost = False
+
+    def connectionLost(self, reason):
+        self.lost = True
+
+
+def stand_in():
+    """A stand-in of crossbar.router.protocol: two factories and their protocols."""
+    module = types.SimpleNamespace()
+    for kind in ("WebSocket", "RawSocket"):
+        protocol = type("Wamp{}ServerProtocol".format(kind), (Protocol,), {})
+        setattr(module, "Wamp{}ServerProtocol".format(kind), protocol)
+        setattr(module, "Wamp{}ServerFactory".format(kind), type("Wamp{}ServerFactory".format(kind), (Factory,),
+                                                                 {"protocol": protocol}))
+    return module
+
+
+class InstallTests(unittest.SynchronousTestCase):
+
+    def test_install_wraps_factories_and_protocols(self):
+        """Installed once (a second install changes nothing); with a cap of 1 the second pending WebSocket
+        from an address gets a 429 and is closed, a RawSocket over the cap is just closed."""
+        module, clock = stand_in(), task.Clock()
+        settings = DeadlineSettings(deadline=10, per_address=1)
+        self.assertEqual(auth_deadline.install(settings, module, clock), "10 s, 1 per address")
+        self.assertFalse(auth_deadline.install(settings, module, clock))
+        address = IPv4Address("TCP", "10.0.0.1", 1234)
+        factory = module.WampWebSocketServerFactory()
+        first = factory.buildProtocol(address)
+        self.assertIsInstance(first, module.WampWebSocketServerProtocol)
+        refused = factory.buildProtocol(address)
+        self.assertIsInstance(refused, auth_deadline.Refusal)
+        transport = StringTransport()
+        refused.makeConnection(transport)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 10\r\n"))
+        self.assertTrue(transport.disconnecting)
+        first.connectionLost(None)
+        self.assertTrue(first.lost)
+        self.assertIsInstance(factory.buildProtocol(address), module.WampWebSocketServerProtocol)
+        raw = module.WampRawSocketServerFactory()
+        self.assertIsInstance(raw.buildProtocol(address), auth_deadline.Refusal)  # one cap across both
+        transport = StringTransport()
+        raw.buildProtocol(address).makeConnection(transport)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+
+    def test_missing_internals(self):
+        """A Crossbar without the factories' buildProtocol or the protocols' connectionLost: PatchUnavailable."""
+        module = stand_in()
+        module.WampRawSocketServerProtocol = type("WampRawSocketServerProtocol", (), {})
+        with self.assertRaises(PatchUnavailable) as caught:
+            auth_deadline.install(DeadlineSettings(), module, task.Clock())
+        self.assertIn("WampRawSocketServerProtocol.connectionLost", str(caught.exception))
+
+    def test_installed_crossbar_has_the_internals(self):
+        """The installed Crossbar's sessions keep _session_id and its factories and protocols exist."""
+        from crossbar.router import protocol
+        from crossbar.router.session import RouterSession
+        from crossbar.worker.proxy import ProxyFrontendSession
+        for klass in (RouterSession, ProxyFrontendSession):
+            self.assertIn("_session_id", auth_deadline._assigned(klass))
+        for target in auth_deadline._targets(protocol, DeadlineSettings()):
+            self.assertTrue(callable(target[0].buildProtocol))
+            self.assertTrue(callable(target[1].connectionLost))
