@@ -25,7 +25,7 @@ from twisted.trial import unittest
 
 from components.node.patches import fast_send, nodekey_cache, registry
 from components.auth import tokens
-from components.node import topology
+from components.node import boot, topology
 from components.core.settings import KeyConfigError, Settings
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
@@ -152,9 +152,9 @@ class TopologyTests(unittest.SynchronousTestCase):
         paths = topology._web_transport(router)["paths"]
         self.assertIn("auth", paths)
         self.assertNotIn("publish", paths)
-        self.assertEqual({item["id"] for item in router["components"]}, {"authenticator", "monitor"})
+        self.assertEqual({item["id"] for item in router["components"]}, {"boot", "authenticator", "monitor"})
         containers = [worker for worker in config["workers"] if worker["type"] == "container"]
-        self.assertEqual([item["id"] for item in containers[0]["components"]], ["usersync_master"])
+        self.assertEqual([item["id"] for item in containers[0]["components"]], ["boot", "usersync_master"])
 
 
 class ExposureTests(unittest.SynchronousTestCase):
@@ -184,6 +184,8 @@ class ExposureTests(unittest.SynchronousTestCase):
         """The UI resource and /auth of every production config read PUBLIC_URL."""
         for name in ("master.json", "client.json"):
             for worker, path, service in self.web_services(self.committed(name)):
+                if service.get("classname") == boot.PROXY_ROOT:
+                    service = service["extra"]["root"]  # a proxy's root: the UI resource it builds after its patches
                 if path in ("/", "auth") and service.get("type") == "resource":
                     self.assertEqual(service["extra"]["PUBLIC_URL"], "${PUBLIC_URL}", (name, worker, path))
 
