@@ -136,4 +136,11 @@ class InstallTests(SynchronousTestCase):
         outcome = registry.install_for("router", log, {"HUB_PATCHES_OFF": " guard ,x", "HUB_FAST_SEND": "off"},
                                        self.modules(guard, fast))
         self.assertEqual((outcome, calls), ({"guard": "off", "fast_send": "off"}, []))
-        self.assertEqual([level for level, _ in log.lines], ["warn", "info"])
+        self.assertEqual([level for level, _ in log.lines], ["warn", "warn", "info"])
+        self.assertIn("names x, which is no patch", log.lines[0][1])
+
+    def test_malformed_fast_send_setting_refuses(self):
+        module = patch_module("fast_send", False)
+        error = self.assertRaises(registry.Refused, registry.install_for, "router", Log(), {"HUB_FAST_SEND": "fast"},
+                                  self.modules(module))
+        self.assertIn("HUB_FAST_SEND", str(error))

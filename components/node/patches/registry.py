@@ -28,7 +28,7 @@ a performance patch with an info line, a security patch with a warning.
 import importlib
 from importlib import metadata
 
-from components.core.settings import SettingsError
+from components.core.settings import Settings, SettingsError
 from components.node.patches import PatchUnavailable
 
 MODULES = (
@@ -75,9 +75,13 @@ def for_kind(kind, modules=MODULES):
 
 
 def switched_off(environ):
-    """The patch names ``HUB_PATCHES_OFF`` lists (and ``fast_send`` for the older ``HUB_FAST_SEND=off``)."""
-    names = {name.strip() for name in environ.get(OFF_SETTING, "").split(",") if name.strip()}
-    if environ.get("HUB_FAST_SEND", "").strip().lower() == "off":
+    """
+    The patch names ``HUB_PATCHES_OFF`` lists (and ``fast_send`` for the older
+    ``HUB_FAST_SEND=off``); SettingsError when ``HUB_FAST_SEND`` is not on/off.
+    """
+    settings = Settings(environ=environ)
+    names = {name.strip() for name in settings.text(OFF_SETTING).split(",") if name.strip()}
+    if not settings.bool("HUB_FAST_SEND", True):
         names.add("fast_send")
     return names
 
@@ -115,7 +119,12 @@ def install_for(kind, log, environ, modules=MODULES):
     ``{name: "installed" | "already" | "library path" | "off"}``; raises
     :class:`Refused` when a security patch cannot install.
     """
-    off = switched_off(environ)
+    try:
+        off = switched_off(environ)
+    except SettingsError as error:
+        raise Refused("reactive hub: patches: {}; this worker refuses to start".format(error))
+    for name in sorted(off - {module.NAME for module in load(modules)}):
+        log.warn("{setting} names {name}, which is no patch of this hub", setting=OFF_SETTING, name=name)
     outcome = {}
     for module in for_kind(kind, modules):
         if module.NAME in off:
