@@ -127,6 +127,18 @@ class InstallTests(SynchronousTestCase):
         self.assertIn("speed not installed", log.lines[0][1])
         self.assertIn("no send", log.lines[0][1])
 
+    def test_unexpected_error(self):
+        """A bug in install(): a security patch refuses with the error in its line, another one falls back."""
+        def broken():
+            raise KeyError("_channel")
+        guard = patch_module("guard", True, install=broken)
+        error = self.assertRaises(registry.Refused, registry.install_for, "router", Log(), {}, self.modules(guard))
+        self.assertIn("install() failed: KeyError", str(error))
+        speed = patch_module("speed", False, install=broken)
+        log = Log()
+        self.assertEqual(registry.install_for("router", log, {}, self.modules(speed)), {"speed": "library path"})
+        self.assertEqual([level for level, _ in log.lines], ["warn"])
+
     def test_switched_off(self):
         """HUB_PATCHES_OFF leaves patches out: a security one with a warning, HUB_FAST_SEND=off names fast_send."""
         calls = []

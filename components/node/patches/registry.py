@@ -16,11 +16,13 @@ Every change is one module named in ``MODULES``, with module-level:
   to the log line); raises :class:`PatchUnavailable` naming what is missing
   when the library internals differ.
 
-``install_for(kind, log)`` installs the patches of one process kind in
-``MODULES`` order and logs one line per patch. A ``SECURITY`` patch that
-cannot install (or whose settings are malformed) raises :class:`Refused`
-with the one line to log: the process must not serve. Any other patch that
-cannot install leaves the library's own path in place, with one info line.
+``install_for(kind, log, environ)`` installs the patches of one worker kind
+in ``MODULES`` order and logs one line per patch. A ``SECURITY`` patch that
+cannot install (PatchUnavailable, malformed settings, or any other error of
+its ``install()``) raises :class:`Refused` with the one line to log: the
+worker must not serve. Any other patch that cannot install leaves the
+library's own path in place, with one info line (a warning for an
+unexpected error).
 ``HUB_PATCHES_OFF`` (comma-separated names) leaves patches out on purpose:
 a performance patch with an info line, a security patch with a warning.
 """
@@ -142,6 +144,14 @@ def install_for(kind, log, environ, modules=MODULES):
                 raise Refused(refusal(module, missing))
             log.info("{prefix} {name} not installed on {versions} ({missing}): the library's own path is used",
                      prefix=PREFIX, name=module.NAME, versions=installed_versions(module), missing=missing)
+            outcome[module.NAME] = "library path"
+            continue
+        except Exception as error:  # a bug in the patch, or internals it did not expect: never half-silent
+            reason = "install() failed: {}: {}".format(type(error).__name__, error)
+            if module.SECURITY:
+                raise Refused(refusal(module, reason))
+            log.warn("{prefix} {name} not installed on {versions} ({reason}): the library's own path is used",
+                     prefix=PREFIX, name=module.NAME, versions=installed_versions(module), reason=reason)
             outcome[module.NAME] = "library path"
             continue
         if result:
