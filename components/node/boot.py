@@ -120,6 +120,13 @@ def booted(config):
             components = [item for item in worker["components"] if item.get("id") != BOOT_ID]
             worker["components"] = [_container_boot(components[0])] + components
         elif kind == "proxy":
-            for transport in worker.get("transports", []):
+            transports = worker.get("transports", [])
+            if transports and "/" not in ((transports[0].get("paths") or {}) if transports[0].get("type") == "web"
+                                          else {}):
+                # a proxy runs hub code only in a web root: the first transport must have one, or it would
+                # listen before the patches are installed
+                raise ValueError("proxy worker {}: its first transport must be a web transport with a root "
+                                 "path".format(worker.get("id")))
+            for transport in transports:
                 _boot_proxy_root(transport)
     return config

@@ -152,6 +152,11 @@ class ConfigTests(unittest.SynchronousTestCase):
         self.assertEqual(proxy["transports"][0]["paths"]["/"]["extra"]["root"]["classname"], "x.R")
         self.assertEqual(guest, {"type": "guest"})
 
+    def test_proxy_must_start_with_a_web_root(self):
+        """A proxy whose first transport has no web root would listen before its patches: refused."""
+        config = {"workers": [{"type": "proxy", "id": "p", "transports": [{"type": "rawsocket"}]}]}
+        self.assertRaises(ValueError, boot.booted, config)
+
 
 class InstallTests(unittest.SynchronousTestCase):
     """boot.install: a refusal is logged as one critical line and exits with REFUSED."""
