@@ -112,15 +112,32 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
 class SettingsTests(unittest.SynchronousTestCase):
 
     def test_defaults_and_values(self):
-        self.assertEqual(DeadlineSettings.from_environment([], {}).describe(), "10 s, 32 per address")
+        self.assertEqual(DeadlineSettings.from_environment([], {}).describe(),
+                         "10 s, 32 per address except 127.0.0.0/8, ::1/128")
         settings = DeadlineSettings.from_environment([], {"WAMP_AUTH_DEADLINE": "500ms",
                                                           "WAMP_PENDING_PER_ADDRESS": "0"})
         self.assertEqual((settings.deadline, settings.per_address), (0.5, 0))
         self.assertEqual(settings.describe(), "0.5 s, no cap per address")
+        settings = DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "none"})
+        self.assertEqual(settings.describe(), "10 s, 32 per address")
+
+    def test_exempt_networks(self):
+        """Loopback is not capped by default; WAMP_PENDING_EXEMPT names other networks, or none."""
+        default = DeadlineSettings.from_environment([], {})
+        self.assertFalse(default.capped("127.0.0.1"))
+        self.assertFalse(default.capped("127.9.9.9"))
+        self.assertFalse(default.capped("::1"))
+        self.assertTrue(default.capped("10.0.0.1"))
+        proxy = DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "10.1.0.0/16, 2001:db8::/32"})
+        self.assertFalse(proxy.capped("10.1.2.3"))
+        self.assertFalse(proxy.capped("2001:db8::5"))
+        self.assertTrue(proxy.capped("127.0.0.1"))
+        self.assertTrue(DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "none"}).capped("127.0.0.1"))
 
     def test_malformed(self):
         for environ in ({"WAMP_AUTH_DEADLINE": "soon"}, {"WAMP_AUTH_DEADLINE": "0"},
-                        {"WAMP_PENDING_PER_ADDRESS": "-1"}):
+                        {"WAMP_PENDING_PER_ADDRESS": "-1"}, {"WAMP_PENDING_EXEMPT": "10.0.0.0/33"},
+                        {"WAMP_PENDING_EXEMPT": "proxy.example.org"}):
             self.assertRaises(SettingsError, DeadlineSettings.from_environment, [], environ)
 
 
@@ -156,7 +173,8 @@ class InstallTests(unittest.SynchronousTestCase):
         from an address gets a 429 and is closed, a RawSocket over the cap is just closed."""
         module, clock = stand_in(), task.Clock()
         settings = DeadlineSettings(deadline=10, per_address=1)
-        self.assertEqual(auth_deadline.install(settings, module, clock), "10 s, 1 per address")
+        self.assertEqual(auth_deadline.install(settings, module, clock),
+                         "10 s, 1 per address except 127.0.0.0/8, ::1/128")
         self.assertFalse(auth_deadline.install(settings, module, clock))
         address = IPv4Address("TCP", "10.0.0.1", 1234)
         factory = module.WampWebSocketServerFactory()
@@ -171,6 +189,9 @@ class InstallTests(unittest.SynchronousTestCase):
         first.connectionLost(None)
         self.assertTrue(first.lost)
         self.assertIsInstance(factory.buildProtocol(address), module.WampWebSocketServerProtocol)
+        loopback = IPv4Address("TCP", "127.0.0.1", 1234)
+        self.assertIsInstance(factory.buildProtocol(loopback), module.WampWebSocketServerProtocol)
+        self.assertIsInstance(factory.buildProtocol(loopback), module.WampWebSocketServerProtocol)
         raw = module.WampRawSocketServerFactory()
         self.assertIsInstance(raw.buildProtocol(address), auth_deadline.Refusal)  # one cap across both
         transport = StringTransport()

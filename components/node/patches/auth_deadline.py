@@ -16,7 +16,8 @@ WAMP-over-RawSocket server factories (router and proxy workers: ``/ws``,
 
 - a new connection from a TCP address that already holds
   ``WAMP_PENDING_PER_ADDRESS`` connections not yet authenticated (default 32;
-  0: no cap) is refused: ``buildProtocol`` gives it a :class:`Refusal`
+  0: no cap; peers in ``WAMP_PENDING_EXEMPT``, by default loopback, are not
+  counted) is refused: ``buildProtocol`` gives it a :class:`Refusal`
   instead of the WAMP protocol, which answers a WebSocket upgrade with HTTP
   429 (``Retry-After``: the deadline) and closes the connection (a RawSocket
   is just closed). Unix-socket peers (the hub's own proxies and containers)
@@ -32,16 +33,18 @@ frontend session) has given it a session id, which it does just before its
 WELCOME. Each refusal and closure is one warn line (peer and reason), at most
 5 a second after a burst of 20 (``wireclose.RefusalLog``). The cap counts the
 address the worker sees: behind an HTTP reverse proxy that is the proxy's
-own, so raise the cap there. A connection whose session ended and that
+own, so loopback (a reverse proxy on the same host, benchmarks) is exempt by
+default; list a remote proxy in ``WAMP_PENDING_EXEMPT`` or raise the cap. A connection whose session ended and that
 starts another on the same transport is not given a second deadline.
 """
 
+import ipaddress
 import math
 import os
 
 from twisted.internet.protocol import Protocol
 
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings, SettingsError, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
                                                peer_of)
@@ -57,25 +60,50 @@ VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", 
 PATCHED = "_reactive_hub_auth_deadline"
 DEFAULT_DEADLINE = 10.0
 DEFAULT_PER_ADDRESS = 32
+# the host's own reverse proxy, benchmarks and tools: not capped unless WAMP_PENDING_EXEMPT says otherwise
+DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
 NOT_IN_TIME = "WAMP authentication not completed in time"
 
 
 class DeadlineSettings:
-    """``WAMP_AUTH_DEADLINE`` (seconds) and ``WAMP_PENDING_PER_ADDRESS`` (0: no cap)."""
+    """
+    ``WAMP_AUTH_DEADLINE`` (seconds), ``WAMP_PENDING_PER_ADDRESS`` (0: no
+    cap) and ``WAMP_PENDING_EXEMPT``: the networks whose peers are not capped
+    (comma-separated; ``none`` for no exemption), by default loopback.
+    """
 
-    def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS):
+    def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS, exempt=DEFAULT_EXEMPT):
         self.deadline = deadline
         self.per_address = per_address
+        self.exempt = tuple(ipaddress.ip_network(network) for network in exempt)
 
     @classmethod
     def from_environment(cls, argv=None, environ=None):
         environ = os.environ if environ is None else environ
         settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
+        text = settings.text("WAMP_PENDING_EXEMPT", ",".join(DEFAULT_EXEMPT)).strip()
+        networks = () if text.lower() == "none" else tuple(item.strip() for item in text.split(",") if item.strip())
+        try:
+            for network in networks:
+                ipaddress.ip_network(network)
+        except ValueError as error:
+            raise SettingsError("setting 'WAMP_PENDING_EXEMPT' must list IP networks or be none: {}".format(error))
         return cls(deadline=settings.duration("WAMP_AUTH_DEADLINE", DEFAULT_DEADLINE, minimum=0.1, maximum=3600),
-                   per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0))
+                   per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0),
+                   exempt=networks)
+
+    def capped(self, host):
+        """True when connections from ``host`` (an IP address text) count against the cap."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return True
+        return not any(address in network for network in self.exempt)
 
     def describe(self):
         cap = "{} per address".format(self.per_address) if self.per_address else "no cap per address"
+        if self.per_address and self.exempt:
+            cap += " except {}".format(", ".join(str(network) for network in self.exempt))
         return "{:g} s, {}".format(self.deadline, cap)
 
 
@@ -194,6 +222,8 @@ def admitting(build_protocol, pending, close, answer):
 
     def buildProtocol(self, addr):
         key = address_key(addr)
+        if key is not None and not pending.settings.capped(key):
+            key = None
         if not pending.admit(key):
             pending.refused(key)
             return Refusal(answer)
