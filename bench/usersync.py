@@ -23,11 +23,15 @@ server process), in one run:
 3. Signing on vs off (``bench/usersync_signing.py``): the same pipeline in
    process with the master's signatures on and off in alternating rounds:
    burst messages/s, commit-to-client latency, Ed25519 cost per message.
+4. A new client converging (``bench/usersync_snapshot.py``): how long a
+   client added to a master with ``--snapshot-users`` users takes to hold
+   them all by itself (beacon, request, snapshot).
 
-    python bench/usersync.py [--changes 2000] [--users 50] [--paced 600] [--rate 10] [--only signing]
+    python bench/usersync.py [--changes 2000] [--users 50] [--paced 600] [--rate 10]
+        [--snapshot-users 10000] [--only signing|snapshot]
 
-Prints a table and writes bench/results/usersync.{json,md,png} and
-bench/results/usersync_signing.{json,md}.
+Prints a table and writes bench/results/usersync.{json,md,png},
+bench/results/usersync_signing.{json,md} and bench/results/usersync_snapshot.{json,md}.
 """
 
 import argparse
@@ -54,7 +58,7 @@ from tests.support.databases import postgres_url  # noqa: E402
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode, component, router_worker  # noqa: E402
 
-from bench import usersync_signing  # noqa: E402
+from bench import usersync_signing, usersync_snapshot  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 POLLERS = 2
@@ -194,6 +198,9 @@ def main(reactor, opts):
     if opts.only == "signing":
         yield usersync_signing.phase(reactor, opts, prefix="signing-")
         return
+    if opts.only == "snapshot":
+        usersync_snapshot.write((yield usersync_snapshot.run(reactor, opts.snapshot_users)))
+        return
     moto = yield MotoServer().start()
     # generous read timeouts: a deep queue in moto answers slowly (it scans every message per receive)
     sns, sqs = (make_client(service, moto.url, "us-east-1", read_timeout=120, pool=16, attempts=5)
@@ -318,6 +325,7 @@ def main(reactor, opts):
         moto.stop()
     write(results)
     yield usersync_signing.phase(reactor, opts, prefix="signing-")
+    usersync_snapshot.write((yield usersync_snapshot.run(reactor, opts.snapshot_users)))
 
 
 def write(results):
@@ -385,7 +393,8 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--paced", type=int, default=600, help="changes in the latency phase")
     parser.add_argument("--rate", type=float, default=10.0, help="paced changes per second")
-    parser.add_argument("--only", choices=["signing"], help="run one phase alone")
+    parser.add_argument("--snapshot-users", type=int, default=10000, help="users of the new-client phase")
+    parser.add_argument("--only", choices=["signing", "snapshot"], help="run one phase alone")
     usersync_signing.add_arguments(parser, prefix="signing-")
     opts = parser.parse_args()
     task.react(main, [opts])

@@ -27,6 +27,8 @@ def payload_key(action, payload):
 
 # the FIFO message group of the master's control messages (they name no user)
 CONTROL_GROUP = "_sync"
+# seconds a positive subscription count is trusted (a subscription gone meanwhile leaves a hole clients heal)
+SUBSCRIPTIONS_FRESH = 1.0
 
 
 class SnsPublisher:
@@ -38,13 +40,23 @@ class SnsPublisher:
         self.signer = signer
         self.fifo = topic_arn.endswith(provision.FIFO_SUFFIX)
         self.reply = ""  # the request queue announced in beacons (set by the master once it knows it)
+        self._subscriptions = (0.0, 0)
 
     def subscriptions(self):
-        """How many confirmed subscriptions the topic has now (a pending confirmation receives nothing)."""
+        """
+        How many confirmed subscriptions the topic has (a pending confirmation
+        receives nothing); a count above zero is reused for
+        ``SUBSCRIPTIONS_FRESH`` seconds, so a busy relay stays far below SNS's
+        request rate for this call.
+        """
+        counted_at, count = self._subscriptions
+        if count and time.monotonic() - counted_at < SUBSCRIPTIONS_FRESH:
+            return count
         count = 0
         for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.topic_arn):
             count += sum(1 for item in page.get("Subscriptions", [])
                          if item.get("SubscriptionArn", "").startswith("arn:"))
+        self._subscriptions = (time.monotonic(), count)
         return count
 
     def beacon(self, epoch, high):

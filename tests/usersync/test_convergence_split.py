@@ -186,7 +186,10 @@ def running_split():
         moto = yield shared_moto()
         split = _shared["split"] = Split(None, moto)
         yield split.existing_users()
-        yield defer.gatherResults([split.master().start(), split.client("web").start()])
+        # client first: the order that converged before these changes too, so what the tests see is their own part
+        yield split.client("web").start()
+        yield split.logged(split.clients["web"][0], "provisioned queue")
+        yield split.master().start()
     for node in [split.master_node] + [node for node, _ in split.clients.values()]:
         if node.process.poll() is not None:
             yield node.start()
@@ -224,7 +227,7 @@ class GapTests(unittest.TestCase):
                 data = messages.unwrap(message["Body"])
                 if data.get("user", {}).get("username") == "user02":
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                    dropped.append(data["seq"])
+                    dropped.append(message["MessageId"])
             return bool(dropped)
         yield until(lambda: blocking(drop_user02), timeout=30, message="user02's change never reached the queue")
         yield node.start()
