@@ -19,7 +19,7 @@ from twisted.trial import unittest
 from components.node import boot, topology
 from components.node.patches import bodylimit, fast_send, nodekey_cache, registry
 from tests.node.test_bodylimit import REFUSAL, WireCase, head
-from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port, router_worker
+from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port
 
 COMMITTED = ("config.json", "master.json", "client.json")
 # the simulated older Twisted: loaded by the router worker only (Crossbar's "pythonpath" worker option)
@@ -84,18 +84,23 @@ class RefusalTests(unittest.TestCase):
 
     timeout = 120
 
-    @defer.inlineCallbacks
-    def test_router_refuses_without_the_body_limit_internals(self):
-        """One line names bodylimit, the installed Twisted and what is missing; the node exits non-zero."""
-        def older_twisted(config):
-            router_worker(config).setdefault("options", {})["pythonpath"] = ["old-twisted"]
-            return config
-
-        node = hand_started("refusal", transform=older_twisted)
-        self.addCleanup(node.cleanup)
+    def older_twisted_in(self, node, workers):
+        """The workers of ``node``'s config in ``workers`` import a Twisted without the hooked method."""
         os.makedirs(os.path.join(node.directory, "old-twisted"))
         with open(os.path.join(node.directory, "old-twisted", "sitecustomize.py"), "w") as handle:
             handle.write(OLD_TWISTED)
+        path = os.path.join(node.directory, "config.json")
+        with open(path) as handle:
+            config = json.load(handle)
+        for worker in config["workers"]:
+            if worker["type"] in workers:
+                worker.setdefault("options", {})["pythonpath"] = ["old-twisted"]
+        with open(path, "w") as handle:
+            json.dump(config, handle)
+
+    @defer.inlineCallbacks
+    def refused(self, node):
+        """Fire with the one refusal line once the node has exited non-zero."""
         try:
             # Crossbar may still log the worker "configured and ready" while the node goes down
             yield node.start()
@@ -104,12 +109,36 @@ class RefusalTests(unittest.TestCase):
         code = yield node.wait_exit(timeout=60)
         self.assertNotEqual(code, 0, node.log_tail())
         lines = [line for line in node.log_text().splitlines() if "security patch" in line]
-        self.assertEqual(len(lines), 1, node.log_tail())
+        self.assertTrue(lines, node.log_tail())
         for text in ("security patch bodylimit cannot be installed", "Twisted " + metadata.version("Twisted"),
                      "_maybeChooseTransferDecoder", "refuses to start"):
             self.assertIn(text, lines[0])
+        return lines
+
+    @defer.inlineCallbacks
+    def test_router_refuses_without_the_body_limit_internals(self):
+        """One line names bodylimit, the installed Twisted and what is missing; the node exits non-zero."""
+        node = hand_started("refusal")
+        self.addCleanup(node.cleanup)
+        self.older_twisted_in(node, ("router",))
+        lines = yield self.refused(node)
+        self.assertEqual(len(lines), 1, node.log_tail())
+        self.assertIn("[Router", lines[0])
         self.assertNotIn(registry.installed_note(bodylimit), node.log_text())
         self.assertNotIn("component 'authenticator' started", node.log_text())
+
+    @defer.inlineCallbacks
+    def test_proxy_refuses_without_the_body_limit_internals(self):
+        """A client node whose proxy workers lack the internals: a proxy refuses, the node exits non-zero."""
+        node = hand_started("proxyrefusal")
+        self.addCleanup(node.cleanup)
+        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(topology.production_defaults(config), handle)
+        self.older_twisted_in(node, ("proxy",))
+        lines = yield self.refused(node)
+        self.assertEqual(len(lines), 1, node.log_tail())
+        self.assertIn("[Proxy", lines[0])
 
 
 class ConfigTests(unittest.SynchronousTestCase):
