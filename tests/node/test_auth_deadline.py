@@ -117,9 +117,13 @@ class ProxyWorkerTests(DeadlineChecks, unittest.TestCase):
     @defer.inlineCallbacks
     def test_deadline_and_cap_at_the_proxy(self):
         """Behind a proxy worker a silent WebSocket and an unanswered CHALLENGE are closed at the deadline
-        and the fifth pending connection from one address is refused, by the proxy worker."""
+        while an authenticated session is kept, and the fifth pending connection from one address is
+        refused, by the proxy worker."""
         node = yield proxied_node("deadline-proxied", env=SHORT)
+        user = yield connect(self, node, "proxied_deadline_user")
         yield self.assertClosedAfterDeadline(node)
+        answer = yield user.session.call("time.get")  # an authenticated proxied session outlives the deadline
+        self.assertIn("value", answer)
         yield self.assertClosedAfterDeadline(node, hello=True)
         offset = len(node.log_text())
         yield self.assertCapped(node)
