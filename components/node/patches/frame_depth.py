@@ -24,8 +24,9 @@ connection (WebSocket close 1002, RawSocket closed) with one warn line naming
 the peer, the size and the reason (clipped to 200 characters), at most 5 such
 lines a second after a burst of 20 (``wireclose.RefusalLog``). An unexpected
 error inside the session (a bug, not the peer's doing) still logs its
-traceback, bounded to the innermost 20 frames and a clipped message. Without
-the walk nothing else changes: same decoder, same dispatch.
+traceback, bounded to the innermost 20 frames and a clipped message. Apart
+from the walk nothing changes: same decoder, same dispatch (only autobahn's
+trace-level line per received message is gone).
 """
 
 import os
