@@ -2,9 +2,9 @@
 components.node.boot: a node started by hand (``.venv/bin/crossbar start
 --cbdir DIR``, neither PYTHONPATH nor PORT set) installs every patch of the
 registry in its workers; a worker whose security patch cannot install
-(simulated: a Twisted whose HTTPChannel lacks a method the body limits hook)
-refuses to start with one line naming the patch and the Twisted version, and
-the node exits non-zero. Every committed and generated node config names the
+(simulated: a Twisted whose HTTPChannel lacks a method the body limits hook,
+in a router or a proxy worker) refuses to start with one line naming the
+patch and the Twisted version, and the node exits non-zero. Every committed and generated node config names the
 boot entry first in each worker.
 """
 
