@@ -19,6 +19,8 @@ from tests.support.rawwebsocket import open_websocket, proxied_node
 # loopback is exempt from the cap by default: these nodes count it like any client address
 SHORT = {"WAMP_AUTH_DEADLINE": "1", "WAMP_PENDING_PER_ADDRESS": "4", "WAMP_PENDING_EXEMPT": "none"}
 CAPPED = {"WAMP_AUTH_DEADLINE": "60", "WAMP_PENDING_PER_ADDRESS": "4", "WAMP_PENDING_EXEMPT": "none"}
+# the test client plays a reverse proxy on 127.0.0.1 that names the client in X-Forwarded-For
+FORWARDED = dict(CAPPED, TRUSTED_PROXIES="127.0.0.1")
 CLOSED_LINE = "not authenticated within 1 s"
 REFUSED_LINE = "refused a WAMP connection from 127.0.0.1"
 HELLO = json.dumps([1, "reactive", {"authmethods": ["ticket"], "authid": "alice", "roles": {"caller": {}}}]).encode()
@@ -107,6 +109,26 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
         for index in range(6):
             yield connect(self, node, "capped_user_{}".format(index))
         yield self.assertCapped(node)
+
+
+    @defer.inlineCallbacks
+    def test_forwarded_clients_are_capped_each(self):
+        """Behind a reverse proxy in TRUSTED_PROXIES the cap counts the client its X-Forwarded-For names:
+        a fifth pending upgrade for 203.0.113.5 gets 429 while 203.0.113.6 is still taken."""
+        node = yield shared_node("forwarded", env=FORWARDED)
+
+        @defer.inlineCallbacks
+        def upgrade(client):
+            websocket = yield open_websocket(node.port, headers=b"X-Forwarded-For: " + client + b"\r\n")
+            self.addCleanup(websocket.abort)
+            return websocket.status
+        statuses = []
+        for _ in range(5):
+            statuses.append((yield upgrade(b"203.0.113.5")))
+        self.assertEqual(statuses, [101, 101, 101, 101, 429])
+        self.assertEqual((yield upgrade(b"203.0.113.6")), 101)
+        yield eventually(lambda: "refused a WAMP connection from 203.0.113.5" in node.log_text(), timeout=5,
+                         message="no log line naming the forwarded client")
 
 
 class ProxyWorkerTests(DeadlineChecks, unittest.TestCase):

@@ -11,7 +11,9 @@ from twisted.internet import task
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.test.proto_helpers import StringTransport
 from twisted.trial import unittest
+from twisted.web.test.requesthelper import DummyRequest
 
+from components.core.clientaddress import parse_networks
 from components.core.settings import SettingsError
 from components.node.patches import PatchUnavailable, auth_deadline
 from components.node.patches.auth_deadline import DeadlineSettings, PendingConnections
@@ -122,22 +124,30 @@ class SettingsTests(unittest.SynchronousTestCase):
         self.assertEqual(settings.describe(), "10 s, 32 per address")
 
     def test_exempt_networks(self):
-        """Loopback is not capped by default; WAMP_PENDING_EXEMPT names other networks, or none."""
+        """Loopback is not capped by default; WAMP_PENDING_EXEMPT names other networks, or none. IPv6
+        clients count by their /64."""
         default = DeadlineSettings.from_environment([], {})
-        self.assertFalse(default.capped("127.0.0.1"))
-        self.assertFalse(default.capped("127.9.9.9"))
-        self.assertFalse(default.capped("::1"))
-        self.assertTrue(default.capped("10.0.0.1"))
+        self.assertIsNone(default.key("127.0.0.1"))
+        self.assertIsNone(default.key("127.9.9.9"))
+        self.assertIsNone(default.key("::1"))
+        self.assertEqual(default.key("10.0.0.1"), "10.0.0.1")
+        self.assertEqual(default.key("2001:db8:1:2:3::4"), "2001:db8:1:2::/64")
         proxy = DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "10.1.0.0/16, 2001:db8::/32"})
-        self.assertFalse(proxy.capped("10.1.2.3"))
-        self.assertFalse(proxy.capped("2001:db8::5"))
-        self.assertTrue(proxy.capped("127.0.0.1"))
-        self.assertTrue(DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "none"}).capped("127.0.0.1"))
+        self.assertIsNone(proxy.key("10.1.2.3"))
+        self.assertIsNone(proxy.key("2001:db8::5"))
+        self.assertEqual(proxy.key("127.0.0.1"), "127.0.0.1")
+        self.assertEqual(DeadlineSettings.from_environment([], {"WAMP_PENDING_EXEMPT": "none"}).key("127.0.0.1"),
+                         "127.0.0.1")
+
+    def test_trusted_proxies(self):
+        settings = DeadlineSettings.from_environment([], {"TRUSTED_PROXIES": "10.2.0.0/16"})
+        self.assertEqual([str(network) for network in settings.trusted], ["10.2.0.0/16"])
+        self.assertIn("forwarded clients counted behind 10.2.0.0/16", settings.describe())
 
     def test_malformed(self):
         for environ in ({"WAMP_AUTH_DEADLINE": "soon"}, {"WAMP_AUTH_DEADLINE": "0"},
                         {"WAMP_PENDING_PER_ADDRESS": "-1"}, {"WAMP_PENDING_EXEMPT": "10.0.0.0/33"},
-                        {"WAMP_PENDING_EXEMPT": "proxy.example.org"}):
+                        {"WAMP_PENDING_EXEMPT": "proxy.example.org"}, {"TRUSTED_PROXIES": "a proxy"}):
             self.assertRaises(SettingsError, DeadlineSettings.from_environment, [], environ)
 
 
@@ -153,6 +163,16 @@ class Protocol:
 
     def connectionLost(self, reason):
         self.lost = True
+
+
+class Resource:
+    """Shaped like autobahn's WebSocketResource: render builds the protocol with _factory.buildProtocol."""
+
+    def __init__(self, factory):
+        self._factory = factory
+
+    def render(self, request):
+        return self._factory.buildProtocol(request.getClientAddress())
 
 
 def stand_in():
@@ -173,9 +193,10 @@ class InstallTests(unittest.SynchronousTestCase):
         from an address gets a 429 and is closed, a RawSocket over the cap is just closed."""
         module, clock = stand_in(), task.Clock()
         settings = DeadlineSettings(deadline=10, per_address=1)
-        self.assertEqual(auth_deadline.install(settings, module, clock),
+        resource = type("WebSocketResource", (Resource,), {})
+        self.assertEqual(auth_deadline.install(settings, module, clock, resource),
                          "10 s, 1 per address except 127.0.0.0/8, ::1/128")
-        self.assertFalse(auth_deadline.install(settings, module, clock))
+        self.assertFalse(auth_deadline.install(settings, module, clock, resource))
         address = IPv4Address("TCP", "10.0.0.1", 1234)
         factory = module.WampWebSocketServerFactory()
         first = factory.buildProtocol(address)
@@ -204,8 +225,37 @@ class InstallTests(unittest.SynchronousTestCase):
         module = stand_in()
         module.WampRawSocketServerProtocol = type("WampRawSocketServerProtocol", (), {})
         with self.assertRaises(PatchUnavailable) as caught:
-            auth_deadline.install(DeadlineSettings(), module, task.Clock())
+            auth_deadline.install(DeadlineSettings(), module, task.Clock(), type("R", (Resource,), {}))
         self.assertIn("WampRawSocketServerProtocol.connectionLost", str(caught.exception))
+        bare = type("WebSocketResource", (), {"render": lambda self, request: None})
+        with self.assertRaises(PatchUnavailable) as caught:
+            auth_deadline.install(DeadlineSettings(), stand_in(), task.Clock(), bare)
+        self.assertIn("WebSocketResource.render no longer builds", str(caught.exception))
+
+    def test_forwarded_clients_are_counted_behind_trusted_proxies(self):
+        """Upgrades from a trusted proxy count against the client its X-Forwarded-For names; without the
+        header against the proxy's own address; an untrusted peer's header is ignored."""
+        module = stand_in()
+        resource = type("WebSocketResource", (Resource,), {})
+        settings = DeadlineSettings(deadline=10, per_address=1, exempt=(), trusted=parse_networks("10.9.0.1"))
+        auth_deadline.install(settings, module, task.Clock(), resource)
+        websocket = resource(module.WampWebSocketServerFactory())
+
+        def upgrade(peer, forwarded=None):
+            request = DummyRequest([b"ws"])
+            request.client = IPv4Address("TCP", peer, 4000)
+            if forwarded:
+                request.requestHeaders.setRawHeaders(b"x-forwarded-for", [forwarded])
+            return websocket.render(request)
+
+        Built = module.WampWebSocketServerProtocol
+        self.assertIsInstance(upgrade("10.9.0.1", b"203.0.113.5"), Built)
+        self.assertIsInstance(upgrade("10.9.0.1", b"203.0.113.5"), auth_deadline.Refusal)
+        self.assertIsInstance(upgrade("10.9.0.1", b"203.0.113.6"), Built)
+        self.assertIsInstance(upgrade("10.9.0.1"), Built)
+        self.assertIsInstance(upgrade("10.9.0.1"), auth_deadline.Refusal)
+        self.assertIsInstance(upgrade("198.51.100.7", b"203.0.113.9"), Built)
+        self.assertIsInstance(upgrade("198.51.100.7", b"203.0.113.10"), auth_deadline.Refusal)
 
     def test_installed_crossbar_has_the_internals(self):
         """The installed Crossbar's sessions keep _session_id and its factories and protocols exist."""
@@ -214,6 +264,8 @@ class InstallTests(unittest.SynchronousTestCase):
         from crossbar.worker.proxy import ProxyFrontendSession
         for klass in (RouterSession, ProxyFrontendSession):
             self.assertIn("_session_id", auth_deadline._assigned(klass))
+        from autobahn.twisted.resource import WebSocketResource
+        self.assertTrue({"_factory", "buildProtocol"} <= auth_deadline._names(WebSocketResource.render))
         for target in auth_deadline._targets(protocol, DeadlineSettings()):
             self.assertTrue(callable(target[0].buildProtocol))
             self.assertTrue(callable(target[1].connectionLost))

@@ -32,18 +32,23 @@ A session counts as authenticated once the router (or the proxy worker's
 frontend session) has given it a session id, which it does just before its
 WELCOME. Each refusal and closure is one warn line (peer and reason), at most
 5 a second after a burst of 20 (``wireclose.RefusalLog``). The cap counts the
-address the worker sees: behind an HTTP reverse proxy that is the proxy's
-own, so loopback (a reverse proxy on the same host, benchmarks) is exempt by
-default; list a remote proxy in ``WAMP_PENDING_EXEMPT`` or raise the cap. A connection whose session ended and that
+address the worker sees (IPv6 by its /64), except for a WebSocket upgrade
+from one of ``TRUSTED_PROXIES``: it counts the client the proxy names in
+``Forwarded`` / ``X-Forwarded-For`` (``components.core.clientaddress``, as
+the login limit does; autobahn's ``WebSocketResource.render`` is wrapped to
+hand that address to ``buildProtocol``). Loopback (a reverse proxy on the
+same host that is not in ``TRUSTED_PROXIES``, the benchmarks' load clients)
+is exempt by default. A connection whose session ended and that
 starts another on the same transport is not given a second deadline.
 """
 
-import ipaddress
 import math
 import os
+import re
 
 from twisted.internet.protocol import Protocol
 
+from components.core.clientaddress import client_address, parse_address, parse_networks, peer_address, rate_key
 from components.core.settings import Settings, SettingsError, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
@@ -63,47 +68,55 @@ DEFAULT_PER_ADDRESS = 32
 # the host's own reverse proxy, benchmarks and tools: not capped unless WAMP_PENDING_EXEMPT says otherwise
 DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
 NOT_IN_TIME = "WAMP authentication not completed in time"
+# where forwarding() leaves the forwarded client address for the factory's next buildProtocol
+_FORWARDED = "_reactive_hub_forwarded_client"
 
 
 class DeadlineSettings:
     """
     ``WAMP_AUTH_DEADLINE`` (seconds), ``WAMP_PENDING_PER_ADDRESS`` (0: no
-    cap) and ``WAMP_PENDING_EXEMPT``: the networks whose peers are not capped
-    (comma-separated; ``none`` for no exemption), by default loopback.
+    cap), ``WAMP_PENDING_EXEMPT``: the networks whose peers are not capped
+    (comma-separated; ``none`` for no exemption), by default loopback, and
+    ``TRUSTED_PROXIES``: peers whose forwarded client address is counted
+    instead of their own (``components.core.clientaddress``).
     """
 
-    def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS, exempt=DEFAULT_EXEMPT):
+    def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS, exempt=DEFAULT_EXEMPT,
+                 trusted=()):
         self.deadline = deadline
         self.per_address = per_address
-        self.exempt = tuple(ipaddress.ip_network(network) for network in exempt)
+        self.exempt = parse_networks(",".join(exempt), "WAMP_PENDING_EXEMPT")
+        self.trusted = tuple(trusted)
 
     @classmethod
     def from_environment(cls, argv=None, environ=None):
         environ = os.environ if environ is None else environ
         settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
         text = settings.text("WAMP_PENDING_EXEMPT", ",".join(DEFAULT_EXEMPT)).strip()
-        networks = () if text.lower() == "none" else tuple(item.strip() for item in text.split(",") if item.strip())
+        networks = () if text.lower() == "none" else tuple(item for item in re.split(r"[\s,]+", text) if item)
         try:
-            for network in networks:
-                ipaddress.ip_network(network)
+            parse_networks(",".join(networks), "WAMP_PENDING_EXEMPT")
         except ValueError as error:
             raise SettingsError("setting 'WAMP_PENDING_EXEMPT' must list IP networks or be none: {}".format(error))
         return cls(deadline=settings.duration("WAMP_AUTH_DEADLINE", DEFAULT_DEADLINE, minimum=0.1, maximum=3600),
                    per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0),
-                   exempt=networks)
+                   exempt=networks, trusted=settings.trusted_proxies())
 
-    def capped(self, host):
-        """True when connections from ``host`` (an IP address text) count against the cap."""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return True
-        return not any(address in network for network in self.exempt)
+    def key(self, host):
+        """The key connections from ``host`` (an IP address text) are counted under (IPv6 by its /64), or
+        None when they are not capped (an exempt network)."""
+        address = parse_address(host)
+        if address is not None and any(address.version == network.version and address in network
+                                       for network in self.exempt):
+            return None
+        return rate_key(host)
 
     def describe(self):
         cap = "{} per address".format(self.per_address) if self.per_address else "no cap per address"
         if self.per_address and self.exempt:
             cap += " except {}".format(", ".join(str(network) for network in self.exempt))
+        if self.per_address and self.trusted:
+            cap += ", forwarded clients counted behind {}".format(", ".join(str(network) for network in self.trusted))
         return "{:g} s, {}".format(self.deadline, cap)
 
 
@@ -218,14 +231,15 @@ def admitting(build_protocol, pending, close, answer):
     """
     A factory's ``buildProtocol`` that answers an address over the cap with a
     :class:`Refusal` (``answer`` first) and starts each connection's deadline.
+    The address is the TCP peer's, or the forwarded client's that
+    :func:`forwarding` left on the factory for this very call.
     """
 
     def buildProtocol(self, addr):
-        key = address_key(addr)
-        if key is not None and not pending.settings.capped(key):
-            key = None
+        host = self.__dict__.pop(_FORWARDED, None) or address_key(addr)
+        key = None if host is None else pending.settings.key(host)
         if not pending.admit(key):
-            pending.refused(key)
+            pending.refused(host)
             return Refusal(answer)
         protocol = build_protocol(self, addr)
         if protocol is not None:
@@ -233,6 +247,28 @@ def admitting(build_protocol, pending, close, answer):
         return protocol
 
     return replacement(buildProtocol, admitting, PATCHED)
+
+
+def forwarding(render, settings, factory_classes):
+    """
+    ``WebSocketResource.render`` that, for a WAMP upgrade from one of
+    ``TRUSTED_PROXIES``, hands the forwarded client address to the factory's
+    ``buildProtocol`` it is about to call (the request is gone by then).
+    """
+
+    def render_request(self, request):
+        factory = getattr(self, "_factory", None)
+        if settings.trusted and isinstance(factory, factory_classes):
+            forwarded = client_address(request, settings.trusted)
+            if forwarded != peer_address(request):
+                factory.__dict__[_FORWARDED] = forwarded
+        try:
+            return render(self, request)
+        finally:
+            if factory is not None:
+                factory.__dict__.pop(_FORWARDED, None)
+
+    return replacement(render_request, forwarding, PATCHED)
 
 
 def forgetting(connection_lost, pending):
@@ -253,13 +289,19 @@ def _targets(crossbar_protocol, settings):
              close_rawsocket, b""))
 
 
-def install(settings=None, crossbar_protocol=None, clock=None):
+def install(settings=None, crossbar_protocol=None, clock=None, resource_class=None):
     """
-    Wrap Crossbar's WAMP server factories and protocols (``crossbar_protocol``:
-    a stand-in of ``crossbar.router.protocol`` for tests); a note with the
-    settings if wrapped now, False if already. PatchUnavailable when the
-    factories, protocols or the session state read here are missing.
+    Wrap Crossbar's WAMP server factories and protocols and autobahn's
+    ``WebSocketResource.render`` (``crossbar_protocol``, ``resource_class``:
+    stand-ins for tests); a note with the settings if wrapped now, False if
+    already. PatchUnavailable when the factories, protocols, the resource or
+    the session state read here are missing.
     """
+    if resource_class is None:
+        try:
+            from autobahn.twisted.resource import WebSocketResource as resource_class
+        except ImportError as error:
+            raise PatchUnavailable("cannot import autobahn's WebSocketResource: {}".format(error))
     if crossbar_protocol is None:
         try:
             from crossbar.router import protocol as crossbar_protocol
@@ -279,6 +321,10 @@ def install(settings=None, crossbar_protocol=None, clock=None):
         raise PatchUnavailable("missing " + ", ".join(missing))
     if all(getattr(target[0].buildProtocol, PATCHED, False) for target in targets):
         return False
+    render = unpatched(resource_class, "render", PATCHED)
+    if render is None or not {"_factory", "buildProtocol"} <= _names(render):
+        raise PatchUnavailable("{}.render no longer builds its protocol with _factory.buildProtocol".format(
+            resource_class.__name__))
     pending = PendingConnections(settings, clock=clock)
     for factory, protocol, close, answer in targets:
         build = unpatched(factory, "buildProtocol", PATCHED)
@@ -287,7 +333,13 @@ def install(settings=None, crossbar_protocol=None, clock=None):
             raise PatchUnavailable("{} partly patched already".format(factory.__name__))
         factory.buildProtocol = admitting(build, pending, close, answer)
         protocol.connectionLost = forgetting(lost, pending)
+    resource_class.render = forwarding(render, settings, tuple(target[0] for target in targets))
     return settings.describe()
+
+
+def _names(function):
+    code = getattr(function, "__code__", None)
+    return set(code.co_names) if code is not None else set()
 
 
 def _assigned(klass):
