@@ -28,7 +28,7 @@ from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
 from components.usersync import convergence, replica
 from components.usersync.fields import DEFAULT_FIELDS
-from components.usersync.messages import MessageError, Refused, parse
+from components.usersync.messages import MessageError, Refused, parse_items
 from components.usersync.provision import FIFO_SUFFIX
 
 
@@ -125,7 +125,8 @@ class Bridge:
         valid, refused = [], []
         for message in batch:
             try:
-                valid.append((message, parse(message.get("Body"), self.verifier, self.tracked)))
+                # a pack of events is applied with its message, as if they came one by one
+                valid.append((message, parse_items(message.get("Body"), self.verifier, self.tracked)))
             except Refused as exc:
                 refused.append((message, exc))
             except MessageError as exc:
@@ -141,7 +142,8 @@ class Bridge:
             keeper.stop()
         yield self._delete(done)
         self.applied += len(applied)
-        self.skipped += len(done) - len(applied)
+        done_ids = {id(message) for message in done}
+        self.skipped += sum(len(items) for message, items in valid if id(message) in done_ids) - len(applied)
         if applied:
             self.on_applied(applied)
         return applied
@@ -191,7 +193,7 @@ class Bridge:
     def _apply(self, valid):
         now_ms = int(self.reactor.seconds() * 1000)
         try:
-            applied = yield self.db.run(convergence.apply, [change for _, change in valid], now_ms)
+            applied = yield self.db.run(convergence.apply, [item for _, items in valid for item in items], now_ms)
             return applied, [message for message, _ in valid]
         except StorageUnavailable:
             raise
@@ -199,9 +201,9 @@ class Bridge:
             self.log.warn("usersync batch of {n} failed ({error}); applying one by one", n=len(valid),
                           error=exc)
         applied, done = [], []
-        for message, change in valid:
+        for message, items in valid:
             try:
-                applied += yield self.db.run(convergence.apply, [change], now_ms)
+                applied += yield self.db.run(convergence.apply, items, now_ms)
                 done.append(message)
             except StorageUnavailable:
                 raise

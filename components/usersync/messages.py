@@ -51,6 +51,9 @@ BEACON = "beacon"
 Sync = namedtuple("Sync", "kind epoch seq covers high reply ts")
 Sync.__doc__ = ("A validated control message: ``synced`` (``seq``, ``covers``: the highest number its snapshot"
                 " supersedes) or ``beacon`` (``high``: the highest number sent, ``reply``: the request queue).")
+# several events in one message (encode_pack): at most this many
+PACK = "user.pack"
+MAX_PACK = 100
 # a client's request for a snapshot (requests.py): plain JSON on the master's request queue, never applied
 REQUEST = "user.sync_request"
 MAX_EPOCH = 64
@@ -70,11 +73,11 @@ def dumps(message, signer):
     return json.dumps(signer.sign(message), separators=(",", ":"), sort_keys=True)
 
 
-def encode(action, version, user, ts, signer, seq=None, epoch=None):
+def event(action, version, user, ts, seq=None, epoch=None):
     """
-    The signed message body for one outbox event, with its ``seq`` and
-    ``epoch`` when numbered; the outbox row of a snapshot's end marker
-    (action ``synced``, ``user`` = ``{"covers": n}``) becomes a ``user.sync``.
+    The message object of one outbox event, with its ``seq`` and ``epoch``
+    when numbered; the outbox row of a snapshot's end marker (action
+    ``synced``, ``user`` = ``{"covers": n}``) becomes a ``user.sync``.
     """
     if action == SYNCED:
         message = {"type": SYNC, "kind": SYNCED, "covers": user["covers"], "ts": ts}
@@ -82,7 +85,22 @@ def encode(action, version, user, ts, signer, seq=None, epoch=None):
         message = {"type": TYPE, "action": action, "version": version, "ts": ts, "user": user}
     if seq is not None:
         message.update(seq=seq, epoch=epoch)
-    return dumps(message, signer)
+    return message
+
+
+def encode(action, version, user, ts, signer, seq=None, epoch=None):
+    """The signed message body for one outbox event (see :func:`event`)."""
+    return dumps(event(action, version, user, ts, seq, epoch), signer)
+
+
+def encode_pack(events, signer):
+    """
+    The signed body of several events (:func:`event` objects) in one
+    message, ``{"type": "user.pack", "events": [...]}``: one publish, one
+    signature and one receive for up to ``MAX_PACK`` events (a snapshot's,
+    or a burst's); a client applies them as if they came one by one.
+    """
+    return dumps({"type": PACK, "events": list(events)}, signer)
 
 
 def beacon(epoch, high, reply, ts, signer):
@@ -142,6 +160,22 @@ def _refuse_beyond(version, what):
         raise Refused("{} {} is beyond any version a master issues".format(what, version))
 
 
+def parse_items(body, verifier, tracked=DEFAULT_FIELDS):
+    """
+    Like :func:`parse`, for a body that may be a pack (:func:`encode_pack`):
+    the list of its items, each validated as :func:`parse` validates a
+    single message (one invalid event makes the whole pack invalid).
+    """
+    data = verified(body, verifier)
+    if data.get("type") != PACK:
+        return [_item(data, tracked)]
+    events = data.get("events")
+    if not isinstance(events, list) or not 0 < len(events) <= MAX_PACK or \
+            not all(isinstance(item, dict) and item.get("type") != PACK for item in events):
+        raise MessageError("events must be a list of 1-{} event objects".format(MAX_PACK))
+    return [_item(item, tracked) for item in events]
+
+
 def parse(body, verifier, tracked=DEFAULT_FIELDS):
     """
     Verify and validate one message body and return its :class:`Change`
@@ -154,7 +188,11 @@ def parse(body, verifier, tracked=DEFAULT_FIELDS):
     only the ``tracked`` fields (this client's ``USERSYNC_FIELDS``): a flag
     such as ``is_superuser`` is stored only where it is configured.
     """
-    data = verified(body, verifier)
+    return _item(verified(body, verifier), tracked)
+
+
+def _item(data, tracked):
+    """The Change, Revocation or Sync of one verified message object (see :func:`parse`)."""
     if data.get("type") == SYNC:
         return _sync(data)
     if data.get("type") != TYPE:

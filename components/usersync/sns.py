@@ -1,6 +1,8 @@
 """
 Publishing outbox rows to SNS: ``PublishBatch`` with 10 entries per call;
-FIFO topics get the username as message group and ``username:version`` as
+on a standard topic consecutive rows go in packs of up to ``PACK_EVENTS``
+events per message (``messages.encode_pack``: a snapshot of 10,000 users is
+200 messages, not 10,000); FIFO topics get the username as message group and ``username:version`` as
 deduplication id, so each user's changes stay in order and a resend is
 dropped. Every body is signed with the master's key (``signer``, see
 :mod:`components.usersync.signing`). Blocking boto3 calls: run it through
@@ -27,6 +29,10 @@ def payload_key(action, payload):
 
 # the FIFO message group of the master's control messages (they name no user)
 CONTROL_GROUP = "_sync"
+# events per message on a standard topic, and about the most bytes of one (ten of them per PublishBatch call,
+# which SNS limits to 256 KiB in all; a client takes up to messages.MAX_BYTES)
+PACK_EVENTS = 50
+PACK_BYTES = 24 * 1024
 # seconds a positive subscription count is trusted (a subscription gone meanwhile leaves a hole clients heal)
 SUBSCRIPTIONS_FRESH = 1.0
 
@@ -85,20 +91,52 @@ class SnsPublisher:
             entry["MessageDeduplicationId"] = dedupe[:128]
         return entry
 
+    def _packs(self, rows):
+        """
+        ``rows`` in messages: consecutive rows packed (a standard topic only;
+        a FIFO topic keeps one message per row, in its user's group), at most
+        ``PACK_EVENTS`` events and about ``PACK_BYTES`` per message, so ten
+        stay within one PublishBatch call's limit.
+        """
+        if self.fifo:
+            return [[row] for row in rows]
+        packs, size = [[]], 0
+        for row in rows:
+            length = len(json.dumps(json.loads(row[4]))) + 200  # the payload as sent (ASCII escapes), other keys
+            if packs[-1] and (len(packs[-1]) >= PACK_EVENTS or size + length > PACK_BYTES):
+                packs.append([])
+                size = 0
+            packs[-1].append(row)
+            size += length
+        return [pack for pack in packs if pack]
+
+    def pack_entry(self, index, pack):
+        """The PublishBatch entry of one pack of rows (a single row is sent as itself)."""
+        if len(pack) == 1:
+            return self.entry(index, pack[0])
+        events = []
+        for row in pack:
+            _, _, action, version, payload, created_ms = row[:6]
+            seq, epoch = row[6:8] if len(row) >= 8 else (None, None)
+            events.append(messages.event(action, int(version), json.loads(payload), int(created_ms), seq, epoch))
+        return {"Id": str(index), "Message": messages.encode_pack(events, self.signer),
+                "MessageAttributes": messages.attributes(messages.PACK, len(pack), "")}
+
     def __call__(self, rows):
         sent, failed, error = [], [], None
-        for start in range(0, len(rows), 10):
-            chunk = rows[start:start + 10]
+        packs = self._packs(rows)
+        for start in range(0, len(packs), 10):
+            chunk = packs[start:start + 10]
             try:
                 response = self.sns.publish_batch(
                     TopicArn=self.topic_arn,
-                    PublishBatchRequestEntries=[self.entry(index, row) for index, row in enumerate(chunk)])
+                    PublishBatchRequestEntries=[self.pack_entry(index, pack) for index, pack in enumerate(chunk)])
             except Exception as exc:  # botocore: endpoint down, throttled, denied
-                failed += [row[0] for row in rows[start:]]
+                failed += [row[0] for pack in packs[start:] for row in pack]
                 return sent, failed, exc
             accepted = {int(item["Id"]) for item in response.get("Successful", [])}
-            for index, row in enumerate(chunk):
-                (sent if index in accepted else failed).append(row[0])
+            for index, pack in enumerate(chunk):
+                (sent if index in accepted else failed).extend(row[0] for row in pack)
             if response.get("Failed"):
                 error = RuntimeError("SNS refused: {}".format(response["Failed"][0]))
         return sent, failed, error

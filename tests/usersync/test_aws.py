@@ -48,19 +48,20 @@ class AwsMixin:
 
     @defer.inlineCallbacks
     def receive_all(self, url, count):
-        bodies = []
+        """The first ``count`` events on ``url``, parsed (a message may be a pack of several)."""
+        items = []
 
         def more():
             d = blocking(self.sqs.receive_message, QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
 
             def got(response):
                 for message in response.get("Messages", []):
-                    bodies.append(message["Body"])
+                    items.extend(messages.parse_items(message["Body"], VERIFIER))
                     self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                return len(bodies) >= count
+                return len(items) >= count
             return d.addCallback(got)
         yield until(more, message="messages did not arrive")
-        return bodies
+        return items
 
 
 class ProvisionTests(AwsMixin, unittest.TestCase):
@@ -106,10 +107,10 @@ class RelayTests(AwsMixin, unittest.TestCase):
         for index in range(12):
             yield db.execute(INSERT, ("r{}".format(index), "R"))
         yield db.execute("UPDATE auth_user SET first_name = 'R2' WHERE username = 'r0'")
-        bodies = yield self.receive_all(result["clients"]["a"]["queue_url"], 13)
+        changes = yield self.receive_all(result["clients"]["a"]["queue_url"], 13)
         pending = yield db.run(outbox.pending_count)
         self.assertEqual(pending, 0)
-        return [messages.parse(text, VERIFIER) for text in bodies]
+        return changes
 
     @defer.inlineCallbacks
     def test_sqlite_master_relays_every_event_once(self):
@@ -146,8 +147,8 @@ class RelayTests(AwsMixin, unittest.TestCase):
         yield until(lambda: defer.succeed(relay.alarm.sleeping), message="relay never idle")
         started = reactor.seconds()
         yield db.execute(INSERT_PG, ("woken", "W"))
-        bodies = yield self.receive_all(result["clients"]["a"]["queue_url"], 1)
-        self.assertEqual(messages.parse(bodies[0], VERIFIER).username, "woken")
+        changes = yield self.receive_all(result["clients"]["a"]["queue_url"], 1)
+        self.assertEqual(changes[0].username, "woken")
         self.assertLess(reactor.seconds() - started, 30)
 
 

@@ -198,3 +198,42 @@ class ClientSideTests(unittest.TestCase):
         yield self.apply([numbered(9, epoch="e2")])
         status = yield self.status()
         self.assertEqual((status["state"], status["mark"], status["high"]), ("converging", 0, 9))
+
+
+class RecordingSns:
+    """Takes PublishBatch calls as SNS would (every entry accepted) and keeps them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+        self.calls.append(PublishBatchRequestEntries)
+        return {"Successful": [{"Id": entry["Id"]} for entry in PublishBatchRequestEntries]}
+
+
+class PackTests(unittest.SynchronousTestCase):
+    """Consecutive events share a message on a standard topic; a client reads them back one by one, in order."""
+
+    def rows(self, count):
+        return [(index, "u{}".format(index), "insert", 1, json.dumps({"username": "u{}".format(index)}), 0,
+                 index + 1, "e1") for index in range(count)]
+
+    def test_a_standard_topic_packs_fifty_events_per_message(self):
+        """120 events: 3 messages in one PublishBatch call, all marked sent; parse_items gives them back in order."""
+        sns = RecordingSns()
+        sent, failed, error = SnsPublisher(sns, "arn:aws:sns:us-east-1:1:t", SIGNER)(self.rows(120))
+        self.assertEqual((len(sent), failed, error), (120, [], None))
+        self.assertEqual([len(call) for call in sns.calls], [3])
+        items = [item for entry in sns.calls[0] for item in messages.parse_items(entry["Message"], VERIFIER)]
+        self.assertEqual([(item.username, item.seq, item.epoch) for item in items],
+                         [("u{}".format(index), index + 1, "e1") for index in range(120)])
+        self.assertEqual(len(messages.parse_items(sns.calls[0][2]["Message"], VERIFIER)), 20)
+
+    def test_a_fifo_topic_and_a_single_event_stay_one_message_each(self):
+        """FIFO keeps each user's message group; one event alone is a plain message."""
+        sns = RecordingSns()
+        SnsPublisher(sns, "arn:aws:sns:us-east-1:1:t.fifo", SIGNER)(self.rows(3))
+        self.assertEqual([entry["MessageGroupId"] for entry in sns.calls[0]], ["u0", "u1", "u2"])
+        single = RecordingSns()
+        SnsPublisher(single, "arn:aws:sns:us-east-1:1:t", SIGNER)(self.rows(1))
+        self.assertEqual(messages.parse(single.calls[0][0]["Message"], VERIFIER).username, "u0")
