@@ -65,7 +65,7 @@ class SigningFlow:
         self.node = RouterNode(name="usersync-signed", env=env, transform=self.transform)
         yield self.node.start()
         yield until(lambda: master_sql(self.master_url, ADMIN_ROW, (ADMIN,)).addCallbacks(
-            lambda _: True, lambda failure: False), message="master directory not migrated")
+            lambda _: True, lambda failure: False), timeout=90, message="master directory not migrated")
         self.master_signer = node_signer(self.node)
         return self
 
@@ -86,8 +86,9 @@ class SigningFlow:
 def shared_signing_flow():
     flow = _shared.get("flow")
     if flow is None:
-        flow = _shared["flow"] = SigningFlow()
-        yield flow.start()
+        # kept only once started: a start that failed under load is tried again by the next test
+        flow = yield SigningFlow().start()
+        _shared["flow"] = flow
     return flow
 
 
