@@ -45,6 +45,19 @@ def get_json(url, headers=None):
         return error.code, error.read().decode("utf-8")
 
 
+class Lazy:
+    """A failure message made when it is shown (the logs as they are then)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __str__(self):
+        return self.make()
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+
 class Split:
     """
     A split: its topic, signing keys, master database and nodes, cleaned up
@@ -96,15 +109,18 @@ class Split:
         d = db.query("SELECT username, first_name FROM auth_user").addCallbacks(dict, lambda failure: {})
         return d.addBoth(lambda result: db.close() or result)
 
-    def converged(self, name, timeout=60):
+    def converged(self, name, timeout=90):
         """Wait until client ``name`` holds every user of ``expected`` with that first name."""
         expected = dict(self.expected)
 
         def check():
             return self.first_names(name).addCallback(
                 lambda found: all(found.get(username) == first for username, first in expected.items()))
-        return until(check, timeout=timeout,
-                     message="client {} did not converge:\n{}".format(name, self.clients[name][0].log_tail(30)))
+        def message():
+            master = getattr(self, "master_node", None)
+            return "client {} did not converge:\n{}\nmaster:\n{}".format(
+                name, self.clients[name][0].log_tail(30), master.log_tail(30) if master else "(not started)")
+        return until(check, timeout=timeout, message=Lazy(message))
 
     def logged(self, node, text, timeout=30):
         return until(lambda: defer.succeed(text in node.log_text()), timeout=timeout,
