@@ -10,7 +10,11 @@ Health probes of the web transport:
   -- readiness; take the node out of the load balancer while it fails. The
   checks run in :class:`components.ops.monitor.MonitorComponent` of the same
   router worker (handed in as ``monitor_source``); without it the node is
-  not ready.
+  not ready. They include, where a user-sync bridge runs, ``usersync``: not
+  ready while the client database is ``converging`` or ``behind`` the
+  master's messages (:mod:`components.usersync.convergence`), and where a
+  relay runs, ``relay``: the events refused because no client could store
+  them (informative).
 - the user-sync capture: while the master's watchdog
   (:mod:`components.usersync.watchdog`) finds the user table or a hub
   trigger on it missing, it keeps ``<node dir>/usersync-capture.json``;
