@@ -1,7 +1,7 @@
 """
 Publishing outbox rows to SNS: ``PublishBatch`` with 10 entries per call;
-on a standard topic consecutive rows go in packs of up to ``PACK_EVENTS``
-events per message (``messages.encode_pack``: a snapshot of 10,000 users is
+on a standard topic, when ten or more rows wait, consecutive rows go in
+packs of up to ``PACK_EVENTS`` events per message (``messages.encode_pack``: a snapshot of 10,000 users is
 200 messages, not 10,000); FIFO topics get the username as message group and ``username:version`` as
 deduplication id, so each user's changes stay in order and a resend is
 dropped. Every body is signed with the master's key (``signer``, see
@@ -32,6 +32,8 @@ CONTROL_GROUP = "_sync"
 # events per message on a standard topic, and about the most bytes of one (ten of them per PublishBatch call,
 # which SNS limits to 256 KiB in all; a client takes up to messages.MAX_BYTES)
 PACK_EVENTS = 50
+# fewer waiting events than this go one per message (live traffic); packs are for snapshots and bursts
+PACK_MIN = 10
 PACK_BYTES = 24 * 1024
 # seconds a positive subscription count is trusted (a subscription gone meanwhile leaves a hole clients heal)
 SUBSCRIPTIONS_FRESH = 1.0
@@ -93,12 +95,13 @@ class SnsPublisher:
 
     def _packs(self, rows):
         """
-        ``rows`` in messages: consecutive rows packed (a standard topic only;
-        a FIFO topic keeps one message per row, in its user's group), at most
+        ``rows`` in messages: consecutive rows packed when ``PACK_MIN`` or more
+        wait (a standard topic only; a FIFO topic keeps one message per row,
+        in its user's group), at most
         ``PACK_EVENTS`` events and about ``PACK_BYTES`` per message, so ten
         stay within one PublishBatch call's limit.
         """
-        if self.fifo:
+        if self.fifo or len(rows) < PACK_MIN:
             return [[row] for row in rows]
         packs, size = [[]], 0
         for row in rows:

@@ -45,8 +45,10 @@ def _usernames(sqs, queue_url):
             return found
         for message in batch:
             data = messages.unwrap(message["Body"])
-            if data.get("action") in ("insert", "update"):
-                found.add(data["user"]["username"])
+            # consecutive events travel in packs (messages.encode_pack)
+            for event in data.get("events", [data]) if data.get("type") == messages.PACK else [data]:
+                if event.get("action") in ("insert", "update"):
+                    found.add(event["user"]["username"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 

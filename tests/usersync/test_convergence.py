@@ -229,11 +229,14 @@ class PackTests(unittest.SynchronousTestCase):
                          [("u{}".format(index), index + 1, "e1") for index in range(120)])
         self.assertEqual(len(messages.parse_items(sns.calls[0][2]["Message"], VERIFIER)), 20)
 
-    def test_a_fifo_topic_and_a_single_event_stay_one_message_each(self):
-        """FIFO keeps each user's message group; one event alone is a plain message."""
+    def test_a_fifo_topic_and_a_few_events_stay_one_message_each(self):
+        """FIFO keeps each user's message group; fewer than ten waiting events are plain messages."""
         sns = RecordingSns()
         SnsPublisher(sns, "arn:aws:sns:us-east-1:1:t.fifo", SIGNER)(self.rows(3))
         self.assertEqual([entry["MessageGroupId"] for entry in sns.calls[0]], ["u0", "u1", "u2"])
         single = RecordingSns()
         SnsPublisher(single, "arn:aws:sns:us-east-1:1:t", SIGNER)(self.rows(1))
         self.assertEqual(messages.parse(single.calls[0][0]["Message"], VERIFIER).username, "u0")
+        few = RecordingSns()
+        SnsPublisher(few, "arn:aws:sns:us-east-1:1:t", SIGNER)(self.rows(9))
+        self.assertEqual([len(call) for call in few.calls], [9], "live traffic: one message per event")
