@@ -245,6 +245,9 @@ class RudeClient(WebSocketClientProtocol):
     def events(self):
         return [msg for msg in self.inbox if isinstance(msg, message.Event)]
 
+    def sendCloseFrame(self, *args, **kwargs):
+        """Never answers the router's WebSocket close either: only the router dropping the connection ends it."""
+
     def onClose(self, was_clean, code, reason):
         if self.closed_at is None:
             self.closed_at = time.monotonic()

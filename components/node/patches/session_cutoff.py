@@ -125,12 +125,15 @@ class CutOff:
             return
         log.info("session {session} did not answer its GOODBYE within {grace:g} s: closing its transport",
                  session=session_id, grace=self.grace)
-        abort = getattr(transport, "abort", None)
+        # the connection itself, not the WAMP transport's abort(): autobahn's WebSocket abort() starts a close
+        # handshake, which a client that ignores GOODBYE ignores too (the TCP connection then lived until the
+        # ping timeout, 20-35 s)
+        connection = getattr(transport, "transport", None)
         try:
-            if abort is not None:
-                abort()
+            if connection is not None and hasattr(connection, "abortConnection"):
+                connection.abortConnection()
             else:
-                transport.transport.abortConnection()
+                transport.abort()
         except Exception as error:  # lost already
             log.info("closing the transport of session {session}: {error}", session=session_id, error=error)
 
