@@ -25,7 +25,9 @@ from twisted.logger import Logger
 from components.core.backoff import Backoff, pause
 from components.usersync import convergence, messages
 
+
 def topic_name_of(topic_arn):
+    """The topic's name, the last part of its ARN."""
     return topic_arn.rsplit(":", 1)[-1]
 
 
