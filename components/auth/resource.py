@@ -32,7 +32,7 @@ from components.auth.loginsessions import LoginSessions
 from components.auth.schemas import master_schemas
 from components.core import errors
 from components.core.backoff import persist
-from components.core.clientaddress import client_address, rate_key
+from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key
 from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond
 from components.core.ratelimit import RateLimiter
 from components.core.settings import KeyConfigError, Settings
@@ -67,7 +67,8 @@ class AuthService:
     log = Logger()
 
     def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None,
-                 secure_cookie=False, trusted_proxies=(), account_delay=None, reactor=None):
+                 secure_cookie=False, trusted_proxies=(), account_delay=None, reactor=None,
+                 forwarded_header=X_FORWARDED_FOR):
         self.directory = directory
         self.sessions = sessions
         self.issuer = issuer
@@ -76,6 +77,7 @@ class AuthService:
         self.user_keys = user_keys
         self.secure_cookie = secure_cookie
         self.trusted_proxies = trusted_proxies
+        self.forwarded_header = forwarded_header
         self.account_delay = account_delay
         self.reactor = reactor
 
@@ -89,7 +91,7 @@ class AuthService:
     @defer.inlineCallbacks
     def login(self, request):
         check_same_origin(request)
-        key = client_address(request, self.trusted_proxies)
+        key = client_address(request, self.trusted_proxies, self.forwarded_header)
         allowed, retry_after = self.limiter.check(rate_key(key))
         if not allowed:
             raise HTTPError(429, errors.RATE_LIMITED, "too many login attempts; retry in {:.0f} s".format(
@@ -192,7 +194,7 @@ class AuthResource(Resource):
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
                                    secure_cookie=urlsplit(public_url).scheme == "https",
                                    trusted_proxies=settings.trusted_proxies(), account_delay=account_delay,
-                                   reactor=reactor)
+                                   reactor=reactor, forwarded_header=settings.forwarded_header())
         if settings.bool("E2E_ENCRYPTION", False):
             self.service.user_keys = self._user_keys(settings)
         for name in ("login", "token", "logout"):

@@ -3,13 +3,16 @@ The address of the client behind an HTTP request, for everything the hub
 keys by client (the login rate limit, log lines).
 
 Behind a proxy every request comes from the proxy's address. Only when the
-TCP peer is one of ``TRUSTED_PROXIES`` (addresses or CIDRs) are the
-``Forwarded`` (RFC 7239 ``for=``) or, without it, ``X-Forwarded-For``
-headers read: walking them from the right (the hop nearest the hub) past
-every trusted proxy, the first address that is not trusted is the client.
-Anything to its left was written by the client and is never believed.
-Without trusted proxies (the default) the headers are ignored, so a client
-cannot pick its own address by sending them.
+TCP peer is one of ``TRUSTED_PROXIES`` (addresses or CIDRs) is the one
+header those proxies write read, ``FORWARDED_HEADER``: ``X-Forwarded-For``
+(the default) or RFC 7239 ``Forwarded`` (``for=``), never the other one (a
+proxy passes on whatever the client sent in a header it does not write, so
+reading it would let the client pick its address). The header's lines are
+joined in order, as a proxy appending to the list does, and walked from the
+right (the hop nearest the hub) past every trusted proxy: the first address
+that is not trusted is the client. Anything to its left was written by the
+client and is never believed. Without trusted proxies (the default) the
+headers are ignored, so a client cannot pick its own address by sending them.
 
 A hop that is not an address (``unknown``, an obfuscated ``_name``, garbage)
 ends the walk: the nearest trusted hop that reported it is used instead.
@@ -26,6 +29,9 @@ _PORT_V4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$")
 _BRACKETED = re.compile(r"^\[([^\]]+)\](?::\d+)?$")
 _FOR = re.compile(r"(?:^|;)\s*for\s*=\s*(\"[^\"]*\"|[^;,\s]*)", re.IGNORECASE)
 MAX_HOPS = 32   # hops looked at from the right; a longer chain is cut (the client wrote the rest)
+X_FORWARDED_FOR = "x-forwarded-for"
+FORWARDED = "forwarded"
+HEADERS = (X_FORWARDED_FOR, FORWARDED)   # what FORWARDED_HEADER may name: the one header the proxies write
 
 
 def parse_networks(text, name="TRUSTED_PROXIES"):
@@ -61,14 +67,21 @@ def _trusted(address, networks):
     return any(address.version == network.version and address in network for network in networks)
 
 
-def _header_hops(request):
-    """The chain of hops the headers state, oldest first: ``Forwarded`` if present, else X-Forwarded-For."""
-    forwarded = request.requestHeaders.getRawHeaders(b"forwarded") or []
-    if forwarded:
-        text = ",".join(value.decode("latin-1") for value in forwarded)
+def parse_header(text, name="FORWARDED_HEADER"):
+    """The forwarding header ``text`` names (x-forwarded-for, the default, or forwarded); ValueError names ``name``."""
+    header = (text or X_FORWARDED_FOR).strip().lower()
+    if header not in HEADERS:
+        raise ValueError("{} must be {}, got {!r}".format(name, " or ".join(HEADERS), (text or "")[:64]))
+    return header
+
+
+def _header_hops(request, header):
+    """The chain of hops ``header`` states, oldest first: all its lines joined in order, as appending does."""
+    values = request.requestHeaders.getRawHeaders(header.encode("ascii")) or []
+    text = ",".join(value.decode("latin-1") for value in values)
+    if header == FORWARDED:
         return [match.group(1) for element in text.split(",") for match in [_FOR.search(element)] if match]
-    values = request.requestHeaders.getRawHeaders(b"x-forwarded-for") or []
-    return [hop for value in values for hop in value.decode("latin-1").split(",")]
+    return text.split(",")
 
 
 def peer_address(request):
@@ -81,16 +94,17 @@ def peer_address(request):
     return str(address) if address is not None else host
 
 
-def client_address(request, trusted=()):
+def client_address(request, trusted=(), header=X_FORWARDED_FOR):
     """
     The client's address (a string) for ``request``: the TCP peer, or, when
-    that is a trusted proxy, the right-most forwarded address that is not one.
+    that is a trusted proxy, the right-most address in ``header`` (the one the
+    proxies write, :data:`HEADERS`) that is not one; other headers are ignored.
     """
     peer = peer_address(request)
     current = parse_address(peer)
     if current is None or not trusted or not _trusted(current, trusted):
         return peer
-    for hop in reversed(_header_hops(request)[-MAX_HOPS:]):
+    for hop in reversed(_header_hops(request, header)[-MAX_HOPS:]):
         address = parse_address(hop)
         if address is None:
             break

@@ -14,7 +14,7 @@ import re
 import sys
 from urllib.parse import urlparse
 
-from components.core.clientaddress import parse_networks
+from components.core.clientaddress import parse_header, parse_networks
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -145,11 +145,21 @@ class Settings:
     def trusted_proxies(self):
         """
         ``TRUSTED_PROXIES``: the proxies (addresses or CIDRs) whose
-        ``Forwarded`` / ``X-Forwarded-For`` names the client address
+        ``FORWARDED_HEADER`` names the client address
         (:mod:`components.core.clientaddress`); none by default (headers ignored).
         """
         try:
             return parse_networks(self.text("TRUSTED_PROXIES"), "TRUSTED_PROXIES")
+        except ValueError as error:
+            raise SettingsError(str(error))
+
+    def forwarded_header(self):
+        """
+        ``FORWARDED_HEADER``: the one header the ``TRUSTED_PROXIES`` write,
+        ``x-forwarded-for`` (default) or ``forwarded``; the other is never read.
+        """
+        try:
+            return parse_header(self.text("FORWARDED_HEADER"), "FORWARDED_HEADER")
         except ValueError as error:
             raise SettingsError(str(error))
 

@@ -21,7 +21,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from components.auth.loginlimits import AccountDelay
-from components.core.clientaddress import client_address, parse_networks, rate_key
+from components.core.clientaddress import FORWARDED, X_FORWARDED_FOR, client_address, parse_networks, rate_key
 from components.core.settings import Settings, SettingsError
 from tests.support.clients import post_json
 from tests.support.node import REPO, RouterNode
@@ -59,10 +59,40 @@ class ClientAddressTests(unittest.SynchronousTestCase):
         self.assertEqual(client_address(request, TRUSTED), "203.0.113.6")
 
     def test_forwarded_header(self):
-        """RFC 7239 Forwarded wins over X-Forwarded-For; quoted, bracketed IPv6 with a port is understood."""
+        """
+        With FORWARDED_HEADER=forwarded, RFC 7239 Forwarded is read and
+        X-Forwarded-For ignored; quoted, bracketed IPv6 with a port is understood.
+        """
         request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For="198.51.100.1",
                                Forwarded='for=192.0.2.60;proto=http, for="[2001:db8::1]:4711";by=10.0.0.2')
-        self.assertEqual(client_address(request, TRUSTED), "2001:db8::1")
+        self.assertEqual(client_address(request, TRUSTED, FORWARDED), "2001:db8::1")
+        request = request_from(IPv4Address("TCP", "10.0.0.2", 4000), X_Forwarded_For="198.51.100.1")
+        self.assertEqual(client_address(request, TRUSTED, FORWARDED), "10.0.0.2")
+
+    def test_a_clients_own_forwarded_header_is_ignored(self):
+        """
+        By default only X-Forwarded-For (what nginx writes) is read: a
+        Forwarded header the proxy passed on from the client names nobody.
+        """
+        spoofed = request_from(IPv4Address("TCP", "10.0.0.2", 4000), Forwarded="for=203.0.113.99",
+                               X_Forwarded_For="198.51.100.1")
+        self.assertEqual(client_address(spoofed, TRUSTED), "198.51.100.1")
+        alone = request_from(IPv4Address("TCP", "10.0.0.2", 4000), Forwarded="for=203.0.113.99")
+        self.assertEqual(client_address(alone, TRUSTED), "10.0.0.2")
+
+    def test_repeated_header_lines_are_one_list(self):
+        """
+        Header lines are joined in order, as a proxy appending to the list:
+        the right-most hop of the last line is the nearest.
+        """
+        for header in (X_FORWARDED_FOR, FORWARDED):
+            request = DummyRequest([b"auth", b"login"])
+            request.client = IPv4Address("TCP", "10.0.0.2", 4000)
+            hop = (lambda address: "for=" + address) if header == FORWARDED else str
+            request.requestHeaders.setRawHeaders(header.encode(), [
+                hop("6.6.6.6").encode(), "{}, {}".format(hop("7.7.7.7"), hop("203.0.113.8")).encode(),
+                hop("10.0.0.5").encode()])
+            self.assertEqual(client_address(request, TRUSTED, header), "203.0.113.8", header)
 
     def test_garbage_hop_stops_at_the_nearest_proxy(self):
         """A hop that is no address ends the walk at the trusted proxy that reported it."""
@@ -83,13 +113,18 @@ class ClientAddressTests(unittest.SynchronousTestCase):
         self.assertEqual(client_address(request_from(UNIXAddress(None)), TRUSTED), "unix")
 
     def test_setting(self):
-        """TRUSTED_PROXIES takes addresses and CIDRs; anything else is a settings error naming it."""
+        """TRUSTED_PROXIES takes addresses and CIDRs, FORWARDED_HEADER one of the two headers; else a settings error."""
         self.assertEqual(Settings({}, {}).trusted_proxies(), ())
         trusted = Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).trusted_proxies()
         self.assertEqual(len(trusted), 3)
         with self.assertRaises(SettingsError) as caught:
             Settings({}, {"TRUSTED_PROXIES": "nginx"}).trusted_proxies()
         self.assertIn("TRUSTED_PROXIES", str(caught.exception))
+        self.assertEqual(Settings({}, {}).forwarded_header(), X_FORWARDED_FOR)
+        self.assertEqual(Settings({}, {"FORWARDED_HEADER": " Forwarded "}).forwarded_header(), FORWARDED)
+        with self.assertRaises(SettingsError) as caught:
+            Settings({}, {"FORWARDED_HEADER": "x-real-ip"}).forwarded_header()
+        self.assertIn("FORWARDED_HEADER", str(caught.exception))
 
 
 class AccountDelayTests(unittest.SynchronousTestCase):
@@ -199,6 +234,24 @@ class BehindProxyTests(unittest.TestCase):
         self.assertLess(max(seconds for _, seconds in victim), 2.0, victim)
 
     @defer.inlineCallbacks
+    def test_a_forwarded_header_the_proxy_passed_on_is_ignored(self):
+        """
+        nginx appends to X-Forwarded-For but passes a client's own Forwarded
+        on: the attacker cannot spend the victim's budget by naming the
+        victim's address there, nor escape its own by naming a new one each time.
+        """
+        node = yield self.node(TRUSTED_PROXIES="127.0.0.1")
+        attacker = []
+        for number in range(8):
+            code, _, _ = yield post_json(node.http + "/auth/login", {"username": "target", "password": "wrong"},
+                                         headers={"X-Forwarded-For": "198.51.100.7",
+                                                  "Forwarded": "for=203.0.113.{}".format(9 + number % 2)})
+            attacker.append(code)
+        self.assertEqual(attacker, [401] * 6 + [429] * 2)
+        code, _ = yield self.login(node, "victim", PASSWORD, "203.0.113.9")
+        self.assertEqual(code, 200)
+
+    @defer.inlineCallbacks
     def test_many_addresses_slow_the_account_but_never_lock_it(self):
         """
         Wrong passwords for one account from a new address each get slower
@@ -225,7 +278,8 @@ class ShippedProxyConfigTests(unittest.SynchronousTestCase):
     """The shipped nginx, compose and Kubernetes configs give the hub what it needs to see clients."""
 
     def test_compose_trusts_its_balancer_and_nginx_forwards(self):
-        """Every nginx location forwards the client address; the hub trusts exactly the balancer's address."""
+        """Every nginx location forwards the client address in X-Forwarded-For and drops a client's Forwarded;
+        the hub trusts exactly the balancer's address and reads X-Forwarded-For."""
         with open(os.path.join(REPO, "docker-compose.yml")) as handle:
             compose = yaml.safe_load(handle)
         trusted = parse_networks(compose["x-hub"]["environment"]["TRUSTED_PROXIES"])
@@ -239,12 +293,15 @@ class ShippedProxyConfigTests(unittest.SynchronousTestCase):
         self.assertEqual(len(locations), 3)
         for body in locations:
             self.assertIn("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;", body)
+            self.assertIn('proxy_set_header Forwarded "";', body)
+        self.assertEqual(compose["x-hub"]["environment"].get("FORWARDED_HEADER", X_FORWARDED_FOR), X_FORWARDED_FOR)
 
     def test_kubernetes_sets_trusted_proxies(self):
         """The ConfigMap both workloads read names the Ingress controller's pods."""
         with open(os.path.join(REPO, "deploy", "k8s", "configmap.yaml")) as handle:
             config = yaml.safe_load(handle)
         self.assertTrue(parse_networks(config["data"]["TRUSTED_PROXIES"]))
+        self.assertEqual(config["data"]["FORWARDED_HEADER"], X_FORWARDED_FOR)   # what ingress-nginx writes
         for workload in ("master.yaml", "client.yaml"):
             with open(os.path.join(REPO, "deploy", "k8s", workload)) as handle:
                 self.assertIn("name: hub-config", handle.read())

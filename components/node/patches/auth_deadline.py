@@ -33,8 +33,8 @@ frontend session) has given it a session id, which it does just before its
 WELCOME. Each refusal and closure is one warn line (peer and reason), at most
 5 a second after a burst of 20 (``wireclose.RefusalLog``). The cap counts the
 address the worker sees (IPv6 by its /64), except for a WebSocket upgrade
-from one of ``TRUSTED_PROXIES``: it counts the client the proxy names in
-``Forwarded`` / ``X-Forwarded-For`` (``components.core.clientaddress``, as
+from one of ``TRUSTED_PROXIES``: it counts the client the proxy names in its
+``FORWARDED_HEADER`` (``components.core.clientaddress``, as
 the login limit does; autobahn's ``WebSocketResource.render`` is wrapped to
 hand that address to ``buildProtocol``). Loopback (a reverse proxy on the
 same host that is not in ``TRUSTED_PROXIES``, the benchmarks' load clients)
@@ -48,7 +48,8 @@ import re
 
 from twisted.internet.protocol import Protocol
 
-from components.core.clientaddress import client_address, parse_address, parse_networks, peer_address, rate_key
+from components.core.clientaddress import (X_FORWARDED_FOR, client_address, parse_address, parse_networks,
+                                           peer_address, rate_key)
 from components.core.settings import Settings, SettingsError, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
@@ -78,15 +79,17 @@ class DeadlineSettings:
     cap), ``WAMP_PENDING_EXEMPT``: the networks whose peers are not capped
     (comma-separated; ``none`` for no exemption), by default loopback, and
     ``TRUSTED_PROXIES``: peers whose forwarded client address is counted
-    instead of their own (``components.core.clientaddress``).
+    instead of their own, read from ``FORWARDED_HEADER`` (``header``;
+    ``components.core.clientaddress``).
     """
 
     def __init__(self, deadline=DEFAULT_DEADLINE, per_address=DEFAULT_PER_ADDRESS, exempt=DEFAULT_EXEMPT,
-                 trusted=()):
+                 trusted=(), header=X_FORWARDED_FOR):
         self.deadline = deadline
         self.per_address = per_address
         self.exempt = parse_networks(",".join(exempt), "WAMP_PENDING_EXEMPT")
         self.trusted = tuple(trusted)
+        self.header = header
 
     @classmethod
     def from_environment(cls, argv=None, environ=None):
@@ -100,7 +103,8 @@ class DeadlineSettings:
             raise SettingsError("setting 'WAMP_PENDING_EXEMPT' must list IP networks or be none: {}".format(error))
         return cls(deadline=settings.duration("WAMP_AUTH_DEADLINE", DEFAULT_DEADLINE, minimum=0.1, maximum=3600),
                    per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0),
-                   exempt=networks, trusted=settings.trusted_proxies())
+                   exempt=networks, trusted=settings.trusted_proxies(),
+                   header=settings.forwarded_header())
 
     def key(self, host):
         """The key connections from ``host`` (an IP address text) are counted under (IPv6 by its /64), or
@@ -259,7 +263,7 @@ def forwarding(render, settings, factory_classes):
     def render_request(self, request):
         factory = getattr(self, "_factory", None)
         if settings.trusted and isinstance(factory, factory_classes):
-            forwarded = client_address(request, settings.trusted)
+            forwarded = client_address(request, settings.trusted, settings.header)
             if forwarded != peer_address(request):
                 factory.__dict__[_FORWARDED] = forwarded
         try:
