@@ -14,7 +14,8 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.usersync import client as client_component, convergence, master, messages, outbox, sequence, snapshot
+from components.usersync import client as client_component
+from components.usersync import convergence, master, messages, outbox, requests, sequence, snapshot
 from components.usersync.relay import NoSubscribers, Relay
 from components.usersync.sns import SnsPublisher
 from tests.support.databases import sqlite_url
@@ -240,3 +241,41 @@ class PackTests(unittest.SynchronousTestCase):
         few = RecordingSns()
         SnsPublisher(few, "arn:aws:sns:us-east-1:1:t", SIGNER)(self.rows(9))
         self.assertEqual([len(call) for call in few.calls], [9], "live traffic: one message per event")
+
+
+class RequestQueue:
+    """An SQS stand-in for the request queue: what was deleted."""
+
+    def __init__(self):
+        self.deleted = []
+
+    def delete_message_batch(self, QueueUrl, Entries):
+        self.deleted += [entry["ReceiptHandle"] for entry in Entries]
+
+
+class RequestListenerTests(unittest.TestCase):
+    """The master's side of the requests: one snapshot per receive, at most one per min_interval, all deleted."""
+
+    @defer.inlineCallbacks
+    def test_requests_are_coalesced_rate_limited_and_deleted(self):
+        """Two requests in one receive: one snapshot; the next receive waits out min_interval; junk is deleted too."""
+        clock = task.Clock()
+        queue = RequestQueue()
+        asked = []
+
+        def snapshot(found):
+            asked.append((clock.seconds(), sorted(item["client"] for item in found)))
+            return defer.succeed(None)
+        listener = requests.RequestListener(queue, "q", sync_now, clock, snapshot, min_interval=5.0)
+        body = messages.request
+        yield listener.handle([{"ReceiptHandle": "r1", "Body": body("web", "e1", 2, 5, "3 missing")},
+                               {"ReceiptHandle": "r2", "Body": body("late", "e1", 0, 5, "5 missing")},
+                               {"ReceiptHandle": "r3", "Body": "not a request", "MessageId": "m3"}])
+        self.assertEqual(asked, [(0, ["late", "web"])])
+        second = listener.handle([{"ReceiptHandle": "r4", "Body": body("web", "e1", 2, 6, "4 missing")}])
+        clock.advance(4.9)
+        self.assertEqual(len(asked), 1, "answered within min_interval")
+        clock.advance(0.1)
+        yield second
+        self.assertEqual(asked[1], (5.0, ["web"]))
+        self.assertEqual(queue.deleted, ["r1", "r2", "r3", "r4"])
