@@ -12,7 +12,10 @@ account waits ``base * 2 ** (score - free)`` seconds, at most ``maximum``,
 so the wait tells nothing and cannot be skipped by giving up on slow
 answers. A correct password from anywhere therefore gets in after at most
 ``maximum`` seconds (plus the hashing), whatever a stranger does; a
-successful login clears the score.
+successful login clears the score. The attempt waits while holding its
+account in :mod:`components.auth.checkgate` (one check per account at a
+time), so on a slowed account the delay is also a rate: one check per delay.
+The same scoring, keyed by client address, is the gate's standing of a client.
 """
 
 import math
@@ -43,6 +46,10 @@ class AccountDelay:
     def _score(self, name, now):
         score, last = self._scores.get(name, (0.0, now))
         return score * math.pow(0.5, (now - last) / self.half_life)
+
+    def score(self, name):
+        """The decayed count of recent failures on ``name`` (the check gate's standing of a client address)."""
+        return self._score(name[:MAX_NAME], self.clock())
 
     def delay(self, name):
         """Seconds an attempt on ``name`` waits before its password is checked (0 while below ``free``)."""

@@ -7,7 +7,8 @@ The login endpoints on the web transport, mounted at ``/auth``:
   (the TCP peer, or behind ``TRUSTED_PROXIES`` the forwarded client:
   :mod:`components.core.clientaddress`), and failures against one account
   from anywhere slow that account's attempts down, capped, never locking it
-  (:mod:`components.auth.loginlimits`);
+  (:mod:`components.auth.loginlimits`); the password-hashing work is bounded
+  per client, per account and per node (:mod:`components.auth.checkgate`);
 - ``POST /auth/token`` exchanges that cookie for a fresh short-lived JWT
   (and, with end-to-end encryption, the user's data keys; 503 when this
   node's ``E2E_KEK`` cannot unwrap them);
@@ -19,6 +20,8 @@ The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
 ``https://`` origin (TLS ends at a proxy, so the request itself looks plain).
 """
 
+import math
+import time
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
@@ -27,7 +30,8 @@ from twisted.web.resource import Resource
 
 from components.auth import credentials, tokens
 from components.auth.directory import Directory, role_of, user_table
-from components.auth.loginlimits import DEFAULT_MAXIMUM, AccountDelay
+from components.auth.checkgate import DEFAULT_PARALLEL, DEFAULT_QUEUED, Busy, CheckGate
+from components.auth.loginlimits import DEFAULT_MAXIMUM, MAX_NAME, AccountDelay
 from components.auth.loginsessions import LoginSessions
 from components.auth.schemas import master_schemas
 from components.core import errors
@@ -68,7 +72,7 @@ class AuthService:
 
     def __init__(self, directory, sessions, issuer, limiter, cookie_lifetime, user_keys=None,
                  secure_cookie=False, trusted_proxies=(), account_delay=None, reactor=None,
-                 forwarded_header=X_FORWARDED_FOR):
+                 forwarded_header=X_FORWARDED_FOR, gate=None, client_failures=None):
         self.directory = directory
         self.sessions = sessions
         self.issuer = issuer
@@ -78,8 +82,18 @@ class AuthService:
         self.secure_cookie = secure_cookie
         self.trusted_proxies = trusted_proxies
         self.forwarded_header = forwarded_header
+        # failures per client address: who keeps the waiting place of a busy account (the gate's standing)
+        self.client_failures = client_failures or AccountDelay(clock=reactor.seconds if reactor else time.monotonic)
+        self.gate = gate or CheckGate(standing=self.client_failures.score)
         self.account_delay = account_delay
         self.reactor = reactor
+
+    def _busy(self, busy, username):
+        """The answer for an attempt the check gate turned away, with a Retry-After worth waiting."""
+        wait = 1 + (self.account_delay.delay(username) if self.account_delay is not None else 0)
+        code = errors.RATE_LIMITED if busy.status == 429 else errors.UNAVAILABLE
+        return HTTPError(busy.status, code, "{}; retry in {:.0f} s".format(busy.reason, wait),
+                         headers={"Retry-After": int(math.ceil(wait))})
 
     def _cookie(self, request, value, max_age):
         attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
@@ -100,18 +114,29 @@ class AuthService:
         username, password = fields.get("username"), fields.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             raise HTTPError(400, errors.INVALID_ARGUMENT, "username and password are required")
-        if self.account_delay is not None:
-            # before the check, for right and wrong passwords alike: capped, and telling nothing
-            wait = self.account_delay.delay(username)
-            if wait > 0:
-                yield task.deferLater(self.reactor, wait, lambda: None)
+        client = rate_key(key)
         try:
-            user = yield self.directory.authenticate(username, password)
+            attempt = self.gate.enter(username[:MAX_NAME], client)
+        except Busy as busy:
+            raise self._busy(busy, username)
+        try:
+            yield attempt.turn
+            if self.account_delay is not None:
+                # holding the account, before the check, for right and wrong passwords alike: capped, telling nothing
+                wait = self.account_delay.delay(username)
+                if wait > 0:
+                    yield task.deferLater(self.reactor, wait, lambda: None)
+            user = yield attempt.check(lambda: self.directory.authenticate(username, password))
+        except Busy as busy:
+            raise self._busy(busy, username)
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        finally:
+            attempt.leave()
         if user is None:
             if self.account_delay is not None:
                 self.account_delay.failed(username)
+            self.client_failures.failed(client)
             self.log.info("login refused for {username!r} from {address}", username=username, address=key)
             raise HTTPError(401, errors.AUTH_BAD_CREDENTIALS, "wrong username or password")
         if self.account_delay is not None:
@@ -188,13 +213,18 @@ class AuthResource(Resource):
                               burst=settings.int("LOGIN_BURST", 10, minimum=1))
         account_delay = AccountDelay(maximum=settings.duration("LOGIN_ACCOUNT_DELAY_MAX", DEFAULT_MAXIMUM,
                                                                minimum=0, maximum=30), clock=reactor.seconds)
+        client_failures = AccountDelay(clock=reactor.seconds)
+        gate = CheckGate(parallel=settings.int("LOGIN_HASH_PARALLEL", DEFAULT_PARALLEL, minimum=1),
+                         queued=settings.int("LOGIN_HASH_QUEUE", DEFAULT_QUEUED, minimum=0),
+                         standing=client_failures.score)
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
         public_url = settings.url("PUBLIC_URL")
         self.service = AuthService(Directory(self.db, table=table.name), LoginSessions(self.db, lifetime),
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
                                    secure_cookie=urlsplit(public_url).scheme == "https",
                                    trusted_proxies=settings.trusted_proxies(), account_delay=account_delay,
-                                   reactor=reactor, forwarded_header=settings.forwarded_header())
+                                   reactor=reactor, forwarded_header=settings.forwarded_header(), gate=gate,
+                                   client_failures=client_failures)
         if settings.bool("E2E_ENCRYPTION", False):
             self.service.user_keys = self._user_keys(settings)
         for name in ("login", "token", "logout"):
