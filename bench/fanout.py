@@ -36,7 +36,7 @@ the events whose publication time lies in the window: delivered, loss
 
     python bench/fanout.py --setup            # npm install of bench/fanout (ws) and g++ build, once
     python bench/fanout.py [--counts 1000,4000] [--rates 2,20] [--seconds 15] [--targets floor,bare,hub,...]
-                           [--client native|node] [--replicas 4]
+                           [--client native|node] [--replicas 4] [--before TREE --alternate]
 
 Prints a table; writes bench/results/fanout.{json,md,png}. Before any work it
 checks what the run needs (matplotlib for the plot; node for the floor
@@ -523,6 +523,8 @@ def parser():
                          help="load client: the epoll client.cc (default) or the Node ws client.js")
     command.add_argument("--before", metavar="TREE", help="also measure target 'before': the dev node of an "
                          "earlier checkout (git worktree add TREE COMMIT), with this venv, in the same run")
+    command.add_argument("--alternate", action="store_true", help="run the targets of one rate side by side and "
+                         "measure them in turn for each count (a fairer comparison on a shared machine)")
     command.add_argument("--output", default="fanout")
     command.add_argument("--render", action="store_true", help="only rewrite the .md and .png from the .json")
     return command
@@ -554,16 +556,21 @@ def main(argv=None):
     started_load = load()
     results = []
     print(HEADER)
-    for name in args.targets.split(","):
-        for rate in rates:
-            server = Server(name, args.replicas, args.client, args.before)
-            try:
-                url = server.start(rate)
-                for count in counts:
+    names = args.targets.split(",")
+    # one group of servers at a time: each target alone, or with --alternate all targets of one rate side by side
+    groups = ([(names, rate) for rate in rates] if args.alternate
+              else [([name], rate) for name in names for rate in rates])
+    for group, rate in groups:
+        servers = [Server(name, args.replicas, args.client, args.before) for name in group]
+        try:
+            urls = [server.start(rate) for server in servers]
+            for count in counts:
+                for server, url in zip(servers, urls):
                     result = measure(server, url, count, rate, args.seconds, token_file)
                     results.append(result)
                     print(row(result), flush=True)
-            finally:
+        finally:
+            for server in servers:
                 server.stop()
     shutil.rmtree(scratch, ignore_errors=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.platform(),
@@ -572,7 +579,7 @@ def main(argv=None):
             if shutil.which("node") else "-",
             "open_files_limit": limit, "load_avg_start": started_load, "load_avg_end": load(),
             "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas,
-            "client": args.client}
+            "client": args.client, "before": args.before, "alternate": args.alternate}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.output + ".json"), "w") as handle:
         json.dump({"meta": meta, "results": results}, handle, indent=2)
