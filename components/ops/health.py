@@ -11,8 +11,8 @@ Health probes of the web transport:
   checks run in :class:`components.ops.monitor.MonitorComponent` of the same
   router worker (handed in as ``monitor_source``); without it the node is
   not ready. They include, where a user-sync bridge runs, ``usersync``: not
-  ready while the client database is ``converging`` or ``behind`` the
-  master's messages (:mod:`components.usersync.convergence`), and where a
+  ready while the client database is ``converging`` (its first sync not
+  complete), ready with a ``warning`` while ``behind`` the master's messages (:mod:`components.usersync.convergence`), and where a
   relay runs, ``relay``: the events refused because no client could store
   them (informative).
 - the user-sync capture: while the master's watchdog

@@ -4,9 +4,10 @@ The node's operational view, from inside the router worker:
 - readiness (``/health/ready``): the realm routes and logins work (the
   authenticator's procedure is registered), the database answers
   ``SELECT 1``, and the SQS queue answers when ``SQS_QUEUE_URL`` is set;
-  where a user-sync bridge runs, the ``usersync`` check holds only while
-  the client database has every message of the master (``converging`` or
-  ``behind`` otherwise, :mod:`components.usersync.convergence`); where a
+  where a user-sync bridge runs, the ``usersync`` check fails while the
+  client database is ``converging`` (its first sync not complete) and holds
+  with a ``warning`` while it is ``behind`` (a later hole being healed,
+  :mod:`components.usersync.convergence`); where a
   relay runs, the ``relay`` check counts the events it refused to relay
   because no client could store them (informative: it stays ok);
 - metrics (``/metrics``, Prometheus text): sessions, subscriptions and
@@ -197,14 +198,20 @@ class MonitorComponent(HubComponent):
 
     @staticmethod
     def _usersync_checks(status, refusals):
-        """The ``usersync`` check of a client (not ok while converging or behind) and the master's ``relay`` check."""
+        """The ``usersync`` check of a client (not ok while converging, a warning while behind) and the master's ``relay`` check."""
         checks = {}
         if status is not None:
             detail = dict(status)
             if not status["ok"]:
-                detail["error"] = "user sync {}: {} of the master's messages missing (held up to {}, {} sent){}".format(
+                text = "user sync {}: {} of the master's messages missing (held up to {}, {} sent){}".format(
                     status["state"], status["missing"], status["mark"], status["high"],
                     "; snapshot requested" if status["requested"] else "")
+                # a client that never completed a sync cannot serve its users; one that lost a message after
+                # that keeps serving (all clients would leave the balancer while the master is away) and says so
+                if status["state"] == "behind":
+                    detail.update(ok=True, warning=text)
+                else:
+                    detail["error"] = text
             checks["usersync"] = detail
         if refusals is not None:
             total, kept, newest = refusals

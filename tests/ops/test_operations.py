@@ -51,6 +51,30 @@ class PromTextTests(unittest.SynchronousTestCase):
         self.assertRaises(ValueError, promtext.Family, "hub_z", "histogram", "z")
 
 
+class UserSyncCheckTests(unittest.SynchronousTestCase):
+    """The ``usersync`` readiness check: converging fails, behind warns, in sync holds."""
+
+    def status(self, state, ok=False):
+        return {"state": state, "ok": ok, "mark": 3, "high": 5, "missing": 2, "requested": True, "heard_s": 1.0}
+
+    def test_converging_is_not_ready(self):
+        """A client whose first sync is not complete cannot serve its users: the check fails with the reason."""
+        check = monitor.MonitorComponent._usersync_checks(self.status("converging"), None)["usersync"]
+        self.assertFalse(check["ok"])
+        self.assertIn("2 of the master's messages missing", check["error"])
+
+    def test_behind_stays_ready_with_a_warning(self):
+        """A hole after a complete sync is reported but keeps the node in the balancer."""
+        check = monitor.MonitorComponent._usersync_checks(self.status("behind"), None)["usersync"]
+        self.assertTrue(check["ok"])
+        self.assertNotIn("error", check)
+        self.assertIn("user sync behind", check["warning"])
+
+    def test_in_sync_holds(self):
+        check = monitor.MonitorComponent._usersync_checks(self.status("in sync", ok=True), None)["usersync"]
+        self.assertEqual((check["ok"], "error" in check, "warning" in check), (True, False, False))
+
+
 class RateMeterTests(unittest.SynchronousTestCase):
     """Per-second rates between samples."""
 
