@@ -27,7 +27,7 @@ from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, signing, snapshot, watchdog
+from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, sequence, signing, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.fields import check_value, parse_fields
@@ -306,7 +306,21 @@ class UserSyncMaster(HubComponent):
 
     @defer.inlineCallbacks
     def _requested(self, found):
-        """Clients asked for a snapshot: queue one, unless the previous one is still being sent."""
+        """
+        Clients asked for a snapshot: queue one, unless the previous one is
+        still being sent. Requests are unsigned (clients hold no key), so only
+        those that name this master's epoch and a hole below what it sent
+        count: a client sends nothing else; anything else is logged and
+        ignored, so a stranger cannot make the master read its directory at will.
+        """
+        epoch, sent = yield self.db.run(sequence.high)
+        genuine = [item for item in found if _plausible_request(item, epoch, sent)]
+        if len(genuine) < len(found):
+            self.log.warn("usersync master: {count} snapshot request(s) ignored: not of this master's epoch or "
+                          "naming no hole below {sent}", count=len(found) - len(genuine), sent=sent)
+        found = genuine
+        if not found:
+            return
         asking = ", ".join(sorted({"{client} (held {mark} of {high}: {reason})".format(**item) for item in found}))
         pending = yield self.db.run(snapshot.pending)
         if pending:
@@ -411,3 +425,10 @@ class UserSyncMaster(HubComponent):
             self.pool.stop()
             self.pool = None
         HubComponent.onLeave(self, details)
+
+
+def _plausible_request(item, epoch, sent):
+    """True for a snapshot request a client of this master could send: its epoch, ``mark < high <= sent``."""
+    mark, high = item.get("mark"), item.get("high")
+    return (item.get("epoch") == epoch and isinstance(mark, int) and isinstance(high, int)
+            and 0 <= mark < high <= sent)

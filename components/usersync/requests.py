@@ -13,9 +13,10 @@ nothing but SNS and SQS in a production split.
   (:func:`convergence.due`) and then sends one request there, again after
   ``retry`` seconds while still stuck.
 
-A request asks for a snapshot and carries nothing else the master acts on:
-a forged one costs a snapshot (at most one per ``min_interval``), which
-clients that hold every version ignore. Blocking boto3 calls go through
+A request asks for a snapshot and carries nothing else the master acts on;
+the master answers only requests naming its epoch and a hole below what it
+sent (:mod:`components.usersync.master`), so a forged one costs at most a
+snapshot per ``min_interval``, which clients that hold every version ignore. Blocking boto3 calls go through
 ``blocking``.
 """
 

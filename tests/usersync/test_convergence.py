@@ -279,3 +279,28 @@ class RequestListenerTests(unittest.TestCase):
         yield second
         self.assertEqual(asked[1], (5.0, ["web"]))
         self.assertEqual(queue.deleted, ["r1", "r2", "r3", "r4"])
+
+
+class SnapshotRequestScreeningTests(unittest.SynchronousTestCase):
+    """Unsigned snapshot requests count only when a client of this master could have sent them."""
+
+    def plausible(self, **item):
+        request = dict({"client": "a", "epoch": "e1", "mark": 3, "high": 5, "reason": "gap"}, **item)
+        return master._plausible_request(request, "e1", 9)
+
+    def test_a_client_with_a_hole_is_answered(self):
+        self.assertTrue(self.plausible())
+
+    def test_a_request_of_another_epoch_is_ignored(self):
+        """A forged request that does not know the master's epoch (attacker pass: a snapshot every 5 s)."""
+        self.assertFalse(self.plausible(epoch="x"))
+        self.assertFalse(self.plausible(epoch="?"))
+
+    def test_a_request_naming_no_hole_is_ignored(self):
+        self.assertFalse(self.plausible(mark=0, high=0))
+        self.assertFalse(self.plausible(mark=5, high=5))
+
+    def test_a_request_beyond_what_the_master_sent_is_ignored(self):
+        self.assertFalse(self.plausible(high=10))
+        self.assertFalse(self.plausible(mark=None))
+        self.assertFalse(self.plausible(mark=-1))
