@@ -19,6 +19,8 @@ UNAVAILABLE = "reactive.error.unavailable"
 RATE_LIMITED = "reactive.error.rate_limited"
 NOT_AUTHORIZED = "reactive.error.not_authorized"
 INTERNAL = "reactive.error.internal"
+# a session asked for more subscriptions or registrations than the router holds for one session
+SESSION_LIMIT = "reactive.error.session_limit"
 
 # authentication refusals (the reason follows in the error message)
 AUTH_NO_TOKEN = "reactive.error.auth.no_token"

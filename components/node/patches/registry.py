@@ -43,6 +43,9 @@ MODULES = (
     "components.node.patches.register_authorization",
     "components.node.patches.frame_depth",
     "components.node.patches.auth_deadline",
+    "components.node.patches.session_bounds",
+    "components.node.patches.authcache_bound",
+    "components.node.patches.send_bound",
 )
 KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")
