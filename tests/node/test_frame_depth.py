@@ -8,6 +8,7 @@ answering; on a router worker and on a proxy worker facing the clients.
 
 import json
 import re
+import struct
 import time
 
 import treq
@@ -18,7 +19,18 @@ from tests.support.clients import connect, eventually
 from tests.support.node import shared_node
 from tests.support.rawwebsocket import OPCODE_BINARY, health_latencies, open_websocket, proxied_node
 
+# under WAMP_PREAUTH_MAX_BYTES (16 KiB), so walked before the welcome
+DEEP = b"[" * 8000 + b"]" * 8000
+DEEP_BINARY = 16000
+# the first attack frame: over 16 KiB before the welcome, refused unread
 ATTACK = b"[" * 100000 + b"]" * 100000
+# 1 MB, wide and shallow: a million empty arrays took the decoder 0.6-1.3 s each
+WIDE = {b"wamp.2.msgpack": b"\xdd" + struct.pack("!I", 1000000) + b"\x90" * 1000000,
+        b"wamp.2.cbor": b"\x9a" + struct.pack("!I", 1000000) + b"\x80" * 1000000,
+        b"wamp.2.json": b"[" + b",".join([b"[]"] * 349000) + b"]"}
+TOO_LARGE = "more than 16384 bytes before authentication"
+# a 1 MB frame refused unread: the connection closes well within this (decoding it took 0.6-1.3 s)
+QUICK = 0.5
 REFUSED = "refused a WAMP message"
 LEFT_OUT = re.compile(r"(\d+) more (?:such lines|lines like the last one) left out")
 # /health must answer well within this while a refused frame is handled
@@ -41,7 +53,7 @@ class RefusalChecks:
     """Send one frame on a fresh WebSocket and check the refusal: quick close, one log line, /health on time."""
 
     @defer.inlineCallbacks
-    def assertRefusedAtOnce(self, node, payload, subprotocol=b"wamp.2.json", opcode=1, reason=None):
+    def assertRefusedAtOnce(self, node, payload, subprotocol=b"wamp.2.json", opcode=1, reason=None, within=5.0):
         offset = len(node.log_text())
         client = yield open_websocket(node.port, subprotocol=subprotocol)
         self.assertEqual(client.status, 101)
@@ -50,7 +62,7 @@ class RefusalChecks:
         latencies = yield health_latencies(node, lambda: not client.open)
         self.assertFalse(client.open, "the connection is still open {:.1f} s after the frame".format(
             time.monotonic() - sent))
-        self.assertLess(client.closed_at - sent, 5.0)
+        self.assertLess(client.closed_at - sent, within)
         self.assertLess(max(latencies), HEALTH_LIMIT, latencies)
         yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10,
                          message="no refusal line in the node log")
@@ -75,18 +87,43 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_nested_json_frame(self):
-        """The 200 KB ``[[[...]]]`` frame: the connection closes within 5 s, /health answers within 2 s
+        """A 16 KB ``[[[...]]]`` frame: the connection closes within 5 s, /health answers within 2 s
         meanwhile, and the log has one line naming the peer, the size and the depth, no traceback."""
         node = yield shared_node()
-        yield self.assertRefusedAtOnce(node, ATTACK, reason="nested deeper than 64 levels")
+        yield self.assertRefusedAtOnce(node, DEEP, reason="nested deeper than 64 levels")
+
+    @defer.inlineCallbacks
+    def test_large_frames_before_authentication(self):
+        """The 200 KB deep frame and 1 MB wide ones (a million empty MessagePack or CBOR arrays, 349,000
+        empty JSON arrays) sent before HELLO are refused unread: closed within 0.5 s, /health on time, one
+        line naming the pre-authentication size."""
+        node = yield shared_node()
+        yield self.assertRefusedAtOnce(node, ATTACK, reason=TOO_LARGE, within=QUICK)
+        for subprotocol, payload in WIDE.items():
+            opcode = 1 if subprotocol == b"wamp.2.json" else OPCODE_BINARY
+            yield self.assertRefusedAtOnce(node, payload, subprotocol, opcode, reason=TOO_LARGE, within=QUICK)
+
+    @defer.inlineCallbacks
+    def test_pre_authentication_size_is_the_setting(self):
+        """A HELLO just over WAMP_PREAUTH_MAX_BYTES is refused; one just under it is answered (CHALLENGE)."""
+        node = yield shared_node("preauth", env={"WAMP_PREAUTH_MAX_BYTES": "2048"})
+        padded = hello({"x": "a" * 2000})
+        self.assertGreater(len(padded), 2048)
+        yield self.assertRefusedAtOnce(node, padded, reason="more than 2048 bytes before authentication")
+        client = yield open_websocket(node.port)
+        self.addCleanup(client.abort)
+        client.send(hello({"x": "a" * 1900}))
+        yield eventually(lambda: b'"ticket"' in client.received or not client.open, timeout=10,
+                         message="no CHALLENGE for a HELLO within the size")
+        self.assertTrue(client.open)
 
     @defer.inlineCallbacks
     def test_nested_msgpack_and_cbor_frames(self):
         """The same nesting in MessagePack and CBOR (arrays and CBOR tags) is refused the same way."""
         node = yield shared_node()
-        for subprotocol, payload in ((b"wamp.2.msgpack", b"\x91" * 100000 + b"\x00"),
-                                     (b"wamp.2.cbor", b"\x81" * 100000 + b"\x00"),
-                                     (b"wamp.2.cbor", b"\xc6" * 100000 + b"\x00")):
+        for subprotocol, payload in ((b"wamp.2.msgpack", b"\x91" * DEEP_BINARY + b"\x00"),
+                                     (b"wamp.2.cbor", b"\x81" * DEEP_BINARY + b"\x00"),
+                                     (b"wamp.2.cbor", b"\xc6" * DEEP_BINARY + b"\x00")):
             yield self.assertRefusedAtOnce(node, payload, subprotocol, OPCODE_BINARY,
                                            reason="nested deeper than 64 levels")
 
@@ -113,7 +150,7 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_flood_does_not_stall_others(self):
-        """60 attack frames on 60 connections from one address, 15 at a time: /health answers each time
+        """60 deep frames on 60 connections from one address, 15 at a time: /health answers each time
         within 2 s, a user joins and calls meanwhile, and the log keeps to a few lines a second that still
         count every refusal."""
         node = yield shared_node("flood")
@@ -124,7 +161,7 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
             clients = yield defer.gatherResults([open_websocket(node.port) for _ in range(15)])
             for client in clients:
                 self.assertEqual(client.status, 101)
-                client.send(ATTACK)
+                client.send(DEEP)
             latencies += yield health_latencies(node, lambda: not any(client.open for client in clients))
             self.assertFalse(any(client.open for client in clients))
         user = yield connect(self, node, "flood_bystander")
@@ -144,6 +181,23 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
         # a burst of 20 lines, then 5 a second
         self.assertLessEqual(len(refusals), 20 + 5 * elapsed + 1)
 
+    @defer.inlineCallbacks
+    def test_wide_flood_does_not_stall_others(self):
+        """Four waves of six 1 MB wide MessagePack frames from one address before HELLO: every connection
+        closes and /health answers each time within 2 s (decoding them stalled it 0.8 s at the median, 4.9 s
+        at worst)."""
+        node = yield shared_node("flood")
+        latencies = []
+        for _wave in range(4):
+            clients = yield defer.gatherResults([open_websocket(node.port, subprotocol=b"wamp.2.msgpack")
+                                                 for _ in range(6)])
+            for client in clients:
+                self.assertEqual(client.status, 101)
+                client.send(WIDE[b"wamp.2.msgpack"], OPCODE_BINARY)
+            latencies += yield health_latencies(node, lambda: not any(client.open for client in clients))
+            self.assertFalse(any(client.open for client in clients))
+        self.assertLess(max(latencies), HEALTH_LIMIT, latencies)
+
 
 class ProxyWorkerTests(RefusalChecks, unittest.TestCase):
     """The production client node: a proxy worker faces the clients and hands sessions to the router."""
@@ -155,9 +209,11 @@ class ProxyWorkerTests(RefusalChecks, unittest.TestCase):
         """The attack frame sent to a proxy worker is refused there: closed at once, one line, /health
         (served through the proxy) on time; JSON and CBOR."""
         node = yield proxied_node("wire-proxied")
-        line = yield self.assertRefusedAtOnce(node, ATTACK, reason="nested deeper than 64 levels")
+        line = yield self.assertRefusedAtOnce(node, DEEP, reason="nested deeper than 64 levels")
         self.assertIn("[Proxy", line)
-        yield self.assertRefusedAtOnce(node, b"\x81" * 100000 + b"\x00", b"wamp.2.cbor", OPCODE_BINARY,
+        yield self.assertRefusedAtOnce(node, WIDE[b"wamp.2.msgpack"], b"wamp.2.msgpack", OPCODE_BINARY,
+                                       reason=TOO_LARGE, within=QUICK)
+        yield self.assertRefusedAtOnce(node, b"\x81" * DEEP_BINARY + b"\x00", b"wamp.2.cbor", OPCODE_BINARY,
                                        reason="nested deeper than 64 levels")
         response = yield treq.get(node.http + "/health", persistent=False, timeout=5)
         self.assertEqual(response.code, 200)

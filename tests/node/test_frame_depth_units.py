@@ -122,6 +122,44 @@ class ReceiveTests(unittest.SynchronousTestCase):
         self.assertLessEqual(text.count('File "'), frame_depth.TRACEBACK_FRAMES)
         self.assertLess(len(text), 8000)
 
+    def test_large_message_before_the_welcome_is_refused_unread(self):
+        """Before the welcome a message over the pre-authentication size is refused without a walk or decode
+        (a stand-in serializer that must not be asked); after it, the same size is decoded."""
+        self.guard.preauth_bytes = 100
+        payload = b'[1, "reactive", {"roles": {"caller": {}}, "x": "' + b"a" * 60 + b'"}]'
+
+        class Untouchable:
+            _serializer = JsonSerializer()._serializer
+
+            def unserialize(self, *args):
+                raise AssertionError("decoded before the size check")
+
+        connection = Connection(Untouchable(), Session())
+        frame_depth._receive(self.guard, connection, payload, False, record_close)
+        self.assertEqual(connection.closes, [(1002, "WAMP message refused")])
+        self.assertEqual(self.logger.events, [("warn", "reactive hub: refused a WAMP message from tcp4:10.0.0.9:4000 "
+                                               "(111 bytes, json): more than 100 bytes before authentication; "
+                                               "connection closed")])
+        session = Session()
+        session._session_id = 42
+        self.assertEqual(self.receive(payload, session=session).closes, [])
+        self.assertEqual(len(session.received), 1)
+
+    def test_too_many_containers(self):
+        """A shallow message holding more containers than the bound is refused (JSON, MessagePack, CBOR)."""
+        self.guard.containers = 1000
+        session = Session()
+        session._session_id = 42
+        for serializer, payload, binary in ((JsonSerializer(), b"[" + b",".join([b"[]"] * 1001) + b"]", False),
+                                            (MsgPackSerializer(), b"\xdc\x03\xe9" + b"\x90" * 1001, True),
+                                            (CBORSerializer(), b"\x99\x03\xe9" + b"\x80" * 1001, True)):
+            self.logger.events[:] = []
+            connection = self.receive(payload, serializer, session, binary)
+            self.assertEqual(connection.closes, [(1002, "WAMP message refused")])
+            [(level, line)] = self.logger.events
+            self.assertIn("more than 1000 containers", line)
+        self.assertEqual(session.received, [])
+
     def test_cancelled_call_keeps_the_connection(self):
         connection = self.receive(HELLO, session=Session(CancelledError()))
         self.assertEqual((connection.closes, self.logger.events), ([], []))
@@ -159,6 +197,14 @@ class SettingTests(unittest.SynchronousTestCase):
         for value in ("deep", "1", "401"):
             self.assertRaises(SettingsError, frame_depth.depth_from_environment, [], {"WAMP_MAX_DEPTH": value})
 
+    def test_bounds_settings(self):
+        self.assertEqual(frame_depth.bounds_from_environment([], {}), (100000, 16384))
+        self.assertEqual(frame_depth.bounds_from_environment(
+            [], {"WAMP_MAX_CONTAINERS": "500", "WAMP_PREAUTH_MAX_BYTES": "0"}), (500, None))
+        for name in ("WAMP_MAX_CONTAINERS", "WAMP_PREAUTH_MAX_BYTES"):
+            for value in ("many", "-1"):
+                self.assertRaises(SettingsError, frame_depth.bounds_from_environment, [], {name: value})
+
 
 def stand_ins():
     """Classes shaped like autobahn's WampWebSocketProtocol / WampRawSocketProtocol and Crossbar's servers."""
@@ -185,7 +231,8 @@ class InstallTests(unittest.SynchronousTestCase):
 
     def test_install_once(self):
         websocket, rawsocket, servers = stand_ins()
-        self.assertEqual(frame_depth.install(8, websocket, rawsocket, servers), "8 levels")
+        self.assertEqual(frame_depth.install(8, websocket, rawsocket, servers),
+                         "8 levels, 100000 containers, 16384 bytes before authentication")
         self.assertFalse(frame_depth.install(8, websocket, rawsocket, servers))
         self.assertTrue(getattr(servers[0][0].onMessage, frame_depth.PATCHED))
         self.assertTrue(getattr(servers[1][0].stringReceived, frame_depth.PATCHED))

@@ -53,7 +53,7 @@ from components.core.clientaddress import (X_FORWARDED_FOR, client_address, pars
 from components.core.settings import Settings, SettingsError, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
-                                               peer_of)
+                                               peer_of, welcomed)
 
 NAME = "auth_deadline"
 SECURITY = True
@@ -124,12 +124,6 @@ class DeadlineSettings:
         return "{:g} s, {}".format(self.deadline, cap)
 
 
-def authenticated(protocol):
-    """True once the connection's WAMP session has a session id (router and proxy frontend sessions alike)."""
-    session = getattr(protocol, "_session", None)
-    return getattr(session, "_session_id", None) is not None
-
-
 def address_key(address):
     """The host of a TCP peer address; None for any other (Unix sockets are not capped)."""
     return getattr(address, "host", None) if getattr(address, "type", None) in ("TCP", "TCP6") else None
@@ -144,7 +138,7 @@ class PendingConnections:
     kind to the function that closes it.
     """
 
-    def __init__(self, settings, log=None, clock=None, is_authenticated=authenticated):
+    def __init__(self, settings, log=None, clock=None, is_authenticated=welcomed):
         self.settings = settings
         self.log = log or RefusalLog()
         self.clock = clock

@@ -18,15 +18,22 @@ router links) and ``WampRawSocketProtocol.stringReceived`` (RawSocket, e.g.
 the proxies' and containers' Unix sockets). Before decoding, the message is
 walked by ``components.core.nesting`` (JSON, MessagePack, CBOR, batched or
 not; any other serializer is refused): one nested deeper than
-``WAMP_MAX_DEPTH`` levels (default 64), or one the walk or the decoder
-cannot read, or one the session refuses as a protocol violation, ends the
-connection (WebSocket close 1002, RawSocket closed) with one warn line naming
+``WAMP_MAX_DEPTH`` levels (default 64) or holding more than
+``WAMP_MAX_CONTAINERS`` arrays and maps (default 100,000), or one the walk or
+the decoder cannot read, or one the session refuses as a protocol violation,
+ends the connection (WebSocket close 1002, RawSocket closed) with one warn line naming
 the peer, the size and the reason (clipped to 200 characters), at most 5 such
 lines a second after a burst of 20 (``wireclose.RefusalLog``). An unexpected
 error inside the session (a bug, not the peer's doing) still logs its
 traceback, bounded to the innermost 20 frames and a clipped message. Apart
 from the walk nothing changes: same decoder, same dispatch (only autobahn's
 trace-level line per received message is gone).
+
+Until the connection's session is welcomed (HELLO, AUTHENTICATE: well under
+2 KB), a message larger than ``WAMP_PREAUTH_MAX_BYTES`` (default 16 KiB) is
+refused the same way before any walk or decode: a 1 MB frame of a million
+empty MessagePack arrays cost the decoder 0.6-0.9 s and stalled the router
+that long for everyone, sent by anyone who could open a WebSocket.
 """
 
 import os
@@ -36,18 +43,21 @@ from components.core import nesting
 from components.core.settings import Settings, node_dir
 from components.node.patches import PatchUnavailable, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, RefusalLog, clipped,
-                                               close_rawsocket, close_websocket, peer_of)
+                                               close_rawsocket, close_websocket, peer_of, welcomed)
 
 NAME = "frame_depth"
 SECURITY = True
 WORKERS = ("router", "proxy")
-SUMMARY = ("WAMP messages nested deeper than WAMP_MAX_DEPTH, or undecodable, are refused before decoding: "
+SUMMARY = ("WAMP messages nested deeper than WAMP_MAX_DEPTH, holding more than WAMP_MAX_CONTAINERS containers, "
+           "larger than WAMP_PREAUTH_MAX_BYTES before authentication, or undecodable, are refused before decoding: "
            "one log line, connection closed")
 UPSTREAM = "docs/upstream/frame_depth.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
 
 PATCHED = "_reactive_hub_frame_depth"
 DEFAULT_DEPTH = 64
+DEFAULT_CONTAINERS = 100000
+DEFAULT_PREAUTH_BYTES = 16384
 # cbor2 refuses more than 400 levels by itself; a Python decoder recursing beyond that would fail anyway
 MAXIMUM_DEPTH = 400
 TRACEBACK_FRAMES = 20
@@ -56,21 +66,33 @@ _WEBSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage")
 _RAWSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage", "abort")
 
 
+def _settings(argv, environ):
+    environ = os.environ if environ is None else environ
+    return Settings(environ=environ, node_directory=node_dir(argv, environ))
+
+
 def depth_from_environment(argv=None, environ=None):
     """``WAMP_MAX_DEPTH`` as this worker's environment sets it (SettingsError naming a malformed value)."""
-    environ = os.environ if environ is None else environ
-    settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
-    return settings.int("WAMP_MAX_DEPTH", DEFAULT_DEPTH, minimum=2, maximum=MAXIMUM_DEPTH)
+    return _settings(argv, environ).int("WAMP_MAX_DEPTH", DEFAULT_DEPTH, minimum=2, maximum=MAXIMUM_DEPTH)
 
 
-def decoded(serializer, payload, is_binary, limit):
+def bounds_from_environment(argv=None, environ=None):
+    """``(WAMP_MAX_CONTAINERS, WAMP_PREAUTH_MAX_BYTES)`` as this worker's environment sets them (0: no bound,
+    None returned)."""
+    settings = _settings(argv, environ)
+    containers = settings.int("WAMP_MAX_CONTAINERS", DEFAULT_CONTAINERS, minimum=0)
+    preauth = settings.int("WAMP_PREAUTH_MAX_BYTES", DEFAULT_PREAUTH_BYTES, minimum=0)
+    return containers or None, preauth or None
+
+
+def decoded(serializer, payload, is_binary, limit, containers=None):
     """
     The WAMP messages of ``payload`` from autobahn's ``serializer``, after the
     nesting walk (NestingError, or the decoder's own error, when refused).
     ``is_binary`` None: a RawSocket payload (no frame type to check).
     """
     inner = serializer._serializer
-    nesting.check(inner.NAME, payload, limit, batched=getattr(inner, "_batched", False))
+    nesting.check(inner.NAME, payload, limit, batched=getattr(inner, "_batched", False), containers=containers)
     if is_binary is None:
         return serializer.unserialize(payload)
     return serializer.unserialize(payload, is_binary)
@@ -89,11 +111,24 @@ def bounded_traceback(error):
 
 
 class Guard:
-    """The depth bound and the refusal log of one worker process."""
+    """The bounds (depth, containers, bytes before the welcome; None: unbounded) and the refusal log of one
+    worker process."""
 
-    def __init__(self, limit, refusals=None):
+    def __init__(self, limit, refusals=None, containers=DEFAULT_CONTAINERS, preauth_bytes=DEFAULT_PREAUTH_BYTES):
         self.limit = limit
+        self.containers = containers
+        self.preauth_bytes = preauth_bytes
         self.refusals = refusals or RefusalLog()
+
+    def too_large(self, protocol, payload):
+        """The reason to refuse ``payload`` unread (larger than allowed before the welcome), or None."""
+        if self.preauth_bytes is None or len(payload) <= self.preauth_bytes or welcomed(protocol):
+            return None
+        return "more than {} bytes before authentication".format(self.preauth_bytes)
+
+    def describe(self):
+        return "{} levels, {} containers, {} bytes before authentication".format(
+            self.limit, self.containers or "unbounded", self.preauth_bytes or "unbounded")
 
     def refuse(self, protocol, size, serializer, reason, what="message"):
         self.refusals.note("reactive hub: refused a WAMP {} from {} ({} bytes, {}): {}; connection closed".format(
@@ -110,8 +145,13 @@ def _receive(guard, protocol, payload, is_binary, close):
     from twisted.internet.defer import CancelledError
 
     serializer = protocol._serializer
+    unread = guard.too_large(protocol, payload)
+    if unread is not None:
+        guard.refuse(protocol, len(payload), serializer, unread)
+        close(protocol, CLOSE_PROTOCOL_ERROR, "WAMP message refused")
+        return
     try:
-        messages = decoded(serializer, payload, is_binary, guard.limit)
+        messages = decoded(serializer, payload, is_binary, guard.limit, guard.containers)
     except Exception as error:
         guard.refuse(protocol, len(payload), serializer, _reason(error))
         close(protocol, CLOSE_PROTOCOL_ERROR, "WAMP message refused")
@@ -179,7 +219,7 @@ def _check_resolution(server_class, base_class, method):
 def install(limit=None, websocket_class=None, rawsocket_class=None, server_classes=None):
     """
     Replace the WebSocket and RawSocket message handlers (classes default to
-    autobahn's, ``limit`` to ``WAMP_MAX_DEPTH``); the limit as a note if
+    autobahn's, ``limit`` to ``WAMP_MAX_DEPTH``); the bounds as a note if
     replaced now, False if already. PatchUnavailable when the handlers differ
     from the verified ones or Crossbar's server protocols do not use them.
     """
@@ -202,10 +242,12 @@ def install(limit=None, websocket_class=None, rawsocket_class=None, server_class
     rawsocket_original = unpatched(rawsocket_class, "stringReceived", PATCHED)
     if websocket_original is None and rawsocket_original is None:
         return False
-    guard = Guard(depth_from_environment() if limit is None else limit)
+    containers, preauth_bytes = bounds_from_environment()
+    guard = Guard(depth_from_environment() if limit is None else limit, containers=containers,
+                  preauth_bytes=preauth_bytes)
     if websocket_original is not None:
         websocket_class.onMessage = replacement(guarded_websocket_message(guard), guarded_websocket_message, PATCHED)
     if rawsocket_original is not None:
         rawsocket_class.stringReceived = replacement(guarded_rawsocket_message(guard), guarded_rawsocket_message,
                                                      PATCHED)
-    return "{} levels".format(guard.limit)
+    return guard.describe()

@@ -73,6 +73,13 @@ class RefusalLog:
         return template.format(count) if count else ""
 
 
+def welcomed(protocol):
+    """True while the connection's WAMP session has a session id (given just before WELCOME, taken at its end;
+    router and proxy frontend sessions alike)."""
+    session = getattr(protocol, "_session", None)
+    return getattr(session, "_session_id", None) is not None
+
+
 def peer_of(protocol):
     """The peer of a WAMP transport protocol as autobahn names it (``tcp4:1.2.3.4:5678``), clipped."""
     return clipped(getattr(protocol, "peer", None) or "an unknown peer", 120)
