@@ -8,27 +8,35 @@ Every attempt passes three limits before its password is checked:
 1. **one attempt at a time per client address** (its rate key): a second
    one while the first is in progress is turned away (429);
 2. **one check at a time per account**, and one more attempt waiting for
-   it. A further attempt on that account is turned away (429), unless its
-   client has fewer recent failed logins (``standing``) than the waiting
-   one's: then it takes the waiting place and the one it replaces is turned
-   away. Clients that have been sending wrong passwords cannot keep a clean
-   client out of an account; the holder of the account spends its account
+   it. A further attempt on that account is turned away (429), unless it
+   ranks before the waiting one, which is then turned away instead. Rank:
+   fewer whole recent failed logins of the client (``standing``) first,
+   then the client that was first turned away from the account and kept
+   coming back (a number taken at its first refusal, kept while it returns
+   within ``TICKET_TTL``; a newcomer's number is now). So clients that have
+   been sending wrong passwords cannot keep a clean client out, nor can a
+   stream of fresh addresses: a client waits for at most the clients that
+   were turned away before it. The holder of the account spends its account
    delay (:mod:`components.auth.loginlimits`) holding it, so the delay is a
    rate (one check per delay on a slowed account), not only a latency;
 3. **at most ``parallel`` checks hashing at once on the node**, the rest
    waiting in arrival order, at most ``queued`` of them; beyond that 503.
 
-So a correct login waits for at most the check holding its account (if it
-got the waiting place) and ``queued / parallel`` checks of other accounts,
-whatever one client sends; see docs/security.md for the figures.
+So a correct login from a client without recent failures waits, per
+check of its account, for the clients turned away before it, and for at most
+``queued / parallel`` checks of other accounts; see docs/security.md.
 """
 
-from collections import deque
+import math
+import time
+from collections import OrderedDict, deque
 
 from twisted.internet import defer
 
 DEFAULT_PARALLEL = 2
 DEFAULT_QUEUED = 16
+TICKET_TTL = 30.0        # seconds a turned-away client keeps its place in line without coming back
+MAX_TICKETS = 100_000    # the oldest numbers are forgotten beyond this
 
 CLIENT_BUSY = "another login from this address is in progress"
 ACCOUNT_BUSY = "other logins for this account are in progress"
@@ -55,10 +63,11 @@ class _Account:
 class Attempt:
     """One login attempt inside the gate: wait for :attr:`turn`, then :meth:`check`, and always :meth:`leave`."""
 
-    def __init__(self, gate, account, client):
+    def __init__(self, gate, account, client, rank):
         self.gate = gate
         self.account = account
         self.client = client
+        self.rank = rank
         self.turn = defer.Deferred()   # fires when this attempt holds its account; fails with Busy when replaced
         self._left = False
 
@@ -76,12 +85,15 @@ class Attempt:
 class CheckGate:
     """The three limits above, for one node; ``standing(client)`` is the client's recent failure count."""
 
-    def __init__(self, parallel=DEFAULT_PARALLEL, queued=DEFAULT_QUEUED, standing=lambda client: 0.0):
+    def __init__(self, parallel=DEFAULT_PARALLEL, queued=DEFAULT_QUEUED, standing=lambda client: 0.0,
+                 clock=time.monotonic):
         if parallel < 1 or queued < 0:
             raise ValueError("parallel >= 1 and queued >= 0 are required")
         self.parallel = parallel
         self.queued = queued
         self.standing = standing
+        self.clock = clock
+        self._tickets = OrderedDict()   # client -> (number: time of its first refusal, time it last came)
         self._clients = set()
         self._accounts = {}
         self._hashing = 0
@@ -91,20 +103,38 @@ class CheckGate:
         """An :class:`Attempt` on ``account`` from ``client``; raises :class:`Busy` when it is turned away."""
         if client in self._clients:
             raise Busy(429, CLIENT_BUSY)
-        attempt = Attempt(self, account, client)
+        now = self.clock()
+        failures = math.floor(self.standing(client) + 0.5)   # whole recent failures
+        attempt = Attempt(self, account, client, (failures, self._number(client, now)))
         held = self._accounts.get(account)
         if held is None:
             self._accounts[account] = _Account(attempt)
             attempt.turn.callback(None)
         elif held.waiter is None:
             held.waiter = attempt
-        elif self.standing(client) < self.standing(held.waiter.client):
+        elif attempt.rank < held.waiter.rank:
             replaced, held.waiter = held.waiter, attempt
+            self._take_number(replaced.client, replaced.rank[1], now)
             replaced.turn.errback(Busy(429, ACCOUNT_BUSY))
         else:
+            self._take_number(client, attempt.rank[1], now)
             raise Busy(429, ACCOUNT_BUSY)
+        self._tickets.pop(client, None)
         self._clients.add(client)
         return attempt
+
+    def _number(self, client, now):
+        """``client``'s place in line: the time of its first refusal if it kept coming back, else ``now``."""
+        ticket = self._tickets.get(client)
+        if ticket is None or now - ticket[1] > TICKET_TTL:
+            return now
+        return ticket[0]
+
+    def _take_number(self, client, number, now):
+        self._tickets.pop(client, None)
+        self._tickets[client] = (number, now)
+        while len(self._tickets) > MAX_TICKETS:
+            self._tickets.popitem(last=False)
 
     def busy(self):
         """``(checks hashing, checks waiting, accounts held, clients inside)`` for metrics and tests."""

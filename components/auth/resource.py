@@ -84,7 +84,7 @@ class AuthService:
         self.forwarded_header = forwarded_header
         # failures per client address: who keeps the waiting place of a busy account (the gate's standing)
         self.client_failures = client_failures or AccountDelay(clock=reactor.seconds if reactor else time.monotonic)
-        self.gate = gate or CheckGate(standing=self.client_failures.score)
+        self.gate = gate or CheckGate(standing=self.client_failures.score, clock=self.client_failures.clock)
         self.account_delay = account_delay
         self.reactor = reactor
 
@@ -216,7 +216,7 @@ class AuthResource(Resource):
         client_failures = AccountDelay(clock=reactor.seconds)
         gate = CheckGate(parallel=settings.int("LOGIN_HASH_PARALLEL", DEFAULT_PARALLEL, minimum=1),
                          queued=settings.int("LOGIN_HASH_QUEUE", DEFAULT_QUEUED, minimum=0),
-                         standing=client_failures.score)
+                         standing=client_failures.score, clock=reactor.seconds)
         lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
         public_url = settings.url("PUBLIC_URL")
         self.service = AuthService(Directory(self.db, table=table.name), LoginSessions(self.db, lifetime),

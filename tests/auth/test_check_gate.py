@@ -5,17 +5,19 @@ components.auth.checkgate: the bounds on the password-hashing work of
 test fires itself. Over the wire: tests/auth/test_login_limits.py.
 """
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from components.auth.checkgate import ACCOUNT_BUSY, CLIENT_BUSY, NODE_BUSY, Busy, CheckGate
+from components.auth.checkgate import ACCOUNT_BUSY, CLIENT_BUSY, NODE_BUSY, TICKET_TTL, Busy, CheckGate
 
 
 class CheckGateTests(unittest.SynchronousTestCase):
 
     def setUp(self):
         self.failures = {}
-        self.gate = CheckGate(parallel=2, queued=2, standing=lambda client: self.failures.get(client, 0))
+        self.clock = task.Clock()
+        self.gate = CheckGate(parallel=2, queued=2, standing=lambda client: self.failures.get(client, 0),
+                              clock=self.clock.seconds)
 
     def busy(self, account, client):
         with self.assertRaises(Busy) as caught:
@@ -59,6 +61,41 @@ class CheckGateTests(unittest.SynchronousTestCase):
         self.assertEqual(self.busy("alice", "198.51.100.2").status, 429)   # no better than the victim
         holder.leave()
         self.assertTrue(victim.turn.called)
+
+    def test_fresh_addresses_cannot_keep_a_turned_away_client_out(self):
+        """
+        A client turned away from a busy account keeps its place in line
+        while it comes back: a fresh address that took the waiting place since
+        gives it up to the returning client; after TICKET_TTL away the place is lost.
+        """
+        holder = self.gate.enter("alice", "198.51.100.1")
+        waiter = self.gate.enter("alice", "198.51.100.2")
+        self.clock.advance(1)
+        self.busy("alice", "203.0.113.9")                    # the owner, turned away: number 1
+        self.clock.advance(1)
+        self.busy("alice", "198.51.100.3")                   # a fresh address after it: number 2, never back
+        holder.leave()
+        self.assertTrue(waiter.turn.called)
+        self.clock.advance(0.5)
+        fresh = self.gate.enter("alice", "198.51.100.4")     # takes the free waiting place: number 2.5
+        self.clock.advance(0.5)
+        owner = self.gate.enter("alice", "203.0.113.9")      # back: ranks before the fresh one
+        self.assertEqual(self.failureResultOf(fresh.turn, Busy).value.status, 429)
+        fresh.leave()
+        waiter.leave()
+        self.assertTrue(owner.turn.called)
+        late = self.gate.enter("alice", "198.51.100.5")      # waits behind the owner: number 3
+        back = self.gate.enter("alice", "198.51.100.4")      # the replaced one kept its number 2.5: before it
+        self.assertEqual(self.failureResultOf(late.turn, Busy).value.status, 429)
+        late.leave()
+        self.clock.advance(TICKET_TTL + 1)
+        back.leave()
+        newcomer = self.gate.enter("alice", "198.51.100.6")  # number 34
+        self.clock.advance(1)
+        self.busy("alice", "198.51.100.5")                   # away longer than TICKET_TTL: number 35, after it
+        newcomer.leave()
+        owner.leave()
+        self.assertEqual(self.gate.busy(), (0, 0, 0, 0))
 
     def test_parallel_checks_per_node_and_a_bounded_queue(self):
         """At most `parallel` checks run; the next wait in order up to `queued`; beyond that 503."""

@@ -199,10 +199,11 @@ def login_through_proxy(url, username, password, client):
 
 
 @defer.inlineCallbacks
-def flood_and_log_in(url, attacks, username, password, client, tries=10):
+def flood_and_log_in(url, attacks, username, password, client, tries=10, after=None):
     """
     Sends every wrong login of ``attacks`` (``(username, client address)``)
-    at once; when the first answer is back, ``username`` logs in from
+    at once; when the first answer is back (or ``after`` seconds later: the
+    benchmark's fixed offset), ``username`` logs in from
     ``client`` with ``password``, following ``Retry-After`` on 429 (up to
     ``tries`` attempts), as a patient user would. Fires with the attackers'
     codes, the victim's codes, and the victim's seconds from its first
@@ -218,7 +219,10 @@ def flood_and_log_in(url, attacks, username, password, client, tries=10):
 
     flood = defer.gatherResults([login_through_proxy(url, name, "wrong", address).addCallback(answered)
                                  for name, address in attacks])
-    yield first
+    if after is not None:
+        yield task.deferLater(reactor, after, lambda: None)
+    elif attacks:
+        yield first
     started, codes = time.monotonic(), []
     while len(codes) < tries:
         code, retry = yield login_through_proxy(url, username, password, client)
