@@ -579,7 +579,9 @@ def main(argv=None):
             if shutil.which("node") else "-",
             "open_files_limit": limit, "load_avg_start": started_load, "load_avg_end": load(),
             "grace_ms": GRACE_MS, "per_client_process": PER_PROCESS, "router_replicas": args.replicas,
-            "client": args.client, "before": args.before, "alternate": args.alternate}
+            "client": args.client, "before": args.before, "alternate": args.alternate,
+            "before_commit": subprocess.run(["git", "-C", args.before, "rev-parse", "--short", "HEAD"],
+                                            capture_output=True, text=True).stdout.strip() if args.before else None}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, args.output + ".json"), "w") as handle:
         json.dump({"meta": meta, "results": results}, handle, indent=2)
@@ -599,6 +601,12 @@ def write_report(meta, results, output):
                      "Crossbar's own send path (HUB_FAST_SEND=off); every other Crossbar target uses\n"
                      "components/node/patches/fast_send.py. Load clients: {}.\n\n".format(
                          meta.get("router_replicas", 2), CLIENT_NAMES[meta.get("client", "node")]))
+        if meta.get("before"):
+            handle.write("`before`: the dev node of {} (commit {}) with that tree's own launch (its crossbar_site); "
+                         "`hub`: this tree.{}\n\n".format(
+                             meta["before"], meta.get("before_commit", "?"),
+                             " The targets of one rate ran side by side and were measured in turn for each count."
+                             if meta.get("alternate") else ""))
         handle.write("Expected = rate x seconds per wanted subscriber: subscribers that never connected, tics a\n"
                      "saturated clock never produced and events later than {} ms all count as lost.\n\n".format(
                          meta["grace_ms"]))
