@@ -38,6 +38,15 @@ def hand_started(name, transform=None):
     return node
 
 
+def hand_started_client(name, proxies, containers):
+    """``hand_started`` with a production client node's config (``proxies`` proxy workers on its port)."""
+    node = hand_started(name)
+    config = topology.client_config(port=node.port, internal_port=free_port(), proxies=proxies, containers=containers)
+    with open(os.path.join(node.directory, "config.json"), "w") as handle:
+        json.dump(topology.production_defaults(config), handle)
+    return node
+
+
 class HandStartedNodeTests(WireCase):
     """`crossbar start --cbdir DIR` alone: the node's own boot entries install the patches."""
 
@@ -61,11 +70,8 @@ class HandStartedNodeTests(WireCase):
     @defer.inlineCallbacks
     def test_client_node_proxies_and_containers(self):
         """A client node: the proxies refuse the 2 GB body; proxy and container workers install their patches."""
-        node = hand_started("handclient")
+        node = hand_started_client("handclient", proxies=2, containers=1)
         self.addCleanup(node.cleanup)
-        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=2, containers=1)
-        with open(os.path.join(node.directory, "config.json"), "w") as handle:
-            json.dump(topology.production_defaults(config), handle)
         yield node.start()
         client = yield self.open_when_listening(node)
         client.transport.write(head(b"/publish", b"Content-Length: 2147483648"))
@@ -130,11 +136,8 @@ class RefusalTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_proxy_refuses_without_the_body_limit_internals(self):
         """A client node whose proxy workers lack the internals: a proxy refuses, the node exits non-zero."""
-        node = hand_started("proxyrefusal")
+        node = hand_started_client("proxyrefusal", proxies=1, containers=0)
         self.addCleanup(node.cleanup)
-        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
-        with open(os.path.join(node.directory, "config.json"), "w") as handle:
-            json.dump(topology.production_defaults(config), handle)
         self.older_twisted_in(node, ("proxy",))
         lines = yield self.refused(node)
         self.assertEqual(len(lines), 1, node.log_tail())

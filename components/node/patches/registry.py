@@ -143,24 +143,19 @@ def install_for(kind, log, environ, modules=MODULES):
         except SettingsError as error:
             raise Refused("reactive hub: patch {}: {}; this worker refuses to start".format(module.NAME, error))
         except PatchUnavailable as missing:
-            if module.SECURITY:
-                raise Refused(refusal(module, missing))
-            log.info("{prefix} {name} not installed on {versions} ({missing}): the library's own path is used",
-                     prefix=PREFIX, name=module.NAME, versions=installed_versions(module), missing=missing)
-            outcome[module.NAME] = "library path"
-            continue
+            reason, emit = str(missing), log.info
         except Exception as error:  # a bug in the patch, or internals it did not expect: never half-silent
-            reason = "install() failed: {}: {}".format(type(error).__name__, error)
-            if module.SECURITY:
-                raise Refused(refusal(module, reason))
-            log.warn("{prefix} {name} not installed on {versions} ({reason}): the library's own path is used",
-                     prefix=PREFIX, name=module.NAME, versions=installed_versions(module), reason=reason)
-            outcome[module.NAME] = "library path"
-            continue
-        if result:
-            detail = " ({})".format(result) if isinstance(result, str) else ""
-            log.info("{note}: {summary}{detail}", note=installed_note(module), summary=module.SUMMARY, detail=detail)
-            outcome[module.NAME] = "installed"
+            reason, emit = "install() failed: {}: {}".format(type(error).__name__, error), log.warn
         else:
-            outcome[module.NAME] = "already"
+            if result:
+                detail = " ({})".format(result) if isinstance(result, str) else ""
+                log.info("{note}: {summary}{detail}", note=installed_note(module), summary=module.SUMMARY,
+                         detail=detail)
+            outcome[module.NAME] = "installed" if result else "already"
+            continue
+        if module.SECURITY:
+            raise Refused(refusal(module, reason))
+        emit("{prefix} {name} not installed on {versions} ({reason}): the library's own path is used",
+             prefix=PREFIX, name=module.NAME, versions=installed_versions(module), reason=reason)
+        outcome[module.NAME] = "library path"
     return outcome
