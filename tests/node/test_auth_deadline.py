@@ -9,10 +9,11 @@ authenticated yet; on a router worker and on a proxy worker facing the clients.
 import json
 import time
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect, eventually, token
 from tests.support.node import shared_node
 from tests.support.rawwebsocket import open_websocket, proxied_node
 
@@ -23,6 +24,10 @@ CAPPED = {"WAMP_AUTH_DEADLINE": "60", "WAMP_PENDING_PER_ADDRESS": "4", "WAMP_PEN
 FORWARDED = dict(CAPPED, TRUSTED_PROXIES="127.0.0.1")
 CLOSED_LINE = "not authenticated within 1 s"
 REFUSED_LINE = "refused a WAMP connection from 127.0.0.1"
+# long enough for a loaded machine to authenticate well within it
+REARM = {"WAMP_AUTH_DEADLINE": "6"}
+REARM_DEADLINE = 6.0
+GOODBYE = json.dumps([6, {}, "wamp.close.normal"]).encode()
 HELLO = json.dumps([1, "reactive", {"authmethods": ["ticket"], "authid": "alice", "roles": {"caller": {}}}]).encode()
 
 
@@ -74,7 +79,45 @@ class DeadlineChecks:
             self.assertLess(len(taken), 50, "no place freed after a pending connection closed")
 
 
-class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
+def count(client, prefix):
+    """How many messages starting with ``prefix`` (JSON, no spaces) ``client`` has received."""
+    return client.received.replace(b" ", b"").count(prefix)
+
+
+def wait_until(moment):
+    """A Deferred firing at the monotonic ``moment`` (at once if it has passed)."""
+    return deferLater(reactor, max(0.0, moment - time.monotonic()), lambda: None)
+
+
+class RejoinChecks:
+    """A raw WebSocket that joins with a ticket, says GOODBYE and joins again on the same connection."""
+
+    @defer.inlineCallbacks
+    def join(self, client, sub, challenged=None):
+        """HELLO, the ticket CHALLENGE, (``challenged``: a Deferred to wait for first) AUTHENTICATE, WELCOME."""
+        welcomes, challenges = count(client, b"[2,"), count(client, b'[4,"ticket"')
+        client.send(HELLO.replace(b'"alice"', json.dumps(sub).encode()))
+        yield eventually(lambda: count(client, b'[4,"ticket"') > challenges or not client.open, timeout=10,
+                         message="no CHALLENGE")
+        if challenged is not None:
+            yield challenged
+        self.assertTrue(client.open, "closed before it answered the CHALLENGE")
+        client.send(json.dumps([5, token(sub), {}]).encode())
+        yield eventually(lambda: count(client, b"[2,") > welcomes or not client.open, timeout=10,
+                         message="no WELCOME")
+        self.assertTrue(client.open, "closed instead of welcomed")
+
+    @defer.inlineCallbacks
+    def leave(self, client):
+        """GOODBYE, and the router's GOODBYE in reply; the monotonic time of the reply."""
+        replies = count(client, b"[6,")
+        client.send(GOODBYE)
+        yield eventually(lambda: count(client, b"[6,") > replies or not client.open, timeout=10,
+                         message="no GOODBYE reply")
+        return time.monotonic()
+
+
+class RouterWorkerTests(DeadlineChecks, RejoinChecks, unittest.TestCase):
     """The dev node: the router worker faces the clients."""
 
     timeout = 180
@@ -100,6 +143,41 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
         yield self.assertClosedAfterDeadline(node)
         answer = yield user.session.call("time.get")
         self.assertIn("value", answer)
+
+    @defer.inlineCallbacks
+    def test_rejoin_after_goodbye_outlives_the_first_deadline(self):
+        """Joined, GOODBYE at 3 s, HELLO again with its CHALLENGE left unanswered past the connection's first
+        deadline (6 s): still open, and welcomed when it answers (the new deadline runs from the GOODBYE)."""
+        node = yield shared_node("rearm", env=REARM)
+        client = yield open_websocket(node.port)
+        opened = time.monotonic()
+        self.addCleanup(client.abort)
+        yield self.join(client, "rearm_user")
+        yield wait_until(opened + 3.0)
+        left = yield self.leave(client)
+        yield self.join(client, "rearm_user", challenged=wait_until(opened + REARM_DEADLINE + 0.8))
+        self.assertLess(time.monotonic(), left + REARM_DEADLINE, "the machine was too slow for this test")
+        yield wait_until(left + REARM_DEADLINE + 1.0)
+        self.assertTrue(client.open, "a session welcomed again was closed")
+
+    @defer.inlineCallbacks
+    def test_connection_whose_session_left_is_closed(self):
+        """Joined, GOODBYE long after the first deadline (8 s), nothing more: the connection is closed about
+        6 s after the GOODBYE, with the deadline's log line."""
+        node = yield shared_node("rearm", env=REARM)
+        offset = len(node.log_text())
+        client = yield open_websocket(node.port)
+        opened = time.monotonic()
+        self.addCleanup(client.abort)
+        yield self.join(client, "rearm_leaver")
+        yield wait_until(opened + REARM_DEADLINE + 2.0)
+        self.assertTrue(client.open)
+        left = yield self.leave(client)
+        yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
+                         message="a connection whose session left stays open")
+        self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)
+        yield eventually(lambda: "not authenticated within 6 s" in node.log_text()[offset:], timeout=5,
+                         message="no log line")
 
     @defer.inlineCallbacks
     def test_unauthenticated_connections_per_address_are_capped(self):

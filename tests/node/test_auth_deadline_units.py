@@ -97,6 +97,59 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         self.assertTrue(self.pending.admit("10.0.0.1"))
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
+    def leave(self, connection):
+        """The welcomed session of ``connection`` leaves (as RouterSession does at GOODBYE): re-armed."""
+        session_id, connection._session._session_id = connection._session._session_id, None
+        self.pending.left(connection, session_id)
+
+    def test_session_that_leaves_is_under_a_new_deadline(self):
+        """Welcomed, then its session leaves at 30 s (long after the first deadline): the connection counts
+        for its address again and is closed 10 s after the leave unless it joins again."""
+        connection = self.watched()
+        connection.welcome()
+        self.clock.advance(30)
+        self.assertEqual(self.pending.pending("10.0.0.1"), 0)
+        self.leave(connection)
+        self.assertEqual(self.pending.pending("10.0.0.1"), 1)
+        self.clock.advance(9.9)
+        self.assertIsNone(connection.closed)
+        self.clock.advance(0.1)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+
+    def test_rejoin_after_goodbye_is_not_cut_by_the_first_deadline(self):
+        """Welcomed at 1 s, left at 5 s, joining again at 12 s: not closed at the first deadline (10 s), kept
+        once welcomed again; a second leave re-arms again."""
+        connection = self.watched()
+        self.clock.advance(1)
+        connection.welcome()
+        self.clock.advance(4)
+        self.leave(connection)
+        self.clock.advance(7)
+        self.assertIsNone(connection.closed)
+        connection._session._session_id = 2
+        self.clock.advance(60)
+        self.assertIsNone(connection.closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.leave(connection)
+        self.clock.advance(10)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+
+    def test_one_rearm_per_session_and_none_once_closed(self):
+        """The same session leaving twice (HELLO and ABORT after it) does not extend the deadline; a closed
+        connection is not watched again."""
+        connection = self.watched()
+        connection.welcome()
+        self.leave(connection)
+        self.clock.advance(9)
+        self.pending.left(connection, 1)
+        self.clock.advance(1)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+        other = self.watched()
+        other.welcome()
+        self.pending.closed(other)
+        self.leave(other)
+        self.assertEqual((self.pending.pending("10.0.0.1"), self.clock.getDelayedCalls()), (0, []))
+
     def test_no_cap(self):
         """WAMP_PENDING_PER_ADDRESS=0: no cap, deadlines still apply."""
         pending = PendingConnections(DeadlineSettings(deadline=1, per_address=0), log=self.log, clock=self.clock)
@@ -219,6 +272,29 @@ class InstallTests(unittest.SynchronousTestCase):
         raw.buildProtocol(address).makeConnection(transport)
         self.assertEqual(transport.value(), b"")
         self.assertTrue(transport.disconnecting)
+
+    def test_install_rearms_at_a_router_session_leave(self):
+        """The session class's onLeave is wrapped: a welcomed session leaving puts its connection back under a
+        deadline (closed 10 s later); the library's onLeave still runs."""
+        module, clock = stand_in(), task.Clock()
+        closes = []
+        session_class = type("RouterSession", (), {"onLeave": lambda self, details: closes.append(details)})
+        auth_deadline.install(DeadlineSettings(deadline=10, per_address=1), module, clock,
+                              type("WebSocketResource", (Resource,), {}), session_class)
+        connection = module.WampRawSocketServerFactory().buildProtocol(IPv4Address("TCP", "10.0.0.1", 1))
+        connection.transport = StringTransport()
+        session = session_class()
+        session._transport, session._previous_session_id = connection, None
+        connection._session = session
+        session._session_id = 5
+        clock.advance(20)
+        session._session_id, session._previous_session_id = None, 5
+        session.onLeave("goodbye")
+        self.assertEqual(closes, ["goodbye"])
+        clock.advance(9.9)
+        self.assertFalse(connection.transport.disconnecting)
+        clock.advance(0.1)
+        self.assertTrue(connection.transport.disconnecting)
 
     def test_missing_internals(self):
         """A Crossbar without the factories' buildProtocol or the protocols' connectionLost: PatchUnavailable."""

@@ -38,8 +38,16 @@ from one of ``TRUSTED_PROXIES``: it counts the client the proxy names in its
 the login limit does; autobahn's ``WebSocketResource.render`` is wrapped to
 hand that address to ``buildProtocol``). Loopback (a reverse proxy on the
 same host that is not in ``TRUSTED_PROXIES``, the benchmarks' load clients)
-is exempt by default. A connection whose session ended and that
-starts another on the same transport is not given a second deadline.
+is exempt by default.
+
+A router session that leaves while its connection stays open (its client's
+GOODBYE, or the hub ending it: ``session_cutoff``) puts the connection back
+under a deadline counted from that moment, and back in its address's count
+(``RouterSession.onLeave`` is wrapped): a client may join again on the same
+connection within ``WAMP_AUTH_DEADLINE``, and one that does not is closed
+like any other. Each welcomed session re-arms it once, so HELLO and ABORT
+repeated before a welcome do not extend it. (A connection welcomed before
+its deadline keeps its timer, which finds it welcomed and lets it go.)
 """
 
 import math
@@ -145,6 +153,8 @@ class PendingConnections:
         self.is_authenticated = is_authenticated
         self._by_address = {}
         self._watched = {}
+        # every open connection once watched: [key, close, the session id it last re-armed for]
+        self._open = {}
 
     def admit(self, key):
         """True when ``key`` (an address, None for uncapped) may open one more unauthenticated connection."""
@@ -167,6 +177,7 @@ class PendingConnections:
             self.clock = reactor
         call = self.clock.callLater(self.settings.deadline, self._expired, protocol)
         self._watched[protocol] = (key, call, close)
+        self._open.setdefault(protocol, [key, close, None])
         if key is not None:
             self._by_address.setdefault(key, set()).add(protocol)
 
@@ -183,6 +194,24 @@ class PendingConnections:
             pending.discard(protocol)
             if not pending:
                 del self._by_address[key]
+
+    def closed(self, protocol):
+        """``protocol``'s connection is gone: stop watching it for good."""
+        self.forget(protocol)
+        self._open.pop(protocol, None)
+
+    def left(self, protocol, session_id):
+        """
+        The welcomed session ``session_id`` of ``protocol`` ended while its
+        connection stays open: a new deadline from now, counted for its
+        address again (once per session id; nothing for a closed connection).
+        """
+        entry = self._open.get(protocol)
+        if entry is None or session_id is None or entry[2] == session_id:
+            return
+        entry[2] = session_id
+        self.forget(protocol)
+        self.watch(protocol, entry[0], entry[1])
 
     def pending(self, key):
         """How many watched connections ``key`` holds (authenticated ones included until counted or expired)."""
@@ -270,13 +299,28 @@ def forwarding(render, settings, factory_classes):
 
 
 def forgetting(connection_lost, pending):
-    """A protocol's ``connectionLost`` that also ends its deadline."""
+    """A protocol's ``connectionLost`` that also ends its deadline (after the library's, which may end the
+    session)."""
 
     def connectionLost(self, reason):
-        pending.forget(self)
-        return connection_lost(self, reason)
+        try:
+            return connection_lost(self, reason)
+        finally:
+            pending.closed(self)
 
     return replacement(connectionLost, forgetting, PATCHED)
+
+
+def rearming(on_leave, pending):
+    """``RouterSession.onLeave`` that puts a connection whose welcomed session leaves back under a deadline."""
+
+    def onLeave(self, details):
+        transport = getattr(self, "_transport", None)
+        if transport is not None:
+            pending.left(transport, getattr(self, "_previous_session_id", None))
+        return on_leave(self, details)
+
+    return replacement(onLeave, rearming, PATCHED)
 
 
 def _targets(crossbar_protocol, settings):
@@ -287,11 +331,12 @@ def _targets(crossbar_protocol, settings):
              close_rawsocket, b""))
 
 
-def install(settings=None, crossbar_protocol=None, clock=None, resource_class=None):
+def install(settings=None, crossbar_protocol=None, clock=None, resource_class=None, session_class=None):
     """
     Wrap Crossbar's WAMP server factories and protocols and autobahn's
-    ``WebSocketResource.render`` (``crossbar_protocol``, ``resource_class``:
-    stand-ins for tests); a note with the settings if wrapped now, False if
+    ``WebSocketResource.render`` and Crossbar's ``RouterSession.onLeave``
+    (``crossbar_protocol``, ``resource_class``, ``session_class``: stand-ins
+    for tests); a note with the settings if wrapped now, False if
     already. PatchUnavailable when the factories, protocols, the resource or
     the session state read here are missing.
     """
@@ -310,6 +355,9 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
         for klass in (RouterSession, ProxyFrontendSession):
             if "_session_id" not in _assigned(klass):
                 raise PatchUnavailable("{} no longer keeps _session_id".format(klass.__name__))
+        if not {"_previous_session_id", "_transport"} <= _assigned(RouterSession):
+            raise PatchUnavailable("RouterSession no longer keeps _previous_session_id and _transport")
+        session_class = RouterSession
     settings = settings or DeadlineSettings.from_environment()
     targets = _targets(crossbar_protocol, settings)
     missing = ["{}.{}".format(klass.__name__, name) for factory, protocol, _close, _answer in targets
@@ -323,6 +371,9 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
     if render is None or not {"_factory", "buildProtocol"} <= _names(render):
         raise PatchUnavailable("{}.render no longer builds its protocol with _factory.buildProtocol".format(
             resource_class.__name__))
+    on_leave = None if session_class is None else unpatched(session_class, "onLeave", PATCHED)
+    if session_class is not None and not callable(getattr(session_class, "onLeave", None)):
+        raise PatchUnavailable("{}.onLeave is missing".format(session_class.__name__))
     pending = PendingConnections(settings, clock=clock)
     for factory, protocol, close, answer in targets:
         build = unpatched(factory, "buildProtocol", PATCHED)
@@ -332,6 +383,8 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
         factory.buildProtocol = admitting(build, pending, close, answer)
         protocol.connectionLost = forgetting(lost, pending)
     resource_class.render = forwarding(render, settings, tuple(target[0] for target in targets))
+    if on_leave is not None:
+        session_class.onLeave = rearming(on_leave, pending)
     return settings.describe()
 
 
