@@ -72,7 +72,7 @@ def main(reactor, options):
     try:
         yield node.start()
         yield add_users(node, [("seed", "Seed", False)], PASSWORD)   # the tables
-        for scenario in ("quiet", "accounts", "burst", "stream"):
+        for scenario in options.scenarios.split(","):
             seconds = []
             for run in range(options.runs):
                 owner = "{}{}".format(scenario, run)
@@ -107,6 +107,7 @@ if __name__ == "__main__":
     parser.add_argument("--attackers", type=int, default=40)
     parser.add_argument("--burst", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenarios", default="quiet,accounts,burst,stream")
     parser.add_argument("--stream", type=float, default=20.0, help="seconds of the stream scenario")
     parser.add_argument("--after", type=float, default=0.3, help="seconds from the flood to the victim's login")
     task.react(main, [parser.parse_args()])

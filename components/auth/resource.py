@@ -20,7 +20,6 @@ The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
 ``https://`` origin (TLS ends at a proxy, so the request itself looks plain).
 """
 
-import math
 import time
 from urllib.parse import urlsplit
 
@@ -88,12 +87,14 @@ class AuthService:
         self.account_delay = account_delay
         self.reactor = reactor
 
-    def _busy(self, busy, username):
-        """The answer for an attempt the check gate turned away, with a Retry-After worth waiting."""
-        wait = 1 + (self.account_delay.delay(username) if self.account_delay is not None else 0)
+    def _busy(self, busy):
+        """
+        The answer for an attempt the check gate turned away: retry in 1 s
+        (a client turned away from a busy account keeps its place in line
+        while it comes back, so coming back soon is what gets it in).
+        """
         code = errors.RATE_LIMITED if busy.status == 429 else errors.UNAVAILABLE
-        return HTTPError(busy.status, code, "{}; retry in {:.0f} s".format(busy.reason, wait),
-                         headers={"Retry-After": int(math.ceil(wait))})
+        return HTTPError(busy.status, code, "{}; retry in 1 s".format(busy.reason), headers={"Retry-After": 1})
 
     def _cookie(self, request, value, max_age):
         attributes = ["{}={}".format(COOKIE, value), "Path=/auth", "HttpOnly", "SameSite=Strict",
@@ -118,7 +119,7 @@ class AuthService:
         try:
             attempt = self.gate.enter(username[:MAX_NAME], client)
         except Busy as busy:
-            raise self._busy(busy, username)
+            raise self._busy(busy)
         try:
             yield attempt.turn
             if self.account_delay is not None:
@@ -128,7 +129,7 @@ class AuthService:
                     yield task.deferLater(self.reactor, wait, lambda: None)
             user = yield attempt.check(lambda: self.directory.authenticate(username, password))
         except Busy as busy:
-            raise self._busy(busy, username)
+            raise self._busy(busy)
         except StorageUnavailable:
             raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         finally:
