@@ -129,6 +129,30 @@ class ClientAddressTests(unittest.SynchronousTestCase):
         self.assertIn("FORWARDED_HEADER", str(caught.exception))
 
 
+class WebSocketCapAddressTests(unittest.SynchronousTestCase):
+    """The cap on unauthenticated WebSockets per address (auth_deadline) reads the same header as the login."""
+
+    def forwarded_client(self, environ, **headers):
+        from components.node.patches import auth_deadline
+
+        class Factory:
+            pass
+
+        settings = auth_deadline.DeadlineSettings.from_environment([], dict(environ, TRUSTED_PROXIES="127.0.0.1"))
+        render = auth_deadline.forwarding(lambda resource, request: resource._factory.__dict__.get(
+            auth_deadline._FORWARDED), settings, (Factory,))
+        resource = type("WebSocketResource", (), {"_factory": Factory()})()
+        return render(resource, request_from(IPv4Address("TCP", "127.0.0.1", 4000), **headers))
+
+    def test_a_clients_own_forwarded_header_is_ignored(self):
+        """Upgrades through nginx are counted under X-Forwarded-For, not a Forwarded the client wrote."""
+        self.assertEqual(self.forwarded_client({}, Forwarded="for=203.0.113.99", X_Forwarded_For="198.51.100.1"),
+                         "198.51.100.1")
+        self.assertIsNone(self.forwarded_client({}, Forwarded="for=203.0.113.99"))   # the proxy's own address
+        self.assertEqual(self.forwarded_client({"FORWARDED_HEADER": "forwarded"}, Forwarded="for=203.0.113.99",
+                                               X_Forwarded_For="198.51.100.1"), "203.0.113.99")
+
+
 class AccountDelayTests(unittest.SynchronousTestCase):
     """components.auth.loginlimits.AccountDelay on a test clock."""
 
