@@ -6,15 +6,14 @@ address may hold only WAMP_PENDING_PER_ADDRESS connections that have not
 authenticated yet; on a router worker and on a proxy worker facing the clients.
 """
 
-import json
 import time
 
-from twisted.internet import defer, reactor
-from twisted.internet.task import deferLater
+from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually, token
+from tests.support.clients import connect, eventually
 from tests.support.node import shared_node
+from tests.support.rawjoin import hello, join, leave, wait_until
 from tests.support.rawwebsocket import open_websocket, proxied_node
 
 # loopback is exempt from the cap by default: these nodes count it like any client address
@@ -27,8 +26,7 @@ REFUSED_LINE = "refused a WAMP connection from 127.0.0.1"
 # long enough for a loaded machine to authenticate well within it
 REARM = {"WAMP_AUTH_DEADLINE": "6"}
 REARM_DEADLINE = 6.0
-GOODBYE = json.dumps([6, {}, "wamp.close.normal"]).encode()
-HELLO = json.dumps([1, "reactive", {"authmethods": ["ticket"], "authid": "alice", "roles": {"caller": {}}}]).encode()
+HELLO = hello("alice")
 
 
 class DeadlineChecks:
@@ -79,45 +77,7 @@ class DeadlineChecks:
             self.assertLess(len(taken), 50, "no place freed after a pending connection closed")
 
 
-def count(client, prefix):
-    """How many messages starting with ``prefix`` (JSON, no spaces) ``client`` has received."""
-    return client.received.replace(b" ", b"").count(prefix)
-
-
-def wait_until(moment):
-    """A Deferred firing at the monotonic ``moment`` (at once if it has passed)."""
-    return deferLater(reactor, max(0.0, moment - time.monotonic()), lambda: None)
-
-
-class RejoinChecks:
-    """A raw WebSocket that joins with a ticket, says GOODBYE and joins again on the same connection."""
-
-    @defer.inlineCallbacks
-    def join(self, client, sub, challenged=None):
-        """HELLO, the ticket CHALLENGE, (``challenged``: a Deferred to wait for first) AUTHENTICATE, WELCOME."""
-        welcomes, challenges = count(client, b"[2,"), count(client, b'[4,"ticket"')
-        client.send(HELLO.replace(b'"alice"', json.dumps(sub).encode()))
-        yield eventually(lambda: count(client, b'[4,"ticket"') > challenges or not client.open, timeout=10,
-                         message="no CHALLENGE")
-        if challenged is not None:
-            yield challenged
-        self.assertTrue(client.open, "closed before it answered the CHALLENGE")
-        client.send(json.dumps([5, token(sub), {}]).encode())
-        yield eventually(lambda: count(client, b"[2,") > welcomes or not client.open, timeout=10,
-                         message="no WELCOME")
-        self.assertTrue(client.open, "closed instead of welcomed")
-
-    @defer.inlineCallbacks
-    def leave(self, client):
-        """GOODBYE, and the router's GOODBYE in reply; the monotonic time of the reply."""
-        replies = count(client, b"[6,")
-        client.send(GOODBYE)
-        yield eventually(lambda: count(client, b"[6,") > replies or not client.open, timeout=10,
-                         message="no GOODBYE reply")
-        return time.monotonic()
-
-
-class RouterWorkerTests(DeadlineChecks, RejoinChecks, unittest.TestCase):
+class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
     """The dev node: the router worker faces the clients."""
 
     timeout = 180
@@ -152,10 +112,10 @@ class RouterWorkerTests(DeadlineChecks, RejoinChecks, unittest.TestCase):
         client = yield open_websocket(node.port)
         opened = time.monotonic()
         self.addCleanup(client.abort)
-        yield self.join(client, "rearm_user")
+        yield join(client, "rearm_user")
         yield wait_until(opened + 3.0)
-        left = yield self.leave(client)
-        yield self.join(client, "rearm_user", challenged=wait_until(opened + REARM_DEADLINE + 0.8))
+        left = yield leave(client)
+        yield join(client, "rearm_user", challenged=wait_until(opened + REARM_DEADLINE + 0.8))
         self.assertLess(time.monotonic(), left + REARM_DEADLINE, "the machine was too slow for this test")
         yield wait_until(left + REARM_DEADLINE + 1.0)
         self.assertTrue(client.open, "a session welcomed again was closed")
@@ -169,10 +129,10 @@ class RouterWorkerTests(DeadlineChecks, RejoinChecks, unittest.TestCase):
         client = yield open_websocket(node.port)
         opened = time.monotonic()
         self.addCleanup(client.abort)
-        yield self.join(client, "rearm_leaver")
+        yield join(client, "rearm_leaver")
         yield wait_until(opened + REARM_DEADLINE + 2.0)
         self.assertTrue(client.open)
-        left = yield self.leave(client)
+        left = yield leave(client)
         yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
                          message="a connection whose session left stays open")
         self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)

@@ -17,6 +17,7 @@ from twisted.trial import unittest
 
 from tests.support.clients import connect, eventually
 from tests.support.node import shared_node
+from tests.support.rawjoin import count, join
 from tests.support.rawwebsocket import OPCODE_BINARY, health_latencies, open_websocket, proxied_node
 
 # under WAMP_PREAUTH_MAX_BYTES (16 KiB), so walked before the welcome
@@ -180,6 +181,24 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
         refusals = [line for line in text.splitlines() if REFUSED in line]
         # a burst of 20 lines, then 5 a second
         self.assertLessEqual(len(refusals), 20 + 5 * elapsed + 1)
+
+    @defer.inlineCallbacks
+    def test_wide_message_after_authentication(self):
+        """A joined session's CALL holding 1,000 empty arrays is answered; one holding 100,001 (300 KB, over
+        WAMP_MAX_CONTAINERS) closes the connection with one line naming the bound."""
+        node = yield shared_node()
+        client = yield open_websocket(node.port)
+        self.addCleanup(client.abort)
+        yield join(client, "wide_caller")
+        client.send(json.dumps([48, 1, {}, "time.get", [[]] * 1000]).encode())
+        yield eventually(lambda: count(client, b"[50,1,") + count(client, b"[8,48,1,") or not client.open,
+                         timeout=10, message="no answer to a CALL within the bound")
+        self.assertTrue(client.open)
+        offset = len(node.log_text())
+        client.send(json.dumps([48, 2, {}, "time.get", [[]] * 100001]).encode())
+        yield eventually(lambda: not client.open, timeout=10, message="a CALL over the bound was taken")
+        yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10, message="no refusal line")
+        self.assertIn("more than 100000 containers", node.log_text()[offset:])
 
     @defer.inlineCallbacks
     def test_wide_flood_does_not_stall_others(self):
