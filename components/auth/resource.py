@@ -128,6 +128,13 @@ class AuthService:
                 if wait > 0:
                     yield task.deferLater(self.reactor, wait, lambda: None)
             user = yield attempt.check(lambda: self.directory.authenticate(username, password))
+            # counted before the account passes on, so the next attempt's delay includes this outcome
+            if user is None:
+                if self.account_delay is not None:
+                    self.account_delay.failed(username)
+                self.client_failures.failed(client)
+            elif self.account_delay is not None:
+                self.account_delay.succeeded(username)
         except Busy as busy:
             raise self._busy(busy)
         except StorageUnavailable:
@@ -135,13 +142,8 @@ class AuthService:
         finally:
             attempt.leave()
         if user is None:
-            if self.account_delay is not None:
-                self.account_delay.failed(username)
-            self.client_failures.failed(client)
             self.log.info("login refused for {username!r} from {address}", username=username, address=key)
             raise HTTPError(401, errors.AUTH_BAD_CREDENTIALS, "wrong username or password")
-        if self.account_delay is not None:
-            self.account_delay.succeeded(username)
         session_id = yield self.sessions.create(user["username"])
         yield self.directory.record_login(user["username"])
         self._cookie(request, session_id, self.cookie_lifetime)
