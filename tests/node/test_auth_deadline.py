@@ -189,3 +189,19 @@ class ProxyWorkerTests(DeadlineChecks, unittest.TestCase):
         yield self.assertCapped(node)
         lines = [line for line in node.log_text()[offset:].splitlines() if REFUSED_LINE in line]
         self.assertTrue(lines and all("[Proxy" in line for line in lines), lines)
+
+    @defer.inlineCallbacks
+    def test_connection_whose_session_left_is_closed_at_the_proxy(self):
+        """Joined through a proxy worker, GOODBYE long after the first deadline (8 s), nothing more: the proxy
+        closes the connection about 6 s after the GOODBYE (its frontend session cannot join again)."""
+        node = yield proxied_node("rearm-proxied", env=REARM)
+        client = yield open_websocket(node.port)
+        opened = time.monotonic()
+        self.addCleanup(client.abort)
+        yield join(client, "proxied_leaver")
+        yield wait_until(opened + REARM_DEADLINE + 2.0)
+        self.assertTrue(client.open)
+        left = yield leave(client)
+        yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
+                         message="a proxied connection whose session left stays open")
+        self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)

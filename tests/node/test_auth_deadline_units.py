@@ -150,6 +150,16 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         self.leave(other)
         self.assertEqual((self.pending.pending("10.0.0.1"), self.clock.getDelayedCalls()), (0, []))
 
+    def test_connection_that_cannot_rejoin_is_closed_though_its_session_id_stays(self):
+        """A proxy frontend keeps its session id after GOODBYE: left without rejoin, the connection is closed
+        at the new deadline anyway."""
+        connection = self.watched()
+        connection.welcome()
+        self.clock.advance(30)
+        self.pending.left(connection, 1, rejoin=False)
+        self.clock.advance(10)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+
     def test_no_cap(self):
         """WAMP_PENDING_PER_ADDRESS=0: no cap, deadlines still apply."""
         pending = PendingConnections(DeadlineSettings(deadline=1, per_address=0), log=self.log, clock=self.clock)
@@ -294,6 +304,27 @@ class InstallTests(unittest.SynchronousTestCase):
         clock.advance(9.9)
         self.assertFalse(connection.transport.disconnecting)
         clock.advance(0.1)
+        self.assertTrue(connection.transport.disconnecting)
+
+    def test_install_closes_a_proxy_connection_after_goodbye(self):
+        """The frontend class's onMessage is wrapped: a GOODBYE to a joined frontend session closes its
+        connection a deadline later; other messages and unjoined sessions change nothing."""
+        from autobahn.wamp import message
+        module, clock = stand_in(), task.Clock()
+        received = []
+        frontend_class = type("ProxyFrontendSession", (), {"onMessage": lambda self, msg: received.append(msg)})
+        auth_deadline.install(DeadlineSettings(deadline=10, per_address=1), module, clock,
+                              type("WebSocketResource", (Resource,), {}), frontend_class=frontend_class)
+        connection = module.WampRawSocketServerFactory().buildProtocol(IPv4Address("TCP", "10.0.0.1", 1))
+        connection.transport = StringTransport()
+        session = frontend_class()
+        session.transport, session._session_id, connection._session = connection, 9, session
+        clock.advance(20)
+        session.onMessage(message.Call(1, "time.get"))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        session.onMessage(message.Goodbye())
+        self.assertEqual(len(received), 2)
+        clock.advance(10)
         self.assertTrue(connection.transport.disconnecting)
 
     def test_missing_internals(self):

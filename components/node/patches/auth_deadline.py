@@ -48,6 +48,10 @@ connection within ``WAMP_AUTH_DEADLINE``, and one that does not is closed
 like any other. Each welcomed session re-arms it once, so HELLO and ABORT
 repeated before a welcome do not extend it. (A connection welcomed before
 its deadline keeps its timer, which finds it welcomed and lets it go.)
+A proxy worker's frontend session cannot join again after its client's
+GOODBYE (Crossbar keeps its session id and refuses a second HELLO), so
+``ProxyFrontendSession.onMessage`` is wrapped to close such a connection
+``WAMP_AUTH_DEADLINE`` after that GOODBYE instead of keeping it for ever.
 """
 
 import math
@@ -170,13 +174,14 @@ class PendingConnections:
         self.log.note("reactive hub: refused a WAMP connection from {}: {} connections from this address are not "
                       "authenticated yet (WAMP_PENDING_PER_ADDRESS)".format(key, self.settings.per_address))
 
-    def watch(self, protocol, key, close):
-        """Start ``protocol``'s deadline; ``close(protocol, code, reason)`` ends it when it passes unauthenticated."""
+    def watch(self, protocol, key, close, final=False):
+        """Start ``protocol``'s deadline; ``close(protocol, code, reason)`` ends it when it passes unauthenticated
+        (``final``: whether or not it is)."""
         if self.clock is None:
             from twisted.internet import reactor
             self.clock = reactor
         call = self.clock.callLater(self.settings.deadline, self._expired, protocol)
-        self._watched[protocol] = (key, call, close)
+        self._watched[protocol] = (key, call, close, final)
         self._open.setdefault(protocol, [key, close, None])
         if key is not None:
             self._by_address.setdefault(key, set()).add(protocol)
@@ -186,7 +191,7 @@ class PendingConnections:
         entry = self._watched.pop(protocol, None)
         if entry is None:
             return
-        key, call, _close = entry
+        key, call = entry[:2]
         if call.active():
             call.cancel()
         pending = self._by_address.get(key)
@@ -200,18 +205,20 @@ class PendingConnections:
         self.forget(protocol)
         self._open.pop(protocol, None)
 
-    def left(self, protocol, session_id):
+    def left(self, protocol, session_id, rejoin=True):
         """
         The welcomed session ``session_id`` of ``protocol`` ended while its
         connection stays open: a new deadline from now, counted for its
         address again (once per session id; nothing for a closed connection).
+        ``rejoin`` False: the connection cannot be welcomed again, it is
+        closed at that deadline whatever its session state says.
         """
         entry = self._open.get(protocol)
         if entry is None or session_id is None or entry[2] == session_id:
             return
         entry[2] = session_id
         self.forget(protocol)
-        self.watch(protocol, entry[0], entry[1])
+        self.watch(protocol, entry[0], entry[1], final=not rejoin)
 
     def pending(self, key):
         """How many watched connections ``key`` holds (authenticated ones included until counted or expired)."""
@@ -221,9 +228,9 @@ class PendingConnections:
         entry = self._watched.get(protocol)
         if entry is None:
             return
-        close = entry[2]
+        close, final = entry[2:]
         self.forget(protocol)
-        if self.is_authenticated(protocol):
+        if self.is_authenticated(protocol) and not final:
             return
         self.log.note("reactive hub: closed a WAMP connection from {}: not authenticated within {:g} s".format(
             peer_of(protocol), self.settings.deadline))
@@ -323,6 +330,22 @@ def rearming(on_leave, pending):
     return replacement(onLeave, rearming, PATCHED)
 
 
+def closing_after_goodbye(on_message, pending):
+    """``ProxyFrontendSession.onMessage`` that, after its client's GOODBYE to a joined session, closes the
+    connection a deadline later (the frontend session cannot join again)."""
+    from autobahn.wamp.message import Goodbye
+
+    def onMessage(self, msg):
+        session_id = getattr(self, "_session_id", None) if isinstance(msg, Goodbye) else None
+        result = on_message(self, msg)
+        transport = getattr(self, "transport", None)
+        if session_id is not None and transport is not None:
+            pending.left(transport, session_id, rejoin=False)
+        return result
+
+    return replacement(onMessage, closing_after_goodbye, PATCHED)
+
+
 def _targets(crossbar_protocol, settings):
     """(factory, protocol, how to close one, what a refused one is told) of WebSocket and RawSocket."""
     return ((crossbar_protocol.WampWebSocketServerFactory, crossbar_protocol.WampWebSocketServerProtocol,
@@ -331,12 +354,14 @@ def _targets(crossbar_protocol, settings):
              close_rawsocket, b""))
 
 
-def install(settings=None, crossbar_protocol=None, clock=None, resource_class=None, session_class=None):
+def install(settings=None, crossbar_protocol=None, clock=None, resource_class=None, session_class=None,
+            frontend_class=None):
     """
     Wrap Crossbar's WAMP server factories and protocols and autobahn's
     ``WebSocketResource.render`` and Crossbar's ``RouterSession.onLeave``
-    (``crossbar_protocol``, ``resource_class``, ``session_class``: stand-ins
-    for tests); a note with the settings if wrapped now, False if
+    and ``ProxyFrontendSession.onMessage`` (``crossbar_protocol``,
+    ``resource_class``, ``session_class``, ``frontend_class``: stand-ins for
+    tests); a note with the settings if wrapped now, False if
     already. PatchUnavailable when the factories, protocols, the resource or
     the session state read here are missing.
     """
@@ -357,7 +382,9 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
                 raise PatchUnavailable("{} no longer keeps _session_id".format(klass.__name__))
         if not {"_previous_session_id", "_transport"} <= _assigned(RouterSession):
             raise PatchUnavailable("RouterSession no longer keeps _previous_session_id and _transport")
-        session_class = RouterSession
+        if not {"_session_id", "transport"} <= _assigned(ProxyFrontendSession):
+            raise PatchUnavailable("ProxyFrontendSession no longer keeps _session_id and transport")
+        session_class, frontend_class = RouterSession, ProxyFrontendSession
     settings = settings or DeadlineSettings.from_environment()
     targets = _targets(crossbar_protocol, settings)
     missing = ["{}.{}".format(klass.__name__, name) for factory, protocol, _close, _answer in targets
@@ -371,9 +398,11 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
     if render is None or not {"_factory", "buildProtocol"} <= _names(render):
         raise PatchUnavailable("{}.render no longer builds its protocol with _factory.buildProtocol".format(
             resource_class.__name__))
+    for klass, name in ((session_class, "onLeave"), (frontend_class, "onMessage")):
+        if klass is not None and not callable(getattr(klass, name, None)):
+            raise PatchUnavailable("{}.{} is missing".format(klass.__name__, name))
     on_leave = None if session_class is None else unpatched(session_class, "onLeave", PATCHED)
-    if session_class is not None and not callable(getattr(session_class, "onLeave", None)):
-        raise PatchUnavailable("{}.onLeave is missing".format(session_class.__name__))
+    on_message = None if frontend_class is None else unpatched(frontend_class, "onMessage", PATCHED)
     pending = PendingConnections(settings, clock=clock)
     for factory, protocol, close, answer in targets:
         build = unpatched(factory, "buildProtocol", PATCHED)
@@ -385,6 +414,8 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
     resource_class.render = forwarding(render, settings, tuple(target[0] for target in targets))
     if on_leave is not None:
         session_class.onLeave = rearming(on_leave, pending)
+    if on_message is not None:
+        frontend_class.onMessage = closing_after_goodbye(on_message, pending)
     return settings.describe()
 
 
