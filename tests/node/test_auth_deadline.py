@@ -49,6 +49,21 @@ class DeadlineChecks:
         self.assertNotIn("Traceback", node.log_text()[offset:])
 
     @defer.inlineCallbacks
+    def assertClosedAfterLeaving(self, node, sub):
+        """A connection joined as ``sub`` that says GOODBYE 8 s after it opened (past its first deadline, 6 s
+        on the REARM nodes) and nothing more is closed about 6 s after the GOODBYE, not before."""
+        client = yield open_websocket(node.port)
+        opened = time.monotonic()
+        self.addCleanup(client.abort)
+        yield join(client, sub)
+        yield wait_until(opened + REARM_DEADLINE + 2.0)
+        self.assertTrue(client.open)
+        left = yield leave(client)
+        yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
+                         message="a connection whose session left stays open")
+        self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)
+
+    @defer.inlineCallbacks
     def assertCapped(self, node):
         """Four silent WebSockets from 127.0.0.1 are taken, the fifth refused at the upgrade (429, closed);
         once one of the
@@ -126,16 +141,7 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
         6 s after the GOODBYE, with the deadline's log line."""
         node = yield shared_node("rearm", env=REARM)
         offset = len(node.log_text())
-        client = yield open_websocket(node.port)
-        opened = time.monotonic()
-        self.addCleanup(client.abort)
-        yield join(client, "rearm_leaver")
-        yield wait_until(opened + REARM_DEADLINE + 2.0)
-        self.assertTrue(client.open)
-        left = yield leave(client)
-        yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
-                         message="a connection whose session left stays open")
-        self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)
+        yield self.assertClosedAfterLeaving(node, "rearm_leaver")
         yield eventually(lambda: "not authenticated within 6 s" in node.log_text()[offset:], timeout=5,
                          message="no log line")
 
@@ -195,13 +201,4 @@ class ProxyWorkerTests(DeadlineChecks, unittest.TestCase):
         """Joined through a proxy worker, GOODBYE long after the first deadline (8 s), nothing more: the proxy
         closes the connection about 6 s after the GOODBYE (its frontend session cannot join again)."""
         node = yield proxied_node("rearm-proxied", env=REARM)
-        client = yield open_websocket(node.port)
-        opened = time.monotonic()
-        self.addCleanup(client.abort)
-        yield join(client, "proxied_leaver")
-        yield wait_until(opened + REARM_DEADLINE + 2.0)
-        self.assertTrue(client.open)
-        left = yield leave(client)
-        yield eventually(lambda: not client.open, timeout=REARM_DEADLINE + 10,
-                         message="a proxied connection whose session left stays open")
-        self.assertGreater(client.closed_at - left, REARM_DEADLINE - 1.0)
+        yield self.assertClosedAfterLeaving(node, "proxied_leaver")
