@@ -5,6 +5,7 @@ process with one line naming it and the library version, a performance patch
 falls back to the library's path with one info line.
 """
 
+import os
 import sys
 import types
 
@@ -57,6 +58,15 @@ class ContractTests(SynchronousTestCase):
             self.assertTrue(callable(module.install), module.NAME)
             names.add(module.NAME)
         self.assertEqual(len(names), len(registry.MODULES), "patch names are unique")
+
+    def test_upstream_reference_exists(self):
+        """UPSTREAM is an issue URL or a patch text kept in docs/upstream/ (ready to send)."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for module in registry.load():
+            if module.UPSTREAM.startswith("https://"):
+                continue
+            self.assertTrue(module.UPSTREAM.startswith("docs/upstream/"), module.NAME)
+            self.assertTrue(os.path.isfile(os.path.join(root, module.UPSTREAM)), module.UPSTREAM)
 
     def test_kinds(self):
         """Body limits in router and proxy workers; the node-key cache in proxies only; txaio in component workers."""
