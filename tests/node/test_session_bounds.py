@@ -22,7 +22,7 @@ from twisted.trial import unittest
 
 from components.client import HubClient
 from components.core import errors
-from components.node.patches import authcache_bound, session_bounds
+from components.node.patches import authcache_bound, send_bound, session_bounds
 from tests.support.clients import connect, eventually, token
 from tests.support.node import router_worker, shared_node
 
@@ -274,3 +274,97 @@ class InstallTests(unittest.SynchronousTestCase):
         bounds = session_bounds.SessionBounds()
         self.assertTrue(session_bounds.install(bounds, broker, dealer))
         self.assertFalse(session_bounds.install(bounds, broker, dealer))
+
+    def test_bounded_cache_replaces_running_routers_caches(self):
+        class Router:
+            def __init__(self):
+                self._authorization_cache = {"kept": 1}
+
+        running = Router()
+        self.assertTrue(authcache_bound.install(limit=100, router_class=Router))
+        self.assertFalse(authcache_bound.install(limit=100, router_class=Router))
+        for router in (running, Router()):
+            self.assertIsInstance(router._authorization_cache, authcache_bound.BoundedCache)
+            self.assertEqual(router._authorization_cache.limit, 100)
+        self.assertEqual(dict(running._authorization_cache), {"kept": 1})
+
+
+class _Buffered:
+    """What the send bound reads of a Twisted TCP transport."""
+
+    def __init__(self, producer=None):
+        self.dataBuffer, self.offset, self._tempDataBuffer, self._tempDataLen = b"", 0, [], 0
+        self.producer, self.streamingProducer, self.disconnecting, self.aborted = producer, True, False, 0
+
+    def queue(self, size):
+        self._tempDataBuffer.append(b"x" * size)
+        self._tempDataLen += size
+
+    def registerProducer(self, producer, streaming):
+        self.producer, self.streamingProducer = producer, streaming
+
+    def unregisterProducer(self):
+        self.producer = None
+
+    def abortConnection(self):
+        self.aborted += 1
+
+
+class _Producer:
+    def __init__(self):
+        self.calls = []
+
+    def pauseProducing(self):
+        self.calls.append("pause")
+
+    def resumeProducing(self):
+        self.calls.append("resume")
+
+    def stopProducing(self):
+        self.calls.append("stop")
+
+
+class _Protocol:
+    peer = "tcp4:127.0.0.1:1"
+    _session = None
+
+    def __init__(self, transport):
+        self.transport = transport
+
+
+class SendQueueBoundTests(unittest.SynchronousTestCase):
+    """The producer in front of the transport: passes calls on, aborts once past the bound, frees the queue."""
+
+    def test_in_front_of_the_producer_the_transport_had(self):
+        channel = _Producer()
+        transport = _Buffered(channel)
+        self.assertTrue(send_bound.watch(_Protocol(transport), transport, 1000))
+        bound = transport.producer
+        self.assertIsInstance(bound, send_bound.SendQueueBound)
+        transport.queue(900)
+        bound.pauseProducing()
+        bound.resumeProducing()
+        self.assertEqual((channel.calls, transport.aborted), (["pause", "resume"], 0))
+        transport.queue(200)
+        bound.pauseProducing()
+        bound.pauseProducing()
+        self.assertEqual(transport.aborted, 1)
+        self.assertEqual((transport._tempDataLen, transport._tempDataBuffer), (0, []))
+        bound.stopProducing()
+        self.assertEqual(channel.calls, ["pause", "resume", "pause", "stop"])
+
+    def test_registered_when_there_is_none_and_released_when_closing(self):
+        transport = _Buffered()
+        self.assertTrue(send_bound.watch(_Protocol(transport), transport, 1000))
+        transport.disconnecting = True
+        transport.producer.resumeProducing()
+        self.assertIsNone(transport.producer)
+
+    def test_router_links_are_not_bounded(self):
+        transport = _Buffered()
+        protocol = _Protocol(transport)
+        protocol._session = type("Session", (), {"_authrole": "rlink"})()
+        send_bound.watch(protocol, transport, 1000)
+        transport.queue(5000)
+        transport.producer.pauseProducing()
+        self.assertEqual(transport.aborted, 0)
