@@ -18,7 +18,7 @@ from twisted.trial import unittest
 from tests.support.clients import connect, eventually
 from tests.support.node import shared_node
 from tests.support.rawjoin import count, join
-from tests.support.rawwebsocket import OPCODE_BINARY, health_latencies, open_websocket, proxied_node
+from tests.support.rawwebsocket import OPCODE_BINARY, frame, health_latencies, open_websocket, proxied_node
 
 # under WAMP_PREAUTH_MAX_BYTES (16 KiB), so walked before the welcome
 DEEP = b"[" * 8000 + b"]" * 8000
@@ -103,6 +103,22 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
         for subprotocol, payload in WIDE.items():
             opcode = 1 if subprotocol == b"wamp.2.json" else OPCODE_BINARY
             yield self.assertRefusedAtOnce(node, payload, subprotocol, opcode, reason=TOO_LARGE, within=QUICK)
+
+    @defer.inlineCallbacks
+    def test_large_frame_refused_at_its_header(self):
+        """Only the header and the first 64 KB of a 1 MB frame before HELLO: the connection is closed within
+        0.5 s, without waiting for the rest, with the line naming the announced size."""
+        node = yield shared_node()
+        offset = len(node.log_text())
+        payload = WIDE[b"wamp.2.msgpack"]
+        client = yield open_websocket(node.port, subprotocol=b"wamp.2.msgpack")
+        self.addCleanup(client.abort)
+        sent = time.monotonic()
+        client.transport.write(frame(payload, OPCODE_BINARY)[:65536])
+        yield eventually(lambda: not client.open, timeout=10, message="the connection waits for the whole frame")
+        self.assertLess(client.closed_at - sent, QUICK)
+        yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10, message="no refusal line")
+        self.assertIn("({} bytes, msgpack): {}".format(len(payload), TOO_LARGE), node.log_text()[offset:])
 
     @defer.inlineCallbacks
     def test_pre_authentication_size_is_the_setting(self):

@@ -145,6 +145,29 @@ class ReceiveTests(unittest.SynchronousTestCase):
         self.assertEqual(self.receive(payload, session=session).closes, [])
         self.assertEqual(len(session.received), 1)
 
+    def test_large_message_refused_at_its_frame_header(self):
+        """Before the welcome a WebSocket message announced (its frames so far and this one) larger than the
+        pre-authentication size is refused at the frame header: one line, a close, autobahn told to drop the
+        rest; within it, or once welcomed, autobahn's own handling goes on."""
+        self.guard.preauth_bytes = 100
+        began = []
+        frame_begin = frame_depth.guarded_frame_begin(self.guard, lambda protocol, length: began.append(length))
+        closes = []
+        connection = Connection(MsgPackSerializer(), Session())
+        connection.failedByMe, connection.message_data_total_length = False, 60
+        self.patch(frame_depth, "close_websocket", lambda protocol, code, reason: closes.append((code, reason)))
+        frame_begin(connection, 40)
+        self.assertEqual((began, closes), ([40], []))
+        frame_begin(connection, 41)
+        self.assertEqual((began, closes, connection.failedByMe), ([40], [(1002, "WAMP message refused")], True))
+        self.assertEqual(self.logger.events, [("warn", "reactive hub: refused a WAMP message from tcp4:10.0.0.9:4000 "
+                                               "(101 bytes, msgpack): more than 100 bytes before authentication; "
+                                               "connection closed")])
+        welcomed = Connection(MsgPackSerializer(), Session())
+        welcomed._session._session_id, welcomed.failedByMe, welcomed.message_data_total_length = 7, False, 0
+        frame_begin(welcomed, 1000000)
+        self.assertEqual(began, [40, 1000000])
+
     def test_too_many_containers(self):
         """A shallow message holding more containers than the bound is refused (JSON, MessagePack, CBOR)."""
         self.guard.containers = 1000
@@ -210,9 +233,17 @@ def stand_ins():
     """Classes shaped like autobahn's WampWebSocketProtocol / WampRawSocketProtocol and Crossbar's servers."""
 
     class WebSocket:
+        failedByMe = False
+        message_data_total_length = 0
+
         def onMessage(self, payload, isBinary):
             for message in self._serializer.unserialize(payload, isBinary):
                 self._session.onMessage(message)
+
+        def onMessageFrameBegin(self, length):
+            self.message_data_total_length += length
+            if 0 < self.maxMessagePayloadSize < self.message_data_total_length:
+                self.failedByMe = True
 
     class RawSocket:
         def stringReceived(self, payload):
@@ -236,6 +267,7 @@ class InstallTests(unittest.SynchronousTestCase):
         self.assertFalse(frame_depth.install(8, websocket, rawsocket, servers))
         self.assertTrue(getattr(servers[0][0].onMessage, frame_depth.PATCHED))
         self.assertTrue(getattr(servers[1][0].stringReceived, frame_depth.PATCHED))
+        self.assertTrue(getattr(servers[0][0].onMessageFrameBegin, frame_depth.PATCHED))
 
     def test_changed_internals_are_refused(self):
         """A handler that no longer decodes through ``_serializer`` and dispatches to ``_session``, or a
@@ -255,11 +287,16 @@ class InstallTests(unittest.SynchronousTestCase):
         """The installed autobahn's handlers use what the replacement relies on, and Crossbar's server
         protocols take them unchanged."""
         from autobahn.twisted.rawsocket import WampRawSocketProtocol
+        from autobahn.twisted.websocket import WampWebSocketServerProtocol
         from autobahn.wamp.websocket import WampWebSocketProtocol
         from crossbar.router import protocol
         for klass, method, names in ((WampWebSocketProtocol, "onMessage", frame_depth._WEBSOCKET_NAMES),
+                                     (WampWebSocketServerProtocol, "onMessageFrameBegin",
+                                      frame_depth._FRAME_BEGIN_NAMES),
                                      (WampRawSocketProtocol, "stringReceived", frame_depth._RAWSOCKET_NAMES)):
             frame_depth._check(klass, method, names)
         frame_depth._check_resolution(protocol.WampWebSocketServerProtocol, WampWebSocketProtocol, "onMessage")
+        frame_depth._check_resolution(protocol.WampWebSocketServerProtocol, WampWebSocketServerProtocol,
+                                      "onMessageFrameBegin")
         frame_depth._check_resolution(protocol.WampRawSocketServerProtocol, WampRawSocketProtocol, "stringReceived")
 

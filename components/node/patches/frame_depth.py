@@ -33,7 +33,11 @@ Until the connection's session is welcomed (HELLO, AUTHENTICATE: well under
 2 KB), a message larger than ``WAMP_PREAUTH_MAX_BYTES`` (default 16 KiB) is
 refused the same way before any walk or decode: a 1 MB frame of a million
 empty MessagePack arrays cost the decoder 0.6-0.9 s and stalled the router
-that long for everyone, sent by anyone who could open a WebSocket.
+that long for everyone, sent by anyone who could open a WebSocket. On a
+WebSocket this is checked when a frame's header arrives
+(``WebSocketProtocol.onMessageFrameBegin`` is wrapped for WAMP connections):
+the connection is closed before the rest of the frame is read or unmasked,
+and autobahn drops what was already buffered (``failedByMe``).
 """
 
 import os
@@ -63,6 +67,7 @@ MAXIMUM_DEPTH = 400
 TRACEBACK_FRAMES = 20
 # what the replaced methods are seen to use, checked before replacing them
 _WEBSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage")
+_FRAME_BEGIN_NAMES = ("message_data_total_length", "maxMessagePayloadSize")
 _RAWSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage", "abort")
 
 
@@ -120,9 +125,10 @@ class Guard:
         self.preauth_bytes = preauth_bytes
         self.refusals = refusals or RefusalLog()
 
-    def too_large(self, protocol, payload):
-        """The reason to refuse ``payload`` unread (larger than allowed before the welcome), or None."""
-        if self.preauth_bytes is None or len(payload) <= self.preauth_bytes or welcomed(protocol):
+    def too_large(self, protocol, size):
+        """The reason to refuse a message of ``size`` bytes unread (larger than allowed before the welcome),
+        or None."""
+        if self.preauth_bytes is None or size <= self.preauth_bytes or welcomed(protocol):
             return None
         return "more than {} bytes before authentication".format(self.preauth_bytes)
 
@@ -145,7 +151,7 @@ def _receive(guard, protocol, payload, is_binary, close):
     from twisted.internet.defer import CancelledError
 
     serializer = protocol._serializer
-    unread = guard.too_large(protocol, payload)
+    unread = guard.too_large(protocol, len(payload))
     if unread is not None:
         guard.refuse(protocol, len(payload), serializer, unread)
         close(protocol, CLOSE_PROTOCOL_ERROR, "WAMP message refused")
@@ -172,6 +178,24 @@ def _receive(guard, protocol, payload, is_binary, close):
             guard.failed(protocol, error)
             close(protocol, CLOSE_INTERNAL_ERROR, "WAMP internal error")
             return
+
+
+def guarded_frame_begin(guard, frame_begin):
+    """``onMessageFrameBegin`` of WAMP WebSockets: a message announced larger than allowed before the welcome
+    is refused at its frame header (one line, close), the rest of it unread."""
+
+    def onMessageFrameBegin(self, length):
+        if not self.failedByMe:
+            announced = self.message_data_total_length + length
+            unread = guard.too_large(self, announced)
+            if unread is not None:
+                self.failedByMe = True  # autobahn drops the rest of the message
+                guard.refuse(self, announced, self._serializer, unread)
+                close_websocket(self, CLOSE_PROTOCOL_ERROR, "WAMP message refused")
+                return None
+        return frame_begin(self, length)
+
+    return onMessageFrameBegin
 
 
 def guarded_websocket_message(guard):
@@ -216,29 +240,37 @@ def _check_resolution(server_class, base_class, method):
             server_class.__name__, method, base_class.__name__, method))
 
 
-def install(limit=None, websocket_class=None, rawsocket_class=None, server_classes=None):
+def install(limit=None, websocket_class=None, rawsocket_class=None, server_classes=None, frame_class=None):
     """
-    Replace the WebSocket and RawSocket message handlers (classes default to
-    autobahn's, ``limit`` to ``WAMP_MAX_DEPTH``); the bounds as a note if
+    Replace the WebSocket and RawSocket message handlers and the WAMP
+    WebSocket server's frame-header hook (classes default to autobahn's;
+    ``frame_class`` to ``websocket_class`` when that is given; ``limit`` to
+    ``WAMP_MAX_DEPTH``); the bounds as a note if
     replaced now, False if already. PatchUnavailable when the handlers differ
     from the verified ones or Crossbar's server protocols do not use them.
     """
     try:
         from autobahn.twisted.rawsocket import WampRawSocketProtocol
+        from autobahn.twisted.websocket import WampWebSocketServerProtocol
         from autobahn.wamp.websocket import WampWebSocketProtocol
         from crossbar.router import protocol as crossbar_protocol
     except ImportError as error:
         raise PatchUnavailable("cannot import autobahn's or crossbar's WAMP transports: {}".format(error))
+    # the WAMP mixin has no frame hooks: they are WebSocketProtocol's, replaced on autobahn's WAMP server class
+    frame_class = frame_class or websocket_class or WampWebSocketServerProtocol
     websocket_class = websocket_class or WampWebSocketProtocol
     rawsocket_class = rawsocket_class or WampRawSocketProtocol
     if server_classes is None:
         server_classes = ((crossbar_protocol.WampWebSocketServerProtocol, websocket_class, "onMessage"),
+                          (crossbar_protocol.WampWebSocketServerProtocol, frame_class, "onMessageFrameBegin"),
                           (crossbar_protocol.WampRawSocketServerProtocol, rawsocket_class, "stringReceived"))
     _check(websocket_class, "onMessage", _WEBSOCKET_NAMES)
+    _check(frame_class, "onMessageFrameBegin", _FRAME_BEGIN_NAMES)
     _check(rawsocket_class, "stringReceived", _RAWSOCKET_NAMES)
     for server_class, base_class, method in server_classes:
         _check_resolution(server_class, base_class, method)
     websocket_original = unpatched(websocket_class, "onMessage", PATCHED)
+    frame_begin = unpatched(frame_class, "onMessageFrameBegin", PATCHED)
     rawsocket_original = unpatched(rawsocket_class, "stringReceived", PATCHED)
     if websocket_original is None and rawsocket_original is None:
         return False
@@ -247,6 +279,9 @@ def install(limit=None, websocket_class=None, rawsocket_class=None, server_class
                   preauth_bytes=preauth_bytes)
     if websocket_original is not None:
         websocket_class.onMessage = replacement(guarded_websocket_message(guard), guarded_websocket_message, PATCHED)
+    if frame_begin is not None:
+        frame_class.onMessageFrameBegin = replacement(guarded_frame_begin(guard, frame_begin),
+                                                          guarded_frame_begin, PATCHED)
     if rawsocket_original is not None:
         rawsocket_class.stringReceived = replacement(guarded_rawsocket_message(guard), guarded_rawsocket_message,
                                                      PATCHED)
