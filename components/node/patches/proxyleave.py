@@ -8,7 +8,8 @@ A browser cannot tell "your rights were revoked" from "the network broke".
 
 ``install()`` makes the backend session remember the reason of the router's
 GOODBYE (``onLeave``) and pass that GOODBYE on to the client when it closes
-(``onClose``) and closes the connection, so a proxied client ends with ``reactive.error.auth.revoked``
+(``onClose``) and closes the connection (dropped ``SESSION_CUTOFF_GRACE``
+later if the client ignores the close handshake), so a proxied client ends with ``reactive.error.auth.revoked``
 or ``reactive.error.auth.session_expired`` exactly like a direct one.
 On a Crossbar whose proxy module lacks these methods ``install()`` raises
 ``PatchUnavailable``: proxied clients then see Crossbar's own ABORT.
@@ -16,10 +17,11 @@ On a Crossbar whose proxy module lacks these methods ``install()`` raises
 
 from autobahn.wamp import message
 
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, replacement, session_cutoff, unpatched
 
 NAME = "proxyleave"
-SECURITY = False
+# a proxied client that ignores the GOODBYE loses its connection only through this patch
+SECURITY = True
 WORKERS = ("proxy",)
 SUMMARY = ("a proxied session the router ends gets the router's GOODBYE reason and its connection closed, "
            "not ABORT authentication_failed")
@@ -47,11 +49,35 @@ def forwarding(on_close):
                 frontend.transport.send(message.Goodbye(reason=details.reason, message=details.message))
                 # and closed: the client's GOODBYE reply would otherwise get a second GOODBYE from the proxy
                 frontend.transport.close()
+                _drop_after_grace(frontend.transport)
                 self._frontend = None  # told: Crossbar's own onClose would send ABORT on top
             except Exception as error:
                 self.log.info("passing the router's goodbye to the client failed: {error}", error=error)
         return on_close(self, wasClean)
     return replacement(onClose, forwarding, PATCHED)
+
+
+def _drop_after_grace(wamp_transport):
+    """
+    Drop the client's TCP connection ``SESSION_CUTOFF_GRACE`` seconds from
+    now unless it is gone: ``close()`` starts a WebSocket close handshake,
+    which a client that ignores GOODBYE ignores too (its connection to the
+    proxy then lived until the ping timeout).
+    """
+    connection = getattr(wamp_transport, "transport", None)
+    if connection is None or not hasattr(connection, "abortConnection"):
+        return
+    from twisted.internet import reactor
+    reactor.callLater(_GRACE[0], _drop, connection)
+
+
+def _drop(connection):
+    if not getattr(connection, "disconnected", True):
+        connection.abortConnection()
+
+
+# the cut-off's grace, read once at install (a malformed value refuses the worker there)
+_GRACE = [session_cutoff.DEFAULT_GRACE]
 
 
 def install(module=None):
@@ -70,6 +96,7 @@ def install(module=None):
         return False
     if on_leave is None or on_close is None:
         raise PatchUnavailable("ProxyBackendSession is partly patched already")
+    _GRACE[0] = session_cutoff.grace_from_environment()
     session.onLeave = remembering(on_leave)
     session.onClose = forwarding(on_close)
     return True
