@@ -5,7 +5,8 @@ token the directory has revoked since it was issued (one look-up per join in
 ``REVOCATION_DATABASE``: ``master`` where the user table lives, ``client``
 on client nodes, where the user sync copies the facts; see
 :mod:`components.auth.revocation`), ends the sessions whose token gets
-revoked while they are open, and ends
+revoked while they are open, refuses a join past ``SESSION_MAX_PER_AUTHID``
+open sessions of one user, admin or device (:mod:`components.auth.sessioncap`), and ends
 every session when its token's ``exp`` passes (sessions that came through a
 proxy worker are found by ``wamp.session.on_join``, which carries the
 router-side session id and the ``exp`` the authenticator put in authextra).
@@ -19,6 +20,7 @@ from autobahn.wamp.types import SubscribeOptions
 
 from components.auth import AUTHENTICATE, credentials, tokens
 from components.auth.revocation import JoinCheck, RevocationWatch, token_facts
+from components.auth.sessioncap import DEFAULT_LIMIT, SessionCap
 from components.core import errors
 from components.core.backoff import persist
 from components.core.component import HubComponent
@@ -55,6 +57,8 @@ class Authenticator(HubComponent):
         self.ticket = TicketAuthenticator(self.verifier)
         self._expiries = {}
         self.join_check = self.watch = None
+        self.session_cap = SessionCap(self.settings.int("SESSION_MAX_PER_AUTHID", DEFAULT_LIMIT, minimum=0),
+                                      self.reactor.seconds)
         self.revocation_ready = self.left = False
         source = self.settings.text("REVOCATION_DATABASE", "master")
         if source not in REVOCATION_DATABASES:
@@ -102,11 +106,17 @@ class Authenticator(HubComponent):
     def authenticate(self, realm, authid, details):
         principal = self.ticket.authenticate(realm, authid, details)
         if self.join_check is None:
+            self.session_cap.admit(principal["authid"], principal["role"])
             return self._admit(principal, details)
         if not self.revocation_ready:
             raise Unavailable("the authenticator is still starting; try again shortly")
+        self.session_cap.admit(principal["authid"], principal["role"])
         claims = dict(principal["extra"], sub=principal["authid"])
-        return self.join_check.check(claims).addCallback(lambda _: self._admit(principal, details))
+
+        def refused(failure):
+            self.session_cap.release(principal["authid"], principal["role"])
+            return failure
+        return self.join_check.check(claims).addCallbacks(lambda _: self._admit(principal, details), refused)
 
     def _admit(self, principal, details):
         session_id = (details or {}).get("session")
@@ -140,6 +150,8 @@ class Authenticator(HubComponent):
         # Sessions that reach the router through a proxy worker were authenticated under the proxy's own
         # session id; the router-side id and the token's exp (our authextra) arrive here.
         details = session_details if isinstance(session_details, dict) else {}
+        if details.get("session") is not None:
+            self.session_cap.joined(details["session"], details.get("authid"), details.get("authrole"))
         extra = details.get("authextra") or {}
         exp = extra.get("exp")
         if details.get("session") is not None and isinstance(exp, int) and not isinstance(exp, bool):
@@ -149,6 +161,7 @@ class Authenticator(HubComponent):
                                   token_facts(extra))
 
     def _on_leave(self, session_id, *args, **kwargs):
+        self.session_cap.left(session_id)
         if self.watch is not None:
             self.watch.left(session_id)
         call = self._expiries.pop(session_id, None)

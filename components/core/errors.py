@@ -37,6 +37,8 @@ AUTH_BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
 # the directory changed since the token was issued (rights, password, account, logout): refused at join,
 # and the close reason of the sessions that were open with it
 AUTH_REVOKED = "reactive.error.auth.revoked"
+# one authid (user, admin or device) already holds SESSION_MAX_PER_AUTHID sessions: the new join is refused
+AUTH_TOO_MANY_SESSIONS = "reactive.error.auth.too_many_sessions"
 
 # the device HTTP bridge (/publish)
 DEVICE_REPLAYED = "reactive.error.device.replayed"
