@@ -75,11 +75,11 @@ class Authenticator(HubComponent):
                     "revocation database", lambda: not self.left)
         else:
             self.log.warn("REVOCATION_DATABASE=off: revoked tokens keep joining until they expire")
-        d = self.register(self.authenticate, AUTHENTICATE)
-        d.addCallback(lambda _: self.subscribe(self._on_leave, "wamp.session.on_leave",
-                                               options=SubscribeOptions(match="exact")))
+        # the meta events first: every session admitted once the procedure is up is seen joining and leaving
+        d = self.subscribe(self._on_leave, "wamp.session.on_leave", options=SubscribeOptions(match="exact"))
         d.addCallback(lambda _: self.subscribe(self._on_join, "wamp.session.on_join",
                                                options=SubscribeOptions(match="exact")))
+        d.addCallback(lambda _: self.register(self.authenticate, AUTHENTICATE))
         d.addCallback(lambda _: self.log.info("authenticator ready ({algorithm}, issuer {issuer}, revocation from"
                                               " the {source} database)", algorithm=keys.algorithm, issuer=issuer,
                                               source=source))
