@@ -2,8 +2,12 @@
 The per-authid session cap against a real node with SESSION_MAX_PER_AUTHID=3:
 a user's fourth session is refused with reactive.error.auth.too_many_sessions
 while the first three keep working, a place freed by a closed session is
-taken by the next join, and backend sessions sharing one authid are not capped.
+taken by the next join, and backend sessions sharing one authid are not capped;
+the same cap on a client node whose users come through a proxy worker.
 """
+
+import json
+import os
 
 from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp.exception import ApplicationError
@@ -12,9 +16,10 @@ from twisted.internet.endpoints import clientFromString
 from twisted.trial import unittest
 
 from components.core import errors
+from components.node import topology
 from tests.node.test_session_bounds import _Backend
-from tests.support.clients import connect
-from tests.support.node import router_worker, shared_node
+from tests.support.clients import connect, eventually
+from tests.support.node import RouterNode, free_port, router_worker, shared_node
 
 CAP = 3
 CAP_ENV = {"SESSION_MAX_PER_AUTHID": str(CAP)}
@@ -30,13 +35,8 @@ def with_backend_path(config):
     return config
 
 
-class SessionCapRouterTests(unittest.TestCase):
-
-    timeout = 60
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.node = yield shared_node("session-cap", env=CAP_ENV, transform=with_backend_path)
+class CapChecks:
+    """What every node with the cap at 3 must do; ``self.node`` is set by the test case."""
 
     @defer.inlineCallbacks
     def assertRefused(self, sub, role="user"):
@@ -84,6 +84,16 @@ class SessionCapRouterTests(unittest.TestCase):
         state = yield replacement.session.call("time.get")
         self.assertIn("seq", state)
 
+
+
+class SessionCapRouterTests(CapChecks, unittest.TestCase):
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.node = yield shared_node("session-cap", env=CAP_ENV, transform=with_backend_path)
+
     @defer.inlineCallbacks
     def test_backend_sessions_are_not_capped(self):
         """Twice the cap of backend sessions with one shared authid all join."""
@@ -99,3 +109,27 @@ class SessionCapRouterTests(unittest.TestCase):
             sessions.append(session)
         joined = yield defer.gatherResults([session.joined for session in sessions])
         self.assertEqual({(s._authid, s._authrole) for s in joined}, {(BACKEND_AUTHID, "backend")})
+
+
+_proxied = {}
+
+
+class ProxiedSessionCapTests(CapChecks, unittest.TestCase):
+    """Users reach the router through a proxy worker: the proxy's admission and the router's join meet."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        node = _proxied.get("node")
+        if node is None or node.process is None or node.process.poll() is not None:
+            node = RouterNode(name="session-cap-proxied", env=dict(CAP_ENV, REVOCATION_DATABASE="master"))
+            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1,
+                                                 containers=0)
+            with open(os.path.join(node.directory, "config.json"), "w") as handle:
+                json.dump(node.config, handle, indent=2)
+            _proxied["node"] = node
+            yield node.start(timeout=90)
+        yield eventually(lambda: 'Ok, worker "Proxy proxy1" configured and ready' in node.log_text(),
+                         timeout=60, message="proxy worker not ready")
+        self.node = node
