@@ -17,7 +17,7 @@ from twisted.internet import defer
 from components.core.settings import Settings
 from components.db.database import Database
 from components.iot import DEVICE_PREFIX, bridge, history_seed
-from components.node import webui
+from components.node import boot, webui
 from components.ops import health, metrics, monitor
 
 
@@ -56,6 +56,10 @@ def announced(component_class, name, sessions=SESSIONS):
     """``component_class`` that enters ``sessions`` as ``name`` once started and leaves it on leave."""
 
     class Announced(component_class):
+        def __init__(self, *args, **kwargs):
+            boot.ensure("router", component_class.__name__)
+            component_class.__init__(self, *args, **kwargs)
+
         def start(self):
             d = defer.maybeDeferred(component_class.start, self)
             d.addCallback(lambda result: sessions.joined(name, self) or result)
@@ -81,6 +85,7 @@ DeviceBridgeSession = announced(history_seed.seeded(bridge.DeviceBridgeSession, 
 
 def HealthResource(extra=None):
     """``/health``: probes answered by this worker's monitor."""
+    boot.ensure("proxy", "HealthResource")
     settings = Settings(extra)
     return health.HealthResource(settings.node_directory, SESSIONS.source(MONITOR))
 

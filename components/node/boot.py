@@ -43,10 +43,16 @@ PROXY_ROOT = "components.node.boot.ProxyRoot"
 _log = Logger(namespace="reactive_hub.patches")
 
 
+# the worker kinds whose patches this process installed (a worker boots once)
+_BOOTED = set()
+
+
 def install(kind, log=_log, environ=None, exit=os._exit):
     """Install the patches of ``kind`` in this process; on a refusal log its one line and ``exit(REFUSED)``."""
     try:
-        return registry.install_for(kind, log, os.environ if environ is None else environ)
+        outcome = registry.install_for(kind, log, os.environ if environ is None else environ)
+        _BOOTED.add(kind)
+        return outcome
     except registry.Refused as refused:
         log.critical("{line}", line=str(refused))
         for stream in (sys.stdout, sys.stderr, sys.__stderr__):
@@ -56,6 +62,21 @@ def install(kind, log=_log, environ=None, exit=os._exit):
                 pass
         exit(REFUSED)
         raise
+
+
+def ensure(kind, by, log=_log, **options):
+    """
+    The safety net for a node config written without the boot entries
+    (``booted``): the first hub class such a worker builds (``by``: a
+    component or resource of :mod:`components.node.assembly`) installs the
+    ``kind`` patches there, with one warning line, unless this process
+    booted already. Security patches still refuse the worker.
+    """
+    if _BOOTED:
+        return None
+    log.warn("reactive hub: this worker's config has no boot entry: {by} installs the {kind} patches (add the entries "
+             "with components.node.boot.booted; a transport built before {by} ran without them)", by=by, kind=kind)
+    return install(kind, log=log, **options)
 
 
 class RouterBoot(ApplicationSession):

@@ -68,6 +68,26 @@ class HandStartedNodeTests(WireCase):
             self.assertEqual(node.log_text().count(registry.installed_note(module)), 1, module.NAME)
 
     @defer.inlineCallbacks
+    def test_a_config_without_its_boot_entry_still_gets_the_patches(self):
+        """A hand-written config without the boot component: the assembly's first component installs the patches
+        before any transport listens, with one warning naming the missing entry (fails without that net)."""
+        def unbooted(config):
+            for worker in config["workers"]:
+                if worker.get("type") == "router":
+                    worker["components"] = [item for item in worker.get("components", [])
+                                            if item.get("id") != boot.BOOT_ID]
+            return config
+
+        node = hand_started("unbooted", transform=unbooted)
+        self.addCleanup(node.cleanup)
+        yield node.start()
+        client = yield self.open(node)
+        client.transport.write(head(b"/auth/login", b"Content-Type: application/json", b"Content-Length: 2147483648"))
+        status, _, body = yield self.answer(client, timeout=5.0)
+        self.assertEqual((status, json.loads(body)), (413, REFUSAL))
+        self.assertEqual(node.log_text().count("this worker's config has no boot entry"), 1, node.log_tail())
+
+    @defer.inlineCallbacks
     def test_client_node_proxies_and_containers(self):
         """A client node: the proxies refuse the 2 GB body; proxy and container workers install their patches."""
         node = hand_started_client("handclient", proxies=2, containers=1)
