@@ -58,13 +58,17 @@ def wave(server, url, count, token_file, timeout):
     progress = clients._latest("progress")
     progress.update(clients._latest("ready"))
     failed = sum(message.get("failed", 0) for message in progress.values())
+    # every close during a storm is a session lost (no client here leaves on its own); failed ones count too
+    closed = sum(message.get("closed", 0) for message in progress.values())
     with clients.lock:
         reasons = sorted({str(message.get("reason")) for _, message in clients.lines if message["type"] == "abort"})
+    if closed > failed:
+        reasons.append("closed by the server")
     rss = fanout._rss(server.processes())
     lines = [line for line in server.node.log_text()[log_offset:].splitlines()
              if any(marker in line for marker in PROTECTION_LINES)]
     return clients, {"target": server.name, "count": count, "subscribed": subscribed,
-                     "refused": max(failed, count - subscribed if all_ready else failed),
+                     "refused": max(failed, closed), "failed": failed, "closed": closed,
                      "reasons": reasons, "all_subscribed": all_ready, "seconds": seconds if all_ready else None,
                      "server_rss_mb": round(rss / 1048576.0), "protection_lines": len(lines),
                      "protection_samples": lines[:5], "load_avg": [round(value, 2) for value in fanout.load()]}
@@ -128,11 +132,12 @@ def main(argv=None):
         "at once; {} CPUs, {}; at {}. Load average at start {}, at end {} (the machine is shared).".format(
             args.count, meta["cpus"], meta["machine"], commits, ", ".join("{:.2f}".format(v) for v in started_load),
             ", ".join("{:.2f}".format(v) for v in meta["load_avg_end"])), "",
-        "Protections on (defaults): WAMP_AUTH_DEADLINE, WAMP_PENDING_PER_ADDRESS (loopback is exempt, and every "
+        "Protections on (defaults unless the environment sets them: WAMP_AUTH_DEADLINE={}): WAMP_AUTH_DEADLINE, WAMP_PENDING_PER_ADDRESS (loopback is exempt, and every "
         "client here is on 127.0.0.1), SESSION_MAX_SUBSCRIPTIONS, SESSION_MAX_REGISTRATIONS, "
         "SESSION_MAX_URI_LENGTH, SESSION_SEND_QUEUE_LIMIT, AUTHORIZATION_CACHE_SIZE. \"refused\": WAMP ABORT, "
         "failed upgrade, or closed before subscribing. \"protection log lines\": node log lines of those "
-        "protections during the wave.", ""] + HEADER + [row(result, result["wave"]) for result in results]) + "\n"
+        "protections during the wave (their log is rate-limited: fewer lines than closes).".format(
+            os.environ.get("WAMP_AUTH_DEADLINE", "default")), ""] + HEADER + [row(result, result["wave"]) for result in results]) + "\n"
     report.save(args.output, text, {"meta": meta, "results": results})
     return 0 if all(result["all_subscribed"] and not result["refused"] for result in results) else 1
 
