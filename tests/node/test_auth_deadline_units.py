@@ -42,6 +42,20 @@ class Connection:
         self._session._session_id = 1
 
 
+class Speaking(Connection):
+    """A stand-in with a WebSocket protocol's receive hook and send: what the client and the hub said."""
+
+    def __init__(self):
+        super().__init__()
+        self.received, self.sent = [], []
+
+    def onMessage(self, payload, is_binary):
+        self.received.append(payload)
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+
 def close(protocol, code, reason):
     protocol.closed = (code, reason)
 
@@ -159,6 +173,68 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         self.pending.left(connection, 1, rejoin=False)
         self.clock.advance(10)
         self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+
+    def speaking(self):
+        connection = Speaking()
+        self.pending.watch(connection, "10.0.0.1", close)
+        return connection
+
+    def test_hub_that_owes_an_answer_rearms_the_deadline(self):
+        """HELLO at 1 s not answered by the hub at the deadline: re-armed, not closed; the hub's CHALLENGE at
+        15 s puts the client under the deadline: closed at the next one (20 s), the messages passed through."""
+        from autobahn.wamp import message
+        connection = self.speaking()
+        self.clock.advance(1)
+        connection.onMessage(b"hello", False)
+        self.clock.advance(9)
+        self.assertIsNone(connection.closed)
+        self.assertEqual(self.pending.pending("10.0.0.1"), 1)
+        self.clock.advance(5)
+        connection.send(message.Challenge("ticket"))
+        self.clock.advance(4.9)
+        self.assertIsNone(connection.closed)
+        self.clock.advance(0.1)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+        self.assertEqual((connection.received, [type(msg) for msg in connection.sent]),
+                         ([b"hello"], [message.Challenge]))
+
+    def test_client_that_owes_an_answer_is_closed_at_the_deadline(self):
+        """HELLO answered by a CHALLENGE the client never answers: closed at the deadline; a client that
+        sent nothing too."""
+        from autobahn.wamp import message
+        connection, silent = self.speaking(), self.speaking()
+        connection.onMessage(b"hello", False)
+        connection.send(message.Challenge("ticket"))
+        self.clock.advance(10)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+        self.assertEqual(silent.closed, (1008, auth_deadline.NOT_IN_TIME))
+
+    def test_hub_wait_is_capped(self):
+        """A hub that never answers (AUTHENTICATE after a CHALLENGE, then nothing) keeps the connection at
+        most HUB_WAIT_DEADLINES deadlines from its accept."""
+        from autobahn.wamp import message
+        connection = self.speaking()
+        connection.onMessage(b"hello", False)
+        connection.send(message.Challenge("ticket"))
+        connection.onMessage(b"authenticate", False)
+        self.clock.advance(10 * auth_deadline.HUB_WAIT_DEADLINES - 0.1)
+        self.assertIsNone(connection.closed)
+        self.clock.advance(0.1)
+        self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_welcome_drops_the_turn_tracking(self):
+        """After the WELCOME the protocol's own send and receive run unwrapped (nothing per message)."""
+        from autobahn.wamp.role import RoleBrokerFeatures
+        from autobahn.wamp import message
+        connection = self.speaking()
+        self.assertIn("send", vars(connection))
+        connection.onMessage(b"hello", False)
+        connection.welcome()
+        connection.send(message.Welcome(1, {"broker": RoleBrokerFeatures()}))
+        self.assertNotIn("send", vars(connection))
+        self.assertNotIn("onMessage", vars(connection))
+        self.assertEqual(len(connection.sent), 1)
 
     def test_no_cap(self):
         """WAMP_PENDING_PER_ADDRESS=0: no cap, deadlines still apply."""

@@ -26,7 +26,14 @@ WAMP-over-RawSocket server factories (router and proxy workers: ``/ws``,
   after it was accepted; a connection whose WAMP session has not been
   welcomed by then (no HELLO, an unanswered CHALLENGE, an authenticator still
   deciding) is closed: WebSocket close 1008, then the TCP connection, without
-  waiting for the peer.
+  waiting for the peer. The deadline counts only time the hub waits for the
+  client: when it passes while the hub has not yet answered the client's
+  last WAMP message (a HELLO or AUTHENTICATE with no CHALLENGE, WELCOME or
+  ABORT sent since: a slow authenticator, a proxy worker waiting for its
+  router in a join storm) it is re-armed, up to ``HUB_WAIT_DEADLINES``
+  (6) deadlines from the accept, so a wedged hub does not hold connections
+  for ever (:func:`track_turns`: per-connection wrappers of the protocol's
+  receive and send, dropped at the WELCOME).
 
 A session counts as authenticated once the router (or the proxy worker's
 frontend session) has given it a session id, which it does just before its
@@ -81,6 +88,10 @@ DEFAULT_PER_ADDRESS = 32
 # the host's own reverse proxy, benchmarks and tools: not capped unless WAMP_PENDING_EXEMPT says otherwise
 DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
 NOT_IN_TIME = "WAMP authentication not completed in time"
+# a connection whose hub still owes an answer is re-armed, but closed this many deadlines after its watch began
+HUB_WAIT_DEADLINES = 6
+# on a protocol not yet welcomed: True while the hub owes an answer to the client's last WAMP message
+_HUB_OWES = "_reactive_hub_owes_answer"
 # where forwarding() leaves the forwarded client address for the factory's next buildProtocol
 _FORWARDED = "_reactive_hub_forwarded_client"
 
@@ -181,7 +192,9 @@ class PendingConnections:
             from twisted.internet import reactor
             self.clock = reactor
         call = self.clock.callLater(self.settings.deadline, self._expired, protocol)
-        self._watched[protocol] = (key, call, close, final)
+        self._watched[protocol] = (key, call, close, final, self.clock.seconds())
+        if not final:
+            track_turns(protocol)
         self._open.setdefault(protocol, [key, close, None])
         if key is not None:
             self._by_address.setdefault(key, set()).add(protocol)
@@ -228,13 +241,51 @@ class PendingConnections:
         entry = self._watched.get(protocol)
         if entry is None:
             return
-        close, final = entry[2:]
+        key, _call, close, final, started = entry
+        if not final and not self.is_authenticated(protocol) and protocol.__dict__.get(_HUB_OWES):
+            cap = started + HUB_WAIT_DEADLINES * self.settings.deadline - self.clock.seconds()
+            if cap > 0:
+                call = self.clock.callLater(min(self.settings.deadline, cap), self._expired, protocol)
+                self._watched[protocol] = (key, call, close, final, started)
+                return
         self.forget(protocol)
         if self.is_authenticated(protocol) and not final:
             return
         self.log.note("reactive hub: closed a WAMP connection from {}: not authenticated within {:g} s".format(
             peer_of(protocol), self.settings.deadline))
         close(protocol, CLOSE_POLICY_VIOLATION, NOT_IN_TIME)
+
+
+def track_turns(protocol):
+    """
+    Until ``protocol`` sends WELCOME, keep on it whether the hub owes the
+    client an answer: set by each WAMP message received (WebSocket
+    ``onMessage``, RawSocket ``stringReceived``), cleared by each one sent
+    (CHALLENGE, ABORT). Per-instance wrappers, dropped at the WELCOME: a
+    welcomed session pays nothing. Nothing for a protocol without those
+    methods, or already tracked.
+    """
+    klass = type(protocol)
+    receive_name = "stringReceived" if callable(getattr(klass, "stringReceived", None)) else "onMessage"
+    state = protocol.__dict__
+    if "send" in state or not callable(getattr(klass, "send", None)) or not callable(getattr(klass, receive_name,
+                                                                                                None)):
+        return
+    from autobahn.wamp.message import Welcome
+
+    def received(*args):
+        state[_HUB_OWES] = True
+        return getattr(klass, receive_name)(protocol, *args)
+
+    def send(msg):
+        state[_HUB_OWES] = False
+        if isinstance(msg, Welcome):
+            state.pop("send", None)
+            state.pop(receive_name, None)
+        return klass.send(protocol, msg)
+
+    state[receive_name] = received
+    state["send"] = send
 
 
 class Refusal(Protocol):
