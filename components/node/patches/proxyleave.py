@@ -49,7 +49,8 @@ def forwarding(on_close):
                 frontend.transport.send(message.Goodbye(reason=details.reason, message=details.message))
                 # and closed: the client's GOODBYE reply would otherwise get a second GOODBYE from the proxy
                 frontend.transport.close()
-                _drop_after_grace(frontend.transport)
+                if not getattr(self, "_goodbye_sent", False):  # the router ended it, not the client's own GOODBYE
+                    _drop_after_grace(frontend.transport)
                 self._frontend = None  # told: Crossbar's own onClose would send ABORT on top
             except Exception as error:
                 self.log.info("passing the router's goodbye to the client failed: {error}", error=error)
