@@ -403,6 +403,24 @@ class InstallTests(unittest.SynchronousTestCase):
         clock.advance(10)
         self.assertTrue(connection.transport.disconnecting)
 
+    def test_unix_socket_peer_has_the_hub_wait_cap(self):
+        """A connection from a Unix socket (the hub's own proxy worker) that stays silent is closed at
+        HUB_WAIT_DEADLINES deadlines, not at the first; a TCP one at the first."""
+        module, clock = stand_in(), task.Clock()
+        auth_deadline.install(DeadlineSettings(deadline=10, per_address=0), module, clock,
+                              type("WebSocketResource", (Resource,), {}))
+        factory = module.WampRawSocketServerFactory()
+        local, remote = factory.buildProtocol(UNIXAddress("router.sock")), factory.buildProtocol(
+            IPv4Address("TCP", "10.0.0.1", 1))
+        for connection in (local, remote):
+            connection.transport = StringTransport()
+        clock.advance(10)
+        self.assertEqual((local.transport.disconnecting, remote.transport.disconnecting), (False, True))
+        clock.advance(10 * auth_deadline.HUB_WAIT_DEADLINES - 10.1)
+        self.assertFalse(local.transport.disconnecting)
+        clock.advance(0.1)
+        self.assertTrue(local.transport.disconnecting)
+
     def test_missing_internals(self):
         """A Crossbar without the factories' buildProtocol or the protocols' connectionLost: PatchUnavailable."""
         module = stand_in()

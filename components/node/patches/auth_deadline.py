@@ -33,7 +33,9 @@ WAMP-over-RawSocket server factories (router and proxy workers: ``/ws``,
   router in a join storm) it is re-armed, up to ``HUB_WAIT_DEADLINES``
   (6) deadlines from the accept, so a wedged hub does not hold connections
   for ever (:func:`track_turns`: per-connection wrappers of the protocol's
-  receive and send, dropped at the WELCOME).
+  receive and send, dropped at the WELCOME). A Unix-socket peer (the hub's
+  own proxy workers and containers: their slowness is the hub's) has those
+  6 deadlines from the start.
 
 A session counts as authenticated once the router (or the proxy worker's
 frontend session) has given it a session id, which it does just before its
@@ -185,13 +187,15 @@ class PendingConnections:
         self.log.note("reactive hub: refused a WAMP connection from {}: {} connections from this address are not "
                       "authenticated yet (WAMP_PENDING_PER_ADDRESS)".format(key, self.settings.per_address))
 
-    def watch(self, protocol, key, close, final=False):
+    def watch(self, protocol, key, close, final=False, local=False):
         """Start ``protocol``'s deadline; ``close(protocol, code, reason)`` ends it when it passes unauthenticated
-        (``final``: whether or not it is)."""
+        (``final``: whether or not it is). ``local``: a Unix-socket peer (the hub's own proxy worker or
+        container, whose slowness is the hub's): its deadline is the cap, ``HUB_WAIT_DEADLINES`` deadlines."""
         if self.clock is None:
             from twisted.internet import reactor
             self.clock = reactor
-        call = self.clock.callLater(self.settings.deadline, self._expired, protocol)
+        delay = self.settings.deadline * (HUB_WAIT_DEADLINES if local else 1)
+        call = self.clock.callLater(delay, self._expired, protocol)
         self._watched[protocol] = (key, call, close, final, self.clock.seconds())
         if not final:
             track_turns(protocol)
@@ -252,7 +256,7 @@ class PendingConnections:
         if self.is_authenticated(protocol) and not final:
             return
         self.log.note("reactive hub: closed a WAMP connection from {}: not authenticated within {:g} s".format(
-            peer_of(protocol), self.settings.deadline))
+            peer_of(protocol), round(self.clock.seconds() - started, 1)))
         close(protocol, CLOSE_POLICY_VIOLATION, NOT_IN_TIME)
 
 
@@ -328,7 +332,7 @@ def admitting(build_protocol, pending, close, answer):
             return Refusal(answer)
         protocol = build_protocol(self, addr)
         if protocol is not None:
-            pending.watch(protocol, key, close)
+            pending.watch(protocol, key, close, local=getattr(addr, "type", None) not in ("TCP", "TCP6"))
         return protocol
 
     return replacement(buildProtocol, admitting, PATCHED)
