@@ -15,7 +15,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from components.core.clientaddress import parse_networks
 from components.core.settings import SettingsError
-from components.node.patches import PatchUnavailable, auth_deadline
+from components.node.patches import PatchUnavailable, auth_deadline, names_used
 from components.node.patches.auth_deadline import DeadlineSettings, PendingConnections
 
 
@@ -466,7 +466,7 @@ class InstallTests(unittest.SynchronousTestCase):
         for klass in (RouterSession, ProxyFrontendSession):
             self.assertIn("_session_id", auth_deadline._assigned(klass))
         from autobahn.twisted.resource import WebSocketResource
-        self.assertTrue({"_factory", "buildProtocol"} <= auth_deadline._names(WebSocketResource.render))
+        self.assertTrue({"_factory", "buildProtocol"} <= names_used(WebSocketResource.render))
         for target in auth_deadline._targets(protocol, DeadlineSettings()):
             self.assertTrue(callable(target[0].buildProtocol))
             self.assertTrue(callable(target[1].connectionLost))

@@ -19,6 +19,12 @@ def unpatched(holder, name, marker):
     return None if current is None or getattr(current, marker, False) else current
 
 
+def names_used(function):
+    """The global and attribute names ``function``'s code refers to (empty for anything without code)."""
+    code = getattr(function, "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
 class PatchUnavailable(Exception):
     """
     Raised by a patch module's ``install()`` when the library internals it

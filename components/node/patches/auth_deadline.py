@@ -72,7 +72,7 @@ from twisted.internet.protocol import Protocol
 from components.core.clientaddress import (X_FORWARDED_FOR, client_address, parse_address, parse_networks,
                                            peer_address, rate_key)
 from components.core.settings import Settings, SettingsError, node_dir
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
                                                peer_of, welcomed)
 
@@ -450,7 +450,7 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
     if all(getattr(target[0].buildProtocol, PATCHED, False) for target in targets):
         return False
     render = unpatched(resource_class, "render", PATCHED)
-    if render is None or not {"_factory", "buildProtocol"} <= _names(render):
+    if render is None or not {"_factory", "buildProtocol"} <= names_used(render):
         raise PatchUnavailable("{}.render no longer builds its protocol with _factory.buildProtocol".format(
             resource_class.__name__))
     for klass, name in ((session_class, "onLeave"), (frontend_class, "onMessage")):
@@ -474,16 +474,9 @@ def install(settings=None, crossbar_protocol=None, clock=None, resource_class=No
     return settings.describe()
 
 
-def _names(function):
-    code = getattr(function, "__code__", None)
-    return set(code.co_names) if code is not None else set()
-
-
 def _assigned(klass):
     """The attribute names the methods of ``klass`` use (read from their code objects)."""
     names = set()
     for value in vars(klass).values():
-        code = getattr(value, "__code__", None)
-        if code is not None:
-            names.update(code.co_names)
+        names |= names_used(value)
     return names

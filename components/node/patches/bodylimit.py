@@ -52,7 +52,7 @@ import sys
 
 from twisted.web import http
 
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.core import errors
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, node_dir
@@ -313,8 +313,7 @@ def has_internals(channel_class, chunked_decoder_class):
 
 def _assigns(function, attribute):
     """Whether ``function``'s code names ``attribute`` (how a release's parser is seen to set it)."""
-    code = getattr(function, "__code__", None)
-    return code is not None and attribute in code.co_names
+    return attribute in names_used(function)
 
 
 def forwarding_whole_bodies(proxy_client_init):

@@ -45,7 +45,7 @@ import traceback
 
 from components.core import nesting
 from components.core.settings import Settings, node_dir
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, RefusalLog, clipped,
                                                close_rawsocket, close_websocket, peer_of, welcomed)
 
@@ -216,11 +216,6 @@ def guarded_rawsocket_message(guard):
     return stringReceived
 
 
-def _names(function):
-    code = getattr(function, "__code__", None)
-    return set(code.co_names) if code is not None else set()
-
-
 def _check(klass, method, names):
     """Raise PatchUnavailable unless ``klass.method`` exists and uses ``names`` (or is already replaced)."""
     current = getattr(klass, method, None)
@@ -228,7 +223,7 @@ def _check(klass, method, names):
         raise PatchUnavailable("{}.{} is missing".format(klass.__name__, method))
     if getattr(current, PATCHED, False):
         return
-    missing = [name for name in names if name not in _names(current)]
+    missing = [name for name in names if name not in names_used(current)]
     if missing:
         raise PatchUnavailable("{}.{} no longer uses {}".format(klass.__name__, method, ", ".join(missing)))
 

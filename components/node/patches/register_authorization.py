@@ -30,7 +30,7 @@ from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 import txaio
 
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 
 NAME = "register_authorization"
 SECURITY = True
@@ -84,7 +84,7 @@ def check_internals(dealer_class, router_class):
         if parameters != _PARAMETERS:
             missing.append("Dealer.processRegister{} (verified: ({}))".format(
                 tuple(parameters), ", ".join(_PARAMETERS)))
-        if "authorize" not in getattr(getattr(process, "__code__", None), "co_names", ()):
+        if "authorize" not in names_used(process):
             missing.append("Dealer.processRegister authorizing through the router")
     for name in ("authorize", "send"):
         if not callable(getattr(router_class, name, None)):

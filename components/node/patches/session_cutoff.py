@@ -45,7 +45,7 @@ from autobahn.wamp import message
 from autobahn.wamp.types import CloseDetails
 from twisted.logger import Logger
 
-from components.node.patches import PatchUnavailable, replacement, unpatched
+from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.core.settings import Settings, node_dir
 
 NAME = "session_cutoff"
@@ -162,20 +162,15 @@ def cutting_off(leave, cut_off):
     return replacement(leave_and_cut_off, cutting_off, PATCHED)
 
 
-def _names(function):
-    code = getattr(function, "__code__", None)
-    return set(code.co_names) if code is not None else set()
-
-
 def check_internals(session_class, router_class):
     """Raise PatchUnavailable naming what ``session_class``/``router_class`` lack of what the cut-off relies on."""
     missing = [name for name in ("leave", "onMessage", "onLeave") if not callable(getattr(session_class, name, None))]
     if not callable(getattr(router_class, "detach", None)):
         missing.append("Router.detach")
     leave = getattr(session_class, "leave", None)
-    missing += ["leave uses " + name for name in _LEAVE_NAMES if name not in _names(leave)]
+    missing += ["leave uses " + name for name in _LEAVE_NAMES if name not in names_used(leave)]
     missing += ["onMessage uses " + name for name in _GOODBYE_NAMES
-                if name not in _names(getattr(session_class, "onMessage", None))]
+                if name not in names_used(getattr(session_class, "onMessage", None))]
     if missing:
         raise PatchUnavailable("crossbar.router.session.RouterSession differs: " + ", ".join(missing))
 
