@@ -16,7 +16,7 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.usersync import messages, provision, replica
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect, eventually, token
 from tests.support.databases import postgres_execute, postgres_url, sqlite_url
 from tests.support.emulator import ENV, Gate, blocking, shared_moto, until
 from tests.support.node import RouterNode, component, router_worker
@@ -132,6 +132,11 @@ class UserSyncFlowTests(unittest.TestCase):
         yield other.session.subscribe(theirs.append, "users.changed")
         return admin.session, own.session, mine, theirs
 
+    def credential_version(self, username):
+        """The user's credential version in the master's ``hub_credential`` (what a fresh login's ``cv`` holds)."""
+        return self.flow.master.query("SELECT version FROM hub_credential WHERE username = ?",
+                                      (username,)).addCallback(lambda rows: rows[0][0])
+
     def outbox_rows(self, username):
         return self.flow.master.query(
             "SELECT action, version, sent_ms, attempts FROM usersync_outbox WHERE username = ?"
@@ -184,9 +189,18 @@ class UserSyncFlowTests(unittest.TestCase):
                                                "password": "correct horse battery"})
         yield admin.call("master.users.save", {"username": staff, "first_name": "Staff", "is_staff": True})
         yield eventually(lambda: len(mine) == 1, message="insert event not received")
+        left = []
+        own.on("leave", lambda session, details: left.append(details.reason))
         yield master_sql(self.flow.master_url,
                          "UPDATE auth_user SET password = 'x', last_login = now(), date_joined = now()"
                          " WHERE username = %s", (username,))
+        # the password change revokes the session (its token has no cv); the events go on to a new one that holds
+        # the new credential version
+        yield eventually(lambda: left, message="the password change did not end the user's session")
+        self.assertEqual(left, ["reactive.error.auth.revoked"])
+        version = yield self.credential_version(username)
+        renewed = yield connect(self, self.flow.node, ticket=token(username, "user", extra_claims={"cv": version}))
+        yield renewed.session.subscribe(mine.append, "users.changed")
         yield master_sql(self.flow.master_url, "UPDATE auth_user SET first_name = 'Boss' WHERE username = %s",
                          (staff,))
         yield master_sql(self.flow.master_url,
