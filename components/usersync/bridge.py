@@ -33,7 +33,7 @@ from components.usersync.provision import FIFO_SUFFIX
 
 
 class VisibilityKeeper:
-    """While a batch is being applied, push its messages' visibility timeout out every half period."""
+    """While a batch is applied or dead-lettered, push its messages' visibility timeout out every half period."""
 
     log = Logger()
 
@@ -132,7 +132,12 @@ class Bridge:
             except MessageError as exc:
                 self._reject(message, exc)
         if refused:
-            yield self._dead_letter(refused)
+            # held invisible while they are moved: a slow dead-letter queue must not hand them out again
+            keeper = VisibilityKeeper(self, [message for message, _ in refused])
+            try:
+                yield self._dead_letter(refused)
+            finally:
+                keeper.stop()
         if not valid:
             return []
         keeper = VisibilityKeeper(self, [message for message, _ in valid])

@@ -301,6 +301,29 @@ class BridgeRefusalTests(unittest.SynchronousTestCase):
         self.assertEqual(sorted(line["id"] for line in refusals), ["forged", "huge", "unsigned"])
         self.assertEqual((bridge.refused, bridge.rejected, bridge.applied), (3, 0, 1))
 
+    def test_refused_messages_are_held_invisible_while_a_slow_dead_letter_queue_takes_them(self):
+        """The move takes longer than the visibility timeout: the messages' visibility is extended meanwhile."""
+        queue, clock, pending = RecordingQueue(), task.Clock(), []
+        extended = []
+        queue.change_message_visibility_batch = lambda QueueUrl, Entries: extended.append(
+            [entry["ReceiptHandle"] for entry in Entries])
+
+        def blocking(fn, *args, **kwargs):
+            if fn == queue.send_message:
+                pending.append(defer.Deferred().addCallback(lambda _: fn(*args, **kwargs)))
+                return pending[-1]
+            return defer.maybeDeferred(fn, *args, **kwargs)
+        bridge = bridge_module.Bridge(queue, "http://sqs/1/users-a", RecordingDatabase(), blocking, clock,
+                                      verifier=VERIFIER, dead_letter_url="http://sqs/1/users-a-dlq", visibility=4)
+        bridge.running = True
+        done = bridge.handle([{"MessageId": "m", "ReceiptHandle": "r", "Body": json.dumps(change())}])
+        clock.advance(2.1)
+        self.assertEqual(extended, [["r"]])
+        pending[0].callback(None)
+        self.successResultOf(done)
+        clock.advance(10)
+        self.assertEqual((extended, queue.deleted), ([["r"]], [("http://sqs/1/users-a", ["r"])]))
+
     def test_without_a_dead_letter_queue_a_refused_message_is_deleted(self):
         """No redrive policy: logged once and deleted, nothing applied."""
         bridge, queue, db = self.bridge(dead_letter_url=None)
