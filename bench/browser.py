@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -63,18 +62,6 @@ class _Quiet:
 
     def addCleanup(self, fn, *args):
         self.cleanups.append((fn, args))
-
-
-def percentile(samples, fraction):
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
-    return ordered[index]
-
-
-def summary(samples):
-    return {"n": len(samples), "p50_ms": round(percentile(samples, 0.50), 2),
-            "p99_ms": round(percentile(samples, 0.99), 2), "mean_ms": round(statistics.mean(samples), 2),
-            "max_ms": round(max(samples), 2)}
 
 
 def has_component(prefix):
@@ -198,7 +185,7 @@ def main(reactor, options):
                 yield change_run(browser, node, username, tabs, warm, change, first_index=10 ** 6)
                 latencies = yield change_run(browser, node, username, tabs, options.changes, change)
                 results["runs"]["{}, {} tab{}".format(kind, tabs, "s" if tabs > 1 else "")] = dict(
-                    summary(latencies), tabs=tabs, samples=[round(x, 3) for x in latencies])
+                    report.latency_summary(latencies), tabs=tabs, samples=[round(x, 3) for x in latencies])
     finally:
         browser.stop()
         yield node.stop()

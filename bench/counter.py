@@ -36,6 +36,7 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.report import percentile  # noqa: E402
 from components.counter import topic_of  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
@@ -62,13 +63,6 @@ class _Owner:
                 yield defer.maybeDeferred(fn, *args)
             except Exception as exc:  # keep cleaning up
                 print("cleanup failed: {!r}".format(exc), file=sys.stderr)
-
-
-def percentile(samples, fraction):
-    ordered = sorted(samples)
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))], 3)
 
 
 class Observer:
@@ -139,8 +133,8 @@ def measure(owner, node, clients, seconds, pages=False):
         "final_value": final["value"], "exact": final["value"] == len(clicks) and final["seq"] == len(clicks),
         "events": len(observer.arrivals),
         "clicks_per_transaction": round(len(clicks) / max(1, len(observer.arrivals)), 2),
-        "call_p50_ms": percentile(call_ms, 0.5), "call_p99_ms": percentile(call_ms, 0.99),
-        "event_p50_ms": percentile(event_ms, 0.5), "event_p99_ms": percentile(event_ms, 0.99),
+        "call_p50_ms": percentile(call_ms, 0.5, 3), "call_p99_ms": percentile(call_ms, 0.99, 3),
+        "event_p50_ms": percentile(event_ms, 0.5, 3), "event_p99_ms": percentile(event_ms, 0.99, 3),
         "events_missing": len(clicks) - len(event_ms),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

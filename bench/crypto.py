@@ -35,8 +35,8 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.browser import PASSWORD, WATCH, _Quiet, add_user, seen_times, summary  # noqa: E402
-from bench.report import RESULTS, latency_rows, pyplot, save  # noqa: E402
+from bench.browser import PASSWORD, WATCH, _Quiet, add_user, seen_times  # noqa: E402
+from bench.report import RESULTS, latency_rows, latency_summary, pyplot, save  # noqa: E402
 from components.e2e import envelope  # noqa: E402
 from components.e2e.keys import MIGRATIONS, UserKeys  # noqa: E402
 from components.e2e.service import PrivatePayloads  # noqa: E402
@@ -171,7 +171,7 @@ def latency_runs(browser, sizes, changes):
                     yield browser.run(lambda _browser: context.close())
             for encrypted, samples in latencies.items():
                 runs["{}, encryption {}".format(label, "on" if encrypted else "off")] = dict(
-                    summary(samples), samples=[round(x, 3) for x in samples])
+                    latency_summary(samples), samples=[round(x, 3) for x in samples])
     finally:
         for fn, args in reversed(owner.cleanups):
             yield defer.maybeDeferred(fn, *args)

@@ -68,6 +68,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
+from bench.report import histogram_percentile  # noqa: E402
 from components.auth import tokens  # noqa: E402
 from components.node import boot, topology  # noqa: E402
 from tests.support.node import CONFIG, CROSSBAR, TEST_SECRET, RouterNode, free_port  # noqa: E402
@@ -396,19 +397,6 @@ def _cpu(processes):
     return times
 
 
-def percentile(hist, bucket_ms, fraction):
-    total = sum(hist.values())
-    if total == 0:
-        return None
-    rank = fraction * total
-    seen = 0
-    for bucket in sorted(hist):
-        seen += hist[bucket]
-        if seen >= rank:
-            return round((bucket + 1) * bucket_ms, 1)
-    return None
-
-
 def measure(server, url, count, rate, seconds, token_file):
     """One run: connect ``count`` subscribers, measure memory, count a window of ``seconds``."""
     before = _rss(server.processes())
@@ -449,7 +437,7 @@ def measure(server, url, count, rate, seconds, token_file):
         "subscribed": subscribed, "connect_s": connect_s, "published": published, "nominal": int(round(rate * seconds)),
         "expected": expected, "delivered": delivered, "late": sum(result["late"] for result in results),
         "loss_pct": max(0.0, round(100.0 * (expected - delivered) / expected, 2)) if expected else None,
-        "p50_ms": percentile(hist, 0.1, 0.50), "p99_ms": percentile(hist, 0.1, 0.99),
+        "p50_ms": histogram_percentile(hist, 0.1, 0.50), "p99_ms": histogram_percentile(hist, 0.1, 0.99),
         "max_ms": round(max([result["max_ms"] for result in results] or [0]), 1),
         "server_cpu_pct": {label: round(100.0 * (cpu1[label] - cpu0.get(label, 0)) / wall, 1)
                            for label in cpu1},

@@ -59,15 +59,10 @@ from tests.support.node import RouterNode  # noqa: E402
 from tests.support.users import add_users  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import save as save_report  # noqa: E402
+from report import latency_summary, percentile, save as save_report  # noqa: E402
 
 REASONS = ("unknown user", "unusable password", "wrong password", "unverifiable hash")
 ADMIN = "bench_admin"
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def progress(text):
@@ -125,15 +120,9 @@ def save_latency(reactor, node, master_url, saves):
             profile = {"username": names[index % len(names)], "first_name": "n{}".format(index)}
             yield client.session.call(SAVE, profile)
             latencies.append((time.monotonic() - started) * 1000)
-        return summary(latencies)
+        return latency_summary(latencies)
     finally:
         yield owner.run()
-
-
-def summary(latencies):
-    return {"n": len(latencies), "p50_ms": round(percentile(latencies, 0.5), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2), "mean_ms": round(statistics.mean(latencies), 2),
-            "max_ms": round(max(latencies), 2)}
 
 
 @defer.inlineCallbacks

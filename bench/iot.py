@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -56,17 +55,6 @@ class _Owner:
 
     def addCleanup(self, fn, *args):
         pass
-
-
-def percentile(samples, fraction):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))]
-
-
-def latency_summary(samples):
-    return {"n": len(samples), "p50_ms": round(percentile(samples, 0.5), 3),
-            "p99_ms": round(percentile(samples, 0.99), 3), "mean_ms": round(statistics.mean(samples), 3),
-            "max_ms": round(max(samples), 3)}
 
 
 class Receiver:
@@ -228,7 +216,7 @@ def serial_runs(reactor, options, arduino, next_value, history):
             seen = receiver.seen_at(values)
             samples = [(seen[v] - written[v]) * 1000 for v in values if seen[v] is not None]
             span = max(seen[v] for v in values if seen[v] is not None) - written[values[0]]
-            runs[name] = dict(latency_summary(samples), delivered=len(samples), sent=len(values),
+            runs[name] = dict(report.latency_summary(samples, digits=3), delivered=len(samples), sent=len(values),
                               subscriber_max_lag_ms=lag.take(), load=round(load[-1], 2),
                               events=receiver.events_for(values),
                               lines_per_s=round(len(values) / span, 1), hub_cpu_s=round(cpu, 2),
@@ -316,7 +304,7 @@ def history_latency(client, node, options):
             started = time.perf_counter()
             page = yield client.session.call("iot.history", HISTORY_SOURCE, **shape(index))
             samples.append((time.perf_counter() - started) * 1000)
-        result[name] = dict(latency_summary(samples), states_in_last_answer=len(page["states"]))
+        result[name] = dict(report.latency_summary(samples, digits=3), states_in_last_answer=len(page["states"]))
     started = time.perf_counter()
     count, after = 0, None
     while True:

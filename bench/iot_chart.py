@@ -35,7 +35,7 @@ from twisted.internet import defer, task
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import report  # noqa: E402
-from bench.browser import PASSWORD, add_user, summary  # noqa: E402
+from bench.browser import PASSWORD, add_user  # noqa: E402
 from components.core.state import epoch_ms  # noqa: E402
 from components.db.database import Database  # noqa: E402
 from components.iot.history import HistoryStore  # noqa: E402
@@ -150,9 +150,10 @@ def measure(node=None, browser=None, runs=5, minutes=10, rate=10, transports=("s
                 wall_ms.append(wall)
                 drawn.append(count)
             name = "{}{}".format(transport, ", warm (worker holds the window)" if warm else "")
-            results["runs"][name] = dict(summary(steps["drawn"]), wall=summary(wall_ms), drawn_min=min(drawn),
+            results["runs"][name] = dict(report.latency_summary(steps["drawn"]),
+                                         wall=report.latency_summary(wall_ms), drawn_min=min(drawn),
                                          drawn_max=max(drawn), samples=[round(x, 1) for x in steps["drawn"]],
-                                         steps_p50_ms={step: summary(values)["p50_ms"]
+                                         steps_p50_ms={step: report.percentile(values, 0.5, 2)
                                                        for step, values in steps.items()})
     finally:
         seeder.close()

@@ -34,6 +34,7 @@ from twisted.internet import defer, task, threads
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.report import percentile  # noqa: E402
 from components.usersync import provision  # noqa: E402
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _Direct  # noqa: E402
 from tests.support.clients import connect  # noqa: E402
@@ -44,11 +45,6 @@ from tests.support.node import RouterNode  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 USER_ROW = ("INSERT INTO auth_user (password, last_login, is_superuser, username, last_name, email, is_staff,"
             " is_active, date_joined, first_name) VALUES ('!', NULL, FALSE, %s, '', '', FALSE, TRUE, now(), 'B')")
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 class Cleanups:

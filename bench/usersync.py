@@ -59,15 +59,11 @@ from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode, component, router_worker  # noqa: E402
 
 from bench import usersync_signing, usersync_snapshot  # noqa: E402
+from bench.report import percentile  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 POLLERS = 2
 WATCH_INTERVAL = 2.0
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 class Master:

@@ -36,6 +36,7 @@ from twisted.internet import defer, task
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import report  # noqa: E402
+from bench.report import percentile  # noqa: E402
 from components.db.database import Database  # noqa: E402
 from components.db.migrations import migrate_all  # noqa: E402
 from components.usersync import client, master, messages, outbox, provision, signing  # noqa: E402
@@ -63,11 +64,6 @@ class PassThrough:
 
     def verify(self, message):
         return message
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def micro(count=3000):
