@@ -27,6 +27,161 @@ class KeyConfigError(SettingsError):
     """Configured key material (JWT keys, the key-encryption key) cannot be used."""
 
 
+# the kinds of value a setting holds (how its text is read)
+TEXT, INT, FLOAT, BOOL, DURATION, URL, DATABASE_URL, FILE, FILES, LIST, CHOICE = (
+    "text", "int", "float", "bool", "duration", "url", "database url", "file", "files", "list", "choice")
+KINDS = (TEXT, INT, FLOAT, BOOL, DURATION, URL, DATABASE_URL, FILE, FILES, LIST, CHOICE)
+_NUMBERS = (INT, FLOAT, DURATION)
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+# where a setting is read: the nodes and the other processes
+DEV, MASTER, CLIENT, CLI, DJANGO, DEVICE = "dev", "master", "client", "cli", "django", "device"
+ROLES = (DEV, MASTER, CLIENT, CLI, DJANGO, DEVICE)
+NODES = (DEV, MASTER, CLIENT)
+
+
+class Setting:
+    """
+    The one declaration of a setting: its name, kind, default, bounds, the
+    roles that read it, whether it is secret, and one line of doc. Features
+    declare their settings once, in their folder's ``<folder>_settings.py``,
+    and read them with ``Settings.get(DECLARATION)``; no read site restates a
+    default or a bound. ``default`` may be a function of the :class:`Settings`
+    (a path in the node directory), then ``shown`` says it in the docs;
+    ``parse`` turns valid text into the value (raising ``ValueError`` for
+    invalid text); ``choices`` bounds a ``choice``; ``min_length`` bounds text.
+    """
+
+    def __init__(self, name, kind, doc, default=None, minimum=None, maximum=None, roles=NODES, secret=False,
+                 schemes=("http", "https"), choices=(), min_length=None, parse=None, shown=None):
+        if kind not in KINDS:
+            raise ValueError("setting {}: unknown kind {!r}".format(name, kind))
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError("setting {}: unknown roles {}".format(name, sorted(unknown)))
+        self.name, self.kind, self.doc = name, kind, doc
+        self.default = _EMPTY_DEFAULTS.get(kind, "") if default is None else default
+        self.minimum, self.maximum, self.min_length = minimum, maximum, min_length
+        self.roles, self.secret, self.schemes, self.choices = tuple(roles), secret, tuple(schemes), tuple(choices)
+        self.parser, self.shown = parse, shown
+
+    def __repr__(self):
+        return "Setting({!r})".format(self.name)
+
+    def default_for(self, settings):
+        """The default value: ``default``, or its result when it is a function of ``settings``."""
+        return self.default(settings) if callable(self.default) else self.default
+
+    def read(self, raw, settings):
+        """The value of ``raw`` (the configured text, '' when unset) for ``settings``; SettingsError names the setting."""
+        raw = "" if raw is None else str(raw)
+        if raw.strip() == "":
+            value = self.default_for(settings)
+            if not (self.parser is not None and isinstance(value, str) and value):
+                return value  # a text default is read as the text it stands for (``WAMP_PENDING_EXEMPT``)
+        else:
+            value = _READERS[self.kind](self, raw)
+        if self.parser is not None:
+            try:
+                value = self.parser(value)
+            except ValueError as error:
+                raise SettingsError("setting {!r}: {}".format(self.name, _without_name(str(error), self.name)))
+        return value
+
+    def error(self, problem, raw):
+        """A SettingsError naming this setting, the problem and the value (never a secret's value)."""
+        shown = "<secret, {} characters>".format(len(raw)) if self.secret else repr(raw)
+        return SettingsError("setting {!r} must be {}, got {}".format(self.name, problem, shown))
+
+
+def _without_name(message, name):
+    for prefix in ("setting {!r} ".format(name), "setting {!r}: ".format(name), name + " "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _read_text(setting, raw):
+    if setting.min_length is not None and len(raw.encode("utf-8")) < setting.min_length:
+        raise setting.error("at least {} bytes".format(setting.min_length), raw)
+    return raw
+
+
+def _read_number(setting, raw):
+    kind = {INT: int, FLOAT: float}.get(setting.kind)
+    if kind is None:
+        match = _DURATION.match(raw)
+        if match is None:
+            raise setting.error("a duration such as 30, 30s, 5m or 500ms", raw)
+        value = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise setting.error("a whole number" if kind is int else "a number", raw)
+    if setting.minimum is not None and value < setting.minimum:
+        raise setting.error(">= {}".format(setting.minimum), raw)
+    if setting.maximum is not None and value > setting.maximum:
+        raise setting.error("<= {}".format(setting.maximum), raw)
+    return value
+
+
+def _read_bool(setting, raw):
+    word = raw.strip().lower()
+    if word in _ON:
+        return True
+    if word in _OFF:
+        return False
+    raise setting.error("on or off", raw)
+
+
+def _read_url(setting, raw, schemes=None):
+    schemes = schemes or setting.schemes
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in schemes or not (parsed.netloc or parsed.scheme == "sqlite"):
+        raise setting.error("a {} URL{}".format(" or ".join(schemes), "" if "sqlite" in schemes else " with a host"),
+                            raw)
+    return raw.strip()
+
+
+def _read_database_url(setting, raw):
+    url = raw.strip()
+    scheme = urlparse(url).scheme
+    if scheme not in _DATABASE_SCHEMES or (scheme == "sqlite" and len(url) <= len("sqlite:///")):
+        shown = url.split("@")[-1] if "@" in url else url
+        raise SettingsError("setting {!r} must be sqlite:///path/to/file.db or postgresql://user:password@host/name, "
+                            "got {!r}".format(setting.name, shown[:80]))
+    return url
+
+
+def _read_file(setting, raw):
+    path = raw.strip()
+    if not os.path.isfile(path):
+        raise setting.error("the path of a readable file (none at that path)", raw)
+    return path
+
+
+def _read_files(setting, raw):
+    return tuple(_read_file(setting, item) for item in _read_list(setting, raw))
+
+
+def _read_list(setting, raw):
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _read_choice(setting, raw):
+    word = raw.strip().lower()
+    if word not in setting.choices:
+        raise setting.error("one of {}".format(", ".join(setting.choices)), raw)
+    return word
+
+
+_READERS = {TEXT: _read_text, INT: _read_number, FLOAT: _read_number, DURATION: _read_number, BOOL: _read_bool,
+            URL: _read_url, DATABASE_URL: _read_database_url, FILE: _read_file, FILES: _read_files,
+            LIST: _read_list, CHOICE: _read_choice}
+_EMPTY_DEFAULTS = {FILES: (), LIST: ()}
+
+
 def substitute(value, environ=None):
     """
     Replace ``${VAR}`` and ``${VAR:-default}`` in strings (recursively in
@@ -94,6 +249,10 @@ class Settings:
                 value = self.environ.get(name, "")
             self._read[name] = value
         return self._read[name]
+
+    def get(self, setting):
+        """The value of the declared ``setting`` (a :class:`Setting`): configured, else its default."""
+        return setting.read(self.raw(setting.name), self)
 
     def text(self, name, default=""):
         """A string setting; ``default`` when unset."""

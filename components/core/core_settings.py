@@ -1,0 +1,29 @@
+"""
+The settings every layer reads: the node's port and public origin, and the
+proxies whose headers name a client's address.
+"""
+
+from components.core.clientaddress import parse_header, parse_networks
+from components.core.settings import CLI, CLIENT, DEV, DEVICE, INT, MASTER, NODES, TEXT, URL, Setting
+
+PORT = Setting(
+    "PORT", INT, "the port the node's own clients use (the demo device, `reactive-hub device` simulator, the Docker "
+    "health check); the web transport's port itself is in the node config, set `PORT` to match it",
+    default=8080, minimum=1, maximum=65535, roles=(DEV, MASTER, CLIENT, CLI, DEVICE))
+PUBLIC_URL = Setting(
+    "PUBLIC_URL", URL, "the origin browsers use when TLS ends at a proxy (`https://hub.example.org`): Secure "
+    "cookies, `wss://` only in the CSP, HSTS; the device bridge counts its requests as TLS",
+    shown="unset: the request's own `Host` and scheme")
+TRUSTED_PROXIES = Setting(
+    "TRUSTED_PROXIES", TEXT, "addresses or CIDRs of the proxies in front of the hub whose `FORWARDED_HEADER` names "
+    "the client (the right-most address that is not one of them)",
+    default=(), parse=lambda text: parse_networks(text, "TRUSTED_PROXIES"), shown="none: the headers are ignored")
+FORWARDED_HEADER = Setting(
+    "FORWARDED_HEADER", TEXT, "the one header the `TRUSTED_PROXIES` write: `x-forwarded-for` or `forwarded` "
+    "(RFC 7239); the other is never read", default="x-forwarded-for",
+    parse=lambda text: parse_header(text, "FORWARDED_HEADER"))
+HOSTNAME = Setting(
+    "HOSTNAME", TEXT, "this host's name in a mesh topology (`reactive-hub topology --mesh`)", roles=(CLI,),
+    shown="the system's host name")
+
+SETTINGS = (PORT, PUBLIC_URL, TRUSTED_PROXIES, FORWARDED_HEADER, HOSTNAME)
