@@ -74,10 +74,10 @@ OTHER_APP = "other-app"
 
 @defer.inlineCallbacks
 def add_user(node, username):
-    from components.node import schemas
+    from components.node import schema_registry
     db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
         directory = Directory(db, iterations=1000)
         yield directory.create_user(username, PASSWORD, first_name="Bench")
         if not (yield directory.get_user(OTHER_APP)):

@@ -51,7 +51,7 @@ from components.auth import passwords  # noqa: E402
 from components.auth.directory import Directory  # noqa: E402
 from components.db.database import Database  # noqa: E402
 from components.db.migrations import migrate_all  # noqa: E402
-from components.node import schemas  # noqa: E402
+from components.node import schema_registry  # noqa: E402
 from components.usersync import SAVE  # noqa: E402
 from tests.support.clients import connect, issuer  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
@@ -131,7 +131,7 @@ def refusal_times(samples):
     path = os.path.join(tempfile.mkdtemp(prefix="bench-identity-"), "master.db")
     directory_db = Database("sqlite:///" + path)
     try:
-        yield migrate_all(directory_db, schemas.master())
+        yield migrate_all(directory_db, schema_registry.master())
         directory = Directory(directory_db)   # passwords.DEFAULT_ITERATIONS, as the node runs it
         for name in ("bench_wrong", "bench_unusable", "bench_md5"):
             yield directory.create_user(name, "the right password")

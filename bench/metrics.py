@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import report  # noqa: E402
 from components.clock import GET as TIME_GET  # noqa: E402
-from components.client import HubClient  # noqa: E402
+from components.client.hub_client import HubClient  # noqa: E402
 from components.counter import NAMED_TOPIC_PREFIX  # noqa: E402
 from tests.support.clients import token  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402

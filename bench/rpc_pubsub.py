@@ -25,7 +25,7 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components.client import HubClient  # noqa: E402
+from components.client.hub_client import HubClient  # noqa: E402
 from tests.support.clients import token  # noqa: E402
 from tests.support.node import RouterNode, router_worker  # noqa: E402
 

@@ -50,9 +50,9 @@ from twisted.internet import defer, task, threads
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components.client import HubClient  # noqa: E402
+from components.client.hub_client import HubClient  # noqa: E402
 from components.auth import keygen  # noqa: E402
-from components.usersync import messages, provision, signing  # noqa: E402
+from components.usersync import messages, provision, message_signing  # noqa: E402
 from tests.support.clients import token  # noqa: E402
 from tests.support.databases import postgres_url  # noqa: E402
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
@@ -109,7 +109,7 @@ def bare_publish(sns, sqs, count):
     """
     plan = provision.Plan("bare-" + uuid.uuid4().hex[:8], ["p1", "p2", "p3", "p4"])
     aws = provision.provision(sns, sqs, plan)
-    signer = signing.Signer(Ed25519PrivateKey.generate())  # signed like the relay's, read by no bridge
+    signer = message_signing.Signer(Ed25519PrivateKey.generate())  # signed like the relay's, read by no bridge
     body = messages.encode("update", 1, {"username": "bare_publisher", "first_name": "x" * 12}, 0, signer)
     started = time.time()
     for start in range(0, count, 10):

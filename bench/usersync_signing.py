@@ -39,10 +39,10 @@ from bench import report  # noqa: E402
 from bench.report import percentile  # noqa: E402
 from components.db.database import Database  # noqa: E402
 from components.db.migrations import migrate_all  # noqa: E402
-from components.usersync import client, master, messages, outbox, provision, signing  # noqa: E402
+from components.usersync import client_side, master, messages, outbox, provision, message_signing  # noqa: E402
 from components.usersync.aws import BlockingPool, make_client  # noqa: E402
-from components.usersync.bridge import Bridge  # noqa: E402
-from components.usersync.relay import Relay  # noqa: E402
+from components.usersync.queue_consumer import Bridge  # noqa: E402
+from components.usersync.outbox_relay import Relay  # noqa: E402
 from components.usersync.sns import SnsPublisher  # noqa: E402
 from tests.support.emulator import MotoServer  # noqa: E402
 
@@ -69,7 +69,7 @@ class PassThrough:
 def micro(count=3000):
     """µs per sign and per verify (and per full parse with and without the check) of SAMPLE."""
     key = Ed25519PrivateKey.generate()
-    signer, verifier = signing.Signer(key), signing.Verifier([key.public_key()])
+    signer, verifier = message_signing.Signer(key), message_signing.Verifier([key.public_key()])
     signed = [signer.sign(dict(SAMPLE, version=index + 1)) for index in range(50)]
     bodies = [json.dumps(message, sort_keys=True, separators=(",", ":")) for message in signed]
 
@@ -171,9 +171,9 @@ def run(reactor, burst=600, paced=150, rate=20.0, rounds=2, moto=None):
         aws = yield pool.run(provision.provision, sns, sqs, plan)
         yield migrate_all(master_db, master.SCHEMAS)
         yield master_db.run(outbox.install)
-        yield migrate_all(client_db, client.SCHEMAS)
+        yield migrate_all(client_db, client_side.SCHEMAS)
         key = Ed25519PrivateKey.generate()
-        modes = {"on": (signing.Signer(key), signing.Verifier([key.public_key()])),
+        modes = {"on": (message_signing.Signer(key), message_signing.Verifier([key.public_key()])),
                  "off": (PassThrough(), PassThrough())}
         figures = {mode: {"burst_per_s": [], "latencies_ms": []} for mode in modes}
         for round_index in range(rounds):

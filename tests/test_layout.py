@@ -1,7 +1,8 @@
 """
 The layout of ``components/``: each folder is one layer or one feature, a
 module imports only from its own folder or from lower ones, and no modules
-import each other in a circle. The imports are read from the source with
+import each other in a circle; every module lives in a folder and no two
+modules (or folders) share a name, so a name says one job. The imports are read from the source with
 ``ast`` (nothing is imported), so the check also covers imports inside
 functions.
 """
@@ -25,6 +26,8 @@ RANKS = {
     "ops": 5,       # monitor, health, metrics (looks at what the features run)
     "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
 }
+# the one module of a role that every folder may have: its package, ``python -m`` entry, command line, router component
+ROLE_NAMES = {"__init__", "__main__", "cli", "component"}
 
 
 def module_files(root=REPO):
@@ -75,9 +78,29 @@ def import_graph(root=REPO):
 
 
 def folder_of(module):
-    """The layer or feature folder of a module (``clock`` and ``client`` are single-module features)."""
+    """The layer or feature folder of a module (None for the package itself)."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
+
+
+def shared_names(paths):
+    """``{name: sorted relative paths}`` of the module and folder names used more than once (role names aside)."""
+    by_name = {}
+    for path in paths:
+        relative = os.path.relpath(path, REPO)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem == "__init__":
+            relative, stem = os.path.dirname(relative), os.path.basename(os.path.dirname(relative))
+        if stem not in ROLE_NAMES:
+            by_name.setdefault(stem, set()).add(relative)
+    return {name: sorted(found) for name, found in by_name.items() if len(found) > 1}
+
+
+def loose_modules(paths):
+    """The modules directly in ``components/`` besides its ``__init__.py``: each belongs in a layer or feature folder."""
+    top = os.path.join(REPO, PACKAGE)
+    return sorted(os.path.basename(path) for path in paths
+                  if os.path.dirname(path) == top and os.path.basename(path) != "__init__.py")
 
 
 def upward_imports(graph, ranks=RANKS):
@@ -147,6 +170,15 @@ class LayoutTests(SynchronousTestCase):
         self.assertEqual(found, [], "import circles: " + "; ".join(" -> ".join(group) for group in found))
 
 
+    def test_no_two_modules_share_a_name(self):
+        """``bridge.py`` in two folders with two jobs misleads: each name is used once (role names aside)."""
+        self.assertEqual(shared_names(module_files().values()), {})
+
+    def test_no_loose_module_at_the_top(self):
+        """A feature of one module still gets its folder (``clock/``, ``client/``)."""
+        self.assertEqual(loose_modules(module_files().values()), [])
+
+
 class CheckerTests(SynchronousTestCase):
     """The checks above can fail: a planted upward import and a planted circle are found and named."""
 
@@ -157,8 +189,8 @@ class CheckerTests(SynchronousTestCase):
 
     def test_a_sideways_import_between_features_is_named(self):
         """Two features of one rank may not import each other."""
-        graph = {"components.iot.bridge": {"components.counter"}, "components.counter": set()}
-        self.assertEqual(upward_imports(graph), [("components.iot.bridge", "components.counter")])
+        graph = {"components.iot.http_publish": {"components.counter"}, "components.counter": set()}
+        self.assertEqual(upward_imports(graph), [("components.iot.http_publish", "components.counter")])
 
     def test_a_circle_is_found(self):
         """a -> b -> c -> a is one circle; a module importing only itself is none."""
@@ -173,3 +205,14 @@ class CheckerTests(SynchronousTestCase):
         source = "def f():\n    from components.usersync import outbox, CHANGED\n"
         self.assertEqual(imports_of(source, "components.ops.monitor", modules),
                          {"components.usersync.outbox", "components.usersync"})
+
+    def test_a_shared_name_and_a_loose_module_are_named(self):
+        """Two ``bridge.py`` are reported with both paths, a folder named like a module too; role names are not."""
+        base = os.path.join(REPO, PACKAGE)
+        paths = [os.path.join(base, *parts) for parts in (
+            ("iot", "bridge.py"), ("usersync", "bridge.py"), ("iot", "cli.py"), ("node", "cli.py"),
+            ("clock", "__init__.py"), ("iot", "clock.py"), ("tool.py",), ("__init__.py",))]
+        self.assertEqual(shared_names(paths), {
+            "bridge": ["components/iot/bridge.py", "components/usersync/bridge.py"],
+            "clock": ["components/clock", "components/iot/clock.py"]})
+        self.assertEqual(loose_modules(paths), ["tool.py"])

@@ -4,7 +4,7 @@ own role (allowed to register only its URI and to end sessions), refuses a
 token the directory has revoked since it was issued (one look-up per join in
 ``REVOCATION_DATABASE``: ``master`` where the user table lives, ``client``
 on client nodes, where the user sync copies the facts; see
-:mod:`components.auth.revocation`), ends the sessions whose token gets
+:mod:`components.auth.session_revocation`), ends the sessions whose token gets
 revoked while they are open, refuses a join past ``SESSION_MAX_PER_AUTHID``
 open sessions of one user, admin or device (:mod:`components.auth.sessioncap`), and ends
 every session when its token's ``exp`` passes (sessions that came through a
@@ -19,7 +19,7 @@ import os
 from autobahn.wamp.types import SubscribeOptions
 
 from components.auth import AUTHENTICATE, credentials, tokens
-from components.auth.revocation import JoinCheck, RevocationWatch, token_facts
+from components.auth.session_revocation import JoinCheck, RevocationWatch, token_facts
 from components.auth.sessioncap import DEFAULT_LIMIT, SessionCap
 from components.core import errors
 from components.core.backoff import persist

@@ -35,7 +35,7 @@ def _run_directory(action):
     """Run ``action(directory)`` (returns a Deferred) against the master database, then exit."""
     from twisted.internet import defer, task
 
-    from components.auth import directory, schemas
+    from components.auth import directory, master_tables
     from components.db.database import Database
     from components.db.migrations import migrate_all
 
@@ -50,9 +50,9 @@ def _run_directory(action):
     def run(reactor):
         db = Database(settings.database_url("master"))
         try:
-            yield migrate_all(db, schemas.HUB_SCHEMAS)
+            yield migrate_all(db, master_tables.HUB_SCHEMAS)
             # the user table and its triggers (a Django-owned table that is missing is an error here)
-            yield db.run(schemas.install_table, user_table)
+            yield db.run(master_tables.install_table, user_table)
             yield action(directory.Directory(db, table=user_table.name))
         except directory.UserTableError as exc:
             sys.stderr.write("error: {}\n".format(exc))

@@ -14,7 +14,7 @@ The login endpoints on the web transport, mounted at ``/auth``:
   node's ``E2E_KEK`` cannot unwrap them);
 - ``POST /auth/logout`` ends the login session everywhere: the tokens minted
   under it (their ``sid``) are refused at join, and the sessions opened with
-  them end (:mod:`components.auth.revocation`).
+  them end (:mod:`components.auth.session_revocation`).
 
 The cookie is ``Secure`` over TLS, and always when ``PUBLIC_URL`` is an
 ``https://`` origin (TLS ends at a proxy, so the request itself looks plain).
@@ -32,7 +32,7 @@ from components.auth.directory import Directory, role_of, user_table
 from components.auth.checkgate import DEFAULT_PARALLEL, DEFAULT_QUEUED, Busy, CheckGate
 from components.auth.loginlimits import DEFAULT_MAXIMUM, MAX_NAME, AccountDelay
 from components.auth.loginsessions import LoginSessions
-from components.auth.schemas import master_schemas
+from components.auth.master_tables import master_schemas
 from components.core import errors
 from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key

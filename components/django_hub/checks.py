@@ -10,7 +10,7 @@ from django.db import connections
 from components.core.settings import SettingsError
 from components.django_hub import APP_LABEL
 from components.django_hub.conf import hub_settings
-from components.django_hub.database import UnsupportedDatabase, dialect_of
+from components.django_hub.hub_cursor import UnsupportedDatabase, dialect_of
 
 
 def check_hub_settings(app_configs=None, **kwargs):

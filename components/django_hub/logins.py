@@ -3,14 +3,14 @@ The hub's view of a Django login: its login-session id (``sid`` in the
 tokens minted under it), derived from the Django session key without
 revealing it, and the record that it ended (a Django logout), after which
 the router refuses those tokens at join and ends the sessions opened with
-them (:mod:`components.auth.revocation`).
+them (:mod:`components.auth.session_revocation`).
 """
 
 import hashlib
 import time
 
 from components.auth import credentials
-from components.django_hub.database import hub_cursor
+from components.django_hub.hub_cursor import hub_cursor
 
 # keeps a Django session's id apart from any hub_session's (both become login_id of a SHA-256)
 _DOMAIN = "django-session:"

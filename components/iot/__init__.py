@@ -16,7 +16,7 @@ DEVICE_TOPIC = DEVICE_PREFIX + "reading"
 
 
 def device_topic(name):
-    """The topic of the registered device ``name``: ``iot.device.<name>`` (names: components.iot.registry)."""
+    """The topic of the registered device ``name``: ``iot.device.<name>`` (names: components.iot.device_registry)."""
     return DEVICE_PREFIX + name
 
 

@@ -117,7 +117,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None):
 
     from components.db.database import Database, StorageConfigError, StorageUnavailable
     from components.e2e.keys import load_kek
-    from components.iot.registry import DeviceRegistry
+    from components.iot.device_registry import DeviceRegistry
 
     options = parser().parse_args(argv)
     as_json = getattr(options, "json", False)

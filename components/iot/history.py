@@ -19,7 +19,7 @@ import json
 
 from components.db.migrations import Migration, SchemaOnDemand
 from components.iot import DEVICE_PREFIX, ODATA_TOPIC, SERIAL_TOPIC
-from components.iot.registry import NAME
+from components.iot.device_registry import NAME
 
 SCHEMA = "iot_history"
 MAX_SOURCE = 255

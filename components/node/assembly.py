@@ -16,7 +16,7 @@ from twisted.internet import defer
 
 from components.core.settings import Settings
 from components.db.database import Database
-from components.iot import DEVICE_PREFIX, bridge, history_seed
+from components.iot import DEVICE_PREFIX, http_publish, history_seed
 from components.node import boot, webui
 from components.ops import health, metrics, monitor
 
@@ -79,7 +79,7 @@ DEVICE_BRIDGE = "device_bridge"
 
 MonitorComponent = announced(monitor.MonitorComponent, MONITOR)
 # each device topic's seq continues above the highest seq in the IoT history (a clock stepped back)
-DeviceBridgeSession = announced(history_seed.seeded(bridge.DeviceBridgeSession, "states", DEVICE_PREFIX),
+DeviceBridgeSession = announced(history_seed.seeded(http_publish.DeviceBridgeSession, "states", DEVICE_PREFIX),
                                 DEVICE_BRIDGE)
 
 
@@ -107,7 +107,7 @@ def DevicePublishResource(extra=None):
     """``/publish``: signed device posts, published through this worker's device session; replay memory in
     the client database."""
     settings = Settings(extra)
-    return bridge.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
+    return http_publish.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
                                         Database(settings.database_url("client"), pool_size=2))
 
 

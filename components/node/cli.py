@@ -1,7 +1,7 @@
 """
 The node's command line: ``python -m components.node migrate`` creates or
 upgrades every schema of the master and the client database (the registry in
-:mod:`components.node.schemas`), idempotently.
+:mod:`components.node.schema_registry`), idempotently.
 """
 
 from twisted.internet import defer
@@ -11,7 +11,7 @@ from components.auth.directory import user_table
 from components.core.settings import Settings
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.node import schemas as schema
+from components.node import schema_registry as schema
 
 
 def main(argv=None):

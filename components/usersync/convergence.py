@@ -28,7 +28,7 @@ complete) or ``behind`` (a hole after having been in sync). The tables
 (``usersync_sync``, ``usersync_seen``) are the replica's second migration.
 """
 
-from components.usersync import revocations
+from components.usersync import revocation_sync
 from components.usersync.messages import BEACON, SYNCED, Sync
 
 IN_SYNC, CONVERGING, BEHIND = "in sync", "converging", "behind"
@@ -108,10 +108,10 @@ def track(cursor, items, now_ms):
 def apply(cursor, items, now_ms):
     """
     The bridge's transaction: the changes and revocations among ``items``
-    (:func:`revocations.apply`), then :func:`track` of all of them; returns
+    (:func:`revocation_sync.apply`), then :func:`track` of all of them; returns
     the changes that took effect.
     """
-    applied = revocations.apply(cursor, [item for item in items if not isinstance(item, Sync)], now_ms)
+    applied = revocation_sync.apply(cursor, [item for item in items if not isinstance(item, Sync)], now_ms)
     track(cursor, items, now_ms)
     return applied
 

@@ -2,7 +2,7 @@
 The master side's router component: the admin RPCs that edit the user
 directory (``master.users.save/delete/list``) and, when a topic is
 configured, the capture triggers and the relay of outbox events to SNS
-(:mod:`relay`, :mod:`sns`, woken by :mod:`pglisten` on PostgreSQL).
+(:mod:`outbox_relay`, :mod:`sns`, woken by :mod:`pglisten` on PostgreSQL).
 
 At start it brings the hub's own tables up to date, then ensures the user
 table (``AUTH_USER_TABLE``; with ``AUTH_USER_TABLE_OWNER=django`` it never
@@ -20,19 +20,19 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer, threads
 
 from components.auth import credentials, directory, passwords
-from components.auth import schemas as auth_schemas
+from components.auth import master_tables as auth_schemas
 from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import Backoff, pause, persist
 from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, sequence, signing, snapshot, watchdog
+from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, sequence, message_signing, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.fields import check_value, parse_fields
 from components.usersync.pglisten import PgListener
-from components.usersync.relay import Relay
+from components.usersync.outbox_relay import Relay
 from components.usersync.sns import SnsPublisher
 
 OUTBOX_SCHEMA = ("usersync_master", outbox.MIGRATIONS)
@@ -137,7 +137,7 @@ class UserSyncMaster(HubComponent):
             self.user_table = directory.user_table(settings)
             topic = settings.text("SNS_TOPIC_ARN")
             self.db = Database(settings.database_url("master"))
-            self.signer = signing.signer_from(settings) if (topic or self.auto) else None
+            self.signer = message_signing.signer_from(settings) if (topic or self.auto) else None
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync master off: {error}", error=exc)
             return
@@ -273,7 +273,7 @@ class UserSyncMaster(HubComponent):
         self.relay.start()
         self.log.info("usersync master: relaying {fields} to {topic}, signed with key {kid}{dev}",
                       fields=",".join(self.fields), topic=topic, kid=self.signer.kid,
-                      dev=" (this node's dev key)" if signing.uses_dev_key(self.settings, signing.SIGNING_KEY_SETTING)
+                      dev=" (this node's dev key)" if message_signing.uses_dev_key(self.settings, message_signing.SIGNING_KEY_SETTING)
                       else "")
         yield self._start_requests(topic, publisher)
 

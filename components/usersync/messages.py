@@ -8,16 +8,16 @@ A change is one JSON object::
      "version": 7, "ts": 1767225600000,
      "user": {"username": "alice", "first_name": "Alice", ...}}
 
-A revocation (:mod:`components.usersync.revocations`) has the same shape,
+A revocation (:mod:`components.usersync.revocation_sync`) has the same shape,
 with action ``credential`` (``user``: username, version, changed_ms) or
 ``logout`` (``user``: username, sid, expires_ms); it parses to a
-:class:`~components.usersync.revocations.Revocation`.
+:class:`~components.usersync.revocation_sync.Revocation`.
 
 ``version`` increases with every change of that username on the master, so
 a client keeps whichever it has seen with the highest version. The body may
 arrive raw (``RawMessageDelivery``) or inside an SNS notification envelope.
 
-Every message is signed by the master (:mod:`components.usersync.signing`):
+Every message is signed by the master (:mod:`components.usersync.message_signing`):
 :func:`dumps` signs at the one point where messages are serialized, and
 :func:`parse` verifies before it looks at anything else; a message that is
 not signed by a trusted key, or whose version is beyond ``MAX_VERSION``, is
@@ -28,7 +28,7 @@ import json
 import math
 from collections import namedtuple
 
-from components.usersync import revocations, signing
+from components.usersync import revocation_sync, message_signing
 from components.usersync.fields import DEFAULT_FIELDS, FieldError, check_value
 
 TYPE = "user.changed"
@@ -151,7 +151,7 @@ def verified(body, verifier):
     data = unwrap(body)
     try:
         return verifier.verify(data)
-    except signing.SignatureRefused as exc:
+    except message_signing.SignatureRefused as exc:
         raise Refused(str(exc))
 
 
@@ -199,7 +199,7 @@ def _item(data, tracked):
         raise MessageError("type must be {!r}".format(TYPE))
     seq, epoch = _sequence(data, required=False)
     action = data.get("action")
-    if action not in ACTIONS and action not in revocations.ACTIONS:
+    if action not in ACTIONS and action not in revocation_sync.ACTIONS:
         raise MessageError("unknown action {!r}".format(action))
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -215,14 +215,14 @@ def _item(data, tracked):
         raise MessageError("user must be an object")
     if "username" not in user:
         raise MessageError("user.username is missing")
-    if action in revocations.ACTIONS:
+    if action in revocation_sync.ACTIONS:
         try:
-            facts = revocations.parse_facts(action, user)
+            facts = revocation_sync.parse_facts(action, user)
         except ValueError as exc:
             raise MessageError(str(exc))
-        if action == revocations.CREDENTIAL:
+        if action == revocation_sync.CREDENTIAL:
             _refuse_beyond(facts["version"], "credential version")
-        return revocations.Revocation(action, version, facts["username"], facts, int(ts), seq, epoch)
+        return revocation_sync.Revocation(action, version, facts["username"], facts, int(ts), seq, epoch)
     clean = {}
     for field, value in user.items():
         if field not in tracked:

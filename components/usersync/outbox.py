@@ -29,7 +29,7 @@ with :func:`settle`.
 from components.auth import directory
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
-from components.usersync import revocations, sequence
+from components.usersync import revocation_sync, sequence
 from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 
 CHANNEL = "usersync_outbox"
@@ -198,8 +198,8 @@ def install(cursor, fields=DEFAULT_FIELDS, include_staff=False, table=None):
         statements = postgresql_statements(fields, include_staff, table)
     else:
         statements = sqlite_statements(fields, include_staff, table)
-    # the revocation facts ride along, for every user (components.usersync.revocations)
-    statements += revocations.statements(cursor.dialect, CHANNEL)
+    # the revocation facts ride along, for every user (components.usersync.revocation_sync)
+    statements += revocation_sync.statements(cursor.dialect, CHANNEL)
     for statement in statements:
         cursor.execute(statement)
     return cursor.execute("SELECT 1 FROM usersync_capture WHERE user_table = ?", (table,)).fetchone() is None
@@ -236,7 +236,7 @@ def claim(cursor, limit):
         return rows
     lowest = {}
     for row in rows:
-        if row[2] not in revocations.ACTIONS:  # revocations are order-free: never held back
+        if row[2] not in revocation_sync.ACTIONS:  # revocations are order-free: never held back
             lowest.setdefault(row[1], row[3])
     names = list(lowest)
     if not names:
@@ -245,10 +245,10 @@ def claim(cursor, limit):
     held_elsewhere = set()
     for username, version in cursor.execute(
             "SELECT username, MIN(version) FROM usersync_outbox WHERE sent_ms IS NULL AND username IN ({})"
-            " AND action NOT IN ({}) GROUP BY username".format(marks, ", ".join("'{}'".format(action) for action in revocations.ACTIONS)), names).fetchall():
+            " AND action NOT IN ({}) GROUP BY username".format(marks, ", ".join("'{}'".format(action) for action in revocation_sync.ACTIONS)), names).fetchall():
         if version < lowest[username]:
             held_elsewhere.add(username)
-    return [row for row in rows if row[1] not in held_elsewhere or row[2] in revocations.ACTIONS]
+    return [row for row in rows if row[1] not in held_elsewhere or row[2] in revocation_sync.ACTIONS]
 
 
 def settle(cursor, sent_ids, failed_ids, now_ms):

@@ -23,7 +23,7 @@ import json
 import uuid
 
 from components.db.migrations import Migration
-from components.usersync import messages, revocations
+from components.usersync import messages, revocation_sync
 from components.usersync.fields import FieldError, clean_user
 
 _STATE = """CREATE TABLE IF NOT EXISTS usersync_relay_state (
@@ -72,9 +72,9 @@ def check_event(action, payload):
     """None when a client can store the event, else ``(field, reason)``."""
     if action == MARKER:
         return None
-    if action in revocations.ACTIONS:
+    if action in revocation_sync.ACTIONS:
         try:
-            revocations.parse_facts(action, payload)
+            revocation_sync.parse_facts(action, payload)
         except ValueError as exc:
             return "user", str(exc)
         return None

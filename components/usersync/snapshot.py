@@ -31,7 +31,7 @@ import json
 from twisted.internet import defer
 
 from components.auth import credentials
-from components.usersync import outbox, revocations, sequence
+from components.usersync import outbox, revocation_sync, sequence
 from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 
 BATCH = 500
@@ -137,8 +137,8 @@ def credentials_batch(cursor, after, limit=BATCH):
     now_ms = credentials.database_now_ms(cursor)
     for username, version, changed_ms in rows:
         facts = (username, int(version), int(changed_ms))
-        payload = json.dumps(dict(zip(revocations.PAYLOADS[revocations.CREDENTIAL], facts)), sort_keys=True)
-        outbox.emit(cursor, username, revocations.CREDENTIAL, int(version), payload, now_ms)
+        payload = json.dumps(dict(zip(revocation_sync.PAYLOADS[revocation_sync.CREDENTIAL], facts)), sort_keys=True)
+        outbox.emit(cursor, username, revocation_sync.CREDENTIAL, int(version), payload, now_ms)
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
 
 
@@ -149,7 +149,7 @@ def logouts_batch(cursor, after, limit=BATCH):
                           " ORDER BY sid LIMIT ?", (after, now_ms, limit)).fetchall()
     for sid, username, expires_ms in rows:
         facts = {"username": username, "sid": sid, "expires_ms": int(expires_ms)}
-        outbox.emit(cursor, username, revocations.LOGOUT, 1, json.dumps(facts, sort_keys=True), now_ms)
+        outbox.emit(cursor, username, revocation_sync.LOGOUT, 1, json.dumps(facts, sort_keys=True), now_ms)
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
 
 

@@ -5,7 +5,7 @@ packs of up to ``PACK_EVENTS`` events per message (``messages.encode_pack``: a s
 200 messages, not 10,000); FIFO topics get the username as message group and ``username:version`` as
 deduplication id, so each user's changes stay in order and a resend is
 dropped. Every body is signed with the master's key (``signer``, see
-:mod:`components.usersync.signing`). Blocking boto3 calls: run it through
+:mod:`components.usersync.message_signing`). Blocking boto3 calls: run it through
 :class:`aws.BlockingPool`.
 """
 
@@ -13,14 +13,14 @@ import hashlib
 import json
 import time
 
-from components.usersync import messages, provision, revocations
+from components.usersync import messages, provision, revocation_sync
 
 
 def payload_key(action, payload):
     """What makes an outbox event unique beside its user and version: nothing for profile changes."""
-    if action == revocations.LOGOUT:
+    if action == revocation_sync.LOGOUT:
         return "logout:" + str(payload.get("sid"))
-    if action == revocations.CREDENTIAL:
+    if action == revocation_sync.CREDENTIAL:
         return "credential"
     if action == messages.SYNCED:
         return "covers:" + str(payload.get("covers"))
@@ -68,7 +68,7 @@ class SnsPublisher:
         return count
 
     def beacon(self, epoch, high):
-        """Publish the relay's beacon (see :mod:`components.usersync.relay`)."""
+        """Publish the relay's beacon (see :mod:`components.usersync.outbox_relay`)."""
         body = messages.beacon(epoch, high, self.reply, int(time.time() * 1000), self.signer)
         options = {"MessageGroupId": CONTROL_GROUP,
                    "MessageDeduplicationId": "beacon:{}:{}".format(high, time.time())} if self.fifo else {}

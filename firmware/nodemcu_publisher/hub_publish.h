@@ -5,7 +5,7 @@
 //
 // sent with key, timestamp, seq and nonce in the query string (Crossbar's
 // signed-request scheme), and the percentage dead band of the seed sketch.
-// components/iot/device.py builds the same bytes in Python; tests/iot/test_firmware.py
+// components/iot/device_simulator.py builds the same bytes in Python; tests/iot/test_firmware.py
 // compiles this header with g++ and compares the two.
 #ifndef HUB_PUBLISH_H
 #define HUB_PUBLISH_H

@@ -23,12 +23,12 @@ NODE_ENV = {"LOGIN_BURST": "20", "LOGIN_RATE": "0.01", "JWT_TTL": "120"}
 @defer.inlineCallbacks
 def node_with_users(testcase):
     """The shared login node, with alice (user) and root (superuser) in its directory."""
-    from components.node import schemas
+    from components.node import schema_registry
     node = yield shared_node("login", env=NODE_ENV)
     if not getattr(node, "users_created", False):
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         try:
-            yield migrate_all(db, schemas.master())
+            yield migrate_all(db, schema_registry.master())
             directory = Directory(db, iterations=1000)
             yield directory.create_user("alice", "alice-password", first_name="Alice")
             yield directory.create_user("root", "root-password", is_superuser=True)
@@ -170,12 +170,12 @@ class KeyDeliveryTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_token_carries_user_keys(self):
         """The answer holds the current kid and its 32-byte key; another user gets another key; off means none."""
-        from components.node import schemas
+        from components.node import schema_registry
         from components.e2e.envelope import b64decode
         node = yield shared_node("login-e2e", env={"E2E_ENCRYPTION": "on"})
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         self.addCleanup(db.close)
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
         directory = Directory(db, iterations=1000)
         keys = {}
         for name in ("gina", "hank"):

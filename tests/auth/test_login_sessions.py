@@ -10,7 +10,7 @@ from twisted.trial import unittest
 from components.auth import credentials
 from components.auth.directory import Directory, UserTable, columns_of, ensure_table
 from components.auth.loginsessions import MIGRATIONS, LoginSessions, postgresql_statements, sqlite_statements
-from components.auth.schemas import install_table, master_schemas
+from components.auth.master_tables import install_table, master_schemas
 from components.db.database import Database
 from components.db.migrations import Migration, migrate_all
 from tests.support.databases import OnPostgreSQL, OnSQLite

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from components.auth import passwords
 from components.auth.directory import Directory
-from components.auth.schemas import master_schemas
+from components.auth.master_tables import master_schemas
 from components.db.database import Database
 from components.db.migrations import migrate_all
 

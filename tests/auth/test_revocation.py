@@ -15,7 +15,7 @@ from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from components.auth import credentials
-from components.auth.revocation import RevocationWatch
+from components.auth.session_revocation import RevocationWatch
 from components.core import errors
 from components.db.database import Cursor, Database
 from tests.support.clients import connect, eventually, post_json, token

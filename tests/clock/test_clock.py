@@ -5,7 +5,7 @@ The clock's state with an injected clock: value format, time zone, seq.
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from components.clock import Clock, resolve_zone
+from components.clock.component import Clock, resolve_zone
 from components.core.settings import SettingsError
 
 NOON_UTC = 1_800_000_000 - (1_800_000_000 % 86400) + 12 * 3600

@@ -15,7 +15,7 @@ import tempfile
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.node import schemas
+from components.node import schema_registry
 from components.auth.directory import Directory, DirectoryError
 from components.db.database import Database, StorageConfigError, StorageUnavailable, parse_url
 from components.db.migrations import Migration, migrate, migrate_all, schema_version
@@ -94,8 +94,8 @@ class StorageMixin:
     def test_directory(self):
         """Users are created in auth_user, authenticate with the right password only, and are unique."""
         db = self.make_db()
-        yield migrate_all(db, schemas.master())
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
+        yield migrate_all(db, schema_registry.master())
         directory = Directory(db, iterations=1000)
         yield directory.create_user("alice", "correct horse", first_name="Alice", email="a@example.com")
         user = yield directory.authenticate("alice", "correct horse")
@@ -114,7 +114,7 @@ class StorageMixin:
     def test_django_columns(self):
         """auth_user has exactly Django's columns."""
         db = self.make_db()
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
         if db.dialect == "sqlite":
             rows = yield db.query("SELECT name FROM pragma_table_info('auth_user')")
         else:

@@ -12,7 +12,7 @@ import json
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.auth import credentials, schemas
+from components.auth import credentials, master_tables
 from components.auth.directory import Directory, UserTable
 from components.auth.loginsessions import LoginSessions
 from components.db.migrations import migrate_all
@@ -79,9 +79,9 @@ class DjangoCaptureMixin:
     def test_hub_first_then_django_migrate(self):
         """The hub's own migrate leaves a Django-owned auth_user alone; Django's migrate then works and is captured."""
         # what the login resource and the authenticator run at start (AUTH_USER_TABLE_OWNER=django)
-        yield migrate_all(self.db, schemas.master_schemas(UserTable(self.project.table, "django"))
+        yield migrate_all(self.db, master_tables.master_schemas(UserTable(self.project.table, "django"))
                           + [master.OUTBOX_SCHEMA])
-        tables = yield self.db.run(lambda cursor: schemas.directory.columns_of(cursor, self.project.table))
+        tables = yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, self.project.table))
         self.assertIsNone(tables)
         yield self.project.manage("migrate", "--noinput")
         yield self.project.hub("components.usersync", "migrate")
@@ -150,7 +150,7 @@ class DjangoCaptureMixin:
         adduser = yield self.project.hub("components.auth", "adduser", "eve", "--password-stdin", expect=2,
                                          stdin="pw-eve-123456\n")
         self.assertIn("does not exist yet", adduser.stderr)
-        self.assertIsNone((yield self.db.run(lambda cursor: schemas.directory.columns_of(cursor, "auth_user"))))
+        self.assertIsNone((yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, "auth_user"))))
         yield self.db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, username VARCHAR(150), email TEXT)")
         columns = yield self.project.hub("components.usersync", "migrate", expect=2,
                                          env={"AUTH_USER_TABLE": "people"})
@@ -158,7 +158,7 @@ class DjangoCaptureMixin:
         bad = yield self.project.hub("components.usersync", "migrate", expect=2,
                                      env={"AUTH_USER_TABLE": "people; DROP TABLE people"})
         self.assertIn("plain SQL identifier", bad.stderr)
-        self.assertIsNone((yield self.db.run(lambda cursor: schemas.directory.columns_of(cursor, "auth_user"))))
+        self.assertIsNone((yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, "auth_user"))))
 
 
 class PostgreSQLDjangoCaptureTests(OnPostgreSQL, DjangoCaptureMixin, unittest.TestCase):

@@ -8,7 +8,7 @@ plus what is particular to it.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.auth import schemas
+from components.auth import master_tables
 from components.auth.directory import Directory
 from tests.django.test_capture import DjangoCaptureMixin
 from tests.support.databases import OnPostgreSQL, OnSQLite
@@ -23,7 +23,7 @@ class CustomUserModelMixin(DjangoCaptureMixin):
     def test_custom_user_model_is_the_directory(self):
         """The hub works on accounts_user (capture, snapshot, logins) and never makes an auth_user beside it."""
         yield self.installed()
-        self.assertIsNone((yield self.db.run(lambda cursor: schemas.directory.columns_of(cursor, "auth_user"))))
+        self.assertIsNone((yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, "auth_user"))))
         yield self.project.orm("User.objects.filter(username='ann').update(nickname='annie')\n"
                                "User.objects.filter(username='bob').update(first_name='Robert')")
         self.assertEqual((yield self.by_user()), {"ann": [("insert", 1)], "bob": [("insert", 1), ("update", 2)],

@@ -8,7 +8,7 @@ during a stream of changes, and the keys staying out of browser storage.
 
 The publisher is ``tests.support.sealed.SealedProfiles``: it seals with the
 node's own per-user keys and publishes like the user sync does (through
-``users.relay`` and ``components.usersync.userrelay``).
+``users.relay`` and ``components.usersync.user_event_relay``).
 """
 
 import json
@@ -51,10 +51,10 @@ def sealed_node():
     """The test process's node with E2E_ENCRYPTION=on and the test-only sealed publisher allowed."""
     node = yield shared_node("e2e-web", env=SEALED_NODE_ENV, transform=allow_sealed_publisher)
     if not getattr(node, "sealed_users", False):
-        from components.node import schemas
+        from components.node import schema_registry
         db = Database("sqlite:///" + os.path.join(node.directory, "master.db"))
         try:
-            yield migrate_all(db, schemas.master())
+            yield migrate_all(db, schema_registry.master())
             directory = Directory(db, iterations=1000)
             for username in USERS:
                 yield directory.create_user(username, PASSWORD, first_name=username.title())

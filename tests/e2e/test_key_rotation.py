@@ -27,7 +27,7 @@ from components.e2e import envelope
 from components.e2e.keys import MIGRATIONS, KeysBehind, UserKeys, unwrap
 from components.e2e.service import PrivatePayloads
 from components.core.settings import KeyConfigError
-from components.node import schemas
+from components.node import schema_registry
 from components.usersync import provision
 from tests.support.clients import connect, post_json
 from tests.support.databases import postgres_url, sqlite_url
@@ -53,7 +53,7 @@ class KeyIdentityMixin:
     def make(self):
         db = Database(self.url(self))
         self.addCleanup(db.close)
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
         yield migrate(db, "e2e_keys", MIGRATIONS)
         self.clock = task.Clock()
         self.clock.advance(1_800_000_000)
@@ -279,7 +279,7 @@ class HubDirectoryWrites(WireKeyRotationMixin):
         yield self.start_node(master_url)
         self.db = Database(master_url)
         self.addCleanup(self.db.close)
-        yield migrate_all(self.db, schemas.master())
+        yield migrate_all(self.db, schema_registry.master())
         self.directory = Directory(self.db, iterations=1000)
 
     def create(self, username, password, first_name):

@@ -31,8 +31,8 @@ from components.iot.demo.pty_device import PseudoTerminal
 from components.iot.demo.runner import DemoRunner
 from components.iot.odata import extract_value, query_url
 from components.iot.readings import parse_reading
-from components.iot.registry import DeviceRegistry
-from components.iot.signing import sign
+from components.iot.device_registry import DeviceRegistry
+from components.iot.request_signing import sign
 from tests.support.clients import connect
 from tests.support.databases import sqlite_url
 from tests.support.node import CONFIG, REPO, RouterNode, free_port

@@ -20,32 +20,32 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from components.core import errors
-from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device, device_topic, signing
-from components.iot.bridge import (DeviceBridgeSession, DevicePublishResource, cors_origins, device_credentials,
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_simulator, device_topic, request_signing
+from components.iot.http_publish import (DeviceBridgeSession, DevicePublishResource, cors_origins, device_credentials,
                                    device_reading, reading_body, shared_reading)
 from components.core.settings import Settings, SettingsError
 
 
 class SignatureTests(SynchronousTestCase):
-    """device.sign follows Crossbar's scheme: base64url(HMAC-SHA256(secret, key + timestamp + seq + nonce + body))."""
+    """device_simulator.sign follows Crossbar's scheme: base64url(HMAC-SHA256(secret, key + timestamp + seq + nonce + body))."""
 
     def test_signature(self):
         """The signature is the HMAC of the concatenated fields, base64url with padding."""
-        payload = device.body("nodemcu-1", 42)
+        payload = device_simulator.body("nodemcu-1", 42)
         self.assertEqual(payload, b'{"topic":"iot.device.nodemcu-1","args":[{"value":42}]}')
-        self.assertEqual(device.shared_body("nodemcu-1", 42),
+        self.assertEqual(device_simulator.shared_body("nodemcu-1", 42),
                          b'{"topic":"iot.device.reading","args":[{"device":"nodemcu-1","value":42}]}')
-        stamp = signing.timestamp(1_700_000_000.7)
+        stamp = request_signing.timestamp(1_700_000_000.7)
         self.assertEqual(stamp, "2023-11-14T22:13:20.000Z")
         expected = base64.urlsafe_b64encode(hmac.new(
             b"secret", b"key" + stamp.encode() + b"7" + b"99" + payload, hashlib.sha256).digest()).decode()
-        self.assertEqual(signing.sign("secret", "key", stamp, 7, 99, payload), expected)
+        self.assertEqual(request_signing.sign("secret", "key", stamp, 7, 99, payload), expected)
 
     def test_request_quotes_padding(self):
         """The request carries the fields in the query, the '=' of the signature quoted, and the body."""
-        payload = device.body("d", 1)
+        payload = device_simulator.body("d", 1)
         stamp = "2023-11-14T22:13:20.000Z"
-        raw = device.request_bytes("hub:8080", "/publish", "k", "s", stamp, 1, 2, payload)
+        raw = device_simulator.request_bytes("hub:8080", "/publish", "k", "s", stamp, 1, 2, payload)
         head, _, sent = raw.partition(b"\r\n\r\n")
         self.assertEqual(sent, payload)
         self.assertIn(b"Content-Length: %d\r\n" % len(payload), head)
@@ -69,17 +69,17 @@ class CredentialTests(SynchronousTestCase):
         """Unset: random credentials are created once in <node dir>/secrets (mode 0600) and reused."""
         first = device_credentials(Settings({}, {}), self.directory)
         self.assertEqual(device_credentials(Settings({}, {}), self.directory), first)
-        mode = os.stat(os.path.join(self.directory, signing.SECRET_FILE)).st_mode
+        mode = os.stat(os.path.join(self.directory, request_signing.SECRET_FILE)).st_mode
         self.assertEqual(stat.S_IMODE(mode), 0o600)
-        self.assertEqual(device.credentials(environ={}, directory=self.directory, shared=True), first)
+        self.assertEqual(device_simulator.credentials(environ={}, directory=self.directory, shared=True), first)
 
     def test_simulator_needs_device_credentials(self):
         """Without --shared the simulator takes no dev file: a device's own key and secret or a clear exit."""
         device_credentials(Settings({}, {}), self.directory)
         with self.assertRaises(SystemExit) as ended:
-            device.credentials(environ={}, directory=self.directory)
+            device_simulator.credentials(environ={}, directory=self.directory)
         self.assertIn("device add", str(ended.exception))
-        found = device.credentials(environ={"DEVICE_KEY": "dk1", "DEVICE_SECRET": "s" * 20}, directory=self.directory)
+        found = device_simulator.credentials(environ={"DEVICE_KEY": "dk1", "DEVICE_SECRET": "s" * 20}, directory=self.directory)
         self.assertEqual(found, ("dk1", "s" * 20))
 
     def test_refused_settings(self):
@@ -116,7 +116,7 @@ class UnavailableBridgeTests(SynchronousTestCase):
                                          session_source=lambda: None, database=None)
         self.assertIsNone(resource.disabled)
         self.assertIsNone(resource.shared)
-        self.assertFalse(os.path.exists(os.path.join(directory, signing.SECRET_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(directory, request_signing.SECRET_FILE)))
         on = DevicePublishResource(Settings({"DEVICE_SHARED_KEY": "on", "node_dir": directory}, {}),
                                    session_source=lambda: None, database=None)
         self.assertEqual(on.shared, device_credentials(Settings({}, {}), directory))
@@ -141,11 +141,11 @@ class UnavailableBridgeTests(SynchronousTestCase):
 
 
 class DechunkTests(SynchronousTestCase):
-    """device.dechunk joins the chunks of a chunked HTTP answer."""
+    """device_simulator.dechunk joins the chunks of a chunked HTTP answer."""
 
     def test_chunks(self):
         """Two chunks and the final zero chunk give the joined body."""
-        self.assertEqual(device.dechunk(b"3\r\n{\"a\r\n5\r\n\":1}\n\r\n0\r\n\r\n"), b'{"a":1}\n')
+        self.assertEqual(device_simulator.dechunk(b"3\r\n{\"a\r\n5\r\n\":1}\n\r\n0\r\n\r\n"), b'{"a":1}\n')
 
 
 class ReadingShapeTests(SynchronousTestCase):
@@ -167,7 +167,7 @@ class ReadingShapeTests(SynchronousTestCase):
     def test_sketch_body(self):
         """The simulator's (and the sketch's) body gives the device's topic and the value."""
         import json
-        event = json.loads(device.body("nodemcu-1", 42))
+        event = json.loads(device_simulator.body("nodemcu-1", 42))
         self.assertEqual(device_reading(event, "nodemcu-1"), ("iot.device.nodemcu-1", 42))
         self.assertEqual(reading_body(event), ("iot.device.nodemcu-1", None, 42))
         for value in (None, True, -7, 2.5, "42", "x" * 256, 2 ** 53 - 1):
@@ -178,14 +178,14 @@ class ReadingShapeTests(SynchronousTestCase):
         topic is not_authorized."""
         for event in (self.reading(topic=device_topic("kitchen")), self.reading(device_name="kitchen"),
                       self.reading(topic=DEVICE_TOPIC), self.reading(topic=DEVICE_PREFIX + "nodemcu-1.x"),
-                      json_body(device.shared_body("nodemcu-1", 1))):
+                      json_body(device_simulator.shared_body("nodemcu-1", 1))):
             self.assertEqual(self.refused(event, lambda e: device_reading(e, "nodemcu-1")), errors.NOT_AUTHORIZED,
                              event)
 
     def test_shared_key_body(self):
         """The shared key's post names its device and goes on iot.device.reading only."""
-        self.assertEqual(shared_reading(json_body(device.shared_body("old-1", 5))), (DEVICE_TOPIC, "old-1", 5))
-        self.assertEqual(self.refused(json_body(device.body("old-1", 5)), shared_reading), errors.NOT_AUTHORIZED)
+        self.assertEqual(shared_reading(json_body(device_simulator.shared_body("old-1", 5))), (DEVICE_TOPIC, "old-1", 5))
+        self.assertEqual(self.refused(json_body(device_simulator.body("old-1", 5)), shared_reading), errors.NOT_AUTHORIZED)
         self.assertEqual(self.refused({"topic": DEVICE_TOPIC, "args": [{"value": 1}]}, shared_reading),
                          errors.INVALID_ARGUMENT)
 

@@ -12,8 +12,8 @@ from twisted.web.test.requesthelper import DummyRequest
 from components.core import errors
 from components.core.ratelimit import RateLimiter
 from components.core.settings import Settings, SettingsError
-from components.iot import bridge
-from components.iot.bridge import DeviceBridgeSession
+from components.iot import http_publish
+from components.iot.http_publish import DeviceBridgeSession
 from components.iot.device_rate import DEFAULT_BURST, DEFAULT_RATE, device_limiter
 
 
@@ -129,7 +129,7 @@ class TooManyRequestsTests(SynchronousTestCase):
         """rate_limited is 429 with Retry-After in whole seconds (at least 1) and retry_after in kwargs."""
         for retry_after, header in ((0.1, b"1"), (2.5, b"3")):
             request = DummyRequest([b"publish"])
-            body = bridge._refuse(request, errors.RateLimited("slow down", retry_after=retry_after))
+            body = http_publish._refuse(request, errors.RateLimited("slow down", retry_after=retry_after))
             self.assertEqual(request.responseCode, 429)
             self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [header])
             self.assertIn(b'"retry_after": ' + str(retry_after).encode(), body)

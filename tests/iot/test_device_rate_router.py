@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
-from components.iot import DEVICE_PUBLISH, HISTORY, device, device_topic, signing
+from components.iot import DEVICE_PUBLISH, HISTORY, device_simulator, device_topic, request_signing
 from tests.iot.test_devices_router import subscribe_devices
 from tests.support.clients import connect, eventually
 from tests.support.devices import register
@@ -39,11 +39,11 @@ def fresh_name(prefix):
 def post(node, credentials, name, value, nonce=None, stamp=None):
     """One signed reading of ``name``; fire with ``(status, decoded body, Retry-After or None)``."""
     key, secret = credentials
-    payload = device.body(name, value)
-    stamp = stamp or signing.timestamp()
+    payload = device_simulator.body(name, value)
+    stamp = stamp or request_signing.timestamp()
     nonce = secrets.randbelow(2 ** 31) if nonce is None else nonce
     query = urlencode({"key": key, "timestamp": stamp, "seq": 1, "nonce": nonce,
-                       "signature": signing.sign(secret, key, stamp, 1, nonce, payload)})
+                       "signature": request_signing.sign(secret, key, stamp, 1, nonce, payload)})
     url = node.http + "/publish?" + query
     response = yield treq.post(url, payload, headers={b"Content-Type": [b"application/json"]}, persistent=False)
     body = yield response.text()
@@ -156,7 +156,7 @@ class DeviceRateLimitTests(unittest.TestCase):
         device still has exactly its burst of readings."""
         name = fresh_name("replayed")
         credentials = yield register(self, self.node, name)
-        stamp = signing.timestamp()
+        stamp = request_signing.timestamp()
         status, body, _ = yield post(self.node, credentials, name, 0, nonce=12345, stamp=stamp)
         self.assertEqual(status, 200, body)
         for _ in range(BURST + 2):

@@ -10,7 +10,7 @@ from twisted.trial import unittest
 from components.db.database import Database
 from components.db.migrations import migrate_all
 from components.iot import replays
-from components.node import schemas
+from components.node import schema_registry
 from tests.support.databases import OnPostgreSQL, OnSQLite
 
 
@@ -74,7 +74,7 @@ class ReplayStoreMixin:
     def test_in_client_schema(self):
         """The migrate command's client schemas create the table (the store finds it current)."""
         db = self.database()
-        applied = yield migrate_all(db, schemas.CLIENT)
+        applied = yield migrate_all(db, schema_registry.CLIENT)
         self.assertEqual(applied[replays.SCHEMA], [1])
         self.assertTrue((yield self.store(db).claim("after-migrate")))
 

@@ -29,7 +29,7 @@ from twisted.internet import defer, threads, utils
 from twisted.trial import unittest
 
 from components.e2e.envelope import b64encode
-from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, ODATA_TOPIC, SERIAL_TOPIC, device, \
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, ODATA_TOPIC, SERIAL_TOPIC, device_simulator, \
     device_topic
 from tests.support.clients import connect, eventually
 from tests.support.databases import postgres_url
@@ -60,12 +60,12 @@ def fresh_nonce():
 
 def send(url, raw):
     """Send raw request bytes (in a thread); fire with (status, body)."""
-    return threads.deferToThread(device.send, url, raw)
+    return threads.deferToThread(device_simulator.send, url, raw)
 
 
 def signed(url, key, secret, payload, stamp=None, nonce=None, seq=1):
     """One request signed the way the sketch signs it, to ``url``; fire with (status, body)."""
-    raw = device.request_bytes(urlsplit(url).netloc, "/publish", key, secret, stamp or device.timestamp(), seq,
+    raw = device_simulator.request_bytes(urlsplit(url).netloc, "/publish", key, secret, stamp or device_simulator.timestamp(), seq,
                                fresh_nonce() if nonce is None else nonce, payload)
     return send(url, raw)
 
@@ -95,14 +95,14 @@ class DeviceBridgeTests(unittest.TestCase):
     def post(self, payload=None, credentials=None, name="rig-a", value=1, **options):
         """Send one request signed with ``credentials`` (rig-a's by default); fire with (status, body)."""
         key, secret = credentials or self.rig
-        payload = device.body(name, value) if payload is None else payload
+        payload = device_simulator.body(name, value) if payload is None else payload
         return signed(self.url, key, secret, payload, **options)
 
     @defer.inlineCallbacks
     def test_simulator_posts_reach_own_topic(self):
         """Two values posted by the device simulator CLI arrive in order on iot.device.rig-a, named rig-a."""
         key, secret = self.rig
-        out, err, code = yield run_module("components.iot.device", "--url", self.url, "--value", "42", "--value",
+        out, err, code = yield run_module("components.iot.device_simulator", "--url", self.url, "--value", "42", "--value",
                                           "43", env={"DEVICE_NAME": "rig-a", "DEVICE_KEY": key,
                                                      "DEVICE_SECRET": secret})
         self.assertEqual(code, 0, out.decode() + err.decode())
@@ -119,9 +119,9 @@ class DeviceBridgeTests(unittest.TestCase):
         rig-b's own post lands on rig-b's topic only.
         """
         refused = []
-        for payload in (device.body("rig-b", 1), json.dumps({"topic": device_topic("rig-a"),
+        for payload in (device_simulator.body("rig-b", 1), json.dumps({"topic": device_topic("rig-a"),
                                                                "args": [{"device": "rig-b", "value": 2}]}).encode(),
-                        device.shared_body("rig-a", 3), device.shared_body("rig-b", 4)):
+                        device_simulator.shared_body("rig-a", 3), device_simulator.shared_body("rig-b", 4)):
             status, text = yield self.post(payload=payload)
             refused.append((status, json.loads(text)["error"]))
         self.assertEqual(refused, [(403, "reactive.error.not_authorized")] * 4)
@@ -133,17 +133,17 @@ class DeviceBridgeTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_refused_posts_publish_nothing(self):
         """Unsigned, wrongly signed, unknown-key, shared-key (off here), expired and non-iot posts are refused."""
-        unsigned = yield treq.post(self.url, device.body("rig-a", 1),
+        unsigned = yield treq.post(self.url, device_simulator.body("rig-a", 1),
                                    headers={"Content-Type": ["application/json"]}, persistent=False)
         yield unsigned.content()
         answers = {"unsigned": unsigned.code}
         answers["wrong secret"], _ = yield self.post(credentials=(self.rig[0], "not-the-secret-at-all"))
         answers["other's secret"], _ = yield self.post(credentials=(self.rig[0], self.other[1]))
         answers["unknown key"], _ = yield self.post(credentials=("dk" + "0" * 24, self.rig[1]))
-        answers["shared key"], _ = yield self.post(payload=device.shared_body("x", 1),
+        answers["shared key"], _ = yield self.post(payload=device_simulator.shared_body("x", 1),
                                                    credentials=(SHARED_KEY, SHARED_SECRET))
-        answers["old timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() - 600))
-        answers["future timestamp"], _ = yield self.post(stamp=device.timestamp(time.time() + 600))
+        answers["old timestamp"], _ = yield self.post(stamp=device_simulator.timestamp(time.time() - 600))
+        answers["future timestamp"], _ = yield self.post(stamp=device_simulator.timestamp(time.time() + 600))
         forged = {"value": "00:00:00", "seq": 1, "ts": 1}
         answers["non-iot topic"], text = yield self.post(payload=json.dumps({"topic": "time.tic",
                                                                              "args": [forged]}).encode())
@@ -160,8 +160,8 @@ class DeviceBridgeTests(unittest.TestCase):
     def test_replayed_request_refused(self):
         """The same signed request sent twice is delivered once; the replay gets 401."""
         key, secret = self.rig
-        raw = device.request_bytes(urlsplit(self.url).netloc, "/publish", key, secret, device.timestamp(),
-                                   5, 12345, device.body("rig-a", 9))
+        raw = device_simulator.request_bytes(urlsplit(self.url).netloc, "/publish", key, secret, device_simulator.timestamp(),
+                                   5, 12345, device_simulator.body("rig-a", 9))
         first, _ = yield send(self.url, raw)
         second, text = yield send(self.url, raw)
         self.assertEqual((first, second), (200, 401))
@@ -236,7 +236,7 @@ class DeviceBridgeTests(unittest.TestCase):
         before_ms = int(time.time() * 1000)
         status, text = yield self.post(seq=9007199254740991, value=1)
         self.assertEqual(status, 200, text)
-        forged = json.loads(device.body("rig-a", 2))
+        forged = json.loads(device_simulator.body("rig-a", 2))
         forged["args"][0]["seq"] = 9007199254740991
         status, text = yield self.post(payload=json.dumps(forged).encode())
         self.assertEqual(status, 400, text)
@@ -290,7 +290,7 @@ class DeviceBridgeTests(unittest.TestCase):
         origin = {"Origin": ["https://evil.example"], "Access-Control-Request-Method": ["POST"]}
         answers = []
         for method in ("OPTIONS", "POST"):
-            response = yield treq.request(method, self.url, data=device.body("x", 1),
+            response = yield treq.request(method, self.url, data=device_simulator.body("x", 1),
                                           headers=dict(origin, **{"Content-Type": ["application/json"]}),
                                           persistent=False)
             yield response.content()
@@ -322,7 +322,7 @@ class DeviceCommandTests(unittest.TestCase):
             return run_module("components.iot", "device", *args, "--cbdir", node.directory, env=node.env)
 
         def post(credentials, value):
-            return signed(url, credentials["key"], credentials["secret"], device.body("cli-1", value))
+            return signed(url, credentials["key"], credentials["secret"], device_simulator.body("cli-1", value))
 
         out, err, code = yield cli("add", "cli-1", "--json")
         self.assertEqual(code, 0, err.decode())
@@ -395,9 +395,9 @@ class SharedKeyTests(unittest.TestCase):
         client = yield connect(self, node)
         events = []
         yield subscribe_devices(client.session, events)
-        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device.shared_body("old-1", 12))
+        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device_simulator.shared_body("old-1", 12))
         self.assertEqual(status, 200, text)
-        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device.body("rig-a", 13))
+        status, text = yield signed(url, SHARED_KEY, SHARED_SECRET, device_simulator.body("rig-a", 13))
         self.assertEqual(status, 403, text)
         yield eventually(lambda: events, message="shared-key post not delivered")
         self.assertEqual(readings(events), [(DEVICE_TOPIC, "old-1", 12)])
@@ -409,10 +409,10 @@ class SharedKeyTests(unittest.TestCase):
         """With DEVICE_SHARED_KEY=on and no DEVICE_KEY the node makes dev credentials; the simulator's --shared
         finds them. Without the setting no such file is made."""
         plain = yield shared_node()
-        self.assertFalse(os.path.exists(os.path.join(plain.directory, device.SECRET_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(plain.directory, device_simulator.SECRET_FILE)))
         node = yield shared_node("devices-dev-shared", env={"DEVICE_SHARED_KEY": "on"})
-        self.assertTrue(os.path.exists(os.path.join(node.directory, device.SECRET_FILE)))
-        out, err, code = yield run_module("components.iot.device", "--url", node.http + "/publish", "--shared",
+        self.assertTrue(os.path.exists(os.path.join(node.directory, device_simulator.SECRET_FILE)))
+        out, err, code = yield run_module("components.iot.device_simulator", "--url", node.http + "/publish", "--shared",
                                           "--cbdir", node.directory, "--value", "5",
                                           env={"DEVICE_KEY": "", "DEVICE_SECRET": ""})
         self.assertEqual(code, 0, out.decode() + err.decode())
@@ -474,7 +474,7 @@ class TwoNodeTests(unittest.TestCase):
         from twisted.internet import reactor, task
         started = time.monotonic()
         while True:
-            status, text = yield signed(node.http + "/publish", *credentials, device.body(name, 1))
+            status, text = yield signed(node.http + "/publish", *credentials, device_simulator.body(name, 1))
             if status != 200:
                 self.assertEqual(status, 401, text)
                 self.assertNotIn("replayed", text)
@@ -496,12 +496,12 @@ class TwoNodeTests(unittest.TestCase):
         name = "linked-" + secrets.token_hex(3)
         old = yield registry.add(name)
         for node in (first, second):  # both nodes have the key in their cache now
-            status, text = yield signed(node.http + "/publish", *old, device.body(name, 1))
+            status, text = yield signed(node.http + "/publish", *old, device_simulator.body(name, 1))
             self.assertEqual(status, 200, text)
         new = yield registry.rotate(name)
         elapsed = yield self.refused_within(second, old, name)
         self.assertLess(elapsed, 2.0)
-        status, text = yield signed(second.http + "/publish", *new, device.body(name, 2))
+        status, text = yield signed(second.http + "/publish", *new, device_simulator.body(name, 2))
         self.assertEqual(status, 200, text)
         yield registry.revoke(name)
         elapsed = yield self.refused_within(second, new, name)
@@ -520,8 +520,8 @@ class TwoNodeTests(unittest.TestCase):
                                            device_topic(name))
         answers = []
         for first, second, value in ((nodes[0], nodes[1], 1), (nodes[1], nodes[0], 2)):
-            raw = device.request_bytes("127.0.0.1", "/publish", key, secret, device.timestamp(), value,
-                                       1000 + value, device.body(name, value))
+            raw = device_simulator.request_bytes("127.0.0.1", "/publish", key, secret, device_simulator.timestamp(), value,
+                                       1000 + value, device_simulator.body(name, value))
             accepted, _ = yield send(first.http + "/publish", raw)
             replayed, text = yield send(second.http + "/publish", raw)
             again, _ = yield send(first.http + "/publish", raw)

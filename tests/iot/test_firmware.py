@@ -14,7 +14,7 @@ import tempfile
 from twisted.internet import defer, utils
 from twisted.trial import unittest
 
-from components.iot import device
+from components.iot import device_simulator
 from components.iot.readings import LineSplitter, parse_reading
 from tests.support.node import REPO
 
@@ -89,7 +89,7 @@ class FirmwareTests(unittest.TestCase):
                  ("hub.example.org", "/publish", "dk" + "0" * 24, "s" * 43, 1_800_000_000, 8, 5, "d_" + "x" * 62, 55)]
         for host, path, key, secret, epoch, seq, nonce, name, value in cases:
             out = yield run("request", host, path, key, secret, epoch, seq, nonce, name, value)
-            expected = device.request_bytes(host, path, key, secret, device.timestamp(epoch), seq, nonce,
-                                            device.body(name, value))
+            expected = device_simulator.request_bytes(host, path, key, secret, device_simulator.timestamp(epoch), seq, nonce,
+                                            device_simulator.body(name, value))
             self.assertEqual(out, expected)
             self.assertTrue(out.endswith(b'{"topic":"iot.device.%s","args":[{"value":%d}]}' % (name.encode(), value)))

@@ -13,7 +13,7 @@ from twisted.trial import unittest
 from components.core import errors
 from components.core.settings import KeyConfigError
 from components.db.database import Database
-from components.iot import registry
+from components.iot import device_registry
 from tests.support.databases import sqlite_url
 
 KEK = secrets.token_bytes(32)
@@ -30,7 +30,7 @@ class RegistryTests(unittest.TestCase):
         self.registry = self.make()
 
     def make(self, kek=KEK):
-        return registry.DeviceRegistry(self.db, kek, clock=self.clock.seconds)
+        return device_registry.DeviceRegistry(self.db, kek, clock=self.clock.seconds)
 
     @defer.inlineCallbacks
     def refused(self, d):
@@ -48,7 +48,7 @@ class RegistryTests(unittest.TestCase):
         self.assertNotEqual(secret, other_secret)
         self.assertGreaterEqual(len(secret), 32)
         found = yield self.registry.lookup(key)
-        self.assertEqual(found, registry.Device("nodemcu-1", secret))
+        self.assertEqual(found, device_registry.Device("nodemcu-1", secret))
         self.assertEqual((yield self.registry.lookup(other_key)).name, "kitchen_2")
         self.assertIsNone((yield self.registry.lookup("dk-unknown")))
         self.assertIsNone((yield self.registry.lookup("bad key&")))
@@ -87,12 +87,12 @@ class RegistryTests(unittest.TestCase):
         self.assertTrue((yield other.revoke("gone")))
         self.assertFalse((yield other.revoke("gone")))
         self.assertIsNone((yield other.lookup(key)))
-        self.clock.advance(registry.CACHE_SECONDS)
+        self.clock.advance(device_registry.CACHE_SECONDS)
         self.assertIsNone((yield self.registry.lookup(key)))
         self.assertFalse((yield self.registry.active("gone")))
         listed = yield self.registry.list()
         self.assertEqual([(item["name"], item["state"], item["revoked_ms"]) for item in listed],
-                         [("gone", registry.REVOKED, 1_700_000_005_000)])
+                         [("gone", device_registry.REVOKED, 1_700_000_005_000)])
         self.assertEqual((yield self.refused(self.registry.rotate("gone"))), errors.INVALID_ARGUMENT)
         self.assertEqual((yield self.refused(self.registry.add("gone"))), errors.INVALID_ARGUMENT)
 
@@ -105,10 +105,10 @@ class RegistryTests(unittest.TestCase):
         new_key, new_secret = yield self.registry.rotate("rot")
         self.assertNotEqual((old_key, old_secret), (new_key, new_secret))
         self.assertIsNone((yield self.registry.lookup(old_key)))
-        self.assertEqual((yield self.registry.lookup(new_key)), registry.Device("rot", new_secret))
+        self.assertEqual((yield self.registry.lookup(new_key)), device_registry.Device("rot", new_secret))
         listed = (yield self.registry.list())[0]
         self.assertEqual((listed["key"], listed["rotated_ms"], listed["created_ms"], listed["state"]),
-                         (new_key, 1_700_000_010_000, 1_700_000_000_000, registry.ACTIVE))
+                         (new_key, 1_700_000_010_000, 1_700_000_000_000, device_registry.ACTIVE))
 
     @defer.inlineCallbacks
     def test_secret_stored_wrapped(self):
@@ -126,7 +126,7 @@ class RegistryTests(unittest.TestCase):
         yield self.db.execute("UPDATE iot_device SET wrapped_secret = ? WHERE name = 'other'", (wrapped,))
         with self.assertRaises(KeyConfigError):
             yield self.make().lookup(other_key)
-        self.assertEqual(registry.unwrap_secret(KEK, "vault", key, wrapped), secret)
+        self.assertEqual(device_registry.unwrap_secret(KEK, "vault", key, wrapped), secret)
 
     @defer.inlineCallbacks
     def test_usage_counted_in_batches(self):

@@ -34,7 +34,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.trial import unittest
 
 from components.auth.directory import ADMIN_FIELDS
-from components.iot import signing
+from components.iot import request_signing
 from tests.support.clients import connect, post_json
 from tests.support.devices import register
 from tests.support.node import free_port, shared_node
@@ -283,11 +283,11 @@ class FuzzTestCase(unittest.TestCase):
         if path == "/publish" and request["signed"]:
             # correctly signed, so the generated event reaches the hub's own checks
             body = json.dumps(request["event"]).encode("utf-8")
-            stamp = signing.timestamp()
+            stamp = request_signing.timestamp()
             seq, nonce = random.Random(body).randrange(1, 2 ** 31), random.Random(stamp).randrange(1, 2 ** 53)
             key, secret = self.node.fuzz_device
             query.update(key=key, timestamp=stamp, seq=str(seq), nonce=str(nonce),
-                         signature=signing.sign(secret, key, stamp, seq, nonce, body))
+                         signature=request_signing.sign(secret, key, stamp, seq, nonce, body))
             headers["Content-Type"] = ["application/json"]
         url = self.node.http + path + ("?" + urlencode(query) if query else "")
         status, content, kind = request_from_thread(request["method"], url, body, headers)

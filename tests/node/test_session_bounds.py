@@ -20,7 +20,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import clientFromString
 from twisted.trial import unittest
 
-from components.client import HubClient
+from components.client.hub_client import HubClient
 from components.core import errors
 from components.node.patches import authcache_bound, send_bound, session_bounds
 from tests.support.clients import connect, eventually, token

@@ -18,7 +18,7 @@ from components.core.settings import SettingsError
 from components.counter import NAMED_TOPIC_PREFIX
 from components.node import assembly, topology
 from components.ops import metrics, monitor, promtext
-from components.usersync import userrelay
+from components.usersync import user_event_relay
 from components.ops.meters import RateMeter
 from tests.support.clients import connect, eventually
 from tests.support.node import RouterNode, free_port, load_config, router_worker, shared_node
@@ -125,9 +125,9 @@ class UserRelayTests(unittest.SynchronousTestCase):
 
     def test_message(self):
         """The relay message names the user and carries the event unchanged; a user is required."""
-        self.assertEqual(userrelay.relay_message("ann", {"seq": 1}), {"username": "ann", "event": {"seq": 1}})
-        self.assertRaises(ValueError, userrelay.relay_message, "", {})
-        self.assertRaises(ValueError, userrelay.relay_message, None, {})
+        self.assertEqual(user_event_relay.relay_message("ann", {"seq": 1}), {"username": "ann", "event": {"seq": 1}})
+        self.assertRaises(ValueError, user_event_relay.relay_message, "", {})
+        self.assertRaises(ValueError, user_event_relay.relay_message, None, {})
 
 
 @defer.inlineCallbacks

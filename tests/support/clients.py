@@ -8,7 +8,7 @@ import treq
 from twisted.internet import defer, task
 
 from components.auth import tokens
-from components.client import HubClient
+from components.client.hub_client import HubClient
 
 from tests.support.node import TEST_SECRET
 

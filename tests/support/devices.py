@@ -11,7 +11,7 @@ from components.core import errors
 from components.core.settings import Settings
 from components.db.database import Database
 from components.e2e.keys import load_kek
-from components.iot.registry import DeviceRegistry
+from components.iot.device_registry import DeviceRegistry
 
 
 def open_registry(node):

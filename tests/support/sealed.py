@@ -9,7 +9,7 @@ for tests and benchmarks that drive real browsers through a real node:
 It seals with the node's own per-user data keys (the node's client database
 and its dev key-encryption key), registers ``users.me`` (answering the
 caller's latest state, sealed afresh for each call) and publishes like the
-real user sync: on ``users.relay``, which the node's ``components.usersync.userrelay``
+real user sync: on ``users.relay``, which the node's ``components.usersync.user_event_relay``
 republishes on ``users.changed`` to that user's sessions only. With
 ``encrypted=False`` the same states travel in plaintext (for comparisons).
 
@@ -31,7 +31,7 @@ from components.e2e import envelope
 from components.e2e.keys import UserKeys, load_kek
 from components.e2e.service import PrivatePayloads
 from components.db.database import Database
-from components.usersync.userrelay import publish_for_user
+from components.usersync.user_event_relay import publish_for_user
 from components.core.settings import Settings
 from tests.support.node import router_worker
 

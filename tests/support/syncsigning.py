@@ -6,13 +6,13 @@ messages on a queue that the node's client bridge takes as the master's.
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from components.usersync import signing
+from components.usersync import message_signing
 
 KEY = Ed25519PrivateKey.generate()
-SIGNER = signing.Signer(KEY)
-VERIFIER = signing.Verifier([KEY.public_key()])
+SIGNER = message_signing.Signer(KEY)
+VERIFIER = message_signing.Verifier([KEY.public_key()])
 
 
 def node_signer(node):
     """The Signer of ``node``'s dev key (the key its master signs with and its client trusts)."""
-    return signing.Signer(signing.dev_private_key(node.directory))
+    return message_signing.Signer(message_signing.dev_private_key(node.directory))

@@ -7,7 +7,7 @@ from twisted.internet import defer
 from components.auth.directory import Directory
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.node import schemas
+from components.node import schema_registry
 
 
 @defer.inlineCallbacks
@@ -18,7 +18,7 @@ def add_users(node, users, password, url=None):
     """
     db = Database(url or "sqlite:///" + os.path.join(node.directory, "master.db"))
     try:
-        yield migrate_all(db, schemas.master())
+        yield migrate_all(db, schema_registry.master())
         directory = Directory(db, iterations=1000)
         for username, first_name, admin in users:
             yield directory.create_user(username, password, first_name=first_name, is_superuser=admin)

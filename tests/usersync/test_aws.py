@@ -13,11 +13,11 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.usersync import client, master, messages, outbox, provision, replica
+from components.usersync import client_side, master, messages, outbox, provision, replica
 from components.usersync.aws import BlockingPool
-from components.usersync.bridge import Bridge
+from components.usersync.queue_consumer import Bridge
 from components.usersync.pglisten import PgListener
-from components.usersync.relay import Relay
+from components.usersync.outbox_relay import Relay
 from components.usersync.sns import SnsPublisher
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import blocking, shared_moto, until
@@ -161,7 +161,7 @@ class BridgeTests(AwsMixin, unittest.TestCase):
         url = sqlite_url(self)
         db = Database(url)
         self.addCleanup(db.close)
-        yield migrate_all(db, client.SCHEMAS)
+        yield migrate_all(db, client_side.SCHEMAS)
         queue = result["clients"]["a"]["queue_url"]
         applied = []
         bridge = Bridge(self.sqs, queue, db, self.pool.run, reactor, applied.extend, pollers=2, wait=1,

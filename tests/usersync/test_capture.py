@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from components.db.database import Cursor, Database
 from components.db.migrations import migrate_all
 from components.auth import credentials, directory
-from components.auth import schemas as auth_schemas
+from components.auth import master_tables as auth_schemas
 from components.auth.directory import UserTable
 from components.ops import health
 from components.usersync import master, outbox, snapshot, watchdog

@@ -14,9 +14,9 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.usersync import client as client_component
+from components.usersync import client_side as client_component
 from components.usersync import convergence, master, messages, outbox, requests, sequence, snapshot
-from components.usersync.relay import NoSubscribers, Relay
+from components.usersync.outbox_relay import NoSubscribers, Relay
 from components.usersync.sns import SnsPublisher
 from tests.support.databases import sqlite_url
 from tests.support.syncsigning import SIGNER, VERIFIER

@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.db.migrations import migrate_all
-from components.usersync import client, replica
+from components.usersync import client_side, replica
 from components.usersync.messages import Change
 from tests.support.databases import OnPostgreSQL, OnSQLite
 
@@ -26,7 +26,7 @@ class ReplicaMixin:
     def open(self):
         db = Database(self.database_url())
         self.addCleanup(db.close)
-        yield migrate_all(db, client.SCHEMAS)
+        yield migrate_all(db, client_side.SCHEMAS)
         return db
 
     @defer.inlineCallbacks

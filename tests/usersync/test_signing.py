@@ -24,7 +24,7 @@ from twisted.trial import unittest
 
 from components.auth import keygen
 from components.core.settings import KeyConfigError, Settings
-from components.usersync import bridge as bridge_module, fields, messages, provision, revocations, signing
+from components.usersync import queue_consumer as bridge_module, fields, messages, provision, revocation_sync, message_signing
 from tests.support.syncsigning import SIGNER, VERIFIER
 
 ALICE_LOCKOUT = 2 ** 62 - 1
@@ -51,22 +51,22 @@ class CanonicalFormTests(unittest.SynchronousTestCase):
     def test_canonical_bytes_are_the_domain_and_sorted_compact_ascii_json_without_the_signature(self):
         """Key order, whitespace and the signature do not change the signed bytes; non-ASCII is escaped."""
         message = {"version": 2, "type": "user.changed", "user": {"username": "élodie", "email": ""}, "sig": "x"}
-        self.assertEqual(signing.canonical(message),
+        self.assertEqual(message_signing.canonical(message),
                          b'reactive-usersync/1\n{"type":"user.changed","user":{"email":"","username":"\\u00e9lodie"},'
                          b'"version":2}')
         reordered = json.loads(json.dumps(dict(reversed(list(message.items()))), indent=3))
         del reordered["sig"]
-        self.assertEqual(signing.canonical(reordered), signing.canonical(message))
+        self.assertEqual(message_signing.canonical(reordered), message_signing.canonical(message))
 
     def test_every_key_of_the_message_is_covered(self):
         """A new key (a sequence number, a master id) changes the signed bytes like any other."""
-        base = signing.canonical(change())
+        base = message_signing.canonical(change())
         for extra in ({"seq": 1}, {"master": "m1"}, {"kid": "0" * 16}):
-            self.assertNotEqual(signing.canonical(change(**extra)), base)
+            self.assertNotEqual(message_signing.canonical(change(**extra)), base)
 
     def test_a_number_json_cannot_carry_has_no_canonical_form(self):
         """NaN and infinity are refused, not written as non-JSON tokens."""
-        self.assertRaises(ValueError, signing.canonical, change(ts=float("nan")))
+        self.assertRaises(ValueError, message_signing.canonical, change(ts=float("nan")))
 
 
 class SignatureTests(unittest.SynchronousTestCase):
@@ -76,7 +76,7 @@ class SignatureTests(unittest.SynchronousTestCase):
         self.assertEqual(signed["kid"], SIGNER.kid)
         self.assertEqual(len(base64.urlsafe_b64decode(signed["sig"] + "==")), 64)
         self.assertEqual(VERIFIER.verify(signed), dict(change(), kid=SIGNER.kid))
-        self.assertEqual(SIGNER.kid, signing.key_id(SIGNER.private_key.public_key()))
+        self.assertEqual(SIGNER.kid, message_signing.key_id(SIGNER.private_key.public_key()))
         self.assertRegex(SIGNER.kid, r"^[0-9a-f]{16}$")
 
     def test_any_change_to_a_signed_message_is_refused(self):
@@ -89,13 +89,13 @@ class SignatureTests(unittest.SynchronousTestCase):
         del removed["ts"]
         tampered.append(removed)
         for message in tampered:
-            with self.assertRaises(signing.SignatureRefused, msg=message) as raised:
+            with self.assertRaises(message_signing.SignatureRefused, msg=message) as raised:
                 VERIFIER.verify(message)
             self.assertIn("bad signature", str(raised.exception))
 
     def test_unsigned_foreign_and_malformed_signatures_are_refused(self):
         """No sig, an unknown key id, another key's signature under a trusted kid, garbage signatures."""
-        other = signing.Signer(Ed25519PrivateKey.generate())
+        other = message_signing.Signer(Ed25519PrivateKey.generate())
         cases = {
             "unsigned": change(),
             "unknown key": other.sign(change()),
@@ -105,24 +105,24 @@ class SignatureTests(unittest.SynchronousTestCase):
         }
         cases["not base64url text"] = dict(SIGNER.sign(change()), sig=7)
         for reason, message in cases.items():
-            with self.assertRaises(signing.SignatureRefused, msg=reason) as raised:
+            with self.assertRaises(message_signing.SignatureRefused, msg=reason) as raised:
                 VERIFIER.verify(message)
             self.assertIn(reason.split(" text")[0], str(raised.exception))
 
     def test_during_a_rotation_both_keys_verify_and_afterwards_only_the_new_one(self):
         """A client holding the old and the new public key accepts both; dropping the old refuses it."""
         old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-        both = signing.Verifier([old.public_key(), new.public_key()])
+        both = message_signing.Verifier([old.public_key(), new.public_key()])
         for key in (old, new):
-            self.assertEqual(both.verify(signing.Signer(key).sign(change()))["version"], 3)
-        after = signing.Verifier([new.public_key()])
-        self.assertRaises(signing.SignatureRefused, after.verify, signing.Signer(old).sign(change()))
+            self.assertEqual(both.verify(message_signing.Signer(key).sign(change()))["version"], 3)
+        after = message_signing.Verifier([new.public_key()])
+        self.assertRaises(message_signing.SignatureRefused, after.verify, message_signing.Signer(old).sign(change()))
 
     def test_only_ed25519_keys_are_taken(self):
         """An EC key is no user-sync key, and a verifier needs at least one key."""
-        self.assertRaises(KeyConfigError, signing.Signer, ec.generate_private_key(ec.SECP256R1()))
-        self.assertRaises(KeyConfigError, signing.Verifier, [ec.generate_private_key(ec.SECP256R1()).public_key()])
-        self.assertRaises(KeyConfigError, signing.Verifier, [])
+        self.assertRaises(KeyConfigError, message_signing.Signer, ec.generate_private_key(ec.SECP256R1()))
+        self.assertRaises(KeyConfigError, message_signing.Verifier, [ec.generate_private_key(ec.SECP256R1()).public_key()])
+        self.assertRaises(KeyConfigError, message_signing.Verifier, [])
 
 
 class ParseTests(unittest.SynchronousTestCase):
@@ -138,7 +138,7 @@ class ParseTests(unittest.SynchronousTestCase):
         """Unsigned, forged, foreign-key and unparsable bodies are Refused (dead-lettered at once)."""
         forged = SIGNER.sign(change())
         forged["user"] = dict(forged["user"], first_name="Forged")
-        for body in (json.dumps(change()), json.dumps(forged), signed_body(change(), signing.Signer(
+        for body in (json.dumps(change()), json.dumps(forged), signed_body(change(), message_signing.Signer(
                 Ed25519PrivateKey.generate())), "not json", "[]", "x" * (messages.MAX_BYTES + 1)):
             self.assertRaises(messages.Refused, messages.parse, body, VERIFIER)
 
@@ -148,7 +148,7 @@ class ParseTests(unittest.SynchronousTestCase):
             with self.assertRaises(messages.Refused) as raised:
                 messages.parse(signed_body(change(version=version)), VERIFIER)
             self.assertIn("beyond any version", str(raised.exception))
-            credential = change(action=revocations.CREDENTIAL, version=1,
+            credential = change(action=revocation_sync.CREDENTIAL, version=1,
                                 user={"username": "alice", "version": version, "changed_ms": 1})
             with self.assertRaises(messages.Refused):
                 messages.parse(signed_body(credential), VERIFIER)
@@ -177,10 +177,10 @@ class KeyFileTests(unittest.SynchronousTestCase):
         self.assertEqual(keygen.usersync_keys(path), (private, public))
         with open(private, "rb") as handle:
             self.assertEqual(handle.read(), first)
-        signer = signing.signer_from(Settings({}, {"USERSYNC_SIGNING_KEY_FILE": private}, path))
-        verifier = signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": public}, path))
+        signer = message_signing.signer_from(Settings({}, {"USERSYNC_SIGNING_KEY_FILE": private}, path))
+        verifier = message_signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": public}, path))
         self.assertEqual(verifier.verify(signer.sign(change()))["kid"], signer.kid)
-        self.assertFalse(os.path.exists(os.path.join(path, signing.DEV_KEY_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(path, message_signing.DEV_KEY_FILE)))
 
     def test_rotation_keys_come_as_a_comma_separated_list(self):
         """USERSYNC_VERIFY_KEY_FILES=old.pub,new.pub trusts both; keygen --usersync-key names the new pair."""
@@ -192,10 +192,10 @@ class KeyFileTests(unittest.SynchronousTestCase):
                       printed.getvalue())
         old_private, old_public = keygen.usersync_keys(path)
         new_private, new_public = keygen.usersync_keys(path, "usersync-2")
-        verifier = signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": "{} , {},".format(
+        verifier = message_signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": "{} , {},".format(
             old_public, new_public)}, path))
         for private in (old_private, new_private):
-            signer = signing.signer_from(Settings({}, {"USERSYNC_SIGNING_KEY_FILE": private}, path))
+            signer = message_signing.signer_from(Settings({}, {"USERSYNC_SIGNING_KEY_FILE": private}, path))
             self.assertEqual(verifier.verify(signer.sign(change()))["kid"], signer.kid)
     test_rotation_keys_come_as_a_comma_separated_list.timeout = 120  # keygen also makes the node key
 
@@ -209,26 +209,26 @@ class KeyFileTests(unittest.SynchronousTestCase):
         for settings in ({"USERSYNC_SIGNING_KEY_FILE": os.path.join(path, "missing.key")},
                          {"USERSYNC_SIGNING_KEY_FILE": public}):
             with self.assertRaises(KeyConfigError) as raised:
-                signing.signer_from(Settings({}, settings, path))
+                message_signing.signer_from(Settings({}, settings, path))
             self.assertIn("USERSYNC_SIGNING_KEY_FILE", str(raised.exception))
         for value in (ec_file, private, "{},{}".format(public, os.path.join(path, "missing.pub"))):
             with self.assertRaises(KeyConfigError) as raised:
-                signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": value}, path))
+                message_signing.verifier_from(Settings({}, {"USERSYNC_VERIFY_KEY_FILES": value}, path))
             self.assertIn("USERSYNC_VERIFY_KEY_FILES", str(raised.exception))
 
     def test_a_dev_node_creates_one_key_its_master_and_clients_share(self):
         """Without the settings the node directory's dev key signs and verifies; created once, mode 0600."""
         path = directory(self)
-        signer = signing.signer_from(Settings({}, {}, path))
-        verifier = signing.verifier_from(Settings({}, {}, path))
+        signer = message_signing.signer_from(Settings({}, {}, path))
+        verifier = message_signing.verifier_from(Settings({}, {}, path))
         self.assertEqual(verifier.verify(signer.sign(change()))["kid"], signer.kid)
-        self.assertEqual(signing.signer_from(Settings({}, {}, path)).kid, signer.kid)
-        key_file = os.path.join(path, signing.DEV_KEY_FILE)
+        self.assertEqual(message_signing.signer_from(Settings({}, {}, path)).kid, signer.kid)
+        key_file = os.path.join(path, message_signing.DEV_KEY_FILE)
         self.assertEqual(stat.S_IMODE(os.stat(key_file).st_mode), 0o600)
         with open(key_file, "rb") as handle:
             self.assertIsInstance(serialization.load_pem_private_key(handle.read(), None), Ed25519PrivateKey)
-        other = signing.verifier_from(Settings({}, {}, directory(self)))
-        self.assertRaises(signing.SignatureRefused, other.verify, signer.sign(change()))
+        other = message_signing.verifier_from(Settings({}, {}, directory(self)))
+        self.assertRaises(message_signing.SignatureRefused, other.verify, signer.sign(change()))
 
 
 class RecordingQueue:

@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from components.auth import credentials, keygen
 from components.db.database import Database
-from components.usersync import provision, replica, signing
+from components.usersync import provision, replica, message_signing
 from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto, until
@@ -169,8 +169,8 @@ class SignedMessagesTests(unittest.TestCase):
         before = {}
         for user in (alice, bob, mallory):
             before[user] = yield self.state_at(self.client_a, user)
-        attacker = signing.Signer(Ed25519PrivateKey.generate())
-        posing = signing.Signer(Ed25519PrivateKey.generate())
+        attacker = message_signing.Signer(Ed25519PrivateKey.generate())
+        posing = message_signing.Signer(Ed25519PrivateKey.generate())
         posing.kid = self.flow.master_signer.kid
         altered = self.flow.master_signer.sign(profile_message("update", 2, {"username": bob, "first_name": "Bob"}))
         altered["user"]["first_name"] = "Forged"

@@ -10,7 +10,7 @@ from twisted.trial import unittest
 
 from components.core.settings import Settings
 from components.db.database import StorageUnavailable
-from components.usersync import admin, aws, bridge as bridge_module, fields, messages, sns
+from components.usersync import admin, aws, queue_consumer as bridge_module, fields, messages, sns
 from tests.support.syncsigning import SIGNER, VERIFIER
 
 

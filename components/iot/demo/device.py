@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from components.core import errors
 from components.core.periodic import Periodic
 from components.iot import device_topic
-from components.iot.signing import sign, timestamp
+from components.iot.request_signing import sign, timestamp
 
 
 def read_credentials(path):

@@ -82,7 +82,7 @@ class DemoRunner:
             from components.db.database import Database
             from components.e2e.keys import load_kek
             from components.iot.demo.device import DemoDevice, ensure_registered
-            from components.iot.registry import DeviceRegistry
+            from components.iot.device_registry import DeviceRegistry
 
             from components.iot.device_rate import device_rate
 

@@ -11,14 +11,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from autobahn import wamp
 from twisted.internet import task
 
+from components.clock import GET, TOPIC
 from components.core.arguments import no_arguments
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
 from components.core.settings import SettingsError
 from components.core.state import TopicState
-
-TOPIC = "time.tic"
-GET = "time.get"
 
 
 def resolve_zone(name):

@@ -1,10 +1,10 @@
 """
-The client side's router component: runs the bridge (:mod:`bridge`) from
+The client side's router component: runs the queue consumer (:mod:`queue_consumer`) from
 this client's SQS queue into its own ``auth_user`` table, and pushes each
 change to that user's sessions.
 
 Changes that took effect are published on ``users.changed`` with
-``eligible_authid=[username]`` (through :mod:`components.usersync.userrelay`,
+``eligible_authid=[username]`` (through :mod:`components.usersync.user_event_relay`,
 so that linked client nodes deliver them too); ``users.me`` answers the
 caller's profile (shared registration: one per container worker). With
 ``E2E_ENCRYPTION=on`` both carry the profile sealed for that user
@@ -23,9 +23,9 @@ from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
 from components.e2e import keys as e2e_keys
 from components.e2e.service import PrivatePayloads
-from components.usersync import CHANGED, ME, convergence, provision, replica, revocations, signing, userrelay
+from components.usersync import CHANGED, ME, convergence, provision, replica, revocation_sync, message_signing, user_event_relay
 from components.usersync.aws import BlockingPool, make_client, region_for
-from components.usersync.bridge import Bridge, event_for
+from components.usersync.queue_consumer import Bridge, event_for
 from components.usersync.requests import GapWatch
 from components.usersync.fields import parse_fields
 
@@ -71,7 +71,7 @@ class UserSyncClient(HubComponent):
             self.db = Database(settings.database_url("client"))
             self.private = self._private_payloads()
             # only the master's messages are applied: its public key(s), never a key that could sign
-            self.verifier = signing.verifier_from(settings)
+            self.verifier = message_signing.verifier_from(settings)
             # what this client stores: the staff and superuser flags only when named here
             self.tracked = parse_fields(settings.text("USERSYNC_FIELDS"))
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
@@ -162,7 +162,7 @@ class UserSyncClient(HubComponent):
         self.log.info("usersync client: {pollers} pollers on {queue}; applying messages signed with {kids}{dev}",
                       pollers=self.pollers, queue=queue, kids=", ".join(sorted(self.verifier.keys)),
                       dev=" (this node's dev key: set USERSYNC_VERIFY_KEY_FILES on a client of a split)"
-                      if signing.uses_dev_key(self.settings, signing.VERIFY_KEYS_SETTING) else "")
+                      if message_signing.uses_dev_key(self.settings, message_signing.VERIFY_KEYS_SETTING) else "")
 
     @defer.inlineCallbacks
     def _provision(self, sqs):
@@ -182,13 +182,13 @@ class UserSyncClient(HubComponent):
         if not self.push:
             return
         for change in changes:  # in order: sealing reads the user's key, one change after the other
-            if isinstance(change, revocations.Revocation):
+            if isinstance(change, revocation_sync.Revocation):
                 continue  # the authenticator's watch ends the sessions; nothing for the user's pages
             try:
                 event = yield self.private.seal_state(change.username, CHANGED, event_for(change))
                 # through users.relay: Crossbar's rlinks carry it to every linked node, where
-                # components.usersync.userrelay republishes it on users.changed for that user's sessions only
-                userrelay.publish_for_user(self, change.username, event)
+                # components.usersync.user_event_relay republishes it on users.changed for that user's sessions only
+                user_event_relay.publish_for_user(self, change.username, event)
             except Exception as exc:
                 self.log.warn("usersync: publishing {uri} failed: {error}", uri=CHANGED, error=exc)
 

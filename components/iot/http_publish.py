@@ -4,7 +4,7 @@ publisher (its request parsing and signature check, subclassed) with what
 Crossbar's own ``publisher`` service cannot do:
 
 - a key and secret per device, from the device registry in the client
-  database (:mod:`components.iot.registry`): the request's ``key`` names
+  database (:mod:`components.iot.device_registry`): the request's ``key`` names
   the device, its secret checks the signature, and the reading is published
   on that device's own topic ``iot.device.<name>``; a body naming another
   device (in ``topic`` or ``device``) is refused with 403, never renamed.
@@ -61,15 +61,15 @@ from components.e2e.keys import load_kek
 from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_topic
 from components.iot import history_writer
 from components.iot.device_rate import device_limiter
-from components.iot.registry import DeviceRegistry
+from components.iot.device_registry import DeviceRegistry
 from components.iot.replays import ReplayStore
-from components.iot.signing import KEY_FILE, SECRET_FILE
+from components.iot.request_signing import KEY_FILE, SECRET_FILE
 
 _KEY = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 # a WAMP URI (loose rules: no empty component, no whitespace, '.' or '#' inside one)
 _URI = re.compile(r"[^\s.#]+(\.[^\s.#]+)*")
 MAX_TOPIC = 255
-# what a shared-key post may call its device (registered names are stricter: components.iot.registry.NAME)
+# what a shared-key post may call its device (registered names are stricter: components.iot.device_registry.NAME)
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 MAX_TEXT_VALUE = 256
 # the integers a browser represents exactly

@@ -7,10 +7,10 @@ node's start-up create it.
 """
 
 from components.auth import credentials, directory
-from components.auth.schemas import master_schemas
+from components.auth.master_tables import master_schemas
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
-from components.iot import history as iot_history, registry as iot_registry, replays as iot_replays
+from components.iot import history as iot_history, device_registry as iot_registry, replays as iot_replays
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 

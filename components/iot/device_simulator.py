@@ -5,7 +5,7 @@ sends, signed the way Crossbar's HTTP bridge checks it:
 
     signature = base64url(HMAC-SHA256(secret, key + timestamp + seq + nonce + body))
 
-(the parts concatenated, nothing between them; see ``components.iot.signing``)
+(the parts concatenated, nothing between them; see ``components.iot.request_signing``)
 with ``key``, ``timestamp`` (UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``), ``seq``,
 ``nonce`` and ``signature`` in the query string.
 
@@ -13,8 +13,8 @@ Each device has its own key and secret (``python -m components.iot device add
 NAME`` prints ``DEVICE_NAME``, ``DEVICE_KEY`` and ``DEVICE_SECRET``) and posts
 ``{"topic": "iot.device.<name>", "args": [{"value": <value>}]}``:
 
-    python -m components.iot.device --device nodemcu-1 --key K --secret S --value 42
-    DEVICE_NAME=sim-1 DEVICE_KEY=K DEVICE_SECRET=S python -m components.iot.device --value 10 --value 55 --interval 0.5
+    python -m components.iot.device_simulator --device nodemcu-1 --key K --secret S --value 42
+    DEVICE_NAME=sim-1 DEVICE_KEY=K DEVICE_SECRET=S python -m components.iot.device_simulator --value 10 --value 55 --interval 0.5
 
 Key, secret and name come from ``--key``/``--secret``/``--device``, else
 ``DEVICE_KEY`` / ``DEVICE_SECRET`` / ``DEVICE_NAME``. ``--shared`` posts the
@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from components.core.settings import Settings, node_dir
 from components.iot import DEVICE_TOPIC as SHARED_TOPIC, device_topic
-from components.iot.signing import KEY_FILE, SECRET_FILE, sign, timestamp
+from components.iot.request_signing import KEY_FILE, SECRET_FILE, sign, timestamp
 
 
 def body(device, value):
@@ -142,7 +142,7 @@ def credentials(key=None, secret=None, environ=None, directory=None, shared=Fals
 
 
 def main(argv=None, out=sys.stdout):
-    parser = argparse.ArgumentParser(prog="python -m components.iot.device", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components.iot.device_simulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(Settings({}).text("PORT", "8080")))
     parser.add_argument("--key")
     parser.add_argument("--secret")
