@@ -27,15 +27,14 @@ install-test: install
 # dev node: the local SNS/SQS emulator (guest worker "aws-emulator") on loopback, and the
 # user sync provisioning its topic and queue on start; set AWS_ENDPOINT_URL= to use real AWS
 AWS_EMULATOR_PORT ?= 4566
+# (reactive-hub start: migrate, then crossbar start --cbdir .crossbar with AWS_ENDPOINT_URL defaulting to
+# http://127.0.0.1:$AWS_EMULATOR_PORT and USERSYNC_PROVISION to on; components/cli/devnode.py)
 start: install
-	$(BIN)/python -m components.node migrate
-	AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) \
-	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL-http://127.0.0.1:$(AWS_EMULATOR_PORT)} \
-	USERSYNC_PROVISION=$${USERSYNC_PROVISION:-on} \
-	$(BIN)/crossbar start --cbdir .crossbar
+	AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) $(BIN)/reactive-hub start
 
+# the settings against the registry and the node config (crossbar check)
 check: install
-	$(BIN)/crossbar check --cbdir .crossbar
+	$(BIN)/reactive-hub check --cbdir .crossbar
 
 test: install-test
 	$(BIN)/python -m twisted.trial --jobs=2 tests

@@ -25,6 +25,7 @@ RANKS = {
     "django_hub": 4,   # log in once: the Django app (nothing else imports it, so Django stays optional)
     "ops": 5,       # monitor, health, metrics (looks at what the features run)
     "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
+    "cli": 7,       # the console script reactive-hub: dispatches to every feature's command line
 }
 # the one module of a role that every folder may have: its package, ``python -m`` entry, command line, router component
 ROLE_NAMES = {"__init__", "__main__", "cli", "component"}

@@ -3,7 +3,9 @@ Secret files in the node directory (dev JWT secret, device credentials, the
 key-encryption key): created once with a random value, mode 0600. The value
 is written to a private temporary file first and then linked into place, so
 a reader never sees a half-written file and never has to wait for one, even
-when several worker processes start at the same time.
+when several worker processes start at the same time. :func:`write_private`
+writes a secret a command hands out (a device's credentials) the same way
+private: mode 0600, never readable by others even for a moment.
 """
 
 import os
@@ -41,3 +43,23 @@ def read_or_create_secret(path, make=lambda: secrets.token_urlsafe(48)):
     if not value:
         raise SecretFileError("secret file {} is empty".format(path))
     return value
+
+
+def write_private(path, text):
+    """
+    Write ``text`` to ``path`` readable by its owner only (mode 0600 whatever
+    the umask, its folder created 0700), replacing what was there; the mode
+    is set before anything is written. A symlink at ``path`` is refused.
+    Returns the absolute path.
+    """
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path

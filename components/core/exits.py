@@ -1,0 +1,52 @@
+"""
+The exit codes of the hub's commands (``reactive-hub`` and the ``python -m``
+forms), one meaning each:
+
+- ``OK`` (0): done.
+- ``FAILURE`` (1): the command ran and could not do what was asked (a
+  refused name, a password not accepted, a failed post).
+- ``USAGE`` (2): the command line is wrong (argparse's own code).
+- ``CONFIG`` (78, ``EX_CONFIG``): a setting or the installation cannot be
+  used; the node exits with it too when it refuses to start.
+- ``INTERRUPTED`` (130): stopped with Ctrl-C (128 + SIGINT, as shells count).
+
+Some commands add their own codes between 3 and 63 (``device``: 3 no such
+device, 4 unavailable); their ``--help`` says so.
+"""
+
+import sys
+
+from components.core.settings import SettingsError
+
+OK = 0
+FAILURE = 1
+USAGE = 2
+CONFIG = 78
+INTERRUPTED = 130
+
+
+def outcome(main, argv=None, err=None):
+    """
+    The exit code of ``main(argv)``, a command's entry point, with its ways
+    of ending turned into codes and at most one line on ``err``: a returned
+    code or None (0); ``SystemExit`` with a code, or with a message (the
+    message, 1); Ctrl-C (``interrupted``, 130); a setting that cannot be used
+    (its message, 78). Other exceptions are bugs and keep their traceback.
+    """
+    err = sys.stderr if err is None else err
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return INTERRUPTED
+    except SettingsError as error:
+        err.write("error: {}\n".format(error))
+        return CONFIG
+    if code is None:
+        return OK
+    if isinstance(code, int):
+        return code
+    err.write("error: {}\n".format(code))
+    return FAILURE

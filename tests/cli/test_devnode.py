@@ -1,0 +1,158 @@
+"""
+``reactive-hub start`` and ``check`` (components.cli.devnode): the commands
+and environments they build, checked without starting a node.
+"""
+
+import io
+import os
+import re
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from components.cli import devnode
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = "/opt/hub/.venv/bin/python"
+
+
+def recipe(target, path=os.path.join(REPO, "Makefile")):
+    """The command lines of ``target`` in the Makefile, continuation lines joined."""
+    with open(path) as handle:
+        text = handle.read().replace("\\\n", " ")
+    match = re.search(r"^{}:[^\n]*\n((?:\t[^\n]*\n)+)".format(re.escape(target)), text, re.M)
+    return [" ".join(line.split()) for line in match.group(1).splitlines()]
+
+
+class DevEnvironmentTests(SynchronousTestCase):
+    """dev_environment applies the Makefile's defaults, and only where make would."""
+
+    def test_defaults(self):
+        """Nothing set: the emulator port 4566, its loopback URL, provisioning on; other variables kept."""
+        env = devnode.dev_environment({"PATH": "/bin"})
+        self.assertEqual(env, {"PATH": "/bin", "AWS_EMULATOR_PORT": "4566",
+                               "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "USERSYNC_PROVISION": "on"})
+
+    def test_given_port_moves_the_endpoint(self):
+        """AWS_EMULATOR_PORT set: the default endpoint follows it (make's ${AWS_ENDPOINT_URL-...:$(PORT)})."""
+        env = devnode.dev_environment({"AWS_EMULATOR_PORT": "4600"})
+        self.assertEqual(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:4600")
+
+    def test_empty_endpoint_means_real_aws(self):
+        """AWS_ENDPOINT_URL set but empty stays empty (real AWS), as ${VAR-default} does."""
+        self.assertEqual(devnode.dev_environment({"AWS_ENDPOINT_URL": ""})["AWS_ENDPOINT_URL"], "")
+
+    def test_provision_empty_is_on(self):
+        """USERSYNC_PROVISION empty is on (${VAR:-on}); off stays off."""
+        self.assertEqual(devnode.dev_environment({"USERSYNC_PROVISION": ""})["USERSYNC_PROVISION"], "on")
+        self.assertEqual(devnode.dev_environment({"USERSYNC_PROVISION": "off"})["USERSYNC_PROVISION"], "off")
+
+
+class StartPlanTests(SynchronousTestCase):
+    """start_plan: migrate with this venv's Python, then crossbar from the same venv."""
+
+    def test_plan(self):
+        """Migrate on the node directory, then crossbar start --cbdir with the dev defaults and extra options."""
+        (migrate, migrate_env), (crossbar, crossbar_env) = devnode.start_plan(
+            "/srv/node", {"PATH": "/bin"}, PYTHON, ["--loglevel", "debug"])
+        self.assertEqual(migrate, [PYTHON, "-m", "components.node", "migrate"])
+        self.assertEqual(migrate_env, {"PATH": "/bin", "CROSSBAR_DIR": "/srv/node"})
+        self.assertEqual(crossbar, ["/opt/hub/.venv/bin/crossbar", "start", "--cbdir", "/srv/node",
+                                    "--loglevel", "debug"])
+        self.assertEqual(crossbar_env, devnode.dev_environment({"PATH": "/bin"}))
+
+    def test_makefile_runs_reactive_hub_start(self):
+        """`make start` runs this command (handing make's AWS_EMULATOR_PORT on): one definition of the dev node."""
+        self.assertEqual(recipe("start"), ["AWS_EMULATOR_PORT=$(AWS_EMULATOR_PORT) $(BIN)/reactive-hub start"])
+        self.assertEqual(recipe("check"), ["$(BIN)/reactive-hub check --cbdir .crossbar"])
+
+
+class StartTests(SynchronousTestCase):
+    """start: migrate first, become crossbar only after a good migration; refuse clearly without a node config."""
+
+    def setUp(self):
+        self.cbdir = self.mktemp()
+        os.makedirs(self.cbdir)
+        with open(os.path.join(self.cbdir, "config.json"), "w") as handle:
+            handle.write("{}")
+        self.bin = self.mktemp()
+        os.makedirs(self.bin)
+        crossbar = os.path.join(self.bin, "crossbar")
+        with open(crossbar, "w") as handle:
+            handle.write("#!/bin/sh\n")
+        os.chmod(crossbar, 0o755)
+        self.python = os.path.join(self.bin, "python")
+        self.calls = []
+        self.err = io.StringIO()
+
+    def start(self, argv, migration=0):
+        def run(argv, env):
+            self.calls.append(("run", argv, env))
+            return migration
+
+        def become(path, argv, env):
+            self.calls.append(("become", argv, env))
+        return devnode.start(argv, "reactive-hub start", environ={"HOME": "/home/x"}, executable=self.python,
+                             run=run, become=become, err=self.err)
+
+    def test_migrate_then_crossbar(self):
+        """The migration runs, then this process becomes crossbar start with the dev environment."""
+        self.assertEqual(self.start(["--cbdir", self.cbdir]), 0)
+        cbdir = os.path.abspath(self.cbdir)
+        self.assertEqual([call[:2] for call in self.calls], [
+            ("run", [self.python, "-m", "components.node", "migrate"]),
+            ("become", [os.path.join(self.bin, "crossbar"), "start", "--cbdir", cbdir])])
+        self.assertEqual(self.calls[1][2]["USERSYNC_PROVISION"], "on")
+
+    def test_failed_migration_stops(self):
+        """A failed migration is exit code 1 with one line; crossbar is not started."""
+        self.assertEqual(self.start(["--cbdir", self.cbdir], migration=1), 1)
+        self.assertEqual([call[0] for call in self.calls], ["run"])
+        self.assertEqual(self.err.getvalue(), "error: the migration failed (above); the node was not started\n")
+
+    def test_no_node_config(self):
+        """Outside the repository (no config.json) nothing runs: one line saying where to run it, code 78."""
+        self.assertEqual(self.start(["--cbdir", self.bin]), 78)
+        self.assertEqual(self.calls, [])
+        self.assertIn("--cbdir", self.err.getvalue())
+        self.assertEqual(self.err.getvalue().count("\n"), 1)
+
+
+class CheckTests(SynchronousTestCase):
+    """check: the settings hook (when installed) and crossbar check; the worse result counts."""
+
+    def setUp(self):
+        self.bin = self.mktemp()
+        os.makedirs(self.bin)
+        crossbar = os.path.join(self.bin, "crossbar")
+        with open(crossbar, "w") as handle:
+            handle.write("#!/bin/sh\n")
+        os.chmod(crossbar, 0o755)
+        self.calls = []
+
+    def check(self, argv, hook, crossbar_code=0):
+        def run(argv, env):
+            self.calls.append(argv)
+            return crossbar_code
+        return devnode.check(argv, "reactive-hub check", environ={}, executable=os.path.join(self.bin, "python"),
+                             run=run, hook=lambda: hook, err=io.StringIO())
+
+    def test_without_settings_check(self):
+        """No settings registry installed: crossbar check alone decides (0, or 78 on failure)."""
+        self.assertEqual(self.check(["--cbdir", "/srv/node"], None), 0)
+        self.assertEqual(self.calls, [[os.path.join(self.bin, "crossbar"), "check", "--cbdir", "/srv/node"]])
+        self.assertEqual(self.check([], None, crossbar_code=1), 78)
+
+    def test_settings_check_gets_all_arguments(self):
+        """The hook gets every argument and its code wins; crossbar check still runs so every problem shows."""
+        seen = []
+
+        def hook(argv):
+            seen.append(argv)
+            return 78
+        self.assertEqual(self.check(["--cbdir", "/srv/node", "--role", "master"], hook), 78)
+        self.assertEqual(seen, [["--cbdir", "/srv/node", "--role", "master"]])
+        self.assertEqual(len(self.calls), 1)
+
+    def test_unknown_option_without_hook(self):
+        """Without a settings check an unknown option is a usage error (2)."""
+        self.assertRaises(SystemExit, self.check, ["--role", "master"], None)

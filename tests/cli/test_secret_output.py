@@ -1,0 +1,49 @@
+"""components.core.secretfiles.write_private: secrets a command writes are 0600 whatever the umask."""
+
+import os
+import stat
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from components.core.secretfiles import write_private
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+class WritePrivateTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.directory = self.mktemp()
+
+    def test_new_file_under_open_umask(self):
+        """Under umask 000 the file is still 0600 and its new folder 0700; the text is written; the path returned."""
+        previous = os.umask(0)
+        self.addCleanup(os.umask, previous)
+        path = write_private(os.path.join(self.directory, "devices", "a.env"), "SECRET=1\n")
+        self.assertEqual(path, os.path.abspath(os.path.join(self.directory, "devices", "a.env")))
+        self.assertEqual((mode(path), mode(os.path.dirname(path))), (0o600, 0o700))
+        with open(path) as handle:
+            self.assertEqual(handle.read(), "SECRET=1\n")
+
+    def test_replaces_a_readable_file(self):
+        """An existing world-readable file is made 0600 and its old content replaced."""
+        os.makedirs(self.directory)
+        path = os.path.join(self.directory, "a.env")
+        with open(path, "w") as handle:
+            handle.write("old and longer content\n")
+        os.chmod(path, 0o644)
+        write_private(path, "new\n")
+        self.assertEqual(mode(path), 0o600)
+        with open(path) as handle:
+            self.assertEqual(handle.read(), "new\n")
+
+    def test_symlink_refused(self):
+        """A symlink planted at the path is not followed."""
+        os.makedirs(self.directory)
+        target = os.path.join(self.directory, "elsewhere")
+        link = os.path.join(self.directory, "a.env")
+        os.symlink(target, link)
+        self.assertRaises(OSError, write_private, link, "SECRET=1\n")
+        self.assertFalse(os.path.exists(target))
