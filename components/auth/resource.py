@@ -36,7 +36,7 @@ from components.auth.master_tables import master_schemas
 from components.core import errors
 from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key
-from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond
+from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond, write_error
 from components.core.ratelimit import RateLimiter
 from components.core.settings import KeyConfigError, Settings
 from components.db.database import Database, StorageUnavailable
@@ -61,7 +61,7 @@ class _Endpoint(JSONMethods, Resource):
 
     def render_GET(self, request):
         request.setHeader(b"Allow", b"POST")
-        return respond(request, lambda _: (405, {"error": errors.INVALID_ARGUMENT, "message": "use POST"}))
+        return write_error(request, HTTPError(405, errors.INVALID_ARGUMENT, "use POST"))
 
 
 class AuthService:
@@ -137,8 +137,6 @@ class AuthService:
                 self.account_delay.succeeded(username)
         except Busy as busy:
             raise self._busy(busy)
-        except StorageUnavailable:
-            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
         finally:
             attempt.leave()
         if user is None:
@@ -154,13 +152,13 @@ class AuthService:
     def token(self, request):
         check_same_origin(request)
         session_id = (request.getCookie(COOKIE.encode("ascii")) or b"").decode("ascii", "replace")
-        try:
-            login = yield self.sessions.login(session_id)
-            user = (yield self.directory.get_user(login[0])) if login else None
-        except StorageUnavailable:
-            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable")
+        # a database that is down answers 503 with the generic message (errors.public), its words logged
+        login = yield self.sessions.login(session_id)
+        user = (yield self.directory.get_user(login[0])) if login else None
         if user is None or not user["is_active"]:
-            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
+            # the login page shows this message to a user the hub signed out (web/js/ui.js)
+            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in" if user is None else
+                            "this account is deactivated")
         role = role_of(user)
         # the credential version read with the login session: a change committed since refuses this token
         token = self.issuer.issue(user["username"], role, extra_claims={"sid": login[1], "cv": login[2]})
@@ -172,8 +170,6 @@ class AuthService:
             # deactivation or deletion since, or a former holder of the username, never get them
             try:
                 usable = yield self.user_keys.usable(user["username"], generation=login[2])
-            except StorageUnavailable:
-                raise HTTPError(503, errors.UNAVAILABLE, "key store unavailable")
             except KeyConfigError as exc:
                 self.log.error("cannot hand out the end-to-end keys of {username} ({reason}): every node must have "
                                "the same E2E_KEK or E2E_KEK_FILE (python -m components.auth.keygen DIR makes it)",
@@ -190,8 +186,9 @@ class AuthService:
         try:
             # its tokens may live for the token lifetime (and the verifiers' leeway): refused that long
             yield self.sessions.end(session_id, tokens_live_for=self.issuer.ttl + credentials.LOGOUT_MARGIN)
-        except StorageUnavailable:
-            raise HTTPError(503, errors.UNAVAILABLE, "user directory unavailable: not logged out")
+        except StorageUnavailable as error:
+            raise HTTPError(503, errors.UNAVAILABLE, errors.DATABASE_UNAVAILABLE + " You are not logged out yet.",
+                            detail=error.detail)
         self._cookie(request, "", 0)
         return 200, {"logged_out": True}
 

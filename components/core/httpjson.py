@@ -3,9 +3,17 @@ Small helpers for the hub's Twisted Web resources: JSON bodies, JSON
 answers from Deferreds, finishing a deferred answer unless the client has
 gone, and the same-origin check that guards state-changing endpoints against
 cross-site requests.
+
+:func:`error_answer` is the one place an error becomes an HTTP answer:
+every resource (``/auth``, ``/publish``, ``/health``, the JSON 405s) answers
+a domain error with its family's status and ``{"error": <uri>, "message":
+<text>}`` (``"details"`` beside them when the error has keyword details,
+``Retry-After`` for a rate limit), and anything else as a logged internal
+error (:func:`components.core.errors.public`).
 """
 
 import json
+import math
 from urllib.parse import parse_qs, urlparse
 
 from twisted.internet import defer
@@ -18,15 +26,23 @@ log = Logger()
 MAX_BODY = 16 * 1024
 
 
-class HTTPError(Exception):
-    """Answer with ``status`` and ``{"error": uri, "message": message}``."""
+class HTTPError(errors.HubError):
+    """A domain error with its own HTTP ``status`` and extra response ``headers``."""
 
-    def __init__(self, status, uri, message, headers=None):
-        Exception.__init__(self, message)
+    def __init__(self, status, uri, message, headers=None, **details):
+        errors.HubError.__init__(self, message, uri=uri, **details)
         self.status = status
-        self.uri = uri
-        self.message = message
         self.headers = headers or {}
+
+
+def error_answer(error, log=log, what="request"):
+    """``(status, body, headers)`` of the HTTP answer to ``error`` (an exception or a Failure)."""
+    error = errors.public(error, log, what)
+    headers = dict(getattr(error, "headers", None) or {})
+    retry_after = (error.kwargs or {}).get("retry_after")
+    if error.status == 429 and isinstance(retry_after, (int, float)):
+        headers.setdefault("Retry-After", max(1, math.ceil(retry_after)))
+    return error.status, errors.body(error.uri, error.message, error.kwargs), headers
 
 
 def header(request, name):
@@ -47,6 +63,12 @@ def write_json(request, status, body, headers=None):
     return payload
 
 
+def write_error(request, error, log=log, what="request"):
+    """Set the status and headers of the answer to ``error`` on ``request``; return its JSON body."""
+    status, body, headers = error_answer(error, log, what)
+    return write_json(request, status, body, headers)
+
+
 def respond(request, handler):
     """Run ``handler(request)`` (may return a Deferred of ``(status, body[, headers])``) and answer in JSON."""
     finished = []
@@ -60,17 +82,10 @@ def respond(request, handler):
             request.finish()
 
     def failed(failure):
-        if failure.check(HTTPError):
-            error = failure.value
-            body = {"error": error.uri, "message": error.message}
-            if not finished:
-                request.write(write_json(request, error.status, body, error.headers))
-                request.finish()
-            return
-        log.failure("request to {path} failed", failure=failure, path=request.path)
+        path = getattr(request, "path", None) or request.uri
+        status, body, headers = error_answer(failure, what="request to {}".format(path.decode("latin-1")))
         if not finished:
-            request.write(write_json(request, 500, {"error": errors.INTERNAL,
-                                                    "message": "internal error"}))
+            request.write(write_json(request, status, body, headers))
             request.finish()
 
     defer.maybeDeferred(handler, request).addCallbacks(done, failed)
@@ -145,6 +160,5 @@ class JSONMethods:
             allowed = sorted(name[len("render_"):] for name in dir(self)
                              if name.startswith("render_") and name[len("render_"):].isupper())
             request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
-            return write_json(request, 405, {"error": errors.INVALID_ARGUMENT,
-                                             "message": "use {}".format(" or ".join(allowed))})
+            return write_error(request, HTTPError(405, errors.INVALID_ARGUMENT, "use {}".format(" or ".join(allowed))))
         return super().render(request)

@@ -254,21 +254,22 @@ class CounterComponent(HubComponent):
             return result
 
         def unavailable(failure):
-            if failure.check(HubError):  # a refusal of this call (new counter limits): the caller's answer
-                return failure
-            late = "database did not answer within {} s".format(self.timeout)
+            # callers read generic words; the database's own (which server, which port) stay in the log
+            late = "The hub's database did not answer within {} s.".format(self.timeout)
             if failure.check(StorageUnavailable):
-                message, outcome = "database unavailable ({})".format(failure.value), "nothing was changed"
+                self.log.warn("counter {what}: {error}", what=what, error=failure.value)
+                message, outcome = errors.DATABASE_UNAVAILABLE, "Nothing was changed."
+            elif failure.check(HubError):  # a refusal of this call (new counter limits): the caller's answer
+                return failure
             elif failure.check(NotStarted, defer.CancelledError):
-                message, outcome = late, "nothing was changed"
+                message, outcome = late, "Nothing was changed."
             elif failure.check(OutcomeUnknown):
-                message, outcome = late, "the click may still be counted"
+                message, outcome = late, "The click may still be counted."
             else:
                 self.log.failure("counter {what} failed", failure=failure, what=what)
-                message, outcome = "counter {} failed: {}".format(what, failure.getErrorMessage()), \
-                    "the click may still be counted"
+                message, outcome = errors.INTERNAL_MESSAGE, "The click may still be counted."
             if what == "click":
-                message += "; " + outcome
+                message += " " + outcome
             raise Unavailable(message)
 
         d.addBoth(stop_timer)

@@ -20,13 +20,23 @@ from urllib.parse import urlparse
 from twisted.enterprise import adbapi
 from twisted.logger import Logger
 
+from components.core.errors import DATABASE_UNAVAILABLE, Unavailable
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 SQLITE_FILE_MODE = 0o600
 
 
-class StorageUnavailable(Exception):
-    """The database cannot be reached right now (down, locked, unreachable)."""
+class StorageUnavailable(Unavailable):
+    """
+    The database cannot be reached right now (down, locked, unreachable):
+    ``reactive.error.unavailable`` with the generic message
+    (``errors.DATABASE_UNAVAILABLE``) for callers; the driver's words are
+    the ``detail``, which only the log shows (``str()``).
+    """
+
+    def __init__(self, detail):
+        Unavailable.__init__(self, DATABASE_UNAVAILABLE, detail=detail)
 
 
 class StorageConfigError(ValueError):
