@@ -1,6 +1,6 @@
 """
 tests/support/polling.py: ``eventually`` polls a plain or a Deferred-returning
-predicate on an injected clock until it is true, retries the exceptions it is
+predicate on an injected clock until it is true (or passes ``check``), retries the exceptions it is
 told to, and fails with the message after the timeout in clock seconds.
 """
 
@@ -70,5 +70,13 @@ class EventuallyTests(SynchronousTestCase):
         done = polling.eventually(lambda: 1 / 0, retry_on=(ConnectionRefusedError,), clock=self.clock)
         self.failureResultOf(done, ZeroDivisionError)
 
-    def test_until_is_the_same_helper(self):
-        self.assertIs(polling.until, polling.eventually)
+    def test_check_on_the_value(self):
+        """With ``check``, a false value can be the awaited one, and the failure shows the last value."""
+        lists = [[1, 2], []]
+        done = polling.eventually(lambda: lists.pop(0), check=lambda found: len(found) == 0, clock=self.clock)
+        self.clock.advance(polling.INTERVAL)
+        self.assertEqual(self.successResultOf(done), [])
+        done = polling.eventually(lambda: [1], check=lambda found: not found, timeout=0.1, message="one left",
+                                  clock=self.clock)
+        self.clock.pump([polling.INTERVAL] * 3)
+        self.assertEqual(str(self.failureResultOf(done, AssertionError).value), "one left after 0.1s (last: [1])")

@@ -12,13 +12,14 @@ INTERVAL = 0.05
 
 @defer.inlineCallbacks
 def eventually(predicate, timeout=TIMEOUT, interval=INTERVAL, message="condition not met", retry_on=(),
-               clock=None):
+               check=bool, clock=None):
     """
-    Call ``predicate()`` every ``interval`` seconds until it gives a true
-    value (directly or as a Deferred) and fire with that value. An exception
-    of a ``retry_on`` type counts as "not yet"; any other one fails at once.
-    After ``timeout`` seconds on ``clock`` (the reactor by default):
-    AssertionError with ``message`` and the last value or exception.
+    Call ``predicate()`` every ``interval`` seconds until its value (given
+    directly or as a Deferred) passes ``check`` (is true, by default) and
+    fire with that value. An exception of a ``retry_on`` type counts as "not
+    yet"; any other one fails at once. After ``timeout`` seconds on ``clock``
+    (the reactor by default): AssertionError with ``message`` and the last
+    value or exception.
     """
     if clock is None:
         from twisted.internet import reactor as clock
@@ -29,7 +30,7 @@ def eventually(predicate, timeout=TIMEOUT, interval=INTERVAL, message="condition
         except retry_on as error:
             last = error
         else:
-            if last:
+            if check(last):
                 return last
         if clock.seconds() >= deadline:
             raise AssertionError("{} after {}s (last: {!r})".format(message, timeout, last))
