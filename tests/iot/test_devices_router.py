@@ -9,7 +9,7 @@ nothing; a device token publishes on its own topic only and only while it is
 registered; the CLI adds, lists, rotates and revokes; the deprecated shared
 key works only with DEVICE_SHARED_KEY=on; rotate, revoke and replays take
 effect on a second node sharing the PostgreSQL client database; no CORS
-headers unless configured; the README's curl example works.
+headers unless configured; the curl example of docs/iot.md works.
 """
 
 import json
@@ -419,21 +419,21 @@ class SharedKeyTests(unittest.TestCase):
         self.assertIn(b"5 200", out)
 
 
-def readme_curl_example():
-    """The README's shell block that signs with openssl and posts with curl, as written there."""
-    with open(os.path.join(REPO, "README.md")) as handle:
-        blocks = re.findall(r"```sh\n(.*?)```", handle.read(), re.S)
+def docs_curl_example():
+    """The shell block of docs/iot.md that signs with openssl and posts with curl, as written there."""
+    with open(os.path.join(REPO, "docs", "iot.md")) as handle:
+        blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", handle.read(), re.S)
     found = [block for block in blocks if "openssl dgst" in block and "curl " in block]
-    assert len(found) == 1, "README has {} curl + openssl blocks".format(len(found))
+    assert len(found) == 1, "docs/iot.md has {} curl + openssl blocks".format(len(found))
     return found[0]
 
 
-class ReadmeCurlExampleTests(unittest.TestCase):
+class DocsCurlExampleTests(unittest.TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
     def test_curl_example(self):
-        """The README's curl + openssl example, run by bash with a registered device's DEVICE_NAME, DEVICE_KEY
+        """The curl + openssl example of docs/iot.md, run by bash with a registered device's DEVICE_NAME, DEVICE_KEY
         and DEVICE_SECRET: 200, and the reading arrives on the device's topic."""
         node = yield shared_node()
         key, secret = yield register(self, node, "curl-1")
@@ -442,7 +442,7 @@ class ReadmeCurlExampleTests(unittest.TestCase):
         yield subscribe_devices(client.session, events)
         workdir = tempfile.mkdtemp(prefix="hub-curl-")
         env = dict(os.environ, HUB=node.http, DEVICE_NAME="curl-1", DEVICE_KEY=key, DEVICE_SECRET=secret)
-        out, err, code = yield utils.getProcessOutputAndValue("/bin/bash", ("-c", readme_curl_example()), env=env,
+        out, err, code = yield utils.getProcessOutputAndValue("/bin/bash", ("-c", docs_curl_example()), env=env,
                                                               path=workdir)
         self.assertEqual(code, 0, err.decode())
         self.assertTrue(out.decode().rstrip().endswith(" 200"), out.decode() + err.decode())
