@@ -148,9 +148,8 @@ def _read_database_url(setting, raw):
     url = raw.strip()
     scheme = urlparse(url).scheme
     if scheme not in _DATABASE_SCHEMES or (scheme == "sqlite" and len(url) <= len("sqlite:///")):
-        shown = url.split("@")[-1] if "@" in url else url
         raise SettingsError("setting {!r} must be sqlite:///path/to/file.db or postgresql://user:password@host/name, "
-                            "got {!r}".format(setting.name, shown[:80]))
+                            "got {}".format(setting.name, "a {}: URL".format(scheme) if scheme else "no URL"))
     return url
 
 

@@ -1,0 +1,192 @@
+"""
+The settings registry: every setting declared once with a doc line and a
+default within its bounds, a bad value of every kind refused with an error
+naming the setting, docs/settings.md generated from it and current, and
+``reactive-hub check`` naming every problem of an environment at once.
+"""
+
+import io
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from components.core.settings import (
+    BOOL, CHOICE, DATABASE_URL, DURATION, FILE, FILES, FLOAT, INT, KINDS, LIST, TEXT, URL, Settings, SettingsError)
+from components.node import setting_catalog, setting_check
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_NUMBERS = (INT, FLOAT, DURATION)
+
+# values no setting of the kind accepts (TEXT and LIST only when the declaration parses or bounds the text)
+BAD_VALUES = {INT: ["1.5", "many"], FLOAT: ["fast"], DURATION: ["fast", "5 minutes"], BOOL: ["maybe"],
+              URL: ["ftp://example.org/x", "not a url"], DATABASE_URL: ["mysql://user@host/db", "sqlite:///"],
+              FILE: ["/nonexistent/setting-check.pem"], FILES: ["/nonexistent/a.pem,/nonexistent/b.pem"],
+              CHOICE: ["nonesuch"], TEXT: ["!", "bad value!", "ftp://x/y"], LIST: ["ftp://x/y"]}
+
+
+def bad_value(setting):
+    """A value ``setting`` refuses, or None when its kind accepts any text."""
+    if setting.min_length:
+        return "x"
+    for value in BAD_VALUES[setting.kind]:
+        try:
+            Settings({setting.name: value}, environ={}, node_directory="/tmp").get(setting)
+        except SettingsError:
+            return value
+    return None
+
+
+class RegistryTests(SynchronousTestCase):
+    """Every declared setting."""
+
+    def test_names_unique(self):
+        """No name is declared twice."""
+        names = [setting.name for setting in setting_catalog.all_settings()]
+        self.assertEqual(sorted(set(names)), sorted(names))
+        self.assertEqual(len(names), len(setting_catalog.by_name()))
+
+    def test_every_setting_documented(self):
+        """Every setting has one line of doc, a kind, and at least one role."""
+        for setting in setting_catalog.all_settings():
+            self.assertTrue(setting.doc.strip(), setting.name)
+            self.assertNotIn("\n", setting.doc, setting.name)
+            self.assertIn(setting.kind, KINDS)
+            self.assertTrue(setting.roles, setting.name)
+
+    def test_defaults_within_bounds(self):
+        """Every default is a valid value: within the bounds, one of the choices, read without error when unset."""
+        for setting in setting_catalog.all_settings():
+            settings = Settings({}, environ={}, node_directory="/tmp/node")
+            value = settings.get(setting)
+            if setting.kind in _NUMBERS:
+                if setting.minimum is not None:
+                    self.assertGreaterEqual(value, setting.minimum, setting.name)
+                if setting.maximum is not None:
+                    self.assertLessEqual(value, setting.maximum, setting.name)
+            if setting.kind == CHOICE:
+                self.assertIn(value, setting.choices, setting.name)
+
+    def test_numeric_defaults_read_back(self):
+        """A numeric default given as text is read as the same value (the declaration and the docs agree)."""
+        for setting in setting_catalog.all_settings():
+            if setting.kind in _NUMBERS:
+                read = Settings({setting.name: str(setting.default)}, environ={}).get(setting)
+                self.assertEqual(read, setting.default, setting.name)
+
+    def test_bad_value_of_every_kind_names_the_setting(self):
+        """A bad value of every setting that can have one raises SettingsError naming it; every kind is covered."""
+        kinds = set()
+        for setting in setting_catalog.all_settings():
+            value = bad_value(setting)
+            if value is None:
+                self.assertIn(setting.kind, (TEXT, LIST), "{} accepts anything".format(setting.name))
+                continue
+            error = self.assertRaises(SettingsError, Settings({setting.name: value}, environ={}).get, setting)
+            self.assertIn(setting.name, str(error))
+            if setting.secret:
+                self.assertNotIn(repr(value), str(error))
+            kinds.add(setting.kind)
+        self.assertEqual(set(KINDS), kinds)
+
+    def test_every_declaration_module_collected(self):
+        """Every ``<folder>_settings.py`` under components/ is in the catalog, named after its folder."""
+        found = set()
+        for folder, _dirs, files in os.walk(os.path.join(REPO, "components")):
+            for name in files:
+                if name.endswith("_settings.py"):
+                    relative = os.path.relpath(os.path.join(folder, name), REPO)[:-3]
+                    found.add(relative.replace(os.sep, "."))
+        collected = {module for _folder, module, _title in setting_catalog.MODULES}
+        self.assertEqual(collected, found)
+        for folder, module, _title in setting_catalog.MODULES:
+            self.assertEqual(module, "components.{0}.{0}_settings".format(folder))
+
+
+class DocsTests(SynchronousTestCase):
+    """docs/settings.md."""
+
+    def test_committed_page_current(self):
+        """docs/settings.md is what the catalog generates (regenerate with python -m components.node.setting_catalog --markdown > docs/settings.md)."""
+        with open(os.path.join(REPO, "docs", "settings.md")) as handle:
+            committed = handle.read()
+        self.assertEqual(setting_catalog.markdown(), committed,
+                         "docs/settings.md is stale: run .venv/bin/python -m components.node.setting_catalog "
+                         "--markdown > docs/settings.md")
+
+    def test_page_lists_every_setting(self):
+        """Every declared name has its row; the CLI prints the page."""
+        out = io.StringIO()
+        self.assertEqual(0, setting_catalog.main(["--markdown"], out=out))
+        for name in setting_catalog.by_name():
+            self.assertIn("| `{}` |".format(name), out.getvalue())
+
+
+class CheckTests(SynchronousTestCase):
+    """components.node.setting_check (``reactive-hub check``)."""
+
+    def check(self, environ, *argv):
+        out = io.StringIO()
+        code = setting_check.main(list(argv), environ=environ, out=out)
+        return code, out.getvalue().splitlines()
+
+    def test_shipped_configs_pass(self):
+        """The three shipped node configs pass on an empty environment: exit 0 and one line."""
+        for config in ("config.json", "master.json", "client.json"):
+            code, lines = self.check({}, "--config", os.path.join(REPO, ".crossbar", config))
+            self.assertEqual((0, 1), (code, len(lines)), lines)
+            self.assertTrue(lines[0].startswith("settings ok"))
+
+    def test_every_problem_at_once(self):
+        """Several bad values give one line each, naming the setting and a fix, and exit 78."""
+        environ = {"JWT_SECRET": "tooshort", "CLOCK_INTERVAL": "fast", "DATABASE_URL": "mysql://u:pw@h/x",
+                   "COUNTER_BATCH": "0", "HUB_FAST_SEND": "maybe"}
+        code, lines = self.check(environ, "--config", os.path.join(REPO, ".crossbar", "config.json"))
+        self.assertEqual(setting_check.EX_CONFIG, code)
+        self.assertEqual(len(environ) + 1, len(lines), lines)
+        for name in environ:
+            line = [line for line in lines if "'{}'".format(name) in line]
+            self.assertEqual(1, len(line), (name, lines))
+            self.assertIn("fix: set {}".format(name), line[0])
+        self.assertNotIn("tooshort", "\n".join(lines))
+        self.assertNotIn("pw", "\n".join(lines))
+
+    def test_config_default_checked(self):
+        """A bad ``${VAR:-default}`` or value in a node config's extra is a problem as well."""
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write('{"workers": [{"components": [{"extra": {"SERIAL_BAUD": "${SERIAL_BAUD:-fast}",'
+                         ' "MONITOR_DATABASE": "elsewhere"}}]}]}')
+        code, lines = self.check({}, "--config", path)
+        self.assertEqual(setting_check.EX_CONFIG, code)
+        self.assertEqual(3, len(lines), lines)
+        self.assertIn("SERIAL_BAUD", lines[1])
+        self.assertIn("MONITOR_DATABASE", lines[0])
+
+    def test_typos_named(self):
+        """An undeclared name that looks like ours (environment or config) is named, with the likely meant one."""
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write('{"workers": [{"components": [{"extra": {"COUNTER_BACTH": "${COUNTER_BACTH}"}}]}]}')
+        code, lines = self.check({"JWT_SECRT": "x" * 40, "HOME": "/root", "AWS_ACCESS_KEY_ID": "a"}, "--config", path)
+        self.assertEqual(setting_check.EX_CONFIG, code)
+        text = "\n".join(lines)
+        self.assertIn("JWT_SECRT: set in the environment but no setting of the hub (did you mean JWT_SECRET?)", text)
+        self.assertIn("did you mean COUNTER_BATCH?", text)
+        self.assertNotIn("HOME", text)
+        self.assertNotIn("AWS_ACCESS_KEY_ID", text)
+        self.assertNotIn("x" * 40, text)
+
+    def test_config_in_node_directory(self):
+        """``--cbdir`` (as ``reactive-hub check`` passes it) finds ``--config`` there, config.json by default."""
+        cbdir = os.path.join(REPO, ".crossbar")
+        code, lines = self.check({}, "--cbdir", cbdir, "--config", "master.json")
+        self.assertEqual(0, code)
+        self.assertIn(os.path.join(cbdir, "master.json"), lines[-1])
+        code, lines = self.check({"CROSSBAR_DIR": cbdir})
+        self.assertIn(os.path.join(cbdir, "config.json"), lines[-1])
+
+    def test_unreadable_config(self):
+        """A config that cannot be read is one line and exit 78."""
+        code, lines = self.check({}, "--config", "/nonexistent/config.json")
+        self.assertEqual((setting_check.EX_CONFIG, 1), (code, len(lines)))
+        self.assertIn("--config /nonexistent/config.json", lines[0])
