@@ -42,8 +42,9 @@ from twisted.internet import defer, task, threads
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import report  # noqa: E402
-from tests.support.clients import connect, eventually  # noqa: E402
+from tests.support.clients import connect  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402
+from tests.support.polling import eventually  # noqa: E402
 from tests.support.serialpty import FakeArduino  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

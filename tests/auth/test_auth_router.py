@@ -15,9 +15,10 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
-from tests.support.clients import connect, eventually, issuer, token
+from tests.support.clients import connect, issuer, token
 from tests.support.devices import register
 from tests.support.node import TEST_SECRET, shared_node
+from tests.support.polling import eventually
 
 
 def _b64(data):

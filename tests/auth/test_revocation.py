@@ -18,8 +18,9 @@ from components.auth import credentials
 from components.auth.session_revocation import RevocationWatch
 from components.core import errors
 from components.db.database import Cursor, Database
-from tests.support.clients import connect, eventually, post_json, token
+from tests.support.clients import connect, post_json, token
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 from tests.support.users import add_users
 
 PASSWORD = "revocation-password-1"

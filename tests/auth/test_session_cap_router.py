@@ -11,15 +11,16 @@ import os
 
 from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
 from twisted.trial import unittest
 
 from components.core import errors
 from components.node import topology
 from tests.node.test_session_bounds import _Backend
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode, free_port, router_worker, shared_node
+from tests.support.polling import eventually
 
 CAP = 3
 CAP_ENV = {"SESSION_MAX_PER_AUTHID": str(CAP)}
@@ -65,22 +66,19 @@ class CapChecks:
     @defer.inlineCallbacks
     def test_closed_session_frees_its_place(self):
         """After one of three sessions closes, a new one gets in (once the router has announced the leave)."""
-        from twisted.internet import reactor
         clients = []
         for _ in range(CAP):
             clients.append((yield connect(self, self.node, sub="capped-fred", role="admin")))
         yield self.assertRefused("capped-fred", role="admin")
         yield clients[0].close()
-        deadline = reactor.seconds() + 10
-        while True:
+
+        @defer.inlineCallbacks
+        def join():
             try:
-                replacement = yield connect(self, self.node, sub="capped-fred", role="admin")
-                break
+                return (yield connect(self, self.node, sub="capped-fred", role="admin"))
             except ApplicationError as refusal:
                 self.assertEqual(refusal.error, errors.AUTH_TOO_MANY_SESSIONS, refusal)
-                if reactor.seconds() > deadline:
-                    self.fail("the freed place was not given to a new session within 10 s")
-                yield task.deferLater(reactor, 0.05, lambda: None)
+        replacement = yield eventually(join, message="the freed place was not given to a new session")
         state = yield replacement.session.call("time.get")
         self.assertIn("seq", state)
 

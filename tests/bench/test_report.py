@@ -17,7 +17,7 @@ from bench import report
 class PercentileTests(SynchronousTestCase):
 
     def test_nearest_rank(self):
-        """The sample at index round(fraction * (n - 1)) of the sorted samples, never an interpolated value."""
+        """The sample at index round(fraction * (n - 1)) of the sorted samples, never an interpolation."""
         samples = [5, 1, 4, 2, 3]
         self.assertEqual(report.percentile(samples, 0.0), 1)
         self.assertEqual(report.percentile(samples, 0.5), 3)
@@ -52,15 +52,15 @@ class SaveJsonTests(SynchronousTestCase):
             return json.load(handle)
 
     def test_samples_go_to_the_compressed_file(self):
-        """The .json holds everything but the ``samples`` lists; the .samples.json.gz holds them, same nesting."""
+        """The .json holds all but the ``samples`` lists; the .samples.json.gz holds them, same nesting."""
         results = {"machine": {"cpus": 2}, "runs": {"a": {"p50_ms": 1, "samples": [1, 2]},
                                                    "b": {"p50_ms": 3, "all": [3, 4]}}}
         report.save_json("x", results, self.directory)
-        self.assertEqual(self.read("x.json"), {"machine": {"cpus": 2}, "runs": {"a": {"p50_ms": 1},
-                                                                              "b": {"p50_ms": 3, "all": [3, 4]}}})
+        self.assertEqual(self.read("x.json"), {"machine": {"cpus": 2},
+                                               "runs": {"a": {"p50_ms": 1}, "b": {"p50_ms": 3, "all": [3, 4]}}})
         with gzip.open(os.path.join(self.directory, "x.samples.json.gz"), "rt") as handle:
             self.assertEqual(json.load(handle), {"runs": {"a": {"samples": [1, 2]}}})
-        self.assertEqual(results["runs"]["a"]["samples"], [1, 2])  # the caller's results are untouched (plots)
+        self.assertEqual(results["runs"]["a"]["samples"], [1, 2])  # the caller's results stay whole (plots)
 
     def test_no_samples_no_side_file(self):
         report.save_json("y", {"rate": 5}, self.directory)

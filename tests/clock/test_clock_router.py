@@ -8,8 +8,9 @@ import time
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 
 
 class ClockThroughRouterTests(unittest.TestCase):

@@ -15,10 +15,11 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import postgres_url
 from tests.support.node import RouterNode, component, router_worker, shared_node
 from tests.support.pgcluster import PostgresCluster
+from tests.support.polling import eventually
 
 FAST = {"COUNTER_RATE": "100000", "COUNTER_BURST": "100000"}
 

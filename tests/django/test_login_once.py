@@ -23,9 +23,10 @@ from twisted.trial import unittest
 
 from components.core import errors
 from components.usersync import ME
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.node import REPO, TEST_SECRET, RouterNode, free_port
+from tests.support.polling import eventually
 
 SETTINGS = "tests.django.login_once_settings"
 PASSWORD = "correct horse battery"

@@ -25,8 +25,9 @@ from components.e2e import envelope
 from components.db.database import Database
 from components.db.migrations import migrate_all
 from tests.support.browser import log_in, poll, shared_browser
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 from tests.support.sealed import (CHANGED, RELAY, SEALED_NODE_ENV, UPLOAD, SealedProfiles,
                                   allow_sealed_publisher, node_keys, sealed_with)
 

@@ -19,10 +19,11 @@ from components.e2e.keys import UserKeys, load_kek
 from components.db.database import Database
 from components.usersync import provision
 from components.core.settings import Settings
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode, router_worker
+from tests.support.polling import eventually
 from tests.support.users import add_users
 
 SECRET_NAME = "Zyxwvut"  # a first name that must never appear in clear outside the user's own session

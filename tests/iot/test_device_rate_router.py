@@ -21,9 +21,10 @@ from twisted.trial import unittest
 from components.core import errors
 from components.iot import DEVICE_PUBLISH, HISTORY, device_simulator, device_topic, request_signing
 from tests.iot.test_devices_router import subscribe_devices
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.devices import register
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 
 BURST = 3
 ENV = {"DEVICE_RATE": "0.05", "DEVICE_BURST": str(BURST), "HISTORY_FLUSH_INTERVAL": "0.05"}

@@ -31,10 +31,11 @@ from twisted.trial import unittest
 from components.e2e.envelope import b64encode
 from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, ODATA_TOPIC, SERIAL_TOPIC, device_simulator, \
     device_topic
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import postgres_url
 from tests.support.devices import node_registry, register
 from tests.support.node import REPO, shared_node
+from tests.support.polling import eventually
 
 SHARED_KEY = "test-device"
 SHARED_SECRET = "device-secret-" + "y" * 24

@@ -10,14 +10,15 @@ import subprocess
 import sys
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from components.core import errors
 from components.iot import DEVICE_PUBLISH, HISTORY, SERIAL_TOPIC, SOURCES
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import postgres_url
 from tests.support.node import REPO, RouterNode, shared_node
+from tests.support.polling import eventually
 from tests.support.serialpty import FakeArduino
 
 FAST = {"HISTORY_FLUSH_INTERVAL": "0.05", "HISTORY_PRUNE_INTERVAL": "0.2"}
@@ -36,24 +37,11 @@ def history(client, *args, **kwargs):
     return answer
 
 
-@defer.inlineCallbacks
-def until(fetch, check, timeout=10.0, message="condition not met"):
-    """Call ``fetch()`` (a Deferred) until ``check(result)``; fire with it; fail after ``timeout``."""
-    from twisted.internet import reactor
-    deadline = reactor.seconds() + timeout
-    while True:
-        result = yield fetch()
-        if check(result):
-            return result
-        if reactor.seconds() > deadline:
-            raise AssertionError("{} after {}s (last: {!r})".format(message, timeout, result))
-        yield task.deferLater(reactor, 0.05, lambda: None)
-
-
 def stored(client, count, source=SERIAL_TOPIC, **kwargs):
     """Poll iot.history until it holds ``count`` states; fire with the answer."""
-    return until(lambda: history(client, source, **kwargs), lambda answer: len(answer["states"]) == count,
-                 message="history never held {} states".format(count))
+    return eventually(lambda: history(client, source, **kwargs),
+                      check=lambda answer: len(answer["states"]) == count,
+                      message="history never held {} states".format(count))
 
 
 @defer.inlineCallbacks
@@ -144,9 +132,9 @@ class HistoryReadTests(unittest.TestCase):
         base = 1000 + 100 * _next_round()
         events = yield self.readings([base + i for i in range(1, 10)])
         seqs = [event["seq"] for event in events]
-        last = yield until(lambda: history(self.client, SERIAL_TOPIC, limit=1000),
-                           lambda answer: [item["seq"] for item in answer["states"]] == seqs[-6:],
-                           message="not pruned to the newest 6")
+        last = yield eventually(lambda: history(self.client, SERIAL_TOPIC, limit=1000),
+                                check=lambda answer: [item["seq"] for item in answer["states"]] == seqs[-6:],
+                                message="not pruned to the newest 6")
         self.assertTrue(last["pruned"])
         page = yield history(self.client, SERIAL_TOPIC, after_seq=seqs[-6], limit=2)
         self.assertEqual(([s["value"] for s in page["states"]], page["more"], page["pruned"]),
@@ -181,7 +169,7 @@ class HistoryReadTests(unittest.TestCase):
         def sources():
             d = self.client.session.call(SOURCES)
             return d.addCallback(lambda items: {item["source"]: item for item in items})
-        listed = yield until(sources, lambda listed: any(
+        listed = yield eventually(sources, check=lambda listed: any(
             item["kind"] == "device" and item["state"]["seq"] == answer["seq"] for item in listed.values()),
             message="device reading not listed")
         serial = listed[SERIAL_TOPIC]
@@ -191,8 +179,8 @@ class HistoryReadTests(unittest.TestCase):
         self.assertTrue(source.startswith("iot.device."))
         self.assertTrue(listed[source]["live"])
         self.assertEqual(listed[source]["state"]["value"], 7)
-        stale = yield until(sources, lambda listed: not listed[source]["live"],
-                            message="device never went stale")
+        stale = yield eventually(sources, check=lambda listed: not listed[source]["live"],
+                                 message="device never went stale")
         self.assertEqual(stale[source]["last_seen"], listed[source]["last_seen"])
 
     @defer.inlineCallbacks

@@ -7,13 +7,14 @@ request (timeout), garbage and 401, and back to good data.
 import base64
 import json
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode
+from tests.support.polling import eventually
 
 USER, PASSWORD = "iot-reader", "s3cret pass"
 
@@ -92,15 +93,11 @@ class ODataThroughRouterTests(unittest.TestCase):
     def last(self):
         return (self.events[-1]["value"], self.events[-1]["stale"]) if self.events else None
 
-    @defer.inlineCallbacks
     def get_until(self, expected):
-        """Call iot.odata.get until it answers ``(value, stale) == expected``; return that state."""
-        for _ in range(250):
-            state = yield self.client.session.call("iot.odata.get")
-            if (state["value"], state["stale"]) == expected:
-                return state
-            yield task.deferLater(reactor, 0.04, lambda: None)
-        self.fail("iot.odata.get never answered {}".format(expected))
+        """Call iot.odata.get until it answers ``(value, stale) == expected``; fire with that state."""
+        return eventually(lambda: self.client.session.call("iot.odata.get"),
+                          check=lambda state: (state["value"], state["stale"]) == expected,
+                          message="iot.odata.get never answered {}".format(expected))
 
     @defer.inlineCallbacks
     def switch(self, mode, polls=2):

@@ -10,8 +10,9 @@ import atexit
 from twisted.internet import defer, protocol, reactor
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode, shared_node
+from tests.support.polling import eventually
 from tests.support.serialpty import FakeArduino
 
 

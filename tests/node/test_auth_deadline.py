@@ -11,8 +11,9 @@ import time
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 from tests.support.rawjoin import hello, join, leave, wait_until
 from tests.support.rawwebsocket import open_websocket, proxied_node
 
@@ -79,17 +80,14 @@ class DeadlineChecks:
         yield eventually(lambda: not refused.open, timeout=5, message="the refused connection stays open")
         yield eventually(lambda: REFUSED_LINE in node.log_text()[offset:], timeout=5, message="no log line")
         clients[0].abort()
-        taken = []
 
         @defer.inlineCallbacks
-        def try_again():
+        def taken():
             client = yield open_websocket(node.port)
             self.addCleanup(client.abort)
-            taken.append(client.status == 101)
+            return client.status == 101
         # the router sees the close a moment later: retry until a place is free
-        while not (taken and taken[-1]):
-            yield try_again()
-            self.assertLess(len(taken), 50, "no place freed after a pending connection closed")
+        yield eventually(taken, message="no place freed after a pending connection closed")
 
 
 class RouterWorkerTests(DeadlineChecks, unittest.TestCase):

@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 
-from twisted.internet import defer, endpoints, error, protocol, reactor, task
+from twisted.internet import defer, endpoints, error, protocol, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import failure
@@ -22,8 +22,8 @@ from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, SettingsError
 from components.node import topology
 from components.node.patches import PatchUnavailable, bodylimit
-from tests.support.clients import eventually
 from tests.support.node import NodeFailed, RouterNode, free_port, router_worker, shared_node
+from tests.support.polling import eventually
 
 LIMITS = bodylimit.BodyLimits(default=16, by_segment={b"auth": 64, b"publish": 32}, timeout=5.0)
 HEADER_CLOCK = bodylimit._headers_too_slow
@@ -424,18 +424,11 @@ class WireCase(unittest.TestCase):
         self.addCleanup(lambda: client.transport.abortConnection() if client.transport.connected else None)
         return client
 
-    @defer.inlineCallbacks
     def open_when_listening(self, node, timeout=60.0):
         """``open``, retried until the port listens (proxy workers start after the router is ready)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client = yield self.open(node)
-                return client
-            except error.ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise
-            yield task.deferLater(reactor, 0.1, lambda: None)
+        return eventually(lambda: self.open(node), timeout=timeout, interval=0.1,
+                          retry_on=(error.ConnectionRefusedError,),
+                          message="port {} not listening".format(node.port))
 
     @defer.inlineCallbacks
     def answer(self, client, timeout=10.0):

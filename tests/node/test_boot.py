@@ -97,7 +97,7 @@ class HandStartedNodeTests(WireCase):
         client.transport.write(head(b"/publish", b"Content-Length: 2147483648"))
         status, _, body = yield self.answer(client, timeout=5.0)
         self.assertEqual((status, json.loads(body)), (413, REFUSAL))
-        from tests.support.clients import eventually
+        from tests.support.polling import eventually
         yield eventually(lambda: node.log_text().count(registry.installed_note(nodekey_cache)) == 2, timeout=60,
                          message=node.log_tail())
         # router + 2 proxies send fast; the router and the container take caller keywords

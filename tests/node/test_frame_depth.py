@@ -15,8 +15,9 @@ import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import shared_node
+from tests.support.polling import eventually
 from tests.support.rawjoin import count, join
 from tests.support.rawwebsocket import OPCODE_BINARY, frame, health_latencies, open_websocket, proxied_node
 

@@ -21,10 +21,11 @@ from components.auth import keygen
 from components.core import errors
 from components.usersync import provision
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _adduser, _Direct
-from tests.support.clients import connect, eventually, post_json
+from tests.support.clients import connect, post_json
 from tests.support.databases import postgres_execute as _sql, postgres_url
 from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode
+from tests.support.polling import eventually
 
 PASSWORD = "linked-password-1"
 LIMIT = 2.0

@@ -18,9 +18,10 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.node.patches import fast_send, registry
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.processes import run_until_said
 from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port, router_worker, shared_node
+from tests.support.polling import eventually
 
 EMULATOR_MISSING = "aws-emulator: no .venv/bin/python in"
 

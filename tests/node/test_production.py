@@ -27,9 +27,10 @@ from components.node.patches import fast_send, nodekey_cache, registry
 from components.auth import tokens
 from components.node import boot, topology
 from components.core.settings import KeyConfigError, Settings
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.databases import postgres_url
 from tests.support.node import CROSSBAR, REPO, RouterNode, free_port
+from tests.support.polling import eventually
 
 NODE_DIR = os.path.join(REPO, ".crossbar")
 
@@ -529,14 +530,16 @@ class MasterAndClientTests(unittest.TestCase):
     @defer.inlineCallbacks
     def _call_when_ready(self, session, procedure):
         """Call ``procedure``; retry while the component behind it is still starting (unavailable / no such)."""
-        for _ in range(200):
+
+        @defer.inlineCallbacks
+        def call():
             try:
-                return (yield session.session.call(procedure))
+                return [(yield session.session.call(procedure))]
             except ApplicationError as error:
                 if error.error not in ("reactive.error.unavailable", "wamp.error.no_such_procedure"):
                     raise
-            yield task.deferLater(reactor, 0.1, lambda: None)  # poll interval
-        raise AssertionError(procedure + " never became ready")
+        answer = yield eventually(call, interval=0.1, message=procedure + " never became ready")
+        return answer[0]
 
 
 class _Direct:

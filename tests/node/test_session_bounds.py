@@ -23,8 +23,9 @@ from twisted.trial import unittest
 from components.client.hub_client import HubClient
 from components.core import errors
 from components.node.patches import authcache_bound, send_bound, session_bounds
-from tests.support.clients import connect, eventually, token
+from tests.support.clients import connect, token
 from tests.support.node import router_worker, shared_node
+from tests.support.polling import eventually
 
 SUBSCRIPTIONS = 20
 REGISTRATIONS = 20

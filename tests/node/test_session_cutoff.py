@@ -34,8 +34,9 @@ from components.core.settings import SettingsError
 from components.db.database import Database
 from components.node import topology
 from components.node.patches import PatchUnavailable, session_cutoff
-from tests.support.clients import eventually, post_json, token
+from tests.support.clients import post_json, token
 from tests.support.node import REPO, RouterNode, free_port, router_worker, shared_node
+from tests.support.polling import eventually
 from tests.support.users import add_users
 
 PASSWORD = "cutoff-password-1"

@@ -20,8 +20,9 @@ from components.node import assembly, topology
 from components.ops import metrics, monitor, promtext
 from components.usersync import user_event_relay
 from components.ops.meters import RateMeter
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode, free_port, load_config, router_worker, shared_node
+from tests.support.polling import eventually
 
 KEY_A = "a" * 64
 KEY_B = "0123456789abcdef" * 4

@@ -5,7 +5,7 @@ WAMP clients and HTTP helpers for tests against a real node.
 import json
 
 import treq
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from components.auth import tokens
 from components.client.hub_client import HubClient
@@ -42,18 +42,6 @@ def connect(testcase, node, sub="alice", role="user", ticket=None, token_source=
     testcase.addCleanup(client.close)
     yield client.connect()
     return client
-
-
-@defer.inlineCallbacks
-def eventually(predicate, timeout=10.0, interval=0.02, message="condition not met"):
-    """Poll ``predicate()`` until true; fail the test with ``message`` after ``timeout``."""
-    from twisted.internet import reactor
-    waited = 0.0
-    while not predicate():
-        if waited >= timeout:
-            raise AssertionError("{} after {}s".format(message, timeout))
-        yield task.deferLater(reactor, interval, lambda: None)
-        waited += interval
 
 
 @defer.inlineCallbacks

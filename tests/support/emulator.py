@@ -11,12 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, threads
 
 from components.usersync import aws
 from tests.support.node import REPO, free_port
+from tests.support.polling import eventually
 
 BIN = os.path.dirname(sys.executable)
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -36,15 +36,18 @@ def _listening(port):
 
 @defer.inlineCallbacks
 def _start(argv, port, timeout=30.0):
-    from twisted.internet import reactor
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, cwd=REPO)
     _processes.append(process)
-    deadline = time.monotonic() + timeout
-    while not _listening(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("{} did not start listening on {}".format(argv[0], port))
-        yield task.deferLater(reactor, 0.05, lambda: None)
+
+    def listening():
+        if _listening(port):
+            return True
+        if process.poll() is not None:
+            raise AssertionError("{} exited before it listened on {}".format(argv[0], port))
+        return False
+    yield eventually(listening, timeout=timeout,
+                     message="{} did not start listening on {}".format(argv[0], port))
     return process
 
 
@@ -52,21 +55,6 @@ def _kill(process):
     if process is not None and process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-@defer.inlineCallbacks
-def until(check, timeout=20.0, message="condition not met"):
-    """Poll an asynchronous ``check()`` (returns a Deferred of a truth value) until true."""
-    from twisted.internet import reactor
-    waited = 0.0
-    while True:
-        ok = yield check()
-        if ok:
-            return ok
-        if waited >= timeout:
-            raise AssertionError("{} after {}s".format(message, timeout))
-        yield task.deferLater(reactor, 0.1, lambda: None)
-        waited += 0.1
 
 
 class MotoServer:

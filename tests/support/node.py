@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from components.iot import demo
+
+from tests.support.polling import eventually
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -129,7 +130,6 @@ class RouterNode:
 
     @defer.inlineCallbacks
     def start(self, timeout=45.0):
-        from twisted.internet import reactor
         self.starts += 1
         offset = len(self.log_text())
         log = open(self.log_path, "a")
@@ -138,27 +138,28 @@ class RouterNode:
             stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.directory, start_new_session=True)
         log.close()
         _running.add(self)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def ready():
             if READY_MARKER in self.log_text()[offset:]:
-                return self
+                return True
             if self.process.poll() is not None:
                 raise NodeFailed("node exited with {} before it was ready:\n{}".format(
                     self.process.returncode, self.log_tail()))
-            if time.monotonic() > deadline:
-                self.kill()
-                raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.log_tail()))
-            yield task.deferLater(reactor, 0.05, lambda: None)
+            return False
+        try:
+            yield eventually(ready, timeout=timeout)
+        except AssertionError:
+            self.kill()
+            raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.log_tail()))
+        return self
 
     @defer.inlineCallbacks
     def wait_exit(self, timeout=20.0):
         """Fire with the exit code once the node process has ended (NodeFailed after ``timeout``)."""
-        from twisted.internet import reactor
-        deadline = time.monotonic() + timeout
-        while self.process is not None and self.process.poll() is None:
-            if time.monotonic() > deadline:
-                raise NodeFailed("node still running after {}s".format(timeout))
-            yield task.deferLater(reactor, 0.05, lambda: None)
+        try:
+            yield eventually(lambda: self.process is None or self.process.poll() is not None, timeout=timeout)
+        except AssertionError:
+            raise NodeFailed("node still running after {}s".format(timeout))
         return None if self.process is None else self.process.returncode
 
     @defer.inlineCallbacks

@@ -6,7 +6,7 @@ import sys
 
 from twisted.internet import defer
 
-from tests.support.clients import eventually
+from tests.support.polling import eventually
 
 
 @defer.inlineCallbacks

@@ -10,7 +10,8 @@ import time
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from tests.support.clients import eventually, token
+from tests.support.clients import token
+from tests.support.polling import eventually
 
 GOODBYE = json.dumps([6, {}, "wamp.close.normal"]).encode()
 

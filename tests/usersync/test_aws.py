@@ -20,7 +20,8 @@ from components.usersync.pglisten import PgListener
 from components.usersync.outbox_relay import Relay
 from components.usersync.sns import SnsPublisher
 from tests.support.databases import postgres_url, sqlite_url
-from tests.support.emulator import blocking, shared_moto, until
+from tests.support.emulator import blocking, shared_moto
+from tests.support.polling import until
 from tests.support.syncsigning import SIGNER, VERIFIER
 
 INSERT = ("INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active,"

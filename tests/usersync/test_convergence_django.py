@@ -16,8 +16,9 @@ from components.db.database import Database
 from components.usersync import provision
 from tests.django.support import DjangoProject
 from tests.support.databases import postgres_url, sqlite_url
-from tests.support.emulator import ENV, blocking, shared_moto, until
+from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode
+from tests.support.polling import until
 
 EXISTING = 200
 

@@ -25,8 +25,9 @@ from components.auth import keygen
 from components.db.database import Database
 from components.usersync import messages, provision
 from tests.support.databases import postgres_execute, postgres_url, sqlite_url
-from tests.support.emulator import ENV, blocking, shared_moto, until
+from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode
+from tests.support.polling import until
 from tests.support.split import without
 from tests.support.users import add_users
 

@@ -16,10 +16,11 @@ from twisted.trial import unittest
 
 from components.db.database import Database
 from components.usersync import messages, provision, replica
-from tests.support.clients import connect, eventually, token
+from tests.support.clients import connect, token
 from tests.support.databases import postgres_execute, postgres_url, sqlite_url
-from tests.support.emulator import ENV, Gate, blocking, shared_moto, until
+from tests.support.emulator import ENV, Gate, blocking, shared_moto
 from tests.support.node import RouterNode, component, router_worker
+from tests.support.polling import eventually, until
 from tests.support.syncsigning import node_signer
 
 _flow = {}

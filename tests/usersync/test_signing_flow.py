@@ -22,8 +22,9 @@ from components.db.database import Database
 from components.usersync import provision, replica, message_signing
 from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
-from tests.support.emulator import ENV, blocking, shared_moto, until
+from tests.support.emulator import ENV, blocking, shared_moto
 from tests.support.node import RouterNode, component, router_worker
+from tests.support.polling import until
 from tests.support.syncsigning import node_signer
 from tests.usersync.test_flow import ADMIN, ADMIN_ROW, master_sql, name
 

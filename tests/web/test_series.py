@@ -16,8 +16,9 @@ from twisted.internet import defer, reactor
 from twisted.protocols import portforward
 
 from tests.support.browser import log_in, poll
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode
+from tests.support.polling import eventually
 from tests.support.serialpty import FakeArduino
 from tests.support.users import add_users
 from tests.web.test_web_ui import PASSWORD, USERS, BrowserTestCase, expect, shared_web_node
@@ -120,18 +121,12 @@ def serial_web_node(testcase, arduino, env=None):
 
 
 @defer.inlineCallbacks
-def stored(testcase, node, source, last_seq, timeout=10.0):
+def stored(testcase, node, source, last_seq):
     """Wait until the hub's history holds ``last_seq`` of ``source`` (history is written in batches)."""
     client = yield connect(testcase, node, sub="checker", role="user")
-    from twisted.internet import task
-    deadline = reactor.seconds() + timeout
-    while True:
-        page = yield client.session.call("iot.history", source, after_seq=last_seq - 1)
-        if any(state["seq"] == last_seq for state in page["states"]):
-            break
-        if reactor.seconds() > deadline:
-            raise AssertionError("seq {} of {} not in the history after {}s".format(last_seq, source, timeout))
-        yield task.deferLater(reactor, 0.1, lambda: None)
+    yield eventually(lambda: client.session.call("iot.history", source, after_seq=last_seq - 1),
+                     check=lambda page: any(state["seq"] == last_seq for state in page["states"]),
+                     interval=0.1, message="seq {} of {} not in the history".format(last_seq, source))
     yield client.close()
 
 

@@ -14,12 +14,13 @@ import os
 import re
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.support.browser import log_in, open_signed_in, poll, shared_browser
-from tests.support.clients import connect, eventually
+from tests.support.clients import connect
 from tests.support.node import RouterNode, load_config, router_worker, shared_node
+from tests.support.polling import eventually
 from tests.support.users import add_users
 
 PASSWORD = "browser-password-1"
@@ -80,18 +81,10 @@ def sessions_of(testcase, node, authid):
     return found
 
 
-@defer.inlineCallbacks
-def wait_for_sessions(testcase, node, authid, count, timeout=15.0):
+def wait_for_sessions(testcase, node, authid, count):
     """Poll the meta API until ``authid`` has ``count`` sessions; fire with their ids."""
-    from twisted.internet import reactor
-    deadline = reactor.seconds() + timeout
-    while True:
-        found = yield sessions_of(testcase, node, authid)
-        if len(found) == count:
-            return found
-        if reactor.seconds() > deadline:
-            raise AssertionError("{} has {} sessions, not {}, after {}s".format(authid, len(found), count, timeout))
-        yield task.deferLater(reactor, 0.1, lambda: None)
+    return eventually(lambda: sessions_of(testcase, node, authid), check=lambda found: len(found) == count,
+                      interval=0.1, message="{} has not {} sessions".format(authid, count))
 
 
 def expect(locator):
