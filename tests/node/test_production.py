@@ -191,14 +191,16 @@ class ExposureTests(unittest.SynchronousTestCase):
                     self.assertEqual(service["extra"]["PUBLIC_URL"], "${PUBLIC_URL}", (name, worker, path))
 
     def test_production_configs_encrypt_by_default(self):
-        """master.json and client.json default E2E_ENCRYPTION to on (the dev config to off), as the README says."""
+        """master.json and client.json default E2E_ENCRYPTION to on (the dev config to off), as docs/operations.md
+        says."""
         for name, default in (("config.json", "off"), ("master.json", "on"), ("client.json", "on")):
             text = json.dumps(self.committed(name))
             self.assertIn('"${{E2E_ENCRYPTION:-{}}}"'.format(default), text, name)
             self.assertNotIn('"${{E2E_ENCRYPTION:-{}}}"'.format("on" if default == "off" else "off"), text, name)
-        with open(os.path.join(REPO, "README.md")) as handle:
-            row = next(line for line in handle if line.startswith("| `E2E_ENCRYPTION` |"))
-        self.assertIn("off (dev config), on (`master.json`, `client.json`", row)
+        with open(os.path.join(REPO, "docs", "operations.md")) as handle:
+            text = " ".join(handle.read().split())
+        self.assertIn("End-to-end encryption is on by default in `master.json` and `client.json` "
+                      "(`E2E_ENCRYPTION` defaults to `off` only in the dev config)", text)
 
 
 class FailoverBalancer(protocol.ServerFactory):
