@@ -23,8 +23,9 @@ def build_site(config=os.path.join(REPO, "mkdocs.yml")):
     """``(exit code, output)`` of a strict build of ``config`` into a temporary directory (removed after)."""
     site = tempfile.mkdtemp(prefix="hub-site-")
     try:
-        done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", config,
-                               "--site-dir", site], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", config,
+                   "--site-dir", site]
+        done = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=180)
         return done.returncode, done.stdout.decode(errors="replace")
     finally:
