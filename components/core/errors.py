@@ -49,9 +49,6 @@ AUTH_REVOKED = "reactive.error.auth.revoked"
 # one authid (user, admin or device) already holds SESSION_MAX_PER_AUTHID sessions: the new join is refused
 AUTH_TOO_MANY_SESSIONS = "reactive.error.auth.too_many_sessions"
 
-# the device HTTP bridge (/publish)
-DEVICE_REPLAYED = "reactive.error.device.replayed"
-
 # end-to-end encrypted payloads: the browser engine's error for a state it refused to show
 # (kwargs.code: auth_failed, unknown_key, malformed, not_encrypted, replayed, nonce_reuse, ...; see web/js/e2e.js)
 E2E_REFUSED = "reactive.error.e2e.refused"

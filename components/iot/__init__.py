@@ -1,8 +1,10 @@
 """
 IoT sources: the serial reader (an Arduino on a serial port), the OData
 poller (SCP's IoT service) and devices publishing over the signed HTTP
-bridge. Their topics and procedures are defined here, once.
+bridge. Their topics, procedures and error URIs are defined here, once.
 """
+
+from components.core.errors import family
 
 SERIAL_TOPIC = "iot.serial.reader"
 SERIAL_GET = "iot.serial.get"
@@ -26,3 +28,8 @@ DEVICE_PUBLISH = "iot.device.publish"
 # the stored states of one IoT source (its topic URI), and the list of sources with their latest state
 HISTORY = "iot.history"
 SOURCES = "iot.sources"
+
+# the device HTTP publisher (/publish) refuses a signed request it has seen before
+DEVICE_REPLAYED = "reactive.error.device.replayed"
+Replayed = family("Replayed", DEVICE_REPLAYED, "A signed device request that was seen before: nothing published.",
+                  401, module=__name__)

@@ -43,7 +43,6 @@ import re
 import secrets
 import time
 
-from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions
 from crossbar.bridge.rest.publisher import PublisherResource
 from twisted.internet import defer
@@ -53,18 +52,22 @@ from twisted.web import server
 from components.core import errors
 from components.core.arguments import REQUIRED, bind
 from components.core.component import HubComponent
+from components.core.httpjson import HTTPError, write_error
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import SettingsError
 from components.core.state import TopicState
 from components.db.database import Database, StorageConfigError, StorageUnavailable
 from components.e2e.keys import load_kek
-from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_topic
+from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, Replayed, device_topic
 from components.iot import history_writer
 from components.iot.device_rate import device_limiter
 from components.iot.device_registry import DeviceRegistry
 from components.iot.replays import ReplayStore
 from components.iot.request_signing import KEY_FILE, SECRET_FILE
 
+_log = Logger()
+# what devices read when publishing cannot work here for a reason of the hub's (settings, KEK): the log says which
+PUBLISH_UNAVAILABLE = "Device publishing is unavailable on this hub; its operators have the reason in the log."
 _KEY = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 # a WAMP URI (loose rules: no empty component, no whitespace, '.' or '#' inside one)
 _URI = re.compile(r"[^\s.#]+(\.[^\s.#]+)*")
@@ -308,18 +311,22 @@ def cors_origins(settings):
     return frozenset(origin.encode("ascii") for origin in origins)
 
 
-_HTTP_CODES = {errors.INVALID_ARGUMENT: 400, errors.NOT_AUTHORIZED: 403, errors.DEVICE_REPLAYED: 401,
-               errors.RATE_LIMITED: 429, errors.UNAVAILABLE: 503}
+def _refuse(request, error, status=None, log=_log):
+    """
+    The answer body for ``error`` (a domain error, or any failure: logged, answered generic), its status and
+    headers set on ``request`` by the hub's one HTTP error mapping (:func:`components.core.httpjson.error_answer`);
+    ``status`` replaces the family's.
+    """
+    if status is not None:
+        error = HTTPError(status, error.uri, error.message, **(error.kwargs or {}))
+    return write_error(request, error, log, "device HTTP publish")
 
 
-def _refuse(request, error, status=None):
-    """The answer body for a domain error, with its HTTP status (``status``, else the one for its URI) and,
-    for a rate limit, ``Retry-After`` (whole seconds, at least 1)."""
-    request.setResponseCode(status or _HTTP_CODES.get(error.uri, 500))
-    retry_after = (error.kwargs or {}).get("retry_after")
-    if error.uri == errors.RATE_LIMITED and retry_after is not None:
-        request.setHeader(b"retry-after", str(max(1, math.ceil(retry_after))).encode("ascii"))
-    return json.dumps({"error": error.uri, "args": [str(error)], "kwargs": error.kwargs or {}}).encode("utf-8")
+def _crossbar_uri(code):
+    """The URI of a refusal Crossbar's request checks answer with ``code``."""
+    if code in (401, 403):
+        return errors.NOT_AUTHORIZED
+    return errors.INVALID_ARGUMENT if 400 <= code < 500 else errors.INTERNAL
 
 
 def _query_key(request):
@@ -448,7 +455,7 @@ class DevicePublishResource(PublisherResource):
     def _refusal(self, request):
         """Why this bridge cannot take ``request`` at all, or None."""
         if self.disabled is not None:
-            return errors.Unavailable("device bridge disabled: " + self.disabled)
+            return errors.Unavailable(PUBLISH_UNAVAILABLE)  # why is in the log (at start)
         if self._session is None:
             return errors.Unavailable("device bridge session not joined yet")
         if self.require_tls and not (request.isSecure() or self.behind_tls):
@@ -505,7 +512,7 @@ class DevicePublishResource(PublisherResource):
         if not fresh:
             admitted.give_back(limit_key)  # a replay is nothing the device sent: it costs the device nothing
             self.log.warn("device HTTP bridge refused a replayed request (device {device})", device=device)
-            raise errors.HubError("request already seen", uri=errors.DEVICE_REPLAYED)
+            raise Replayed("request already seen")
         session = self._session
         if session is None:
             raise errors.Unavailable("device bridge session left")
@@ -515,18 +522,14 @@ class DevicePublishResource(PublisherResource):
         return json.dumps({"id": publication.id, "seq": state["seq"]}).encode("utf-8")
 
     def _failed(self, failure, request):
-        if failure.check(errors.HubError):
-            return _refuse(request, failure.value)
-        if failure.check(ApplicationError) and failure.value.error == ApplicationError.NOT_AUTHORIZED:
-            return _refuse(request, errors.NotAuthorized(failure.value.error_message()))
-        if failure.check(ApplicationError) and failure.value.error == ApplicationError.INVALID_URI:
-            return _refuse(request, errors.InvalidArgument(failure.value.error_message()))
-        if failure.check(StorageUnavailable):
-            self.log.warn("device HTTP bridge: client database unavailable: {error}", error=failure.value)
-            return _refuse(request, errors.Unavailable("client database unavailable (device registry, replay "
-                                                       "memory)"))
+        """A refusal as it is; a database that is down (the registry, the replay memory) or any other fault
+        answered in generic words, the detail logged (errors.public)."""
         if failure.check(SettingsError):
-            self.log.error("device HTTP bridge: {error}", error=failure.value)
-            return _refuse(request, errors.Unavailable("device secret cannot be read: check E2E_KEK"))
-        self.log.failure("device HTTP bridge: publishing failed", failure=failure)
-        return _refuse(request, errors.Unavailable("publishing failed"))
+            self.log.error("device HTTP bridge: {error} (check E2E_KEK)", error=failure.value)
+            return _refuse(request, errors.Unavailable(PUBLISH_UNAVAILABLE))
+        return _refuse(request, failure, log=self.log)
+
+    def _deny_request(self, request, code, **kwargs):
+        """Crossbar's own refusals (signature, timestamp, body, method) in the hub's one body shape."""
+        denied = json.loads(PublisherResource._deny_request(self, request, code, **kwargs))
+        return _refuse(request, HTTPError(code, _crossbar_uri(code), denied["error"]), log=self.log)

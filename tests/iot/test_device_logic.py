@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import os
 import stat
 import tempfile
@@ -20,7 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from components.core import errors
-from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_simulator, device_topic, request_signing
+from components.iot import (DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_simulator, device_topic, http_publish,
+                            request_signing)
 from components.iot.http_publish import (DeviceBridgeSession, DevicePublishResource, cors_origins, device_credentials,
                                    device_reading, reading_body, shared_reading)
 from components.core.settings import Settings, SettingsError
@@ -100,13 +102,15 @@ class UnavailableBridgeTests(SynchronousTestCase):
         return request.responseCode, body
 
     def test_half_configured(self):
-        """DEVICE_SHARED_KEY on and only DEVICE_KEY set: every post gets 503 naming the problem."""
+        """DEVICE_SHARED_KEY on and only DEVICE_KEY set: every post gets 503 in generic words; the log (the
+        reason kept in ``disabled``) names the problem."""
         resource = DevicePublishResource(Settings({"DEVICE_SHARED_KEY": "on", "DEVICE_KEY": "k",
                                                    "node_dir": tempfile.mkdtemp()}, {}),
                                          session_source=lambda: self.fail("no session expected"), database=None)
         code, body = self.render(resource)
         self.assertEqual(code, 503)
-        self.assertIn(b"DEVICE_SECRET", body)
+        self.assertEqual(json.loads(body), {"error": errors.UNAVAILABLE, "message": http_publish.PUBLISH_UNAVAILABLE})
+        self.assertIn("DEVICE_SECRET", resource.disabled)
 
     def test_shared_key_off_by_default(self):
         """Without DEVICE_SHARED_KEY the bridge makes no shared dev credentials and ignores DEVICE_KEY."""

@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
-from components.iot import DEVICE_PUBLISH, HISTORY, device_simulator, device_topic, request_signing
+from components.iot import DEVICE_PUBLISH, DEVICE_REPLAYED, HISTORY, device_simulator, device_topic, request_signing
 from tests.iot.test_devices_router import subscribe_devices
 from tests.support.clients import connect
 from tests.support.devices import register
@@ -107,7 +107,7 @@ class DeviceRateLimitTests(unittest.TestCase):
         self.assertEqual([status for status, _, _ in answers], [200] * BURST + [429] * 4, answers)
         for status, body, retry_after in answers[BURST:]:
             self.assertEqual(body["error"], errors.RATE_LIMITED)
-            self.assertGreater(body["kwargs"]["retry_after"], 0)
+            self.assertGreater(body["details"]["retry_after"], 0)
             self.assertGreaterEqual(int(retry_after), 1)
         status, body, _ = yield post(self.node, other_credentials, other, 99)
         self.assertEqual(status, 200, body)
@@ -162,7 +162,7 @@ class DeviceRateLimitTests(unittest.TestCase):
         self.assertEqual(status, 200, body)
         for _ in range(BURST + 2):
             status, body, _ = yield post(self.node, credentials, name, 0, nonce=12345, stamp=stamp)
-            self.assertEqual((status, body["error"]), (401, errors.DEVICE_REPLAYED))
+            self.assertEqual((status, body["error"]), (401, DEVICE_REPLAYED))
         for value in range(1, BURST):
             status, body, _ = yield post(self.node, credentials, name, value)
             self.assertEqual(status, 200, body)
