@@ -48,14 +48,24 @@ class TicketAuthenticator:
 
 
 class Authenticator(HubComponent):
-    """Registers ``reactive.auth.authenticate`` and reaps sessions whose token expired."""
+    """
+    Registers ``reactive.auth.authenticate`` and reaps sessions whose token
+    expired. Its cleanup (``onLeave``) holds whatever failed before: the
+    expiry timers and the revocation watch exist from the constructor on.
+    """
+
+    watch = None
+    left = False
+
+    def __init__(self, *args, **kwargs):
+        self._expiries = {}
+        HubComponent.__init__(self, *args, **kwargs)
 
     def start(self):
         keys, issuer, audience, _ttl = tokens.from_settings(self.settings)
         leeway = self.settings.int("JWT_LEEWAY", tokens.DEFAULT_LEEWAY, minimum=0, maximum=3600)
         self.verifier = tokens.TokenVerifier(keys, issuer, audience, leeway=leeway, clock=self.reactor.seconds)
         self.ticket = TicketAuthenticator(self.verifier)
-        self._expiries = {}
         self.join_check = self.watch = None
         self.session_cap = SessionCap(self.settings.int("SESSION_MAX_PER_AUTHID", DEFAULT_LIMIT, minimum=0),
                                       self.reactor.seconds)
@@ -170,7 +180,7 @@ class Authenticator(HubComponent):
 
     def onLeave(self, details):
         self.left = True
-        if getattr(self, "watch", None) is not None:
+        if self.watch is not None:
             self.watch.stop()
         for call in self._expiries.values():
             if call.active():

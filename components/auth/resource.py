@@ -38,6 +38,7 @@ from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key
 from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond, write_error
 from components.core.ratelimit import RateLimiter
+from components.core.refusal import refusing
 from components.core.settings import KeyConfigError, Settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate, migrate_all
@@ -199,6 +200,7 @@ class AuthResource(Resource):
     log = Logger()
 
     def __init__(self, extra=None):
+    @refusing
         Resource.__init__(self)
         settings = Settings(extra)
         keys, issuer, audience, ttl = tokens.from_settings(settings)

@@ -1,15 +1,18 @@
 """
 The base class of the hub's WAMP components: one :class:`Settings` view of
 ``config.extra`` and the environment, an injectable reactor, and a start that
-fails loudly.
+fails loudly: a setting that cannot be used refuses the process with one line
+(:mod:`components.core.refusal`).
 """
+
+import os
 
 from autobahn.twisted.wamp import ApplicationSession
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from components.core import errors
-from components.core.settings import Settings
+from components.core import errors, refusal
+from components.core.settings import Settings, SettingsError
 
 
 class HubComponent(ApplicationSession):
@@ -18,11 +21,14 @@ class HubComponent(ApplicationSession):
     :class:`components.core.settings.Settings`). Subclasses implement
     ``start()`` (may return a Deferred) instead of ``onJoin``. A failure in
     ``start`` is logged and leaves the session, so the component never runs
-    half-configured.
+    half-configured. A :class:`SettingsError` from ``start`` stops the whole
+    process instead: one critical line naming the setting and the fix, exit
+    ``refusal.REFUSED`` (``process_exit``, injectable for tests).
     """
 
     log = Logger()
     reactor = None
+    process_exit = staticmethod(os._exit)
 
     def __init__(self, config=None, environ=None):
         ApplicationSession.__init__(self, config)
@@ -37,6 +43,8 @@ class HubComponent(ApplicationSession):
     def onJoin(self, details):
         try:
             yield defer.maybeDeferred(self.start)
+        except SettingsError as error:
+            refusal.refuse(refusal.settings_line(error, type(self).__name__), self.log, self.process_exit)
         except Exception:
             self.log.failure("{name} failed to start; leaving", name=type(self).__name__)
             self.on_start_failed()

@@ -26,6 +26,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.core.backoff import Backoff
+from components.core.settings import SettingsError
 from components.db.database import Database
 from components.iot.history import HistoryStore
 
@@ -198,11 +199,17 @@ WRITERS = SharedWriters()
 
 
 def shared_writer(component):
-    """The history writer of ``component``'s worker (a HubComponent), or None when history is off."""
+    """
+    The history writer of ``component``'s worker (a HubComponent), or None
+    when history is off. A malformed setting (SettingsError) is raised: the
+    component's start refuses the process with one line.
+    """
     writer = getattr(component, "_history_writer", False)
     if writer is False:
         try:
             writer = WRITERS.get(component.settings, component.reactor)
+        except SettingsError:
+            raise
         except Exception:
             component.log.failure("history off for {name}: its settings cannot be used",
                                   name=type(component).__name__)

@@ -14,6 +14,7 @@ code only ever sees a ``session_source`` callable in its constructor.
 
 from twisted.internet import defer
 
+from components.core.refusal import refusing
 from components.core.settings import Settings
 from components.db.database import Database
 from components.iot import DEVICE_PREFIX, http_publish, history_seed
@@ -83,6 +84,7 @@ DeviceBridgeSession = announced(history_seed.seeded(http_publish.DeviceBridgeSes
                                 DEVICE_BRIDGE)
 
 
+@refusing
 def HealthResource(extra=None):
     """``/health``: probes answered by this worker's monitor."""
     boot.ensure("proxy", "HealthResource")
@@ -90,6 +92,7 @@ def HealthResource(extra=None):
     return health.HealthResource(settings.node_directory, SESSIONS.source(MONITOR))
 
 
+@refusing
 def MetricsResource(extra=None):
     """
     ``/metrics``: this worker's monitor as Prometheus text. Open on a service the
@@ -103,6 +106,7 @@ def MetricsResource(extra=None):
     return metrics.MetricsResource(SESSIONS.source(MONITOR), token=token, internal=internal)
 
 
+@refusing
 def DevicePublishResource(extra=None):
     """``/publish``: signed device posts, published through this worker's device session; replay memory in
     the client database."""
@@ -111,6 +115,7 @@ def DevicePublishResource(extra=None):
                                         Database(settings.database_url("client"), pool_size=2))
 
 
+@refusing
 def WebUIResource(extra=None):
     """``/``: the static UI with its security headers (``WEB_DIR``, ``PUBLIC_URL`` from ``extra``)."""
     return webui.WebUIResource(Settings(extra))

@@ -27,14 +27,14 @@ the node, whose controller stops on a worker's exit
 import copy
 import importlib
 import os
-import sys
 
 from autobahn.twisted.wamp import ApplicationSession
 from twisted.logger import Logger
 
+from components.core import refusal
 from components.node.patches import registry
 
-REFUSED = 78  # EX_CONFIG: what this installation offers cannot run the hub safely
+REFUSED = refusal.REFUSED  # EX_CONFIG: what this installation offers cannot run the hub safely
 BOOT_ID = "boot"
 ROUTER_BOOT = "components.node.boot.RouterBoot"
 CONTAINER_BOOT = "components.node.boot.ContainerBoot"
@@ -54,13 +54,7 @@ def install(kind, log=_log, environ=None, exit=os._exit):
         _BOOTED.add(kind)
         return outcome
     except registry.Refused as refused:
-        log.critical("{line}", line=str(refused))
-        for stream in (sys.stdout, sys.stderr, sys.__stderr__):
-            try:
-                stream.flush()
-            except (AttributeError, ValueError, OSError):
-                pass
-        exit(REFUSED)
+        refusal.refuse(str(refused), log, exit)
         raise
 
 
