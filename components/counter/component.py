@@ -34,15 +34,16 @@ from components.core.component import HubComponent
 from components.core.errors import HubError, InvalidArgument, RateLimited, Unavailable
 from components.core.ratelimit import RateLimiter
 from components.core.state import epoch_ms
-from components.counter import CLICK, DEFAULT_NAME, GET, store, topic_of
+from components.counter import CLICK, DEFAULT_NAME, GET, counter_settings, store, topic_of
+from components.db import db_settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import SchemaOnDemand
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 # defaults of COUNTER_NEW_NAME_RATE / COUNTER_NEW_NAME_BURST (per user) and COUNTER_MAX_NAMES (in total)
-NEW_NAME_RATE = 0.1
-NEW_NAME_BURST = 10
-MAX_NAMES = 10000
+NEW_NAME_RATE = counter_settings.COUNTER_NEW_NAME_RATE.default
+NEW_NAME_BURST = counter_settings.COUNTER_NEW_NAME_BURST.default
+MAX_NAMES = counter_settings.COUNTER_MAX_NAMES.default
 
 # the callee's view of the caller; named so no caller keyword can collide with it
 _OPTIONS = RegisterOptions(details_arg="call_details", invoke="roundrobin")
@@ -140,23 +141,22 @@ class CounterComponent(HubComponent):
 
     def start(self):
         settings = self.settings
-        self.timeout = settings.duration("COUNTER_TIMEOUT", 5.0, minimum=0.1, maximum=300)
+        self.timeout = settings.get(counter_settings.COUNTER_TIMEOUT)
         self.gate = ClickGate(
-            max_per_call=settings.int("COUNTER_MAX_PER_CALL", 100, minimum=1, maximum=10 ** 9),
-            rate=settings.float("COUNTER_RATE", 10.0, minimum=0.001),
-            burst=settings.int("COUNTER_BURST", 20, minimum=1),
-            new_rate=settings.float("COUNTER_NEW_NAME_RATE", NEW_NAME_RATE, minimum=0.0001),
-            new_burst=settings.int("COUNTER_NEW_NAME_BURST", NEW_NAME_BURST, minimum=1),
+            max_per_call=settings.get(counter_settings.COUNTER_MAX_PER_CALL),
+            rate=settings.get(counter_settings.COUNTER_RATE),
+            burst=settings.get(counter_settings.COUNTER_BURST),
+            new_rate=settings.get(counter_settings.COUNTER_NEW_NAME_RATE),
+            new_burst=settings.get(counter_settings.COUNTER_NEW_NAME_BURST),
             clock=self.reactor.seconds)
-        self.max_names = settings.int("COUNTER_MAX_NAMES", MAX_NAMES, minimum=1, maximum=10 ** 9)
+        self.max_names = settings.get(counter_settings.COUNTER_MAX_NAMES)
         # names known to have a row, and names whose creation was admitted and is under way:
         # clicks on either skip the new-counter checks (a burst on a new counter spends one new counter)
         self.known = set()
         self.creating = set()
-        self.db = Database(settings.database_url("client"),
-                           pool_size=settings.int("COUNTER_POOL_SIZE", 3, minimum=1, maximum=100))
+        self.db = Database(settings.get(db_settings.DATABASE_URL))
         self.schema = SchemaOnDemand(self.db, "counter", store.MIGRATIONS)
-        self.batcher = Batcher(self._commit, max_batch=settings.int("COUNTER_BATCH", 200, minimum=1))
+        self.batcher = Batcher(self._commit, max_batch=settings.get(counter_settings.COUNTER_BATCH))
         self.schema.ready().addErrback(lambda failure: self.log.warn(
             "counter schema not ready yet ({error}); retrying on the next call", error=failure.value))
         d = self.register(self)
