@@ -1,7 +1,8 @@
 """
 tests/support/polling.py: ``eventually`` polls a plain or a Deferred-returning
-predicate on an injected clock until it is true (or passes ``check``), retries the exceptions it is
-told to, and fails with the message after the timeout in clock seconds.
+predicate on an injected clock until it is true (or passes ``check``),
+retries the exceptions it is told to, and fails with the message after the
+timeout in clock seconds.
 """
 
 from twisted.internet import defer, task
@@ -79,4 +80,39 @@ class EventuallyTests(SynchronousTestCase):
         done = polling.eventually(lambda: [1], check=lambda found: not found, timeout=0.1, message="one left",
                                   clock=self.clock)
         self.clock.pump([polling.INTERVAL] * 3)
-        self.assertEqual(str(self.failureResultOf(done, AssertionError).value), "one left after 0.1s (last: [1])")
+        self.assertEqual(str(self.failureResultOf(done, AssertionError).value),
+                         "one left after 0.1s (last: [1])")
+
+
+class BlockingEventuallyTests(SynchronousTestCase):
+    """The same rules for a thread that may block, with its own wait and clock."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.waits = []
+
+    def wait(self, seconds):
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+
+    def poll(self, predicate, **kwargs):
+        return polling.blocking_eventually(predicate, wait=self.wait, now=self.clock.seconds, **kwargs)
+
+    def test_returns_the_value_after_waiting(self):
+        values = [None, {"clients": 1}]
+        self.assertEqual(self.poll(lambda: values.pop(0), interval=0.2), {"clients": 1})
+        self.assertEqual(self.waits, [0.2])
+
+    def test_timeout_names_the_last_error(self):
+        def refuse():
+            raise ConnectionRefusedError("refused")
+        with self.assertRaises(AssertionError) as raised:
+            self.poll(refuse, timeout=1, retry_on=(ConnectionRefusedError,), message="Django not serving",
+                      details=lambda: "log tail")
+        self.assertEqual(str(raised.exception),
+                         "Django not serving after 1s (last: ConnectionRefusedError('refused'))\nlog tail")
+        self.assertAlmostEqual(self.clock.seconds(), 1.0)
+
+    def test_check_and_other_errors(self):
+        self.assertEqual(self.poll(lambda: 0, check=lambda value: value == 0), 0)
+        self.assertRaises(ZeroDivisionError, self.poll, lambda: 1 / 0, retry_on=(ConnectionRefusedError,))

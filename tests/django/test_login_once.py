@@ -12,7 +12,6 @@ A browser's steps over HTTP: the login form (CSRF cookie + form token), then
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import jwt
@@ -26,7 +25,7 @@ from components.usersync import ME
 from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.node import REPO, TEST_SECRET, RouterNode, free_port
-from tests.support.polling import eventually
+from tests.support.polling import blocking_eventually, eventually
 
 SETTINGS = "tests.django.login_once_settings"
 PASSWORD = "correct horse battery"
@@ -72,17 +71,14 @@ class DjangoServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "django", "runserver", "--noreload", "127.0.0.1:{}".format(self.port)],
                 env=django_env(self.database_url), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def serving():
             if self.process.poll() is not None:
-                raise AssertionError("Django exited:\n" + open(self.log_path).read()[-3000:])
-            try:
-                if requests.get(self.origin + "/accounts/login/", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("Django not serving after {}s:\n{}".format(timeout, self.log_tail()))
+                raise RuntimeError("Django exited:\n" + self.log_tail())
+            return requests.get(self.origin + "/accounts/login/", timeout=2).status_code == 200
+        blocking_eventually(serving, timeout=timeout, interval=0.1, retry_on=(requests.ConnectionError,),
+                            message="Django not serving", details=self.log_tail)
+        return self
 
     def log_tail(self, characters=3000):
         with open(self.log_path, errors="replace") as handle:

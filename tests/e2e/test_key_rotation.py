@@ -35,6 +35,7 @@ from tests.support.emulator import ENV, blocking, shared_moto
 from tests.django.support import DjangoProject
 from tests.support.browser import log_in, poll
 from tests.support.node import RouterNode
+from tests.support.polling import eventually
 from tests.e2e.test_e2e_browser import PASSWORD, E2EBrowserTestCase, expect, profile, sealed_node
 
 TOPIC = "users.changed"
@@ -207,25 +208,26 @@ class WireKeyRotationMixin:
         ``users.me`` of the token's user, once the client node answers
         ``first_name`` sealed under a key of that token (the sync is asynchronous).
         """
-        from twisted.internet import reactor
         client = yield connect(self, self.node, ticket=answer["token"])
         keys = {kid: envelope.b64decode(raw, "key") for kid, raw in answer["e2e"]["keys"].items()}
-        deadline = reactor.seconds() + timeout
-        while True:
+
+        @defer.inlineCallbacks
+        def me():
             try:
-                state = yield client.session.call("users.me")
+                return (yield client.session.call("users.me"))
             except ApplicationError as error:   # the client has not heard of the new identity yet
                 self.assertEqual(error.error, "reactive.error.unavailable")
-                state = None
+
+        def sealed_as_expected(state):
             kid = state and envelope.parse(state["value"])[0]
-            if kid in keys:
-                profile = envelope.open_envelope(keys[kid], TOPIC, state["seq"], state["value"])
-                if profile and profile["first_name"] == first_name:
-                    return state
-            self.assertLess(reactor.seconds(), deadline,
-                            "users.me never answered {!r} under the token's key ({!r}); node log:\n{}".format(
-                                first_name, state, self.node.log_tail(30)))
-            yield task.deferLater(reactor, 0.1, lambda: None)
+            if kid not in keys:
+                return False
+            profile = envelope.open_envelope(keys[kid], TOPIC, state["seq"], state["value"])
+            return bool(profile) and profile["first_name"] == first_name
+        state = yield eventually(me, check=sealed_as_expected, timeout=timeout, interval=0.1,
+                                 message="users.me never answered {!r} under the token's key".format(first_name),
+                                 details=lambda: "node log:\n" + self.node.log_tail(30))
+        return state
 
     @defer.inlineCallbacks
     def test_keys_follow_the_identity(self):

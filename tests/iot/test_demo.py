@@ -36,6 +36,7 @@ from components.iot.request_signing import sign
 from tests.support.clients import connect
 from tests.support.databases import sqlite_url
 from tests.support.node import CONFIG, REPO, RouterNode, free_port
+from tests.support.polling import eventually
 from tests.support.processes import run_until_said
 
 NODE_DIR = os.path.dirname(CONFIG)
@@ -485,13 +486,12 @@ class FreshDevNodeTests(unittest.TestCase):
             if device_events and "device" not in live:
                 live["device"] = (time.monotonic() - started, device_events[0])
 
-        while len(live) < 4 and time.monotonic() - started < 10:
-            yield check()
-            yield task.deferLater(reactor, 0.1, lambda: None)
-        report = "boot {:.1f}s; live after start: {}".format(started - launched, {
-            name: round(after, 1) for name, (after, _) in live.items()})
-        self.assertEqual(sorted(live), sorted([SERIAL_GET, ODATA_GET, "serial events", "device"]),
-                         report + "\n" + node.log_tail())
+        def report():
+            return "boot {:.1f}s; live after start: {}\n{}".format(started - launched, {
+                name: round(after, 1) for name, (after, _) in live.items()}, node.log_tail())
+        yield eventually(lambda: check().addCallback(lambda _: sorted(live)),
+                         check=lambda names: names == sorted([SERIAL_GET, ODATA_GET, "serial events", "device"]),
+                         timeout=10, interval=0.1, message="not every demo source live", details=report)
         self.assertTrue(0 <= live[SERIAL_GET][1]["value"] <= 1023)
         self.assertTrue(0 <= int(live[ODATA_GET][1]["value"]) <= 100)
         reading = live["device"][1]

@@ -276,13 +276,10 @@ class DeviceBridgeTests(unittest.TestCase):
         for value in range(3):
             status, _ = yield self.post(credentials=credentials, name=name, value=value)
             self.assertEqual(status, 200)
-        from twisted.internet import reactor, task
-        for _ in range(200):  # usage is written in batches, after the answer
-            found = {item["name"]: item for item in (yield registry.list())}[name]
-            if found["readings"] == 3:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(found["readings"], 3)
+        # usage is written in batches, after the answer
+        found = yield eventually(
+            lambda: registry.list().addCallback(lambda items: {item["name"]: item for item in items}[name]),
+            check=lambda found: found["readings"] == 3, message="the 3 readings not counted")
         self.assertGreaterEqual(found["last_seen_ms"], before_ms)
 
     @defer.inlineCallbacks
@@ -366,18 +363,10 @@ class DeviceCommandTests(unittest.TestCase):
         _, err, code = yield cli("revoke", "no-such-device")
         self.assertEqual(code, 3, err.decode())
 
-    @defer.inlineCallbacks
     def refused_soon(self, post, credentials, limit=2.0):
         """Post fresh readings with ``credentials`` until refused; fire with the refusal (fails after ``limit``)."""
-        from twisted.internet import reactor, task
-        deadline = time.monotonic() + limit
-        while True:
-            status, text = yield post(credentials, 0)
-            if status != 200:
-                return status, text
-            if time.monotonic() > deadline:
-                raise AssertionError("still accepted {}s after the change".format(limit))
-            yield task.deferLater(reactor, 0.05, lambda: None)
+        return eventually(lambda: post(credentials, 0), check=lambda answer: answer[0] != 200, timeout=limit,
+                          message="still accepted after the change")
 
 
 
@@ -472,17 +461,14 @@ class TwoNodeTests(unittest.TestCase):
     @defer.inlineCallbacks
     def refused_within(self, node, credentials, name, limit=2.0):
         """Seconds until ``node`` refuses fresh posts signed with ``credentials`` (fails after ``limit``)."""
-        from twisted.internet import reactor, task
         started = time.monotonic()
-        while True:
-            status, text = yield signed(node.http + "/publish", *credentials, device_simulator.body(name, 1))
-            if status != 200:
-                self.assertEqual(status, 401, text)
-                self.assertNotIn("replayed", text)
-                return time.monotonic() - started
-            if time.monotonic() - started > limit:
-                raise AssertionError("{} still accepts the key {}s after the change".format(node.directory, limit))
-            yield task.deferLater(reactor, 0.05, lambda: None)
+        status, text = yield eventually(
+            lambda: signed(node.http + "/publish", *credentials, device_simulator.body(name, 1)),
+            check=lambda answer: answer[0] != 200, timeout=limit,
+            message="{} still accepts the key after the change".format(node.directory))
+        self.assertEqual(status, 401, text)
+        self.assertNotIn("replayed", text)
+        return time.monotonic() - started
 
     @defer.inlineCallbacks
     def test_rotate_and_revoke_reach_the_other_node(self):

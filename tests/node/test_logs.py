@@ -11,15 +11,15 @@ import atexit
 import os
 import re
 import subprocess
-import time
 
-import treq
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.node import boot
 from components.node.patches import fast_send, registry
+from tests.support.clients import status_of
 from tests.support.node import CROSSBAR, READY_MARKER, NodeFailed, RouterNode, router_worker
+from tests.support.polling import eventually
 
 WORKER_LINE = re.compile(r"^\S+ \[(?:Router|Container|Proxy)\s+\d+\] (?P<text>.*)$")
 # lines of the router worker itself (crossbar.worker.main and its controller session), in every start
@@ -59,27 +59,25 @@ class Start:
     @defer.inlineCallbacks
     def start(self, timeout=90.0):
         """Fire once the router is configured and ``/health/ready`` answers 200."""
-        from twisted.internet import reactor
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             self.node.process = subprocess.Popen(
                 [CROSSBAR, "start", "--cbdir", self.node.directory, "--loglevel", "info"],
                 stdout=out, stderr=err, env=self.node.env, cwd=self.node.directory, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        @defer.inlineCallbacks
+        def ready():
             if READY_MARKER in self.stdout():
-                try:
-                    response = yield treq.get(self.node.http + "/health/ready", persistent=False, timeout=5)
-                    yield response.content()
-                    if response.code == 200:
-                        return self
-                except Exception:
-                    pass
+                if (yield status_of(self.node.http + "/health/ready", timeout=5)) == 200:
+                    return True
             if self.node.process.poll() is not None:
                 raise NodeFailed("node exited with {}:\n{}\n{}".format(
                     self.node.process.returncode, self.stdout()[-3000:], self.stderr()[-3000:]))
-            if time.monotonic() > deadline:
-                raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.stdout()[-3000:]))
-            yield task.deferLater(reactor, 0.1, lambda: None)
+            return False
+        try:
+            yield eventually(ready, timeout=timeout, interval=0.1)
+        except AssertionError:
+            raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.stdout()[-3000:]))
+        return self
 
 
 def _without_boot(config):

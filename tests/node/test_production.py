@@ -15,11 +15,10 @@ import shutil
 import subprocess
 import tempfile
 
-import treq
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, protocol, reactor
 from twisted.protocols import portforward
 from twisted.trial import unittest
 
@@ -27,7 +26,7 @@ from components.node.patches import fast_send, nodekey_cache, registry
 from components.auth import tokens
 from components.node import boot, topology
 from components.core.settings import KeyConfigError, Settings
-from tests.support.clients import connect
+from tests.support.clients import connect, status_of
 from tests.support.databases import postgres_url
 from tests.support.node import CROSSBAR, REPO, RouterNode, free_port
 from tests.support.polling import eventually
@@ -287,22 +286,8 @@ class LinkedClientNodes:
     @defer.inlineCallbacks
     def ready(self, node):
         """Poll until the proxies answer /health/ready (the router is ready well before the proxies listen)."""
-        state = {"ready": False}
-
-        @defer.inlineCallbacks
-        def probe():
-            try:
-                response = yield treq.get(node.http + "/health/ready", persistent=False, timeout=2)
-                yield response.content()
-                state["ready"] = response.code == 200
-            except Exception:
-                state["ready"] = False
-        for _ in range(600):
-            yield probe()
-            if state["ready"]:
-                return
-            yield task.deferLater(reactor, 0.1, lambda: None)  # poll interval
-        raise AssertionError("node not ready:\n" + node.log_tail())
+        yield eventually(lambda: status_of(node.http + "/health/ready"), check=lambda code: code == 200,
+                         timeout=60, interval=0.1, message="node not ready", details=node.log_tail)
 
     def linked(self, node):
         return 'Ok, router-to-router peer0 started' in node.log_text()

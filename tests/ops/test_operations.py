@@ -210,35 +210,26 @@ class ProbeTests(unittest.TestCase):
         tics = []
         yield client.session.subscribe(tics.append, "time.tic")
         yield eventually(lambda: len(tics) >= 1)
-        state = {}
 
-        @defer.inlineCallbacks
         def scrape():
-            code, text, response = yield _get(node.http + "/metrics", BEARER)
-            state.update(code=code, text=text, type=response.headers.getRawHeaders("content-type")[0])
-        yield scrape()
+            return _get(node.http + "/metrics", BEARER)
         # the metrics are rendered once per interval: wait for one made after the subscription
-        for _ in range(40):
-            if _samples(state["text"]).get('hub_topic_subscribers{topic="time.tic"}', 0) >= 1:
-                break
-            yield task.deferLater(reactor, 0.25, lambda: None)  # poll interval
-            yield scrape()
-        self.assertEqual(state["code"], 200)
-        self.assertTrue(state["type"].startswith("text/plain; version=0.0.4"))
-        values = _samples(state["text"])
+        code, text, response = yield eventually(
+            scrape, check=lambda answer: _samples(answer[1]).get('hub_topic_subscribers{topic="time.tic"}', 0) >= 1,
+            interval=0.25, message="no time.tic subscriber in /metrics")
+        self.assertEqual(code, 200)
+        self.assertTrue(response.headers.getRawHeaders("content-type")[0].startswith("text/plain; version=0.0.4"))
+        values = _samples(text)
         self.assertGreaterEqual(values["hub_sessions"], 1)
         self.assertGreaterEqual(values['hub_topic_subscribers{topic="time.tic"}'], 1)
         self.assertGreater(values['hub_wamp_messages_total{direction="sent",type="event"}'], 0)
         self.assertGreater(values['hub_process_resident_memory_bytes'], 1000000)
-        self.assertIn("# TYPE hub_wamp_messages_total counter", state["text"])
+        self.assertIn("# TYPE hub_wamp_messages_total counter", text)
 
         # the rate needs two samples of the router's counters (METRICS_INTERVAL, 1 s on this node)
-        for _ in range(40):
-            yield scrape()
-            if 'hub_rate_per_second{kind="publish"}' in state["text"]:
-                break
-            yield task.deferLater(reactor, 0.5, lambda: None)  # poll interval
-        self.assertGreater(_samples(state["text"])['hub_rate_per_second{kind="publish"}'], 0)
+        _, text, _ = yield eventually(scrape, check=lambda answer: 'hub_rate_per_second{kind="publish"}' in answer[1],
+                                      interval=0.5, message="no publish rate in /metrics")
+        self.assertGreater(_samples(text)['hub_rate_per_second{kind="publish"}'], 0)
 
     @defer.inlineCallbacks
     def test_draining(self):
@@ -523,17 +514,11 @@ class MetricsEndpointTests(unittest.TestCase):
         client = yield connect(self, node, sub="label-flooder")
         for _ in range(200):
             yield client.session.subscribe(lambda *args, **kwargs: None, NAMED_TOPIC_PREFIX + uuid.uuid4().hex)
-        state = {}
-
-        @defer.inlineCallbacks
-        def rendered_after_subscribing():
-            _, state["text"], _ = yield _get(node.http + "/metrics", BEARER)
-            return _samples(state["text"]).get('hub_topic_subscribers{topic="other"}', 0) >= 200
-        for _ in range(40):
-            if (yield rendered_after_subscribing()):
-                break
-            yield task.deferLater(reactor, 0.25, lambda: None)  # poll interval
-        self.assertGreaterEqual(_samples(state["text"])['hub_topic_subscribers{topic="other"}'], 200)
-        labels = _label_values(state["text"], "hub_topic_subscribers", "topic")
+        # rendered after the subscriptions
+        _, text, _ = yield eventually(
+            lambda: _get(node.http + "/metrics", BEARER),
+            check=lambda answer: _samples(answer[1]).get('hub_topic_subscribers{topic="other"}', 0) >= 200,
+            interval=0.25, message="the 200 subscriptions not summed as topic=other")
+        labels = _label_values(text, "hub_topic_subscribers", "topic")
         self.assertLessEqual(labels, set(monitor.TOPICS) | {monitor.OTHER})
-        self.assertFalse([line for line in state["text"].splitlines() if NAMED_TOPIC_PREFIX in line])
+        self.assertFalse([line for line in text.splitlines() if NAMED_TOPIC_PREFIX in line])

@@ -21,6 +21,8 @@ import threading
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from tests.support.polling import INTERVAL, TIMEOUT, blocking_eventually
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -111,17 +113,10 @@ def _close_shared():
     _shared.clear()
 
 
-def poll(page, predicate, timeout=15.0, interval=0.05, message="condition not met"):
+def poll(page, predicate, timeout=TIMEOUT, interval=INTERVAL, message="condition not met"):
     """On the browser thread: re-check ``predicate()`` (using the page) until true; AssertionError after ``timeout``."""
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("{} after {}s".format(message, timeout))
-        page.wait_for_timeout(interval * 1000)
+    return blocking_eventually(predicate, timeout, interval, message,
+                               wait=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def log_in(page, base_url, username, password, path="/", timeout=15000):

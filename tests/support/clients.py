@@ -45,6 +45,17 @@ def connect(testcase, node, sub="alice", role="user", ticket=None, token_source=
 
 
 @defer.inlineCallbacks
+def status_of(url, timeout=2):
+    """GET ``url``; fire with the answer's status code, or None when nothing answers (refused, reset, timed out)."""
+    try:
+        response = yield treq.get(url, persistent=False, timeout=timeout)
+        yield response.content()
+    except Exception:
+        return None
+    return response.code
+
+
+@defer.inlineCallbacks
 def post_json(url, body=None, cookies=None, headers=None):
     """POST JSON; fire with ``(status, decoded_body, response)``."""
     all_headers = {b"Content-Type": [b"application/json"]}

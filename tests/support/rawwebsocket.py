@@ -14,7 +14,6 @@ import struct
 import time
 
 from twisted.internet import defer, protocol, reactor
-from twisted.internet.task import deferLater
 
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
@@ -142,10 +141,10 @@ def proxied_node(name, env=None):
         return node
     import json
 
-    import treq
-
     from components.node import topology
+    from tests.support.clients import status_of
     from tests.support.node import RouterNode, free_port
+    from tests.support.polling import eventually
 
     node = RouterNode(name=name, env=env)
     atexit.register(shutil.rmtree, node.directory, True)
@@ -153,17 +152,11 @@ def proxied_node(name, env=None):
     with open(os.path.join(node.directory, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
     yield node.start()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            response = yield treq.get(node.http + "/health", persistent=False, timeout=2)
-            yield response.content()
-            if response.code == 200:
-                _proxied[name] = node
-                return node
-        except Exception:
-            pass  # the proxy is not listening yet
-        if time.monotonic() > deadline:
-            node.kill()
-            raise AssertionError("the proxy worker never answered /health:\n" + node.log_tail())
-        yield deferLater(reactor, 0.1, lambda: None)  # poll interval
+    try:
+        yield eventually(lambda: status_of(node.http + "/health"), check=lambda code: code == 200, timeout=60,
+                         interval=0.1)
+    except AssertionError:
+        node.kill()
+        raise AssertionError("the proxy worker never answered /health:\n" + node.log_tail())
+    _proxied[name] = node
+    return node
