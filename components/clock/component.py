@@ -12,6 +12,7 @@ from autobahn import wamp
 from twisted.internet import task
 
 from components.clock import GET, TOPIC
+from components.clock import clock_settings
 from components.core.arguments import no_arguments
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
@@ -53,8 +54,8 @@ class ClockComponent(HubComponent):
     clock = None
 
     def start(self):
-        interval = self.settings.duration("CLOCK_INTERVAL", 0.5, minimum=0.05, maximum=3600)
-        self.clock = Clock(resolve_zone(self.settings.text("TZ")), clock=self.reactor.seconds)
+        interval = self.settings.get(clock_settings.CLOCK_INTERVAL)
+        self.clock = Clock(resolve_zone(self.settings.get(clock_settings.TZ)), clock=self.reactor.seconds)
         self.clock.tick()
         self._loop = task.LoopingCall(self._publish)
         self._loop.clock = self.reactor
