@@ -4,7 +4,9 @@ module imports only from its own folder or from lower ones, and no modules
 import each other in a circle; every module lives in a folder and no two
 modules (or folders) share a name, so a name says one job. The imports are read from the source with
 ``ast`` (nothing is imported), so the check also covers imports inside
-functions.
+functions. bench/ and tests/ keep one home for their shared helpers: the
+percentile rule in bench/report.py, poll-until-condition in
+tests/support/polling.py.
 """
 
 import ast
@@ -217,3 +219,95 @@ class CheckerTests(SynchronousTestCase):
             "bridge": ["components/iot/bridge.py", "components/usersync/bridge.py"],
             "clock": ["components/clock", "components/iot/clock.py"]})
         self.assertEqual(loose_modules(paths), ["tool.py"])
+
+
+# bench/ and tests/ keep one home for their shared helpers: the percentile rule and the poll-until loop
+PERCENTILE_HOME = "bench/report.py"
+POLLING_HOME = "tests/support/polling.py"
+POLL_HELPERS = {"eventually", "until", "blocking_eventually"}
+WAITS = {"deferLater", "sleep", "wait_for_timeout"}
+# loops that wait but poll for no condition: (path, enclosing function) -> why
+PACED_LOOPS = {("tests/auth/test_login_limits.py", "flood_and_log_in"):
+               "follows the server's Retry-After for a counted number of tries: the victim's measured login"}
+
+
+def python_files(folder, root=REPO):
+    """``{path relative to root: source}`` of the .py files under ``folder``."""
+    found = {}
+    for directory, _dirs, files in os.walk(os.path.join(root, folder)):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                with open(path) as handle:
+                    found[os.path.relpath(path, root)] = handle.read()
+    return found
+
+
+def definitions(sources, wanted):
+    """``(path, name)`` of every function, at any depth, whose name ``wanted(name)`` accepts."""
+    return sorted((path, node.name) for path, source in sources.items() for node in ast.walk(ast.parse(source))
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and wanted(node.name))
+
+
+def _waits(loop):
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if name in WAITS:
+                return True
+    return False
+
+
+def waiting_loops(sources):
+    """``(path, enclosing function, line)`` of every ``while``/``for`` loop that waits (deferLater, sleep) inside."""
+    found = []
+
+    def visit(node, path, function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, path, child.name)
+            elif isinstance(child, (ast.While, ast.For)) and _waits(child):
+                found.append((path, function, child.lineno))
+            else:
+                visit(child, path, function)
+    for path, source in sorted(sources.items()):
+        visit(ast.parse(source), path, None)
+    return found
+
+
+class HelperHomeTests(SynchronousTestCase):
+    """bench/ computes percentiles in one place, tests/ polls for a condition in one place."""
+
+    def test_one_percentile_in_bench(self):
+        """Every percentile function of the benchmarks is bench/report.py's (one rule: nearest rank)."""
+        elsewhere = [found for found in definitions(python_files("bench"), lambda name: "percentile" in name)
+                     if found[0] != PERCENTILE_HOME]
+        self.assertEqual(elsewhere, [], "use bench.report.percentile / histogram_percentile")
+
+    def test_one_poll_helper_in_tests(self):
+        """``eventually``/``until`` are defined once, and no test writes its own wait-and-retry loop."""
+        sources = python_files("tests")
+        helpers = [found for found in definitions(sources, POLL_HELPERS.__contains__) if found[0] != POLLING_HOME]
+        self.assertEqual(helpers, [], "a second poll helper: use tests.support.polling")
+        loops = [found for found in waiting_loops(sources)
+                 if found[0] != POLLING_HOME and found[:2] not in PACED_LOOPS]
+        self.assertEqual(loops, [], "a poll loop of its own: use tests.support.polling.eventually")
+
+    def test_paced_loops_still_exist(self):
+        """An exception for a loop that is gone is removed too."""
+        present = {found[:2] for found in waiting_loops(python_files("tests"))}
+        self.assertEqual(set(PACED_LOOPS) - present, set())
+
+
+class HelperCheckerTests(SynchronousTestCase):
+    """The helper-home checks find a planted percentile and planted poll loops."""
+
+    def test_a_percentile_and_a_poll_loop_are_found(self):
+        sources = {"bench/x.py": "def p99_percentile(values):\n    return sorted(values)[-1]\n",
+                   "tests/y.py": ("@defer.inlineCallbacks\ndef wait_ready(node):\n"
+                                  "    while not node.ready:\n        yield task.deferLater(reactor, 0.1, lambda: None)\n"
+                                  "def start(process):\n    for _ in range(50):\n        if process.up():\n"
+                                  "            return\n        time.sleep(0.1)\n"
+                                  "def busy():\n    while True:\n        pass\n")}
+        self.assertEqual(definitions(sources, lambda name: "percentile" in name), [("bench/x.py", "p99_percentile")])
+        self.assertEqual(waiting_loops(sources), [("tests/y.py", "wait_ready", 3), ("tests/y.py", "start", 6)])
