@@ -20,7 +20,6 @@ is what bench/identity.py calls for its deactivation figure.
 """
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -34,6 +33,7 @@ from twisted.internet import defer, task, threads
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import report  # noqa: E402
 from bench.report import percentile  # noqa: E402
 from components.usersync import provision  # noqa: E402
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _Direct  # noqa: E402
@@ -42,7 +42,6 @@ from tests.support.databases import postgres_execute as _sql, postgres_url  # no
 from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 USER_ROW = ("INSERT INTO auth_user (password, last_login, is_superuser, username, last_name, email, is_staff,"
             " is_active, date_joined, first_name) VALUES ('!', NULL, FALSE, %s, '', '', FALSE, TRUE, now(), 'B')")
 
@@ -139,15 +138,13 @@ def measure(reactor, users=100):
             values = latencies[index]
             figures["node{}".format(index + 1)] = {
                 "p50": percentile(values, 0.5), "p99": percentile(values, 0.99), "max": max(values),
-                "mean": statistics.mean(values)} if values else None
-        figures["latencies_ms"] = latencies
+                "mean": statistics.mean(values), "samples": values} if values else None
         return figures
     finally:
         yield cleanups.run()
 
 
 def write(results):
-    os.makedirs(RESULTS, exist_ok=True)
     lines = ["# Revocation: master commit -> sessions ended on both linked client nodes", "",
              "{} users, each deactivated by plain SQL on the master, one at a time; moto server on loopback; "
              "Python {}, {} CPUs (shared machine).".format(results["users"], platform.python_version(),
@@ -161,12 +158,7 @@ def write(results):
     lines.append("")
     lines.append("Sessions not ended within 10 s: {}; close reasons: {}.".format(
         results["missed"], ", ".join(results["reasons"])))
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(RESULTS, "revocation.md"), "w") as handle:
-        handle.write(table + "\n")
-    with open(os.path.join(RESULTS, "revocation.json"), "w") as handle:
-        json.dump(results, handle, indent=1)
+    report.save("revocation", "\n".join(lines) + "\n", results)
 
 
 @defer.inlineCallbacks

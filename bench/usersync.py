@@ -59,9 +59,8 @@ from tests.support.emulator import ENV, MotoServer  # noqa: E402
 from tests.support.node import RouterNode, component, router_worker  # noqa: E402
 
 from bench import usersync_signing, usersync_snapshot  # noqa: E402
-from bench.report import percentile  # noqa: E402
+from bench import report  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 POLLERS = 2
 WATCH_INTERVAL = 2.0
 
@@ -302,10 +301,10 @@ def main(reactor, opts):
             "bare_drain_per_s": {"bare1": bare[0], "bare2": bare[1]},
             "bridge_applied_per_s": bridge,
             "bridge_vs_bare": min(bridge.values()) / (sum(bare) / len(bare)),
-            "latency_ms": {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+            "latency_ms": {"p50": report.percentile(latencies, 0.5), "p99": report.percentile(latencies, 0.99),
                            "max": max(latencies), "mean": statistics.mean(latencies)},
             "events_missing": len(set(commits) - set(events)),
-            "latencies_ms": latencies,
+            "samples": latencies,  # ms; report.save keeps them out of usersync.json
             "drain_marks": {name: [(t - marks[queues[name]][0][0], d) for t, d in marks[queues[name]]]
                             for name in ("a", "b")},
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -325,7 +324,6 @@ def main(reactor, opts):
 
 
 def write(results):
-    os.makedirs(RESULTS, exist_ok=True)
     bare, bridge, latency = results["bare_drain_per_s"], results["bridge_applied_per_s"], results["latency_ms"]
     lines = [
         "# User sync: master commit -> SNS -> SQS -> client -> WAMP session",
@@ -351,18 +349,9 @@ def write(results):
             results["paced_changes"], results["paced_rate"], latency["p50"], latency["p99"]),
         "| events missing | {} |".format(results["events_missing"]),
     ]
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(RESULTS, "usersync.md"), "w") as handle:
-        handle.write(table + "\n\n![usersync](usersync.png)\n")
-    with open(os.path.join(RESULTS, "usersync.json"), "w") as handle:
-        json.dump(results, handle, indent=1)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing (pip install -e '.[bench]'): no plot")
+    report.save("usersync", "\n".join(lines) + "\n\n![usersync](usersync.png)\n", results)
+    plt = report.pyplot()
+    if plt is None:
         return
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = ["bare 1", "bare 2", "client a", "client b"]
@@ -372,7 +361,7 @@ def write(results):
     left.set_ylabel("messages / s")
     left.set_title("Drain rate of the same emulator")
     left.legend()
-    ordered = sorted(results["latencies_ms"])
+    ordered = sorted(results["samples"])
     right.plot(ordered, [index / len(ordered) for index in range(len(ordered))])
     right.set_xscale("log")
     right.set_xlabel("commit -> WAMP event (ms)")
@@ -380,7 +369,7 @@ def write(results):
     right.set_title("Latency (p50 {:.0f} ms, p99 {:.0f} ms)".format(latency["p50"], latency["p99"]))
     right.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(os.path.join(RESULTS, "usersync.png"), dpi=100)
+    figure.savefig(os.path.join(report.RESULTS, "usersync.png"), dpi=100)
 
 
 if __name__ == "__main__":

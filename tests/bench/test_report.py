@@ -68,11 +68,18 @@ class SaveJsonTests(SynchronousTestCase):
         self.assertEqual(sorted(os.listdir(self.directory)), ["y.json"])
 
     def test_committed_results_hold_no_samples(self):
-        """Every bench/results/*.json is a summary: no raw ``samples`` lists, none over 100 KB."""
+        """Every bench/results/*.json is a summary: no ``samples``, no list over 100 items, none over 100 KB."""
+        def longest_list(value):
+            if isinstance(value, dict):
+                return max(map(longest_list, value.values()), default=0)
+            if isinstance(value, list):
+                return max([len(value)] + [longest_list(item) for item in value])
+            return 0
         for name in sorted(os.listdir(report.RESULTS)):
             if name.endswith(".json"):
                 path = os.path.join(report.RESULTS, name)
                 with open(path) as handle:
-                    _, raw = report.split_samples(json.load(handle))
-                self.assertIsNone(raw, name)
+                    results = json.load(handle)
+                self.assertIsNone(report.split_samples(results)[1], name)
+                self.assertLessEqual(longest_list(results), 100, name)
                 self.assertLess(os.path.getsize(path), 100 * 1024, name)
