@@ -157,9 +157,7 @@ class AuthService:
         login = yield self.sessions.login(session_id)
         user = (yield self.directory.get_user(login[0])) if login else None
         if user is None or not user["is_active"]:
-            # the login page shows this message to a user the hub signed out (web/js/ui.js)
-            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in" if user is None else
-                            "this account is deactivated")
+            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
         # the credential version read with the login session: a change committed since refuses this token
         token = self.issuer.issue(user["username"], role, extra_claims={"sid": login[1], "cv": login[2]})
@@ -199,8 +197,8 @@ class AuthResource(Resource):
 
     log = Logger()
 
-    def __init__(self, extra=None):
     @refusing
+    def __init__(self, extra=None):
         Resource.__init__(self)
         settings = Settings(extra)
         keys, issuer, audience, ttl = tokens.from_settings(settings)

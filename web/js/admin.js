@@ -102,5 +102,10 @@ const hub = startPage({
     refresh();
   },
 });
+// what needs the hub waits while it is offline (the status line counts down to the next attempt)
+hub.onStatus((status) => {
+  const online = status.state === "online";
+  for (const button of document.querySelectorAll("#save, #users button")) button.disabled = !online;
+});
 
 hub.connect();

@@ -19,8 +19,13 @@ const hub = startPage({
     greet(user);
   },
 });
+// Offline (connecting, waiting to reconnect): what needs the hub is disabled, what the hub last said is "unknown"
 hub.onStatus((status) => {
-  document.body.dataset.online = String(status.state === "online");
+  const online = status.state === "online";
+  document.body.dataset.online = String(online);
+  $("click").disabled = !online;
+  $("click").title = online ? "" : "Needs the hub: waiting to reconnect";
+  if (!online) $("click-error").textContent = "";
 });
 
 bindState(hub, "time.tic", "time.get", $("clock"));
@@ -152,17 +157,24 @@ function render(card) {
     : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${count} readings in the last ${WINDOW_MINUTES} minutes.`;
 }
 
-function renderSources(sources) {
+let shownSources = [];   // the last iot.sources answer, shown again as "unknown" while the hub is offline
+
+// The source table; `known` false (the hub is offline): no source's state is known, last seen as a clock time.
+function renderSources(sources, known = true) {
+  shownSources = sources;
   const rows = sources.map((source) => {
     const state = source.live ? "Online" : "Offline";
-    return el("tr", {"data-source": source.source, "data-live": String(Boolean(source.live))},
+    const live = known ? String(Boolean(source.live)) : "unknown";
+    return el("tr", {"data-source": source.source, "data-live": live},
       el("th", {scope: "row", text: sourceName(source)}),
       el("td", {text: source.kind}),
-      el("td", {text: ago(source.last_seen), title: clockTime(source.last_seen)}),
-      el("td", {class: source.live ? "live" : "offline", text: source.live ? state : `${state} (stale)`}));
+      el("td", {text: known ? ago(source.last_seen) : clockTime(source.last_seen), title: clockTime(source.last_seen)}),
+      known ? el("td", {class: source.live ? "live" : "offline", text: source.live ? state : `${state} (stale)`})
+            : el("td", {class: "unknown", text: "Unknown (hub offline)"}));
   });
   $("sources").tBodies[0].replaceChildren(...rows);
-  $("sources").dataset.loaded = "true";
+  if (known) $("sources").dataset.loaded = "true";
+  $("sources").dataset.state = known ? "known" : "unknown";
 }
 
 async function loadSources() {
@@ -190,7 +202,7 @@ async function loadSources() {
     card.infoAt = now;
     schedule(card);
   }
-  renderSources(sources);
+  renderSources(sources, hub.status.state === "online");   // an answer that arrives after the hub went away: unknown
 }
 
 hub.onStatus((status) => {
@@ -198,9 +210,12 @@ hub.onStatus((status) => {
     markOnce("hub:online");
     loadSources();
     if (sourcesTimer === null) sourcesTimer = setInterval(loadSources, SOURCES_EVERY);
-  } else if (sourcesTimer !== null && status.state === "signed_out") {
-    clearInterval(sourcesTimer);
-    sourcesTimer = null;
+  } else {
+    renderSources(shownSources, false);
+    if (sourcesTimer !== null && status.state === "signed_out") {
+      clearInterval(sourcesTimer);
+      sourcesTimer = null;
+    }
   }
 });
 // the window slides on even when nothing arrives

@@ -24,6 +24,7 @@
 // | "seal", ...}.
 // Messages to a client: {op: "status" | "state" | "unavailable" | "points" | "series_error" | "result", ...}.
 
+import {Backoff} from "./backoff.js";
 import {E2EError, NonceGuard, PrivateStates, REFUSED} from "./e2e.js";
 
 const LOGIN_REQUIRED = "reactive.error.auth.login_required";
@@ -64,7 +65,7 @@ export function errorInfo(err) {
 
 export class Engine {
   constructor({autobahn, url, tokenUrl = "/auth/token", logoutUrl = "/auth/logout", fetch = globalThis.fetch.bind(globalThis),
-               timers = globalThis, backoff = {initial: 0.5, growth: 1.6, max: 15}}) {
+               timers = globalThis, backoff = new Backoff({initial: 0.5, maximum: 15})}) {
     this.autobahn = autobahn;
     this.url = url;
     this.tokenUrl = tokenUrl;
@@ -80,8 +81,9 @@ export class Engine {
     this.connection = null;
     this.session = null;
     this.retryTimer = null;
-    this.delay = backoff.initial;
     this.signedOut = false;
+    this.signOutReason = null;     // why the hub signed this user out ({error, message}), for the login page
+    this.hubEnded = null;          // the hub's close reason of the last session, while rejoining after it
     this.generation = 0;           // bumps on every connection attempt; stale callbacks compare it
     this.signOuts = 0;             // states opened across a sign-out are dropped
     this.e2e = new PrivateStates({refresh: async () => this.e2e.setKeys((await this.fetchToken()).e2e)});
@@ -470,7 +472,11 @@ export class Engine {
           await this.e2e.setKeys(answer.e2e);   // in memory only; absent when encryption is off
           return answer.token;
         } catch (err) {
-          if (err instanceof SignedOut) this.signedOut = true;
+          if (err instanceof SignedOut) {
+            this.signedOut = true;
+            // the hub ended the session (revoked) and the token endpoint refuses too: the user learns why
+            if (this.hubEnded === REVOKED) this.signOutReason = {error: REVOKED, message: err.message};
+          }
           throw err;
         }
       },
@@ -479,7 +485,8 @@ export class Engine {
     connection.onopen = (session, details) => {
       if (generation !== this.generation) return;
       this.session = session;
-      this.delay = this.backoff.initial;
+      this.backoff.reset();
+      this.hubEnded = null;
       this.setStatus({state: "online", user: user || {username: details.authid, role: details.authrole, first_name: ""},
                       session: session.id});
       for (const [topic, entry] of this.topics) {
@@ -497,12 +504,16 @@ export class Engine {
       this.session = null;
       const why = (details && details.reason) || reason;
       if (this.signedOut) {
-        this.setStatus({state: "signed_out"});
+        this.setStatus(this.signOutReason ? {state: "signed_out", reason: this.signOutReason} : {state: "signed_out"});
+        this.signOutReason = null;
+        this.hubEnded = null;
         return true;
       }
       // the hub ended the session because its token expired or was revoked: rejoin at once with a fresh
       // token (a demoted admin comes back as a user; a deactivated or logged-out one gets signed_out)
-      const delay = why === SESSION_EXPIRED || why === REVOKED ? 0 : this.nextDelay();
+      const hubEnded = why === SESSION_EXPIRED || why === REVOKED;
+      this.hubEnded = hubEnded ? why : null;
+      const delay = hubEnded ? 0 : this.backoff.next();
       if (delay > 0) this.setStatus({state: "offline", retryAt: Date.now() + delay * 1000, reason: String(why)});
       else this.setStatus({state: "connecting", reason: String(why)});
       this.retryTimer = this.timers.setTimeout(() => { this.retryTimer = null; this.open(); }, delay * 1000);
@@ -513,12 +524,6 @@ export class Engine {
     } catch (err) {
       connection.onclose("unsupported", {reason: String(err)});
     }
-  }
-
-  nextDelay() {
-    const delay = this.delay * (0.9 + 0.2 * Math.random());
-    this.delay = Math.min(this.delay * this.backoff.growth, this.backoff.max);
-    return Math.round(delay * 1000) / 1000;
   }
 
   stop() {

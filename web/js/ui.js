@@ -41,19 +41,34 @@ export function mountStatus(hub, element) {
   });
 }
 
-// The login form, built into `container`; shown while signed out.
+const REVOKED = "reactive.error.auth.revoked";
+
+// Why the hub signed the user out (status.reason of a signed_out status), as the login page says it; "" for none.
+export function signOutText(reason) {
+  if (!reason || reason.error !== REVOKED) return "";
+  return "You were signed out: your account changed (deactivated, new password or rights) or you logged out " +
+    "elsewhere. Log in again to go on.";
+}
+
+// The login form, built into `container`; shown while signed out, with the reason when the hub signed the user out.
 export function mountLogin(hub, container) {
+  const reason = el("p", {id: "login-reason", class: "notice", role: "status", hidden: true});
   const error = el("p", {id: "login-error", class: "error", role: "alert"});
   const username = el("input", {id: "username", name: "username", autocomplete: "username", required: true});
   const password = el("input", {id: "password", name: "password", type: "password",
                                 autocomplete: "current-password", required: true});
   const button = el("button", {type: "submit", text: "Log in"});
   const form = el("form", {id: "login-form"},
-    el("h2", {text: "Log in"}),
+    el("h2", {text: "Log in"}), reason,
     el("label", {for: "username", text: "Username"}), username,
     el("label", {for: "password", text: "Password"}), password,
     button, error);
   container.replaceChildren(form);
+  hub.onStatus((status) => {
+    if (status.state !== "signed_out") return;
+    reason.textContent = signOutText(status.reason);
+    reason.hidden = !reason.textContent;
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     button.disabled = true;
@@ -62,6 +77,8 @@ export function mountLogin(hub, container) {
     button.disabled = false;
     if (result.ok) {
       password.value = "";
+      reason.textContent = "";
+      reason.hidden = true;
     } else {
       error.textContent = result.retryAfter ? `${result.message} (wait ${result.retryAfter} s)` : result.message;
       password.select();
