@@ -281,7 +281,7 @@ def history_latency(client, node, options):
     """``iot.history`` round trips with 10,000 states of one source stored in the node's client database."""
     from components.db.database import Database
     from components.iot.history import HistoryStore
-    db = Database("sqlite:///" + os.path.join(node.directory, "client.db"), pool_size=1)
+    db = Database("sqlite:///" + os.path.join(node.directory, "client.db"))
     try:
         store = HistoryStore(db)
         now = int(time.time() * 1000)
@@ -332,7 +332,7 @@ def writer_cost(reactor, count):
     from components.iot.history import HistoryStore
     from components.iot.history_writer import HistoryWriter
     directory = tempfile.mkdtemp(prefix="bench-history-")
-    db = Database("sqlite:///" + os.path.join(directory, "client.db"), pool_size=1)
+    db = Database("sqlite:///" + os.path.join(directory, "client.db"))
     try:
         store = HistoryStore(db)
         yield store.insert([])  # the schema, outside the measurement

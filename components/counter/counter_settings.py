@@ -24,8 +24,6 @@ COUNTER_BATCH = Setting("COUNTER_BATCH", INT, "most clicks committed in one tran
                         "transaction per click)", default=200, minimum=1, roles=_ROLES)
 COUNTER_TIMEOUT = Setting("COUNTER_TIMEOUT", DURATION, "seconds a click or get may wait for the database before "
                           "`unavailable`", default=5.0, minimum=0.1, maximum=300, roles=_ROLES)
-COUNTER_POOL_SIZE = Setting("COUNTER_POOL_SIZE", INT, "the counter's database connections", default=3, minimum=1,
-                            maximum=100, roles=_ROLES)
 
 SETTINGS = (COUNTER_MAX_PER_CALL, COUNTER_RATE, COUNTER_BURST, COUNTER_NEW_NAME_RATE, COUNTER_NEW_NAME_BURST,
-            COUNTER_MAX_NAMES, COUNTER_BATCH, COUNTER_TIMEOUT, COUNTER_POOL_SIZE)
+            COUNTER_MAX_NAMES, COUNTER_BATCH, COUNTER_TIMEOUT)

@@ -6,6 +6,11 @@ Queries are written once with ``?`` placeholders; the PostgreSQL driver gets
 ``%s``. Work runs in a thread pool, never on the reactor thread. Connection
 failures surface as :class:`StorageUnavailable` so callers can fail fast.
 
+Every handle on one URL in a process shares one connection pool
+(:mod:`components.db.pools`) of at most ``DATABASE_POOL_MAX`` connections,
+read from the process environment when the pool is built; closing a handle
+closes the pool only when it was the last one on that URL.
+
 A SQLite file holds password hashes, login sessions and wrapped keys, so it
 is created private (mode 0600) before SQLite opens it; SQLite gives its
 ``-wal`` and ``-shm`` files the database file's mode.
@@ -21,10 +26,15 @@ from twisted.enterprise import adbapi
 from twisted.logger import Logger
 
 from components.core.errors import DATABASE_UNAVAILABLE, Unavailable
+from components.core.settings import Settings
+from components.db.db_settings import DATABASE_POOL_MAX
+from components.db.pools import SharedPools
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 SQLITE_FILE_MODE = 0o600
+CONNECT_TIMEOUT = 3
+STATEMENT_TIMEOUT_MS = 10000
 
 
 class StorageUnavailable(Unavailable):
@@ -134,40 +144,64 @@ def _unavailable_errors():
 _UNAVAILABLE = _unavailable_errors()
 
 
+class _Pool(adbapi.ConnectionPool):
+    """An adbapi pool that says when it was closed (by ``close()`` or the reactor's shutdown event)."""
+
+    closed = False
+
+    def finalClose(self):
+        self.closed = True
+        adbapi.ConnectionPool.finalClose(self)
+
+
+def build_pool(url, size=None):
+    """
+    A new pool for ``url`` of at most ``size`` connections (default: the
+    process environment's ``DATABASE_POOL_MAX``); a SQLite file is created
+    private first.
+    """
+    size = Settings().get(DATABASE_POOL_MAX) if size is None else size
+    dialect, options = parse_url(url)
+    if dialect == SQLITE:
+        path = options["path"]
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise StorageConfigError("directory for SQLite database does not exist: " + directory)
+        if create_private_file(path):
+            Database.log.warn("SQLite database {path} is readable by other users; run chmod 600 on it and on "
+                              "its -wal and -shm files", path=path)
+        return _Pool("sqlite3", path, check_same_thread=False, isolation_level=None, timeout=10,
+                     cp_min=1, cp_max=size, cp_openfun=_open_sqlite, cp_noisy=False)
+
+    def open_pg(connection):
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = %s", (STATEMENT_TIMEOUT_MS,))
+        connection.commit()
+    # keepalives: a connection whose server vanished errors out instead of hanging
+    return _Pool("psycopg2", options["dsn"], connect_timeout=CONNECT_TIMEOUT,
+                 keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+                 cp_min=1, cp_max=size, cp_reconnect=True, cp_good_sql="SELECT 1",
+                 cp_openfun=open_pg, cp_noisy=False)
+
+
+# this process's pools: one per database URL
+PROCESS_POOLS = SharedPools(build_pool)
+
+
 class Database:
     """
     One database: ``run(interaction)`` runs ``interaction(cursor, *args)`` in a
     transaction and fires with its result; ``query`` and ``execute`` are
-    one-statement shortcuts.
+    one-statement shortcuts. The connections are the process's pool for
+    ``url`` (``pools``: :data:`PROCESS_POOLS`), shared with every other handle on it.
     """
 
     log = Logger()
 
-    def __init__(self, url, pool_size=5, connect_timeout=3, statement_timeout_ms=10000):
+    def __init__(self, url, pools=None):
         self.url = url
-        self.dialect, options = parse_url(url)
-        if self.dialect == SQLITE:
-            path = options["path"]
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                raise StorageConfigError("directory for SQLite database does not exist: " + directory)
-            if create_private_file(path):
-                self.log.warn("SQLite database {path} is readable by other users; run chmod 600 on it and on "
-                              "its -wal and -shm files", path=path)
-            self._pool = adbapi.ConnectionPool(
-                "sqlite3", path, check_same_thread=False, isolation_level=None, timeout=10,
-                cp_min=1, cp_max=1, cp_openfun=_open_sqlite, cp_noisy=False)
-        else:
-            def open_pg(connection):
-                with connection.cursor() as cursor:
-                    cursor.execute("SET statement_timeout = %s", (statement_timeout_ms,))
-                connection.commit()
-            # keepalives: a connection whose server vanished errors out instead of hanging
-            self._pool = adbapi.ConnectionPool(
-                "psycopg2", options["dsn"], connect_timeout=connect_timeout,
-                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
-                cp_min=1, cp_max=pool_size, cp_reconnect=True, cp_good_sql="SELECT 1",
-                cp_openfun=open_pg, cp_noisy=False)
+        self.dialect, _options = parse_url(url)
+        self._lease = (PROCESS_POOLS if pools is None else pools).acquire(url)
 
     def __repr__(self):
         return "<Database {} {}>".format(self.dialect, _redact(self.url))
@@ -181,7 +215,7 @@ class Database:
             if self.dialect == SQLITE:
                 cursor.execute("BEGIN IMMEDIATE")
             return interaction(cursor, *args, **kwargs)
-        d = self._pool.runInteraction(wrapped)
+        d = self._lease.pool.runInteraction(wrapped)
         d.addErrback(self._translate)
         return d
 
@@ -194,9 +228,8 @@ class Database:
         return self.run(lambda cursor: cursor.execute(sql, params).rowcount)
 
     def close(self):
-        """Close all connections and stop the thread pool."""
-        if self._pool.running:
-            self._pool.close()
+        """Give this handle's share of the pool back (the last handle on the URL closes it); idempotent."""
+        self._lease.release()
 
     def _translate(self, failure):
         if failure.check(*_UNAVAILABLE):

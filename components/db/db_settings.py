@@ -7,7 +7,7 @@ directory by default.
 
 import os
 
-from components.core.settings import CLI, CLIENT, DATABASE_URL as URL_KIND, DEV, DJANGO, MASTER, Setting
+from components.core.settings import CLI, CLIENT, DATABASE_URL as URL_KIND, DEV, DJANGO, INT, MASTER, Setting
 
 
 def _sqlite_in_node_directory(kind):
@@ -23,10 +23,14 @@ MASTER_DATABASE_URL = Setting(
     "user-change outbox); may be a Django project's database", default=_sqlite_in_node_directory("master"),
     shown="`sqlite:///<node dir>/master.db`", roles=(DEV, MASTER, CLIENT, CLI))
 
+DATABASE_POOL_MAX = Setting(
+    "DATABASE_POOL_MAX", INT, "the most connections a process holds to one database: all its components on that "
+    "database URL share one pool", default=3, minimum=1, maximum=50, roles=(DEV, CLIENT, MASTER, CLI))
+
 # the database a setting such as REVOCATION_DATABASE or MONITOR_DATABASE names
 BY_KIND = {"client": DATABASE_URL, "master": MASTER_DATABASE_URL}
 
-SETTINGS = (DATABASE_URL, MASTER_DATABASE_URL)
+SETTINGS = (DATABASE_URL, MASTER_DATABASE_URL, DATABASE_POOL_MAX)
 
 
 def url_of(settings, kind):

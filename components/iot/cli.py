@@ -134,7 +134,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None):
         return code
 
     try:
-        db = Database(settings.database_url("client"), pool_size=1)
+        db = Database(settings.database_url("client"))
     except StorageConfigError as error:
         return refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE)
     try:

@@ -184,7 +184,7 @@ class SharedWriters:
         url = settings.database_url("client")
         writer = self._writers.get(url)
         if writer is None:
-            store = HistoryStore(Database(url, pool_size=2))
+            store = HistoryStore(Database(url))
             writer = HistoryWriter(store, reactor, **writer_settings(settings))
             self._writers[url] = writer
             reactor.addSystemEventTrigger("before", "shutdown", writer.drain)

@@ -99,7 +99,7 @@ def _ascii_query(request):
 def client_registry(settings):
     """A :class:`DeviceRegistry` on the client database with the KEK of ``settings`` (SettingsError,
     StorageConfigError when they cannot be used)."""
-    return DeviceRegistry(Database(settings.database_url("client"), pool_size=2), load_kek(settings))
+    return DeviceRegistry(Database(settings.database_url("client")), load_kek(settings))
 
 
 class DeviceBridgeSession(HubComponent):

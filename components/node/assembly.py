@@ -112,7 +112,7 @@ def DevicePublishResource(extra=None):
     the client database."""
     settings = Settings(extra)
     return http_publish.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
-                                        Database(settings.database_url("client"), pool_size=2))
+                                        Database(settings.database_url("client")))
 
 
 @refusing

@@ -135,7 +135,7 @@ class MonitorComponent(HubComponent):
 
     def _database(self, url):
         if url not in self._databases:
-            self._databases[url] = Database(url, pool_size=1, connect_timeout=2)
+            self._databases[url] = Database(url)
         return self._databases[url]
 
     def _timed(self, d):

@@ -237,7 +237,7 @@ class PostgreSQLStorageTests(StorageMixin, unittest.TestCase):
     def test_unreachable_is_unavailable(self):
         """A server that does not answer gives StorageUnavailable quickly, not a hang."""
         from tests.support.node import free_port
-        db = Database("postgresql://postgres@127.0.0.1:{}/none".format(free_port()), connect_timeout=2)
+        db = Database("postgresql://postgres@127.0.0.1:{}/none".format(free_port()))
         self.addCleanup(db.close)
         with self.assertRaises(StorageUnavailable) as caught:
             yield db.query("SELECT 1")

@@ -25,7 +25,7 @@ class ReplayStoreMixin:
         self.clock.advance(1_700_000_000)
 
     def database(self):
-        db = Database(self.url, pool_size=2)
+        db = Database(self.url)
         self.addCleanup(db.close)
         return db
 

@@ -25,7 +25,7 @@ class RegistryTests(unittest.TestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
-        self.db = Database(sqlite_url(self), pool_size=1)
+        self.db = Database(sqlite_url(self))
         self.addCleanup(self.db.close)
         self.registry = self.make()
 

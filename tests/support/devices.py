@@ -17,7 +17,7 @@ from components.iot.device_registry import DeviceRegistry
 def open_registry(node):
     """A DeviceRegistry on ``node``'s client database; the caller closes ``registry.db``."""
     settings = Settings(environ=node.env, node_directory=node.directory)
-    return DeviceRegistry(Database(settings.database_url("client"), pool_size=1), load_kek(settings))
+    return DeviceRegistry(Database(settings.database_url("client")), load_kek(settings))
 
 
 def node_registry(testcase, node):

@@ -90,7 +90,7 @@ class DemoRunner:
             interval = max(self.settings.duration("DEMO_DEVICE_INTERVAL", 1.0, minimum=0.05),
                            1.0 / device_rate(self.settings))
             port = self.settings.int("PORT", 8080, minimum=1, maximum=65535)
-            self._registry = DeviceRegistry(Database(self.settings.database_url("client"), pool_size=1),
+            self._registry = DeviceRegistry(Database(self.settings.database_url("client")),
                                             load_kek(self.settings))
             credentials = yield ensure_registered(self._registry, DEVICE_NAME,
                                                   os.path.join(self.directory, DEVICE_CREDENTIALS))
