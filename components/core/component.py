@@ -8,11 +8,16 @@ fails loudly: a setting that cannot be used refuses the process with one line
 import os
 
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.core import errors, refusal
 from components.core.settings import Settings, SettingsError
+
+
+# a failure autobahn's onUserError has logged with its traceback: not logged again when answered
+_ALREADY_LOGGED = Logger(observer=lambda event: None)
 
 
 class HubComponent(ApplicationSession):
@@ -55,3 +60,17 @@ class HubComponent(ApplicationSession):
 
     def on_start_failed(self):
         """Called after ``start`` failed; essential components stop the node here."""
+
+    def _message_from_exception(self, request_type, request, exc, tb=None, enc_algo=None):
+        """
+        What a caller of any of our procedures receives for a failure
+        (autobahn builds every ERROR reply here): the one mapping,
+        :func:`components.core.errors.public`. A domain error goes as it is
+        (its detail, a database's words, logged here); any other exception
+        would reach the caller as ``wamp.error.runtime_error`` with its own
+        text, and goes as ``reactive.error.internal`` in generic words
+        (``onUserError`` has logged its traceback already).
+        """
+        if not isinstance(exc, ApplicationError) or isinstance(exc, errors.HubError):
+            exc = errors.public(exc, self.log if isinstance(exc, ApplicationError) else _ALREADY_LOGGED, "a call")
+        return ApplicationSession._message_from_exception(self, request_type, request, exc, tb, enc_algo)

@@ -123,3 +123,35 @@ class ErrorAnswerTests(SynchronousTestCase):
         self.assertEqual(json.loads(b"".join(request.written)),
                          {"error": errors.UNAVAILABLE, "message": errors.DATABASE_UNAVAILABLE})
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+
+class ProcedureErrorTests(SynchronousTestCase):
+    """The ERROR reply autobahn builds for a failed procedure of a :class:`HubComponent`."""
+
+    def reply(self, exc):
+        from autobahn.wamp import message
+        from components.core.component import HubComponent
+        component = HubComponent(environ={})
+        recorder = RecordingLogger()
+        component.log = recorder.log
+        return component._message_from_exception(message.Invocation.MESSAGE_TYPE, 7, exc), recorder
+
+    def test_unexpected_exception_is_internal(self):
+        """A bare exception's own text (which autobahn would send as runtime_error) never reaches the caller."""
+        reply, _ = self.reply(KeyError("dsn=postgresql://hub:secret@10.0.0.5/hub"))
+        self.assertEqual((reply.error, reply.args), (errors.INTERNAL, [errors.INTERNAL_MESSAGE]))
+
+    def test_database_failure_is_generic_and_logged(self):
+        """A database failure a procedure let through: unavailable in generic words, the detail in the log."""
+        reply, recorder = self.reply(StorageUnavailable(DRIVER_WORDS))
+        self.assertEqual((reply.error, reply.args), (errors.UNAVAILABLE, [errors.DATABASE_UNAVAILABLE]))
+        self.assertIn("port 5999 failed", recorder.text())
+
+    def test_refusals_pass_unchanged(self):
+        """A domain refusal and autobahn's own errors keep their URI, words and details."""
+        reply, recorder = self.reply(errors.RateLimited("slow down", retry_after=1.5))
+        self.assertEqual((reply.error, reply.args, reply.kwargs), (errors.RATE_LIMITED, ["slow down"],
+                                                                   {"retry_after": 1.5}))
+        reply, _ = self.reply(ApplicationError(ApplicationError.INVALID_ARGUMENT, "missing n"))
+        self.assertEqual((reply.error, reply.args), (ApplicationError.INVALID_ARGUMENT, ["missing n"]))
+        self.assertEqual(recorder.events, [])
