@@ -1,5 +1,8 @@
-"""``python -m components.auth``: see :mod:`components.auth.cli`."""
+"""``python -m components.auth``: the same as ``reactive-hub token`` / ``reactive-hub user`` (:mod:`components.auth.cli`)."""
+
+import sys
 
 from components.auth.cli import main
+from components.core.exits import outcome
 
-main()
+sys.exit(outcome(main))

@@ -17,11 +17,16 @@ Key material for a production deployment, created once into a directory
   shared by the master and every client node (``E2E_KEK_FILE``): each node
   unwraps per-user data keys that another node may have created.
 
-``python -m components.auth.keygen DIRECTORY`` keeps files that exist (idempotent)
-and writes new ones with mode 0600 (public keys 0644).
+``reactive-hub keys DIRECTORY`` (``python -m components.auth.keygen DIRECTORY``)
+keeps files that exist (idempotent) and writes new ones with mode 0600
+(public keys 0644). It prints the settings that point at them; ``--json``
+prints them as one object (``JWT_PRIVATE_KEY_FILE``, ``JWT_PUBLIC_KEY_FILE``,
+``USERSYNC_SIGNING_KEY_FILE``, ``USERSYNC_VERIFY_KEY_FILES``,
+``E2E_KEK_FILE``, ``node_key``).
 """
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -31,6 +36,7 @@ import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from components.core.exits import outcome
 from components.e2e.envelope import KEY_BYTES, b64encode
 from components.core.secretfiles import read_or_create_secret
 
@@ -93,11 +99,14 @@ def node_key(directory, crossbar=None):
     return target
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m components.auth.keygen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory")
+def main(argv=None, prog="python -m components.auth.keygen"):
+    """The command line; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", help="where the keys go (created 0700; never inside the repository)")
     parser.add_argument("--usersync-key", default="usersync", metavar="NAME",
                         help="name of the user-sync signing pair (default usersync; another name for a rotation)")
+    parser.add_argument("--json", action="store_true", help="print the settings as JSON for scripts")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.usersync_key):
         parser.error("--usersync-key: letters, digits, - and _ only")
@@ -106,6 +115,11 @@ def main(argv=None):
     sign, verify = usersync_keys(args.directory, args.usersync_key)
     kek = e2e_kek(args.directory)
     target = node_key(args.directory)
+    if args.json:
+        sys.stdout.write(json.dumps({"JWT_PRIVATE_KEY_FILE": private, "JWT_PUBLIC_KEY_FILE": public,
+                                     "USERSYNC_SIGNING_KEY_FILE": sign, "USERSYNC_VERIFY_KEY_FILES": verify,
+                                     "E2E_KEK_FILE": kek, "node_key": target}) + "\n")
+        return 0
     sys.stdout.write("JWT_PRIVATE_KEY_FILE={}\nJWT_PUBLIC_KEY_FILE={}\nUSERSYNC_SIGNING_KEY_FILE={}\n"
                      "USERSYNC_VERIFY_KEY_FILES={}\nE2E_KEK_FILE={}\nnode key: {}\n".format(
                          private, public, sign, verify, kek, target))
@@ -113,4 +127,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(outcome(main))

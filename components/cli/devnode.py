@@ -80,9 +80,12 @@ def start(argv, prog, environ=None, executable=None, run=subprocess.call, become
     """``reactive-hub start``: migrate, then become ``crossbar start``; returns an exit code when it cannot."""
     environ = os.environ if environ is None else environ
     err = sys.stderr if err is None else err
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1],
-                                     epilog="Other options (e.g. --loglevel debug) go to crossbar start. "
-                                            "Exit codes: 1 the migration failed, 78 no node config or no crossbar.")
+    parser = argparse.ArgumentParser(prog=prog, description=(
+        "Run the dev node as `make start` does after installing: migrate the databases, then crossbar start "
+        "--cbdir DIR with AWS_EMULATOR_PORT 4566, AWS_ENDPOINT_URL the local SNS/SQS emulator on that port "
+        "unless set (set it empty for real AWS) and USERSYNC_PROVISION on unless set."),
+        epilog="Other options (e.g. --loglevel debug) go to crossbar start. "
+               "Exit codes: 1 the migration failed, 78 no node config or no crossbar.")
     options, rest = _node_directory(parser, argv, environ)
     (migrate_argv, migrate_env), (crossbar_argv, crossbar_env) = start_plan(options.cbdir, environ, executable, rest)
     problem = _missing(options.cbdir, crossbar_argv[0])

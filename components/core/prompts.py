@@ -22,6 +22,10 @@ class PromptFailed(Exception):
         super().__init__(message)
         self.code = code
 
+    def line(self):
+        """The line to show: ``interrupted``, or ``error: <why>``."""
+        return str(self) if self.code == exits.INTERRUPTED else "error: {}".format(self)
+
 
 def _checked(password, minimum):
     """None when ``password`` is acceptable, else why not."""

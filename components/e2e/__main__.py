@@ -1,14 +1,16 @@
 """
-Key administration and debugging for end-to-end encrypted payloads:
+Key administration and debugging for end-to-end encrypted payloads
+(``reactive-hub e2e``; ``python -m components.e2e`` is the same):
 
-    python -m components.e2e rotate --user alice        # new key of alice's current identity; the old one
-                                                        # works for the grace period (same identity only)
-    python -m components.e2e rotate --all
-    python -m components.e2e decrypt --user alice --topic users.changed --seq 17 '<envelope JSON>'
-    python -m components.e2e decrypt --user alice --topic users.changed '<state JSON with value and seq>'
+    reactive-hub e2e rotate --user alice        # new key of alice's current identity; the old one
+                                                # works for the grace period (same identity only)
+    reactive-hub e2e rotate --all
+    reactive-hub e2e decrypt --user alice --topic users.changed --seq 17 '<envelope JSON>'
+    reactive-hub e2e decrypt --user alice --topic users.changed '<state JSON with value and seq>'
 
 Uses DATABASE_URL (the client database) and E2E_KEK / E2E_KEK_FILE (or the dev
-node's generated key-encryption key via CROSSBAR_DIR).
+node's generated key-encryption key via CROSSBAR_DIR). Exit codes: 0 done,
+1 the envelope was refused (the reason is printed), 2 usage, 78 a setting.
 """
 
 import argparse
@@ -19,13 +21,15 @@ from twisted.internet import defer, task
 
 from components.e2e import envelope
 from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
+from components.core.exits import outcome
 from components.core.settings import Settings
 from components.db.database import Database
 from components.db.migrations import migrate
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m components.e2e", description=__doc__,
+def main(argv=None, prog="python -m components.e2e"):
+    """The command line; ends with SystemExit (``task.react``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = Settings()
     parser.add_argument("--grace", type=int, default=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0),
@@ -69,11 +73,11 @@ def main(argv=None):
             print(json.dumps(envelope.open_envelope(key, options.topic, seq, sealed), indent=2, ensure_ascii=False))
         except envelope.EnvelopeError as refusal:
             print("refused ({}): {}".format(refusal.code, refusal), file=sys.stderr)
-            raise SystemExit(2)
+            raise SystemExit(1)
         finally:
             db.close()
     task.react(run)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(outcome(main))

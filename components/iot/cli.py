@@ -1,10 +1,21 @@
 """
-The device registry from the command line:
+The device registry from the command line (``reactive-hub device``;
+``python -m components.iot device`` is the same):
 
-    python -m components.iot device add NAME [--json]      # prints the key and secret, once
-    python -m components.iot device list [--json]
-    python -m components.iot device revoke NAME
-    python -m components.iot device rotate NAME [--json]   # a new key and secret; the old key is refused
+    reactive-hub device add NAME [--out [FILE]] [--json]   # the key and secret, shown once
+    reactive-hub device list [--json]
+    reactive-hub device revoke NAME
+    reactive-hub device rotate NAME [--out [FILE]] [--json]  # a new key and secret; the old key is refused
+    reactive-hub device simulate --value 42 [--device NAME]  # post as the device would (the simulator)
+
+``--out`` writes the credentials to a file readable by you only (mode 0600),
+by default ``<node dir>/secrets/devices/NAME.env`` (git-ignored), and prints
+where; the simulator finds them there. Prefer it to redirecting the output
+(``> NAME.env`` leaves the secret wherever the shell was, world-readable
+under the usual umask). ``--json`` prints ``{"name", "key", "secret"}``
+(with ``--out``: ``{"name", "key", "file"}``), ``list --json`` a list of
+``{"name", "key", "state", "created", "rotated", "revoked", "last_seen",
+"readings"}``.
 
 Works on the client database (``DATABASE_URL``, else ``<node dir>/client.db``)
 with the key-encryption key of the hub (``E2E_KEK`` / ``E2E_KEK_FILE``, else
@@ -24,7 +35,11 @@ import os
 import sys
 
 from components.core import errors
+from components.core.secretfiles import write_private
 from components.core.settings import Settings, SettingsError
+from components.iot import credentials_file
+
+PROG = "python -m components.iot"
 
 EXIT_REFUSED = 1
 EXIT_NOT_FOUND = 3
@@ -48,13 +63,6 @@ def shown(item):
             "last_seen": iso(item["last_seen_ms"]), "readings": item["readings"]}
 
 
-def credentials_text(verb, name, key, secret):
-    """Shell assignments (a script may source them) after a comment line for people."""
-    return ("# device {name} {verb}; its secret is shown this once: store it in the device now\n"
-            "DEVICE_NAME={name}\nDEVICE_KEY={key}\nDEVICE_SECRET={secret}\n").format(
-                name=name, verb=verb, key=key, secret=secret)
-
-
 def table(devices):
     rows = [_LIST_COLUMNS] + [tuple("-" if shown(item)[column] is None else str(shown(item)[column])
                                     for column in _LIST_COLUMNS) for item in devices]
@@ -63,28 +71,44 @@ def table(devices):
                    for row in rows)
 
 
-def parser():
+def parser(prog=PROG):
     node = argparse.ArgumentParser(add_help=False)
     node.add_argument("--cbdir", default=argparse.SUPPRESS,
                       help="node directory (default CROSSBAR_DIR or ./.crossbar)")
-    top = argparse.ArgumentParser(prog="python -m components.iot", description=__doc__, parents=[node],
+    top = argparse.ArgumentParser(prog=prog, description=__doc__, parents=[node],
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = top.add_subparsers(dest="group", required=True)
-    device = groups.add_parser("device", help="registered devices: add, list, revoke, rotate")
+    device = groups.add_parser("device", help="registered devices: add, list, revoke, rotate; simulate one",
+                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = device.add_subparsers(dest="command", required=True)
-    for name, text in (("add", "register a device; print its key and secret once"),
+    for name, text in (("add", "register a device; print its key and secret once (or write them: --out)"),
                        ("list", "every device (revoked ones too)"),
                        ("revoke", "refuse a device from now on (it stays listed)"),
-                       ("rotate", "new key and secret for a device; the old key is refused")):
-        command = commands.add_parser(name, help=text, parents=[node])
+                       ("rotate", "new key and secret for a device; the old key is refused"),
+                       ("simulate", "post signed readings as the device would (see simulate --help)")):
+        if name == "simulate":
+            commands.add_parser(name, help=text, add_help=False)  # its own parser: components.iot.device_simulator
+            continue
+        command = commands.add_parser(name, help=text, description=text, parents=[node])
         if name != "list":
             command.add_argument("name")
+        if name in ("add", "rotate"):
+            command.add_argument("--out", nargs="?", const="", default=None, metavar="FILE",
+                                 help="write the credentials to FILE (mode 0600) instead of printing them; "
+                                      "FILE defaults to <node dir>/secrets/devices/NAME.env")
         if name != "revoke":
             command.add_argument("--json", action="store_true", help="print JSON for scripts")
     return top
 
 
-def run(options, registry, out):
+def saved(options, node_directory, key, secret):
+    """Write the credentials of ``options.name`` to the ``--out`` file (mode 0600); its path."""
+    path = options.out or credentials_file.default_path(node_directory, options.name)
+    verb = "added" if options.command == "add" else "rotated"
+    return write_private(path, credentials_file.env_text(verb, options.name, key, secret))
+
+
+def run(options, registry, out, node_directory="."):
     """Carry out ``options`` on ``registry``; fire when the answer is written to ``out``."""
     as_json = getattr(options, "json", False)
     if options.command in ("add", "rotate"):
@@ -92,11 +116,19 @@ def run(options, registry, out):
 
         def done(credentials):
             key, secret = credentials
-            if as_json:
+            verb = "added" if options.command == "add" else "rotated"
+            if options.out is not None:
+                path = saved(options, node_directory, key, secret)
+                if as_json:
+                    out.write(json.dumps({"name": options.name, "key": key, "file": path}) + "\n")
+                else:
+                    out.write("device {} {}; its key and secret are in {} (mode 0600)\n"
+                              "load them in a shell with: set -a; . {}; set +a\n".format(
+                                  options.name, verb, path, path))
+            elif as_json:
                 out.write(json.dumps({"name": options.name, "key": key, "secret": secret}) + "\n")
             else:
-                out.write(credentials_text("added" if options.command == "add" else "rotated",
-                                           options.name, key, secret))
+                out.write(credentials_file.env_text(verb, options.name, key, secret))
         return d.addCallback(done)
     if options.command == "revoke":
         d = registry.revoke(options.name)
@@ -111,15 +143,21 @@ def run(options, registry, out):
     return registry.list().addCallback(listed)
 
 
-def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None):
+def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
     """The command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["device", "simulate"]:
+        from components.iot import device_simulator
+        return device_simulator.main(argv[2:], out=out, prog="{} device simulate".format(prog))
+
+    options = parser(prog).parse_args(argv)
+
     from twisted.internet import defer, task
 
     from components.db.database import Database, StorageConfigError, StorageUnavailable
     from components.e2e.keys import load_kek
     from components.iot.device_registry import DeviceRegistry
 
-    options = parser().parse_args(argv)
     as_json = getattr(options, "json", False)
     environ = os.environ if environ is None else environ
     cbdir = getattr(options, "cbdir", None)
@@ -148,7 +186,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None):
     @defer.inlineCallbacks
     def work(reactor):
         try:
-            yield run(options, DeviceRegistry(db, kek), out)
+            yield run(options, DeviceRegistry(db, kek), out, settings.node_directory)
             outcome.append(0)
         except errors.HubError as error:
             outcome.append(refuse(error.uri, str(error), _EXITS.get(error.uri, EXIT_UNAVAILABLE)))

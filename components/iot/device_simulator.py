@@ -9,15 +9,20 @@ sends, signed the way Crossbar's HTTP bridge checks it:
 with ``key``, ``timestamp`` (UTC, ``YYYY-MM-DDTHH:MM:SS.000Z``), ``seq``,
 ``nonce`` and ``signature`` in the query string.
 
-Each device has its own key and secret (``python -m components.iot device add
-NAME`` prints ``DEVICE_NAME``, ``DEVICE_KEY`` and ``DEVICE_SECRET``) and posts
-``{"topic": "iot.device.<name>", "args": [{"value": <value>}]}``:
+Each device has its own key and secret (``reactive-hub device add NAME
+--out`` writes ``DEVICE_NAME``, ``DEVICE_KEY`` and ``DEVICE_SECRET`` to
+``<node dir>/secrets/devices/NAME.env``) and posts
+``{"topic": "iot.device.<name>", "args": [{"value": <value>}]}``
+(``reactive-hub device simulate`` is ``python -m components.iot.device_simulator``):
 
-    python -m components.iot.device_simulator --device nodemcu-1 --key K --secret S --value 42
-    DEVICE_NAME=sim-1 DEVICE_KEY=K DEVICE_SECRET=S python -m components.iot.device_simulator --value 10 --value 55 --interval 0.5
+    reactive-hub device simulate --device sim-1 --value 42
+    reactive-hub device simulate --device nodemcu-1 --key K --secret S --value 42
+    DEVICE_NAME=sim-1 DEVICE_KEY=K DEVICE_SECRET=S reactive-hub device simulate --value 10 --value 55 --interval 0.5
 
 Key, secret and name come from ``--key``/``--secret``/``--device``, else
-``DEVICE_KEY`` / ``DEVICE_SECRET`` / ``DEVICE_NAME``. ``--shared`` posts the
+``DEVICE_KEY`` / ``DEVICE_SECRET`` / ``DEVICE_NAME``, else (key and secret)
+the device's file ``device add --out`` wrote. Exit codes: 0 every post
+accepted, 1 a post refused or the hub unreachable, 2 usage. ``--shared`` posts the
 deprecated shared-key body (``iot.device.reading`` naming the device; the hub
 takes it only with ``DEVICE_SHARED_KEY=on``), falling back to the dev shared
 credentials in ``<node dir>/secrets/``.
@@ -34,8 +39,9 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from components.core.exits import outcome
 from components.core.settings import Settings, node_dir
-from components.iot import DEVICE_TOPIC as SHARED_TOPIC, device_topic
+from components.iot import DEVICE_TOPIC as SHARED_TOPIC, credentials_file, device_topic
 from components.iot.request_signing import KEY_FILE, SECRET_FILE, sign, timestamp
 
 
@@ -111,9 +117,10 @@ def dechunk(data):
     return body
 
 
-def credentials(key=None, secret=None, environ=None, directory=None, shared=False):
+def credentials(key=None, secret=None, environ=None, directory=None, shared=False, device=None):
     """
-    Key and secret: given, else ``DEVICE_KEY`` / ``DEVICE_SECRET``; with
+    Key and secret: given, else ``DEVICE_KEY`` / ``DEVICE_SECRET``, else
+    (neither given) the file ``device add --out`` wrote for ``device``; with
     ``shared`` (the deprecated shared key) else the node's dev files.
     SystemExit naming what is missing.
     """
@@ -122,10 +129,15 @@ def credentials(key=None, secret=None, environ=None, directory=None, shared=Fals
     key = key or settings.text("DEVICE_KEY")
     secret = secret or settings.text("DEVICE_SECRET")
     directory = settings.node_directory
+    if not key and not secret and not shared and device:
+        saved = credentials_file.read(credentials_file.default_path(directory, device))
+        key, secret = saved.get("DEVICE_KEY"), saved.get("DEVICE_SECRET")
     for name, value, path in (("key", key, KEY_FILE), ("secret", secret, SECRET_FILE)):
         if not value and not shared:
-            raise SystemExit("no device {0}: pass --{0} or set DEVICE_{1} (python -m components.iot device add "
-                             "NAME prints them)".format(name, name.upper()))
+            raise SystemExit("no device {0}: pass --{0}, set DEVICE_{1}, or register the device with "
+                             "reactive-hub device add {2} --out (it writes {3})".format(
+                                 name, name.upper(), device or "NAME",
+                                 credentials_file.default_path(directory, device or "NAME")))
         if not value:
             try:
                 with open(os.path.join(directory, path)) as handle:
@@ -141,12 +153,15 @@ def credentials(key=None, secret=None, environ=None, directory=None, shared=Fals
     return key, secret
 
 
-def main(argv=None, out=sys.stdout):
-    parser = argparse.ArgumentParser(prog="python -m components.iot.device_simulator", description=__doc__.split("\n\n")[0])
+def main(argv=None, out=sys.stdout, prog="python -m components.iot.device_simulator"):
+    """The command line; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(Settings({}).text("PORT", "8080")))
     parser.add_argument("--key")
     parser.add_argument("--secret")
-    parser.add_argument("--cbdir", help="node directory holding the dev shared credentials (with --shared)")
+    parser.add_argument("--cbdir", help="node directory holding the device's credentials file, or the dev "
+                                        "shared credentials (with --shared)")
     parser.add_argument("--device", default=Settings({}).text("DEVICE_NAME", "nodemcu-1"),
                         help="the registered device name (default DEVICE_NAME, else nodemcu-1)")
     parser.add_argument("--shared", action="store_true",
@@ -159,7 +174,7 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--cafile")
     parser.add_argument("--fingerprint", help="pinned SHA-256 fingerprint of the server certificate (hex)")
     args = parser.parse_args(argv)
-    key, secret = credentials(args.key, args.secret, directory=args.cbdir, shared=args.shared)
+    key, secret = credentials(args.key, args.secret, directory=args.cbdir, shared=args.shared, device=args.device)
     make_body = shared_body if args.shared else body
     parts = urlsplit(args.url)
     failed = 0
@@ -169,11 +184,14 @@ def main(argv=None, out=sys.stdout):
         stamp = args.timestamp or timestamp()
         raw = request_bytes(parts.netloc, parts.path or "/publish", key, secret, stamp, args.seq + index,
                             secrets.randbelow(2 ** 31), make_body(args.device, value))
-        status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
+        try:
+            status, text = send(args.url, raw, cafile=args.cafile, fingerprint=args.fingerprint)
+        except OSError as error:  # refused, unreachable, timed out, TLS
+            raise SystemExit("cannot post to {}: {}".format(args.url, error))
         out.write("{} {} {}\n".format(value, status, text.strip()))
         failed += status != 200
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(outcome(main))

@@ -1,5 +1,8 @@
-"""``python -m components.node migrate``: see :mod:`components.node.cli`."""
+"""``python -m components.node migrate``: the same as ``reactive-hub migrate`` (:mod:`components.node.cli`)."""
 
+import sys
+
+from components.core.exits import outcome
 from components.node.cli import main
 
-main()
+sys.exit(outcome(main))

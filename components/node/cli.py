@@ -14,22 +14,29 @@ from components.db.migrations import migrate_all
 from components.node import schema_registry as schema
 
 
-def main(argv=None):
-    """``python -m components.node migrate [--master-url URL] [--client-url URL]``"""
+def main(argv=None, prog="python -m components.node"):
+    """``reactive-hub migrate [--master-url URL] [--client-url URL]`` (``python -m components.node migrate``)"""
     import argparse
     import sys
 
     from twisted.internet import task
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import LogLevel, globalLogBeginner, textFileLogObserver
 
-    parser = argparse.ArgumentParser(prog="python -m components.node",
-                                     description="Create or upgrade the hub's database schemas.")
+    parser = argparse.ArgumentParser(prog=prog, description="Create or upgrade the hub's database schemas.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run_migrate = commands.add_parser("migrate", help="apply pending migrations (idempotent)")
+    run_migrate = commands.add_parser(
+        "migrate", help="apply pending migrations (idempotent)",
+        description="Create or upgrade every schema of the master and the client database (idempotent); "
+                    "`make start` and `reactive-hub start` run it first. Not `reactive-hub sync migrate`, which "
+                    "installs the user-change capture triggers on the user table.",
+        epilog="Exit codes: 0 done, 1 a migration failed, 78 a database URL or setting cannot be used.")
     run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
     run_migrate.add_argument("--client-url", default=None, help="default: DATABASE_URL or the node's SQLite")
     options = parser.parse_args(argv)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    # what it did is output (stdout); warnings and errors go to stderr
+    out, err = textFileLogObserver(sys.stdout), textFileLogObserver(sys.stderr)
+    globalLogBeginner.beginLoggingTo([lambda event: (err if event.get("log_level", LogLevel.info) >= LogLevel.warn
+                                                     else out)(event)], redirectStandardIO=False)
     log = Logger(namespace="migrate")
 
     @defer.inlineCallbacks

@@ -19,9 +19,10 @@ written once:
 - ``client --peer host:port``: the same, plus a router-to-router link
   (Crossbar's ``rlinks``) to another client node's internal port.
 
-``python -m components.node.topology write`` rewrites ``.crossbar/master.json``
-and ``.crossbar/client.json``; the test suite fails when they are stale.
-``python -m components.node.topology client --peer client-1:8090 > linked.json``
+``reactive-hub topology write`` (``python -m components.node.topology write``)
+rewrites ``.crossbar/master.json`` and ``.crossbar/client.json``; the test
+suite fails when they are stale.
+``reactive-hub topology client --peer client-1:8090 > linked.json``
 prints a linked variant; ``client --mesh client-peers --replicas 3`` links a
 StatefulSet pod to its siblings. The dev config is read from the node
 directory (``CROSSBAR_DIR``), else from the repository.
@@ -36,6 +37,7 @@ import sys
 
 from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
+from components.core.exits import outcome
 from components.core.settings import Settings, node_dir
 from components.iot import demo
 from components.node.boot import booted
@@ -365,8 +367,9 @@ def _parse_peer(text):
     return host, int(port)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m components.node.topology", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="python -m components.node.topology"):
+    """The command line; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     write = sub.add_parser("write", help="rewrite .crossbar/master.json and .crossbar/client.json")
     write.add_argument("--directory", default=os.path.dirname(DEV_CONFIG))
@@ -403,4 +406,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(outcome(main))

@@ -1,17 +1,20 @@
 """
-Command line of the user sync:
+Command line of the user sync (``reactive-hub sync``; ``python -m
+components.usersync`` is the same):
 
-    python -m components.usersync provision --clients a,b [--topic reactive-users] [--fifo]
+    reactive-hub sync provision --clients a,b [--topic reactive-users] [--fifo]
         [--max-receives 5] [--visibility-timeout 30] [--json]
-    python -m components.usersync migrate [--master-url URL] [--fields username,email,...] [--skip-staff]
-    python -m components.usersync resync [--client NAME] [--gap] [--master-url URL] [--batch 500]
-    python -m components.usersync emulator [--port 4566]
+    reactive-hub sync migrate [--master-url URL] [--fields username,email,...] [--skip-staff]
+    reactive-hub sync resync [--client NAME] [--gap] [--master-url URL] [--batch 500]
+    reactive-hub sync emulator [--port 4566]
 
 ``provision`` talks to AWS (standard credential chain, ``AWS_DEFAULT_REGION``)
 or to the emulator at ``AWS_ENDPOINT_URL``, and prints the settings to use.
 ``migrate`` creates the outbox tables and (re)installs the triggers on the
 user table (``AUTH_USER_TABLE``); the first time, it queues the initial
-snapshot (every existing user). ``resync`` queues a snapshot again, for a
+snapshot (every existing user). The master component does the same at its
+start; ``reactive-hub migrate`` (every schema of a node, run by ``start``)
+creates the tables only. ``resync`` queues a snapshot again, for a
 client added later (``--client`` names it; SNS carries it to every client,
 where the version rule makes it a no-op for the users a client already
 holds) or, with ``--gap``, at every user's next version, so every client
@@ -25,6 +28,7 @@ import argparse
 import json
 import sys
 
+from components.core.exits import CONFIG, outcome
 from components.core.settings import Settings, SettingsError
 
 
@@ -61,7 +65,7 @@ def _master_database(options, settings, work):
         user_table = directory.user_table(settings)
     except ValueError as exc:
         sys.stderr.write("error: {}\n".format(exc))
-        raise SystemExit(2)
+        raise SystemExit(CONFIG)
     if options.include_staff:
         include_staff = True
     if options.skip_staff:
@@ -77,7 +81,7 @@ def _master_database(options, settings, work):
             yield work(db, log, user_table, tracked, include_staff)
         except directory.UserTableError as exc:  # UserTableMissing too: a command does not wait
             sys.stderr.write("error: {}\n".format(exc))
-            raise SystemExit(2)
+            raise SystemExit(CONFIG)
         finally:
             db.close()
     task.react(run)
@@ -169,10 +173,13 @@ def _stay_idle(reason):
         signal.pause()
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m components.usersync"):
+    """The command line."""
     settings = Settings()
-    parser = argparse.ArgumentParser(prog="python -m components.usersync", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Exit codes: 0 done, 1 failed, 2 usage, 78 the user table, a field "
+                                            "list or a setting cannot be used.")
     commands = parser.add_subparsers(dest="command", required=True)
     run_provision = commands.add_parser("provision",
                                         help="create topic, queues, dead-letter queues, subscriptions")
@@ -184,7 +191,8 @@ def main(argv=None):
                                help="receives before a message moves to the dead-letter queue (default 5)")
     run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
     run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
-    run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers")
+    run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers "
+                                                      "(not the node's `migrate`)")
     run_resync = commands.add_parser("resync", help="queue every user of the synced set again")
     for command in (run_migrate, run_resync):
         command.add_argument("--master-url", default=None,
@@ -205,4 +213,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(outcome(main))

@@ -144,18 +144,18 @@ class DjangoCaptureMixin:
 
     @defer.inlineCallbacks
     def test_missing_table_or_columns_is_a_clear_error(self):
-        """A Django-owned table that is missing, or a table without AbstractUser's columns: exit 2, no table made."""
-        missing = yield self.project.hub("components.usersync", "migrate", expect=2)
+        """A Django-owned table that is missing, or a table without AbstractUser's columns: exit 78 (configuration), no table made."""
+        missing = yield self.project.hub("components.usersync", "migrate", expect=78)
         self.assertIn("user table {} does not exist yet".format(self.project.table), missing.stderr)
-        adduser = yield self.project.hub("components.auth", "adduser", "eve", "--password-stdin", expect=2,
+        adduser = yield self.project.hub("components.auth", "adduser", "eve", "--password-stdin", expect=78,
                                          stdin="pw-eve-123456\n")
         self.assertIn("does not exist yet", adduser.stderr)
         self.assertIsNone((yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, "auth_user"))))
         yield self.db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, username VARCHAR(150), email TEXT)")
-        columns = yield self.project.hub("components.usersync", "migrate", expect=2,
+        columns = yield self.project.hub("components.usersync", "migrate", expect=78,
                                          env={"AUTH_USER_TABLE": "people"})
         self.assertIn("user table people lacks the columns password, last_login, is_superuser", columns.stderr)
-        bad = yield self.project.hub("components.usersync", "migrate", expect=2,
+        bad = yield self.project.hub("components.usersync", "migrate", expect=78,
                                      env={"AUTH_USER_TABLE": "people; DROP TABLE people"})
         self.assertIn("plain SQL identifier", bad.stderr)
         self.assertIsNone((yield self.db.run(lambda cursor: master_tables.directory.columns_of(cursor, "auth_user"))))

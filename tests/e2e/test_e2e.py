@@ -240,5 +240,5 @@ class CommandLineTests(unittest.TestCase):
         self.assertEqual(json.loads(result.stdout), {"first_name": "Alice"})
         result = self.run_cli(env, "decrypt", "--user", "alice", "--topic", "users.changed", "--seq", "10",
                               json.dumps(state["value"]))
-        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.returncode, 1)  # refused (2 is a usage error)
         self.assertIn("auth_failed", result.stderr)

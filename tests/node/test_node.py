@@ -140,7 +140,7 @@ class CommandLineTests(unittest.TestCase):
                               stdin="erin-password-1\n", env=env)
         self.assertEqual(result.returncode, 0, result.stderr)
         again = self.run_cli("adduser", "erin", "--password-stdin", stdin="erin-password-1\n", env=env)
-        self.assertEqual(again.returncode, 2)
+        self.assertEqual(again.returncode, 1)  # refused (2 is a usage error)
         self.assertIn("already exists", again.stderr)
         short = self.run_cli("adduser", "frank", "--password-stdin", stdin="short\n", env=env)
         self.assertNotEqual(short.returncode, 0)

@@ -2,6 +2,7 @@
 The dev node's demo sources (the guest worker ``demo`` of
 ``.crossbar/config.json`` runs ``run``):
 
+    reactive-hub demo [run|arduino|odata|device] [--cbdir DIR]
     python -m components.iot.demo [run|arduino|odata|device] [--cbdir DIR]
 
 ``run`` starts all three; the others one each. The node directory (for
@@ -15,6 +16,7 @@ import argparse
 import signal
 import sys
 
+from components.core.exits import outcome
 from components.core.settings import Settings, SettingsError, node_dir
 from components.iot.demo import WORKER
 from components.iot.demo.runner import PARTS, DemoRunner
@@ -45,8 +47,9 @@ def _idle(reason):
         signal.pause()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m components.iot.demo", description=__doc__,
+def main(argv=None, prog="python -m components.iot.demo"):
+    """The command line; runs until stopped."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", nargs="?", default="run", choices=("run",) + PARTS)
     parser.add_argument("--cbdir", help="node directory (default CROSSBAR_DIR or ./.crossbar)")
@@ -71,4 +74,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(outcome(main))
