@@ -15,18 +15,19 @@ limit) costs the hub, every dashboard and the history at most 10 readings/s.
 """
 
 from components.core.ratelimit import RateLimiter
+from components.iot import iot_settings
 
-DEFAULT_RATE = 10.0
-DEFAULT_BURST = 20
+DEFAULT_RATE = iot_settings.DEVICE_RATE.default
+DEFAULT_BURST = iot_settings.DEVICE_BURST.default
 
 
 def device_rate(settings):
     """``DEVICE_RATE``: readings per second a device may send (0.01 to 1000)."""
-    return settings.float("DEVICE_RATE", DEFAULT_RATE, minimum=0.01, maximum=1000)
+    return settings.get(iot_settings.DEVICE_RATE)
 
 
 def device_limiter(settings, clock):
     """A :class:`RateLimiter` of ``DEVICE_RATE`` readings/s and ``DEVICE_BURST`` at once, per device, on
     ``clock`` (seconds)."""
-    return RateLimiter(device_rate(settings), settings.int("DEVICE_BURST", DEFAULT_BURST, minimum=1, maximum=1000),
+    return RateLimiter(device_rate(settings), settings.get(iot_settings.DEVICE_BURST),
                        clock=clock)

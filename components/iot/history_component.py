@@ -34,7 +34,7 @@ from components.core.errors import HubError, InvalidArgument, Unavailable
 from components.core.periodic import Periodic
 from components.core.state import epoch_ms
 from components.db.database import StorageUnavailable
-from components.iot import HISTORY, ODATA_GET, ODATA_TOPIC, SERIAL_GET, SERIAL_TOPIC, SOURCES
+from components.iot import HISTORY, ODATA_GET, ODATA_TOPIC, SERIAL_GET, SERIAL_TOPIC, SOURCES, iot_settings
 from components.iot.history import MAX_SOURCE, kind_of
 from components.iot.history_writer import shared_writer
 
@@ -42,10 +42,10 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
 MAX_MINUTES = 366 * 24 * 60
 MAX_SEQ = 2 ** 63 - 1
-DEFAULT_MAX_AGE = 24 * 3600.0
-DEFAULT_MAX_STATES = 10000
-DEFAULT_PRUNE_INTERVAL = 60.0
-DEFAULT_STALE_AFTER = 30.0
+DEFAULT_MAX_AGE = iot_settings.HISTORY_MAX_AGE.default
+DEFAULT_MAX_STATES = iot_settings.HISTORY_MAX_STATES.default
+DEFAULT_PRUNE_INTERVAL = iot_settings.HISTORY_PRUNE_INTERVAL.default
+DEFAULT_STALE_AFTER = iot_settings.IOT_STALE_AFTER.default
 # the components whose own .get tells whether they run here
 _RUNNING = ((SERIAL_TOPIC, SERIAL_GET), (ODATA_TOPIC, ODATA_GET))
 _GET_TIMEOUT = 2.0
@@ -156,7 +156,7 @@ class HistoryComponent(HubComponent):
     @defer.inlineCallbacks
     def start(self):
         settings = self.settings
-        self.stale_after = settings.duration("IOT_STALE_AFTER", DEFAULT_STALE_AFTER, minimum=0.1)
+        self.stale_after = settings.get(iot_settings.IOT_STALE_AFTER)
         writer = shared_writer(self)
         options = RegisterOptions(invoke="roundrobin")
         yield self.register(self.history, HISTORY, options=options)
@@ -169,9 +169,9 @@ class HistoryComponent(HubComponent):
         self.writer = writer
         self.pruner = Pruner(
             self.store, self.reactor,
-            max_age=settings.duration("HISTORY_MAX_AGE", DEFAULT_MAX_AGE, minimum=1),
-            max_states=settings.int("HISTORY_MAX_STATES", DEFAULT_MAX_STATES, minimum=1),
-            interval=settings.duration("HISTORY_PRUNE_INTERVAL", DEFAULT_PRUNE_INTERVAL, minimum=0.1))
+            max_age=settings.get(iot_settings.HISTORY_MAX_AGE),
+            max_states=settings.get(iot_settings.HISTORY_MAX_STATES),
+            interval=settings.get(iot_settings.HISTORY_PRUNE_INTERVAL))
         self.pruner.start()
         self.log.info("IoT history on: at most {states} states per source, none older than {age}s, "
                       "pruned every {interval}s", states=self.pruner.max_states, age=self.pruner.max_age,

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 
 from components.core.arguments import no_arguments
 from components.core.backoff import Backoff
-from components.iot import ODATA_GET, ODATA_TOPIC
+from components.iot import ODATA_GET, ODATA_TOPIC, iot_settings
 from components.iot.live import LiveValue
 from components.iot.source import SourceComponent
 
@@ -211,20 +211,22 @@ class ODataComponent(SourceComponent):
     @defer.inlineCallbacks
     def start(self):
         settings = self.settings
-        url = settings.url("ODATA_URL")
+        url = settings.get(iot_settings.ODATA_URL)
         if not url:
             self.log.info("OData poller off (ODATA_URL unset)")
             return
-        from twisted.web.client import Agent, HTTPConnectionPool
-        interval = settings.duration("ODATA_INTERVAL", 5.0, minimum=0.05)
-        timeout = settings.duration("ODATA_TIMEOUT", 10.0, minimum=0.05)
-        backoff_max = settings.duration("ODATA_BACKOFF_MAX", 60.0, minimum=0.05)
-        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        from twisted.web.client import Agent
+
+        from components.core.quietpool import QuietConnectionPool
+        interval = settings.get(iot_settings.ODATA_INTERVAL)
+        timeout = settings.get(iot_settings.ODATA_TIMEOUT)
+        backoff_max = settings.get(iot_settings.ODATA_BACKOFF_MAX)
+        self.pool = QuietConnectionPool(self.reactor)  # no factory log lines per failed poll
         http = treq.client.HTTPClient(Agent(self.reactor, pool=self.pool, connectTimeout=timeout))
         self.source = ODataPoller(
-            http, self.reactor, url, self.publish_state, user=settings.text("ODATA_USER"),
-            password=settings.text("ODATA_PASSWORD"), field=settings.text("ODATA_FIELD", "C_VALUE"),
-            orderby=settings.text("ODATA_ORDERBY", "G_CREATED desc"), interval=interval, timeout=timeout,
+            http, self.reactor, url, self.publish_state, user=settings.get(iot_settings.ODATA_USER),
+            password=settings.get(iot_settings.ODATA_PASSWORD), field=settings.get(iot_settings.ODATA_FIELD),
+            orderby=settings.get(iot_settings.ODATA_ORDERBY), interval=interval, timeout=timeout,
             backoff_max=backoff_max)
         yield self.seed_history(self.source.live)
         yield self.register(self)

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 
 from components.core.arguments import no_arguments
 from components.core.backoff import Backoff
-from components.iot import SERIAL_GET, SERIAL_TOPIC
+from components.iot import SERIAL_GET, SERIAL_TOPIC, iot_settings
 from components.iot.live import LiveValue, changed_beyond
 from components.iot.readings import Garbage, LineSplitter, parse_reading
 from components.iot.serialport import SerialThread, pyserial_opener
@@ -141,12 +141,12 @@ class SerialReaderComponent(SourceComponent):
 
     @defer.inlineCallbacks
     def start(self):
-        url = self.settings.text("SERIAL_URL")
+        url = self.settings.get(iot_settings.SERIAL_URL)
         if not url:
             self.log.info("serial reader off (SERIAL_URL unset)")
             return
-        baud = self.settings.int("SERIAL_BAUD", 9600, minimum=50, maximum=4000000)
-        band = self.settings.float("SERIAL_DEADBAND", 0, minimum=0)
+        baud = self.settings.get(iot_settings.SERIAL_BAUD)
+        band = self.settings.get(iot_settings.SERIAL_DEADBAND)
         opener = pyserial_opener(url, baud)
 
         def connect(opened, received, lost):
