@@ -13,15 +13,18 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from components.auth import (AUTH_EXPIRED, AUTH_INVALID_TOKEN, AUTH_NOT_YET_VALID, AUTH_NO_TOKEN, AUTH_UNKNOWN_ROLE,
+                             AUTH_WRONG_AUDIENCE, AUTH_WRONG_ISSUER, AuthRefused)
 from components.core import errors
-from components.core.errors import AuthRefused
-from components.core.secretfiles import read_or_create_secret
+from components.core.devsecrets import dev_secret
 from components.core.settings import KeyConfigError, SettingsError
 
 ROLES = ("user", "admin", "device")
 DEFAULT_TTL = 900
 DEFAULT_LEEWAY = 5
 DEV_SECRET_FILE = os.path.join("secrets", "jwt_secret")
+JWT_KEY_FIX = ("set JWT_SECRET (at least 32 random bytes) or JWT_PUBLIC_KEY_FILE (and JWT_PRIVATE_KEY_FILE where "
+               "tokens are issued; `reactive-hub keys DIR` makes the files)")
 MIN_SECRET_BYTES = 32
 
 
@@ -81,7 +84,7 @@ def load_keys(settings):
         return Keys(algorithm, public_key, private_key)
     secret = settings.text("JWT_SECRET")
     if not secret:
-        secret = read_or_create_secret(os.path.join(settings.node_directory, DEV_SECRET_FILE))
+        secret = dev_secret(settings, DEV_SECRET_FILE, "the JWT key", JWT_KEY_FIX)
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         raise KeyConfigError("JWT_SECRET must be at least {} bytes".format(MIN_SECRET_BYTES))
     return Keys("HS256", secret, secret)
@@ -128,15 +131,15 @@ class TokenVerifier:
 
     def verify(self, token):
         if token is None or token == "":
-            raise TokenError(errors.AUTH_NO_TOKEN, "no token presented")
+            raise TokenError(AUTH_NO_TOKEN, "no token presented")
         if not isinstance(token, str):
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "token must be a string")
+            raise TokenError(AUTH_INVALID_TOKEN, "token must be a string")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "token is not a JWT")
+            raise TokenError(AUTH_INVALID_TOKEN, "token is not a JWT")
         if header.get("alg") != self.keys.algorithm:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "token algorithm {!r} is not accepted (expected {})".format(
+            raise TokenError(AUTH_INVALID_TOKEN, "token algorithm {!r} is not accepted (expected {})".format(
                 header.get("alg"), self.keys.algorithm))
         try:
             claims = jwt.decode(
@@ -145,25 +148,25 @@ class TokenVerifier:
                 options={"require": ["exp", "iat", "sub", "iss", "aud"],
                          "verify_exp": False, "verify_nbf": False, "verify_iat": False})
         except jwt.InvalidSignatureError:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "bad signature")
+            raise TokenError(AUTH_INVALID_TOKEN, "bad signature")
         except jwt.InvalidAudienceError:
-            raise TokenError(errors.AUTH_WRONG_AUDIENCE, "wrong audience")
+            raise TokenError(AUTH_WRONG_AUDIENCE, "wrong audience")
         except jwt.InvalidIssuerError:
-            raise TokenError(errors.AUTH_WRONG_ISSUER, "wrong issuer")
+            raise TokenError(AUTH_WRONG_ISSUER, "wrong issuer")
         except jwt.MissingRequiredClaimError as exc:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "missing claim {!r}".format(exc.claim))
+            raise TokenError(AUTH_INVALID_TOKEN, "missing claim {!r}".format(exc.claim))
         except jwt.InvalidTokenError as exc:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "invalid token: {}".format(exc))
+            raise TokenError(AUTH_INVALID_TOKEN, "invalid token: {}".format(exc))
         self._check_times(claims)
         if claims.get("role") not in ROLES:
-            raise TokenError(errors.AUTH_UNKNOWN_ROLE, "unknown role {!r}".format(claims.get("role")))
+            raise TokenError(AUTH_UNKNOWN_ROLE, "unknown role {!r}".format(claims.get("role")))
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "sub must be a non-empty string")
+            raise TokenError(AUTH_INVALID_TOKEN, "sub must be a non-empty string")
         if "cv" in claims and (isinstance(claims["cv"], bool) or not isinstance(claims["cv"], int)
                                or claims["cv"] < 0):
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "claim 'cv' must be a non-negative integer")
+            raise TokenError(AUTH_INVALID_TOKEN, "claim 'cv' must be a non-negative integer")
         if "sid" in claims and (not isinstance(claims["sid"], str) or not 0 < len(claims["sid"]) <= 64):
-            raise TokenError(errors.AUTH_INVALID_TOKEN, "claim 'sid' must be a string of 1-64 characters")
+            raise TokenError(AUTH_INVALID_TOKEN, "claim 'sid' must be a string of 1-64 characters")
         return claims
 
     def _check_times(self, claims):
@@ -171,13 +174,13 @@ class TokenVerifier:
         for name in ("exp", "iat", "nbf"):
             if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))
                                    or not math.isfinite(claims[name])):
-                raise TokenError(errors.AUTH_INVALID_TOKEN, "claim {!r} must be a finite number".format(name))
+                raise TokenError(AUTH_INVALID_TOKEN, "claim {!r} must be a finite number".format(name))
         if claims["exp"] <= now - self.leeway:
-            raise TokenError(errors.AUTH_EXPIRED, "token expired")
+            raise TokenError(AUTH_EXPIRED, "token expired")
         if "nbf" in claims and claims["nbf"] > now + self.leeway:
-            raise TokenError(errors.AUTH_NOT_YET_VALID, "token not yet valid")
+            raise TokenError(AUTH_NOT_YET_VALID, "token not yet valid")
         if claims["iat"] > now + self.leeway:
-            raise TokenError(errors.AUTH_NOT_YET_VALID, "token issued in the future")
+            raise TokenError(AUTH_NOT_YET_VALID, "token issued in the future")
 
 
 def from_settings(settings):

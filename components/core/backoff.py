@@ -81,26 +81,39 @@ class Alarm:
             waiter.callback(rung)
 
 
+# seconds a retried start-up step may fail before persist() says so at info level
+QUIET = 10.0
+
+
 def pause(reactor, seconds):
     """A Deferred that fires after ``seconds`` on ``reactor``."""
     return task.deferLater(reactor, seconds, lambda: None)
 
 
 @defer.inlineCallbacks
-def persist(reactor, attempt, log, what, keep_going=lambda: True, maximum=10.0, backoff=None):
+def persist(reactor, attempt, log, what, keep_going=lambda: True, maximum=10.0, backoff=None, quiet=QUIET):
     """
-    Call ``attempt()`` (may return a Deferred) until it succeeds, logging
-    each failure and waiting with backoff; fire with its result, or with
-    None once ``keep_going()`` turns false.
+    Call ``attempt()`` (may return a Deferred) until it succeeds, waiting
+    with backoff between failures; fire with its result, or with None once
+    ``keep_going()`` turns false. Failures within ``quiet`` seconds of the
+    first attempt are the usual start-up race (a database or emulator
+    starting beside the node) and logged at debug only; later ones at info,
+    and then the success too.
     """
     backoff = backoff or Backoff(0.5, maximum)
+    began = reactor.seconds()
+    told = False
     while keep_going():
         try:
             result = yield attempt()
-            return result
         except Exception as exc:
             delay = backoff.next()
-            log.info("{what} not ready ({error}); retrying in {delay:.1f}s", what=what, error=exc,
-                     delay=delay)
+            told = told or reactor.seconds() - began >= quiet
+            (log.info if told else log.debug)("{what} not ready ({error}); retrying in {delay:.2g}s", what=what,
+                                              error=exc, delay=delay)
             yield pause(reactor, delay)
+        else:
+            if told:
+                log.info("{what} ready after {seconds:.0f}s", what=what, seconds=reactor.seconds() - began)
+            return result
     return None

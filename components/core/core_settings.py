@@ -26,4 +26,18 @@ HOSTNAME = Setting(
     "HOSTNAME", TEXT, "this host's name in a mesh topology (`reactive-hub topology --mesh`)", roles=(CLI,),
     shown="the system's host name")
 
-SETTINGS = (PORT, PUBLIC_URL, TRUSTED_PROXIES, FORWARDED_HEADER, HOSTNAME)
+def _environment_name(text):
+    """``development`` or ``production`` (any case); ValueError for anything else."""
+    word = text.strip().lower()
+    if word not in ("development", "production"):
+        raise ValueError("must be development or production, got {!r}".format(text))
+    return word
+
+
+HUB_ENV = Setting(
+    "HUB_ENV", TEXT, "`production`: the node refuses to start on generated development secrets (the HS256 "
+    "`JWT_SECRET`, `E2E_KEK`, the user-sync signing key) and names what to set; `development`: it generates them "
+    "once in the node directory", parse=_environment_name, roles=NODES,
+    shown="`production` with master.json and client.json (their workers' `HUB_CONFIG_ENV`), else `development`")
+
+SETTINGS = (PORT, PUBLIC_URL, TRUSTED_PROXIES, FORWARDED_HEADER, HOSTNAME, HUB_ENV)

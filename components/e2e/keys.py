@@ -42,7 +42,7 @@ from twisted.internet import defer
 
 from components.e2e.envelope import KEY_BYTES, EnvelopeError, b64decode, b64encode
 from components.core.errors import Unavailable
-from components.core.secretfiles import read_or_create_secret
+from components.core.devsecrets import dev_secret
 from components.core.settings import KeyConfigError
 from components.db.migrations import Migration
 
@@ -85,8 +85,9 @@ def load_kek(settings):
     if not raw:
         path = settings.text("E2E_KEK_FILE")
         if not path:
-            raw = read_or_create_secret(os.path.join(settings.node_directory, DEV_KEK_FILE),
-                                        make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
+            raw = dev_secret(settings, DEV_KEK_FILE, "the end-to-end key-encryption key",
+                             "set E2E_KEK_FILE (or E2E_KEK), the same on every node (`reactive-hub keys DIR` makes "
+                             "e2e_kek)", make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
         else:
             with open(path) as handle:
                 raw = handle.read().strip()

@@ -38,6 +38,7 @@ import sys
 from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.exits import outcome
+from components.core import devsecrets
 from components.core.settings import Settings, node_dir
 from components.iot import demo
 from components.node.boot import booted
@@ -340,15 +341,29 @@ def production_defaults(value):
     encrypted unless told otherwise (``E2E_ENCRYPTION`` defaults to on; the dev config's default is off),
     so every master and client node needs the one shared ``E2E_KEK``/``E2E_KEK_FILE``. The dev node's
     demo stays out: no ``demo`` worker, and ``SERIAL_URL``/``ODATA_URL`` have no demo defaults
-    (``components.iot.demo.without_demo``).
+    (``components.iot.demo.without_demo``). Every native worker of a whole config gets
+    ``HUB_CONFIG_ENV=production`` in its environment, so it refuses generated development secrets
+    (``components.core.devsecrets``; ``HUB_ENV`` overrides).
     """
     if isinstance(value, dict):
+        if "workers" in value:
+            value = dict(value, workers=[_production_worker(worker) for worker in value["workers"]])
         return {key: production_defaults(item) for key, item in value.items()}
     if isinstance(value, list):
         return [production_defaults(item) for item in value if not demo.is_worker(item)]
     if value == "${E2E_ENCRYPTION:-off}":
         return "${E2E_ENCRYPTION:-on}"
     return demo.DEV_DEFAULTS.get(value, value) if isinstance(value, str) else value
+
+
+def _production_worker(worker):
+    """``worker`` (a copy) with ``HUB_CONFIG_ENV=production`` in its environment when it runs hub code."""
+    if worker.get("type") not in ("router", "container", "proxy"):
+        return worker
+    worker = copy.deepcopy(worker)
+    env = worker.setdefault("options", {}).setdefault("env", {})
+    env.setdefault("vars", {})[devsecrets.CONFIG_MARKER] = devsecrets.PRODUCTION
+    return worker
 
 
 def _dump(config):

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.auth.keygen import private_pem
+from components.core.devsecrets import require_development
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import KeyConfigError
 
@@ -169,6 +170,9 @@ def dev_private_key(node_directory):
 def signer_from(settings):
     """The master's Signer: ``USERSYNC_SIGNING_KEY_FILE``, else the node directory's dev key."""
     path = settings.text(SIGNING_KEY_SETTING)
+    if not path:
+        require_development(settings, "the user-sync signing key", "set {} (`reactive-hub keys DIR` makes "
+                            "usersync.key)".format(SIGNING_KEY_SETTING))
     return Signer(load_private_key(path) if path else dev_private_key(settings.node_directory))
 
 
@@ -177,6 +181,8 @@ def verifier_from(settings):
     paths = [path.strip() for path in settings.text(VERIFY_KEYS_SETTING).split(",") if path.strip()]
     if paths:
         return Verifier([load_public_key(path) for path in paths])
+    require_development(settings, "the user-sync verify key", "set {} to the master's public key (`reactive-hub "
+                        "keys DIR` makes usersync.pub)".format(VERIFY_KEYS_SETTING))
     return Verifier([dev_private_key(settings.node_directory).public_key()])
 
 

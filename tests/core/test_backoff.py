@@ -72,9 +72,61 @@ class TimingTests(unittest.SynchronousTestCase):
         class Log:
             def info(self, *args, **kwargs):
                 logged.append(kwargs)
-        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(0.5, 10.0, random=CEILING))
+        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(0.5, 10.0, random=CEILING), quiet=0)
         clock.advance(0.5)
         clock.advance(1.0)
         self.assertEqual(self.successResultOf(d), "done")
         self.assertEqual(attempts, [0, 0.5, 1.5])
-        self.assertEqual([entry["delay"] for entry in logged], [0.5, 1.0])
+        self.assertEqual([entry["delay"] for entry in logged if "delay" in entry], [0.5, 1.0])
+        self.assertEqual(logged[-1]["seconds"], 1.5)  # the success after failures it told about
+
+    def test_persist_quiet_during_the_start_up_race(self):
+        """Failures in the first ``quiet`` seconds are debug lines; the first later one is info, then the success."""
+        clock = task.Clock()
+        levels = []
+
+        class Log:
+            def debug(self, *args, **kwargs):
+                levels.append("debug")
+
+            def info(self, *args, **kwargs):
+                levels.append("info")
+        fail = [True]
+
+        def attempt():
+            if fail[0]:
+                raise OSError("not yet")
+            return "done"
+        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(1.0, 1.0, random=CEILING), quiet=3)
+        clock.advance(1)
+        clock.advance(1)
+        self.assertEqual(levels, ["debug"] * 3)
+        clock.advance(1)  # 3 s in: told from here on
+        fail[0] = False
+        clock.advance(1)
+        self.assertEqual(self.successResultOf(d), "done")
+        self.assertEqual(levels, ["debug"] * 3 + ["info", "info"])
+
+    def test_persist_silent_when_ready_within_quiet(self):
+        """A start-up race won within ``quiet``: no info line at all."""
+        clock = task.Clock()
+        levels = []
+
+        class Log:
+            def debug(self, *args, **kwargs):
+                levels.append("debug")
+
+            def info(self, *args, **kwargs):
+                levels.append("info")
+        attempts = []
+
+        def attempt():
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise OSError("not yet")
+            return "done"
+        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(0.5, 10.0, random=CEILING))
+        clock.advance(0.5)
+        clock.advance(1.0)
+        self.assertEqual(self.successResultOf(d), "done")
+        self.assertEqual(levels, ["debug", "debug"])

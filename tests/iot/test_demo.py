@@ -18,6 +18,7 @@ import time
 
 import treq
 from twisted.internet import defer, reactor, task
+from twisted.logger import Logger, formatEvent
 from twisted.trial import unittest
 from twisted.web.server import Site
 
@@ -403,21 +404,26 @@ class ConfigTests(unittest.SynchronousTestCase):
 
 
 class RunnerTests(unittest.TestCase):
-    """A part that cannot run is left out; the others run."""
+    """The demo OData port taken by another process refuses the demo's process (the dev node stops)."""
 
-    def test_port_taken_leaves_the_arduino_running(self):
+    def test_port_taken_refuses_with_one_line(self):
+        """One critical line names the port, DEMO_ODATA_PORT and ODATA_URL; exit 78; no OData service."""
         directory = tempfile.mkdtemp(prefix="hub-demo-runner-")
         self.addCleanup(shutil.rmtree, directory, True)
         taken = reactor.listenTCP(0, Site(IoTTableResource(DemoTable(task.Clock()))), interface="127.0.0.1")
         self.addCleanup(taken.stopListening)
-        settings = Settings({}, {"DEMO_ODATA_PORT": str(taken.getHost().port)}, directory)
-        runner = DemoRunner(reactor, settings, parts=("arduino", "odata"))
+        port = taken.getHost().port
+        settings = Settings({}, {"DEMO_ODATA_PORT": str(port)}, directory)
+        exits, lines = [], []
+        runner = DemoRunner(reactor, settings, parts=("arduino", "odata"), exit=exits.append)
+        runner.log = Logger(observer=lambda event: lines.append(formatEvent(event)))
         self.successResultOf(runner.start())
         self.addCleanup(runner.stop)
+        self.assertEqual(exits, [78])
         self.assertIsNone(runner.listening)
-        self.assertEqual(len(self.flushLoggedErrors()), 0)
-        self.assertTrue(os.readlink(os.path.join(directory, demo.ARDUINO_LINK)).startswith("/dev/pts/"))
-        self.assertEqual(runner.arduino.reads, 1)
+        self.assertEqual(len(lines), 2, lines)  # the Arduino's info line, then the refusal
+        for text in ("refuses to start", "127.0.0.1:{} is taken".format(port), "DEMO_ODATA_PORT", "ODATA_URL"):
+            self.assertIn(text, lines[1])
 
 
 class SwitchOffTests(unittest.TestCase):

@@ -104,7 +104,10 @@ class RouterNode:
             self.env.pop(variable, None)
         # the node installs its patches itself (components.node.boot): no PYTHONPATH
         self.env.pop("PYTHONPATH", None)
-        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1"})
+        # a test node generates the development secrets it is not given, even with a production config
+        # (master.json, client.json); a test of the production refusal passes HUB_ENV="" or "production"
+        self.env.update({"PORT": str(self.port), "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1",
+                         "HUB_ENV": "development"})
         self.env.update(env or {})
         self.process = None
         self.log_path = os.path.join(self.directory, "node.log")

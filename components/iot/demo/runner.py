@@ -2,10 +2,13 @@
 Runs the demo sources in one process (the dev node's guest worker
 ``demo``): the simulated Arduino behind ``<node dir>/run/arduino``, the
 demo OData service on ``127.0.0.1:DEMO_ODATA_PORT`` and the demo device
-posting to ``http://127.0.0.1:PORT/publish``. Each part that cannot run
-(the port taken, no pseudo-terminals, the client database or the
+posting to ``http://127.0.0.1:PORT/publish``. A part whose environment
+cannot run it (no pseudo-terminals, the client database or the
 key-encryption key unusable) is logged and left out, and the process stays
-up: the dev node stops as a whole when one of its workers exits.
+up. A setting that cannot be used, or the demo OData port taken by another
+process (whose data the OData panel would show), refuses the process with
+one line (:mod:`components.core.refusal`, exit 78): the dev node stops as a
+whole when one of its workers exits.
 """
 
 import os
@@ -15,6 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from components.core import refusal
 from components.core.settings import SettingsError
 from components.iot.demo import ARDUINO_LINK, DEVICE_CREDENTIALS, DEVICE_NAME, ODATA_PATH, ODATA_PORT
 from components.iot.demo.odata_service import DemoTable, IoTTableResource
@@ -24,13 +28,22 @@ from components.iot.demo.pty_device import PseudoTerminal
 PARTS = ("arduino", "odata", "device")
 
 
+def port_taken_line(error):
+    """The refusal line for the demo OData service's port taken (``error``: the CannotListenError)."""
+    return ("{} the demo OData port 127.0.0.1:{} is taken ({}), so the OData panel would show another "
+            "process's data: set DEMO_ODATA_PORT to a free port and ODATA_URL to "
+            "http://127.0.0.1:<that port>{}, or stop the other process, or DEMO=off".format(
+                refusal.PREFIX, error.port, error.socketError, ODATA_PATH))
+
+
 class DemoRunner:
     """Starts the ``parts`` asked for with ``settings`` (a Settings of the node directory) on ``reactor``."""
 
     log = Logger()
 
-    def __init__(self, reactor, settings, parts=PARTS):
+    def __init__(self, reactor, settings, parts=PARTS, exit=os._exit):
         self.reactor = reactor
+        self.exit = exit
         self.settings = settings
         self.parts = parts
         self.arduino = self.pty = self.table = self.listening = self.device = self.pool = None
@@ -46,7 +59,13 @@ class DemoRunner:
             if part in self.parts and part != "device":
                 try:
                     getattr(self, "start_" + part)()
-                except (OSError, SettingsError, CannotListenError) as error:
+                except SettingsError as error:
+                    refusal.refuse(refusal.settings_line(error, "the demo's " + part), self.log, self.exit)
+                    return defer.succeed(None)
+                except CannotListenError as error:
+                    refusal.refuse(port_taken_line(error), self.log, self.exit)
+                    return defer.succeed(None)
+                except OSError as error:
                     self.log.error("demo: {part} not started: {reason}", part=part, reason=error)
         if "device" in self.parts:
             return self.start_device()
@@ -109,9 +128,11 @@ class DemoRunner:
                           "delete the client database to start afresh)", name=DEVICE_NAME)
             return None
         import treq.client
-        from twisted.web.client import Agent, HTTPConnectionPool
+        from twisted.web.client import Agent
+
+        from components.core.quietpool import QuietConnectionPool
         url = "http://127.0.0.1:{}/publish".format(port)
-        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        self.pool = QuietConnectionPool(self.reactor)
         http = treq.client.HTTPClient(Agent(self.reactor, pool=self.pool, connectTimeout=5))
         self.device = DemoDevice(self.reactor, http, url, credentials, interval=interval)
         self.device.start()
