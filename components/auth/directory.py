@@ -42,6 +42,8 @@ identifier, optionally schema-qualified on PostgreSQL) and ``owner``
 it when it is missing, ``django`` leaves it to Django's ``migrate`` and
 waits for it. A client database's copy is always the hub's to create.
 """
+# the table with the settings unset: Django's auth_user, created by the hub
+DEFAULT_USER_TABLE = UserTable(DEFAULT_TABLE, HUB)
 
 
 class UserTableError(ValueError):

@@ -10,6 +10,8 @@ import threading
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
+from components.usersync import usersync_settings
+
 DEFAULT_REGION = "us-east-1"
 _ARN_REGION = re.compile(r"^arn:[^:]+:[^:]+:([a-z0-9-]+):")
 _URL_REGION = re.compile(r"\b(?:sqs|sns)[.-]([a-z0-9-]+)\.amazonaws\.com")
@@ -20,7 +22,7 @@ def region_for(*names, settings):
     The region: the ``AWS_DEFAULT_REGION``/``AWS_REGION`` setting, else the
     one in an ARN or AWS URL among ``names``, else us-east-1.
     """
-    configured = settings.text("AWS_DEFAULT_REGION") or settings.text("AWS_REGION")
+    configured = settings.get(usersync_settings.AWS_DEFAULT_REGION) or settings.get(usersync_settings.AWS_REGION)
     if configured:
         return configured
     for name in names:

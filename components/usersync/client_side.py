@@ -19,15 +19,15 @@ from components.core.arguments import no_arguments
 from components.core.backoff import persist
 from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, Unavailable
+from components.db import db_settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.e2e import keys as e2e_keys
+from components.e2e import e2e_settings, keys as e2e_keys
 from components.e2e.service import PrivatePayloads
-from components.usersync import CHANGED, ME, convergence, provision, replica, revocation_sync, message_signing, user_event_relay
+from components.usersync import CHANGED, ME, convergence, provision, replica, revocation_sync, message_signing, user_event_relay, usersync_settings
 from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.queue_consumer import Bridge, event_for
 from components.usersync.requests import GapWatch
-from components.usersync.fields import parse_fields
 
 SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
            ("e2e_keys", e2e_keys.MIGRATIONS), ("credentials", credentials.MIGRATIONS)]
@@ -56,24 +56,24 @@ class UserSyncClient(HubComponent):
         """
         try:
             settings = self.settings
-            self.push = settings.bool("USERSYNC_PUSH", True)
-            self.auto = settings.bool("USERSYNC_PROVISION", False)
-            self.pollers = settings.int("USERSYNC_POLLERS", 2, minimum=1, maximum=64)
-            self.wait = settings.int("USERSYNC_WAIT", 20, minimum=0, maximum=20)
-            self.queue = settings.url("SQS_QUEUE_URL")
-            self.endpoint = settings.text("AWS_ENDPOINT_URL") or None
-            self.topic_name = settings.text("USERSYNC_TOPIC_NAME", "reactive-users")
-            self.client_name = settings.text("USERSYNC_CLIENT_NAME", "dev")
-            self.max_receives = settings.int("USERSYNC_MAX_RECEIVES", 5, minimum=1)
+            self.push = settings.get(usersync_settings.USERSYNC_PUSH)
+            self.auto = settings.get(usersync_settings.USERSYNC_PROVISION)
+            self.pollers = settings.get(usersync_settings.USERSYNC_POLLERS)
+            self.wait = settings.get(usersync_settings.USERSYNC_WAIT)
+            self.queue = settings.get(usersync_settings.SQS_QUEUE_URL)
+            self.endpoint = settings.get(usersync_settings.AWS_ENDPOINT_URL) or None
+            self.topic_name = settings.get(usersync_settings.USERSYNC_TOPIC_NAME)
+            self.client_name = settings.get(usersync_settings.USERSYNC_CLIENT_NAME)
+            self.max_receives = settings.get(usersync_settings.USERSYNC_MAX_RECEIVES)
             # a hole in the master's sequence older than this asks for a snapshot (convergence.py)
-            self.gap_grace = settings.duration("USERSYNC_GAP_GRACE", 10.0, minimum=0.1, maximum=3600)
-            self.request_url = settings.url("USERSYNC_REQUEST_QUEUE_URL")
-            self.db = Database(settings.database_url("client"))
+            self.gap_grace = settings.get(usersync_settings.USERSYNC_GAP_GRACE)
+            self.request_url = settings.get(usersync_settings.USERSYNC_REQUEST_QUEUE_URL)
+            self.db = Database(settings.get(db_settings.DATABASE_URL))
             self.private = self._private_payloads()
             # only the master's messages are applied: its public key(s), never a key that could sign
             self.verifier = message_signing.verifier_from(settings)
             # what this client stores: the staff and superuser flags only when named here
-            self.tracked = parse_fields(settings.text("USERSYNC_FIELDS"))
+            self.tracked = settings.get(usersync_settings.USERSYNC_FIELDS)
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync client off: {error}", error=exc)
             return
@@ -97,9 +97,9 @@ class UserSyncClient(HubComponent):
     def _private_payloads(self):
         """Sealing of per-user states: on with E2E_ENCRYPTION=on, a pass-through otherwise."""
         settings = self.settings
-        if not settings.bool("E2E_ENCRYPTION", False):
+        if not settings.get(e2e_settings.E2E_ENCRYPTION):
             return PrivatePayloads(None, enabled=False)
-        grace = settings.int("E2E_KEY_GRACE", e2e_keys.DEFAULT_GRACE, minimum=0)
+        grace = settings.get(e2e_settings.E2E_KEY_GRACE)
         # keys belong to the identity this database knows: the master's credential version, copied by the sync
         def identity(cursor, username):
             return credentials.version_of(cursor, username)[0]

@@ -25,12 +25,13 @@ from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import Backoff, pause, persist
 from components.core.component import HubComponent
 from components.core.errors import NotAuthorized, NotFound, Unavailable
+from components.db import db_settings
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
-from components.usersync import DELETE, LIST, SAVE, outbox, provision, requests, sequence, message_signing, snapshot, watchdog
+from components.usersync import DELETE, LIST, SAVE, usersync_settings, outbox, provision, requests, sequence, message_signing, snapshot, watchdog
 from components.usersync.admin import clean_profile
 from components.usersync.aws import BlockingPool, make_client, region_for
-from components.usersync.fields import check_value, parse_fields
+from components.usersync.fields import check_value
 from components.usersync.pglisten import PgListener
 from components.usersync.outbox_relay import Relay
 from components.usersync.sns import SnsPublisher
@@ -42,11 +43,9 @@ OWN_SCHEMAS = auth_schemas.HUB_SCHEMAS + [OUTBOX_SCHEMA]
 TABLE_POLL = 2.0
 
 
-def __getattr__(name):
-    """``SCHEMAS``: the master schemas for this process's AUTH_USER_TABLE (auth's first), then the outbox."""
-    if name == "SCHEMAS":
-        return auth_schemas.master_schemas() + [OUTBOX_SCHEMA]
-    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+def master_schemas(user_table):
+    """The master database's schemas for ``user_table`` (a :class:`directory.UserTable`; auth's first), then the outbox."""
+    return auth_schemas.master_schemas(user_table) + [OUTBOX_SCHEMA]
 
 
 def _with_version(cursor, profile):
@@ -122,21 +121,21 @@ class UserSyncMaster(HubComponent):
         """
         settings = self.settings
         try:
-            self.fields = parse_fields(settings.text("USERSYNC_FIELDS"))
+            self.fields = settings.get(usersync_settings.USERSYNC_FIELDS)
             # staff (and so Django superusers) are synced by default: an admin sees their own profile
-            self.include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", True)
-            self.batch = settings.int("USERSYNC_RELAY_BATCH", 100, minimum=1, maximum=1000)
-            self.poll = settings.duration("USERSYNC_POLL_INTERVAL", 0.2, minimum=0.01)
-            self.backoff_max = settings.duration("USERSYNC_BACKOFF_MAX", 30.0, minimum=0.1)
-            self.check_interval = settings.duration("USERSYNC_TRIGGER_CHECK", 10.0, minimum=0.05, maximum=30)
-            self.beacon_interval = settings.duration("USERSYNC_BEACON", 10.0, minimum=0.1, maximum=3600)
-            self.request_url = settings.url("USERSYNC_REQUEST_QUEUE_URL")
-            self.auto = settings.bool("USERSYNC_PROVISION", False)
-            self.endpoint = settings.text("AWS_ENDPOINT_URL") or None
-            self.topic_name = settings.text("USERSYNC_TOPIC_NAME", "reactive-users")
+            self.include_staff = settings.get(usersync_settings.USERSYNC_INCLUDE_STAFF)
+            self.batch = settings.get(usersync_settings.USERSYNC_RELAY_BATCH)
+            self.poll = settings.get(usersync_settings.USERSYNC_POLL_INTERVAL)
+            self.backoff_max = settings.get(usersync_settings.USERSYNC_BACKOFF_MAX)
+            self.check_interval = settings.get(usersync_settings.USERSYNC_TRIGGER_CHECK)
+            self.beacon_interval = settings.get(usersync_settings.USERSYNC_BEACON)
+            self.request_url = settings.get(usersync_settings.USERSYNC_REQUEST_QUEUE_URL)
+            self.auto = settings.get(usersync_settings.USERSYNC_PROVISION)
+            self.endpoint = settings.get(usersync_settings.AWS_ENDPOINT_URL) or None
+            self.topic_name = settings.get(usersync_settings.USERSYNC_TOPIC_NAME)
             self.user_table = directory.user_table(settings)
-            topic = settings.text("SNS_TOPIC_ARN")
-            self.db = Database(settings.database_url("master"))
+            topic = settings.get(usersync_settings.SNS_TOPIC_ARN)
+            self.db = Database(settings.get(db_settings.MASTER_DATABASE_URL))
             self.signer = message_signing.signer_from(settings) if (topic or self.auto) else None
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync master off: {error}", error=exc)

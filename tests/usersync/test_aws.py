@@ -11,6 +11,7 @@ import uuid
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from components.auth import directory
 from components.db.database import Database
 from components.db.migrations import migrate_all
 from components.usersync import client_side, master, messages, outbox, provision, replica
@@ -99,7 +100,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         plan, result = yield self.provision(fifo=fifo)
         db = Database(sqlite_url(self))
         self.addCleanup(db.close)
-        yield migrate_all(db, master.SCHEMAS)
+        yield migrate_all(db, master.master_schemas(directory.DEFAULT_USER_TABLE))
         yield db.run(outbox.install)
         relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"], SIGNER), self.pool.run, reactor,
                              batch=7, poll_interval=0.05)
@@ -136,7 +137,7 @@ class RelayTests(AwsMixin, unittest.TestCase):
         url = postgres_url(self)
         db = Database(url)
         self.addCleanup(db.close)
-        yield migrate_all(db, master.SCHEMAS)
+        yield migrate_all(db, master.master_schemas(directory.DEFAULT_USER_TABLE))
         yield db.run(outbox.install)
         relay = Relay(db, SnsPublisher(self.sns, result["topic_arn"], SIGNER), self.pool.run, reactor,
                              poll_interval=60)

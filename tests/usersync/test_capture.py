@@ -35,7 +35,7 @@ class CaptureMixin:
     def open(self, fields=outbox.DEFAULT_FIELDS, include_staff=False):
         db = Database(self.url())
         self.addCleanup(db.close)
-        yield migrate_all(db, master.SCHEMAS)
+        yield migrate_all(db, master.master_schemas(directory.DEFAULT_USER_TABLE))
         yield db.run(outbox.install, fields, include_staff)
         return db
 

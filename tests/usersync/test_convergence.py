@@ -12,6 +12,7 @@ from twisted.internet import defer, task
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from components.auth import directory
 from components.db.database import Database
 from components.db.migrations import migrate_all
 from components.usersync import client_side as client_component
@@ -51,7 +52,7 @@ class MasterSideTests(unittest.TestCase):
     def setUp(self):
         self.db = Database(sqlite_url(self))
         self.addCleanup(self.db.close)
-        yield migrate_all(self.db, master.SCHEMAS)
+        yield migrate_all(self.db, master.master_schemas(directory.DEFAULT_USER_TABLE))
         yield self.db.run(outbox.install, outbox.DEFAULT_FIELDS, True)
         self.clock = task.Clock()
         self.publisher = Publisher()
