@@ -18,10 +18,9 @@ import os
 
 from autobahn.wamp.types import SubscribeOptions
 
-from components.auth import AUTHENTICATE, credentials, tokens
+from components.auth import AUTHENTICATE, AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION, credentials, tokens
 from components.auth.session_revocation import JoinCheck, RevocationWatch, token_facts
 from components.auth.sessioncap import DEFAULT_LIMIT, SessionCap
-from components.core import errors
 from components.core.backoff import persist
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
@@ -136,7 +135,7 @@ class Authenticator(HubComponent):
         return principal
 
     def _end_revoked(self, session_id):
-        d = self.call("wamp.session.kill", session_id, reason=errors.AUTH_REVOKED,
+        d = self.call("wamp.session.kill", session_id, reason=AUTH_REVOKED,
                       message="the account changed or logged out")
         d.addErrback(lambda failure: None)  # already gone
         return d
@@ -150,7 +149,7 @@ class Authenticator(HubComponent):
 
     def _expire(self, session_id):
         self._expiries.pop(session_id, None)
-        d = self.call("wamp.session.kill", session_id, reason=errors.AUTH_TOKEN_EXPIRED_SESSION,
+        d = self.call("wamp.session.kill", session_id, reason=AUTH_TOKEN_EXPIRED_SESSION,
                       message="token expired")
         d.addCallback(lambda _: self.log.info("ended session {session} (token expired)", session=session_id))
         d.addErrback(lambda failure: None)  # already gone

@@ -12,10 +12,8 @@ Accepted peers get the role ``rlink``.
 import os
 import re
 
-from components.auth import PEER_AUTHENTICATE
-from components.core import errors
+from components.auth import AUTH_INVALID_TOKEN, AuthRefused, PEER_AUTHENTICATE
 from components.core.component import HubComponent
-from components.core.errors import AuthRefused
 ROLE = "rlink"
 _HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -53,7 +51,7 @@ class PeerPolicy:
     def authenticate(self, realm, authid, details):
         pubkey = ((details or {}).get("authextra") or {}).get("pubkey")
         if not isinstance(pubkey, str) or pubkey.lower() not in self.keys:
-            raise AuthRefused("public key is not an accepted peer node key", uri=errors.AUTH_INVALID_TOKEN)
+            raise AuthRefused("public key is not an accepted peer node key", uri=AUTH_INVALID_TOKEN)
         return {"pubkey": pubkey.lower(), "role": ROLE, "authid": "peer-" + pubkey[:16].lower(), "realm": realm}
 
 

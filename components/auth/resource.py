@@ -27,7 +27,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
-from components.auth import credentials, tokens
+from components.auth import AUTH_BAD_CREDENTIALS, AUTH_LOGIN_REQUIRED, credentials, tokens
 from components.auth.directory import Directory, role_of, user_table
 from components.auth.checkgate import DEFAULT_PARALLEL, DEFAULT_QUEUED, Busy, CheckGate
 from components.auth.loginlimits import DEFAULT_MAXIMUM, MAX_NAME, AccountDelay
@@ -142,7 +142,7 @@ class AuthService:
             attempt.leave()
         if user is None:
             self.log.info("login refused for {username!r} from {address}", username=username, address=key)
-            raise HTTPError(401, errors.AUTH_BAD_CREDENTIALS, "wrong username or password")
+            raise HTTPError(401, AUTH_BAD_CREDENTIALS, "wrong username or password")
         session_id = yield self.sessions.create(user["username"])
         yield self.directory.record_login(user["username"])
         self._cookie(request, session_id, self.cookie_lifetime)
@@ -157,7 +157,7 @@ class AuthService:
         login = yield self.sessions.login(session_id)
         user = (yield self.directory.get_user(login[0])) if login else None
         if user is None or not user["is_active"]:
-            raise HTTPError(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
+            raise HTTPError(401, AUTH_LOGIN_REQUIRED, "not logged in")
         role = role_of(user)
         # the credential version read with the login session: a change committed since refuses this token
         token = self.issuer.issue(user["username"], role, extra_claims={"sid": login[1], "cv": login[2]})

@@ -17,9 +17,8 @@ Sessions of role ``device`` are not users: the directory does not revoke them.
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from components.auth import credentials
+from components.auth import AUTH_REVOKED, credentials
 from components.auth.tokens import TokenError
-from components.core import errors
 from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
 from components.core.errors import Unavailable
@@ -56,7 +55,7 @@ class JoinCheck:
             version, changed_ms, ended = facts
             if credentials.is_revoked(claims, version, changed_ms, ended, self.leeway):
                 self.refused += 1
-                raise TokenError(errors.AUTH_REVOKED, "logged out" if ended else
+                raise TokenError(AUTH_REVOKED, "logged out" if ended else
                                  "the account changed since this token was issued")
             return claims
 

@@ -13,8 +13,8 @@ held place is given back when its join is announced, when the admission
 fails later (:meth:`release`) or after ``hold`` seconds.
 """
 
+from components.auth import AUTH_TOO_MANY_SESSIONS
 from components.auth.tokens import TokenError
-from components.core import errors
 
 CAPPED_ROLES = ("user", "admin", "device")
 DEFAULT_LIMIT = 32
@@ -47,7 +47,7 @@ class SessionCap:
             return
         if self.sessions_of(authid) >= self.limit:
             self.refused += 1
-            raise TokenError(errors.AUTH_TOO_MANY_SESSIONS,
+            raise TokenError(AUTH_TOO_MANY_SESSIONS,
                              "{} has {} sessions open, the most one user may hold; close one and retry".format(
                                  authid, self.limit))
         self.held.setdefault(authid, []).append(self.clock() + self.hold)

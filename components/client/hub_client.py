@@ -26,7 +26,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from urllib.parse import urlparse
 
-from components.core import errors
+from components.auth import AUTH_UNSUPPORTED
 from components.core.backoff import Backoff
 
 REALM = "reactive"
@@ -43,7 +43,7 @@ class _Session(ApplicationSession):
 
     def onChallenge(self, challenge):
         if challenge.method != "ticket":
-            raise ApplicationError(errors.AUTH_UNSUPPORTED, challenge.method)
+            raise ApplicationError(AUTH_UNSUPPORTED, challenge.method)
         return defer.maybeDeferred(self.owner.token_source)
 
     def onJoin(self, details):

@@ -31,28 +31,6 @@ INTERNAL = "reactive.error.internal"
 # a session asked for more subscriptions or registrations than the router holds for one session
 SESSION_LIMIT = "reactive.error.session_limit"
 
-# authentication refusals (the reason follows in the error message)
-AUTH_NO_TOKEN = "reactive.error.auth.no_token"
-AUTH_INVALID_TOKEN = "reactive.error.auth.invalid_token"
-AUTH_EXPIRED = "reactive.error.auth.expired"
-AUTH_NOT_YET_VALID = "reactive.error.auth.not_yet_valid"
-AUTH_WRONG_ISSUER = "reactive.error.auth.wrong_issuer"
-AUTH_WRONG_AUDIENCE = "reactive.error.auth.wrong_audience"
-AUTH_UNKNOWN_ROLE = "reactive.error.auth.unknown_role"
-AUTH_TOKEN_EXPIRED_SESSION = "reactive.error.auth.session_expired"
-AUTH_UNSUPPORTED = "reactive.error.auth.unsupported"
-AUTH_LOGIN_REQUIRED = "reactive.error.auth.login_required"
-AUTH_BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
-# the directory changed since the token was issued (rights, password, account, logout): refused at join,
-# and the close reason of the sessions that were open with it
-AUTH_REVOKED = "reactive.error.auth.revoked"
-# one authid (user, admin or device) already holds SESSION_MAX_PER_AUTHID sessions: the new join is refused
-AUTH_TOO_MANY_SESSIONS = "reactive.error.auth.too_many_sessions"
-
-# end-to-end encrypted payloads: the browser engine's error for a state it refused to show
-# (kwargs.code: auth_failed, unknown_key, malformed, not_encrypted, replayed, nonce_reuse, ...; see web/js/e2e.js)
-E2E_REFUSED = "reactive.error.e2e.refused"
-
 # a component that could not start leaves the realm with this reason
 COMPONENT_FAILED = UNAVAILABLE
 
@@ -94,8 +72,6 @@ Unavailable = family("Unavailable", UNAVAILABLE,
 RateLimited = family("RateLimited", RATE_LIMITED, "Too many requests; ``retry_after`` (seconds) is in the details.",
                      429)
 NotAuthorized = family("NotAuthorized", NOT_AUTHORIZED, "The caller may not do this.", 403)
-AuthRefused = family("AuthRefused", AUTH_INVALID_TOKEN,
-                     "A login or token was refused; ``uri`` is one of the ``AUTH_*`` URIs.", 401)
 
 # WAMP's own errors a hub procedure may pass on from a call it made, as the domain errors they are
 _WAMP_ERRORS = {ApplicationError.NOT_AUTHORIZED: NotAuthorized, ApplicationError.INVALID_URI: InvalidArgument,

@@ -27,6 +27,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from components.auth import AUTH_LOGIN_REQUIRED
 from components.auth.directory import role_of
 from components.core import errors
 from components.django_hub import logins
@@ -95,7 +96,7 @@ def _issue(request):
     user = getattr(request, "user", None)
     session_key = request.session.session_key if hasattr(request, "session") else None
     if user is None or not user.is_authenticated or not user.is_active or not session_key:
-        return _refuse(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
+        return _refuse(401, AUTH_LOGIN_REQUIRED, "not logged in")
     config = hub_settings()
     if config.e2e:
         log.error("E2E_ENCRYPTION is on: this view does not hand out end-to-end keys; browsers must get their"
@@ -109,7 +110,7 @@ def _issue(request):
                   " them on its first start on this database", user.get_username(), config.database, exc)
         return _refuse(503, errors.UNAVAILABLE, "user directory unavailable")
     if fresh is None:
-        return _refuse(401, errors.AUTH_LOGIN_REQUIRED, "not logged in")
+        return _refuse(401, AUTH_LOGIN_REQUIRED, "not logged in")
     username = fresh.get_username()
     role = role_of({"is_superuser": bool(getattr(fresh, "is_superuser", False))})
     claims = {"sid": logins.login_sid(session_key), "cv": version}

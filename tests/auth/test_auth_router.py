@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.core import errors
+from components.auth import (AUTH_EXPIRED, AUTH_INVALID_TOKEN, AUTH_NOT_YET_VALID, AUTH_NO_TOKEN,
+                             AUTH_TOKEN_EXPIRED_SESSION, AUTH_UNKNOWN_ROLE, AUTH_WRONG_AUDIENCE, AUTH_WRONG_ISSUER)
 from tests.support.clients import connect, issuer, token
 from tests.support.devices import register
 from tests.support.node import TEST_SECRET, shared_node
@@ -49,55 +50,55 @@ class RefusedTokenTests(unittest.TestCase):
 
     def test_no_token(self):
         """An empty ticket is refused as no_token."""
-        return self.assertRefused("", errors.AUTH_NO_TOKEN)
+        return self.assertRefused("", AUTH_NO_TOKEN)
 
     def test_garbage(self):
         """A ticket that is not a JWT is refused."""
-        return self.assertRefused("not-a-jwt", errors.AUTH_INVALID_TOKEN)
+        return self.assertRefused("not-a-jwt", AUTH_INVALID_TOKEN)
 
     def test_bad_signature(self):
         """A token signed with another secret is refused."""
         return self.assertRefused(jwt.encode(_claims(), "another-secret" * 4, algorithm="HS256"),
-                                  errors.AUTH_INVALID_TOKEN)
+                                  AUTH_INVALID_TOKEN)
 
     def test_alg_none(self):
         """An unsigned ``alg: none`` token is refused."""
         unsigned = _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + "."
-        return self.assertRefused(unsigned, errors.AUTH_INVALID_TOKEN)
+        return self.assertRefused(unsigned, AUTH_INVALID_TOKEN)
 
     def test_rs256_token_on_hs256_node(self):
         """A token with another algorithm than the pinned one is refused."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        return self.assertRefused(jwt.encode(_claims(), key, algorithm="RS256"), errors.AUTH_INVALID_TOKEN)
+        return self.assertRefused(jwt.encode(_claims(), key, algorithm="RS256"), AUTH_INVALID_TOKEN)
 
     def test_expired(self):
         """A token whose exp has passed is refused as expired."""
         now = int(time.time())
         return self.assertRefused(jwt.encode(_claims(iat=now - 100, exp=now - 60), TEST_SECRET, "HS256"),
-                                  errors.AUTH_EXPIRED)
+                                  AUTH_EXPIRED)
 
     def test_not_yet_valid(self):
         """A token whose nbf lies in the future is refused."""
         return self.assertRefused(jwt.encode(_claims(nbf=int(time.time()) + 120), TEST_SECRET, "HS256"),
-                                  errors.AUTH_NOT_YET_VALID)
+                                  AUTH_NOT_YET_VALID)
 
     def test_missing_exp(self):
         """A token without exp is refused."""
-        return self.assertRefused(jwt.encode(_claims(exp=None), TEST_SECRET, "HS256"), errors.AUTH_INVALID_TOKEN)
+        return self.assertRefused(jwt.encode(_claims(exp=None), TEST_SECRET, "HS256"), AUTH_INVALID_TOKEN)
 
     def test_wrong_issuer(self):
         """A token from another issuer is refused."""
-        return self.assertRefused(jwt.encode(_claims(iss="evil"), TEST_SECRET, "HS256"), errors.AUTH_WRONG_ISSUER)
+        return self.assertRefused(jwt.encode(_claims(iss="evil"), TEST_SECRET, "HS256"), AUTH_WRONG_ISSUER)
 
     def test_wrong_audience(self):
         """A token for another audience is refused."""
         return self.assertRefused(jwt.encode(_claims(aud="other"), TEST_SECRET, "HS256"),
-                                  errors.AUTH_WRONG_AUDIENCE)
+                                  AUTH_WRONG_AUDIENCE)
 
     def test_unknown_role(self):
         """A token with a role outside user/admin/device is refused."""
         return self.assertRefused(jwt.encode(_claims(role="backend"), TEST_SECRET, "HS256"),
-                                  errors.AUTH_UNKNOWN_ROLE)
+                                  AUTH_UNKNOWN_ROLE)
 
 
 class AuthorizationTests(unittest.TestCase):
@@ -172,7 +173,7 @@ class ExpiryTests(unittest.TestCase):
         first = client.session
         started = time.monotonic()
         yield eventually(lambda: client.last_leave is not None, timeout=15, message="session was not ended")
-        self.assertEqual(client.last_leave.reason, errors.AUTH_TOKEN_EXPIRED_SESSION)
+        self.assertEqual(client.last_leave.reason, AUTH_TOKEN_EXPIRED_SESSION)
         self.assertGreaterEqual(time.monotonic() - started, 1.0)
         yield eventually(lambda: client.session is not None and client.session is not first, timeout=15,
                          message="client did not rejoin")

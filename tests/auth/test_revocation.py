@@ -14,9 +14,8 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from components.auth import credentials
+from components.auth import AUTH_REVOKED, credentials
 from components.auth.session_revocation import RevocationWatch
-from components.core import errors
 from components.db.database import Cursor, Database
 from tests.support.clients import connect, post_json, token
 from tests.support.node import shared_node
@@ -156,13 +155,13 @@ class RevocationTests(unittest.TestCase):
     @defer.inlineCallbacks
     def assertEnded(self, left, within=2.0):
         yield eventually(lambda: left, timeout=within, message="the session was not ended")
-        self.assertEqual(left[0].reason, errors.AUTH_REVOKED)
+        self.assertEqual(left[0].reason, AUTH_REVOKED)
 
     @defer.inlineCallbacks
     def assertRefusedAtJoin(self, ticket):
         with self.assertRaises(ApplicationError) as caught:
             yield connect(self, self.node, ticket=ticket, reconnect=False)
-        self.assertEqual(caught.exception.error, errors.AUTH_REVOKED)
+        self.assertEqual(caught.exception.error, AUTH_REVOKED)
 
     @defer.inlineCallbacks
     def check_change(self, username, sql, params, cookies_survive=False):

@@ -6,9 +6,9 @@ held places, announced joins and leaves, roles that are not counted.
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
+from components.auth import AUTH_TOO_MANY_SESSIONS
 from components.auth.sessioncap import SessionCap
 from components.auth.tokens import TokenError
-from components.core import errors
 
 
 class SessionCapTests(unittest.SynchronousTestCase):
@@ -20,7 +20,7 @@ class SessionCapTests(unittest.SynchronousTestCase):
     def assertRefused(self, authid, role="user"):
         with self.assertRaises(TokenError) as caught:
             self.cap.admit(authid, role)
-        self.assertEqual(caught.exception.uri, errors.AUTH_TOO_MANY_SESSIONS)
+        self.assertEqual(caught.exception.uri, AUTH_TOO_MANY_SESSIONS)
         self.assertIn(authid, caught.exception.reason)
 
     def join(self, session_id, authid, role="user"):

@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
 from twisted.trial import unittest
 
-from components.core import errors
+from components.auth import AUTH_TOO_MANY_SESSIONS
 from components.node import topology
 from tests.node.test_session_bounds import _Backend
 from tests.support.clients import connect
@@ -44,7 +44,7 @@ class CapChecks:
         try:
             client = yield connect(self, self.node, sub=sub, role=role)
         except ApplicationError as refusal:
-            self.assertEqual(refusal.error, errors.AUTH_TOO_MANY_SESSIONS, refusal)
+            self.assertEqual(refusal.error, AUTH_TOO_MANY_SESSIONS, refusal)
             return refusal
         yield client.close()
         self.fail("session {} of {} was admitted".format(CAP + 1, sub))
@@ -77,7 +77,7 @@ class CapChecks:
             try:
                 return (yield connect(self, self.node, sub="capped-fred", role="admin"))
             except ApplicationError as refusal:
-                self.assertEqual(refusal.error, errors.AUTH_TOO_MANY_SESSIONS, refusal)
+                self.assertEqual(refusal.error, AUTH_TOO_MANY_SESSIONS, refusal)
         replacement = yield eventually(join, message="the freed place was not given to a new session")
         state = yield replacement.session.call("time.get")
         self.assertIn("seq", state)

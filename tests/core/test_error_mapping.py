@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
+from components.auth import AUTH_EXPIRED, AuthRefused
 from components.core import errors
 from components.core.httpjson import HTTPError, error_answer, respond
 from components.db.database import StorageUnavailable
@@ -90,7 +91,7 @@ class ErrorAnswerTests(SynchronousTestCase):
 
     def test_family_statuses(self):
         """Each family has its status; the body is always error and message."""
-        cases = [(errors.InvalidArgument("bad"), 400), (errors.AuthRefused("who?", uri=errors.AUTH_EXPIRED), 401),
+        cases = [(errors.InvalidArgument("bad"), 400), (AuthRefused("who?", uri=AUTH_EXPIRED), 401),
                  (errors.NotAuthorized("no"), 403), (errors.NotFound("none"), 404),
                  (errors.Unavailable("later"), 503), (errors.HubError("broken"), 500)]
         for error, status in cases:

@@ -20,6 +20,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
+from components.auth import AUTH_LOGIN_REQUIRED, AUTH_REVOKED
 from components.core import errors
 from components.usersync import ME
 from tests.support.clients import connect
@@ -220,7 +221,7 @@ class LoginOnceMixin:
         try:
             yield connect(self, self.node, ticket=ticket, reconnect=False)
         except ApplicationError as exc:
-            self.assertEqual(exc.error, errors.AUTH_REVOKED)
+            self.assertEqual(exc.error, AUTH_REVOKED)
         else:
             self.fail("a revoked token joined")
 
@@ -299,7 +300,7 @@ class LoginOnceMixin:
         yield threads.deferToThread(browser.http.get, self.deployment.django.origin + "/accounts/login/")
         answer = yield threads.deferToThread(browser.token)
         self.assertEqual(answer.status_code, 401)
-        self.assertEqual(answer.json()["error"], errors.AUTH_LOGIN_REQUIRED)
+        self.assertEqual(answer.json()["error"], AUTH_LOGIN_REQUIRED)
 
     @defer.inlineCallbacks
     def test_django_logout_revokes_the_tokens_and_ends_the_session(self):
@@ -312,7 +313,7 @@ class LoginOnceMixin:
         bystander, bystander_leaves = yield self.joined(other["token"])
         yield threads.deferToThread(browser.logout)
         yield eventually(lambda: leaves, timeout=10, message="session not ended after the Django logout")
-        self.assertEqual(leaves, [errors.AUTH_REVOKED])
+        self.assertEqual(leaves, [AUTH_REVOKED])
         yield self.assert_refused_at_join(answer["token"])
         after = yield threads.deferToThread(browser.token)
         self.assertEqual(after.status_code, 401)
@@ -331,7 +332,7 @@ class LoginOnceMixin:
         client, leaves = yield self.joined(answer["token"])
         yield threads.deferToThread(self.change_user, username, "user.set_password('another secret 2')")
         yield eventually(lambda: leaves, timeout=10, message="session not ended after set_password")
-        self.assertEqual(leaves, [errors.AUTH_REVOKED])
+        self.assertEqual(leaves, [AUTH_REVOKED])
         yield self.assert_refused_at_join(answer["token"])
         after = yield threads.deferToThread(browser.token)
         self.assertEqual(after.status_code, 401)

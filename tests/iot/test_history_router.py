@@ -13,6 +13,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
+from components.auth import AUTH_NO_TOKEN
 from components.core import errors
 from components.iot import DEVICE_PUBLISH, HISTORY, SERIAL_TOPIC, SOURCES
 from tests.support.clients import connect
@@ -197,7 +198,7 @@ class HistoryReadTests(unittest.TestCase):
             self.assertEqual(caught.exception.error, "wamp.error.not_authorized")
         with self.assertRaises(ApplicationError) as caught:
             yield connect(self, self.node, ticket="")
-        self.assertEqual(caught.exception.error, errors.AUTH_NO_TOKEN)
+        self.assertEqual(caught.exception.error, AUTH_NO_TOKEN)
 
 
 class PruneByAgeTests(unittest.TestCase):

@@ -17,8 +17,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from components.auth import keygen
-from components.core import errors
+from components.auth import AUTH_REVOKED, keygen
 from components.usersync import provision
 from tests.node.test_production import NODE_DIR, LinkedClientNodes, _adduser, _Direct
 from tests.support.clients import connect, post_json
@@ -89,7 +88,7 @@ class LinkedRevocationTests(unittest.TestCase):
     def assertEndedOnBoth(self, lefts, started):
         yield eventually(lambda: all(lefts), timeout=LIMIT + 8, message="a session outlived the change")
         elapsed = time.monotonic() - started
-        self.assertEqual([left[0].reason for left in lefts], [errors.AUTH_REVOKED] * 2)
+        self.assertEqual([left[0].reason for left in lefts], [AUTH_REVOKED] * 2)
         self.assertLess(elapsed, LIMIT, "sessions ended {:.2f} s after the commit".format(elapsed))
 
     @defer.inlineCallbacks
@@ -97,7 +96,7 @@ class LinkedRevocationTests(unittest.TestCase):
         for node in self.pair.nodes:
             with self.assertRaises(ApplicationError) as caught:
                 yield connect(self, _Direct(node.url), ticket=ticket, reconnect=False)
-            self.assertEqual(caught.exception.error, errors.AUTH_REVOKED, node.url)
+            self.assertEqual(caught.exception.error, AUTH_REVOKED, node.url)
 
     @defer.inlineCallbacks
     def test_changes_on_the_master_end_sessions_on_both_client_nodes(self):

@@ -29,7 +29,7 @@ from autobahn.wamp.types import CloseDetails
 from twisted.internet import defer, protocol, task
 from twisted.trial import unittest
 
-from components.core import errors
+from components.auth import AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION
 from components.core.settings import SettingsError
 from components.db.database import Database
 from components.node import topology
@@ -116,19 +116,19 @@ class CutOffUnitTests(unittest.SynchronousTestCase):
                                                clock=lambda: self.clock))
         self.router = _Router()
         self.session = self.session_class(self.router)
-        self.session.leave(reason=errors.AUTH_REVOKED, message="logged out")
+        self.session.leave(reason=AUTH_REVOKED, message="logged out")
 
     def test_goodbye_then_detached_in_the_same_turn(self):
         """GOODBYE with the reason; detached and no longer joined before anything else runs; on_leave next turn."""
         self.assertEqual([(msg.reason, msg.message) for msg in self.session._transport.sent],
-                         [(errors.AUTH_REVOKED, "logged out")])
+                         [(AUTH_REVOKED, "logged out")])
         self.assertEqual(self.router.attached, set())
         self.assertIsNone(self.session._session_id)
         self.session.onMessage(message.Call(1, "time.get"))
         self.assertEqual(self.session.routed, [])
         self.clock.advance(0)
         self.assertEqual(self.session._service_session.published, [("wamp.session.on_leave", 7)])
-        self.assertEqual(self.session.left, [errors.AUTH_REVOKED])
+        self.assertEqual(self.session.left, [AUTH_REVOKED])
 
     def test_a_silent_client_loses_its_transport_after_the_grace(self):
         self.clock.advance(1.9)
@@ -143,7 +143,7 @@ class CutOffUnitTests(unittest.SynchronousTestCase):
         self.clock.advance(5)
         self.assertEqual(self.session._transport.aborted, 0)
         self.assertNotIn("onMessage", vars(self.session))
-        self.assertEqual(self.session.left, [errors.AUTH_REVOKED], "left once")
+        self.assertEqual(self.session.left, [AUTH_REVOKED], "left once")
 
     def test_abort_from_the_client_closes_at_once(self):
         self.session.onMessage(message.Abort("wamp.error.goodbye"))
@@ -337,7 +337,7 @@ class CutOffChecks:
     @defer.inlineCallbacks
     def check_expiry(self, port):
         rude = yield self.served(port, token("cutoff_expiring", ttl=3))
-        yield self.assertCutOff(rude, errors.AUTH_TOKEN_EXPIRED_SESSION)
+        yield self.assertCutOff(rude, AUTH_TOKEN_EXPIRED_SESSION)
 
     @defer.inlineCallbacks
     def check_admin_kill(self, port, ops_port, username="cutoff_killed"):
@@ -356,7 +356,7 @@ class CutOffChecks:
             clients.append((yield self.served(port, ticket)))
         yield self.deactivate(username)
         for rude in clients:
-            yield self.assertCutOff(rude, errors.AUTH_REVOKED)
+            yield self.assertCutOff(rude, AUTH_REVOKED)
 
 
 def _with_ops_path(config):
@@ -389,7 +389,7 @@ class DevNodeTests(CutOffChecks, unittest.TestCase):
         rude = yield self.served(self.node.port, issued["token"])
         code, body, _ = yield post_json(self.node.http + "/auth/logout", cookies=cookies)
         self.assertEqual(code, 200, body)
-        yield self.assertCutOff(rude, errors.AUTH_REVOKED)
+        yield self.assertCutOff(rude, AUTH_REVOKED)
 
     def test_deactivation(self):
         """is_active written false by SQL in the master database: the session is cut off."""
