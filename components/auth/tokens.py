@@ -29,7 +29,7 @@ MIN_SECRET_BYTES = 32
 
 
 class TokenError(AuthRefused):
-    """A token was refused: ``uri`` is one of ``components.core.errors.AUTH_*``, ``reason`` says why."""
+    """A token was refused: ``uri`` is one of ``components.auth.AUTH_*``, ``reason`` says why."""
 
     def __init__(self, uri, reason):
         AuthRefused.__init__(self, reason, uri=uri)

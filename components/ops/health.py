@@ -25,15 +25,21 @@ Health probes of the web transport:
   ``preStop`` hook creates it), ``/health/ready`` answers 503
   ``{"status": "draining"}`` so the load balancer stops sending new
   connections before the node closes its WebSockets.
+- any other path: 404 with the hub's one error body (``{"error":
+  "reactive.error.not_found", "message", "details": {"probes"}}``).
+
+A check's ``error`` never carries a database's own words (the log does).
 """
 
 import json
 import os
 
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from components.core.httpjson import JSONMethods, finish_json
+from components.core import errors
+from components.core.httpjson import HTTPError, JSONMethods, finish_json, write_error
 from components.usersync import watchdog
 
 DRAIN_FILE = "draining"
@@ -43,6 +49,7 @@ class HealthResource(JSONMethods, Resource):
     """Crossbar ``resource`` web service answering liveness and readiness probes."""
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, node_directory, monitor_source):
         Resource.__init__(self)
@@ -66,6 +73,11 @@ class HealthResource(JSONMethods, Resource):
         checks["capture"] = {"ok": False, "table": table, "missing": missing, "error": error}
         return dict(body, status="not ready", checks=checks)
 
+    def _failed(self, failure, request):
+        """Readiness could not be read: not ready, in generic words (the failure logged)."""
+        error = errors.public(failure, self.log, "readiness probe")
+        finish_json(request, 503, {"status": "not ready", "error": error.message})
+
     def render_GET(self, request):
         path = [segment for segment in request.postpath if segment]
         if path in ([], [b"live"]):
@@ -73,9 +85,8 @@ class HealthResource(JSONMethods, Resource):
             request.setHeader(b"Cache-Control", b"no-store")
             return json.dumps({"status": "ok"}).encode("utf-8")
         if path != [b"ready"]:
-            request.setResponseCode(404)
-            request.setHeader(b"Content-Type", b"application/json")
-            return json.dumps({"status": "unknown probe", "probes": ["live", "ready"]}).encode("utf-8")
+            return write_error(request, HTTPError(404, errors.NOT_FOUND, "unknown probe: use /health/live or "
+                                                  "/health/ready", probes=["live", "ready"]))
         if os.path.exists(self.drain_file):
             finish_json(request, 503, {"status": "draining"})
             return NOT_DONE_YET
@@ -87,5 +98,5 @@ class HealthResource(JSONMethods, Resource):
         d = monitor.readiness()
         d.addCallback(self.with_capture)
         d.addCallback(lambda body: finish_json(request, 200 if body["status"] == "ready" else 503, body))
-        d.addErrback(lambda failure: finish_json(request, 503, {"status": "not ready", "error": str(failure.value)}))
+        d.addErrback(self._failed, request)
         return NOT_DONE_YET

@@ -34,6 +34,7 @@ from twisted.internet import defer, task, threads
 
 from components import clock, counter, iot, usersync
 from components.auth import AUTHENTICATE
+from components.core import errors
 from components.core.component import HubComponent
 from components.core.settings import SettingsError
 from components.db.database import Database
@@ -149,6 +150,11 @@ class MonitorComponent(HubComponent):
             return name, {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1), "detail": detail}
 
         def failed(failure):
+            # /health is public: a database's words (which server, which port) go to the log only
+            if failure.check(errors.HubError):
+                if failure.value.detail is not None:
+                    self.log.warn("readiness check {name}: {error}", name=name, error=failure.value)
+                return name, {"ok": False, "error": failure.value.message}
             return name, {"ok": False, "error": "{}: {}".format(type(failure.value).__name__, failure.value)}
         return self._timed(d).addCallbacks(ok, failed)
 

@@ -199,8 +199,10 @@ class ProbeTests(unittest.TestCase):
         self.assertEqual(set(body["checks"]), {"router", "database"})
         self.assertTrue(all(check["ok"] for check in body["checks"].values()))
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-store"])
-        code, _, _ = yield _get(node.http + "/health/nonsense")
-        self.assertEqual(code, 404)
+        code, text, _ = yield _get(node.http + "/health/nonsense")
+        self.assertEqual((code, json.loads(text)), (404, {
+            "error": "reactive.error.not_found", "message": "unknown probe: use /health/live or /health/ready",
+            "details": {"probes": ["live", "ready"]}}))
 
     @defer.inlineCallbacks
     def test_metrics(self):
@@ -266,6 +268,9 @@ class ProbeTests(unittest.TestCase):
         self.assertTrue(body["checks"]["router"]["ok"])
         self.assertFalse(body["checks"]["database"]["ok"])
         self.assertFalse(body["checks"]["queue"]["ok"])
+        # /health is public: the database check says it is down, the log says which server
+        self.assertEqual(body["checks"]["database"]["error"], "The hub's database is unavailable; try again shortly.")
+        self.assertRegex(node.log_text(), r"readiness check database: .*port {}".format(dead))
         code, _, _ = yield _get(node.http + "/health")
         self.assertEqual(code, 200)
         code, text, _ = yield _get(node.http + "/metrics", BEARER)
