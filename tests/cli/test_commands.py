@@ -87,6 +87,7 @@ class TokenJsonTests(SynchronousTestCase):
     """token --json prints the token with its subject, role and lifetime."""
 
     def test_json(self):
+        """The printed JSON holds a token that verifies with the node's secret, and what was asked for."""
         secret = "s" * 40
         self.patch(auth_cli, "Settings", lambda: Settings(environ={"JWT_SECRET": secret}))
         out = io.StringIO()

@@ -26,6 +26,7 @@ def closed_port():
 
 
 class ConsoleScriptTests(SynchronousTestCase):
+    """The console script installed in the virtualenv."""
 
     def test_installed(self):
         """`make install` puts reactive-hub beside the venv's Python; --help lists the commands and exits 0."""

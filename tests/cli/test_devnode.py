@@ -23,6 +23,17 @@ def recipe(target, path=os.path.join(REPO, "Makefile")):
     return [" ".join(line.split()) for line in match.group(1).splitlines()]
 
 
+def fake_venv(case):
+    """A temporary bin folder holding an executable ``crossbar``, as a virtualenv would; its path."""
+    folder = case.mktemp()
+    os.makedirs(folder)
+    crossbar = os.path.join(folder, "crossbar")
+    with open(crossbar, "w") as handle:
+        handle.write("#!/bin/sh\n")
+    os.chmod(crossbar, 0o755)
+    return folder
+
+
 class DevEnvironmentTests(SynchronousTestCase):
     """dev_environment applies the Makefile's defaults, and only where make would."""
 
@@ -74,12 +85,7 @@ class StartTests(SynchronousTestCase):
         os.makedirs(self.cbdir)
         with open(os.path.join(self.cbdir, "config.json"), "w") as handle:
             handle.write("{}")
-        self.bin = self.mktemp()
-        os.makedirs(self.bin)
-        crossbar = os.path.join(self.bin, "crossbar")
-        with open(crossbar, "w") as handle:
-            handle.write("#!/bin/sh\n")
-        os.chmod(crossbar, 0o755)
+        self.bin = fake_venv(self)
         self.python = os.path.join(self.bin, "python")
         self.calls = []
         self.err = io.StringIO()
@@ -121,12 +127,7 @@ class CheckTests(SynchronousTestCase):
     """check: the settings hook (when installed) and crossbar check; the worse result counts."""
 
     def setUp(self):
-        self.bin = self.mktemp()
-        os.makedirs(self.bin)
-        crossbar = os.path.join(self.bin, "crossbar")
-        with open(crossbar, "w") as handle:
-            handle.write("#!/bin/sh\n")
-        os.chmod(crossbar, 0o755)
+        self.bin = fake_venv(self)
         self.calls = []
 
     def check(self, argv, hook, crossbar_code=0):

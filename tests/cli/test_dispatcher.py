@@ -43,6 +43,7 @@ class HelpTests(SynchronousTestCase):
         self.patch(sys, "stdout", self.out)
 
     def test_every_help(self):
+        """Each command and subcommand in HELPED answers --help with 0 and `usage: reactive-hub <words>`."""
         for words in HELPED:
             self.out.seek(0)
             self.out.truncate()
@@ -85,6 +86,7 @@ class RouteTests(SynchronousTestCase):
         return calls
 
     def test_routes(self):
+        """Each command line in ROUTES calls its module's main once, with the argv and program name listed."""
         for words, (module, argv, prog) in ROUTES.items():
             calls = self.record(module)
             self.assertEqual(dispatcher.main(list(words)), 0, words)

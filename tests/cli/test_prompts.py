@@ -92,6 +92,7 @@ class PasswordFromStreamTests(SynchronousTestCase):
     """--password-stdin: the first line, refused when missing or short."""
 
     def test_first_line(self):
+        """The first line without its newline is the password; the rest of the input is not read."""
         self.assertEqual(password_from(io.StringIO("long-password\nrest\n")), "long-password")
 
     def test_empty_and_short(self):

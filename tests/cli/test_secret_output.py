@@ -13,6 +13,7 @@ def mode(path):
 
 
 class WritePrivateTests(SynchronousTestCase):
+    """write_private creates or replaces a file readable by its owner only."""
 
     def setUp(self):
         self.directory = self.mktemp()
