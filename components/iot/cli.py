@@ -23,7 +23,8 @@ the node's dev file ``<node dir>/secrets/e2e_kek``); the node directory is
 ``--cbdir``, else ``CROSSBAR_DIR``, else ``./.crossbar``.
 
 Exit codes: 0 done, 1 refused (a bad, reserved or taken name, a revoked
-device), 2 usage, 3 no such device, 4 unavailable (database down, KEK
+device) or the ``--out`` file not written (the credentials are printed
+instead), 2 usage, 3 no such device, 4 unavailable (database down, KEK
 unusable). Errors go to stderr as ``error: <message>``, with ``--json`` as
 ``{"error": <URI>, "message": <text>}``.
 """
@@ -42,6 +43,7 @@ from components.iot import credentials_file
 PROG = "python -m components.iot"
 
 EXIT_REFUSED = 1
+EXIT_FAILED = 1  # done, but the --out file could not be written (the credentials were printed instead)
 EXIT_NOT_FOUND = 3
 EXIT_UNAVAILABLE = 4
 _EXITS = {errors.INVALID_ARGUMENT: EXIT_REFUSED, errors.NOT_FOUND: EXIT_NOT_FOUND}
@@ -101,11 +103,23 @@ def parser(prog=PROG):
     return top
 
 
-def saved(options, node_directory, key, secret):
-    """Write the credentials of ``options.name`` to the ``--out`` file (mode 0600); its path."""
+class NotSaved(Exception):
+    """The ``--out`` file could not be written; the credentials were printed instead, so they are not lost."""
+
+
+def saved(options, node_directory, text, out):
+    """
+    Write ``text`` (the credentials of ``options.name``) to the ``--out``
+    file (mode 0600) and return its path; when that fails, print ``text``
+    to ``out`` and raise NotSaved.
+    """
     path = options.out or credentials_file.default_path(node_directory, options.name)
-    verb = "added" if options.command == "add" else "rotated"
-    return write_private(path, credentials_file.env_text(verb, options.name, key, secret))
+    try:
+        return write_private(path, text)
+    except OSError as error:
+        out.write(text)
+        raise NotSaved("could not write {} ({}): the credentials are printed above instead".format(
+            path, error.strerror or error))
 
 
 def run(options, registry, out, node_directory="."):
@@ -117,8 +131,9 @@ def run(options, registry, out, node_directory="."):
         def done(credentials):
             key, secret = credentials
             verb = "added" if options.command == "add" else "rotated"
+            text = credentials_file.env_text(verb, options.name, key, secret)
             if options.out is not None:
-                path = saved(options, node_directory, key, secret)
+                path = saved(options, node_directory, text, out)
                 if as_json:
                     out.write(json.dumps({"name": options.name, "key": key, "file": path}) + "\n")
                 else:
@@ -128,7 +143,7 @@ def run(options, registry, out, node_directory="."):
             elif as_json:
                 out.write(json.dumps({"name": options.name, "key": key, "secret": secret}) + "\n")
             else:
-                out.write(credentials_file.env_text(verb, options.name, key, secret))
+                out.write(text)
         return d.addCallback(done)
     if options.command == "revoke":
         d = registry.revoke(options.name)
@@ -195,6 +210,8 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
                                   EXIT_UNAVAILABLE))
         except SettingsError as error:
             outcome.append(refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE))
+        except NotSaved as error:
+            outcome.append(refuse(errors.UNAVAILABLE, str(error), EXIT_FAILED))
         finally:
             db.close()
 

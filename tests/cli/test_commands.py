@@ -155,3 +155,14 @@ class DeviceOutTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as caught:
             device_simulator.credentials(environ={}, directory=self.node, device="sim-2")
         self.assertIn("device add sim-2 --out", str(caught.exception))
+
+    def test_unwritable_file_keeps_the_secret(self):
+        """--out into a place that cannot be written: the credentials are printed instead, and NotSaved says why."""
+        blocker = os.path.abspath(self.mktemp())
+        with open(blocker, "w") as handle:
+            handle.write("a file, not a folder")
+        failure = self.failureResultOf(iot_cli.run(
+            Namespace(command="add", name="sim-1", out=os.path.join(blocker, "sim-1.env"), json=False),
+            Registry(), self.out, self.node), iot_cli.NotSaved)
+        self.assertIn("could not write", str(failure.value))
+        self.assertIn("DEVICE_SECRET=s-sim-1\n", self.out.getvalue())
