@@ -92,6 +92,14 @@ class RouteTests(SynchronousTestCase):
             self.assertEqual(dispatcher.main(list(words)), 0, words)
             self.assertEqual(calls, [(argv, prog)], words)
 
+    def test_simulate(self):
+        """`device simulate` reaches the simulator (python -m components.iot.device_simulator) through the device CLI."""
+        calls = []
+        self.patch(importlib.import_module("components.iot.device_simulator"), "main",
+                   lambda argv, out, prog: calls.append((argv, prog)) or 0)
+        self.assertEqual(dispatcher.main(["device", "simulate", "--value", "1"]), 0)
+        self.assertEqual(calls, [(["--value", "1"], "reactive-hub device simulate")])
+
     def test_start_and_check_are_local(self):
         """start and check run components.cli.devnode with their arguments."""
         calls = []
