@@ -110,9 +110,9 @@ def settings_check():
 
 def check(argv, prog, environ=None, executable=None, run=subprocess.call, hook=settings_check, err=None):
     """
-    ``reactive-hub check``: the settings check (given all of ``argv``) and
-    ``crossbar check``; 0 when both pass, else the settings check's code
-    or 78.
+    ``reactive-hub check [--cbdir DIR] [--config FILE]``: the settings
+    check (given all of ``argv``) and ``crossbar check`` of the same config;
+    0 when both pass, else the settings check's code or 78.
     """
     environ = os.environ if environ is None else environ
     err = sys.stderr if err is None else err
@@ -120,13 +120,17 @@ def check(argv, prog, environ=None, executable=None, run=subprocess.call, hook=s
     parser = argparse.ArgumentParser(prog=prog, description=(
         "Validate this node's environment against the settings registry (every problem at once) and its "
         "config with crossbar check."), epilog="Exit codes: 0 valid, 78 a setting or the config is invalid.")
+    parser.add_argument("--config", default="config.json",
+                        help="the node config, in the node directory unless a path (config.json: the dev node; "
+                             "master.json, client.json)")
     options, rest = _node_directory(parser, argv, environ)
-    if rest and validate is None:
+    if rest:
         parser.error("unrecognized arguments: {}".format(" ".join(rest)))
     crossbar = venv_program("crossbar", executable)
     if not os.access(crossbar, os.X_OK):
         return _refuse(err, "{} is missing: install the hub first (make install)".format(crossbar))
     code = exits.OK if validate is None else validate(list(argv))
-    if run([crossbar, "check", "--cbdir", options.cbdir], env=dict(environ)) != 0:
+    command = [crossbar, "check", "--cbdir", options.cbdir, "--config", options.config]
+    if run(command, env=dict(environ)) != 0:
         code = code or exits.CONFIG
     return code

@@ -140,20 +140,26 @@ class CheckTests(SynchronousTestCase):
     def test_without_settings_check(self):
         """No settings registry installed: crossbar check alone decides (0, or 78 on failure)."""
         self.assertEqual(self.check(["--cbdir", "/srv/node"], None), 0)
-        self.assertEqual(self.calls, [[os.path.join(self.bin, "crossbar"), "check", "--cbdir", "/srv/node"]])
+        self.assertEqual(self.calls, [[os.path.join(self.bin, "crossbar"), "check", "--cbdir", "/srv/node",
+                                       "--config", "config.json"]])
         self.assertEqual(self.check([], None, crossbar_code=1), 78)
 
     def test_settings_check_gets_all_arguments(self):
-        """The hook gets every argument and its code wins; crossbar check still runs so every problem shows."""
+        """The hook gets every argument and its code wins; crossbar check of the same config still runs."""
         seen = []
 
         def hook(argv):
             seen.append(argv)
             return 78
-        self.assertEqual(self.check(["--cbdir", "/srv/node", "--role", "master"], hook), 78)
-        self.assertEqual(seen, [["--cbdir", "/srv/node", "--role", "master"]])
-        self.assertEqual(len(self.calls), 1)
+        self.assertEqual(self.check(["--cbdir", "/srv/node", "--config", "master.json"], hook), 78)
+        self.assertEqual(seen, [["--cbdir", "/srv/node", "--config", "master.json"]])
+        self.assertEqual(self.calls, [[os.path.join(self.bin, "crossbar"), "check", "--cbdir", "/srv/node",
+                                       "--config", "master.json"]])
 
-    def test_unknown_option_without_hook(self):
-        """Without a settings check an unknown option is a usage error (2)."""
-        self.assertRaises(SystemExit, self.check, ["--role", "master"], None)
+    def test_unknown_option(self):
+        """An unknown option is a usage error (2), with or without a settings check; nothing runs."""
+        for hook in (None, lambda argv: 0):
+            with self.assertRaises(SystemExit) as caught:
+                self.check(["--role", "master"], hook)
+            self.assertEqual(caught.exception.code, 2)
+        self.assertEqual(self.calls, [])
