@@ -65,13 +65,14 @@ GOODBYE (Crossbar keeps its session id and refuses a second HELLO), so
 
 import math
 import os
-import re
 
 from twisted.internet.protocol import Protocol
 
 from components.core.clientaddress import (X_FORWARDED_FOR, client_address, parse_address, parse_networks,
                                            peer_address, rate_key)
-from components.core.settings import Settings, SettingsError, node_dir
+from components.core import core_settings
+from components.core.settings import Settings, node_dir
+from components.node import node_settings
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
                                                peer_of, welcomed)
@@ -85,10 +86,10 @@ UPSTREAM = "docs/upstream/auth_deadline.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
 
 PATCHED = "_reactive_hub_auth_deadline"
-DEFAULT_DEADLINE = 10.0
-DEFAULT_PER_ADDRESS = 32
+DEFAULT_DEADLINE = node_settings.WAMP_AUTH_DEADLINE.default
+DEFAULT_PER_ADDRESS = node_settings.WAMP_PENDING_PER_ADDRESS.default
 # the host's own reverse proxy, benchmarks and tools: not capped unless WAMP_PENDING_EXEMPT says otherwise
-DEFAULT_EXEMPT = ("127.0.0.0/8", "::1/128")
+DEFAULT_EXEMPT = tuple(node_settings.WAMP_PENDING_EXEMPT.default.split(","))
 NOT_IN_TIME = "WAMP authentication not completed in time"
 # a connection whose hub still owes an answer is re-armed, but closed this many deadlines after its watch began
 HUB_WAIT_DEADLINES = 6
@@ -120,16 +121,12 @@ class DeadlineSettings:
     def from_environment(cls, argv=None, environ=None):
         environ = os.environ if environ is None else environ
         settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
-        text = settings.text("WAMP_PENDING_EXEMPT", ",".join(DEFAULT_EXEMPT)).strip()
-        networks = () if text.lower() == "none" else tuple(item for item in re.split(r"[\s,]+", text) if item)
-        try:
-            parse_networks(",".join(networks), "WAMP_PENDING_EXEMPT")
-        except ValueError as error:
-            raise SettingsError("setting 'WAMP_PENDING_EXEMPT' must list IP networks or be none: {}".format(error))
-        return cls(deadline=settings.duration("WAMP_AUTH_DEADLINE", DEFAULT_DEADLINE, minimum=0.1, maximum=3600),
-                   per_address=settings.int("WAMP_PENDING_PER_ADDRESS", DEFAULT_PER_ADDRESS, minimum=0),
-                   exempt=networks, trusted=settings.trusted_proxies(),
-                   header=settings.forwarded_header())
+        networks = settings.get(node_settings.WAMP_PENDING_EXEMPT)
+        return cls(deadline=settings.get(node_settings.WAMP_AUTH_DEADLINE),
+                   per_address=settings.get(node_settings.WAMP_PENDING_PER_ADDRESS),
+                   exempt=[str(network) for network in networks],
+                   trusted=settings.get(core_settings.TRUSTED_PROXIES),
+                   header=settings.get(core_settings.FORWARDED_HEADER))
 
     def key(self, host):
         """The key connections from ``host`` (an IP address text) are counted under (IPv6 by its /64), or

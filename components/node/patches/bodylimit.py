@@ -56,6 +56,8 @@ from components.node.patches import PatchUnavailable, names_used, replacement, u
 from components.core import errors
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings, node_dir
+from components.iot import iot_settings
+from components.node import node_settings
 
 NAME = "bodylimit"
 SECURITY = True
@@ -96,11 +98,11 @@ class BodyLimits:
     @classmethod
     def from_settings(cls, settings):
         """``HTTP_BODY_LIMIT``, ``DEVICE_BODY_LIMIT`` (/publish), ``HTTP_BODY_TIMEOUT``; MAX_BODY (/auth)."""
-        return cls(default=settings.int("HTTP_BODY_LIMIT", 1024, minimum=0),
+        return cls(default=settings.get(node_settings.HTTP_BODY_LIMIT),
                    by_segment={b"auth": MAX_BODY,
-                               b"publish": settings.int("DEVICE_BODY_LIMIT", 4096, minimum=64)},
-                   timeout=settings.duration("HTTP_BODY_TIMEOUT", 10.0, minimum=0.1),
-                   header_timeout=settings.duration("HTTP_HEADER_TIMEOUT", 15.0, minimum=0.1))
+                               b"publish": settings.get(iot_settings.DEVICE_BODY_LIMIT)},
+                   timeout=settings.get(node_settings.HTTP_BODY_TIMEOUT),
+                   header_timeout=settings.get(node_settings.HTTP_HEADER_TIMEOUT))
 
     def for_target(self, target):
         """The limit for a request target (``/auth/x?y``): by its first path segment, unquoted like Site."""

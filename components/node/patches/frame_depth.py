@@ -45,6 +45,7 @@ import traceback
 
 from components.core import nesting
 from components.core.settings import Settings, node_dir
+from components.node import node_settings
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, RefusalLog, clipped,
                                                close_rawsocket, close_websocket, peer_of, welcomed)
@@ -59,11 +60,11 @@ UPSTREAM = "docs/upstream/frame_depth.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
 
 PATCHED = "_reactive_hub_frame_depth"
-DEFAULT_DEPTH = 64
-DEFAULT_CONTAINERS = 100000
-DEFAULT_PREAUTH_BYTES = 16384
+DEFAULT_DEPTH = node_settings.WAMP_MAX_DEPTH.default
+DEFAULT_CONTAINERS = node_settings.WAMP_MAX_CONTAINERS.default
+DEFAULT_PREAUTH_BYTES = node_settings.WAMP_PREAUTH_MAX_BYTES.default
 # cbor2 refuses more than 400 levels by itself; a Python decoder recursing beyond that would fail anyway
-MAXIMUM_DEPTH = 400
+MAXIMUM_DEPTH = node_settings.WAMP_MAX_DEPTH.maximum
 TRACEBACK_FRAMES = 20
 # what the replaced methods are seen to use, checked before replacing them
 _WEBSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage")
@@ -78,15 +79,15 @@ def _settings(argv, environ):
 
 def depth_from_environment(argv=None, environ=None):
     """``WAMP_MAX_DEPTH`` as this worker's environment sets it (SettingsError naming a malformed value)."""
-    return _settings(argv, environ).int("WAMP_MAX_DEPTH", DEFAULT_DEPTH, minimum=2, maximum=MAXIMUM_DEPTH)
+    return _settings(argv, environ).get(node_settings.WAMP_MAX_DEPTH)
 
 
 def bounds_from_environment(argv=None, environ=None):
     """``(WAMP_MAX_CONTAINERS, WAMP_PREAUTH_MAX_BYTES)`` as this worker's environment sets them (0: no bound,
     None returned)."""
     settings = _settings(argv, environ)
-    containers = settings.int("WAMP_MAX_CONTAINERS", DEFAULT_CONTAINERS, minimum=0)
-    preauth = settings.int("WAMP_PREAUTH_MAX_BYTES", DEFAULT_PREAUTH_BYTES, minimum=0)
+    containers = settings.get(node_settings.WAMP_MAX_CONTAINERS)
+    preauth = settings.get(node_settings.WAMP_PREAUTH_MAX_BYTES)
     return containers or None, preauth or None
 
 

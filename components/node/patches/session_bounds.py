@@ -34,6 +34,7 @@ import sys
 
 from components.core import errors
 from components.core.settings import Settings, node_dir
+from components.node import node_settings
 from components.node.patches import PatchUnavailable, replacement, unpatched
 
 NAME = "session_bounds"
@@ -54,13 +55,16 @@ TRUSTED_ROLE = "trusted"
 class SessionBounds:
     """
     The bounds a router worker holds every session to (all five are settings,
-    declared here): subscriptions and registrations per session, URI
+    declared in :mod:`components.node.node_settings`): subscriptions and registrations per session, URI
     characters, unsent bytes per connection (components/node/patches/send_bound.py)
     and entries of the router's authorization cache (authcache_bound.py).
     """
 
-    def __init__(self, subscriptions=2000, registrations=500, uri_length=512, send_queue=16 * 1024 * 1024,
-                 authorization_cache=10000):
+    def __init__(self, subscriptions=node_settings.SESSION_MAX_SUBSCRIPTIONS.default,
+                 registrations=node_settings.SESSION_MAX_REGISTRATIONS.default,
+                 uri_length=node_settings.SESSION_MAX_URI_LENGTH.default,
+                 send_queue=node_settings.SESSION_SEND_QUEUE_LIMIT.default,
+                 authorization_cache=node_settings.AUTHORIZATION_CACHE_SIZE.default):
         self.subscriptions = subscriptions
         self.registrations = registrations
         self.uri_length = uri_length
@@ -71,14 +75,12 @@ class SessionBounds:
     def from_settings(cls, settings):
         """``SESSION_MAX_SUBSCRIPTIONS``, ``SESSION_MAX_REGISTRATIONS``, ``SESSION_MAX_URI_LENGTH``,
         ``SESSION_SEND_QUEUE_LIMIT`` (bytes) and ``AUTHORIZATION_CACHE_SIZE`` (entries)."""
-        default = cls()
         return cls(
-            subscriptions=settings.int("SESSION_MAX_SUBSCRIPTIONS", default.subscriptions, minimum=1),
-            registrations=settings.int("SESSION_MAX_REGISTRATIONS", default.registrations, minimum=1),
-            uri_length=settings.int("SESSION_MAX_URI_LENGTH", default.uri_length, minimum=32),
-            send_queue=settings.int("SESSION_SEND_QUEUE_LIMIT", default.send_queue, minimum=64 * 1024),
-            authorization_cache=settings.int("AUTHORIZATION_CACHE_SIZE", default.authorization_cache,
-                                             minimum=100))
+            subscriptions=settings.get(node_settings.SESSION_MAX_SUBSCRIPTIONS),
+            registrations=settings.get(node_settings.SESSION_MAX_REGISTRATIONS),
+            uri_length=settings.get(node_settings.SESSION_MAX_URI_LENGTH),
+            send_queue=settings.get(node_settings.SESSION_SEND_QUEUE_LIMIT),
+            authorization_cache=settings.get(node_settings.AUTHORIZATION_CACHE_SIZE))
 
     def describe(self):
         """The bounds as one line of text for the worker log."""

@@ -47,6 +47,7 @@ from twisted.logger import Logger
 
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.core.settings import Settings, node_dir
+from components.node import node_settings
 
 NAME = "session_cutoff"
 SECURITY = True
@@ -56,8 +57,7 @@ UPSTREAM = "docs/upstream/session_cutoff.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
 
 PATCHED = "_reactive_hub_session_cutoff"
-DEFAULT_GRACE = 2.0
-GRACE_SETTING = "SESSION_CUTOFF_GRACE"
+DEFAULT_GRACE = node_settings.SESSION_CUTOFF_GRACE.default
 # what leave() and the client-GOODBYE branch of onMessage are seen to use (the state this module sets alike)
 _LEAVE_NAMES = ("_goodbye_sent", "_transport")
 _GOODBYE_NAMES = ("_router", "detach", "_previous_session_id", "_pending_session_id", "_service_session", "onLeave")
@@ -69,7 +69,7 @@ def grace_from_environment(environ=None):
     """``SESSION_CUTOFF_GRACE`` in seconds (0.1 to 60; SettingsError naming it when malformed)."""
     environ = os.environ if environ is None else environ
     settings = Settings(environ=environ, node_directory=node_dir(environ=environ))
-    return settings.duration(GRACE_SETTING, DEFAULT_GRACE, minimum=0.1, maximum=60)
+    return settings.get(node_settings.SESSION_CUTOFF_GRACE)
 
 
 def _default_clock():
