@@ -49,7 +49,7 @@ def read_password(options, ask=getpass.getpass, interactive=None, stdin=None, er
 
 def _run_directory(action):
     """Run ``action(directory)`` (returns a Deferred) against the master database, then exit."""
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from components.auth import directory, master_tables
     from components.db.database import Database
@@ -75,7 +75,7 @@ def _run_directory(action):
             raise SystemExit(exits.CONFIG)
         finally:
             db.close()
-    task.react(run)
+    exits.react(run)
 
 
 def parser(prog=PROG):

@@ -50,3 +50,26 @@ def outcome(main, argv=None, err=None):
         return code
     err.write("error: {}\n".format(code))
     return FAILURE
+
+
+def react(work, err=None):
+    """
+    :func:`twisted.internet.task.react` of ``work(reactor)`` (a Deferred),
+    ending with SystemExit as it does; but when the reactor stops before
+    ``work`` is done (Ctrl-C, SIGTERM), with ``interrupted`` on ``err`` and
+    :data:`INTERRUPTED`, where ``react`` alone would exit 0 as if all went well.
+    """
+    from twisted.internet import task
+
+    err = sys.stderr if err is None else err
+    finished = []
+
+    def tracked(reactor):
+        return work(reactor).addBoth(lambda result: finished.append(True) or result)
+    try:
+        task.react(tracked)
+    except SystemExit:
+        if not finished:
+            err.write("interrupted\n")
+            raise SystemExit(INTERRUPTED)
+        raise

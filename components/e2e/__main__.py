@@ -17,18 +17,18 @@ import argparse
 import json
 import sys
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 
 from components.e2e import envelope
 from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
-from components.core.exits import outcome
+from components.core.exits import outcome, react
 from components.core.settings import Settings
 from components.db.database import Database
 from components.db.migrations import migrate
 
 
 def main(argv=None, prog="python -m components.e2e"):
-    """The command line; ends with SystemExit (``task.react``)."""
+    """The command line; ends with SystemExit (``components.core.exits.react``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = Settings()
@@ -76,7 +76,7 @@ def main(argv=None, prog="python -m components.e2e"):
             raise SystemExit(1)
         finally:
             db.close()
-    task.react(run)
+    react(run)
 
 
 if __name__ == "__main__":

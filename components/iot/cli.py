@@ -35,7 +35,7 @@ import json
 import os
 import sys
 
-from components.core import errors
+from components.core import errors, exits
 from components.core.secretfiles import write_private
 from components.core.settings import Settings, SettingsError
 from components.iot import credentials_file
@@ -167,7 +167,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
 
     options = parser(prog).parse_args(argv)
 
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from components.db.database import Database, StorageConfigError, StorageUnavailable
     from components.e2e.keys import load_kek
@@ -216,7 +216,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
             db.close()
 
     try:
-        task.react(work)
+        exits.react(work, err)
     except SystemExit as ended:
         if ended.code not in (0, None) or not outcome:
             raise

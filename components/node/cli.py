@@ -8,6 +8,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from components.auth.directory import user_table
+from components.core import exits
 from components.core.settings import Settings
 from components.db.database import Database
 from components.db.migrations import migrate_all
@@ -19,7 +20,6 @@ def main(argv=None, prog="python -m components.node"):
     import argparse
     import sys
 
-    from twisted.internet import task
     from twisted.logger import LogLevel, globalLogBeginner, textFileLogObserver
 
     parser = argparse.ArgumentParser(prog=prog, description="Create or upgrade the hub's database schemas.")
@@ -52,5 +52,5 @@ def main(argv=None, prog="python -m components.node"):
             finally:
                 db.close()
 
-    task.react(run)
+    exits.react(run)
 

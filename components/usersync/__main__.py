@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 
-from components.core.exits import CONFIG, outcome
+from components.core.exits import CONFIG, outcome, react
 from components.core.settings import Settings, SettingsError
 
 
@@ -50,7 +50,7 @@ def _provision(options, settings):
 
 def _master_database(options, settings, work):
     """Run ``work(db, log, user_table, fields, include_staff)`` (a Deferred) on the master database; exit."""
-    from twisted.internet import defer, task
+    from twisted.internet import defer
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     from components.auth import directory
@@ -84,7 +84,7 @@ def _master_database(options, settings, work):
             raise SystemExit(CONFIG)
         finally:
             db.close()
-    task.react(run)
+    react(run)
 
 
 def _progress(stage, seen, queued):

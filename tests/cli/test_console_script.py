@@ -68,3 +68,31 @@ class OldFormTests(SynchronousTestCase):
         """A wrong command line is exit code 2 in both forms."""
         self.assertEqual(run([sys.executable, "-m", "components.iot", "device", "bogus"]).returncode, 2)
         self.assertEqual(run([SCRIPT, "device", "bogus"]).returncode, 2)
+
+
+REACT = """
+import os, signal, sys
+from twisted.internet import defer
+from components.core import exits
+
+def work(reactor):
+    if sys.argv[1] == "interrupt":
+        reactor.callLater(0.2, os.kill, os.getpid(), signal.SIGINT)
+        return defer.Deferred()  # never done
+    return defer.succeed(None)
+exits.react(work)
+"""
+
+
+class ReactTests(SynchronousTestCase):
+    """components.core.exits.react, which the database commands run on: Ctrl-C is not a success."""
+
+    def test_interrupted(self):
+        """SIGINT before the work is done: 'interrupted' and 130 (task.react alone exits 0)."""
+        result = run([sys.executable, "-c", REACT, "interrupt"])
+        self.assertEqual((result.returncode, result.stderr), (130, "interrupted\n"))
+
+    def test_done(self):
+        """Work that finishes exits 0 with nothing on stderr."""
+        result = run([sys.executable, "-c", REACT, "done"])
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
