@@ -18,16 +18,17 @@ import os
 
 from autobahn.wamp.types import SubscribeOptions
 
-from components.auth import AUTHENTICATE, AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION, credentials, tokens
+from components.auth import AUTHENTICATE, AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION, auth_settings, credentials, tokens
 from components.auth.session_revocation import JoinCheck, RevocationWatch, token_facts
-from components.auth.sessioncap import DEFAULT_LIMIT, SessionCap
+from components.auth.sessioncap import SessionCap
 from components.core.backoff import persist
 from components.core.component import HubComponent
 from components.core.errors import Unavailable
+from components.db import db_settings
 from components.db.database import Database
 from components.db.migrations import migrate
 
-REVOCATION_DATABASES = ("master", "client", "off")
+REVOCATION_DATABASES = auth_settings.REVOCATION_DATABASE.choices
 
 
 class TicketAuthenticator:
@@ -62,23 +63,20 @@ class Authenticator(HubComponent):
 
     def start(self):
         keys, issuer, audience, _ttl = tokens.from_settings(self.settings)
-        leeway = self.settings.int("JWT_LEEWAY", tokens.DEFAULT_LEEWAY, minimum=0, maximum=3600)
+        leeway = self.settings.get(auth_settings.JWT_LEEWAY)
         self.verifier = tokens.TokenVerifier(keys, issuer, audience, leeway=leeway, clock=self.reactor.seconds)
         self.ticket = TicketAuthenticator(self.verifier)
         self.join_check = self.watch = None
-        self.session_cap = SessionCap(self.settings.int("SESSION_MAX_PER_AUTHID", DEFAULT_LIMIT, minimum=0),
+        self.session_cap = SessionCap(self.settings.get(auth_settings.SESSION_MAX_PER_AUTHID),
                                       self.reactor.seconds)
         self.revocation_ready = self.left = False
-        source = self.settings.text("REVOCATION_DATABASE", "master")
-        if source not in REVOCATION_DATABASES:
-            raise ValueError("REVOCATION_DATABASE must be one of {}".format(", ".join(REVOCATION_DATABASES)))
+        source = self.settings.get(auth_settings.REVOCATION_DATABASE)
         if source != "off":
-            db = Database(self.settings.database_url(source))
+            db = Database(db_settings.url_of(self.settings, source))
             self.join_check = JoinCheck(db, leeway=leeway)
             self.watch = RevocationWatch(db, self.reactor, self._end_revoked,
-                                         interval=self.settings.float("REVOCATION_POLL", 0.5, minimum=0.05,
-                                                                      maximum=10),
-                                         recheck=self.settings.float("REVOCATION_RECHECK", 10, minimum=1),
+                                         interval=self.settings.get(auth_settings.REVOCATION_POLL),
+                                         recheck=self.settings.get(auth_settings.REVOCATION_RECHECK),
                                          leeway=leeway)
             persist(self.reactor, lambda: self._prepare_revocation(db), self.log,
                     "revocation database", lambda: not self.left)

@@ -29,12 +29,14 @@ check of its account, for the clients turned away before it, and for at most
 
 import math
 import time
+
+from components.auth import auth_settings
 from collections import OrderedDict, deque
 
 from twisted.internet import defer
 
-DEFAULT_PARALLEL = 2
-DEFAULT_QUEUED = 16
+DEFAULT_PARALLEL = auth_settings.LOGIN_HASH_PARALLEL.default
+DEFAULT_QUEUED = auth_settings.LOGIN_HASH_QUEUE.default
 TICKET_TTL = 30.0        # seconds a turned-away client keeps its place in line without coming back
 MAX_TICKETS = 100_000    # the oldest numbers are forgotten beyond this
 

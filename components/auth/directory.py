@@ -13,8 +13,8 @@ from collections import namedtuple
 from twisted.internet import threads
 from twisted.logger import Logger
 
-from components.auth import passwords
-from components.core.settings import Settings, SettingsError
+from components.auth import auth_settings, passwords
+from components.core.settings import Settings
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 
@@ -25,14 +25,13 @@ ADMIN_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is
 _COLUMNS = ("id", "username", "first_name", "last_name", "email", "is_active", "is_staff",
             "is_superuser", "last_login", "date_joined")
 
-DEFAULT_TABLE = "auth_user"
-HUB, DJANGO = "hub", "django"
+DEFAULT_TABLE = auth_settings.AUTH_USER_TABLE.default
+HUB, DJANGO = auth_settings.AUTH_USER_TABLE_OWNER.choices
 OWNERS = (HUB, DJANGO)
 # Django's AbstractUser columns: a custom user model's table needs at least these
 REQUIRED_COLUMNS = ("id", "password", "last_login", "is_superuser", "username", "first_name", "last_name",
                     "email", "is_staff", "is_active", "date_joined")
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
-TABLE_NAME = re.compile(r"^(?:{0}\.)?{0}\Z".format(_IDENTIFIER))
+TABLE_NAME = auth_settings.TABLE_NAME
 
 UserTable = namedtuple("UserTable", "name owner")
 UserTable.__doc__ = """
@@ -64,14 +63,7 @@ def validate_table(name):
 
 def user_table(settings):
     """The :class:`UserTable` of ``AUTH_USER_TABLE`` (auth_user) and ``AUTH_USER_TABLE_OWNER`` (hub)."""
-    name = settings.text("AUTH_USER_TABLE", DEFAULT_TABLE)
-    owner = settings.text("AUTH_USER_TABLE_OWNER", HUB).strip().lower()
-    if owner not in OWNERS:
-        raise SettingsError("setting 'AUTH_USER_TABLE_OWNER' must be hub or django, got {!r}".format(owner))
-    try:
-        return UserTable(validate_table(name), owner)
-    except UserTableError as exc:
-        raise SettingsError(str(exc))
+    return UserTable(settings.get(auth_settings.AUTH_USER_TABLE), settings.get(auth_settings.AUTH_USER_TABLE_OWNER))
 
 
 _configured = []

@@ -21,7 +21,9 @@ The same scoring, keyed by client address, is the gate's standing of a client.
 import math
 import time
 
-DEFAULT_MAXIMUM = 2.0
+from components.auth import auth_settings
+
+DEFAULT_MAXIMUM = auth_settings.LOGIN_ACCOUNT_DELAY_MAX.default
 DEFAULT_BASE = 0.25
 DEFAULT_FREE = 3
 DEFAULT_HALF_LIFE = 60.0

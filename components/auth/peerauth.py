@@ -10,24 +10,12 @@ Accepted peers get the role ``rlink``.
 """
 
 import os
-import re
 
-from components.auth import AUTH_INVALID_TOKEN, AuthRefused, PEER_AUTHENTICATE
+from components.auth import AUTH_INVALID_TOKEN, AuthRefused, PEER_AUTHENTICATE, auth_settings
 from components.core.component import HubComponent
 ROLE = "rlink"
-_HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
-
-
-def parse_keys(text):
-    """The set of hex public keys in ``text``; ValueError for anything that is not a 32-byte hex key."""
-    keys = set()
-    for item in re.split(r"[\s,]+", (text or "").strip().lower()):
-        if not item:
-            continue
-        if not _HEX_KEY.match(item):
-            raise ValueError("RLINK_PEER_KEYS holds {!r}, not a 64-digit hex Ed25519 public key".format(item[:16]))
-        keys.add(item)
-    return keys
+# the RLINK_PEER_KEYS text as a set of hex keys (ValueError for anything else)
+parse_keys = auth_settings.parse_peer_keys
 
 
 def node_public_key(directory):
@@ -59,7 +47,7 @@ class PeerAuthenticator(HubComponent):
     """Registers ``reactive.auth.peer``. Harmless where no ``/rlink`` path points at it."""
 
     def start(self):
-        keys = parse_keys(self.settings.text("RLINK_PEER_KEYS"))
+        keys = self.settings.get(auth_settings.RLINK_PEER_KEYS)
         if not keys:
             own = node_public_key(self.node_directory)
             keys = {own} if own else set()

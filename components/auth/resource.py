@@ -27,25 +27,27 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
-from components.auth import AUTH_BAD_CREDENTIALS, AUTH_LOGIN_REQUIRED, credentials, tokens
+from components.auth import AUTH_BAD_CREDENTIALS, AUTH_LOGIN_REQUIRED, auth_settings, credentials, tokens
 from components.auth.directory import Directory, role_of, user_table
-from components.auth.checkgate import DEFAULT_PARALLEL, DEFAULT_QUEUED, Busy, CheckGate
-from components.auth.loginlimits import DEFAULT_MAXIMUM, MAX_NAME, AccountDelay
+from components.auth.checkgate import Busy, CheckGate
+from components.auth.loginlimits import MAX_NAME, AccountDelay
 from components.auth.loginsessions import LoginSessions
 from components.auth.master_tables import master_schemas
-from components.core import errors
+from components.core import core_settings, errors
 from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key
 from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond, write_error
 from components.core.ratelimit import RateLimiter
 from components.core.refusal import refusing
 from components.core.settings import KeyConfigError, Settings
+from components.db import db_settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate, migrate_all
+from components.e2e import e2e_settings
 from components.e2e.envelope import b64encode
 
 COOKIE = "hub_session"
-DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
+DEFAULT_SESSION_LIFETIME = auth_settings.SESSION_LIFETIME.default
 # seconds a request waits for the tables at start-up (or for Django's user table) before 503
 READY_WAIT = 5
 
@@ -204,40 +206,38 @@ class AuthResource(Resource):
         keys, issuer, audience, ttl = tokens.from_settings(settings)
         from twisted.internet import reactor
         self.reactor = reactor
-        self.db = Database(settings.database_url("master"))
+        self.db = Database(settings.get(db_settings.MASTER_DATABASE_URL))
         table = user_table(settings)
         # retried: in a database whose user table belongs to Django, the table may not exist yet
         self.ready = persist(reactor, lambda: migrate_all(self.db, master_schemas(table)), self.log,
                              "login database")
-        limiter = RateLimiter(rate=settings.float("LOGIN_RATE", 0.2, minimum=0.001),
-                              burst=settings.int("LOGIN_BURST", 10, minimum=1))
-        account_delay = AccountDelay(maximum=settings.duration("LOGIN_ACCOUNT_DELAY_MAX", DEFAULT_MAXIMUM,
-                                                               minimum=0, maximum=30), clock=reactor.seconds)
+        limiter = RateLimiter(rate=settings.get(auth_settings.LOGIN_RATE), burst=settings.get(auth_settings.LOGIN_BURST))
+        account_delay = AccountDelay(maximum=settings.get(auth_settings.LOGIN_ACCOUNT_DELAY_MAX), clock=reactor.seconds)
         client_failures = AccountDelay(clock=reactor.seconds)
-        gate = CheckGate(parallel=settings.int("LOGIN_HASH_PARALLEL", DEFAULT_PARALLEL, minimum=1),
-                         queued=settings.int("LOGIN_HASH_QUEUE", DEFAULT_QUEUED, minimum=0),
+        gate = CheckGate(parallel=settings.get(auth_settings.LOGIN_HASH_PARALLEL),
+                         queued=settings.get(auth_settings.LOGIN_HASH_QUEUE),
                          standing=client_failures.score, clock=reactor.seconds)
-        lifetime = settings.int("SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME, minimum=60)
-        public_url = settings.url("PUBLIC_URL")
+        lifetime = settings.get(auth_settings.SESSION_LIFETIME)
+        public_url = settings.get(core_settings.PUBLIC_URL)
         self.service = AuthService(Directory(self.db, table=table.name), LoginSessions(self.db, lifetime),
                                    tokens.TokenIssuer(keys, issuer, audience, ttl), limiter, lifetime,
                                    secure_cookie=urlsplit(public_url).scheme == "https",
-                                   trusted_proxies=settings.trusted_proxies(), account_delay=account_delay,
-                                   reactor=reactor, forwarded_header=settings.forwarded_header(), gate=gate,
+                                   trusted_proxies=settings.get(core_settings.TRUSTED_PROXIES), account_delay=account_delay,
+                                   reactor=reactor, forwarded_header=settings.get(core_settings.FORWARDED_HEADER), gate=gate,
                                    client_failures=client_failures)
-        if settings.bool("E2E_ENCRYPTION", False):
+        if settings.get(e2e_settings.E2E_ENCRYPTION):
             self.service.user_keys = self._user_keys(settings)
         for name in ("login", "token", "logout"):
             handler = getattr(self.service, name)
             self.putChild(name.encode("ascii"), _Endpoint(self._after_ready(handler)))
 
     def _user_keys(self, settings):
-        from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS as KEY_MIGRATIONS, UserKeys, load_kek
-        client_db = Database(settings.database_url("client"))
+        from components.e2e.keys import MIGRATIONS as KEY_MIGRATIONS, UserKeys, load_kek
+        client_db = Database(settings.get(db_settings.DATABASE_URL))
         keys_ready = migrate(client_db, "e2e_keys", KEY_MIGRATIONS)
         self.ready = defer.gatherResults([self.ready, keys_ready])
         self.ready.addErrback(lambda failure: self.log.failure("key store schema failed", failure=failure))
-        return UserKeys(client_db, load_kek(settings), grace=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0))
+        return UserKeys(client_db, load_kek(settings), grace=settings.get(e2e_settings.E2E_KEY_GRACE))
 
     def _after_ready(self, handler):
         """``handler``, held until the tables are ready; 503 after READY_WAIT seconds of waiting."""

@@ -13,11 +13,11 @@ held place is given back when its join is announced, when the admission
 fails later (:meth:`release`) or after ``hold`` seconds.
 """
 
-from components.auth import AUTH_TOO_MANY_SESSIONS
+from components.auth import AUTH_TOO_MANY_SESSIONS, auth_settings
 from components.auth.tokens import TokenError
 
 CAPPED_ROLES = ("user", "admin", "device")
-DEFAULT_LIMIT = 32
+DEFAULT_LIMIT = auth_settings.SESSION_MAX_PER_AUTHID.default
 
 
 class SessionCap:

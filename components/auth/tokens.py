@@ -14,18 +14,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from components.auth import (AUTH_EXPIRED, AUTH_INVALID_TOKEN, AUTH_NOT_YET_VALID, AUTH_NO_TOKEN, AUTH_UNKNOWN_ROLE,
-                             AUTH_WRONG_AUDIENCE, AUTH_WRONG_ISSUER, AuthRefused)
+                             AUTH_WRONG_AUDIENCE, AUTH_WRONG_ISSUER, AuthRefused, auth_settings)
 from components.core import errors
 from components.core.devsecrets import dev_secret
 from components.core.settings import KeyConfigError, SettingsError
 
 ROLES = ("user", "admin", "device")
-DEFAULT_TTL = 900
-DEFAULT_LEEWAY = 5
+DEFAULT_TTL = auth_settings.JWT_TTL.default
+DEFAULT_LEEWAY = auth_settings.JWT_LEEWAY.default
 DEV_SECRET_FILE = os.path.join("secrets", "jwt_secret")
 JWT_KEY_FIX = ("set JWT_SECRET (at least 32 random bytes) or JWT_PUBLIC_KEY_FILE (and JWT_PRIVATE_KEY_FILE where "
                "tokens are issued; `reactive-hub keys DIR` makes the files)")
-MIN_SECRET_BYTES = 32
+MIN_SECRET_BYTES = auth_settings.MIN_SECRET_BYTES
 
 
 class TokenError(AuthRefused):
@@ -63,26 +63,36 @@ def _algorithm_for(public_key):
     raise KeyConfigError("unsupported public key type {}".format(type(public_key).__name__))
 
 
+def _key_setting(settings, setting):
+    """``setting``'s value; KeyConfigError (naming it) when it is malformed."""
+    try:
+        return settings.get(setting)
+    except KeyConfigError:
+        raise
+    except SettingsError as error:
+        raise KeyConfigError(str(error))
+
+
 def load_keys(settings):
     """
     Keys from the settings: ``JWT_PUBLIC_KEY_FILE`` (+ optional
     ``JWT_PRIVATE_KEY_FILE`` to sign) for RS256/ES256/EdDSA, else
     ``JWT_SECRET`` for HS256, else a dev secret kept in the node directory.
     """
-    public_file = settings.text("JWT_PUBLIC_KEY_FILE")
+    public_file = _key_setting(settings, auth_settings.JWT_PUBLIC_KEY_FILE)
     if public_file:
         with open(public_file, "rb") as handle:
             public_key = serialization.load_pem_public_key(handle.read())
         algorithm = _algorithm_for(public_key)
         private_key = None
-        private_file = settings.text("JWT_PRIVATE_KEY_FILE")
+        private_file = _key_setting(settings, auth_settings.JWT_PRIVATE_KEY_FILE)
         if private_file:
             with open(private_file, "rb") as handle:
                 private_key = serialization.load_pem_private_key(handle.read(), password=None)
             if _algorithm_for(private_key.public_key()) != algorithm:
                 raise KeyConfigError("JWT_PRIVATE_KEY_FILE does not match JWT_PUBLIC_KEY_FILE")
         return Keys(algorithm, public_key, private_key)
-    secret = settings.text("JWT_SECRET")
+    secret = _key_setting(settings, auth_settings.JWT_SECRET)
     if not secret:
         secret = dev_secret(settings, DEV_SECRET_FILE, "the JWT key", JWT_KEY_FIX)
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
@@ -186,10 +196,7 @@ class TokenVerifier:
 def from_settings(settings):
     """``(keys, issuer, audience, ttl)`` from the JWT_* settings, with the contract's defaults."""
     keys = load_keys(settings)
-    issuer = settings.text("JWT_ISSUER", "reactive")
-    audience = settings.text("JWT_AUDIENCE", "reactive")
-    try:
-        ttl = settings.int("JWT_TTL", DEFAULT_TTL, minimum=10)
-    except SettingsError as error:
-        raise KeyConfigError("JWT_TTL must be a number of seconds, at least 10 ({})".format(error))
+    issuer = settings.get(auth_settings.JWT_ISSUER)
+    audience = settings.get(auth_settings.JWT_AUDIENCE)
+    ttl = _key_setting(settings, auth_settings.JWT_TTL)
     return keys, issuer, audience, ttl
