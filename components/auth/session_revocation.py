@@ -21,7 +21,7 @@ from components.auth import AUTH_REVOKED, credentials
 from components.auth.tokens import TokenError
 from components.core.backoff import Backoff, pause
 from components.db.database import StorageUnavailable
-from components.core.errors import Unavailable
+from components.core.errors import DATABASE_UNAVAILABLE, Unavailable
 
 EXEMPT_ROLES = ("device",)
 
@@ -63,7 +63,7 @@ class JoinCheck:
             failure.trap(StorageUnavailable)
             self.log.warn("cannot check {username} for revocation: {error}", username=claims["sub"],
                           error=failure.value)
-            raise Unavailable("the user directory cannot be read; try again shortly")
+            raise Unavailable(DATABASE_UNAVAILABLE)
         return d.addCallbacks(judge, unavailable)
 
 

@@ -48,7 +48,8 @@ def _answer(status, body, headers=None):
 
 
 def _refuse(status, uri, message, headers=None):
-    return _answer(status, {"error": uri, "message": message}, headers)
+    """An error answer in the hub's one body shape (:func:`components.core.errors.body`)."""
+    return _answer(status, errors.body(uri, message), headers)
 
 
 # not exempt at all: _issue is csrf_protect'ed, after the method and origin checks (answered in JSON)
@@ -108,7 +109,7 @@ def _issue(request):
     except DatabaseError as exc:
         log.error("hub token for %s: cannot read the hub's tables in database %r (%s); the hub node creates"
                   " them on its first start on this database", user.get_username(), config.database, exc)
-        return _refuse(503, errors.UNAVAILABLE, "user directory unavailable")
+        return _refuse(503, errors.UNAVAILABLE, errors.DATABASE_UNAVAILABLE)
     if fresh is None:
         return _refuse(401, AUTH_LOGIN_REQUIRED, "not logged in")
     username = fresh.get_username()

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from components.core.arguments import REQUIRED, bind, integer, shown
 from components.core.component import HubComponent
-from components.core.errors import HubError, InvalidArgument, Unavailable
+from components.core.errors import DATABASE_UNAVAILABLE, HubError, InvalidArgument, Unavailable
 from components.core.periodic import Periodic
 from components.core.state import epoch_ms
 from components.db.database import StorageUnavailable
@@ -222,7 +222,7 @@ class HistoryComponent(HubComponent):
         """
         if isinstance(error, StorageUnavailable):
             self.log.warn("{procedure}: history database unavailable: {error}", procedure=procedure, error=error)
-            raise Unavailable("history database unavailable") from None
+            raise Unavailable(DATABASE_UNAVAILABLE) from None
         self.log.failure("{procedure} failed", procedure=procedure)
         raise HubError("{} failed".format(procedure)) from None
 

@@ -198,7 +198,7 @@ class DeviceBridgeSession(HubComponent):
             registered = yield self.registry.active(name)
         except StorageUnavailable as error:  # the database's words stay in the log
             self.log.warn("device token refused: device registry unavailable: {error}", error=error)
-            raise errors.Unavailable("device registry unavailable") from None
+            raise errors.Unavailable(errors.DATABASE_UNAVAILABLE) from None
         if not registered:
             self.log.warn("device token refused: {name!r} is no registered, unrevoked device", name=name)
             raise errors.NotAuthorized("{!r} is not a registered device (or it was revoked)".format(name))

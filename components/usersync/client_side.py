@@ -18,7 +18,7 @@ from components.auth import credentials, directory
 from components.core.arguments import no_arguments
 from components.core.backoff import persist
 from components.core.component import HubComponent
-from components.core.errors import NotAuthorized, Unavailable
+from components.core.errors import DATABASE_UNAVAILABLE, NotAuthorized, Unavailable
 from components.db import db_settings
 from components.db.database import Database, StorageUnavailable
 from components.db.migrations import migrate_all
@@ -214,7 +214,7 @@ class UserSyncClient(HubComponent):
 
         def unavailable(failure):
             failure.trap(StorageUnavailable)
-            raise Unavailable("user table unavailable")
+            raise Unavailable(DATABASE_UNAVAILABLE)
         return self.db.run(replica.profile, username).addCallback(answer).addErrback(unavailable)
 
     def onLeave(self, details):

@@ -24,7 +24,7 @@ from components.auth import master_tables as auth_schemas
 from components.core.arguments import REQUIRED, bind, integer
 from components.core.backoff import Backoff, pause, persist
 from components.core.component import HubComponent
-from components.core.errors import NotAuthorized, NotFound, Unavailable
+from components.core.errors import DATABASE_UNAVAILABLE, NotAuthorized, NotFound, Unavailable
 from components.db import db_settings
 from components.db.database import POSTGRESQL, Database, StorageUnavailable
 from components.db.migrations import migrate_all
@@ -360,7 +360,7 @@ class UserSyncMaster(HubComponent):
     def _unavailable(failure):
         """The database's own message would say which server is down: callers hear only that it is."""
         failure.trap(StorageUnavailable)
-        raise Unavailable("user directory unavailable")
+        raise Unavailable(DATABASE_UNAVAILABLE)
 
     @wamp.register(SAVE)
     def save(self, /, *args, call_details=None, **kwargs):
