@@ -28,10 +28,10 @@ COMMANDS = (
     Command("device", "registered devices: add, list, rotate, revoke; simulate one", "components.iot.cli",
             ("device",)),
     Command("demo", "run the dev node's demo sources (Arduino, OData service, device)",
-            "components.iot.demo.__main__", ()),
-    Command("e2e", "rotate end-to-end data keys, open an envelope", "components.e2e.__main__", ()),
+            "components.iot.demo.cli", ()),
+    Command("e2e", "rotate end-to-end data keys, open an envelope", "components.e2e.cli", ()),
     Command("sync", "user sync: provision AWS, install the capture triggers, resync, run the emulator",
-            "components.usersync.__main__", ()),
+            "components.usersync.cli", ()),
     Command("topology", "write or print the production node configs", "components.node.topology", ()),
 )
 _LOCAL = {"start": devnode.start, "check": devnode.check}

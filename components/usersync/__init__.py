@@ -18,7 +18,7 @@ to SNS), ``admin`` (the admin procedures' validation), ``queue_consumer`` (SQS
 to the client database), ``master`` and ``client_side`` (the router components),
 ``user_event_relay`` (per-user events across linked nodes), ``revocation_sync``
 (revocation facts carried to the clients), ``message_signing`` (the master's
-signatures), ``__main__`` (the command line).
+signatures), ``cli`` (the command line: ``reactive-hub sync``, ``python -m components.usersync``).
 """
 
 CHANGED = "users.changed"

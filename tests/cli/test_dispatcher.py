@@ -28,9 +28,9 @@ ROUTES = {
     ("user", "add", "alice"): ("components.auth.cli", ["add", "alice"], "reactive-hub user"),
     ("keys", "/srv/keys"): ("components.auth.keygen", ["/srv/keys"], "reactive-hub keys"),
     ("device", "list"): ("components.iot.cli", ["device", "list"], "reactive-hub"),
-    ("demo", "odata"): ("components.iot.demo.__main__", ["odata"], "reactive-hub demo"),
-    ("e2e", "rotate", "--all"): ("components.e2e.__main__", ["rotate", "--all"], "reactive-hub e2e"),
-    ("sync", "emulator"): ("components.usersync.__main__", ["emulator"], "reactive-hub sync"),
+    ("demo", "odata"): ("components.iot.demo.cli", ["odata"], "reactive-hub demo"),
+    ("e2e", "rotate", "--all"): ("components.e2e.cli", ["rotate", "--all"], "reactive-hub e2e"),
+    ("sync", "emulator"): ("components.usersync.cli", ["emulator"], "reactive-hub sync"),
     ("topology", "master"): ("components.node.topology", ["master"], "reactive-hub topology"),
 }
 

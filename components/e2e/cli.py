@@ -1,0 +1,80 @@
+"""
+Key administration and debugging for end-to-end encrypted payloads
+(``reactive-hub e2e``; ``python -m components.e2e`` is the same):
+
+    reactive-hub e2e rotate --user alice        # new key of alice's current identity; the old one
+                                                # works for the grace period (same identity only)
+    reactive-hub e2e rotate --all
+    reactive-hub e2e decrypt --user alice --topic users.changed --seq 17 '<envelope JSON>'
+    reactive-hub e2e decrypt --user alice --topic users.changed '<state JSON with value and seq>'
+
+Uses DATABASE_URL (the client database) and E2E_KEK / E2E_KEK_FILE (or the dev
+node's generated key-encryption key via CROSSBAR_DIR). Exit codes: 0 done,
+1 the envelope was refused (the reason is printed), 2 usage, 78 a setting.
+"""
+
+import argparse
+import json
+import sys
+
+from twisted.internet import defer
+
+from components.e2e import envelope
+from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
+from components.core.exits import react
+from components.core.settings import Settings
+from components.db.database import Database
+from components.db.migrations import migrate
+
+
+def main(argv=None, prog="python -m components.e2e"):
+    """The command line; ends with SystemExit (``components.core.exits.react``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    settings = Settings()
+    parser.add_argument("--grace", type=int, default=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0),
+                        help="seconds a retired key still opens envelopes (default E2E_KEY_GRACE or 3600)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    rotate = commands.add_parser("rotate", help="rotate data keys")
+    who = rotate.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--all", action="store_true")
+    decrypt = commands.add_parser("decrypt", help="open an envelope (or a state dict holding one)")
+    decrypt.add_argument("--user", required=True)
+    decrypt.add_argument("--topic", required=True)
+    decrypt.add_argument("--seq", type=int, default=None, help="needed when passing a bare envelope")
+    decrypt.add_argument("payload", help="JSON of the envelope or of the state dict")
+    options = parser.parse_args(argv)
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        db = Database(settings.database_url("client"))
+        try:
+            yield migrate(db, "e2e_keys", MIGRATIONS)
+            keys = UserKeys(db, load_kek(settings), grace=options.grace)
+            if options.command == "rotate":
+                if options.all:
+                    count = yield keys.rotate_all()
+                    print("rotated {} user key(s)".format(count))
+                else:
+                    kid = yield keys.rotate(options.user)
+                    print("new key {} for {}".format(kid, options.user))
+                return
+            payload = json.loads(options.payload)
+            if envelope.is_envelope(payload):
+                if options.seq is None:
+                    raise SystemExit("--seq is needed with a bare envelope")
+                sealed, seq = payload, options.seq
+            else:
+                sealed, seq = payload["value"], payload["seq"]
+            key = yield keys.key(options.user, envelope.parse(sealed)[0])
+            if key is None:
+                raise envelope.EnvelopeError("unknown_key", "no usable key for this envelope")
+            print(json.dumps(envelope.open_envelope(key, options.topic, seq, sealed), indent=2, ensure_ascii=False))
+        except envelope.EnvelopeError as refusal:
+            print("refused ({}): {}".format(refusal.code, refusal), file=sys.stderr)
+            raise SystemExit(1)
+        finally:
+            db.close()
+    react(run)
+

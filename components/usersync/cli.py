@@ -1,0 +1,213 @@
+"""
+Command line of the user sync (``reactive-hub sync``; ``python -m
+components.usersync`` is the same):
+
+    reactive-hub sync provision --clients a,b [--topic reactive-users] [--fifo]
+        [--max-receives 5] [--visibility-timeout 30] [--json]
+    reactive-hub sync migrate [--master-url URL] [--fields username,email,...] [--skip-staff]
+    reactive-hub sync resync [--client NAME] [--gap] [--master-url URL] [--batch 500]
+    reactive-hub sync emulator [--port 4566]
+
+``provision`` talks to AWS (standard credential chain, ``AWS_DEFAULT_REGION``)
+or to the emulator at ``AWS_ENDPOINT_URL``, and prints the settings to use.
+``migrate`` creates the outbox tables and (re)installs the triggers on the
+user table (``AUTH_USER_TABLE``); the first time, it queues the initial
+snapshot (every existing user). The master component does the same at its
+start; ``reactive-hub migrate`` (every schema of a node, run by ``start``)
+creates the tables only. ``resync`` queues a snapshot again, for a
+client added later (``--client`` names it; SNS carries it to every client,
+where the version rule makes it a no-op for the users a client already
+holds) or, with ``--gap``, at every user's next version, so every client
+takes the master's state (after writes the capture missed). Both fail with a
+clear message when the user table or its columns are missing.
+``emulator`` runs the local SNS/SQS emulator (moto server) on loopback; the
+dev node starts it as a guest worker.
+"""
+
+import argparse
+import json
+import sys
+
+from components.core.exits import CONFIG, react
+from components.core.settings import Settings, SettingsError
+
+
+def _provision(options, settings):
+    from components.usersync import aws, provision
+    endpoint = settings.text("AWS_ENDPOINT_URL") or None
+    region = aws.region_for(settings=settings)
+    sns = aws.make_client("sns", endpoint, region, attempts=4)
+    sqs = aws.make_client("sqs", endpoint, region, attempts=4)
+    clients = [name.strip() for name in options.clients.split(",") if name.strip()]
+    plan = provision.Plan(options.topic, clients, options.fifo, options.max_receives,
+                          options.visibility_timeout)
+    result = provision.provision(sns, sqs, plan)
+    if options.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print("\n".join(provision.settings_lines(result)))
+
+
+def _master_database(options, settings, work):
+    """Run ``work(db, log, user_table, fields, include_staff)`` (a Deferred) on the master database; exit."""
+    from twisted.internet import defer
+    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+    from components.auth import directory
+    from components.db.database import Database
+    from components.db.migrations import migrate_all
+    from components.usersync import fields, master
+
+    try:
+        tracked = fields.parse_fields(options.fields if options.fields is not None
+                                      else settings.text("USERSYNC_FIELDS"))
+        include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", True)
+        user_table = directory.user_table(settings)
+    except ValueError as exc:
+        sys.stderr.write("error: {}\n".format(exc))
+        raise SystemExit(CONFIG)
+    if options.include_staff:
+        include_staff = True
+    if options.skip_staff:
+        include_staff = False
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    log = Logger(namespace="usersync")
+
+    @defer.inlineCallbacks
+    def run(reactor):
+        db = Database(options.master_url or settings.database_url("master"))
+        try:
+            yield migrate_all(db, master.OWN_SCHEMAS, log)
+            yield work(db, log, user_table, tracked, include_staff)
+        except directory.UserTableError as exc:  # UserTableMissing too: a command does not wait
+            sys.stderr.write("error: {}\n".format(exc))
+            raise SystemExit(CONFIG)
+        finally:
+            db.close()
+    react(run)
+
+
+def _progress(stage, seen, queued):
+    print("resync: {} {} read, {} events queued".format(stage, seen, queued), file=sys.stderr, flush=True)
+
+
+def _migrate(options, settings):
+    import time
+
+    from twisted.internet import defer
+
+    from components.usersync import master, outbox, snapshot
+
+    @defer.inlineCallbacks
+    def work(db, log, user_table, tracked, include_staff):
+        first = yield db.run(master.install, user_table, tracked, include_staff, True)
+        log.info("triggers installed on {table} in {db!r}: fields {fields}, staff {staff}",
+                 table=user_table.name, db=db, fields=",".join(tracked),
+                 staff="included" if include_staff else "skipped")
+        if first:
+            totals = yield snapshot.run(db, user_table.name, tracked, include_staff, progress=_progress)
+            yield db.run(outbox.mark_snapshot, user_table.name, int(time.time() * 1000))
+            log.info("initial snapshot queued: {users} users, {credentials} credential versions", **totals)
+    _master_database(options, settings, work)
+
+
+def _resync(options, settings):
+    from twisted.internet import defer
+
+    from components.usersync import master, snapshot
+
+    @defer.inlineCallbacks
+    def work(db, log, user_table, tracked, include_staff):
+        yield db.run(master.install, user_table, tracked, include_staff, True)
+        totals = yield snapshot.run(db, user_table.name, tracked, include_staff, bump=options.gap,
+                                    batch=options.batch, progress=_progress)
+        target = "every client" if not options.client else (
+            "every client (the topic has no per-client filter): client {} applies what it lacks, the others "
+            "already hold these versions".format(options.client))
+        deletes = " and {} deletes".format(totals.get("gone", totals.get("tombstones", 0)))
+        print("resync of {}: {} user events{}, {} credential versions queued for {}".format(
+            user_table.name, totals["users"], deletes, totals["credentials"], target))
+    _master_database(options, settings, work)
+
+
+def _emulator(options, settings):
+    """
+    Run moto server on 127.0.0.1 (the dev node's guest worker), logging only
+    problems. When it cannot run (the port is taken by LocalStack or an
+    emulator left running, moto is not installed, the server fails), say why
+    and stay idle instead of failing the node: its shutdown_on_worker_exit
+    would stop the whole hub, and the components use whatever answers at
+    AWS_ENDPOINT_URL, or retry.
+    """
+    import logging
+    import socket
+
+    try:
+        port = options.port or settings.int("AWS_EMULATOR_PORT", 4566, minimum=1, maximum=65535)
+    except SettingsError as error:
+        _stay_idle("{}: this node runs without the local SNS/SQS emulator".format(error))
+    with socket.socket() as probe:
+        taken = probe.connect_ex(("127.0.0.1", port)) == 0
+    if taken:
+        _stay_idle("127.0.0.1:{} is already in use; using the service there".format(port))
+    try:
+        from moto.server import main as moto_main
+    except ImportError as error:
+        _stay_idle("cannot import moto ({}): this node runs without the local SNS/SQS emulator".format(error))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        moto_main(["-H", "127.0.0.1", "-p", str(port)])
+    except (Exception, SystemExit) as error:
+        if isinstance(error, SystemExit) and not error.code:
+            raise
+        _stay_idle("moto server on 127.0.0.1:{} stopped ({!r}): this node runs without the local SNS/SQS "
+                   "emulator".format(port, error))
+
+
+def _stay_idle(reason):
+    """Print ``aws-emulator: <reason>`` and wait for the node to end this process (SIGTERM)."""
+    import signal
+
+    print("aws-emulator: " + reason, file=sys.stderr, flush=True)
+    while True:
+        signal.pause()
+
+
+def main(argv=None, prog="python -m components.usersync"):
+    """The command line."""
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Exit codes: 0 done, 1 failed, 2 usage, 78 the user table, a field "
+                                            "list or a setting cannot be used.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_provision = commands.add_parser("provision",
+                                        help="create topic, queues, dead-letter queues, subscriptions")
+    run_provision.add_argument("--clients", required=True,
+                               help="comma-separated client names, e.g. shop,blog")
+    run_provision.add_argument("--topic", default=settings.text("USERSYNC_TOPIC_NAME", "reactive-users"))
+    run_provision.add_argument("--fifo", action="store_true", help="FIFO topic and queues (.fifo)")
+    run_provision.add_argument("--max-receives", type=int, default=5,
+                               help="receives before a message moves to the dead-letter queue (default 5)")
+    run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
+    run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
+    run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers "
+                                                      "(not the node's `migrate`)")
+    run_resync = commands.add_parser("resync", help="queue every user of the synced set again")
+    for command in (run_migrate, run_resync):
+        command.add_argument("--master-url", default=None,
+                             help="default: MASTER_DATABASE_URL or the node's SQLite")
+        command.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
+        command.add_argument("--include-staff", action="store_true", help="sync staff users (the default)")
+        command.add_argument("--skip-staff", action="store_true", help="do not sync staff users")
+    run_resync.add_argument("--client", default=None, help="the client the resync is for (see above)")
+    run_resync.add_argument("--gap", action="store_true",
+                            help="every user at its next version, deletes for vanished names "
+                                 "(repairs missed writes)")
+    run_resync.add_argument("--batch", type=int, default=500, help="users per transaction (default 500)")
+    run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")
+    run_emulator.add_argument("--port", type=int, default=None)
+    options = parser.parse_args(argv)
+    actions = {"provision": _provision, "migrate": _migrate, "resync": _resync, "emulator": _emulator}
+    actions[options.command](options, settings)
+
