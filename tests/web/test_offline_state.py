@@ -2,8 +2,9 @@
 What the pages say when the hub is away or has signed the user out, in a
 real Chromium: offline, the source list says "unknown" (not what the hub
 said last), the Click button is disabled and the status counts down to the
-next attempt; a user the hub revoked reads why on the login page. The
-engine's reconnect delays follow the hub's one backoff rule (full jitter).
+next attempt; with its database stopped, a click fails in generic words;
+a user the hub revoked reads why on the login page. The engine's reconnect
+delays follow the hub's one backoff rule (full jitter).
 """
 
 import os
@@ -17,6 +18,7 @@ from components.iot import DEVICE_PUBLISH, device_topic
 from tests.support.browser import log_in
 from tests.support.clients import connect
 from tests.support.devices import register
+from tests.support.pgcluster import PostgresCluster
 from tests.support.users import add_users
 from tests.web.test_web_ui import PASSWORD, BrowserTestCase, expect, private_web_node, shared_web_node
 
@@ -92,6 +94,32 @@ class OfflineStateTests(BrowserTestCase):
             return page.locator("#sources").get_attribute("data-state")
 
         self.assertEqual((yield browser.run(back)), "known")
+
+
+class DatabaseDownTests(BrowserTestCase):
+    """The dashboard while the hub runs and its database is down."""
+
+    @defer.inlineCallbacks
+    def test_click_failure_in_generic_words(self):
+        """A click with the database stopped says the database is unavailable, not which server or port."""
+        cluster = PostgresCluster()
+        self.addCleanup(cluster.destroy)
+        yield cluster.start()
+        node = yield private_web_node(self, env={"DATABASE_URL": cluster.url})
+        browser, context = yield self.browser_context()
+        page = yield browser.run(lambda _chromium: log_in(context.new_page(), node.http, "alice", PASSWORD))
+        yield cluster.stop()
+
+        def click(_chromium):
+            expect(page.locator("#click")).to_be_enabled()
+            page.click("#click")
+            expect(page.locator("#click-error")).not_to_be_empty(timeout=WAIT)
+            return page.text_content("#click-error")
+
+        shown = yield browser.run(click)
+        self.assertEqual(shown, "Click failed: The hub's database is unavailable; try again shortly. "
+                                "Nothing was changed.")
+        self.assertIn("port {}".format(cluster.port), node.log_text())
 
 
 class SignedOutReasonTests(BrowserTestCase):
