@@ -3,19 +3,15 @@ End-to-end encryption's settings: on or off, the key-encryption key (or its
 file) every node shares, and how long a retired data key still opens envelopes.
 """
 
-import base64
-import binascii
-
 from components.core.settings import BOOL, CLI, CLIENT, DEV, DJANGO, FILE, INT, MASTER, TEXT, Setting
+from components.e2e.envelope import KEY_BYTES, EnvelopeError, b64decode
 
-KEY_BYTES = 32
 
-
-def _kek_text(text):
+def kek_text(text):
     """``text`` when it is base64url of 32 bytes (the key-encryption key), else ValueError."""
     try:
-        key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
-    except (ValueError, binascii.Error):
+        key = b64decode(text.strip(), "E2E_KEK")
+    except EnvelopeError:
         raise ValueError("must be base64url of {} bytes".format(KEY_BYTES))
     if len(key) != KEY_BYTES:
         raise ValueError("must be base64url of {} bytes, got {} bytes".format(KEY_BYTES, len(key)))
@@ -28,7 +24,7 @@ E2E_ENCRYPTION = Setting(
     roles=(DEV, MASTER, CLIENT, DJANGO))
 E2E_KEK = Setting(
     "E2E_KEK", TEXT, "key-encryption key (base64url of 32 bytes) wrapping every per-user data key; the master and "
-    "every client node must have the same one", secret=True, parse=_kek_text,
+    "every client node must have the same one", secret=True, parse=kek_text,
     roles=(DEV, MASTER, CLIENT, CLI, DJANGO), shown="`E2E_KEK_FILE`, else generated into `<node dir>/secrets/e2e_kek`")
 E2E_KEK_FILE = Setting(
     "E2E_KEK_FILE", FILE, "a file holding the key-encryption key (`reactive-hub keys DIR` writes `DIR/e2e_kek`, "

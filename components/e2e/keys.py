@@ -40,14 +40,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 
-from components.e2e.envelope import KEY_BYTES, EnvelopeError, b64decode, b64encode
+from components.e2e import e2e_settings
+from components.e2e.envelope import KEY_BYTES, b64decode, b64encode
 from components.core.errors import Unavailable
 from components.core.devsecrets import dev_secret
-from components.core.settings import KeyConfigError
+from components.core.settings import KeyConfigError, SettingsError
 from components.db.migrations import Migration
 
 DEV_KEK_FILE = os.path.join("secrets", "e2e_kek")
-DEFAULT_GRACE = 3600
+DEFAULT_GRACE = e2e_settings.E2E_KEY_GRACE.default
 
 _KEY_TABLE = ["""CREATE TABLE IF NOT EXISTS e2e_user_key (
                   username VARCHAR(150) NOT NULL,
@@ -81,23 +82,25 @@ class KeysBehind(Unavailable):
 
 def load_kek(settings):
     """The 32-byte key-encryption key from E2E_KEK, E2E_KEK_FILE, or the dev file in the node directory."""
-    raw = settings.text("E2E_KEK")
-    if not raw:
-        path = settings.text("E2E_KEK_FILE")
-        if not path:
-            raw = dev_secret(settings, DEV_KEK_FILE, "the end-to-end key-encryption key",
-                             "set E2E_KEK_FILE (or E2E_KEK), the same on every node (`reactive-hub keys DIR` makes "
-                             "e2e_kek)", make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
-        else:
-            with open(path) as handle:
-                raw = handle.read().strip()
     try:
-        kek = b64decode(raw, "E2E_KEK")
-    except EnvelopeError:
-        raise KeyConfigError("E2E_KEK must be base64url of 32 bytes")
-    if len(kek) != KEY_BYTES:
-        raise KeyConfigError("E2E_KEK must be 32 bytes, got {}".format(len(kek)))
-    return kek
+        raw = settings.get(e2e_settings.E2E_KEK)
+        if not raw:
+            path = settings.get(e2e_settings.E2E_KEK_FILE)
+            if not path:
+                raw = dev_secret(settings, DEV_KEK_FILE, "the end-to-end key-encryption key",
+                                 "set E2E_KEK_FILE (or E2E_KEK), the same on every node (`reactive-hub keys DIR` "
+                                 "makes e2e_kek)", make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
+            else:
+                with open(path) as handle:
+                    raw = handle.read().strip()
+            raw = e2e_settings.kek_text(raw)
+    except KeyConfigError:
+        raise
+    except SettingsError as error:  # names the setting
+        raise KeyConfigError(str(error))
+    except ValueError as error:  # a key file's content
+        raise KeyConfigError("the E2E_KEK in the key file {}".format(error))
+    return b64decode(raw, "E2E_KEK")
 
 
 def _wrap_aad(username, generation, kid):
