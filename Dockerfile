@@ -37,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PORT=8080 \
+    HUB_INTERFACE=0.0.0.0 \
     CROSSBAR_DIR=/app/.crossbar
 RUN groupadd --system --gid 10001 hub \
  && useradd --system --uid 10001 --gid hub --home-dir /app --shell /usr/sbin/nologin hub

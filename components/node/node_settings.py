@@ -15,6 +15,20 @@ def _exempt_networks(text):
     return () if text.strip().lower() == _NONE else parse_networks(text, "WAMP_PENDING_EXEMPT")
 
 
+def _ipv4(text):
+    """An IPv4 address (the endpoints are TCP version 4); ValueError otherwise."""
+    import ipaddress
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise ValueError("must be an IPv4 address such as 127.0.0.1 (loopback only) or 0.0.0.0 (every "
+                         "interface), got {!r}".format(text))
+
+
+HUB_INTERFACE = Setting(
+    "HUB_INTERFACE", TEXT, "the address the dev node's web transport listens on (`0.0.0.0`: every interface, as "
+    "in the Docker image); the production configs name no interface and listen on every one",
+    default="127.0.0.1", parse=_ipv4, roles=(DEV,))
 WEB_DIR = Setting("WEB_DIR", TEXT, "directory of the static web UI served at `/` (absolute, or relative to the node "
                   "directory)", roles=_NODES, shown="`web/` beside the node directory")
 HUB_PATCHES_OFF = Setting("HUB_PATCHES_OFF", LIST, "comma-separated patch names left out on purpose in every worker "
@@ -58,7 +72,7 @@ HTTP_BODY_TIMEOUT = Setting("HTTP_BODY_TIMEOUT", DURATION, "seconds after its he
 HTTP_HEADER_TIMEOUT = Setting("HTTP_HEADER_TIMEOUT", DURATION, "seconds a connection may take to send a request's "
                               "line and headers, else 408", default=15.0, minimum=0.1, roles=_NODES)
 
-SETTINGS = (WEB_DIR, HUB_PATCHES_OFF, HUB_FAST_SEND, SESSION_CUTOFF_GRACE, WAMP_MAX_DEPTH, WAMP_MAX_CONTAINERS,
+SETTINGS = (HUB_INTERFACE, WEB_DIR, HUB_PATCHES_OFF, HUB_FAST_SEND, SESSION_CUTOFF_GRACE, WAMP_MAX_DEPTH, WAMP_MAX_CONTAINERS,
             WAMP_PREAUTH_MAX_BYTES, WAMP_AUTH_DEADLINE, WAMP_PENDING_PER_ADDRESS, WAMP_PENDING_EXEMPT,
             SESSION_MAX_SUBSCRIPTIONS, SESSION_MAX_REGISTRATIONS, SESSION_MAX_URI_LENGTH, SESSION_SEND_QUEUE_LIMIT,
             AUTHORIZATION_CACHE_SIZE, HTTP_BODY_LIMIT, HTTP_BODY_TIMEOUT, HTTP_HEADER_TIMEOUT)

@@ -42,6 +42,7 @@ from components.core import devsecrets
 from components.core.settings import Settings, node_dir
 from components.iot import demo
 from components.node.boot import booted
+from components.node.patches import listen_interface
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEV_CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -344,11 +345,14 @@ def production_defaults(value):
     (``components.iot.demo.without_demo``). Every native worker of a whole config gets
     ``HUB_CONFIG_ENV=production`` in its environment, so it refuses generated development secrets
     (``components.core.devsecrets``; ``HUB_ENV`` overrides).
+    A listening endpoint's dev ``interface`` (``${HUB_INTERFACE:-127.0.0.1}``) is left out.
     """
     if isinstance(value, dict):
         if "workers" in value:
             value = dict(value, workers=[_production_worker(worker) for worker in value["workers"]])
-        return {key: production_defaults(item) for key, item in value.items()}
+        # the dev config's loopback default stays out: production endpoints listen on every interface
+        return {key: production_defaults(item) for key, item in value.items()
+                if not (key == "interface" and item == listen_interface.DEV_INTERFACE)}
     if isinstance(value, list):
         return [production_defaults(item) for item in value if not demo.is_worker(item)]
     if value == "${E2E_ENCRYPTION:-off}":

@@ -29,7 +29,7 @@ from components.iot.demo import device as demo_device
 from components.iot.demo.odata_service import DemoTable, IoTTableResource, ODataError, parse_query
 from components.iot.demo.potentiometer import ADC_MAX, ArduinoSimulator, DeadBandReporter, Potentiometer
 from components.iot.demo.pty_device import PseudoTerminal
-from components.iot.demo.runner import DemoRunner
+from components.iot.demo.runner import DemoRunner, stopping_node
 from components.iot.odata import extract_value, query_url
 from components.iot.readings import parse_reading
 from components.iot.device_registry import DeviceRegistry
@@ -424,6 +424,15 @@ class RunnerTests(unittest.TestCase):
         self.assertEqual(len(lines), 2, lines)  # the Arduino's info line, then the refusal
         for text in ("refuses to start", "127.0.0.1:{} is taken".format(port), "DEMO_ODATA_PORT", "ODATA_URL"):
             self.assertIn(text, lines[1])
+
+    def test_stopping_node_signals_the_parent_then_exits(self):
+        """As the dev node's guest worker the refusal first sends SIGTERM to the controller (the parent)."""
+        import signal
+        calls = []
+        stop = stopping_node(exit=lambda code: calls.append(("exit", code)),
+                             kill=lambda pid, sig: calls.append(("kill", pid, sig)), parent=lambda: 4242)
+        stop(78)
+        self.assertEqual(calls, [("kill", 4242, signal.SIGTERM), ("exit", 78)])
 
 
 class SwitchOffTests(unittest.TestCase):

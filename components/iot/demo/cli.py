@@ -13,12 +13,13 @@ removing the Arduino's link.
 """
 
 import argparse
+import os
 import signal
 import sys
 
 from components.core.settings import Settings, SettingsError, node_dir
 from components.iot.demo import WORKER
-from components.iot.demo.runner import PARTS, DemoRunner
+from components.iot.demo.runner import PARTS, DemoRunner, stopping_node
 
 
 def log_observer(out):
@@ -52,6 +53,9 @@ def main(argv=None, prog="python -m components.iot.demo"):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", nargs="?", default="run", choices=("run",) + PARTS)
     parser.add_argument("--cbdir", help="node directory (default CROSSBAR_DIR or ./.crossbar)")
+    parser.add_argument("--stop-node", action="store_true",
+                        help="run as the dev node's guest worker: a refusal (a bad setting, the demo OData port "
+                             "taken) also stops the node (SIGTERM to the Crossbar controller, the parent process)")
     options = parser.parse_args(argv)
     directory = node_dir(argv=["--cbdir", options.cbdir] if options.cbdir else [])
     settings = Settings(node_directory=directory)
@@ -65,7 +69,8 @@ def main(argv=None, prog="python -m components.iot.demo"):
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout)], redirectStandardIO=False)
-    runner = DemoRunner(reactor, settings, PARTS if options.part == "run" else (options.part,))
+    runner = DemoRunner(reactor, settings, PARTS if options.part == "run" else (options.part,),
+                        exit=stopping_node() if options.stop_node else os._exit)
     reactor.callWhenRunning(runner.start)
     reactor.addSystemEventTrigger("before", "shutdown", runner.stop)
     reactor.run()

@@ -7,8 +7,8 @@ cannot run it (no pseudo-terminals, the client database or the
 key-encryption key unusable) is logged and left out, and the process stays
 up. A setting that cannot be used, or the demo OData port taken by another
 process (whose data the OData panel would show), refuses the process with
-one line (:mod:`components.core.refusal`, exit 78): the dev node stops as a
-whole when one of its workers exits.
+one line (:mod:`components.core.refusal`, exit 78); as the dev node's guest
+worker (``--stop-node``) it stops the node too (:func:`stopping_node`).
 """
 
 import os
@@ -26,6 +26,21 @@ from components.iot.demo.potentiometer import ArduinoSimulator
 from components.iot.demo.pty_device import PseudoTerminal
 
 PARTS = ("arduino", "odata", "device")
+
+
+def stopping_node(exit=os._exit, kill=os.kill, parent=os.getppid):
+    """
+    An ``exit`` for a demo run as the dev node's guest worker (``--stop-node``):
+    Crossbar does not stop a node when a guest worker exits, so a refusal
+    first sends SIGTERM to the node's controller (this process's parent),
+    which shuts the node down, then exits.
+    """
+    import signal
+
+    def stop(code):
+        kill(parent(), signal.SIGTERM)
+        exit(code)
+    return stop
 
 
 def port_taken_line(error):

@@ -46,6 +46,8 @@ MODULES = (
     "components.node.patches.session_bounds",
     "components.node.patches.authcache_bound",
     "components.node.patches.send_bound",
+    "components.node.patches.listen_interface",
+    "components.node.patches.quiet_detach",
 )
 KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")

@@ -1,0 +1,78 @@
+"""
+The interface a TCP transport listens on may come from the environment:
+``"interface": "${HUB_INTERFACE:-127.0.0.1}"`` in a node config's listening
+endpoint. Crossbar substitutes an environment variable in an endpoint's
+``port`` (``"$PORT"``) but takes ``interface`` literally, so the dev node
+could either listen on every interface (no ``interface``: what it did) or
+on loopback with no way to say otherwise without editing the config.
+
+``install()`` wraps ``create_listening_port_from_config`` where
+``crossbar.worker.transport`` calls it: an endpoint ``interface`` holding
+``${VAR}`` / ``${VAR:-default}`` is substituted from the worker's
+environment (``components.core.settings.substitute``) before Crossbar
+builds the port; every other endpoint is passed on unchanged (the
+production configs name no interface and listen on every one).
+``HUB_INTERFACE`` must be an IPv4 address (a malformed value refuses the
+worker with one line). It is a security patch: without it the dev
+config's endpoint would hand Crossbar the text ``${HUB_INTERFACE...}``.
+"""
+
+import functools
+import os
+
+from components.core.settings import Settings, substitute
+from components.node import node_settings
+from components.node.patches import PatchUnavailable, unpatched
+
+NAME = "listen_interface"
+SECURITY = True
+WORKERS = ("router", "proxy")
+SUMMARY = ("a TCP endpoint's interface may be ${VAR:-default} (the dev config: ${HUB_INTERFACE:-127.0.0.1}, "
+           "loopback unless told otherwise)")
+UPSTREAM = "docs/upstream/listen_interface.patch"
+VERIFIED = {"crossbar": "26.10.1"}
+
+PATCHED = "_reactive_hub_interface_from_environment"
+# what the dev config's web endpoint says (the production configs leave it out: every interface)
+DEV_INTERFACE = "${HUB_INTERFACE:-127.0.0.1}"
+
+
+def resolved(endpoint, environ):
+    """``endpoint`` (a listening endpoint config), its ``${...}`` interface substituted from ``environ`` (a copy)."""
+    interface = endpoint.get("interface") if isinstance(endpoint, dict) else None
+    if not isinstance(interface, str) or "${" not in interface:
+        return endpoint
+    return dict(endpoint, interface=substitute(interface, environ).strip())
+
+
+def substituting(create, environ):
+    """``create_listening_port_from_config`` with the endpoint's interface substituted first."""
+
+    @functools.wraps(create)
+    def create_listening_port(config, *args, **kwargs):
+        return create(resolved(config, environ), *args, **kwargs)
+
+    setattr(create_listening_port, PATCHED, True)
+    return create_listening_port
+
+
+def install(module=None, environ=None):
+    """
+    Wrap ``create_listening_port_from_config`` in ``crossbar.worker.transport``
+    (or ``module``); check ``HUB_INTERFACE`` (SettingsError when it is not an
+    IPv4 address). True when patched now.
+    """
+    environ = os.environ if environ is None else environ
+    Settings(environ=environ).get(node_settings.HUB_INTERFACE)
+    if module is None:
+        try:
+            from crossbar.worker import transport as module
+        except ImportError as error:
+            raise PatchUnavailable(str(error))
+    if not hasattr(module, "create_listening_port_from_config"):
+        raise PatchUnavailable("no create_listening_port_from_config in {}".format(module.__name__))
+    original = unpatched(module, "create_listening_port_from_config", PATCHED)
+    if original is None:
+        return False
+    module.create_listening_port_from_config = substituting(original, environ)
+    return True
