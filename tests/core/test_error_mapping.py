@@ -156,3 +156,22 @@ class ProcedureErrorTests(SynchronousTestCase):
         reply, _ = self.reply(ApplicationError(ApplicationError.INVALID_ARGUMENT, "missing n"))
         self.assertEqual((reply.error, reply.args), (ApplicationError.INVALID_ARGUMENT, ["missing n"]))
         self.assertEqual(recorder.events, [])
+
+
+class URIHomeTests(SynchronousTestCase):
+    """Core holds the generic URIs only; a feature's URIs live in the feature."""
+
+    def test_core_uris_are_generic(self):
+        """Every URI constant of components.core.errors is reactive.error.<one word>, none a feature's family."""
+        uris = {name: value for name, value in vars(errors).items()
+                if name.isupper() and isinstance(value, str) and value.startswith("reactive.error.")}
+        self.assertIn("UNAVAILABLE", uris)
+        for name, uri in uris.items():
+            self.assertRegex(uri, r"^reactive\.error\.[a-z_]+$", name)
+
+    def test_feature_uris_at_home(self):
+        """The auth, device and end-to-end URIs are their features' constants."""
+        from components import auth, e2e, iot
+        self.assertTrue(auth.AUTH_REVOKED.startswith("reactive.error.auth."))
+        self.assertEqual(iot.Replayed("seen").status, 401)
+        self.assertEqual(e2e.E2E_REFUSED, "reactive.error.e2e.refused")
