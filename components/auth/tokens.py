@@ -73,6 +73,15 @@ def _key_setting(settings, setting):
         raise KeyConfigError(str(error))
 
 
+def _pem(path, name, load):
+    """The key ``load`` reads from the PEM file ``path`` (setting ``name``); KeyConfigError naming it otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            return load(handle.read())
+    except (OSError, ValueError, TypeError) as error:
+        raise KeyConfigError("{} {} cannot be used as a PEM key: {}".format(name, path, error))
+
+
 def load_keys(settings):
     """
     Keys from the settings: ``JWT_PUBLIC_KEY_FILE`` (+ optional
@@ -81,14 +90,13 @@ def load_keys(settings):
     """
     public_file = _key_setting(settings, auth_settings.JWT_PUBLIC_KEY_FILE)
     if public_file:
-        with open(public_file, "rb") as handle:
-            public_key = serialization.load_pem_public_key(handle.read())
+        public_key = _pem(public_file, "JWT_PUBLIC_KEY_FILE", serialization.load_pem_public_key)
         algorithm = _algorithm_for(public_key)
         private_key = None
         private_file = _key_setting(settings, auth_settings.JWT_PRIVATE_KEY_FILE)
         if private_file:
-            with open(private_file, "rb") as handle:
-                private_key = serialization.load_pem_private_key(handle.read(), password=None)
+            private_key = _pem(private_file, "JWT_PRIVATE_KEY_FILE",
+                               lambda data: serialization.load_pem_private_key(data, password=None))
             if _algorithm_for(private_key.public_key()) != algorithm:
                 raise KeyConfigError("JWT_PRIVATE_KEY_FILE does not match JWT_PUBLIC_KEY_FILE")
         return Keys(algorithm, public_key, private_key)

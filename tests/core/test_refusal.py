@@ -139,3 +139,22 @@ class AuthenticatorCleanupTests(SynchronousTestCase):
         authenticator = Authenticator(ComponentConfig("reactive", {}), environ={})
         authenticator.onLeave(CloseDetails())
         self.assertEqual(authenticator._expiries, {})
+
+
+class KeyFileRefusalTests(SynchronousTestCase):
+    """A JWT key file that is not a PEM key is a KeyConfigError naming the setting (one line), not a traceback."""
+
+    def test_not_pem(self):
+        import os
+        import tempfile
+
+        from components.auth import tokens
+        directory = tempfile.mkdtemp(prefix="hub-keyfile-")
+        path = os.path.join(directory, "jwt.pub")
+        with open(path, "w") as handle:
+            handle.write("not a key")
+        for name in ("JWT_PUBLIC_KEY_FILE",):
+            error = self.assertRaises(KeyConfigError, tokens.load_keys, Settings({}, {name: path}, directory))
+            line = refusal.settings_line(error, "Authenticator")
+            self.assertIn("JWT_PUBLIC_KEY_FILE {} cannot be used as a PEM key".format(path), line)
+            self.assertNotIn("\n", line)
