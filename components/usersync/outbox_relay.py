@@ -21,7 +21,7 @@ it got, so a client also notices a lost last message.
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from components.core.backoff import Alarm, Backoff, pause
+from components.core.backoff import QUIET, Alarm, Backoff, pause
 from components.db.database import POSTGRESQL
 from components.usersync import outbox, sequence
 
@@ -63,7 +63,8 @@ class Relay:
         self.beacon = beacon
         self.beacon_interval = beacon_interval
         self.next_beacon = 0.0
-        self.holding = False
+        self.holding = False  # False, or since when (reactor seconds) the topic has had no subscription
+        self.warned = False
         self.running = False
         self.sent = 0
         self.refused = 0
@@ -171,15 +172,21 @@ class Relay:
             except Exception as exc:
                 count, error = 0, exc
             if isinstance(error, NoSubscribers):
-                if not self.holding:
-                    self.holding = True
+                # a node's own client subscribes its queue moments after the relay starts: warn only when the
+                # topic stays without a subscription past the start-up race (backoff.QUIET)
+                if self.holding is False:
+                    self.holding = self.reactor.seconds()
+                    self.warned = False
+                if not self.warned and self.reactor.seconds() - self.holding >= QUIET:
+                    self.warned = True
                     self.log.warn("usersync relay: the topic has no subscription; holding every event (none is "
                                   "marked sent) until a client's queue subscribes")
                 yield pause(self.reactor, self.hold)
                 continue
-            if self.holding and error is None:
+            if self.holding is not False and error is None:
                 self.holding = False
-                self.log.info("usersync relay: a subscription is there; relaying")
+                (self.log.info if self.warned else self.log.debug)("usersync relay: a subscription is there; "
+                                                                   "relaying")
             self.sent += count
             if error is not None:
                 delay = self.backoff.next()

@@ -100,6 +100,29 @@ class MasterSideTests(unittest.TestCase):
         self.assertEqual([change.username for change in self.publisher.parsed()], ["cat"])
 
     @defer.inlineCallbacks
+    def test_no_subscription_warned_only_past_the_start_up_race(self):
+        """Held events: no warning while the node's own client may still be subscribing (QUIET s), then one."""
+        from twisted.logger import LogLevel
+
+        from components.core.backoff import QUIET
+        from tests.support.polling import eventually
+        warned = []
+
+        def observe(event):
+            if event.get("log_level") == LogLevel.warn and "no subscription" in event.get("log_format", ""):
+                warned.append(event)
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.subscriptions = 0
+        yield self.add("cat")
+        self.relay.start()
+        self.addCleanup(self.relay.stop)
+        for second in range(int(QUIET) + 2):
+            yield eventually(lambda: self.clock.getDelayedCalls(), message="the relay is not holding")
+            self.assertEqual(len(warned), 0 if second < QUIET else 1, second)
+            self.clock.advance(self.relay.hold)
+
+    @defer.inlineCallbacks
     def test_an_event_no_client_can_store_is_refused_on_the_master_and_named(self):
         """A username with a space (Django's ORM takes it) is not relayed: one error line names the user and field, counted."""
         logged = []
