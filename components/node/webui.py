@@ -15,8 +15,9 @@ of this resource, so the headers reach their responses too.
 Only the UI's own files are served: pages, scripts, styles and images of
 ``web/``, and of ``web/node_modules`` the one autobahn file the pages load;
 ``package.json``, the lock file, the rest of ``node_modules``, dot files and
-directories answer 404, and so does a path no file system could hold (a NUL
-byte, bytes that are not UTF-8), never 500. Every answer says
+directories answer 404 (in the hub's one error body, ``reactive.error.not_found``),
+and so does a path no file system could hold (a NUL byte, bytes that are not
+UTF-8), never 500. Every answer says
 ``Server: reactive-hub``, never a version.
 
 Behind a TLS-terminating proxy the request looks like plain HTTP; with
@@ -29,9 +30,11 @@ import re
 from urllib.parse import urlsplit
 
 import twisted.web.server
-from twisted.web.resource import NoResource
+from twisted.web.resource import Resource
 from twisted.web.static import File
 
+from components.core import errors
+from components.core.httpjson import HTTPError, write_error
 from components.core.settings import SettingsError
 
 
@@ -152,12 +155,24 @@ def _plain_segment(segment):
     return "\x00" not in text and not text.startswith(".")
 
 
+class NotFound(Resource):
+    """A 404 in the hub's one error body (``reactive.error.not_found``), for any method."""
+
+    isLeaf = True
+
+    def render(self, request):
+        return write_error(request, HTTPError(404, errors.NOT_FOUND, "no such page"))
+
+
 class SecureStatic(File):
     """
     The UI files under ``path`` (see :func:`servable`), without directory
     listings, every answer carrying the security headers (``public``: see
-    :func:`apply_security_headers`).
+    :func:`apply_security_headers`); what is not served is a 404 in the
+    hub's one error body.
     """
+
+    childNotFound = NotFound()
 
     def __init__(self, path, *args, public=None, top=None, **kwargs):
         File.__init__(self, path, *args, **kwargs)
@@ -187,7 +202,7 @@ class SecureStatic(File):
         return File.render(self, request)
 
     def directoryListing(self):
-        return NoResource("no such page")
+        return self.childNotFound
 
 
 def ui_directory(configured, node_directory):

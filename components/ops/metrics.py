@@ -17,6 +17,9 @@ Who may read it:
   (``METRICS_TOKEN``, compared in constant time); others get 401 with
   ``WWW-Authenticate: Bearer``. Without a token configured the service is
   off there: 404 for everyone.
+
+Refusals (401, 404, 503) are in the hub's one error body
+(``{"error": <uri>, "message": ...}``); the metrics themselves are text.
 """
 
 import hashlib
@@ -25,15 +28,15 @@ import hmac
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from components.core.httpjson import JSONMethods, finish
+from components.core import errors
+from components.core.httpjson import HTTPError, JSONMethods, finish, finish_json, write_error
 from components.core.settings import SettingsError
 from components.ops import promtext
 
-TEXT = b"text/plain; charset=utf-8"
 FIRST_WAIT = 15.0
 MIN_TOKEN_LENGTH = 16
-OFF_MESSAGE = (b"metrics are off on this port: set METRICS_TOKEN and send Authorization: Bearer <token>, "
-               b"or scrape the node's internal port\n")
+OFF_MESSAGE = ("metrics are off on this port: set METRICS_TOKEN and send Authorization: Bearer <token>, "
+               "or scrape the node's internal port")
 
 
 def check_token(token):
@@ -78,14 +81,15 @@ class MetricsResource(JSONMethods, Resource):
             return refused
         monitor = self.monitor_source()
         if monitor is None:
-            return self._plain(request, 503, b"monitor component not running\n")
+            return write_error(request, errors.Unavailable("monitor component not running"))
         if monitor.latest is not None:
             return self._body(request, monitor, monitor.latest)
         d = monitor.rendered()
         d.addTimeout(self.first_wait, self.reactor)
         d.addCallbacks(lambda rendered: finish(request, 200, promtext.CONTENT_TYPE,
                                                self._body(request, monitor, rendered)),
-                       lambda failure: finish(request, 503, TEXT, b"metrics not collected yet, retry shortly\n"))
+                       lambda failure: finish_json(request, 503, errors.body(
+                           errors.UNAVAILABLE, "metrics not collected yet, retry shortly")))
         request.notifyFinish().addErrback(lambda _: d.cancel())
         return NOT_DONE_YET
 
@@ -94,18 +98,13 @@ class MetricsResource(JSONMethods, Resource):
         if self.internal:
             return None
         if not self.token:
-            return self._plain(request, 404, OFF_MESSAGE)
+            return write_error(request, errors.NotFound(OFF_MESSAGE))
         header = request.getHeader(b"authorization")
         if bearer_matches(header, self.token):
             return None
         challenge = b'Bearer realm="metrics"' + (b', error="invalid_token"' if header else b"")
         request.setHeader(b"WWW-Authenticate", challenge)
-        return self._plain(request, 401, b"send Authorization: Bearer <METRICS_TOKEN>\n")
-
-    def _plain(self, request, code, body):
-        request.setResponseCode(code)
-        request.setHeader(b"Content-Type", TEXT)
-        return body
+        return write_error(request, HTTPError(401, errors.NOT_AUTHORIZED, "send Authorization: Bearer <METRICS_TOKEN>"))
 
     def _body(self, request, monitor, rendered):
         age = max(0.0, monitor.reactor.seconds() - rendered.at)

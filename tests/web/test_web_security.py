@@ -9,6 +9,7 @@ behind a TLS proxy (PUBLIC_URL), and the same-origin (CSRF) check on the
 login endpoints.
 """
 
+import json
 import re
 
 import treq
@@ -177,6 +178,19 @@ class ServableTests(unittest.SynchronousTestCase):
                      "js/x.json", "js/hub.js.map", "js//hub.js"):
             self.assertFalse(webui.servable(path), path)
 
+    def test_not_served_is_the_one_error_body(self):
+        """A missing file, a manifest and a directory answer 404 in the hub's one error body, with nosniff."""
+        static = webui.SecureStatic(webui.DEFAULT_DIRECTORY)
+        for segments in ([b"no-such-page.html"], [b"package.json"], [b"js"]):
+            request = PlainRequest(segments)
+            resource = static
+            for segment in segments:
+                resource = resource.getChildWithDefault(segment, request)
+            body = resource.render(request)
+            self.assertEqual((request.responseCode, json.loads(body)),
+                             (404, {"error": "reactive.error.not_found", "message": "no such page"}), segments)
+            self.assertIn(b"nosniff", request.responseHeaders.getRawHeaders(b"x-content-type-options"))
+
 
 class SecureRequest(DummyRequest):
     def isSecure(self):
@@ -254,11 +268,12 @@ class HeadersOverHTTPTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_errors_and_no_listing(self):
-        """A missing page and a directory answer 404 with the headers; no listing is ever shown."""
+        """A missing page and a directory answer 404 with the headers and the hub's one error body; no listing
+        is ever shown."""
         for path in ("/no-such-page.html", "/js/", "/node_modules/"):
             _node, response, body = yield self.get(path)
             self.assertEqual(response.code, 404, path)
-            self.assertNotIn(b"hub.js", body)
+            self.assertEqual(json.loads(body), {"error": "reactive.error.not_found", "message": "no such page"}, path)
             self.assertIsNotNone(self.header(response, "Content-Security-Policy"), path)
             self.assertEqual(self.header(response, "X-Content-Type-Options"), "nosniff", path)
 

@@ -168,7 +168,8 @@ function renderSources(sources, known = true) {
     return el("tr", {"data-source": source.source, "data-live": live},
       el("th", {scope: "row", text: sourceName(source)}),
       el("td", {text: source.kind}),
-      el("td", {text: known ? ago(source.last_seen) : clockTime(source.last_seen), title: clockTime(source.last_seen)}),
+      el("td", {text: known ? ago(source.last_seen) : clockTime(source.last_seen),
+                title: clockTime(source.last_seen)}),
       known ? el("td", {class: source.live ? "live" : "offline", text: source.live ? state : `${state} (stale)`})
             : el("td", {class: "unknown", text: "Unknown (hub offline)"}));
   });
@@ -202,7 +203,8 @@ async function loadSources() {
     card.infoAt = now;
     schedule(card);
   }
-  renderSources(sources, hub.status.state === "online");   // an answer that arrives after the hub went away: unknown
+  // an answer that arrives after the hub went away is shown as unknown
+  renderSources(sources, hub.status.state === "online");
 }
 
 hub.onStatus((status) => {

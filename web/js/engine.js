@@ -65,7 +65,7 @@ export function errorInfo(err) {
 
 export class Engine {
   constructor({autobahn, url, tokenUrl = "/auth/token", logoutUrl = "/auth/logout", fetch = globalThis.fetch.bind(globalThis),
-               timers = globalThis, backoff = new Backoff({initial: 0.5, maximum: 15})}) {
+               timers = globalThis, backoff = new Backoff()}) {
     this.autobahn = autobahn;
     this.url = url;
     this.tokenUrl = tokenUrl;
