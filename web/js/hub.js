@@ -2,6 +2,7 @@
 //
 //   const hub = createHub();               // SharedWorker transport, or a direct connection as fallback
 //   hub.onStatus((status) => ...);         // {state: "connecting" | "online" | "offline" | "signed_out", ...}
+//                                          // offline: retryAt (ms); signed_out by the hub: reason {error, message}
 //   hub.connect();
 //   const stop = hub.state("counter.changed", "counter.get", (state) => ..., (error) => ...);
 //   // end-to-end encrypted values arrive opened; one that fails is an error with
