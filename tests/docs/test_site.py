@@ -59,6 +59,34 @@ class SiteTests(SynchronousTestCase):
         self.assertIn("no-such-heading", output)
 
 
+def headings(text):
+    """The Markdown headings of ``text`` outside fenced code blocks."""
+    found, fence = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and re.match(r"#{1,6} ", line):
+            found.append(line)
+    return found
+
+
+class HeadingTests(SynchronousTestCase):
+
+    def test_no_file_paths(self):
+        """No heading of the docs names a file (a path or a module file): anchors stay when code moves."""
+        names = re.compile(r"\.(py|js|json|html|md|sh)\b|components/|web/|tests/")
+        docs = os.path.join(REPO, "docs")
+        for name in sorted(os.listdir(docs)):
+            if name.endswith(".md"):
+                with open(os.path.join(docs, name)) as handle:
+                    for heading in headings(handle.read()):
+                        self.assertIsNone(names.search(heading), "{}: {}".format(name, heading))
+
+    def test_headings_outside_code(self):
+        """A shell comment in a code block is not a heading."""
+        self.assertEqual(headings("# Title\n```sh\n# a comment\n```\n## Part\n"), ["# Title", "## Part"])
+
+
 class ReadmeTests(SynchronousTestCase):
 
     def setUp(self):
