@@ -39,9 +39,10 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from components.core import core_settings
 from components.core.exits import outcome
 from components.core.settings import Settings, node_dir
-from components.iot import DEVICE_TOPIC as SHARED_TOPIC, credentials_file, device_topic
+from components.iot import DEVICE_TOPIC as SHARED_TOPIC, credentials_file, device_topic, iot_settings
 from components.iot.request_signing import KEY_FILE, SECRET_FILE, sign, timestamp
 
 
@@ -126,8 +127,8 @@ def credentials(key=None, secret=None, environ=None, directory=None, shared=Fals
     """
     environ = os.environ if environ is None else environ
     settings = Settings(environ=environ, node_directory=directory or node_dir(argv=[], environ=environ))
-    key = key or settings.text("DEVICE_KEY")
-    secret = secret or settings.text("DEVICE_SECRET")
+    key = key or settings.get(iot_settings.DEVICE_KEY)
+    secret = secret or settings.get(iot_settings.DEVICE_SECRET)
     directory = settings.node_directory
     if not key and not secret and not shared and device:
         saved = credentials_file.read(credentials_file.default_path(directory, device))
@@ -157,12 +158,13 @@ def main(argv=None, out=sys.stdout, prog="python -m components.iot.device_simula
     """The command line; returns the exit code."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(Settings({}).text("PORT", "8080")))
+    settings = Settings({})
+    parser.add_argument("--url", default="http://127.0.0.1:{}/publish".format(settings.get(core_settings.PORT)))
     parser.add_argument("--key")
     parser.add_argument("--secret")
     parser.add_argument("--cbdir", help="node directory holding the device's credentials file, or the dev "
                                         "shared credentials (with --shared)")
-    parser.add_argument("--device", default=Settings({}).text("DEVICE_NAME", "nodemcu-1"),
+    parser.add_argument("--device", default=settings.get(iot_settings.DEVICE_NAME),
                         help="the registered device name (default DEVICE_NAME, else nodemcu-1)")
     parser.add_argument("--shared", action="store_true",
                         help="deprecated shared key: post on iot.device.reading (hub needs DEVICE_SHARED_KEY=on)")

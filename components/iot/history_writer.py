@@ -27,12 +27,14 @@ from twisted.logger import Logger
 
 from components.core.backoff import Backoff
 from components.core.settings import SettingsError
+from components.db import db_settings
 from components.db.database import Database
+from components.iot import iot_settings
 from components.iot.history import HistoryStore
 
-DEFAULT_FLUSH_INTERVAL = 0.5
-DEFAULT_BATCH = 500
-DEFAULT_QUEUE_LIMIT = 100000
+DEFAULT_FLUSH_INTERVAL = iot_settings.HISTORY_FLUSH_INTERVAL.default
+DEFAULT_BATCH = iot_settings.HISTORY_BATCH.default
+DEFAULT_QUEUE_LIMIT = iot_settings.HISTORY_QUEUE_LIMIT.default
 
 
 class HistoryWriter:
@@ -161,10 +163,9 @@ def _later(clock, delay):
 
 def writer_settings(settings):
     """The writer's settings: ``HISTORY_FLUSH_INTERVAL``, ``HISTORY_BATCH``, ``HISTORY_QUEUE_LIMIT``."""
-    return {"flush_interval": settings.duration("HISTORY_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL,
-                                                minimum=0.01, maximum=60),
-            "batch": settings.int("HISTORY_BATCH", DEFAULT_BATCH, minimum=1, maximum=10000),
-            "queue_limit": settings.int("HISTORY_QUEUE_LIMIT", DEFAULT_QUEUE_LIMIT, minimum=1)}
+    return {"flush_interval": settings.get(iot_settings.HISTORY_FLUSH_INTERVAL),
+            "batch": settings.get(iot_settings.HISTORY_BATCH),
+            "queue_limit": settings.get(iot_settings.HISTORY_QUEUE_LIMIT)}
 
 
 class SharedWriters:
@@ -179,9 +180,9 @@ class SharedWriters:
 
     def get(self, settings, reactor):
         """The writer for ``settings``' client database, or None when ``HISTORY`` is off."""
-        if not settings.bool("HISTORY", True):
+        if not settings.get(iot_settings.HISTORY):
             return None
-        url = settings.database_url("client")
+        url = settings.get(db_settings.DATABASE_URL)
         writer = self._writers.get(url)
         if writer is None:
             store = HistoryStore(Database(url))

@@ -56,10 +56,12 @@ from components.core.httpjson import HTTPError, write_error
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import SettingsError
 from components.core.state import TopicState
+from components.core import core_settings
+from components.db import db_settings
 from components.db.database import Database, StorageConfigError, StorageUnavailable
 from components.e2e.keys import load_kek
 from components.iot import DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, Replayed, device_topic
-from components.iot import history_writer
+from components.iot import history_writer, iot_settings
 from components.iot.device_rate import device_limiter
 from components.iot.device_registry import DeviceRegistry
 from components.iot.replays import ReplayStore
@@ -99,7 +101,7 @@ def _ascii_query(request):
 def client_registry(settings):
     """A :class:`DeviceRegistry` on the client database with the KEK of ``settings`` (SettingsError,
     StorageConfigError when they cannot be used)."""
-    return DeviceRegistry(Database(settings.database_url("client")), load_kek(settings))
+    return DeviceRegistry(Database(settings.get(db_settings.DATABASE_URL)), load_kek(settings))
 
 
 class DeviceBridgeSession(HubComponent):
@@ -211,8 +213,8 @@ class DeviceBridgeSession(HubComponent):
 def device_credentials(settings, directory):
     """The shared ``(key, secret)`` from the settings, else dev files in ``directory``; SettingsError when
     half set."""
-    key = settings.text("DEVICE_KEY")
-    secret = settings.text("DEVICE_SECRET")
+    key = settings.get(iot_settings.DEVICE_KEY)
+    secret = settings.get(iot_settings.DEVICE_SECRET)
     if bool(key) != bool(secret):
         raise SettingsError("set both DEVICE_KEY and DEVICE_SECRET, or neither (dev credentials)")
     if not key:
@@ -220,8 +222,8 @@ def device_credentials(settings, directory):
         secret = read_or_create_secret(os.path.join(directory, SECRET_FILE))
     if not _KEY.fullmatch(key):
         raise SettingsError("DEVICE_KEY may only hold letters, digits and . _ ~ -")
-    if len(secret.encode("utf-8")) < 16:
-        raise SettingsError("DEVICE_SECRET must be at least 16 bytes")
+    if len(secret.encode("utf-8")) < iot_settings.MIN_DEVICE_SECRET_BYTES:
+        raise SettingsError("DEVICE_SECRET must be at least {} bytes".format(iot_settings.MIN_DEVICE_SECRET_BYTES))
     return key, secret
 
 
@@ -302,13 +304,8 @@ def _scalar(value):
 
 
 def cors_origins(settings):
-    """``DEVICE_CORS_ORIGINS``: origins (``https://app.example.org``) or ``*``, comma-separated."""
-    origins = [item.strip() for item in settings.text("DEVICE_CORS_ORIGINS").split(",") if item.strip()]
-    for origin in origins:
-        if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+", origin):
-            raise SettingsError("DEVICE_CORS_ORIGINS: {!r} is not an origin such as https://app.example.org "
-                                "(scheme and host, no path)".format(origin))
-    return frozenset(origin.encode("ascii") for origin in origins)
+    """``DEVICE_CORS_ORIGINS``: the origins (``https://app.example.org``) or ``*`` as bytes."""
+    return settings.get(iot_settings.DEVICE_CORS_ORIGINS)
 
 
 def _refuse(request, error, status=None, log=_log):
@@ -352,23 +349,23 @@ class DevicePublishResource(PublisherResource):
         self.require_tls = self.behind_tls = False
         self.shared = None
         self.registry = registry
-        limit = settings.int("DEVICE_TIMESTAMP_LIMIT", 30, minimum=1, maximum=3600)
+        limit = settings.get(iot_settings.DEVICE_TIMESTAMP_LIMIT)
         # Crossbar's own TLS check knows nothing of a proxy in front: ours is in render. Crossbar checks the
         # signature against key and secret set per request (render_signed); between requests they are a
         # random secret no key matches
         self._unknown = secrets.token_bytes(32)
         options = {"timestamp_delta_limit": limit,
-                   "post_body_limit": settings.int("DEVICE_BODY_LIMIT", 4096, minimum=64),
+                   "post_body_limit": settings.get(iot_settings.DEVICE_BODY_LIMIT),
                    "require_tls": False}
         try:
-            if settings.bool("DEVICE_SHARED_KEY", False):
+            if settings.get(iot_settings.DEVICE_SHARED_KEY):
                 self.shared = device_credentials(settings, settings.node_directory)
                 self.log.warn(SHARED_KEY_WARNING)
             if self.registry is None:
                 self.registry = DeviceRegistry(database, load_kek(settings), clock=clock)
             self.cors = cors_origins(settings)
-            self.require_tls = settings.bool("DEVICE_REQUIRE_TLS", False)
-            self.behind_tls = settings.url("PUBLIC_URL").startswith("https://")
+            self.require_tls = settings.get(iot_settings.DEVICE_REQUIRE_TLS)
+            self.behind_tls = settings.get(core_settings.PUBLIC_URL).startswith("https://")
         except (SettingsError, OSError) as error:  # OSError: an E2E_KEK_FILE that cannot be read
             self.disabled = str(error)
             self.log.error("device HTTP bridge disabled: {reason}", reason=self.disabled)

@@ -16,10 +16,11 @@ from twisted.internet import defer
 
 from components.core.refusal import refusing
 from components.core.settings import Settings
+from components.db import db_settings
 from components.db.database import Database
 from components.iot import DEVICE_PREFIX, http_publish, history_seed
 from components.node import boot, webui
-from components.ops import health, metrics, monitor
+from components.ops import health, metrics, monitor, ops_settings
 
 
 class WorkerSessions:
@@ -102,7 +103,7 @@ def MetricsResource(extra=None):
     """
     settings = Settings(extra)
     internal = settings.extra.get("transport") == "internal"
-    token = "" if internal else settings.text("METRICS_TOKEN")
+    token = "" if internal else settings.get(ops_settings.METRICS_TOKEN)
     return metrics.MetricsResource(SESSIONS.source(MONITOR), token=token, internal=internal)
 
 
@@ -112,7 +113,7 @@ def DevicePublishResource(extra=None):
     the client database."""
     settings = Settings(extra)
     return http_publish.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
-                                        Database(settings.database_url("client")))
+                                        Database(settings.get(db_settings.DATABASE_URL)))
 
 
 @refusing

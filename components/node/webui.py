@@ -33,9 +33,10 @@ import twisted.web.server
 from twisted.web.resource import Resource
 from twisted.web.static import File
 
-from components.core import errors
+from components.core import core_settings, errors
 from components.core.httpjson import HTTPError, write_error
 from components.core.settings import SettingsError
+from components.node import node_settings
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -222,5 +223,5 @@ def ui_directory(configured, node_directory):
 
 def WebUIResource(settings):
     """The UI resource; ``WEB_DIR`` overrides the UI directory, ``PUBLIC_URL`` names the public origin."""
-    public = public_origin(settings.url("PUBLIC_URL"))
-    return SecureStatic(ui_directory(settings.text("WEB_DIR"), settings.node_directory), public=public)
+    public = public_origin(settings.get(core_settings.PUBLIC_URL))
+    return SecureStatic(ui_directory(settings.get(node_settings.WEB_DIR), settings.node_directory), public=public)

@@ -36,10 +36,10 @@ from components import clock, counter, iot, usersync
 from components.auth import AUTHENTICATE
 from components.core import errors
 from components.core.component import HubComponent
-from components.core.settings import SettingsError
+from components.db import db_settings
 from components.db.database import Database
-from components.ops import meters, promtext
-from components.usersync import aws, convergence, outbox, sequence
+from components.ops import meters, ops_settings, promtext
+from components.usersync import aws, convergence, outbox, sequence, usersync_settings
 
 CHECK_TIMEOUT = 3.0
 # the contract's topics get a label value each; subscribers of every other topic are summed under OTHER
@@ -62,16 +62,14 @@ class MonitorComponent(HubComponent):
 
     def start(self):
         settings = self.settings
-        self.interval = settings.duration("METRICS_INTERVAL", 5.0, minimum=0.1, maximum=3600)
-        self.outbox = settings.bool("MONITOR_OUTBOX", False)
-        kind = settings.text("MONITOR_DATABASE", "client")
-        if kind not in ("client", "master"):
-            raise SettingsError("MONITOR_DATABASE must be client or master, got {!r}".format(kind))
-        self.database_url = settings.database_url(kind)
-        self.client_url = settings.database_url("client")
-        self.outbox_url = settings.database_url("master")
-        self.queue_url = settings.url("SQS_QUEUE_URL")
-        self.endpoint_url = settings.text("AWS_ENDPOINT_URL")
+        self.interval = settings.get(ops_settings.METRICS_INTERVAL)
+        self.outbox = settings.get(ops_settings.MONITOR_OUTBOX)
+        kind = settings.get(ops_settings.MONITOR_DATABASE)
+        self.database_url = db_settings.url_of(settings, kind)
+        self.client_url = settings.get(db_settings.DATABASE_URL)
+        self.outbox_url = settings.get(db_settings.MASTER_DATABASE_URL)
+        self.queue_url = settings.get(usersync_settings.SQS_QUEUE_URL)
+        self.endpoint_url = settings.get(usersync_settings.AWS_ENDPOINT_URL)
         self._databases = {}
         self._sqs = None
         self.meter = meters.RateMeter()
