@@ -82,51 +82,47 @@ class TimingTests(unittest.SynchronousTestCase):
 
     def test_persist_quiet_during_the_start_up_race(self):
         """Failures in the first ``quiet`` seconds are debug lines; the first later one is info, then the success."""
-        clock = task.Clock()
-        levels = []
-
-        class Log:
-            def debug(self, *args, **kwargs):
-                levels.append("debug")
-
-            def info(self, *args, **kwargs):
-                levels.append("info")
-        fail = [True]
-
-        def attempt():
-            if fail[0]:
-                raise OSError("not yet")
-            return "done"
-        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(1.0, 1.0, random=CEILING), quiet=3)
+        clock, log, attempt = task.Clock(), Levels(), Failing(times=4)
+        d = persist(clock, attempt, log, "thing", backoff=Backoff(1.0, 1.0, random=CEILING), quiet=3)
         clock.advance(1)
         clock.advance(1)
-        self.assertEqual(levels, ["debug"] * 3)
+        self.assertEqual(log.levels, ["debug"] * 3)
         clock.advance(1)  # 3 s in: told from here on
-        fail[0] = False
         clock.advance(1)
         self.assertEqual(self.successResultOf(d), "done")
-        self.assertEqual(levels, ["debug"] * 3 + ["info", "info"])
+        self.assertEqual(log.levels, ["debug"] * 3 + ["info", "info"])
 
     def test_persist_silent_when_ready_within_quiet(self):
         """A start-up race won within ``quiet``: no info line at all."""
-        clock = task.Clock()
-        levels = []
-
-        class Log:
-            def debug(self, *args, **kwargs):
-                levels.append("debug")
-
-            def info(self, *args, **kwargs):
-                levels.append("info")
-        attempts = []
-
-        def attempt():
-            attempts.append(1)
-            if len(attempts) < 3:
-                raise OSError("not yet")
-            return "done"
-        d = persist(clock, attempt, Log(), "thing", backoff=Backoff(0.5, 10.0, random=CEILING))
+        clock, log, attempt = task.Clock(), Levels(), Failing(times=2)
+        d = persist(clock, attempt, log, "thing", backoff=Backoff(0.5, 10.0, random=CEILING))
         clock.advance(0.5)
         clock.advance(1.0)
         self.assertEqual(self.successResultOf(d), "done")
-        self.assertEqual(levels, ["debug", "debug"])
+        self.assertEqual(log.levels, ["debug", "debug"])
+
+
+class Levels:
+    """A stand-in log: the level of each line."""
+
+    def __init__(self):
+        self.levels = []
+
+    def debug(self, *args, **kwargs):
+        self.levels.append("debug")
+
+    def info(self, *args, **kwargs):
+        self.levels.append("info")
+
+
+class Failing:
+    """An attempt that fails ``times`` times, then gives "done"."""
+
+    def __init__(self, times):
+        self.left = times
+
+    def __call__(self):
+        if self.left:
+            self.left -= 1
+            raise OSError("not yet")
+        return "done"

@@ -36,7 +36,7 @@ from components.iot.device_registry import DeviceRegistry
 from components.iot.request_signing import sign
 from tests.support.clients import connect
 from tests.support.databases import sqlite_url
-from tests.support.node import CONFIG, REPO, RouterNode, free_port
+from tests.support.node import CONFIG, checkout_node, free_port
 from tests.support.polling import eventually
 from tests.support.processes import run_until_said
 
@@ -467,14 +467,10 @@ class FreshDevNodeTests(unittest.TestCase):
         iot.odata.get answer fresh, non-stale values, the serial value wanders in
         events, and a reading of the registered demo device arrives on its topic.
         """
-        base = tempfile.mkdtemp(prefix="hub-demo-checkout-")
-        self.addCleanup(shutil.rmtree, base, True)
-        os.symlink(os.path.join(REPO, ".venv"), os.path.join(base, ".venv"))
         odata_port = free_port()
-        node = RouterNode(name="demo", keep_workers=(demo.WORKER,), directory=os.path.join(base, ".crossbar"),
-                          env={"DEMO": "on", "DEMO_ODATA_PORT": str(odata_port),
-                               "ODATA_URL": "http://127.0.0.1:{}{}".format(odata_port, demo.ODATA_PATH)})
-        self.addCleanup(node.cleanup)
+        node = checkout_node(self, "demo-checkout", keep_workers=(demo.WORKER,),
+                             env={"DEMO": "on", "DEMO_ODATA_PORT": str(odata_port),
+                                  "ODATA_URL": "http://127.0.0.1:{}{}".format(odata_port, demo.ODATA_PATH)})
         launched = time.monotonic()
         yield node.start()
         started = time.monotonic()

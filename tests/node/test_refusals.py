@@ -9,9 +9,7 @@ dev node (listen_interface, quiet_detach).
 """
 
 import os
-import shutil
 import socket
-import tempfile
 
 import psutil
 from twisted.internet import defer
@@ -22,7 +20,7 @@ from components.iot import demo
 from components.node import node_settings, topology
 from components.node.patches import listen_interface, quiet_detach
 from components.core.settings import Settings, SettingsError
-from tests.support.node import CONFIG, REPO, NodeFailed, RouterNode, router_worker
+from tests.support.node import CONFIG, NodeFailed, RouterNode, checkout_node, router_worker
 
 NODE_DIR = os.path.dirname(CONFIG)
 TRACEBACK = "Traceback (most recent call last)"
@@ -107,18 +105,14 @@ class DemoPortTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_taken_demo_port_stops_the_dev_node(self):
-        base = tempfile.mkdtemp(prefix="hub-demo-port-")
-        self.addCleanup(shutil.rmtree, base, True)
-        os.symlink(os.path.join(REPO, ".venv"), os.path.join(base, ".venv"))
         taken = socket.socket()
         self.addCleanup(taken.close)
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        node = RouterNode(name="demo", keep_workers=(demo.WORKER,), directory=os.path.join(base, ".crossbar"),
-                          env={"DEMO": "on", "DEMO_ODATA_PORT": str(port),
-                               "ODATA_URL": "http://127.0.0.1:{}{}".format(port, demo.ODATA_PATH)})
-        self.addCleanup(node.cleanup)
+        node = checkout_node(self, "demo-port", keep_workers=(demo.WORKER,),
+                             env={"DEMO": "on", "DEMO_ODATA_PORT": str(port),
+                                  "ODATA_URL": "http://127.0.0.1:{}{}".format(port, demo.ODATA_PATH)})
         code, lines, log = yield refused(node)
         self.assertNotEqual(code, 0, node.log_tail())
         self.assertEqual(len(lines), 1, node.log_tail())

@@ -191,6 +191,21 @@ class RouterNode:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def checkout_node(test, name, **options):
+    """
+    A RouterNode (``options`` as RouterNode takes them) whose directory is
+    ``.crossbar`` in a fresh folder beside a ``.venv`` link to this one, as
+    in a checkout: the dev config's guest workers (demo, emulator) find
+    ``../.venv/bin/python`` there. ``test`` cleans both up.
+    """
+    base = tempfile.mkdtemp(prefix="hub-{}-".format(name))
+    test.addCleanup(shutil.rmtree, base, True)
+    os.symlink(os.path.join(REPO, ".venv"), os.path.join(base, ".venv"))
+    node = RouterNode(name=name, directory=os.path.join(base, ".crossbar"), **options)
+    test.addCleanup(node.cleanup)
+    return node
+
+
 _shared = {}
 
 
