@@ -16,8 +16,10 @@ from django.core.signals import setting_changed
 
 from components.auth import tokens
 from components.core.settings import Settings
+from components.django_hub import django_hub_settings
+from components.e2e import e2e_settings
 
-DEFAULT_DATABASE = "default"
+DEFAULT_DATABASE = django_hub_settings.HUB_DATABASE.default
 
 _lock = threading.Lock()
 _cached = {}
@@ -28,8 +30,8 @@ class HubSettings:
 
     def __init__(self, extra=None, environ=None):
         self.settings = Settings(extra, environ=environ)
-        self.database = self.settings.text("HUB_DATABASE", DEFAULT_DATABASE)
-        self.e2e = self.settings.bool("E2E_ENCRYPTION", False)
+        self.database = self.settings.get(django_hub_settings.HUB_DATABASE)
+        self.e2e = self.settings.get(e2e_settings.E2E_ENCRYPTION)
         keys, issuer, audience, ttl = tokens.from_settings(self.settings)
         self.issuer = tokens.TokenIssuer(keys, issuer, audience, ttl)
 
