@@ -17,7 +17,7 @@ from components.auth import (AUTH_EXPIRED, AUTH_INVALID_TOKEN, AUTH_NOT_YET_VALI
                              AUTH_WRONG_AUDIENCE, AUTH_WRONG_ISSUER, AuthRefused, auth_settings)
 from components.core import errors
 from components.core.devsecrets import dev_secret
-from components.core.settings import KeyConfigError, SettingsError
+from components.core.settings import KeyConfigError, key_setting
 
 ROLES = ("user", "admin", "device")
 DEFAULT_TTL = auth_settings.JWT_TTL.default
@@ -63,16 +63,6 @@ def _algorithm_for(public_key):
     raise KeyConfigError("unsupported public key type {}".format(type(public_key).__name__))
 
 
-def _key_setting(settings, setting):
-    """``setting``'s value; KeyConfigError (naming it) when it is malformed."""
-    try:
-        return settings.get(setting)
-    except KeyConfigError:
-        raise
-    except SettingsError as error:
-        raise KeyConfigError(str(error))
-
-
 def _pem(path, name, load):
     """The key ``load`` reads from the PEM file ``path`` (setting ``name``); KeyConfigError naming it otherwise."""
     try:
@@ -88,19 +78,19 @@ def load_keys(settings):
     ``JWT_PRIVATE_KEY_FILE`` to sign) for RS256/ES256/EdDSA, else
     ``JWT_SECRET`` for HS256, else a dev secret kept in the node directory.
     """
-    public_file = _key_setting(settings, auth_settings.JWT_PUBLIC_KEY_FILE)
+    public_file = key_setting(settings, auth_settings.JWT_PUBLIC_KEY_FILE)
     if public_file:
         public_key = _pem(public_file, "JWT_PUBLIC_KEY_FILE", serialization.load_pem_public_key)
         algorithm = _algorithm_for(public_key)
         private_key = None
-        private_file = _key_setting(settings, auth_settings.JWT_PRIVATE_KEY_FILE)
+        private_file = key_setting(settings, auth_settings.JWT_PRIVATE_KEY_FILE)
         if private_file:
             private_key = _pem(private_file, "JWT_PRIVATE_KEY_FILE",
                                lambda data: serialization.load_pem_private_key(data, password=None))
             if _algorithm_for(private_key.public_key()) != algorithm:
                 raise KeyConfigError("JWT_PRIVATE_KEY_FILE does not match JWT_PUBLIC_KEY_FILE")
         return Keys(algorithm, public_key, private_key)
-    secret = _key_setting(settings, auth_settings.JWT_SECRET)
+    secret = key_setting(settings, auth_settings.JWT_SECRET)
     if not secret:
         secret = dev_secret(settings, DEV_SECRET_FILE, "the JWT key", JWT_KEY_FIX)
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
@@ -206,5 +196,5 @@ def from_settings(settings):
     keys = load_keys(settings)
     issuer = settings.get(auth_settings.JWT_ISSUER)
     audience = settings.get(auth_settings.JWT_AUDIENCE)
-    ttl = _key_setting(settings, auth_settings.JWT_TTL)
+    ttl = key_setting(settings, auth_settings.JWT_TTL)
     return keys, issuer, audience, ttl

@@ -181,6 +181,16 @@ _READERS = {TEXT: _read_text, INT: _read_number, FLOAT: _read_number, DURATION: 
 _EMPTY_DEFAULTS = {FILES: (), LIST: ()}
 
 
+def key_setting(settings, setting):
+    """``settings.get(setting)`` for key material: a malformed value is a KeyConfigError (naming the setting)."""
+    try:
+        return settings.get(setting)
+    except KeyConfigError:
+        raise
+    except SettingsError as error:
+        raise KeyConfigError(str(error))
+
+
 def substitute(value, environ=None):
     """
     Replace ``${VAR}`` and ``${VAR:-default}`` in strings (recursively in

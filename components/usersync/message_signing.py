@@ -41,15 +41,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from components.auth.keygen import private_pem
 from components.core.devsecrets import require_development
 from components.core.secretfiles import read_or_create_secret
-from components.core.settings import KeyConfigError
+from components.core.settings import KeyConfigError, key_setting
+from components.usersync import usersync_settings
 
 DOMAIN = b"reactive-usersync/1\n"
 KEY_ID = "kid"
 SIGNATURE = "sig"
 SIGNATURE_BYTES = 64
 DEV_KEY_FILE = os.path.join("secrets", "usersync_signing.key")
-SIGNING_KEY_SETTING = "USERSYNC_SIGNING_KEY_FILE"
-VERIFY_KEYS_SETTING = "USERSYNC_VERIFY_KEY_FILES"
+SIGNING_KEY_SETTING = usersync_settings.USERSYNC_SIGNING_KEY_FILE.name
+VERIFY_KEYS_SETTING = usersync_settings.USERSYNC_VERIFY_KEY_FILES.name
+_DECLARED = {SIGNING_KEY_SETTING: usersync_settings.USERSYNC_SIGNING_KEY_FILE,
+             VERIFY_KEYS_SETTING: usersync_settings.USERSYNC_VERIFY_KEY_FILES}
 
 
 class SignatureRefused(ValueError):
@@ -169,7 +172,7 @@ def dev_private_key(node_directory):
 
 def signer_from(settings):
     """The master's Signer: ``USERSYNC_SIGNING_KEY_FILE``, else the node directory's dev key."""
-    path = settings.text(SIGNING_KEY_SETTING)
+    path = key_setting(settings, usersync_settings.USERSYNC_SIGNING_KEY_FILE)
     if not path:
         require_development(settings, "the user-sync signing key", "set {} (`reactive-hub keys DIR` makes "
                             "usersync.key)".format(SIGNING_KEY_SETTING))
@@ -178,7 +181,7 @@ def signer_from(settings):
 
 def verifier_from(settings):
     """A client's Verifier: every key in ``USERSYNC_VERIFY_KEY_FILES``, else the dev key's public half."""
-    paths = [path.strip() for path in settings.text(VERIFY_KEYS_SETTING).split(",") if path.strip()]
+    paths = key_setting(settings, usersync_settings.USERSYNC_VERIFY_KEY_FILES)
     if paths:
         return Verifier([load_public_key(path) for path in paths])
     require_development(settings, "the user-sync verify key", "set {} to the master's public key (`reactive-hub "
@@ -188,4 +191,4 @@ def verifier_from(settings):
 
 def uses_dev_key(settings, name):
     """True when ``name`` (one of the two settings) is unset, so the node directory's dev key is used."""
-    return not settings.text(name).strip(" ,")
+    return not settings.get(_DECLARED[name])
