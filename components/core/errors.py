@@ -1,5 +1,7 @@
 """
-Every error URI of the hub, and the domain errors that carry them.
+The hub's generic error URIs and the domain errors that carry them (a
+feature's own URIs live in the feature: ``components.auth``,
+``components.iot``, ``components.e2e``; docs/errors.md lists them all).
 
 Components raise domain errors; nothing translates them by hand. Each domain
 error is an ``ApplicationError`` whose URI is declared on its class, so a
