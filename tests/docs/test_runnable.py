@@ -5,8 +5,8 @@ and every page of the site (in the nav's order), executed by bash against a
 real node.
 
 The commands run in a fresh temporary directory holding what a clone has after
-``make start``: ``.venv`` (this one) and ``.crossbar`` (the running test node's
-directory, with its databases and development secrets). The environment gives
+``make start``: ``.venv`` (a link to this one) and ``.crossbar`` (the running
+test node's directory, with its databases and development secrets). The environment gives
 what the docs name: ``HUB`` (the node's URL), ``PORT``, ``ALICE_PASSWORD`` (for
 the first-user step) and the node's ``JWT_SECRET``. The blocks of one page run
 in one bash process, in order, with ``set -eo pipefail``, so a page may load
@@ -17,15 +17,12 @@ the README first, so a later page may use what an earlier one made (the user
 
 import os
 import re
-import shutil
-import sys
-import tempfile
 
 import yaml
 from twisted.internet import defer, utils
 from twisted.trial import unittest
 
-from tests.support.node import REPO, RouterNode
+from tests.support.node import REPO, checkout_node
 
 MARKER = re.compile(r"^<!-- runnable -->\n```bash\n(.*?)^```", re.M | re.S)
 PASSWORD = "docs-walk-password-1"
@@ -83,12 +80,8 @@ class WalkTests(unittest.TestCase):
     timeout = 120
 
     def setUp(self):
-        self.node = RouterNode(name="docs-walk")
-        self.addCleanup(self.node.cleanup)
-        self.workdir = tempfile.mkdtemp(prefix="hub-docs-walk-")
-        self.addCleanup(shutil.rmtree, self.workdir, True)
-        os.symlink(os.path.dirname(os.path.dirname(sys.executable)), os.path.join(self.workdir, ".venv"))
-        os.symlink(self.node.directory, os.path.join(self.workdir, ".crossbar"))
+        self.node = checkout_node(self, "docs-walk")
+        self.workdir = os.path.dirname(self.node.directory)
         return self.node.start()
 
     def environment(self):
