@@ -52,6 +52,7 @@ def _run_directory(action):
     from twisted.internet import defer
 
     from components.auth import directory, master_tables
+    from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
     from components.db.database import Database
     from components.db.migrations import migrate_all
 
@@ -75,7 +76,7 @@ def _run_directory(action):
             raise SystemExit(exits.CONFIG)
         finally:
             db.close()
-    exits.react(run)
+    exits.react(run, refusals=DATABASE_EXITS)
 
 
 def parser(prog=PROG):

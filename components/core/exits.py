@@ -52,20 +52,32 @@ def outcome(main, argv=None, err=None):
     return FAILURE
 
 
-def react(work, err=None):
+def react(work, err=None, refusals=None):
     """
     :func:`twisted.internet.task.react` of ``work(reactor)`` (a Deferred),
     ending with SystemExit as it does; but when the reactor stops before
     ``work`` is done (Ctrl-C, SIGTERM), with ``interrupted`` on ``err`` and
-    :data:`INTERRUPTED`, where ``react`` alone would exit 0 as if all went well.
+    :data:`INTERRUPTED`, where ``react`` alone would exit 0 as if all went
+    well; and when ``work`` fails with a SettingsError (78) or an exception
+    of a class in ``refusals`` (``{class: exit code}``), with its message as
+    one ``error:`` line instead of a traceback.
     """
     from twisted.internet import task
 
     err = sys.stderr if err is None else err
+    codes = dict(refusals or {})
+    codes.setdefault(SettingsError, CONFIG)
     finished = []
 
+    def refused(failure):
+        kind = failure.check(*codes)
+        if kind is None:
+            return failure
+        err.write("error: {}\n".format(failure.value))
+        raise SystemExit(codes[kind])
+
     def tracked(reactor):
-        return work(reactor).addBoth(lambda result: finished.append(True) or result)
+        return work(reactor).addErrback(refused).addBoth(lambda result: finished.append(True) or result)
     try:
         task.react(tracked)
     except SystemExit:

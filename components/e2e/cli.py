@@ -23,6 +23,7 @@ from components.e2e import envelope
 from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
 from components.core.exits import react
 from components.core.settings import Settings
+from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
 from components.db.database import Database
 from components.db.migrations import migrate
 
@@ -76,5 +77,5 @@ def main(argv=None, prog="python -m components.e2e"):
             raise SystemExit(1)
         finally:
             db.close()
-    react(run)
+    react(run, refusals=DATABASE_EXITS)
 

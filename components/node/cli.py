@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from components.auth.directory import user_table
 from components.core import exits
 from components.core.settings import Settings
+from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
 from components.db.database import Database
 from components.db.migrations import migrate_all
 from components.node import schema_registry as schema
@@ -52,5 +53,5 @@ def main(argv=None, prog="python -m components.node"):
             finally:
                 db.close()
 
-    exits.react(run)
+    exits.react(run, refusals=DATABASE_EXITS)
 

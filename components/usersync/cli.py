@@ -54,6 +54,7 @@ def _master_database(options, settings, work):
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     from components.auth import directory
+    from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
     from components.db.database import Database
     from components.db.migrations import migrate_all
     from components.usersync import fields, master
@@ -84,7 +85,7 @@ def _master_database(options, settings, work):
             raise SystemExit(CONFIG)
         finally:
             db.close()
-    react(run)
+    react(run, refusals=DATABASE_EXITS)
 
 
 def _progress(stage, seen, queued):

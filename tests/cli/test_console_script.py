@@ -5,9 +5,13 @@ a documented code, never a traceback. No node is started.
 """
 
 import os
+import pty
+import select
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -75,12 +79,17 @@ import os, signal, sys
 from twisted.internet import defer
 from components.core import exits
 
+class Refused(Exception):
+    pass
+
 def work(reactor):
     if sys.argv[1] == "interrupt":
         reactor.callLater(0.2, os.kill, os.getpid(), signal.SIGINT)
         return defer.Deferred()  # never done
+    if sys.argv[1] == "refused":
+        return defer.fail(Refused("database unavailable (connection refused)"))
     return defer.succeed(None)
-exits.react(work)
+exits.react(work, refusals={Refused: 1})
 """
 
 
@@ -96,3 +105,88 @@ class ReactTests(SynchronousTestCase):
         """Work that finishes exits 0 with nothing on stderr."""
         result = run([sys.executable, "-c", REACT, "done"])
         self.assertEqual((result.returncode, result.stderr), (0, ""))
+
+    def test_refused(self):
+        """Work failing with a listed exception: its message as one line and its code, no traceback."""
+        result = run([sys.executable, "-c", REACT, "refused"])
+        self.assertEqual((result.returncode, result.stderr), (1, "error: database unavailable (connection refused)\n"))
+
+    def test_missing_database_directory(self):
+        """`migrate` on a node directory that does not exist: one line naming it, exit 78 (was a traceback)."""
+        missing = os.path.abspath(self.mktemp())
+        result = run([SCRIPT, "migrate"], env=dict(os.environ, CROSSBAR_DIR=missing))
+        self.assertEqual(result.returncode, 78, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertIn("error: ", result.stderr)
+        self.assertIn(missing, result.stderr)
+
+
+class Terminal:
+    """A command run on a real pseudo-terminal, answered prompt by prompt."""
+
+    def __init__(self, argv, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: becomes the command, the pty its terminal
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a person's shell (a background job ignores it)
+            os.execve(argv[0], argv, env)
+        self.seen = b""
+
+    def read_until(self, text, timeout=60):
+        """Read what the command writes until ``text`` appears after what was read before (or it ends)."""
+        start, deadline = len(self.seen), time.monotonic() + timeout
+        while text not in self.seen[start:] and time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(self.fd, 1024)
+                except OSError:  # the command ended
+                    return
+                if not chunk:
+                    return
+                self.seen += chunk
+
+    def answer(self, prompt, text):
+        self.read_until(prompt)
+        os.write(self.fd, text)
+
+    def finish(self, timeout=60):
+        """The exit code and everything the terminal showed; a command still waiting after ``timeout`` is killed (-9)."""
+        deadline = time.monotonic() + timeout
+        self.read_until(b"\0never\0", timeout)
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        while pid == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            os.kill(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status), self.seen.decode()
+
+
+class TerminalPromptTests(SynchronousTestCase):
+    """`user add` on a real terminal (getpass), against the node directory's SQLite master database."""
+
+    def setUp(self):
+        node = os.path.abspath(self.mktemp())
+        os.makedirs(node)
+        self.env = dict(os.environ, CROSSBAR_DIR=node)
+
+    def test_short_password_asked_again(self):
+        """A short password is refused with a reason and asked again; the next one creates the user."""
+        terminal = Terminal([SCRIPT, "user", "add", "zed"], self.env)
+        terminal.answer(b"Password: ", b"short\n")
+        terminal.answer(b"Password: ", b"long-password\n")  # the next prompt: getpass drops what was typed before it
+        terminal.answer(b"(again): ", b"long-password\n")
+        code, shown = terminal.finish()
+        self.assertEqual(code, 0, shown)
+        self.assertIn("password must have at least 8 characters; try again", shown)
+        self.assertIn("ok: add zed", shown)
+
+    def test_ctrl_c(self):
+        """Ctrl-C at the prompt: one line 'interrupted', exit 130, no traceback."""
+        terminal = Terminal([SCRIPT, "user", "add", "zed"], self.env)
+        terminal.answer(b"Password: ", b"\x03")
+        code, shown = terminal.finish()
+        self.assertEqual(code, 130, shown)
+        self.assertIn("interrupted", shown)
+        self.assertNotIn("Traceback", shown)
