@@ -236,9 +236,11 @@ class CounterOnPostgresTests(StormMixin, unittest.TestCase):
 
 
 def only_auth_and_counter(config):
-    """The router runs just the authenticator and the counter (other components' own database handling aside)."""
+    """The router runs just the authenticator and the counter (other components' own database handling aside),
+    and boot, which installs the worker's patches (the listening interface among them)."""
     worker = router_worker(config)
-    worker["components"] = [item for item in worker["components"] if item["id"] in ("authenticator", "counter")]
+    worker["components"] = [item for item in worker["components"]
+                            if item["id"] in ("boot", "authenticator", "counter")]
     return config
 
 
