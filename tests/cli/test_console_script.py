@@ -15,6 +15,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.polling import blocking_eventually
+
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "reactive-hub")
 
 
@@ -150,13 +152,14 @@ class Terminal:
 
     def finish(self, timeout=60):
         """The exit code and everything the terminal showed; a command still waiting after ``timeout`` is killed (-9)."""
-        deadline = time.monotonic() + timeout
         self.read_until(b"\0never\0", timeout)
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        while pid == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def exited():
             pid, status = os.waitpid(self.pid, os.WNOHANG)
-        if pid == 0:
+            return (status,) if pid else None
+        try:
+            (status,) = blocking_eventually(exited, timeout=timeout, message="the command still runs")
+        except AssertionError:
             os.kill(self.pid, signal.SIGKILL)
             _, status = os.waitpid(self.pid, 0)
         os.close(self.fd)
