@@ -159,6 +159,9 @@ class ListenInterfaceUnitTests(unittest.SynchronousTestCase):
         self.assertEqual(listen_interface.resolved(endpoint, {})["interface"], "127.0.0.1")
         self.assertEqual(listen_interface.resolved(endpoint, {"HUB_INTERFACE": "0.0.0.0"})["interface"], "0.0.0.0")
         self.assertEqual(endpoint["interface"], listen_interface.DEV_INTERFACE)  # a copy is changed
+        # blank is unset, as the setting reads it: not Crossbar's '' (every interface)
+        for blank in ("", " ", "\t\n"):
+            self.assertEqual(listen_interface.resolved(endpoint, {"HUB_INTERFACE": blank})["interface"], "127.0.0.1")
         for plain in ({"type": "tcp", "port": 1}, {"type": "tcp", "port": 1, "interface": "10.0.0.1"},
                       {"type": "unix", "path": "x.sock"}):
             self.assertIs(listen_interface.resolved(plain, {}), plain)

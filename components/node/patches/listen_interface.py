@@ -42,7 +42,9 @@ def resolved(endpoint, environ):
     interface = endpoint.get("interface") if isinstance(endpoint, dict) else None
     if not isinstance(interface, str) or "${" not in interface:
         return endpoint
-    return dict(endpoint, interface=substitute(interface, environ).strip())
+    # a blank variable is unset, as for every setting: HUB_INTERFACE=" " is the default, not '' (every interface)
+    set_only = {name: value for name, value in environ.items() if str(value).strip()}
+    return dict(endpoint, interface=substitute(interface, set_only).strip())
 
 
 def substituting(create, environ):
