@@ -52,6 +52,7 @@ from twisted.web import server
 from components.core import errors
 from components.core.arguments import REQUIRED, bind
 from components.core.component import HubComponent
+from components.core.devsecrets import require_development
 from components.core.httpjson import HTTPError, write_error
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import SettingsError
@@ -218,6 +219,9 @@ def device_credentials(settings, directory):
     if bool(key) != bool(secret):
         raise SettingsError("set both DEVICE_KEY and DEVICE_SECRET, or neither (dev credentials)")
     if not key:
+        require_development(settings, "the shared device key (DEVICE_SHARED_KEY is on)",
+                            "set DEVICE_KEY and DEVICE_SECRET, or turn DEVICE_SHARED_KEY off (devices sign with their "
+                            "own credentials: `reactive-hub device add`)")
         key = read_or_create_secret(os.path.join(directory, KEY_FILE))
         secret = read_or_create_secret(os.path.join(directory, SECRET_FILE))
     if not _KEY.fullmatch(key):

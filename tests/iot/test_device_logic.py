@@ -20,7 +20,7 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from components.core import errors
+from components.core import devsecrets, errors
 from components.iot import (DEVICE_PREFIX, DEVICE_PUBLISH, DEVICE_TOPIC, device_simulator, device_topic, http_publish,
                             request_signing)
 from components.iot.http_publish import (DeviceBridgeSession, DevicePublishResource, cors_origins, device_credentials,
@@ -74,6 +74,16 @@ class CredentialTests(SynchronousTestCase):
         mode = os.stat(os.path.join(self.directory, request_signing.SECRET_FILE)).st_mode
         self.assertEqual(stat.S_IMODE(mode), 0o600)
         self.assertEqual(device_simulator.credentials(environ={}, directory=self.directory, shared=True), first)
+
+    def test_production_refuses_generated_credentials(self):
+        """On a production node (HUB_ENV or its config's marker) the shared key is never generated: set both."""
+        for environ in ({"HUB_ENV": "production"}, {devsecrets.CONFIG_MARKER: "production"}):
+            with self.assertRaises(devsecrets.DevelopmentSecretRefused) as refused:
+                device_credentials(Settings({}, environ), self.directory)
+            self.assertIn("DEVICE_KEY and DEVICE_SECRET", refused.exception.fix)
+        self.assertEqual(os.listdir(self.directory), [])
+        given = {"DEVICE_KEY": "k-1", "DEVICE_SECRET": "x" * 16, "HUB_ENV": "production"}
+        self.assertEqual(device_credentials(Settings(given, {}), self.directory), ("k-1", "x" * 16))
 
     def test_simulator_needs_device_credentials(self):
         """Without --shared the simulator takes no dev file: a device's own key and secret or a clear exit."""
