@@ -135,12 +135,20 @@ def _read_bool(setting, raw):
     raise setting.error("on or off", raw)
 
 
+def without_password(url):
+    """``url`` as a message may show it: a password in its user part is ``***``."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(netloc="{}:***@{}".format(parsed.username or "", parsed.netloc.rpartition("@")[2])).geturl()
+
+
 def _read_url(setting, raw, schemes=None):
     schemes = schemes or setting.schemes
     parsed = urlparse(raw.strip())
     if parsed.scheme not in schemes or not (parsed.netloc or parsed.scheme == "sqlite"):
         raise setting.error("a {} URL{}".format(" or ".join(schemes), "" if "sqlite" in schemes else " with a host"),
-                            raw)
+                            without_password(raw))
     return raw.strip()
 
 
@@ -307,7 +315,7 @@ class Settings:
         parsed = urlparse(raw)
         if parsed.scheme not in schemes or not parsed.netloc:
             raise SettingsError("setting {!r} must be a {} URL with a host, got {!r}".format(
-                name, " or ".join(schemes), raw))
+                name, " or ".join(schemes), without_password(raw)))
         return raw
 
     def trusted_proxies(self):

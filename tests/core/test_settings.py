@@ -5,7 +5,7 @@ the typed getters of the one Settings view.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from components.core.settings import Settings, SettingsError, node_dir, substitute
+from components.core.settings import Setting, Settings, SettingsError, node_dir, substitute
 
 
 def view(**extra):
@@ -83,6 +83,17 @@ class SettingsViewTests(SynchronousTestCase):
         self.assertEqual(view(u="").url("u", "http://d"), "http://d")
         self.assertRaises(SettingsError, view(u="h.example/x").url, "u")
         self.assertRaises(SettingsError, view(u="ftp://h/x").url, "u")
+
+    def test_url_errors_hide_a_password(self):
+        """A refused URL is shown without the password in its user part (declared and legacy reads)."""
+        declared = Setting("ODATA_URL", "url", "a source")
+        with self.assertRaises(SettingsError) as caught:
+            Settings({}, {"ODATA_URL": "ftp://me:pa55word@h.example/x"}).get(declared)
+        with self.assertRaises(SettingsError) as legacy:
+            view(u="ftp://me:pa55word@h.example/x").url("u")
+        for error in (caught.exception, legacy.exception):
+            self.assertNotIn("pa55word", str(error))
+            self.assertIn("ftp://me:***@h.example/x", str(error))
 
     def test_node_directory_from_extra(self):
         """``node_dir`` in extra (the test and dev configs set it) is the node directory for file defaults."""
