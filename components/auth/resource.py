@@ -36,7 +36,8 @@ from components.auth.master_tables import master_schemas
 from components.core import core_settings, errors
 from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key
-from components.core.httpjson import HTTPError, JSONMethods, check_same_origin, read_fields, respond, write_error
+from components.core.httpjson import (HTTPError, JSONMethods, NotFound, check_same_origin, read_fields, respond,
+                                      write_error)
 from components.core.ratelimit import RateLimiter
 from components.core.refusal import refusing
 from components.core.settings import KeyConfigError, Settings
@@ -230,6 +231,10 @@ class AuthResource(Resource):
         for name in ("login", "token", "logout"):
             handler = getattr(self.service, name)
             self.putChild(name.encode("ascii"), _Endpoint(self._after_ready(handler)))
+
+    def getChild(self, path, request):
+        """Any other path under /auth: a 404 in the one error body (Twisted's default is an HTML page)."""
+        return NotFound()
 
     def _user_keys(self, settings):
         from components.e2e.keys import MIGRATIONS as KEY_MIGRATIONS, UserKeys, load_kek

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from components.core import errors
@@ -145,6 +146,15 @@ def finish(request, code, content_type, body):
 
 def finish_json(request, code, body):
     finish(request, code, b"application/json", json.dumps(body).encode("utf-8"))
+
+
+class NotFound(Resource):
+    """A 404 in the hub's one error body (``reactive.error.not_found``), for any method."""
+
+    isLeaf = True
+
+    def render(self, request):
+        return write_error(request, HTTPError(404, errors.NOT_FOUND, "no such page"))
 
 
 class JSONMethods:

@@ -30,11 +30,10 @@ import re
 from urllib.parse import urlsplit
 
 import twisted.web.server
-from twisted.web.resource import Resource
 from twisted.web.static import File
 
-from components.core import core_settings, errors
-from components.core.httpjson import HTTPError, write_error
+from components.core import core_settings
+from components.core.httpjson import NotFound
 from components.core.settings import SettingsError
 from components.node import node_settings
 
@@ -154,15 +153,6 @@ def _plain_segment(segment):
     except UnicodeDecodeError:
         return False
     return "\x00" not in text and not text.startswith(".")
-
-
-class NotFound(Resource):
-    """A 404 in the hub's one error body (``reactive.error.not_found``), for any method."""
-
-    isLeaf = True
-
-    def render(self, request):
-        return write_error(request, HTTPError(404, errors.NOT_FOUND, "no such page"))
 
 
 class SecureStatic(File):

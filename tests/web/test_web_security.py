@@ -278,6 +278,14 @@ class HeadersOverHTTPTests(unittest.TestCase):
             self.assertEqual(self.header(response, "X-Content-Type-Options"), "nosniff", path)
 
     @defer.inlineCallbacks
+    def test_unknown_auth_path(self):
+        """A path under /auth that is no endpoint answers 404 in the one error body (was Twisted's HTML page)."""
+        for path in ("/auth/", "/auth/no-such-endpoint"):
+            _node, response, body = yield self.get(path)
+            self.assertEqual(response.code, 404, path)
+            self.assertEqual(json.loads(body), {"error": "reactive.error.not_found", "message": "no such page"}, path)
+
+    @defer.inlineCallbacks
     def test_auth_endpoints_carry_headers_and_refuse_cross_site(self):
         """/auth/* answers carry the headers; cross-site logout and token requests are refused with 403."""
         node = yield shared_node()
