@@ -8,6 +8,7 @@ writes a secret a command hands out (a device's credentials) the same way
 private: mode 0600, never readable by others even for a moment.
 """
 
+import errno
 import os
 import secrets
 import tempfile
@@ -48,18 +49,24 @@ def read_or_create_secret(path, make=lambda: secrets.token_urlsafe(48)):
 def write_private(path, text):
     """
     Write ``text`` to ``path`` readable by its owner only (mode 0600 whatever
-    the umask, its folder created 0700), replacing what was there; the mode
-    is set before anything is written. A symlink at ``path`` is refused.
+    the umask, its folder created 0700), replacing what was there. The text
+    goes to a new private file that then takes the path's place, so whoever
+    held the old file open (or another link to it) never sees the secret,
+    and nothing is written through a link. A symlink at ``path`` is refused.
     Returns the absolute path.
     """
     path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "a symbolic link is in the way", path)
+    fd, draft = tempfile.mkstemp(dir=directory, prefix=".secret-")  # mode 0600
     try:
-        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(draft, path)
     except BaseException:
-        os.close(fd)
+        if os.path.exists(draft):
+            os.unlink(draft)
         raise
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
     return path

@@ -40,6 +40,23 @@ class WritePrivateTests(SynchronousTestCase):
         with open(path) as handle:
             self.assertEqual(handle.read(), "new\n")
 
+    def test_old_file_holders_never_see_the_secret(self):
+        """Whoever opened the old world-readable file, or holds another link to it, keeps the old content only."""
+        os.makedirs(self.directory)
+        path = os.path.join(self.directory, "a.env")
+        other = os.path.join(self.directory, "other-link")
+        with open(path, "w") as handle:
+            handle.write("old\n")
+        os.chmod(path, 0o644)
+        os.link(path, other)
+        with open(path) as reader:
+            write_private(path, "SECRET=1\n")
+            self.assertEqual(reader.read(), "old\n")
+        with open(other) as handle:
+            self.assertEqual(handle.read(), "old\n")
+        self.assertEqual((mode(path), mode(other)), (0o600, 0o644))
+        self.assertEqual(sorted(os.listdir(self.directory)), ["a.env", "other-link"])
+
     def test_symlink_refused(self):
         """A symlink planted at the path is not followed."""
         os.makedirs(self.directory)
