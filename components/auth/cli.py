@@ -52,6 +52,7 @@ def _run_directory(action):
     from twisted.internet import defer
 
     from components.auth import directory, master_tables
+    from components.db import db_settings
     from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
     from components.db.database import Database
     from components.db.migrations import migrate_all
@@ -59,13 +60,14 @@ def _run_directory(action):
     settings = Settings()
     try:
         user_table = directory.user_table(settings)
+        url = settings.get(db_settings.MASTER_DATABASE_URL)
     except ValueError as exc:
         sys.stderr.write("error: {}\n".format(exc))
         raise SystemExit(exits.CONFIG)
 
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(settings.database_url("master"))
+        db = Database(url)
         try:
             yield migrate_all(db, master_tables.HUB_SCHEMAS)
             # the user table and its triggers (a Django-owned table that is missing is an error here)

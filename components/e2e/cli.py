@@ -19,10 +19,11 @@ import sys
 
 from twisted.internet import defer
 
-from components.e2e import envelope
-from components.e2e.keys import DEFAULT_GRACE, MIGRATIONS, UserKeys, load_kek
+from components.e2e import e2e_settings, envelope
+from components.e2e.keys import MIGRATIONS, UserKeys, load_kek
 from components.core.exits import react
 from components.core.settings import Settings
+from components.db import db_settings
 from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
 from components.db.database import Database
 from components.db.migrations import migrate
@@ -33,7 +34,7 @@ def main(argv=None, prog="python -m components.e2e"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = Settings()
-    parser.add_argument("--grace", type=int, default=settings.int("E2E_KEY_GRACE", DEFAULT_GRACE, minimum=0),
+    parser.add_argument("--grace", type=int, default=settings.get(e2e_settings.E2E_KEY_GRACE),
                         help="seconds a retired key still opens envelopes (default E2E_KEY_GRACE or 3600)")
     commands = parser.add_subparsers(dest="command", required=True)
     rotate = commands.add_parser("rotate", help="rotate data keys")
@@ -49,7 +50,7 @@ def main(argv=None, prog="python -m components.e2e"):
 
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(settings.database_url("client"))
+        db = Database(settings.get(db_settings.DATABASE_URL))
         try:
             yield migrate(db, "e2e_keys", MIGRATIONS)
             keys = UserKeys(db, load_kek(settings), grace=options.grace)

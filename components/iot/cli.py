@@ -38,6 +38,7 @@ import sys
 from components.core import errors, exits
 from components.core.secretfiles import write_private
 from components.core.settings import Settings, SettingsError
+from components.db import db_settings
 from components.iot import credentials_file
 
 PROG = "python -m components.iot"
@@ -187,8 +188,8 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
         return code
 
     try:
-        db = Database(settings.database_url("client"))
-    except StorageConfigError as error:
+        db = Database(settings.get(db_settings.DATABASE_URL))
+    except (StorageConfigError, SettingsError) as error:
         return refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE)
     try:
         kek = load_kek(settings)

@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from components.auth.directory import user_table
 from components.core import exits
 from components.core.settings import Settings
+from components.db import db_settings
 from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
 from components.db.database import Database
 from components.db.migrations import migrate_all
@@ -43,8 +44,8 @@ def main(argv=None, prog="python -m components.node"):
     @defer.inlineCallbacks
     def run(reactor):
         settings = Settings()
-        targets = [("master", options.master_url or settings.database_url("master"), schema.master(user_table(settings))),
-                   ("client", options.client_url or settings.database_url("client"), schema.CLIENT)]
+        targets = [("master", options.master_url or settings.get(db_settings.MASTER_DATABASE_URL), schema.master(user_table(settings))),
+                   ("client", options.client_url or settings.get(db_settings.DATABASE_URL), schema.CLIENT)]
         for kind, url, schemas in targets:
             db = Database(url)
             try:

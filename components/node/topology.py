@@ -38,7 +38,7 @@ import sys
 from components import counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.exits import outcome
-from components.core import devsecrets
+from components.core import core_settings, devsecrets
 from components.core.settings import Settings, node_dir
 from components.iot import demo
 from components.node.boot import booted
@@ -411,7 +411,7 @@ def main(argv=None, prog="python -m components.node.topology"):
     elif args.command == "client":
         peers = list(args.peer)
         if args.mesh:
-            peers += mesh_peers(Settings().text("HOSTNAME") or socket.gethostname(), args.mesh, args.replicas)
+            peers += mesh_peers(Settings().get(core_settings.HOSTNAME) or socket.gethostname(), args.mesh, args.replicas)
         if args.routers > 1:
             if peers:
                 parser.error("--routers does not combine with --peer/--mesh")

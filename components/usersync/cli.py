@@ -30,11 +30,12 @@ import sys
 
 from components.core.exits import CONFIG, react
 from components.core.settings import Settings, SettingsError
+from components.usersync import usersync_settings
 
 
 def _provision(options, settings):
     from components.usersync import aws, provision
-    endpoint = settings.text("AWS_ENDPOINT_URL") or None
+    endpoint = settings.get(usersync_settings.AWS_ENDPOINT_URL) or None
     region = aws.region_for(settings=settings)
     sns = aws.make_client("sns", endpoint, region, attempts=4)
     sqs = aws.make_client("sqs", endpoint, region, attempts=4)
@@ -54,16 +55,18 @@ def _master_database(options, settings, work):
     from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
     from components.auth import directory
+    from components.db import db_settings
     from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
     from components.db.database import Database
     from components.db.migrations import migrate_all
     from components.usersync import fields, master
 
     try:
-        tracked = fields.parse_fields(options.fields if options.fields is not None
-                                      else settings.text("USERSYNC_FIELDS"))
-        include_staff = settings.bool("USERSYNC_INCLUDE_STAFF", True)
+        tracked = (fields.parse_fields(options.fields) if options.fields is not None
+                   else settings.get(usersync_settings.USERSYNC_FIELDS))
+        include_staff = settings.get(usersync_settings.USERSYNC_INCLUDE_STAFF)
         user_table = directory.user_table(settings)
+        url = options.master_url or settings.get(db_settings.MASTER_DATABASE_URL)
     except ValueError as exc:
         sys.stderr.write("error: {}\n".format(exc))
         raise SystemExit(CONFIG)
@@ -76,7 +79,7 @@ def _master_database(options, settings, work):
 
     @defer.inlineCallbacks
     def run(reactor):
-        db = Database(options.master_url or settings.database_url("master"))
+        db = Database(url)
         try:
             yield migrate_all(db, master.OWN_SCHEMAS, log)
             yield work(db, log, user_table, tracked, include_staff)
@@ -144,7 +147,7 @@ def _emulator(options, settings):
     import socket
 
     try:
-        port = options.port or settings.int("AWS_EMULATOR_PORT", 4566, minimum=1, maximum=65535)
+        port = options.port or settings.get(usersync_settings.AWS_EMULATOR_PORT)
     except SettingsError as error:
         _stay_idle("{}: this node runs without the local SNS/SQS emulator".format(error))
     with socket.socket() as probe:
@@ -186,10 +189,11 @@ def main(argv=None, prog="python -m components.usersync"):
                                         help="create topic, queues, dead-letter queues, subscriptions")
     run_provision.add_argument("--clients", required=True,
                                help="comma-separated client names, e.g. shop,blog")
-    run_provision.add_argument("--topic", default=settings.text("USERSYNC_TOPIC_NAME", "reactive-users"))
+    run_provision.add_argument("--topic", default=settings.get(usersync_settings.USERSYNC_TOPIC_NAME))
     run_provision.add_argument("--fifo", action="store_true", help="FIFO topic and queues (.fifo)")
-    run_provision.add_argument("--max-receives", type=int, default=5,
-                               help="receives before a message moves to the dead-letter queue (default 5)")
+    run_provision.add_argument("--max-receives", type=int, default=settings.get(usersync_settings.USERSYNC_MAX_RECEIVES),
+                               help="receives before a message moves to the dead-letter queue (default "
+                                    "USERSYNC_MAX_RECEIVES or 5)")
     run_provision.add_argument("--visibility-timeout", type=int, default=30, help="seconds (default 30)")
     run_provision.add_argument("--json", action="store_true", help="print everything as JSON")
     run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers "

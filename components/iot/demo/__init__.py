@@ -9,15 +9,18 @@ registered demo device posting signed readings through the node's own
 ``components.node.topology`` drops the worker and turns the dev defaults
 below back into plain ``${VAR}`` references.
 
-The names, paths and defaults are defined here, once.
+The names, paths and defaults are defined here, once (the settings' in
+:mod:`components.iot.iot_settings`).
 """
+
+from components.iot import iot_settings
 
 # the guest worker of .crossbar/config.json that runs all of them
 WORKER = "demo"
 # the simulated Arduino's stable device path, relative to the node directory (the router worker's cwd)
 ARDUINO_LINK = "run/arduino"
 # the demo OData service: loopback port (8080 hub, 8090 internal, 4566 SNS/SQS emulator) and entity set
-ODATA_PORT = 4580
+ODATA_PORT = iot_settings.DEMO_ODATA_PORT.default
 ODATA_PATH = "/demo/odata.svc/T_IOT_DEMO"
 ODATA_URL = "http://127.0.0.1:{}{}".format(ODATA_PORT, ODATA_PATH)
 # the registered demo device and where its key and secret are kept (mode 0600)

@@ -18,6 +18,7 @@ import signal
 import sys
 
 from components.core.settings import Settings, SettingsError, node_dir
+from components.iot import iot_settings
 from components.iot.demo import WORKER
 from components.iot.demo.runner import PARTS, DemoRunner, stopping_node
 
@@ -60,7 +61,7 @@ def main(argv=None, prog="python -m components.iot.demo"):
     directory = node_dir(argv=["--cbdir", options.cbdir] if options.cbdir else [])
     settings = Settings(node_directory=directory)
     try:
-        if not settings.bool("DEMO", True):
+        if not settings.get(iot_settings.DEMO):
             _idle("off (DEMO=off): no simulated Arduino, demo OData service or demo device on this node")
     except SettingsError as error:
         _idle("{}: the demo stays off".format(error))

@@ -18,9 +18,11 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from components.core import refusal
+from components.core import core_settings, refusal
 from components.core.settings import SettingsError
-from components.iot.demo import ARDUINO_LINK, DEVICE_CREDENTIALS, DEVICE_NAME, ODATA_PATH, ODATA_PORT
+from components.db import db_settings
+from components.iot import iot_settings
+from components.iot.demo import ARDUINO_LINK, DEVICE_CREDENTIALS, DEVICE_NAME, ODATA_PATH
 from components.iot.demo.odata_service import DemoTable, IoTTableResource
 from components.iot.demo.potentiometer import ArduinoSimulator
 from components.iot.demo.pty_device import PseudoTerminal
@@ -96,8 +98,8 @@ class DemoRunner:
                       ms=int(self.arduino.interval * 1000))
 
     def start_odata(self):
-        port = self.settings.int("DEMO_ODATA_PORT", ODATA_PORT, minimum=1, maximum=65535)
-        interval = self.settings.duration("DEMO_ODATA_INTERVAL", 1.0, minimum=0.05)
+        port = self.settings.get(iot_settings.DEMO_ODATA_PORT)
+        interval = self.settings.get(iot_settings.DEMO_ODATA_INTERVAL)
         self.table = DemoTable(self.reactor, interval=interval)
         site = Site(IoTTableResource(self.table))
         site.noisy = False
@@ -121,10 +123,10 @@ class DemoRunner:
             from components.iot.device_rate import device_rate
 
             # never faster than the hub lets one device post (DEVICE_RATE)
-            interval = max(self.settings.duration("DEMO_DEVICE_INTERVAL", 1.0, minimum=0.05),
+            interval = max(self.settings.get(iot_settings.DEMO_DEVICE_INTERVAL),
                            1.0 / device_rate(self.settings))
-            port = self.settings.int("PORT", 8080, minimum=1, maximum=65535)
-            self._registry = DeviceRegistry(Database(self.settings.database_url("client")),
+            port = self.settings.get(core_settings.PORT)
+            self._registry = DeviceRegistry(Database(self.settings.get(db_settings.DATABASE_URL)),
                                             load_kek(self.settings))
             credentials = yield ensure_registered(self._registry, DEVICE_NAME,
                                                   os.path.join(self.directory, DEVICE_CREDENTIALS))

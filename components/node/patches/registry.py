@@ -31,6 +31,7 @@ import importlib
 from importlib import metadata
 
 from components.core.settings import Settings, SettingsError
+from components.node import node_settings
 from components.node.patches import PatchUnavailable
 
 MODULES = (
@@ -51,7 +52,7 @@ MODULES = (
 )
 KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")
-OFF_SETTING = "HUB_PATCHES_OFF"
+OFF_SETTING = node_settings.HUB_PATCHES_OFF.name
 PREFIX = "reactive hub: patch"
 
 
@@ -87,8 +88,8 @@ def switched_off(environ):
     ``HUB_FAST_SEND=off``); SettingsError when ``HUB_FAST_SEND`` is not on/off.
     """
     settings = Settings(environ=environ)
-    names = {name.strip() for name in settings.text(OFF_SETTING).split(",") if name.strip()}
-    if not settings.bool("HUB_FAST_SEND", True):
+    names = set(settings.get(node_settings.HUB_PATCHES_OFF))
+    if not settings.get(node_settings.HUB_FAST_SEND):
         names.add("fast_send")
     return names
 
