@@ -27,12 +27,17 @@ DEFAULT_FIX = "correct it (environment or the node config's extra) or unset it f
 _log = Logger(namespace="reactive_hub.refusal")
 
 
+def one_line(text):
+    """``text`` with its control characters (a newline, a terminal escape) written as escapes: it stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def settings_line(error, where=None):
     """The one line for ``error`` (a SettingsError) met in ``where`` (a component or resource name)."""
     message = str(error).rstrip(". ")
     fix = getattr(error, "fix", None) or DEFAULT_FIX
     place = " (in {})".format(where) if where else ""
-    return "{} {}{}: {}".format(PREFIX, message, place, fix)
+    return one_line("{} {}{}: {}".format(PREFIX, message, place, fix))
 
 
 def refuse(line, log=_log, exit=os._exit):

@@ -47,7 +47,7 @@ def parse_fields(text):
         return DEFAULT_FIELDS
     unknown = [name for name in names if name not in SYNCABLE]
     if unknown:
-        raise ValueError("cannot track {} (choose from {})".format(", ".join(unknown), ", ".join(SYNCABLE)))
+        raise ValueError("cannot track {} (choose from {})".format(", ".join(map(repr, unknown)), ", ".join(SYNCABLE)))
     if "username" not in names:
         names.insert(0, "username")
     return tuple(dict.fromkeys(names))

@@ -45,6 +45,13 @@ class RefusalLineTests(SynchronousTestCase):
                                "30, 30s, 5m or 500ms, got 'fast' (in ClockComponent): " + refusal.DEFAULT_FIX)
         self.assertNotIn("\n", line)
 
+    def test_control_characters_stay_escaped(self):
+        """A value's newline or terminal escape cannot forge a second log line or recolour the terminal."""
+        line = refusal.settings_line(SettingsError("setting 'X': cannot track a\n2026 [Controller] ok\x1b[2K"))
+        self.assertNotIn("\n", line)
+        self.assertNotIn("\x1b", line)
+        self.assertIn("a\\n2026 [Controller] ok\\x1b[2K", line)
+
     def test_error_with_its_own_fix(self):
         """An error that carries ``fix`` says that instead of the default."""
         error = KeyConfigError("JWT_SECRET is not set")

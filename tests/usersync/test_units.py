@@ -119,6 +119,10 @@ class FieldRuleTests(unittest.SynchronousTestCase):
         self.assertEqual(fields.parse_fields("email, is_staff"), ("username", "email", "is_staff"))
         for bad in ("password", "last_login", "email,nickname"):
             self.assertRaises(ValueError, fields.parse_fields, bad)
+        # a refused name is quoted: a newline or escape in it stays out of the one refusal line
+        with self.assertRaises(ValueError) as refused:
+            fields.parse_fields("email,x\n\x1b[31mFAKE")
+        self.assertIn("'x\\n\\x1b[31mFAKE'", str(refused.exception))
 
     def test_usernames_follow_django(self):
         """1-150 letters, digits and @.+-_ (Unicode letters too); nothing else."""
