@@ -1,20 +1,21 @@
 """
 The one way the hub reads a setting. Settings are environment variables; the
 node config hands them to components and web resources through ``extra``
-with ``${VAR}`` / ``${VAR:-default}`` substitution. :class:`Settings` looks a
-name up in the substituted ``extra`` first, then in the environment, then
-falls back to the caller's default, and turns the text into the type asked
-for (int, float, bool, duration, URL, database URL), naming the setting in
-the error when it is malformed. Components, resources and command lines all
-read through it; each value is read once and remembered.
+with ``${VAR}`` / ``${VAR:-default}`` substitution. Every setting is
+declared once as a :class:`Setting` (name, kind, doc, default, bounds, roles,
+secret) in its folder's ``<folder>_settings.py``; ``Settings.get(DECLARATION)``
+looks its name up in the substituted ``extra`` first, then in the
+environment, then falls back to the declared default, and turns the text
+into the declared kind (int, float, bool, duration, URL, database URL, file,
+list, choice), naming the setting in the error when it is malformed.
+Components, resources and command lines all read through it; each value is
+read once and remembered.
 """
 
 import os
 import re
 import sys
 from urllib.parse import urlparse
-
-from components.core.clientaddress import parse_header, parse_networks
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -240,7 +241,6 @@ def node_dir(argv=None, environ=None):
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_DATABASE_VARIABLES = {"client": "DATABASE_URL", "master": "MASTER_DATABASE_URL"}
 _ON = ("on", "true", "yes", "1")
 _OFF = ("off", "false", "no", "0")
 
@@ -270,97 +270,3 @@ class Settings:
     def get(self, setting):
         """The value of the declared ``setting`` (a :class:`Setting`): configured, else its default."""
         return setting.read(self.raw(setting.name), self)
-
-    def text(self, name, default=""):
-        """A string setting; ``default`` when unset."""
-        value = self.raw(name)
-        return default if value == "" else str(value)
-
-    def int(self, name, default, minimum=None, maximum=None):
-        """An integer setting within ``minimum``..``maximum``."""
-        return self._number(int, name, default, minimum, maximum)
-
-    def float(self, name, default, minimum=None, maximum=None):
-        """A number setting within ``minimum``..``maximum``."""
-        return self._number(float, name, default, minimum, maximum)
-
-    def bool(self, name, default):
-        """An on/off setting: on, true, yes, 1 / off, false, no, 0."""
-        raw = str(self.raw(name)).strip().lower()
-        if raw == "":
-            return default
-        if raw in _ON:
-            return True
-        if raw in _OFF:
-            return False
-        raise SettingsError("setting {!r} must be on or off, got {!r}".format(name, raw))
-
-    def duration(self, name, default, minimum=None, maximum=None):
-        """Seconds as a float: ``90``, ``1.5``, ``500ms``, ``30s``, ``5m``, ``2h``, ``7d``."""
-        raw = self.raw(name)
-        if raw == "":
-            return default
-        match = _DURATION.match(str(raw))
-        if match is None:
-            raise SettingsError("setting {!r} must be a duration such as 30, 30s, 5m or 500ms, got {!r}".format(
-                name, raw))
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        return _bounded(name, seconds, minimum, maximum)
-
-    def url(self, name, default="", schemes=("http", "https")):
-        """An absolute URL with one of ``schemes`` and a host; ``default`` when unset."""
-        raw = self.text(name)
-        if raw == "":
-            return default
-        parsed = urlparse(raw)
-        if parsed.scheme not in schemes or not parsed.netloc:
-            raise SettingsError("setting {!r} must be a {} URL with a host, got {!r}".format(
-                name, " or ".join(schemes), without_password(raw)))
-        return raw
-
-    def trusted_proxies(self):
-        """
-        ``TRUSTED_PROXIES``: the proxies (addresses or CIDRs) whose
-        ``FORWARDED_HEADER`` names the client address
-        (:mod:`components.core.clientaddress`); none by default (headers ignored).
-        """
-        try:
-            return parse_networks(self.text("TRUSTED_PROXIES"), "TRUSTED_PROXIES")
-        except ValueError as error:
-            raise SettingsError(str(error))
-
-    def forwarded_header(self):
-        """
-        ``FORWARDED_HEADER``: the one header the ``TRUSTED_PROXIES`` write,
-        ``x-forwarded-for`` (default) or ``forwarded``; the other is never read.
-        """
-        try:
-            return parse_header(self.text("FORWARDED_HEADER"), "FORWARDED_HEADER")
-        except ValueError as error:
-            raise SettingsError(str(error))
-
-    def database_url(self, kind):
-        """
-        The ``client`` (``DATABASE_URL``) or ``master`` (``MASTER_DATABASE_URL``)
-        database, by default a SQLite file named after it in the node directory.
-        """
-        url = self.text(_DATABASE_VARIABLES[kind])
-        return url or "sqlite:///" + os.path.join(self.node_directory, kind + ".db")
-
-    def _number(self, kind, name, default, minimum, maximum):
-        raw = self.raw(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = kind(raw)
-        except (TypeError, ValueError):
-            raise SettingsError("setting {!r} must be a number, got {!r}".format(name, raw))
-        return _bounded(name, value, minimum, maximum)
-
-
-def _bounded(name, value, minimum, maximum):
-    if minimum is not None and value < minimum:
-        raise SettingsError("setting {!r} must be >= {}, got {}".format(name, minimum, value))
-    if maximum is not None and value > maximum:
-        raise SettingsError("setting {!r} must be <= {}, got {}".format(name, maximum, value))
-    return value

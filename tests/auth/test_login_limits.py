@@ -22,6 +22,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from components.auth.directory import Directory
 from components.auth.loginlimits import AccountDelay
+from components.core import core_settings
 from components.core.clientaddress import FORWARDED, X_FORWARDED_FOR, client_address, parse_networks, rate_key
 from components.core.settings import Settings, SettingsError
 from components.db.database import Database
@@ -116,16 +117,17 @@ class ClientAddressTests(unittest.SynchronousTestCase):
 
     def test_setting(self):
         """TRUSTED_PROXIES takes addresses and CIDRs, FORWARDED_HEADER one of the two headers; else a settings error."""
-        self.assertEqual(Settings({}, {}).trusted_proxies(), ())
-        trusted = Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).trusted_proxies()
+        proxies, header = core_settings.TRUSTED_PROXIES, core_settings.FORWARDED_HEADER
+        self.assertEqual(Settings({}, {}).get(proxies), ())
+        trusted = Settings({}, {"TRUSTED_PROXIES": "10.0.0.0/8 ::1,127.0.0.1"}).get(proxies)
         self.assertEqual(len(trusted), 3)
         with self.assertRaises(SettingsError) as caught:
-            Settings({}, {"TRUSTED_PROXIES": "nginx"}).trusted_proxies()
+            Settings({}, {"TRUSTED_PROXIES": "nginx"}).get(proxies)
         self.assertIn("TRUSTED_PROXIES", str(caught.exception))
-        self.assertEqual(Settings({}, {}).forwarded_header(), X_FORWARDED_FOR)
-        self.assertEqual(Settings({}, {"FORWARDED_HEADER": " Forwarded "}).forwarded_header(), FORWARDED)
+        self.assertEqual(Settings({}, {}).get(header), X_FORWARDED_FOR)
+        self.assertEqual(Settings({}, {"FORWARDED_HEADER": " Forwarded "}).get(header), FORWARDED)
         with self.assertRaises(SettingsError) as caught:
-            Settings({}, {"FORWARDED_HEADER": "x-real-ip"}).forwarded_header()
+            Settings({}, {"FORWARDED_HEADER": "x-real-ip"}).get(header)
         self.assertIn("FORWARDED_HEADER", str(caught.exception))
 
 

@@ -8,6 +8,7 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from components.auth.authenticator import Authenticator
+from components.clock import clock_settings
 from components.core import refusal
 from components.core.component import HubComponent
 from components.core.settings import KeyConfigError, Settings, SettingsError
@@ -38,7 +39,7 @@ class RefusalLineTests(SynchronousTestCase):
     def test_setting_line_names_setting_problem_place_and_fix(self):
         """A malformed setting's line: the prefix, the error's words, where it was met and the default fix."""
         try:
-            Settings({"CLOCK_INTERVAL": "fast"}, {}).duration("CLOCK_INTERVAL", 0.5)
+            Settings({"CLOCK_INTERVAL": "fast"}, {}).get(clock_settings.CLOCK_INTERVAL)
         except SettingsError as error:
             line = refusal.settings_line(error, "ClockComponent")
         self.assertEqual(line, "reactive hub refuses to start: setting 'CLOCK_INTERVAL' must be a duration such as "

@@ -9,6 +9,7 @@ from twisted.internet import defer
 
 from components.core import errors
 from components.core.settings import Settings
+from components.db import db_settings
 from components.db.database import Database
 from components.e2e.keys import load_kek
 from components.iot.device_registry import DeviceRegistry
@@ -17,7 +18,7 @@ from components.iot.device_registry import DeviceRegistry
 def open_registry(node):
     """A DeviceRegistry on ``node``'s client database; the caller closes ``registry.db``."""
     settings = Settings(environ=node.env, node_directory=node.directory)
-    return DeviceRegistry(Database(settings.database_url("client")), load_kek(settings))
+    return DeviceRegistry(Database(settings.get(db_settings.DATABASE_URL)), load_kek(settings))
 
 
 def node_registry(testcase, node):
