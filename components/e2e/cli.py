@@ -29,6 +29,25 @@ from components.db.database import Database
 from components.db.migrations import migrate
 
 
+def sealed_and_seq(text, seq=None):
+    """
+    ``(envelope, seq)`` from the command's JSON argument, a bare envelope
+    (``seq`` given) or a state dict holding one; EnvelopeError("malformed")
+    when it is neither.
+    """
+    try:
+        payload = json.loads(text)
+    except ValueError as error:
+        raise envelope.EnvelopeError("malformed", "the payload is not JSON ({})".format(error))
+    if envelope.is_envelope(payload):
+        if seq is None:
+            raise SystemExit("--seq is needed with a bare envelope")
+        return payload, seq
+    if not isinstance(payload, dict) or "value" not in payload or "seq" not in payload:
+        raise envelope.EnvelopeError("malformed", "expected an envelope with --seq, or a state dict with value and seq")
+    return payload["value"], payload["seq"]
+
+
 def main(argv=None, prog="python -m components.e2e"):
     """The command line; ends with SystemExit (``components.core.exits.react``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
@@ -62,13 +81,7 @@ def main(argv=None, prog="python -m components.e2e"):
                     kid = yield keys.rotate(options.user)
                     print("new key {} for {}".format(kid, options.user))
                 return
-            payload = json.loads(options.payload)
-            if envelope.is_envelope(payload):
-                if options.seq is None:
-                    raise SystemExit("--seq is needed with a bare envelope")
-                sealed, seq = payload, options.seq
-            else:
-                sealed, seq = payload["value"], payload["seq"]
+            sealed, seq = sealed_and_seq(options.payload, options.seq)
             key = yield keys.key(options.user, envelope.parse(sealed)[0])
             if key is None:
                 raise envelope.EnvelopeError("unknown_key", "no usable key for this envelope")

@@ -242,3 +242,31 @@ class CommandLineTests(unittest.TestCase):
                               json.dumps(state["value"]))
         self.assertEqual(result.returncode, 1)  # refused (2 is a usage error)
         self.assertIn("auth_failed", result.stderr)
+
+    def test_malformed_payload_is_one_line(self):
+        """decrypt of text that is no JSON, or JSON holding no envelope, is refused in one line, exit 1, no traceback."""
+        directory = tempfile.mkdtemp()
+        env = {"DATABASE_URL": "sqlite:///" + os.path.join(directory, "client.db"), "CROSSBAR_DIR": directory}
+        for payload in ("not json", "[1]", '{"e2e": 1}'):
+            result = self.run_cli(env, "decrypt", "--user", "alice", "--topic", "t", "--seq", "1", payload)
+            self.assertEqual(result.returncode, 1, result.stderr)
+            self.assertIn("refused (malformed)", result.stderr)
+            self.assertNotIn("Traceback", result.stderr)
+
+
+class SealedAndSeqTests(unittest.SynchronousTestCase):
+    """components.e2e.cli.sealed_and_seq: the decrypt command's argument."""
+
+    def test_state_dict_and_bare_envelope(self):
+        """A state dict gives its value and seq; a bare envelope the --seq given."""
+        from components.e2e.cli import sealed_and_seq
+        bare = {"e2e": 1, "alg": "A256GCM", "kid": "k", "nonce": "n", "ct": "c"}
+        self.assertEqual(sealed_and_seq(json.dumps({"value": bare, "seq": 4})), (bare, 4))
+        self.assertEqual(sealed_and_seq(json.dumps(bare), 7), (bare, 7))
+
+    def test_malformed(self):
+        """No JSON, a list, or a dict without value and seq: EnvelopeError with code malformed."""
+        from components.e2e.cli import sealed_and_seq
+        for text in ("not json", "[1]", '{"value": 1}'):
+            error = self.assertRaises(envelope.EnvelopeError, sealed_and_seq, text)
+            self.assertEqual(error.code, "malformed")
