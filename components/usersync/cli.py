@@ -34,15 +34,22 @@ from components.usersync import usersync_settings
 
 
 def _provision(options, settings):
+    """Create the topic, queues and subscriptions; AWS unreachable, refusing or without credentials: one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from components.usersync import aws, provision
     endpoint = settings.get(usersync_settings.AWS_ENDPOINT_URL) or None
     region = aws.region_for(settings=settings)
-    sns = aws.make_client("sns", endpoint, region, attempts=4)
-    sqs = aws.make_client("sqs", endpoint, region, attempts=4)
     clients = [name.strip() for name in options.clients.split(",") if name.strip()]
     plan = provision.Plan(options.topic, clients, options.fifo, options.max_receives,
                           options.visibility_timeout)
-    result = provision.provision(sns, sqs, plan)
+    try:
+        sns = aws.make_client("sns", endpoint, region, attempts=4)
+        sqs = aws.make_client("sqs", endpoint, region, attempts=4)
+        result = provision.provision(sns, sqs, plan)
+    except (BotoCoreError, ClientError) as error:
+        raise SystemExit("cannot provision on {}: {} (AWS_ENDPOINT_URL=http://127.0.0.1:4566 is the dev node's "
+                         "emulator; real AWS needs credentials)".format(endpoint or "AWS", error))
     if options.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

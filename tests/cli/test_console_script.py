@@ -58,6 +58,14 @@ class ConsoleScriptTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertEqual(result.stderr, "error: cannot post to {}: [Errno 111] Connection refused\n".format(url))
 
+    def test_provision_without_aws(self):
+        """`sync provision` against an emulator URL nothing listens on: one line naming it, exit 1, no traceback."""
+        endpoint = "http://127.0.0.1:{}".format(closed_port())
+        result = run([SCRIPT, "sync", "provision", "--clients", "dev"], env=dict(os.environ, AWS_ENDPOINT_URL=endpoint))
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertIn("error: cannot provision on " + endpoint, result.stderr)
+
 
 class OldFormTests(SynchronousTestCase):
     """The python -m forms stay, with the same endings."""
