@@ -2,8 +2,9 @@
 ``reactive-hub start`` and ``reactive-hub check``: the dev node as ``make
 start`` and ``make check`` run it, from the virtualenv this command runs in.
 
-``start`` migrates the databases (``python -m components.node migrate``), then
-replaces itself with ``crossbar start --cbdir DIR`` with the dev node's
+``start`` checks the settings as ``check`` does (a problem: its lines and 78,
+nothing started), migrates the databases (``python -m components.node
+migrate``), then replaces itself with ``crossbar start --cbdir DIR`` with the dev node's
 defaults: ``AWS_EMULATOR_PORT`` 4566, ``AWS_ENDPOINT_URL`` the local SNS/SQS
 emulator on that port unless set (set it empty to use real AWS),
 ``USERSYNC_PROVISION`` on unless set. ``check`` validates the environment
@@ -13,6 +14,7 @@ installation has it) and the node config with ``crossbar check``.
 
 import argparse
 import importlib
+import io
 import importlib.util
 import os
 import subprocess
@@ -76,8 +78,28 @@ def _missing(cbdir, crossbar):
     return None
 
 
-def start(argv, prog, environ=None, executable=None, run=subprocess.call, become=os.execve, err=None):
-    """``reactive-hub start``: migrate, then become ``crossbar start``; returns an exit code when it cannot."""
+def _settings_refused(validate, cbdir, environ, err):
+    """
+    True after writing the settings check's lines to ``err`` when ``validate``
+    (``main(argv, environ, out)``) finds a problem in the dev node's
+    environment; False (and nothing written) when it passes or is None.
+    """
+    if validate is None:
+        return False
+    report = io.StringIO()
+    if validate(["--cbdir", cbdir], environ=environ, out=report) == exits.OK:
+        return False
+    err.write(report.getvalue())
+    err.write("error: the node was not started; `reactive-hub check` checks again\n")
+    return True
+
+
+def start(argv, prog, environ=None, executable=None, run=subprocess.call, become=os.execve, err=None,
+          hook=None):
+    """
+    ``reactive-hub start``: check the settings (every problem at once, 78),
+    migrate, then become ``crossbar start``; returns an exit code when it cannot.
+    """
     environ = os.environ if environ is None else environ
     err = sys.stderr if err is None else err
     parser = argparse.ArgumentParser(prog=prog, description=(
@@ -85,12 +107,14 @@ def start(argv, prog, environ=None, executable=None, run=subprocess.call, become
         "--cbdir DIR with AWS_EMULATOR_PORT 4566, AWS_ENDPOINT_URL the local SNS/SQS emulator on that port "
         "unless set (set it empty for real AWS) and USERSYNC_PROVISION on unless set."),
         epilog="Other options (e.g. --loglevel debug) go to crossbar start. "
-               "Exit codes: 1 the migration failed, 78 no node config or no crossbar.")
+               "Exit codes: 1 the migration failed, 78 a bad setting (all named), no node config or no crossbar.")
     options, rest = _node_directory(parser, argv, environ)
     (migrate_argv, migrate_env), (crossbar_argv, crossbar_env) = start_plan(options.cbdir, environ, executable, rest)
     problem = _missing(options.cbdir, crossbar_argv[0])
     if problem:
         return _refuse(err, problem)
+    if _settings_refused((hook or settings_check)(), options.cbdir, crossbar_env, err):
+        return exits.CONFIG
     if run(migrate_argv, env=migrate_env) != 0:
         err.write("error: the migration failed (above); the node was not started\n")
         return exits.FAILURE

@@ -90,15 +90,26 @@ class StartTests(SynchronousTestCase):
         self.calls = []
         self.err = io.StringIO()
 
-    def start(self, argv, migration=0):
+    def start(self, argv, migration=0, environ=None):
         def run(argv, env):
             self.calls.append(("run", argv, env))
             return migration
 
         def become(path, argv, env):
             self.calls.append(("become", argv, env))
-        return devnode.start(argv, "reactive-hub start", environ={"HOME": "/home/x"}, executable=self.python,
-                             run=run, become=become, err=self.err)
+        return devnode.start(argv, "reactive-hub start", environ=environ or {"HOME": "/home/x"},
+                             executable=self.python, run=run, become=become, err=self.err)
+
+    def test_bad_settings_stop_before_anything_runs(self):
+        """Bad settings: the registry check's lines (each setting named), 78, no migration, no crossbar."""
+        code = self.start(["--cbdir", self.cbdir], environ={"CLOCK_INTERVAL": "fast", "JWT_SECRET": "tooshort"})
+        self.assertEqual(code, 78)
+        self.assertEqual(self.calls, [])
+        lines = self.err.getvalue().splitlines()
+        self.assertTrue(lines[0].startswith("setting 'CLOCK_INTERVAL' must be a duration"), lines)
+        self.assertTrue(lines[1].startswith("setting 'JWT_SECRET' must be at least 32 bytes"), lines)
+        self.assertEqual(lines[-1], "error: the node was not started; `reactive-hub check` checks again")
+        self.assertNotIn("tooshort", self.err.getvalue())
 
     def test_migrate_then_crossbar(self):
         """The migration runs, then this process becomes crossbar start with the dev environment."""
