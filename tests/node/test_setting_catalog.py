@@ -121,6 +121,9 @@ class DocsTests(SynchronousTestCase):
             self.assertIn("| `{}` |".format(name), out.getvalue())
 
 
+SECRET = "s" * 40  # a JWT_SECRET of valid length
+
+
 class CheckTests(SynchronousTestCase):
     """components.node.setting_check (``reactive-hub check``)."""
 
@@ -130,11 +133,22 @@ class CheckTests(SynchronousTestCase):
         return code, out.getvalue().splitlines()
 
     def test_shipped_configs_pass(self):
-        """The three shipped node configs pass on an empty environment: exit 0 and one line."""
-        for config in ("config.json", "master.json", "client.json"):
-            code, lines = self.check({}, "--config", os.path.join(REPO, ".crossbar", config))
+        """The dev config passes on an empty environment, the production configs given a JWT key: exit 0, one line."""
+        for config, environ in (("config.json", {}), ("master.json", {"JWT_SECRET": SECRET}),
+                                ("client.json", {"JWT_SECRET": SECRET})):
+            code, lines = self.check(environ, "--config", os.path.join(REPO, ".crossbar", config))
             self.assertEqual((0, 1), (code, len(lines)), lines)
             self.assertTrue(lines[0].startswith("settings ok"))
+
+    def test_production_without_jwt_key(self):
+        """A production config, or HUB_ENV=production, without a JWT key: one line naming what to set, 78."""
+        for environ, config in (({}, "master.json"), ({}, "client.json"), ({"HUB_ENV": "production"}, "config.json")):
+            code, lines = self.check(environ, "--config", os.path.join(REPO, ".crossbar", config))
+            self.assertEqual((setting_check.EX_CONFIG, 2), (code, len(lines)), lines)
+            self.assertIn("the JWT key is not configured on this production node", lines[0])
+            self.assertIn("fix: set JWT_SECRET", lines[0])
+        code, lines = self.check({"HUB_ENV": "development"}, "--config", os.path.join(REPO, ".crossbar", "master.json"))
+        self.assertEqual(0, code, lines)  # HUB_ENV=development overrides a production config on purpose
 
     def test_every_problem_at_once(self):
         """Several bad values give one line each, naming the setting and a fix, and exit 78."""
@@ -179,7 +193,7 @@ class CheckTests(SynchronousTestCase):
     def test_config_in_node_directory(self):
         """``--cbdir`` (as ``reactive-hub check`` passes it) finds ``--config`` there, config.json by default."""
         cbdir = os.path.join(REPO, ".crossbar")
-        code, lines = self.check({}, "--cbdir", cbdir, "--config", "master.json")
+        code, lines = self.check({"JWT_SECRET": SECRET}, "--cbdir", cbdir, "--config", "master.json")
         self.assertEqual(0, code)
         self.assertIn(os.path.join(cbdir, "master.json"), lines[-1])
         code, lines = self.check({"CROSSBAR_DIR": cbdir})
