@@ -55,8 +55,10 @@ def new_password(ask=getpass.getpass, interactive=None, err=None, minimum=MINIMU
             if problem is None and ask("Password (again): ") != password:
                 problem = "passwords do not match"
         except EOFError:
+            err.write("\n")  # ends the prompt's line, so the reason stands on its own
             raise PromptFailed("input ended before a password was given") from None
         except KeyboardInterrupt:
+            err.write("\n")
             raise PromptFailed("interrupted", exits.INTERRUPTED) from None
         if problem is None:
             return password

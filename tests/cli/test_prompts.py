@@ -63,6 +63,7 @@ class NewPasswordTests(SynchronousTestCase):
             with self.assertRaises(PromptFailed) as caught:
                 new_password(typed(*answers), lambda: True, self.err)
             self.assertEqual((caught.exception.code, str(caught.exception)), (exits.INTERRUPTED, "interrupted"))
+        self.assertEqual(self.err.getvalue(), "\n\n")  # each prompt's line ended, "interrupted" on a line of its own
 
     def test_short_password_asks_again(self):
         """A short password says why and asks again; the next good one is taken."""
