@@ -14,7 +14,6 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from components.auth import auth_settings, passwords
-from components.core.settings import Settings
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 
@@ -66,19 +65,9 @@ def user_table(settings):
     return UserTable(settings.get(auth_settings.AUTH_USER_TABLE), settings.get(auth_settings.AUTH_USER_TABLE_OWNER))
 
 
-_configured = []
-
-
-def configured():
-    """This process's :class:`UserTable` (from its environment, read once): the default of every caller."""
-    if not _configured:
-        _configured.append(user_table(Settings()))
-    return _configured[0]
-
-
 def table_name(table=None):
-    """``table`` (validated) or this process's configured user table name."""
-    return configured().name if table is None else validate_table(table)
+    """``table`` (validated), or ``auth_user`` when none is given (callers pass their ``user_table(settings)``)."""
+    return DEFAULT_TABLE if table is None else validate_table(table)
 
 
 def columns_of(cursor, table):
@@ -207,14 +196,16 @@ def table_schema(user_table, install=None):
     return ("user_table." + user_table.name, table_migrations(user_table, install))
 
 
-def _ensure_configured(cursor):
+def client_migrations(user_table=DEFAULT_USER_TABLE):
+    """A client database's user table ``user_table`` (no triggers: the sync writes it)."""
     # AUTH_USER_TABLE_OWNER is about the master database: a client's copy is the hub's to create
-    ensure_table(cursor, UserTable(configured().name, HUB))
+    def ensure(cursor):
+        ensure_table(cursor, UserTable(user_table.name, HUB))
+    return [Migration(1, "Django-compatible user table", sqlite=ensure, postgresql=ensure)]
 
 
-# a client database's user table (this process's AUTH_USER_TABLE, no triggers: the sync writes it)
-MIGRATIONS = [Migration(1, "Django-compatible user table",
-                        sqlite=_ensure_configured, postgresql=_ensure_configured)]
+# the client migrations of the default table (auth_user)
+MIGRATIONS = client_migrations()
 # on the master, version 1 created auth_user; table_schema (the table, its owner, its triggers) does it now
 MASTER_MIGRATIONS = [Migration(1, "the user table is ensured by its own step", sqlite=[], postgresql=[])]
 

@@ -52,8 +52,7 @@ def install_table(cursor, user_table):
     return created
 
 
-def master_schemas(user_table=None):
-    """The master database's schemas for ``user_table`` (default: this process's AUTH_USER_TABLE)."""
-    user_table = user_table or directory.configured()
+def master_schemas(user_table=directory.DEFAULT_USER_TABLE):
+    """The master database's schemas for ``user_table`` (the process's ``directory.user_table(settings)``)."""
     return HUB_SCHEMAS + [directory.table_schema(user_table, install_triggers)]
 

@@ -44,8 +44,9 @@ def main(argv=None, prog="python -m components.node"):
     @defer.inlineCallbacks
     def run(reactor):
         settings = Settings()
-        targets = [("master", options.master_url or settings.get(db_settings.MASTER_DATABASE_URL), schema.master(user_table(settings))),
-                   ("client", options.client_url or settings.get(db_settings.DATABASE_URL), schema.CLIENT)]
+        table = user_table(settings)
+        targets = [("master", options.master_url or settings.get(db_settings.MASTER_DATABASE_URL), schema.master(table)),
+                   ("client", options.client_url or settings.get(db_settings.DATABASE_URL), schema.client(table))]
         for kind, url, schemas in targets:
             db = Database(url)
             try:

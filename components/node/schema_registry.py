@@ -1,6 +1,6 @@
 """
 Which tables live in which database: :func:`master` (the user directory, login
-sessions and the user-change outbox) and ``CLIENT`` (what each client
+sessions and the user-change outbox) and :func:`client` (what each client
 application owns). Each feature defines its own migrations; a new table is
 added to one of these lists so ``python -m components.node migrate`` and the
 node's start-up create it.
@@ -14,18 +14,24 @@ from components.iot import history as iot_history, device_registry as iot_regist
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 
-def master(user_table=None):
-    """The master database's schemas (for ``user_table``; default: this process's AUTH_USER_TABLE)."""
+def master(user_table=directory.DEFAULT_USER_TABLE):
+    """The master database's schemas for ``user_table`` (``directory.user_table(settings)``)."""
     return master_schemas(user_table) + [("usersync_master", usersync_outbox.MIGRATIONS)]
 
 
-CLIENT = [
-    ("directory", directory.MIGRATIONS),
-    ("counter", counter_store.MIGRATIONS),
-    ("usersync_client", usersync_replica.MIGRATIONS),
-    ("e2e_keys", e2e_keys.MIGRATIONS),
-    ("credentials", credentials.MIGRATIONS),
-    (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
-    (iot_registry.SCHEMA, iot_registry.MIGRATIONS),
-    (iot_history.SCHEMA, iot_history.MIGRATIONS),
-]
+def client(user_table=directory.DEFAULT_USER_TABLE):
+    """A client database's schemas, its copy of the users in ``user_table``."""
+    return [
+        ("directory", directory.client_migrations(user_table)),
+        ("counter", counter_store.MIGRATIONS),
+        ("usersync_client", usersync_replica.MIGRATIONS),
+        ("e2e_keys", e2e_keys.MIGRATIONS),
+        ("credentials", credentials.MIGRATIONS),
+        (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
+        (iot_registry.SCHEMA, iot_registry.MIGRATIONS),
+        (iot_history.SCHEMA, iot_history.MIGRATIONS),
+    ]
+
+
+# the client schemas with the default user table (auth_user)
+CLIENT = client()

@@ -29,8 +29,14 @@ from components.usersync.aws import BlockingPool, make_client, region_for
 from components.usersync.queue_consumer import Bridge, event_for
 from components.usersync.requests import GapWatch
 
-SCHEMAS = [("directory", directory.MIGRATIONS), ("usersync_client", replica.MIGRATIONS),
-           ("e2e_keys", e2e_keys.MIGRATIONS), ("credentials", credentials.MIGRATIONS)]
+def schemas(user_table=directory.DEFAULT_USER_TABLE):
+    """A client database's user-sync schemas, its copy of the users in ``user_table``."""
+    return [("directory", directory.client_migrations(user_table)), ("usersync_client", replica.MIGRATIONS),
+            ("e2e_keys", e2e_keys.MIGRATIONS), ("credentials", credentials.MIGRATIONS)]
+
+
+# the schemas with the default user table (auth_user)
+SCHEMAS = schemas()
 
 
 class UserSyncClient(HubComponent):
@@ -74,6 +80,8 @@ class UserSyncClient(HubComponent):
             self.verifier = message_signing.verifier_from(settings)
             # what this client stores: the staff and superuser flags only when named here
             self.tracked = settings.get(usersync_settings.USERSYNC_FIELDS)
+            self.user_table = directory.user_table(settings)
+            self.schemas = schemas(self.user_table)
         except ValueError as exc:  # SettingsError, StorageConfigError, KeyConfigError
             self.log.error("usersync client off: {error}", error=exc)
             return
@@ -83,7 +91,7 @@ class UserSyncClient(HubComponent):
                                 options=RegisterOptions(details_arg="call_details", invoke="roundrobin"))
         # the common case: the database answers now, and the component is ready when the node is
         try:
-            yield migrate_all(self.db, SCHEMAS)
+            yield migrate_all(self.db, self.schemas)
             if self.queue or self.auto:
                 # a bridge will run: /health/ready reports converging until it holds the master's messages
                 yield self.db.run(convergence.begin, int(self.reactor.seconds() * 1000))
@@ -114,7 +122,7 @@ class UserSyncClient(HubComponent):
     @defer.inlineCallbacks
     def _prepare(self, queue):
         if not self.ready:
-            yield persist(self.reactor, lambda: migrate_all(self.db, SCHEMAS), self.log,
+            yield persist(self.reactor, lambda: migrate_all(self.db, self.schemas), self.log,
                           "usersync client database", self._running)
             self.ready = not self.stopped
         if self.stopped:
@@ -152,7 +160,8 @@ class UserSyncClient(HubComponent):
             return
         self.bridge = Bridge(sqs, queue, self.db, self.pool.run, self.reactor, self._publish,
                              pollers=self.pollers, wait=self.wait, visibility=max(visibility, 2),
-                             verifier=self.verifier, dead_letter_url=dead_letter, tracked=self.tracked)
+                             verifier=self.verifier, dead_letter_url=dead_letter, tracked=self.tracked,
+                             table=self.user_table.name)
         yield self.db.run(convergence.begin, int(self.reactor.seconds() * 1000))
         self.bridge.start()
         self.gaps = GapWatch(self.db, sqs, self.pool.run, self.reactor, self.client_name, grace=self.gap_grace,
@@ -215,7 +224,7 @@ class UserSyncClient(HubComponent):
         def unavailable(failure):
             failure.trap(StorageUnavailable)
             raise Unavailable(DATABASE_UNAVAILABLE)
-        return self.db.run(replica.profile, username).addCallback(answer).addErrback(unavailable)
+        return self.db.run(replica.profile, username, self.user_table.name).addCallback(answer).addErrback(unavailable)
 
     def onLeave(self, details):
         self.stopped = True

@@ -105,13 +105,13 @@ def track(cursor, items, now_ms):
     return state
 
 
-def apply(cursor, items, now_ms):
+def apply(cursor, items, now_ms, table=None):
     """
     The bridge's transaction: the changes and revocations among ``items``
-    (:func:`revocation_sync.apply`), then :func:`track` of all of them; returns
-    the changes that took effect.
+    (:func:`revocation_sync.apply`, into the user table ``table``), then
+    :func:`track` of all of them; returns the changes that took effect.
     """
-    applied = revocation_sync.apply(cursor, [item for item in items if not isinstance(item, Sync)], now_ms)
+    applied = revocation_sync.apply(cursor, [item for item in items if not isinstance(item, Sync)], now_ms, table)
     track(cursor, items, now_ms)
     return applied
 

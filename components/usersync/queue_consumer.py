@@ -68,8 +68,9 @@ class Bridge:
 
     def __init__(self, sqs, queue_url, db, blocking, reactor, on_applied=lambda changes: None,
                  pollers=2, wait=20, visibility=30, retry_max=10.0, random=None, *, verifier,
-                 dead_letter_url=None, tracked=DEFAULT_FIELDS):
+                 dead_letter_url=None, tracked=DEFAULT_FIELDS, table=None):
         self.sqs = sqs
+        self.table = table
         self.queue_url = queue_url
         self.verifier = verifier
         self.dead_letter_url = dead_letter_url
@@ -198,7 +199,8 @@ class Bridge:
     def _apply(self, valid):
         now_ms = int(self.reactor.seconds() * 1000)
         try:
-            applied = yield self.db.run(convergence.apply, [item for _, items in valid for item in items], now_ms)
+            applied = yield self.db.run(convergence.apply, [item for _, items in valid for item in items], now_ms,
+                                        self.table)
             return applied, [message for message, _ in valid]
         except StorageUnavailable:
             raise
@@ -208,7 +210,7 @@ class Bridge:
         applied, done = [], []
         for message, items in valid:
             try:
-                applied += yield self.db.run(convergence.apply, items, now_ms)
+                applied += yield self.db.run(convergence.apply, items, now_ms, self.table)
                 done.append(message)
             except StorageUnavailable:
                 raise

@@ -136,11 +136,12 @@ def apply_one(cursor, revocation):
     return True
 
 
-def apply(cursor, items, now_ms):
+def apply(cursor, items, now_ms, table=None):
     """
-    Apply a batch of profile changes and revocations in one transaction;
-    return those that took effect (profile changes first, in the replica's order).
+    Apply a batch of profile changes (to the user table ``table``) and
+    revocations in one transaction; return those that took effect (profile
+    changes first, in the replica's order).
     """
     changes = [item for item in items if not isinstance(item, Revocation)]
-    applied = replica.apply_changes(cursor, changes, now_ms) if changes else []
+    applied = replica.apply_changes(cursor, changes, now_ms, table) if changes else []
     return applied + [item for item in items if isinstance(item, Revocation) and apply_one(cursor, item)]

@@ -224,7 +224,7 @@ class DownThenUp:
         self.outages = outages
         self.attempts = 0
 
-    def run(self, interaction, changes, now_ms):
+    def run(self, interaction, changes, now_ms, *_table):
         self.attempts += 1
         if self.attempts <= self.outages:
             return defer.fail(StorageUnavailable("sqlite: database is locked"))
