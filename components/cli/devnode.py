@@ -14,9 +14,12 @@ installation has it) and the node config with ``crossbar check``.
 
 import argparse
 import importlib
-import io
 import importlib.util
+import io
+import json
 import os
+import re
+import socket
 import subprocess
 import sys
 
@@ -78,6 +81,47 @@ def _missing(cbdir, crossbar):
     return None
 
 
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def listening_endpoints(config, environ):
+    """``[(interface, port)]``: the TCP ports a node config's transports listen on (``${VAR:-default}`` resolved)."""
+    found = []
+    for worker in config.get("workers") or []:
+        for transport in worker.get("transports") or []:
+            endpoint = transport.get("endpoint") or {}
+            if endpoint.get("type") == "tcp" and isinstance(endpoint.get("port"), int):
+                interface = _REFERENCE.sub(lambda match: environ.get(match.group(1)) or match.group(2) or "",
+                                           str(endpoint.get("interface") or "0.0.0.0"))
+                found.append((interface, endpoint["port"]))
+    return found
+
+
+def can_listen(interface, port):
+    """True when ``interface:port`` can be bound now (nothing else listens there)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in interface else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((interface, port))
+        return True
+    except OSError:
+        return False
+
+
+def _port_taken(cbdir, environ, probe):
+    """Why the dev node cannot listen (a port another process holds), or None."""
+    try:
+        with open(os.path.join(cbdir, "config.json")) as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None  # crossbar names a broken config itself
+    for interface, port in listening_endpoints(config, environ):
+        if not probe(interface, port):
+            return ("port {}:{} is taken, another node or program listens there: stop it (`ss -ltnp | grep :{}` "
+                    "shows which) and start again".format(interface, port, port))
+    return None
+
+
 def _settings_refused(validate, cbdir, environ, err):
     """
     True after writing the settings check's lines to ``err`` when ``validate``
@@ -95,10 +139,11 @@ def _settings_refused(validate, cbdir, environ, err):
 
 
 def start(argv, prog, environ=None, executable=None, run=subprocess.call, become=os.execve, err=None,
-          hook=None):
+          hook=None, probe=can_listen):
     """
-    ``reactive-hub start``: check the settings (every problem at once, 78),
-    migrate, then become ``crossbar start``; returns an exit code when it cannot.
+    ``reactive-hub start``: check the settings (every problem at once, 78)
+    and that the config's ports are free (one line, 78), migrate, then
+    become ``crossbar start``; returns an exit code when it cannot.
     """
     environ = os.environ if environ is None else environ
     err = sys.stderr if err is None else err
@@ -115,6 +160,9 @@ def start(argv, prog, environ=None, executable=None, run=subprocess.call, become
         return _refuse(err, problem)
     if _settings_refused((hook or settings_check)(), options.cbdir, crossbar_env, err):
         return exits.CONFIG
+    problem = _port_taken(options.cbdir, crossbar_env, probe)
+    if problem:
+        return _refuse(err, problem)
     if run(migrate_argv, env=migrate_env) != 0:
         err.write("error: the migration failed (above); the node was not started\n")
         return exits.FAILURE

@@ -4,8 +4,10 @@ and environments they build, checked without starting a node.
 """
 
 import io
+import json
 import os
 import re
+import socket
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -100,6 +102,22 @@ class StartTests(SynchronousTestCase):
         return devnode.start(argv, "reactive-hub start", environ=environ or {"HOME": "/home/x"},
                              executable=self.python, run=run, become=become, err=self.err)
 
+    def test_taken_port_stops_before_anything_runs(self):
+        """A port of the node config another process holds: one line naming it, 78, no migration, no crossbar."""
+        with open(os.path.join(self.cbdir, "config.json"), "w") as handle:
+            json.dump({"workers": [{"transports": [{"endpoint": {
+                "type": "tcp", "port": 8080, "interface": "${HUB_INTERFACE:-127.0.0.1}"}}]}]}, handle)
+        probed = []
+
+        def probe(interface, port):
+            probed.append((interface, port))
+            return False
+        code = devnode.start(["--cbdir", self.cbdir], "reactive-hub start", environ={"HOME": "/home/x"},
+                             executable=self.python, run=None, become=None, err=self.err, probe=probe)
+        self.assertEqual((code, probed), (78, [("127.0.0.1", 8080)]))
+        self.assertEqual(self.err.getvalue().count("\n"), 1)
+        self.assertIn("port 127.0.0.1:8080 is taken", self.err.getvalue())
+
     def test_bad_settings_stop_before_anything_runs(self):
         """Bad settings: the registry check's lines (each setting named), 78, no migration, no crossbar."""
         code = self.start(["--cbdir", self.cbdir], environ={"CLOCK_INTERVAL": "fast", "JWT_SECRET": "tooshort"})
@@ -132,6 +150,28 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(self.calls, [])
         self.assertIn("--cbdir", self.err.getvalue())
         self.assertEqual(self.err.getvalue().count("\n"), 1)
+
+
+class PortTests(SynchronousTestCase):
+    """listening_endpoints and can_listen: the ports start looks at before starting the node."""
+
+    def test_endpoints_resolved(self):
+        """Literal TCP ports with their interface, ${VAR:-default} taken from the environment or the default."""
+        config = {"workers": [{"transports": [
+            {"endpoint": {"type": "tcp", "port": 8080, "interface": "${HUB_INTERFACE:-127.0.0.1}"}},
+            {"endpoint": {"type": "unix", "path": "x.sock"}}]}, {"type": "guest"}]}
+        self.assertEqual(devnode.listening_endpoints(config, {}), [("127.0.0.1", 8080)])
+        self.assertEqual(devnode.listening_endpoints(config, {"HUB_INTERFACE": "0.0.0.0"}), [("0.0.0.0", 8080)])
+
+    def test_can_listen(self):
+        """A port a socket listens on cannot be bound; once closed it can."""
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        self.assertFalse(devnode.can_listen("127.0.0.1", port))
+        holder.close()
+        self.assertTrue(devnode.can_listen("127.0.0.1", port))
 
 
 class CheckTests(SynchronousTestCase):
