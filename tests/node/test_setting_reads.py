@@ -12,26 +12,14 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from components.node import setting_catalog
+from tests.test_layout import python_files
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MECHANISM = os.path.join("components", "core", "settings.py")
 # the typed getters of the old style, and the special readers they had
 OLD_READS = {"text", "int", "float", "bool", "duration", "url", "raw", "database_url", "trusted_proxies",
              "forwarded_header"}
 # environment variables read by name that are Crossbar's, not settings of the hub
 NOT_OURS = {"CROSSBAR_DIR"}
-
-
-def sources(root=REPO):
-    """``{relative path: source}`` of every module of components/."""
-    found = {}
-    for folder, _dirs, files in os.walk(os.path.join(root, "components")):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                with open(path) as handle:
-                    found[os.path.relpath(path, root)] = handle.read()
-    return found
 
 
 def _settings_like(node):
@@ -89,7 +77,7 @@ class SettingReadTests(SynchronousTestCase):
         """No module of components/ reads a setting by name, restates a default, or declares one elsewhere."""
         declared = set(setting_catalog.by_name())
         found = []
-        for path, source in sorted(sources().items()):
+        for path, source in sorted(python_files("components").items()):
             if path != MECHANISM:
                 found.extend(problems(path, source, declared))
         self.assertEqual([], found)
