@@ -7,6 +7,7 @@ naming the setting, docs/settings.md generated from it and current, and
 
 import io
 import os
+import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -100,6 +101,32 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(collected, found)
         for folder, module, _title in setting_catalog.MODULES:
             self.assertEqual(module, "components.{0}.{0}_settings".format(folder))
+
+
+# the node configs' own defaults that differ from the declared ones on purpose (each is in the setting's docs)
+CONFIG_OVERRIDES = {("config.json", "SERIAL_URL"), ("config.json", "ODATA_URL"),
+                    ("master.json", "E2E_ENCRYPTION"), ("client.json", "E2E_ENCRYPTION"),
+                    ("client.json", "REVOCATION_DATABASE")}
+
+
+class ConfigDefaultTests(SynchronousTestCase):
+    """The shipped node configs' ``${VAR:-default}`` values."""
+
+    def test_config_defaults_are_the_declared_ones(self):
+        """A default a node config restates is the declared default (so changing a declaration changes the node),
+        except the listed per-config ones."""
+        found = []
+        for config in ("config.json", "master.json", "client.json"):
+            with open(os.path.join(REPO, ".crossbar", config)) as handle:
+                text = handle.read()
+            for name, default in set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}", text)):
+                setting = setting_catalog.by_name()[name]
+                settings = Settings({}, environ={}, node_directory="/node")
+                declared = Settings({}, environ={}, node_directory="/node").get(setting)
+                if setting.read(default, settings) != declared and (config, name) not in CONFIG_OVERRIDES:
+                    found.append("{}: ${{{}:-{}}} but the declared default is {!r}".format(
+                        config, name, default, declared))
+        self.assertEqual([], found)
 
 
 class DocsTests(SynchronousTestCase):
