@@ -99,6 +99,26 @@ def node_key(directory, crossbar=None):
     return target
 
 
+def inside_checkout(directory):
+    """
+    The root of the git checkout ``directory`` would land in (a parent holding
+    ``.git``), or None; a node directory's ``secrets`` folder (git-ignored) is
+    not counted.
+    """
+    path = os.path.abspath(directory)
+    parts = path.split(os.sep)
+    if "secrets" in parts and parts.index("secrets") > 0 and parts[parts.index("secrets") - 1] == ".crossbar":
+        return None
+    folder = path
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
 def main(argv=None, prog="python -m components.auth.keygen"):
     """The command line; returns the exit code."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
@@ -110,6 +130,10 @@ def main(argv=None, prog="python -m components.auth.keygen"):
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.usersync_key):
         parser.error("--usersync-key: letters, digits, - and _ only")
+    checkout = inside_checkout(args.directory)
+    if checkout is not None:
+        raise SystemExit("{} is inside the git checkout {}, where private keys are one `git add` from being "
+                         "published: give a directory outside it (e.g. ~/hub-keys)".format(args.directory, checkout))
     os.makedirs(args.directory, mode=0o700, exist_ok=True)
     private, public = jwt_keys(args.directory)
     sign, verify = usersync_keys(args.directory, args.usersync_key)

@@ -65,3 +65,26 @@ class WritePrivateTests(SynchronousTestCase):
         os.symlink(target, link)
         self.assertRaises(OSError, write_private, link, "SECRET=1\n")
         self.assertFalse(os.path.exists(target))
+
+
+class KeysOutsideCheckoutTests(SynchronousTestCase):
+    """reactive-hub keys refuses a directory inside a git checkout (private keys one `git add` from published)."""
+
+    def setUp(self):
+        self.checkout = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.checkout, ".git"))
+
+    def test_inside_checkout_refused(self):
+        """A directory in a checkout: SystemExit naming it and the checkout, nothing created."""
+        from components.auth import keygen
+        target = os.path.join(self.checkout, "keys")
+        self.assertEqual(keygen.inside_checkout(target), self.checkout)
+        stop = self.assertRaises(SystemExit, keygen.main, [target])
+        self.assertIn("inside the git checkout " + self.checkout, str(stop.code))
+        self.assertFalse(os.path.exists(target))
+
+    def test_node_secrets_and_outside_allowed(self):
+        """The node directory's git-ignored .crossbar/secrets, or a directory with no checkout above it, is fine."""
+        from components.auth import keygen
+        self.assertIsNone(keygen.inside_checkout(os.path.join(self.checkout, ".crossbar", "secrets", "prod")))
+        self.assertIsNone(keygen.inside_checkout("/"))
