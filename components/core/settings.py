@@ -258,6 +258,13 @@ class Settings:
         self.node_directory = node_directory or self.extra.get("node_dir") or node_dir(environ=self.environ)
         self._read = {}
 
+    @classmethod
+    def of_process(cls, argv=None, environ=None):
+        """This process's settings (a worker's patches): no ``extra``, its environment, the node directory its
+        command line names (:func:`node_dir`)."""
+        environ = os.environ if environ is None else environ
+        return cls(environ=environ, node_directory=node_dir(argv, environ))
+
     def raw(self, name):
         """The value of ``name`` as configured ('' when unset): extra, else the environment."""
         if name not in self._read:

@@ -102,6 +102,12 @@ class SettingsViewTests(SynchronousTestCase):
         self.assertNotIn("pa55word", str(caught.exception))
         self.assertIn("ftp://me:***@h.example/x", str(caught.exception))
 
+    def test_of_process(self):
+        """A worker's settings: its environment and the node directory of its command line, no extra."""
+        settings = Settings.of_process(["crossbar", "--cbdir", "/srv/worker"], {"X": "4"})
+        self.assertEqual((settings.node_directory, settings.extra), ("/srv/worker", {}))
+        self.assertEqual(settings.get(declared("X", INT, default=0)), 4)
+
     def test_node_directory_from_extra(self):
         """``node_dir`` in extra (the test and dev configs set it) is the node directory for file defaults."""
         settings = Settings({"node_dir": "/srv/here"}, environ={})

@@ -64,14 +64,13 @@ GOODBYE (Crossbar keeps its session id and refuses a second HELLO), so
 """
 
 import math
-import os
 
 from twisted.internet.protocol import Protocol
 
 from components.core.clientaddress import (X_FORWARDED_FOR, client_address, parse_address, parse_networks,
                                            peer_address, rate_key)
 from components.core import core_settings
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings
 from components.node import node_settings
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_POLICY_VIOLATION, RefusalLog, close_rawsocket, close_websocket,
@@ -119,8 +118,7 @@ class DeadlineSettings:
 
     @classmethod
     def from_environment(cls, argv=None, environ=None):
-        environ = os.environ if environ is None else environ
-        settings = Settings(environ=environ, node_directory=node_dir(argv, environ))
+        settings = Settings.of_process(argv, environ)
         networks = settings.get(node_settings.WAMP_PENDING_EXEMPT)
         return cls(deadline=settings.get(node_settings.WAMP_AUTH_DEADLINE),
                    per_address=settings.get(node_settings.WAMP_PENDING_PER_ADDRESS),

@@ -55,7 +55,7 @@ from twisted.web import http
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.core import errors
 from components.core.httpjson import MAX_BODY
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings
 from components.iot import iot_settings
 from components.node import node_settings
 
@@ -119,7 +119,7 @@ class BodyLimits:
 
 def limits_from_environment(argv, environ):
     """The limits as the worker's environment sets them (SettingsError naming a malformed one)."""
-    return BodyLimits.from_settings(Settings(environ=environ, node_directory=node_dir(argv, environ)))
+    return BodyLimits.from_settings(Settings.of_process(argv, environ))
 
 
 def _answer(channel, status, message):

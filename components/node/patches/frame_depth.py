@@ -40,11 +40,10 @@ the connection is closed before the rest of the frame is read or unmasked,
 and autobahn drops what was already buffered (``failedByMe``).
 """
 
-import os
 import traceback
 
 from components.core import nesting
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings
 from components.node import node_settings
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
 from components.node.patches.wireclose import (CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, RefusalLog, clipped,
@@ -73,8 +72,7 @@ _RAWSOCKET_NAMES = ("_serializer", "unserialize", "_session", "onMessage", "abor
 
 
 def _settings(argv, environ):
-    environ = os.environ if environ is None else environ
-    return Settings(environ=environ, node_directory=node_dir(argv, environ))
+    return Settings.of_process(argv, environ)
 
 
 def depth_from_environment(argv=None, environ=None):

@@ -29,11 +29,10 @@ calls to existing URIs pay one ``len()`` of the URI per message and no
 per-subscriber work.
 """
 
-import os
 import sys
 
 from components.core import errors
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings
 from components.node import node_settings
 from components.node.patches import PatchUnavailable, replacement, unpatched
 
@@ -92,8 +91,7 @@ class SessionBounds:
 def bounds_from_environment(argv=None, environ=None):
     """The bounds as this worker's environment sets them (SettingsError naming a malformed one)."""
     argv = getattr(sys, "orig_argv", sys.argv) if argv is None else argv
-    environ = os.environ if environ is None else environ
-    return SessionBounds.from_settings(Settings(environ=environ, node_directory=node_dir(argv, environ)))
+    return SessionBounds.from_settings(Settings.of_process(argv, environ))
 
 
 def _refuse(router, session, request_type, request, uri, text):

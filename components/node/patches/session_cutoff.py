@@ -39,14 +39,13 @@ replies to the GOODBYE and the proxy closes the client's connection with the
 reason (:mod:`components.node.patches.proxyleave`).
 """
 
-import os
 
 from autobahn.wamp import message
 from autobahn.wamp.types import CloseDetails
 from twisted.logger import Logger
 
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
-from components.core.settings import Settings, node_dir
+from components.core.settings import Settings
 from components.node import node_settings
 
 NAME = "session_cutoff"
@@ -67,9 +66,7 @@ log = Logger(namespace="reactive_hub.session_cutoff")
 
 def grace_from_environment(environ=None):
     """``SESSION_CUTOFF_GRACE`` in seconds (0.1 to 60; SettingsError naming it when malformed)."""
-    environ = os.environ if environ is None else environ
-    settings = Settings(environ=environ, node_directory=node_dir(environ=environ))
-    return settings.get(node_settings.SESSION_CUTOFF_GRACE)
+    return Settings.of_process(None, environ).get(node_settings.SESSION_CUTOFF_GRACE)
 
 
 def _default_clock():
