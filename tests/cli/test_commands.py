@@ -68,7 +68,7 @@ class UserPromptTests(SynchronousTestCase):
         """Ctrl-C at the prompt: 'interrupted' and 130, the database untouched."""
         with self.assertRaises(SystemExit) as caught:
             self.run_cli(["passwd", "bob"], KeyboardInterrupt)
-        self.assertEqual((caught.exception.code, self.err.getvalue()), (130, "interrupted\n"))
+        self.assertEqual((caught.exception.code, self.err.getvalue()), (130, "\ninterrupted\n"))
         self.assertEqual(self.actions, [])
 
     def test_short_password_asks_again(self):

@@ -257,7 +257,7 @@ class RecordingDatabase:
     def __init__(self):
         self.batches = []
 
-    def run(self, interaction, items, now_ms):
+    def run(self, interaction, items, now_ms, table):
         self.batches.append(list(items))
         return defer.succeed(list(items))
 
