@@ -131,7 +131,8 @@ def _settings_refused(validate, cbdir, environ, err):
     if validate is None:
         return False
     report = io.StringIO()
-    if validate(["--cbdir", cbdir], environ=environ, out=report) == exits.OK:
+    if validate(["--cbdir", cbdir, "--unknown-names", "warning"], environ=environ, out=report) == exits.OK:
+        err.write(report.getvalue() if "warning: " in report.getvalue() else "")
         return False
     err.write(report.getvalue())
     err.write("error: the node was not started; `reactive-hub check` checks again\n")

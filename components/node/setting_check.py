@@ -26,6 +26,8 @@ EX_CONFIG = 78
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 # beginnings no other program's variables share: an undeclared name with one of them is ours, misspelt
+# the problem kinds of names no setting declares (a typo, another program's variable), not of values
+_UNKNOWN_NAME_KINDS = ("environ", "extra", "reference")
 _OWN_PREFIXES = ("HUB_", "JWT_", "USERSYNC_", "DEVICE_", "ODATA_", "SERIAL_", "COUNTER_", "HISTORY_", "WAMP_",
                  "LOGIN_", "E2E_", "METRICS_", "MONITOR_", "REVOCATION_", "DEMO_", "CLOCK_", "RLINK_", "IOT_",
                  "SESSION_MAX_", "AUTH_USER_")
@@ -162,6 +164,9 @@ def main(argv=None, environ=None, out=None):
     parser.add_argument("--config", default="config.json",
                         help="the node config whose extra values to check too, in the node directory unless a "
                         "path (config.json: the dev node, master.json, client.json)")
+    parser.add_argument("--unknown-names", choices=("problem", "warning"), default="problem",
+                        help="whether a name that looks like a setting but is none fails the check (default) or "
+                        "is only warned about (what `reactive-hub start` asks for)")
     args, _crossbar_arguments = parser.parse_known_args(argv)
     path = config_path(args.cbdir, args.config)
     try:
@@ -172,6 +177,10 @@ def main(argv=None, environ=None, out=None):
                   ".crossbar/config.json\n".format(path, error))
         return EX_CONFIG
     found = problems(environ, config, os.path.dirname(os.path.abspath(path)))
+    if args.unknown_names == "warning":
+        for _key, line in [item for item in found if item[0][1] in _UNKNOWN_NAME_KINDS]:
+            out.write("warning: " + line + "\n")
+        found = [item for item in found if item[0][1] not in _UNKNOWN_NAME_KINDS]
     for _key, line in found:
         out.write(line + "\n")
     if found:

@@ -129,6 +129,12 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(lines[-1], "error: the node was not started; `reactive-hub check` checks again")
         self.assertNotIn("tooshort", self.err.getvalue())
 
+    def test_unknown_names_warned_about_and_the_node_starts(self):
+        """A variable that looks like a setting but is none (another program's, a typo) is a warning, not a refusal."""
+        self.assertEqual(self.start(["--cbdir", self.cbdir], environ={"HUB_FOO": "1"}), 0)
+        self.assertIn("warning: HUB_FOO: set in the environment but no setting of the hub", self.err.getvalue())
+        self.assertEqual(len(self.calls), 2)
+
     def test_migrate_then_crossbar(self):
         """The migration runs, then this process becomes crossbar start with the dev environment."""
         self.assertEqual(self.start(["--cbdir", self.cbdir]), 0)

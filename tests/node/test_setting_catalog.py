@@ -217,6 +217,18 @@ class CheckTests(SynchronousTestCase):
         self.assertNotIn("AWS_ACCESS_KEY_ID", text)
         self.assertNotIn("x" * 40, text)
 
+    def test_unknown_names_only_warned_about_on_request(self):
+        """``--unknown-names warning`` (what start asks for): a typo is a warning line, exit 0; a bad value still 78."""
+        code, lines = self.check({"JWT_SECRT": "x" * 40, "HUB_FOO": "1"}, "--cbdir", os.path.join(REPO, ".crossbar"),
+                                 "--unknown-names", "warning")
+        self.assertEqual(0, code)
+        self.assertEqual(sorted(line.split(":")[0] for line in lines[:-1]), ["warning", "warning"])
+        self.assertIn("did you mean JWT_SECRET?", lines[0] + lines[1])
+        code, lines = self.check({"HUB_FOO": "1", "CLOCK_INTERVAL": "fast"}, "--cbdir", os.path.join(REPO, ".crossbar"),
+                                 "--unknown-names", "warning")
+        self.assertEqual(setting_check.EX_CONFIG, code)
+        self.assertTrue(any(line.startswith("setting 'CLOCK_INTERVAL'") for line in lines), lines)
+
     def test_config_in_node_directory(self):
         """``--cbdir`` (as ``reactive-hub check`` passes it) finds ``--config`` there, config.json by default."""
         cbdir = os.path.join(REPO, ".crossbar")
