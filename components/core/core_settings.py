@@ -40,4 +40,10 @@ HUB_ENV = Setting(
     "once in the node directory", parse=_environment_name, roles=NODES,
     shown="`production` with master.json and client.json (their workers' `HUB_CONFIG_ENV`), else `development`")
 
-SETTINGS = (PORT, PUBLIC_URL, TRUSTED_PROXIES, FORWARDED_HEADER, HOSTNAME, HUB_ENV)
+SESSION_MAX_CALLS_IN_FLIGHT = Setting(
+    "SESSION_MAX_CALLS_IN_FLIGHT", INT, "the calls one session may have in flight at once on the database-backed "
+    "procedures (`counter.get`, `iot.history`, `iot.sources`, `users.me`); one more is answered "
+    "`reactive.error.rate_limited` at once, so one session's burst cannot hold the database pool from other users",
+    default=8, minimum=1, maximum=10000)
+
+SETTINGS = (PORT, PUBLIC_URL, TRUSTED_PROXIES, FORWARDED_HEADER, HOSTNAME, HUB_ENV, SESSION_MAX_CALLS_IN_FLIGHT)

@@ -135,6 +135,7 @@ def latest_per_counter(states):
 class CounterComponent(HubComponent):
     """Serves ``counter.click`` / ``counter.get`` and publishes ``counter.changed``."""
 
+    bounded_procedures = frozenset([GET])  # counter.click has its rate limit
     db = None
     batcher = None
     known = creating = frozenset()

@@ -149,6 +149,7 @@ class Pruner(Periodic):
 class HistoryComponent(HubComponent):
     """Serves ``iot.history`` and ``iot.sources`` and prunes the history (see the module doc)."""
 
+    bounded_procedures = frozenset([HISTORY, SOURCES])
     store = None
     pruner = None
     writer = None

@@ -46,6 +46,7 @@ class UserSyncClient(HubComponent):
     set (or ``USERSYNC_PROVISION`` is on).
     """
 
+    bounded_procedures = frozenset([ME])
     db = None
     bridge = None
     gaps = None

@@ -320,6 +320,33 @@ class CounterRateLimitTests(unittest.TestCase):
         self.assertEqual(clicked["value"], len(accepted) + 1)
 
 
+class SessionCallBoundTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_burst_of_gets_past_the_session_bound(self):
+        """200 counter.get at once from one session: those past SESSION_MAX_CALLS_IN_FLIGHT (8) are answered
+        rate_limited at once, the rest are answered; another user's call is answered meanwhile."""
+        node = yield shared_node()
+        client = yield connect(self, node)
+        other = yield connect(self, node, sub="bob")
+        name = fresh_name()
+        burst = defer.DeferredList([client.session.call("counter.get", name=name) for _ in range(200)],
+                                   consumeErrors=True)
+        state = yield other.session.call("counter.get", name=name)
+        self.assertEqual(state["value"], 0)
+        results = yield burst
+        refused = [value.value for ok, value in results if not ok]
+        self.assertTrue(refused, "no call of the burst was refused")
+        self.assertLessEqual(len(refused), 200 - 8)
+        self.assertEqual({error.error for error in refused}, {errors.RATE_LIMITED})
+        self.assertIn("in flight", refused[0].args[0])
+        self.assertTrue(all(value["value"] == 0 for ok, value in results if ok))
+        # the bound holds calls in flight only: once answered, the session calls again
+        again = yield client.session.call("counter.get", name=name)
+        self.assertEqual(again["seq"], 0)
+
+
 def fresh_user():
     return "u-" + uuid.uuid4().hex[:12]
 
