@@ -18,13 +18,13 @@ import importlib.util
 import io
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
 
 from components.core import exits
 from components.core.settings import node_dir
+from components.node.patches import listen_interface
 
 EMULATOR_PORT = "4566"
 SETTING_CHECK = "components.node.setting_check"
@@ -81,19 +81,18 @@ def _missing(cbdir, crossbar):
     return None
 
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 def listening_endpoints(config, environ):
-    """``[(interface, port)]``: the TCP ports a node config's transports listen on (``${VAR:-default}`` resolved)."""
+    """
+    ``[(interface, port)]``: the TCP ports a node config's transports listen
+    on, resolved as the node's ``listen_interface`` patch resolves them
+    (``${VAR:-default}`` interface; the dev endpoint's port ``PORT`` when set).
+    """
     found = []
     for worker in config.get("workers") or []:
         for transport in worker.get("transports") or []:
-            endpoint = transport.get("endpoint") or {}
+            endpoint = listen_interface.resolved(transport.get("endpoint") or {}, environ)
             if endpoint.get("type") == "tcp" and isinstance(endpoint.get("port"), int):
-                interface = _REFERENCE.sub(lambda match: environ.get(match.group(1)) or match.group(2) or "",
-                                           str(endpoint.get("interface") or "0.0.0.0"))
-                found.append((interface, endpoint["port"]))
+                found.append((endpoint.get("interface") or "0.0.0.0", endpoint["port"]))
     return found
 
 
@@ -113,12 +112,14 @@ def _port_taken(cbdir, environ, probe):
     try:
         with open(os.path.join(cbdir, "config.json")) as handle:
             config = json.load(handle)
+        endpoints = listening_endpoints(config, environ)
     except (OSError, ValueError):
-        return None  # crossbar names a broken config itself
-    for interface, port in listening_endpoints(config, environ):
+        return None  # crossbar (or the worker's patch) names a broken config or PORT itself
+    for interface, port in endpoints:
         if not probe(interface, port):
             return ("port {}:{} is taken, another node or program listens there: stop it (`ss -ltnp | grep :{}` "
-                    "shows which) and start again".format(interface, port, port))
+                    "shows which) and start again, or give the dev node another port (PORT=8081 make start)"
+                    .format(interface, port, port))
     return None
 
 

@@ -117,6 +117,22 @@ class StartTests(SynchronousTestCase):
         self.assertEqual((code, probed), (78, [("127.0.0.1", 8080)]))
         self.assertEqual(self.err.getvalue().count("\n"), 1)
         self.assertIn("port 127.0.0.1:8080 is taken", self.err.getvalue())
+        self.assertIn("another port (PORT=", self.err.getvalue())
+
+    def test_port_setting_is_probed(self):
+        """PORT moves the dev endpoint: start probes that port, not the config's 8080."""
+        with open(os.path.join(self.cbdir, "config.json"), "w") as handle:
+            json.dump({"workers": [{"transports": [{"endpoint": {
+                "type": "tcp", "port": 8080, "interface": "${HUB_INTERFACE:-127.0.0.1}"}}]}]}, handle)
+        probed = []
+
+        def probe(interface, port):
+            probed.append((interface, port))
+            return False
+        code = devnode.start(["--cbdir", self.cbdir], "reactive-hub start", environ={"PORT": "18126"},
+                             executable=self.python, run=None, become=None, err=self.err, probe=probe)
+        self.assertEqual((code, probed), (78, [("127.0.0.1", 18126)]))
+        self.assertIn("port 127.0.0.1:18126 is taken", self.err.getvalue())
 
     def test_bad_settings_stop_before_anything_runs(self):
         """Bad settings: the registry check's lines (each setting named), 78, no migration, no crossbar."""
@@ -168,6 +184,8 @@ class PortTests(SynchronousTestCase):
             {"endpoint": {"type": "unix", "path": "x.sock"}}]}, {"type": "guest"}]}
         self.assertEqual(devnode.listening_endpoints(config, {}), [("127.0.0.1", 8080)])
         self.assertEqual(devnode.listening_endpoints(config, {"HUB_INTERFACE": "0.0.0.0"}), [("0.0.0.0", 8080)])
+        # the dev endpoint listens on PORT when set (components.node.patches.listen_interface): start probes that
+        self.assertEqual(devnode.listening_endpoints(config, {"PORT": "18125"}), [("127.0.0.1", 18125)])
 
     def test_can_listen(self):
         """A port a socket listens on cannot be bound; once closed it can."""
