@@ -11,6 +11,10 @@ A node is a production node when ``HUB_ENV`` says ``production``, or, with
 ``HUB_ENV`` unset, when its node config says so: the production configs
 (``master.json``, ``client.json``, made by :mod:`components.node.topology`)
 give every worker the environment variable ``HUB_CONFIG_ENV=production``.
+A command run on a production host (``reactive-hub device``, ``token``,
+``e2e``) has no such marker: it counts the node directory it is given as a
+production node when that holds a production config and no ``config.json``
+(the node's own environment must then name the secrets, as the node has them).
 ``HUB_ENV=development`` overrides a production config on purpose.
 """
 
@@ -23,6 +27,9 @@ from components.core.settings import KeyConfigError
 PRODUCTION = "production"
 # set by a node config for its workers (never read from an operator's documentation: HUB_ENV is the setting)
 CONFIG_MARKER = "HUB_CONFIG_ENV"
+# the node configs of a production node directory (components.node.topology writes them), and the development one
+PRODUCTION_CONFIGS = ("master.json", "client.json")
+DEVELOPMENT_CONFIG = "config.json"
 
 
 class DevelopmentSecretRefused(KeyConfigError):
@@ -40,6 +47,19 @@ def production_reason(settings):
         return "HUB_ENV=production" if explicit == PRODUCTION else None
     if str(settings.environ.get(CONFIG_MARKER, "")).strip().lower() == PRODUCTION:
         return "its node config is a production config"
+    config = production_config_in(settings.node_directory)
+    if config is not None:
+        return "its node directory holds the production config {} and no {}".format(config, DEVELOPMENT_CONFIG)
+    return None
+
+
+def production_config_in(directory):
+    """The production config ``directory`` holds when it holds no development config, else None."""
+    if not directory or os.path.exists(os.path.join(directory, DEVELOPMENT_CONFIG)):
+        return None
+    for name in PRODUCTION_CONFIGS:
+        if os.path.exists(os.path.join(directory, name)):
+            return name
     return None
 
 

@@ -28,6 +28,12 @@ CONFIG = 78
 INTERRUPTED = 130
 
 
+def setting_problem(error):
+    """A setting that cannot be used, in one line: the error, then what to set when it says (its ``fix``)."""
+    fix = getattr(error, "fix", None)
+    return "{}: {}".format(str(error).rstrip(". "), fix) if fix else str(error)
+
+
 def outcome(main, argv=None, err=None):
     """
     The exit code of ``main(argv)``, a command's entry point, with its ways
@@ -45,7 +51,7 @@ def outcome(main, argv=None, err=None):
         err.write("interrupted\n")
         return INTERRUPTED
     except SettingsError as error:
-        err.write("error: {}\n".format(error))
+        err.write("error: {}\n".format(setting_problem(error)))
         return CONFIG
     if code is None:
         return OK

@@ -25,7 +25,9 @@ the node's dev file ``<node dir>/secrets/e2e_kek``); the node directory is
 Exit codes: 0 done, 1 refused (a bad, reserved or taken name, a revoked
 device) or the ``--out`` file not written (the credentials are printed
 instead), 2 usage, 3 no such device, 4 unavailable (database down, KEK
-unusable). Errors go to stderr as ``error: <message>``, with ``--json`` as
+unusable), 78 the KEK not set on a production node (``HUB_ENV=production``, or
+a node directory with a production config and no ``config.json``): a command
+never makes a development key there. Errors go to stderr as ``error: <message>``, with ``--json`` as
 ``{"error": <URI>, "message": <text>}``.
 """
 
@@ -36,6 +38,7 @@ import os
 import sys
 
 from components.core import errors, exits
+from components.core.devsecrets import DevelopmentSecretRefused
 from components.core.secretfiles import write_private
 from components.core.settings import Settings, SettingsError
 from components.db import db_settings
@@ -193,6 +196,9 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
         return refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE)
     try:
         kek = load_kek(settings)
+    except DevelopmentSecretRefused as error:
+        db.close()
+        return refuse(errors.UNAVAILABLE, exits.setting_problem(error), exits.CONFIG)
     except (SettingsError, OSError) as error:
         db.close()
         return refuse(errors.UNAVAILABLE, "the key-encryption key (E2E_KEK) cannot be used: {}".format(error),

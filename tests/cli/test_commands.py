@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from components.auth import cli as auth_cli, tokens
+from components.core import exits
 from components.core.settings import Settings
 from components.iot import cli as iot_cli, credentials_file, device_simulator
 from tests.cli.test_prompts import typed
@@ -98,6 +99,36 @@ class TokenJsonTests(SynchronousTestCase):
                          {"sub": "alice", "role": "user", "ttl": 60})
         claims = tokens.TokenVerifier(tokens.Keys("HS256", secret, secret)).verify(printed["token"])
         self.assertEqual(claims["sub"], "alice")
+
+
+class ProductionHostTests(SynchronousTestCase):
+    """On a node directory holding a production config (and no config.json) a command never makes a development
+    secret: one line naming what to set, exit 78, nothing written in secrets/."""
+
+    def setUp(self):
+        self.node = os.path.abspath(self.mktemp())
+        os.makedirs(self.node)
+        open(os.path.join(self.node, "master.json"), "w").close()
+        self.err = io.StringIO()
+
+    def assert_refused(self, code, setting):
+        self.assertEqual(code, exits.CONFIG)
+        line = self.err.getvalue()
+        self.assertEqual(line.count("\n"), 1, line)
+        self.assertIn("production config master.json", line)
+        self.assertIn(setting, line)
+        self.assertFalse(os.path.exists(os.path.join(self.node, "secrets")))
+
+    def test_device_add(self):
+        code = iot_cli.main(["device", "add", "cam-1", "--out", "--cbdir", self.node], out=io.StringIO(),
+                            err=self.err, environ={"DATABASE_URL": "sqlite:///" + os.path.join(self.node, "c.db")})
+        self.assert_refused(code, "E2E_KEK_FILE")
+
+    def test_token(self):
+        self.patch(auth_cli, "Settings", lambda: Settings(environ={}, node_directory=self.node))
+        self.patch(sys, "stdout", io.StringIO())
+        code = exits.outcome(auth_cli.main, ["token", "--sub", "alice", "--role", "user"], err=self.err)
+        self.assert_refused(code, "JWT_SECRET")
 
 
 class Registry:

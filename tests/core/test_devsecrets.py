@@ -52,6 +52,22 @@ class DevSecretTests(SynchronousTestCase):
         self.assertIn("its node config is a production config", str(error))
         self.assertTrue(self.secret(dict(marker, HUB_ENV="development")))
 
+    def test_production_node_directory(self):
+        """A node directory holding master.json or client.json and no config.json (a command on a production host)
+        refuses, without creating the file; with config.json, or HUB_ENV=development, it generates."""
+        for name in devsecrets.PRODUCTION_CONFIGS:
+            config = os.path.join(self.directory, name)
+            open(config, "w").close()
+            error = self.assertRaises(devsecrets.DevelopmentSecretRefused, self.secret, {})
+            self.assertIn("holds the production config {} and no config.json".format(name), str(error))
+            self.assertFalse(os.path.exists(os.path.join(self.directory, "secrets", "x")))
+            self.assertTrue(self.secret({"HUB_ENV": "development"}))
+            os.remove(config)
+            os.remove(os.path.join(self.directory, "secrets", "x"))
+        for name in ("master.json", "config.json"):
+            open(os.path.join(self.directory, name), "w").close()
+        self.assertTrue(self.secret({}))
+
     def test_existing_dev_file_refused_too(self):
         """A secret generated earlier in the node directory is still a development secret."""
         self.secret({})
