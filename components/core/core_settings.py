@@ -7,8 +7,9 @@ from components.core.clientaddress import parse_header, parse_networks
 from components.core.settings import CLI, CLIENT, DEV, DEVICE, INT, MASTER, NODES, TEXT, URL, Setting
 
 PORT = Setting(
-    "PORT", INT, "the port the node's own clients use (the demo device, `reactive-hub device` simulator, the Docker "
-    "health check); the web transport's port itself is in the node config, set `PORT` to match it",
+    "PORT", INT, "the dev node's web port (`config.json`, its `listen_interface` patch; unset: the config's 8080) "
+    "and the port the node's own clients use (the demo device, `reactive-hub device` simulator, the Docker health "
+    "check); `master.json` and `client.json` listen on their literal port, set `PORT` to match it there",
     default=8080, minimum=1, maximum=65535, roles=(DEV, MASTER, CLIENT, CLI, DEVICE))
 PUBLIC_URL = Setting(
     "PUBLIC_URL", URL, "the origin browsers use when TLS ends at a proxy (`https://hub.example.org`): Secure "
