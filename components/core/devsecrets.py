@@ -70,6 +70,18 @@ def require_development(settings, what, fix):
         raise DevelopmentSecretRefused(what, fix, reason)
 
 
+def refuse_dev_file(settings, path, relative_path, what, fix):
+    """
+    On a production node, DevelopmentSecretRefused when ``path`` (a
+    configured key file) is the node directory's generated development file
+    at ``relative_path`` (compared with links resolved).
+    """
+    reason = production_reason(settings)
+    dev_file = os.path.join(settings.node_directory, relative_path)
+    if reason is not None and os.path.realpath(path) == os.path.realpath(dev_file):
+        raise DevelopmentSecretRefused(what, fix, "{}; {} is the generated development file".format(reason, path))
+
+
 def dev_secret(settings, relative_path, what, fix, make=None):
     """
     The development secret at ``relative_path`` in the node directory

@@ -43,11 +43,13 @@ from twisted.internet import defer
 from components.e2e import e2e_settings
 from components.e2e.envelope import KEY_BYTES, b64decode, b64encode
 from components.core.errors import Unavailable
-from components.core.devsecrets import dev_secret
+from components.core.devsecrets import dev_secret, refuse_dev_file
 from components.core.settings import KeyConfigError, SettingsError
 from components.db.migrations import Migration
 
 DEV_KEK_FILE = os.path.join("secrets", "e2e_kek")
+KEK_WHAT = "the end-to-end key-encryption key"
+KEK_FIX = "set E2E_KEK_FILE (or E2E_KEK), the same on every node (`reactive-hub keys DIR` makes e2e_kek)"
 DEFAULT_GRACE = e2e_settings.E2E_KEY_GRACE.default
 
 _KEY_TABLE = ["""CREATE TABLE IF NOT EXISTS e2e_user_key (
@@ -87,10 +89,10 @@ def load_kek(settings):
         if not raw:
             path = settings.get(e2e_settings.E2E_KEK_FILE)
             if not path:
-                raw = dev_secret(settings, DEV_KEK_FILE, "the end-to-end key-encryption key",
-                                 "set E2E_KEK_FILE (or E2E_KEK), the same on every node (`reactive-hub keys DIR` "
-                                 "makes e2e_kek)", make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
+                raw = dev_secret(settings, DEV_KEK_FILE, KEK_WHAT, KEK_FIX,
+                                 make=lambda: b64encode(secrets.token_bytes(KEY_BYTES)))
             else:
+                refuse_dev_file(settings, path, DEV_KEK_FILE, KEK_WHAT, KEK_FIX)
                 with open(path) as handle:
                     raw = handle.read().strip()
             raw = e2e_settings.kek_text(raw)

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.auth.keygen import private_pem
-from components.core.devsecrets import require_development
+from components.core.devsecrets import refuse_dev_file, require_development
 from components.core.secretfiles import read_or_create_secret
 from components.core.settings import KeyConfigError, key_setting
 from components.usersync import usersync_settings
@@ -173,9 +173,11 @@ def dev_private_key(node_directory):
 def signer_from(settings):
     """The master's Signer: ``USERSYNC_SIGNING_KEY_FILE``, else the node directory's dev key."""
     path = key_setting(settings, usersync_settings.USERSYNC_SIGNING_KEY_FILE)
+    fix = "set {} (`reactive-hub keys DIR` makes usersync.key)".format(SIGNING_KEY_SETTING)
     if not path:
-        require_development(settings, "the user-sync signing key", "set {} (`reactive-hub keys DIR` makes "
-                            "usersync.key)".format(SIGNING_KEY_SETTING))
+        require_development(settings, "the user-sync signing key", fix)
+    else:
+        refuse_dev_file(settings, path, DEV_KEY_FILE, "the user-sync signing key", fix)
     return Signer(load_private_key(path) if path else dev_private_key(settings.node_directory))
 
 

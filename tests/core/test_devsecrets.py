@@ -87,6 +87,29 @@ class DevSecretTests(SynchronousTestCase):
             self.assertNotIn("\n", line)
         self.assertEqual(os.listdir(self.directory), [])
 
+    def test_key_files_naming_the_dev_files_refused_on_production(self):
+        """E2E_KEK_FILE / USERSYNC_SIGNING_KEY_FILE naming the node directory's generated files (also through a
+        link) refuse on production; a copy elsewhere is a configured key and passes."""
+        kek = e2e_keys.load_kek(self.settings({}))
+        message_signing.signer_from(self.settings({}))
+        for load, setting, relative in ((e2e_keys.load_kek, "E2E_KEK_FILE", e2e_keys.DEV_KEK_FILE),
+                                        (message_signing.signer_from, "USERSYNC_SIGNING_KEY_FILE",
+                                         message_signing.DEV_KEY_FILE)):
+            dev_file = os.path.join(self.directory, relative)
+            link = os.path.join(tempfile.mkdtemp(prefix="hub-devsecrets-link-"), "key")
+            os.symlink(dev_file, link)
+            for path in (dev_file, link):
+                error = self.assertRaises(devsecrets.DevelopmentSecretRefused, load,
+                                          self.settings({"HUB_ENV": "production", setting: path}))
+                self.assertIn("is the generated development file", str(error))
+                self.assertIn(setting, refusal.settings_line(error))
+            copy = os.path.join(os.path.dirname(link), "copy")
+            with open(dev_file) as source, open(copy, "w") as target:
+                target.write(source.read())
+            self.assertTrue(load(self.settings({"HUB_ENV": "production", setting: copy})))
+        self.assertEqual(e2e_keys.load_kek(self.settings({"E2E_KEK_FILE": os.path.join(
+            self.directory, e2e_keys.DEV_KEK_FILE)})), kek)
+
     def test_configured_secrets_pass_on_production(self):
         """Given JWT_SECRET, a production node uses it."""
         keys = tokens.load_keys(self.settings({"HUB_ENV": "production", "JWT_SECRET": TEST_SECRET}))
