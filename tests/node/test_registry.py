@@ -161,6 +161,25 @@ class InstallTests(SynchronousTestCase):
         self.assertEqual([level for level, _ in log.lines], ["warn", "warn", "info"])
         self.assertIn("names x, which is no patch", log.lines[0][1])
 
+    def test_patch_that_cannot_be_off_refuses(self):
+        """A patch with NOT_OFF named in HUB_PATCHES_OFF refuses the worker with one line saying why; not installed."""
+        calls = []
+        guard = patch_module("guard", True, install=lambda: calls.append("guard"))
+        guard.NOT_OFF = "the config needs it"
+        error = self.assertRaises(registry.Refused, registry.install_for, "router", Log(),
+                                  {"HUB_PATCHES_OFF": "guard"}, self.modules(guard))
+        self.assertEqual(str(error), "reactive hub: patch guard cannot be switched off by HUB_PATCHES_OFF: the config "
+                                     "needs it; this worker refuses to start")
+        self.assertEqual(calls, [])
+
+    def test_listen_interface_cannot_be_off(self):
+        """The dev config cannot listen without listen_interface: switching it off is one refusal line."""
+        error = self.assertRaises(registry.Refused, registry.install_for, "router", Log(),
+                                  {"HUB_PATCHES_OFF": "listen_interface"},
+                                  ("components.node.patches.listen_interface",))
+        self.assertIn("listen_interface cannot be switched off", str(error))
+        self.assertNotIn("\n", str(error))
+
     def test_malformed_fast_send_setting_refuses(self):
         module = patch_module("fast_send", False)
         error = self.assertRaises(registry.Refused, registry.install_for, "router", Log(), {"HUB_FAST_SEND": "fast"},

@@ -40,6 +40,8 @@ WORKERS = ("router", "proxy")
 SUMMARY = ("a TCP endpoint's interface may be ${VAR:-default} (the dev config: ${HUB_INTERFACE:-127.0.0.1}, "
            "loopback unless told otherwise); that dev endpoint listens on PORT when set")
 UPSTREAM = "docs/upstream/listen_interface.patch"
+NOT_OFF = ("the dev config's web endpoint names its interface ${HUB_INTERFACE:-127.0.0.1}, which Crossbar cannot "
+           "listen on without it; set HUB_INTERFACE instead")
 VERIFIED = {"crossbar": "26.10.1"}
 
 PATCHED = "_reactive_hub_interface_from_environment"

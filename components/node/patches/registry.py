@@ -24,7 +24,9 @@ worker must not serve. Any other patch that cannot install leaves the
 library's own path in place, with one info line (a warning for an
 unexpected error).
 ``HUB_PATCHES_OFF`` (comma-separated names) leaves patches out on purpose:
-a performance patch with an info line, a security patch with a warning.
+a performance patch with an info line, a security patch with a warning. A
+patch the shipped configs cannot run without says why in an optional
+``NOT_OFF``: switching it off refuses the worker with one line.
 """
 
 import importlib
@@ -135,6 +137,9 @@ def install_for(kind, log, environ, modules=MODULES):
         log.warn("{setting} names {name}, which is no patch of this hub", setting=OFF_SETTING, name=name)
     outcome = {}
     for module in for_kind(kind, modules):
+        if module.NAME in off and getattr(module, "NOT_OFF", None):
+            raise Refused("{} {} cannot be switched off by {}: {}; this worker refuses to start".format(
+                PREFIX, module.NAME, OFF_SETTING, module.NOT_OFF))
         if module.NAME in off:
             emit = log.warn if module.SECURITY else log.info
             emit("{prefix} {name} switched off by {setting}: {summary}", prefix=PREFIX, name=module.NAME,
