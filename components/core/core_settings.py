@@ -39,7 +39,8 @@ HUB_ENV = Setting(
     "HUB_ENV", TEXT, "`production`: the node refuses to start on generated development secrets (the HS256 "
     "`JWT_SECRET`, `E2E_KEK`, the user-sync signing key) and names what to set; `development`: it generates them "
     "once in the node directory", parse=_environment_name, roles=NODES,
-    shown="`production` with master.json and client.json (their workers' `HUB_CONFIG_ENV`), else `development`")
+    shown="`production` with master.json and client.json (their workers' `HUB_CONFIG_ENV`) and for commands on a "
+    "node directory holding master.json or client.json but no config.json, else `development`")
 
 SESSION_MAX_CALLS_IN_FLIGHT = Setting(
     "SESSION_MAX_CALLS_IN_FLIGHT", INT, "the calls one session may have in flight at once on the database-backed "
