@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from components.auth.directory import user_table
 from components.core import exits
+from components.core.command_log import begin_command_log
 from components.core.settings import Settings
 from components.db import db_settings
 from components.db.command_exits import EXIT_CODES as DATABASE_EXITS
@@ -20,9 +21,6 @@ from components.node import schema_registry as schema
 def main(argv=None, prog="python -m components.node"):
     """``reactive-hub migrate [--master-url URL] [--client-url URL]`` (``python -m components.node migrate``)"""
     import argparse
-    import sys
-
-    from twisted.logger import LogLevel, globalLogBeginner, textFileLogObserver
 
     parser = argparse.ArgumentParser(prog=prog, description="Create or upgrade the hub's database schemas.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,10 +33,7 @@ def main(argv=None, prog="python -m components.node"):
     run_migrate.add_argument("--master-url", default=None, help="default: MASTER_DATABASE_URL or the node's SQLite")
     run_migrate.add_argument("--client-url", default=None, help="default: DATABASE_URL or the node's SQLite")
     options = parser.parse_args(argv)
-    # what it did is output (stdout); warnings and errors go to stderr
-    out, err = textFileLogObserver(sys.stdout), textFileLogObserver(sys.stderr)
-    globalLogBeginner.beginLoggingTo([lambda event: (err if event.get("log_level", LogLevel.info) >= LogLevel.warn
-                                                     else out)(event)], redirectStandardIO=False)
+    begin_command_log()  # what it did is output (stdout); warnings and errors go to stderr
     log = Logger(namespace="migrate")
 
     @defer.inlineCallbacks

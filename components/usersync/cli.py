@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 
+from components.core.command_log import begin_command_log
 from components.core.exits import CONFIG, react
 from components.core.settings import Settings, SettingsError
 from components.usersync import usersync_settings
@@ -59,7 +60,7 @@ def _provision(options, settings):
 def _master_database(options, settings, work):
     """Run ``work(db, log, user_table, fields, include_staff)`` (a Deferred) on the master database; exit."""
     from twisted.internet import defer
-    from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+    from twisted.logger import Logger
 
     from components.auth import directory
     from components.db import db_settings
@@ -81,7 +82,7 @@ def _master_database(options, settings, work):
         include_staff = True
     if options.skip_staff:
         include_staff = False
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    begin_command_log()  # what it did on stdout, warnings and errors on stderr
     log = Logger(namespace="usersync")
 
     @defer.inlineCallbacks
