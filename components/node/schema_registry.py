@@ -6,6 +6,7 @@ added to one of these lists so ``python -m components.node migrate`` and the
 node's start-up create it.
 """
 
+from components.applications import app_registry
 from components.auth import credentials, directory
 from components.auth.master_tables import master_schemas
 from components.counter import store as counter_store
@@ -30,6 +31,7 @@ def client(user_table=directory.DEFAULT_USER_TABLE):
         (iot_replays.SCHEMA, iot_replays.MIGRATIONS),
         (iot_registry.SCHEMA, iot_registry.MIGRATIONS),
         (iot_history.SCHEMA, iot_history.MIGRATIONS),
+        (app_registry.SCHEMA, app_registry.MIGRATIONS),
     ]
 
 

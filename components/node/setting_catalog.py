@@ -24,6 +24,7 @@ MODULES = (
     ("counter", "components.counter.counter_settings", "the counter"),
     ("iot", "components.iot.iot_settings", "serial, OData, devices, history, demo"),
     ("usersync", "components.usersync.usersync_settings", "user sync over SNS/SQS"),
+    ("applications", "components.applications.applications_settings", "applications and /apps/publish"),
     ("django_hub", "components.django_hub.django_hub_settings", "the Django app"),
     ("ops", "components.ops.ops_settings", "monitor and metrics"),
     ("node", "components.node.node_settings", "web UI, worker patches, wire bounds, request bodies"),

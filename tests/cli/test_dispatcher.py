@@ -16,6 +16,7 @@ from components.cli import dispatcher
 HELPED = [[command.name] for command in dispatcher.COMMANDS] + [
     ["user", "add"], ["user", "passwd"],
     ["device", "add"], ["device", "list"], ["device", "rotate"], ["device", "revoke"], ["device", "simulate"],
+    ["app", "add"], ["app", "list"], ["app", "rotate"], ["app", "revoke"],
     ["e2e", "rotate"], ["e2e", "decrypt"],
     ["sync", "provision"], ["sync", "migrate"], ["sync", "resync"], ["sync", "emulator"],
     ["topology", "write"], ["topology", "client"], ["topology", "master"]]
@@ -28,6 +29,7 @@ ROUTES = {
     ("user", "add", "alice"): ("components.auth.cli", ["add", "alice"], "reactive-hub user"),
     ("keys", "/srv/keys"): ("components.auth.keygen", ["/srv/keys"], "reactive-hub keys"),
     ("device", "list"): ("components.iot.cli", ["device", "list"], "reactive-hub"),
+    ("app", "list"): ("components.applications.cli", ["app", "list"], "reactive-hub"),
     ("demo", "odata"): ("components.iot.demo.cli", ["odata"], "reactive-hub demo"),
     ("e2e", "rotate", "--all"): ("components.e2e.cli", ["rotate", "--all"], "reactive-hub e2e"),
     ("sync", "emulator"): ("components.usersync.cli", ["emulator"], "reactive-hub sync"),

@@ -1,0 +1,12 @@
+"""
+Applications as clients of the hub: each registered application owns the
+topic prefix ``app.<name>.`` and publishes there over ``POST /apps/publish``
+(HTTP Basic ``key:secret``), to every subscriber or only to named users.
+"""
+
+PREFIX = "app."
+
+
+def app_prefix(name):
+    """The topic prefix application ``name`` owns: ``app.<name>.``."""
+    return "{}{}.".format(PREFIX, name)
