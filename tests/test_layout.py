@@ -25,6 +25,7 @@ RANKS = {
     "auth": 3,      # tokens, passwords, directory, login sessions, /auth, authenticators
     "clock": 4, "counter": 4, "iot": 4, "usersync": 4, "client": 4,   # features
     "applications": 4,  # applications as clients: their registry and POST /apps/publish
+    "presence": 4,     # hub.presence: who subscribes a topic, from the router's meta events
     "django_hub": 4,   # log in once: the Django app (nothing else imports it, so Django stays optional)
     "ops": 5,       # monitor, health, metrics (looks at what the features run)
     "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
