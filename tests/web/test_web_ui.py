@@ -360,6 +360,24 @@ class AdminPageTests(BrowserTestCase):
         self.assertTrue(os.path.getsize(screenshot) > 1000)
 
 
+    @defer.inlineCallbacks
+    def test_admin_sees_who_is_online(self):
+        """With bob's dashboard open (it subscribes time.tic), the admin page's "Online now" names bob (hub.presence)."""
+        node = yield shared_web_node()
+        browser, root = yield self.browser_context()
+        _browser, bob = yield self.browser_context()
+
+        def script(_chromium):
+            dashboard = log_in(bob.new_page(), node.http, "bob", PASSWORD)
+            expect(dashboard.locator("#clock")).to_have_attribute("data-seq", re.compile(r"\d+"))
+            admin = log_in(root.new_page(), node.http, "root", PASSWORD, path="/admin.html")
+            expect(admin.locator("#online")).to_be_visible()
+            expect(admin.locator("#online-names li", has_text="bob")).to_have_count(1, timeout=30000)
+            return admin.text_content("#online-count")
+
+        count = yield browser.run(script)
+        self.assertIn("session(s) on this node", count)
+
 class ResilienceTests(BrowserTestCase):
     """Hub restarts and token expiry, each on a private node."""
 

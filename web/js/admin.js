@@ -74,6 +74,22 @@ async function refresh() {
   }
 }
 
+// "Online now": who has a page open, as the sessions subscribed to the clock every dashboard shows (hub.presence)
+const PRESENCE_TOPIC = "time.tic";
+const PRESENCE_EVERY_MS = 5000;
+let presenceTimer = null;
+
+async function refreshOnline() {
+  try {
+    const here = await hub.call("hub.presence", [PRESENCE_TOPIC]);
+    $("online-count").textContent = `${here.users} user(s), ${here.sessions} session(s) on this node`;
+    $("online-names").replaceChildren(...(here.names ?? []).map((name) => el("li", {text: name})));
+    $("online").hidden = false;
+  } catch (err) {
+    $("online").hidden = true;
+  }
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const profile = {
@@ -100,6 +116,10 @@ const hub = startPage({
     say("");
     // asked even for non-admins: the router, not this page, decides (a refusal is shown)
     refresh();
+    if (admin) {
+      refreshOnline();
+      if (presenceTimer === null) presenceTimer = setInterval(refreshOnline, PRESENCE_EVERY_MS);
+    }
   },
 });
 // what needs the hub waits while it is offline (the status line counts down to the next attempt)
