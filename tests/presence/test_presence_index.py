@@ -2,11 +2,13 @@
 
 import time
 
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from components.core.errors import InvalidArgument
 from components.presence import NAMES_ROLES, PEOPLE_ROLES
-from components.presence.component import answer, check_topic
+from components.presence.component import _EVENTS, PresenceComponent, answer, check_topic
 from components.presence.index import PresenceIndex, wildcard_matches
 
 
@@ -124,3 +126,61 @@ class AnswerTests(SynchronousTestCase):
         for bad in (None, 3, "", "a b", "a#b", "x" * 300):
             self.assertRaises(InvalidArgument, check_topic, bad)
         self.assertEqual(check_topic("time.tic"), "time.tic")
+
+
+class SnapshotAndEventTests(SynchronousTestCase):
+    """The component's start-up snapshot and its meta event handlers, with the meta API answered in memory."""
+
+    def component(self, answers):
+        component = PresenceComponent()
+        component.index = PresenceIndex(PEOPLE_ROLES)
+
+        def call(procedure, *args):
+            answer = answers[procedure]
+            answer = answer(*args) if callable(answer) else answer
+            if isinstance(answer, Exception):
+                return defer.fail(answer)
+            return defer.succeed(answer)
+        component.call = call
+        return component
+
+    def test_snapshot_reads_existing_sessions_and_subscriptions(self):
+        """Sessions and subscribers already there count; a session or subscription gone meanwhile is skipped."""
+        gone = ApplicationError(ApplicationError.NO_SUCH_SESSION, "gone")
+        sessions = {1: {"session": 1, "authid": "alice", "authrole": "user"}, 2: gone}
+        subscriptions = {10: {"id": 10, "uri": "time.tic", "match": "exact"},
+                         20: {"id": 20, "uri": "counter.changed.", "match": "prefix"}}
+        component = self.component({
+            "wamp.session.list": [1, 2],
+            "wamp.session.get": sessions.get,
+            "wamp.subscription.list": {"exact": [10], "prefix": [20, 30], "wildcard": []},
+            "wamp.subscription.get": lambda sub: subscriptions.get(
+                sub, ApplicationError(ApplicationError.NO_SUCH_SUBSCRIPTION, "gone")),
+            "wamp.subscription.list_subscribers": lambda sub: [1, 2],
+        })
+        self.successResultOf(component.read_snapshot())
+        self.assertEqual(component.index.presence("time.tic"), (1, {"alice"}))
+        self.assertEqual(component.index.presence("counter.changed.x"), (1, {"alice"}))
+        self.assertNotIn(30, component.index.subscriptions)
+
+    def test_snapshot_fails_on_other_errors(self):
+        """A meta API refusal other than 'gone' fails the start (the component then leaves, loudly)."""
+        component = self.component({
+            "wamp.session.list": [1],
+            "wamp.session.get": lambda session: ApplicationError(ApplicationError.NOT_AUTHORIZED, "no"),
+        })
+        self.failureResultOf(component.read_snapshot(), ApplicationError)
+
+    def test_meta_events_update_the_index(self):
+        """The payloads of Crossbar's meta events, applied in order, give the expected counts."""
+        component = self.component({})
+        apply = {topic: component._applier(update) for topic, update in _EVENTS.items()}
+        apply["wamp.session.on_join"]({"session": 5, "authid": "zoe", "authrole": "user", "realm": "reactive"})
+        apply["wamp.subscription.on_create"](5, {"id": 10, "uri": "time.tic", "match": "exact", "created": "x"})
+        apply["wamp.subscription.on_subscribe"](5, 10)
+        self.assertEqual(component.index.presence("time.tic"), (1, {"zoe"}))
+        apply["wamp.subscription.on_unsubscribe"](5, 10)
+        apply["wamp.subscription.on_delete"](5, 10)
+        self.assertEqual(component.index.presence("time.tic"), (0, set()))
+        apply["wamp.session.on_leave"](5)
+        self.assertEqual(component.index.sessions, {})
