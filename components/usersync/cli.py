@@ -31,6 +31,7 @@ import sys
 from components.core.command_log import begin_command_log
 from components.core.exits import CONFIG, react
 from components.core.settings import Settings, SettingsError
+from components.core.stop_signals import exit_on_stop_signals
 from components.usersync import usersync_settings
 
 
@@ -146,14 +147,18 @@ def _emulator(options, settings):
     """
     Run moto server on 127.0.0.1 (the dev node's guest worker), logging only
     problems. When it cannot run (the port is taken by LocalStack or an
-    emulator left running, moto is not installed, the server fails), say why
+    emulator left running, moto is not installed), say why
     and stay idle instead of failing the node: its shutdown_on_worker_exit
     would stop the whole hub, and the components use whatever answers at
-    AWS_ENDPOINT_URL, or retry.
+    AWS_ENDPOINT_URL, or retry. SIGINT or SIGTERM ends it with 0, so Crossbar
+    does not log the guest as exited with error.
     """
     import logging
+    import os
+    import signal
     import socket
 
+    exit_on_stop_signals()  # a Ctrl-C of the node (SIGINT, then the controller's SIGTERM): exit 0, not killed
     try:
         port = options.port or settings.get(usersync_settings.AWS_EMULATOR_PORT)
     except SettingsError as error:
@@ -163,17 +168,15 @@ def _emulator(options, settings):
     if taken:
         _stay_idle("127.0.0.1:{} is already in use; using the service there".format(port))
     try:
-        from moto.server import main as moto_main
+        from moto.server import ThreadedMotoServer
     except ImportError as error:
         _stay_idle("cannot import moto ({}): this node runs without the local SNS/SQS emulator".format(error))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    try:
-        moto_main(["-H", "127.0.0.1", "-p", str(port)])
-    except (Exception, SystemExit) as error:
-        if isinstance(error, SystemExit) and not error.code:
-            raise
-        _stay_idle("moto server on 127.0.0.1:{} stopped ({!r}): this node runs without the local SNS/SQS "
-                   "emulator".format(port, error))
+    os.environ.setdefault("MOTO_PORT", str(port))  # as moto's own server command sets it
+    server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
+    server.start()  # serves in a thread; this one waits for the node's SIGTERM
+    while True:
+        signal.pause()
 
 
 def _stay_idle(reason):

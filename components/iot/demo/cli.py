@@ -9,7 +9,8 @@ The dev node's demo sources (the guest worker ``demo`` of
 ``run/arduino``, ``secrets/`` and the client database) is ``--cbdir``, else
 ``CROSSBAR_DIR``, else ``./.crossbar``. With ``DEMO=off`` it says so and
 idles (the node keeps running without the demo). Stops on SIGTERM/SIGINT,
-removing the Arduino's link.
+removing the Arduino's link, with exit code 0 (a guest ended otherwise is
+logged by Crossbar as exited with error).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import signal
 import sys
 
 from components.core.settings import Settings, SettingsError, node_dir
+from components.core.stop_signals import exit_on_stop_signals, ignore_stop_signals
 from components.iot import iot_settings
 from components.iot.demo import WORKER
 from components.iot.demo.runner import PARTS, DemoRunner, stopping_node
@@ -44,6 +46,7 @@ def log_observer(out):
 
 def _idle(reason):
     print("{}: {}".format(WORKER, reason), file=sys.stderr, flush=True)
+    exit_on_stop_signals()  # the node's SIGTERM ends it with 0, not by the signal
     while True:
         signal.pause()
 
@@ -73,6 +76,8 @@ def main(argv=None, prog="python -m components.iot.demo"):
     runner = DemoRunner(reactor, settings, PARTS if options.part == "run" else (options.part,),
                         exit=stopping_node() if options.stop_node else os._exit)
     reactor.callWhenRunning(runner.start)
+    # stopping on the first SIGINT/SIGTERM; the controller's SIGTERM after a Ctrl-C of the node must not kill it
+    reactor.addSystemEventTrigger("before", "shutdown", ignore_stop_signals)
     reactor.addSystemEventTrigger("before", "shutdown", runner.stop)
     reactor.run()
     return 0
