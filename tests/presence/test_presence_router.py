@@ -34,7 +34,7 @@ class PresenceRouterTests(unittest.TestCase):
         return (client or self.admin).session.call(PRESENCE, topic or self.topic)
 
     @defer.inlineCallbacks
-    def until(self, sessions, users):
+    def shows(self, sessions, users):
         """Poll the admin's answer until it shows ``sessions`` sessions of ``users`` (a list of names)."""
         wanted = {"topic": self.topic, "sessions": sessions, "users": len(users), "names": sorted(users)}
         result = yield eventually(self.presence, timeout=WAIT, check=lambda answer: answer == wanted,
@@ -50,24 +50,24 @@ class PresenceRouterTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_counts_follow_sessions(self):
         """Counts rise with subscribers (two sessions of one user: one user) and fall on unsubscribe and leave."""
-        yield self.until(0, [])
+        yield self.shows(0, [])
         anna, anna_subscription = yield self.subscriber("anna")
-        yield self.until(1, ["anna"])
+        yield self.shows(1, ["anna"])
         bert1, _ = yield self.subscriber("bert")
         bert2, _ = yield self.subscriber("bert")
-        yield self.until(3, ["anna", "bert"])
+        yield self.shows(3, ["anna", "bert"])
         yield anna_subscription.unsubscribe()
-        yield self.until(2, ["bert"])
+        yield self.shows(2, ["bert"])
         yield bert1.close()
-        yield self.until(1, ["bert"])
+        yield self.shows(1, ["bert"])
         yield bert2.close()
-        yield self.until(0, [])
+        yield self.shows(0, [])
 
     @defer.inlineCallbacks
     def test_user_gets_counts_only(self):
         """A user's answer carries the counts and no names."""
         yield self.subscriber("carl")
-        yield self.until(1, ["carl"])
+        yield self.shows(1, ["carl"])
         user = yield connect(self, self.node, sub="dora", role="user")
         answer = yield self.presence(user)
         self.assertEqual(answer, {"topic": self.topic, "sessions": 1, "users": 1})
