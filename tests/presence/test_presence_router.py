@@ -1,9 +1,12 @@
 """
 ``hub.presence`` through a real router: counts go up and down as sessions
 subscribe, unsubscribe and leave; a user gets counts only, an admin also the
-names; a topic the caller's role may not subscribe is refused.
+names; a topic the caller's role may not subscribe is refused. On the dev
+node and on the production client config (users through a proxy worker).
 """
 
+import json
+import os
 import uuid
 
 from autobahn.wamp.exception import ApplicationError
@@ -11,21 +14,23 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
+from components.node import topology
 from components.presence import PRESENCE
 from tests.support.clients import connect
-from tests.support.node import shared_node
+from tests.support.node import RouterNode, free_port, shared_node
 from tests.support.polling import eventually
 
 WAIT = 45.0
 
 
-class PresenceRouterTests(unittest.TestCase):
+class PresenceChecks:
+    """The checks; ``node_under_test()`` gives the node they run on."""
 
     timeout = 240
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.node = yield shared_node()
+        self.node = yield self.node_under_test()
         # a topic of its own (users may subscribe counter.changed.*), so other tests' sessions do not count
         self.topic = "counter.changed.presence{}".format(uuid.uuid4().hex[:10])
         self.admin = yield connect(self, self.node, sub="boss", role="admin")
@@ -87,3 +92,31 @@ class PresenceRouterTests(unittest.TestCase):
         """A topic that is not a URI answers invalid_argument."""
         error = yield self.assertFailure(self.presence(topic="not a topic"), ApplicationError)
         self.assertEqual(error.error, errors.INVALID_ARGUMENT)
+
+
+class PresenceRouterTests(PresenceChecks, unittest.TestCase):
+    """On the dev node (one router worker, users on its WebSocket)."""
+
+    def node_under_test(self):
+        return shared_node()
+
+
+_proxied = {}
+
+
+class ProxiedPresenceTests(PresenceChecks, unittest.TestCase):
+    """On the production client config: users join through a proxy worker, presence runs in the router worker."""
+
+    @defer.inlineCallbacks
+    def node_under_test(self):
+        node = _proxied.get("node")
+        if node is None or node.process is None or node.process.poll() is not None:
+            node = RouterNode(name="presence-proxied", env={"REVOCATION_DATABASE": "master"})
+            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
+            with open(os.path.join(node.directory, "config.json"), "w") as handle:
+                json.dump(node.config, handle, indent=2)
+            _proxied["node"] = node
+            yield node.start(timeout=90)
+        yield eventually(lambda: 'Ok, worker "Proxy proxy1" configured and ready' in node.log_text(),
+                         timeout=60, message="proxy worker not ready")
+        return node
