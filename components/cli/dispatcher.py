@@ -31,7 +31,7 @@ COMMANDS = (
             ("app",)),
     Command("demo", "run the dev node's demo sources (Arduino, OData service, device)",
             "components.iot.demo.cli", ()),
-    Command("e2e", "rotate end-to-end data keys, open an envelope", "components.e2e.cli", ()),
+    Command("e2e", "rotate end-to-end data keys, open an envelope", "components.auth.e2e_command", ()),
     Command("sync", "user sync: provision AWS, install the capture triggers, resync, run the emulator",
             "components.usersync.cli", ()),
     Command("topology", "write or print the production node configs", "components.node.topology", ()),

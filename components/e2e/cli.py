@@ -10,7 +10,8 @@ Key administration and debugging for end-to-end encrypted payloads
 
 Uses DATABASE_URL (the client database) and E2E_KEK / E2E_KEK_FILE (or the dev
 node's generated key-encryption key via CROSSBAR_DIR). Exit codes: 0 done,
-1 the envelope was refused (the reason is printed), 2 usage, 78 a setting.
+1 refused (the reason is printed: an envelope, or with ``reactive-hub e2e``
+``rotate --user`` of a name not in the user table), 2 usage, 78 a setting.
 """
 
 import argparse
@@ -48,8 +49,14 @@ def sealed_and_seq(text, seq=None):
     return payload["value"], payload["seq"]
 
 
-def main(argv=None, prog="python -m components.e2e"):
-    """The command line; ends with SystemExit (``components.core.exits.react``)."""
+def main(argv=None, prog="python -m components.e2e", known_user=None):
+    """
+    The command line; ends with SystemExit (``components.core.exits.react``).
+    ``known_user(settings, username)`` (a Deferred: None when the user exists,
+    else the refusal line) is asked before ``rotate --user`` creates a key;
+    the user directory is the auth layer's, so ``reactive-hub e2e`` (through
+    :mod:`components.auth.e2e_command`) passes it.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = Settings()
@@ -78,6 +85,10 @@ def main(argv=None, prog="python -m components.e2e"):
                     count = yield keys.rotate_all()
                     print("rotated {} user key(s)".format(count))
                 else:
+                    refusal = None if known_user is None else (yield known_user(settings, options.user))
+                    if refusal is not None:
+                        print("error: " + refusal, file=sys.stderr)
+                        raise SystemExit(1)
                     kid = yield keys.rotate(options.user)
                     print("new key {} for {}".format(kid, options.user))
                 return

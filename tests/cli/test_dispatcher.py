@@ -31,7 +31,7 @@ ROUTES = {
     ("device", "list"): ("components.iot.cli", ["device", "list"], "reactive-hub"),
     ("app", "list"): ("components.applications.cli", ["app", "list"], "reactive-hub"),
     ("demo", "odata"): ("components.iot.demo.cli", ["odata"], "reactive-hub demo"),
-    ("e2e", "rotate", "--all"): ("components.e2e.cli", ["rotate", "--all"], "reactive-hub e2e"),
+    ("e2e", "rotate", "--all"): ("components.auth.e2e_command", ["rotate", "--all"], "reactive-hub e2e"),
     ("sync", "emulator"): ("components.usersync.cli", ["emulator"], "reactive-hub sync"),
     ("topology", "master"): ("components.node.topology", ["master"], "reactive-hub topology"),
 }
