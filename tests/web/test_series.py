@@ -251,6 +251,9 @@ class ChartTests(BrowserTestCase):
             expect(page.locator(card)).to_have_attribute("data-last-seq", str(first[-1]["seq"]))
             expect(page.locator(card)).to_have_attribute("data-stale", "false")
             expect(page.locator('#sources tr[data-source="{}"]'.format(SERIAL))).to_have_attribute("data-live", "true")
+            counted = page.evaluate("async () => { const chart = await import('/js/chart.js');"
+                                    " return [chart.readingsText(1), chart.readingsText(8)]; }")
+            self.assertEqual(counted, ["1 reading", "8 readings"])  # the summary's and the label's wording
             return (page, polyline_pairs(page, SERIAL), page.locator(card + " .chart-summary").text_content(),
                     page.locator(card + " .stale-badge").is_visible(),
                     page.locator(card + " svg").get_attribute("aria-label"))
@@ -261,6 +264,7 @@ class ChartTests(BrowserTestCase):
         self.assertIn("Latest {}".format(values[-1]), summary)
         self.assertIn("min {}, max {}".format(min(values), max(values)), summary)
         self.assertIn("8 readings", label)
+        self.assertIn("over 8 readings in the last", summary)
         self.assertFalse(badge)
         # the line rises as the readings do: y decreases along the line
         ys = [float(pair.split(",")[1]) for pair in pairs]

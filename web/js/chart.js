@@ -44,6 +44,11 @@ export function summarize(points) {
   return {count, min, max, latest};
 }
 
+/** "1 reading", "8 readings": a count of readings as the chart and its summary say it. */
+export function readingsText(count) {
+  return count === 1 ? "1 reading" : `${count} readings`;
+}
+
 function label(value) {
   if (value === null) return "";
   return Math.abs(value) >= 1000 || Number.isInteger(value) ? String(Math.round(value)) : value.toPrecision(3);
@@ -96,7 +101,7 @@ export function createChart(container, {minutes = 10, label: title = "", now = (
     maxText.textContent = label(max);
     minText.textContent = label(min);
     svg.setAttribute("aria-label", count === 0 ? `${title}: no readings in the last ${minutes} minutes`
-      : `${title}: line chart of ${count} readings in the last ${minutes} minutes, from ${label(min)} to ${label(max)}, latest ${label(numeric(latest))}`);
+      : `${title}: line chart of ${readingsText(count)} in the last ${minutes} minutes, from ${label(min)} to ${label(max)}, latest ${label(numeric(latest))}`);
     return {count, min, max, latest};
   }
 

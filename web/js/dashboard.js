@@ -1,6 +1,6 @@
 // The dashboard: clock, shared counter, serial and OData values, the greeting, and for every IoT source a live
 // chart of its last minutes (hub.series) with a text summary, plus the list of sources from iot.sources.
-import {createChart, numeric} from "./chart.js";
+import {createChart, numeric, readingsText} from "./chart.js";
 import {bindState, el, startPage} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -154,7 +154,7 @@ function render(card) {
   card.stale = stale;
   card.summary.textContent = count === 0
     ? `No readings in the last ${WINDOW_MINUTES} minutes.`
-    : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${count} readings in the last ${WINDOW_MINUTES} minutes.`;
+    : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${readingsText(count)} in the last ${WINDOW_MINUTES} minutes.`;
 }
 
 let shownSources = [];   // the last iot.sources answer, shown again as "unknown" while the hub is offline
