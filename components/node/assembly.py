@@ -14,10 +14,13 @@ code only ever sees a ``session_source`` callable in its constructor.
 
 from twisted.internet import defer
 
+from components.applications import component as app_component, http_api as app_http
+from components.applications.app_registry import AppRegistry
 from components.core.refusal import refusing
-from components.core.settings import Settings
+from components.core.settings import Settings, SettingsError
 from components.db import db_settings
-from components.db.database import Database
+from components.db.database import Database, StorageConfigError
+from components.e2e.keys import load_kek
 from components.iot import DEVICE_PREFIX, http_publish, history_seed
 from components.node import boot, webui
 from components.ops import health, metrics, monitor, ops_settings
@@ -78,11 +81,13 @@ def announced(component_class, name, sessions=SESSIONS):
 
 MONITOR = "monitor"
 DEVICE_BRIDGE = "device_bridge"
+APP_BRIDGE = "app_bridge"
 
 MonitorComponent = announced(monitor.MonitorComponent, MONITOR)
 # each device topic's seq continues above the highest seq in the IoT history (a clock stepped back)
 DeviceBridgeSession = announced(history_seed.seeded(http_publish.DeviceBridgeSession, "states", DEVICE_PREFIX),
                                 DEVICE_BRIDGE)
+AppBridgeSession = announced(app_component.AppBridgeSession, APP_BRIDGE)
 
 
 @refusing
@@ -114,6 +119,22 @@ def DevicePublishResource(extra=None):
     settings = Settings(extra)
     return http_publish.DevicePublishResource(settings, SESSIONS.source(DEVICE_BRIDGE),
                                         Database(settings.get(db_settings.DATABASE_URL)))
+
+
+@refusing
+def AppsResource(extra=None):
+    """``/apps``: ``/apps/publish`` of registered applications, published through this worker's application
+    session; the registry in the client database (503 to every request when it cannot be opened)."""
+    from twisted.internet import reactor
+    settings = Settings(extra)
+    registry, disabled = None, None
+    try:
+        registry = AppRegistry(Database(settings.get(db_settings.DATABASE_URL)), load_kek(settings))
+    except (SettingsError, StorageConfigError, OSError) as error:
+        disabled = str(error)
+        app_http.AppPublishResource.log.error("application publishing disabled: {reason}", reason=disabled)
+    return app_http.AppsResource(app_http.AppPublishResource(settings, SESSIONS.source(APP_BRIDGE), registry,
+                                                             reactor.seconds, disabled=disabled))
 
 
 @refusing

@@ -10,7 +10,7 @@ written once:
 - ``client``: the side users connect to. The router worker keeps the realm,
   the authenticator (verifies with ``JWT_PUBLIC_KEY_FILE`` only), the
   per-node singletons (clock, serial, OData, device bridge) and an internal
-  web transport on ``INTERNAL_PORT`` (``/publish``, ``/health``, ``/metrics``
+  web transport on ``INTERNAL_PORT`` (``/publish``, ``/apps``, ``/health``, ``/metrics``
   open to whoever reaches that port, ``/rlink``). ``PROXIES`` proxy workers
   terminate the public WebSocket on ``$PORT`` (shared port, one process per
   core) and hand each session to the router over a Unix socket (the public
@@ -35,7 +35,7 @@ import os
 import socket
 import sys
 
-from components import counter, iot, usersync
+from components import applications, counter, iot, usersync
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.exits import outcome
 from components.core import core_settings, devsecrets
@@ -59,7 +59,7 @@ PUBLIC_METRICS = "public-metrics"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
 SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC)
 # ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
-SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX)
+SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX, applications.PREFIX)
 # components that scale out: one instance per container worker (shared registrations)
 SCALABLE = ("counter", "usersync_client", "usersync_bridge", "usersync")
 # components that belong to the master node
@@ -188,7 +188,7 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
         "rlink": {"type": "websocket", "serializers": ["cbor"],
                   "auth": {"cryptosign": {"type": "dynamic", "authenticator": PEER_AUTHENTICATE}}},
     }
-    for name in ("health", "metrics", "publish"):
+    for name in ("health", "metrics", "publish", "apps"):
         if name in dev_web["paths"]:
             internal_paths[name] = copy.deepcopy(dev_web["paths"][name])
     if "metrics" in internal_paths:
@@ -214,7 +214,7 @@ def client_config(dev=None, peers=(), proxies=PROXIES, containers=CONTAINERS, in
         realm["rlinks"] = [_rlink(index, host, port) for index, (host, port) in enumerate(peers)]
 
     public_paths = {"/": copy.deepcopy(dev_web["paths"]["/"]), "ws": _websocket_service(dev_web)}
-    for name in ("health", "metrics", "publish"):
+    for name in ("health", "metrics", "publish", "apps"):
         target = PUBLIC_METRICS if name == "metrics" else name
         public_paths[name] = {"type": "reverseproxy", "host": "127.0.0.1", "port": internal_port, "path": "/" + target}
     roles = sorted({role["name"] for role in realm["roles"]} - {"rlink"})
@@ -315,6 +315,7 @@ def master_config(dev=None):
     router["options"] = dict(router.get("options", {}), title="reactive hub master router")
     web = _web_transport(router)
     web["paths"].pop("publish", None)
+    web["paths"].pop("apps", None)
     workers = [router]
     if master_only:
         router["transports"].append(

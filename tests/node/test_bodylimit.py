@@ -341,18 +341,21 @@ class InstallTests(unittest.SynchronousTestCase):
         self.assertFalse(hasattr(Other.allHeadersReceived, bodylimit.PATCHED))
 
     def test_limits_from_settings(self):
-        """Defaults: /auth MAX_BODY, /publish 4096, anything else 1024 bytes, 10 s; each setting overrides."""
+        """Defaults: /auth MAX_BODY, /publish 4096, /apps 65536, anything else 1024 bytes, 10 s; each setting
+        overrides."""
         limits = bodylimit.BodyLimits.from_settings(Settings(environ={}, node_directory="/node"))
         self.assertEqual((limits.by_segment, limits.default, limits.timeout),
-                         ({b"auth": MAX_BODY, b"publish": 4096}, 1024, 10.0))
+                         ({b"auth": MAX_BODY, b"publish": 4096, b"apps": 65536}, 1024, 10.0))
         self.assertEqual(limits.header_timeout, 15.0)
         limits = bodylimit.limits_from_environment(
-            ["crossbar"], {"HTTP_BODY_LIMIT": "0", "DEVICE_BODY_LIMIT": "8192", "HTTP_BODY_TIMEOUT": "500ms",
+            ["crossbar"], {"HTTP_BODY_LIMIT": "0", "DEVICE_BODY_LIMIT": "8192", "APPS_BODY_LIMIT": "4096",
+                           "HTTP_BODY_TIMEOUT": "500ms",
                            "HTTP_HEADER_TIMEOUT": "2s"})
         self.assertEqual((limits.by_segment[b"publish"], limits.default, limits.timeout, limits.header_timeout),
                          (8192, 0, 0.5, 2.0))
-        self.assertEqual(limits.describe(), "/auth 16384, /publish 8192, anything else 0 bytes; 0.5 s per body, "
-                                            "2 s for a request's headers")
+        self.assertEqual(limits.by_segment[b"apps"], 4096)
+        self.assertEqual(limits.describe(), "/apps 4096, /auth 16384, /publish 8192, anything else 0 bytes; "
+                                            "0.5 s per body, 2 s for a request's headers")
         malformed = (("HTTP_BODY_LIMIT", "lots"), ("DEVICE_BODY_LIMIT", "10"), ("HTTP_BODY_TIMEOUT", "0"),
                      ("HTTP_HEADER_TIMEOUT", "soon"))
         for name, value in malformed:

@@ -31,7 +31,7 @@ not drained after a refusal: a client still sending its body may see a reset
 instead of the answer (one that waits for ``100 Continue`` always reads it). The limit is chosen
 by the first path segment, decoded as Twisted's ``Site`` does to pick the
 resource: ``/auth/*`` ``MAX_BODY`` of ``components.core.httpjson`` (16 KiB),
-``/publish`` ``DEVICE_BODY_LIMIT`` (4096), every other path
+``/publish`` ``DEVICE_BODY_LIMIT`` (4096), ``/apps/*`` ``APPS_BODY_LIMIT`` (64 KiB), every other path
 ``HTTP_BODY_LIMIT`` (1024; static files, ``/health``, ``/metrics`` and the
 ``/ws`` upgrade take no body); the deadline is ``HTTP_BODY_TIMEOUT`` (10 s).
 
@@ -53,6 +53,7 @@ import sys
 from twisted.web import http
 
 from components.node.patches import PatchUnavailable, names_used, replacement, unpatched
+from components.applications import applications_settings
 from components.core import errors
 from components.core.httpjson import MAX_BODY
 from components.core.settings import Settings
@@ -97,10 +98,12 @@ class BodyLimits:
 
     @classmethod
     def from_settings(cls, settings):
-        """``HTTP_BODY_LIMIT``, ``DEVICE_BODY_LIMIT`` (/publish), ``HTTP_BODY_TIMEOUT``; MAX_BODY (/auth)."""
+        """``HTTP_BODY_LIMIT``, ``DEVICE_BODY_LIMIT`` (/publish), ``APPS_BODY_LIMIT`` (/apps), ``HTTP_BODY_TIMEOUT``;
+        MAX_BODY (/auth)."""
         return cls(default=settings.get(node_settings.HTTP_BODY_LIMIT),
                    by_segment={b"auth": MAX_BODY,
-                               b"publish": settings.get(iot_settings.DEVICE_BODY_LIMIT)},
+                               b"publish": settings.get(iot_settings.DEVICE_BODY_LIMIT),
+                               b"apps": settings.get(applications_settings.APPS_BODY_LIMIT)},
                    timeout=settings.get(node_settings.HTTP_BODY_TIMEOUT),
                    header_timeout=settings.get(node_settings.HTTP_HEADER_TIMEOUT))
 
