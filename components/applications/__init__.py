@@ -5,6 +5,8 @@ topic prefix ``app.<name>.`` and publishes there over ``POST /apps/publish``
 """
 
 PREFIX = "app."
+# per-user events for the other nodes: linked routers forward this topic, each node's bridge republishes it
+RELAY = "apps.relay"
 
 
 def app_prefix(name):

@@ -8,8 +8,9 @@
 - The body is ``{"topic", "args", "kwargs", "to_users"}`` (only ``topic``
   required): 400 for anything else, 413 over ``APPS_BODY_LIMIT``, 403 for a
   topic outside the application's prefix ``app.<name>.``.
-- ``to_users``: the event reaches only those users' sessions on this node
-  (published with ``eligible_authid``). A private application must name
+- ``to_users``: the event reaches only those users' sessions (published
+  with ``eligible_authid`` here and relayed to linked nodes, see
+  :mod:`components.applications.component`). A private application must name
   ``to_users`` (400 without), so its events never reach a subscriber the
   application did not name.
 - A rate limit per application (``APPS_RATE``/s, ``APPS_BURST`` at once) in
@@ -183,9 +184,11 @@ class AppPublishResource(Resource):
         if session is None:
             self.limiter.refund(app.name)
             raise errors.Unavailable("application bridge session not joined yet")
-        options = PublishOptions(acknowledge=True, eligible_authid=to_users)
         try:
-            published = yield session.publish(topic, *args, options=options, **kwargs)
+            if to_users is None:
+                published = yield session.publish(topic, *args, options=PublishOptions(acknowledge=True), **kwargs)
+            else:
+                published = yield session.publish_to_users(topic, args, kwargs, to_users)
         except Exception:
             self.limiter.refund(app.name)
             raise

@@ -57,7 +57,7 @@ BACKEND_SOCKET = "backend.sock"
 # the internal transport's token-guarded /metrics, which the proxies serve as the public /metrics
 PUBLIC_METRICS = "public-metrics"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
-SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC)
+SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC, applications.RELAY)
 # ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
 SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX, applications.PREFIX)
 # components that scale out: one instance per container worker (shared registrations)

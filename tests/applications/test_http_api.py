@@ -11,7 +11,7 @@ from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from components.applications import http_api
+from components.applications import component, http_api
 from components.core import errors
 
 
@@ -80,3 +80,18 @@ class PlainHTTPTests(SynchronousTestCase):
         self.assertTrue(http_api.plain_allowed(self.request("127.0.0.1"), True, ()))
         self.assertTrue(http_api.plain_allowed(self.request("10.1.2.3"), True, proxies))
         self.assertFalse(http_api.plain_allowed(self.request("203.0.113.5"), True, proxies))
+
+
+class RelayMessageTests(SynchronousTestCase):
+    """What the bridges of linked nodes accept on apps.relay: only a well-formed event on an app topic."""
+
+    def test_round_trip(self):
+        message = component.relay_message("app.shop.x", [1], {"k": 2}, ["alice"])
+        self.assertEqual(component.relayed(message), ("app.shop.x", [1], {"k": 2}, ["alice"]))
+
+    def test_refused(self):
+        good = component.relay_message("app.shop.x", [], {}, ["alice"])
+        for wrong in (None, [], dict(good, extra=1), dict(good, topic="users.changed"), dict(good, to_users=[]),
+                      dict(good, to_users=[""]), dict(good, to_users="alice"), dict(good, args={}),
+                      dict(good, kwargs={"options": 1})):
+            self.assertIsNone(component.relayed(wrong), wrong)

@@ -585,6 +585,7 @@ class LinkedNodesTests(unittest.TestCase):
         yield eventually(lambda: seen["alice"], message="users.changed from node 1 did not reach node 2")
         self.assertEqual(seen["alice"][0]["seq"], 7)
         self.assertEqual(seen["bob"], [])
+        yield self._app_events_cross(one, alice_two, bob_two)
 
         # counter clicked on both nodes stays exact (one database), events cross both ways
         clickers = yield defer.gatherResults([self.join(node.url, "clicker{}".format(index))
@@ -626,6 +627,33 @@ class LinkedNodesTests(unittest.TestCase):
         yield clickers[1].session.call("counter.click", 5)
         yield eventually(lambda: view["joins"] >= 2, timeout=30, message="viewer did not reconnect to node 2")
         yield eventually(lambda: view["value"] == 45, message="viewer did not catch up after failover")
+
+    @defer.inlineCallbacks
+    def _app_events_cross(self, one, alice_two, bob_two):
+        """POST /apps/publish on node 1: an event for alice reaches alice's session on node 2 (relayed), not
+        bob's there; an event for everyone reaches both."""
+        import base64
+        from components.applications.app_registry import AppRegistry
+        from components.db import db_settings
+        from components.db.database import Database
+        from components.e2e.keys import load_kek
+        from tests.support.clients import post_json
+        settings = Settings(environ=one.env, node_directory=one.directory)
+        apps = AppRegistry(Database(settings.get(db_settings.DATABASE_URL)), load_kek(settings))
+        self.addCleanup(apps.db.close)
+        key, secret = yield apps.add("linked")
+        auth = "Basic " + base64.b64encode("{}:{}".format(key, secret).encode()).decode("ascii")
+        got = {"alice": [], "bob": []}
+        yield alice_two.session.subscribe(lambda *args: got["alice"].append(args), "app.linked.news")
+        yield bob_two.session.subscribe(lambda *args: got["bob"].append(args), "app.linked.news")
+        for body in ({"topic": "app.linked.news", "args": ["for alice"], "to_users": ["alice"]},
+                     {"topic": "app.linked.news", "args": ["for all"]}):
+            status, answer, _ = yield post_json(one.http + "/apps/publish", body, headers={"Authorization": auth})
+            self.assertEqual(status, 200, answer)
+        yield eventually(lambda: len(got["alice"]) == 2 and got["bob"], timeout=30,
+                         message="app events from node 1 did not reach node 2", details=lambda: repr(got))
+        # the relayed event takes one hop more than the forwarded one: either may arrive first
+        self.assertEqual((sorted(got["alice"]), got["bob"]), ([("for alice",), ("for all",)], [("for all",)]))
 
     @defer.inlineCallbacks
     def _relay_from_node_one(self, node, message):
