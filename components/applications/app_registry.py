@@ -56,7 +56,8 @@ MIGRATIONS = [
 ]
 
 App = collections.namedtuple("App", "name secret private")
-App.__doc__ = "What ``lookup`` finds for a key: the application's ``name``, plain ``secret`` and ``private`` flag."
+App.__doc__ = ("What ``lookup`` finds for a key: the application's ``name``, plain ``secret`` and "
+               "``private`` flag.")
 
 
 def check_name(name):
@@ -151,7 +152,8 @@ class AppRegistry:
         return self._forgetting(self._run(replace))
 
     def revoke(self, name):
-        """Refuse ``name`` from now on (it stays listed); fire True, or False when it already was. NotFound."""
+        """Refuse ``name`` from now on (it stays listed); fire True, or False when it already was.
+        NotFound."""
         check_name(name)
 
         def revoke(cursor):

@@ -10,7 +10,8 @@ APPS_RATE = Setting("APPS_RATE", FLOAT, "publications per second one application
                     default=100.0, minimum=0.01, maximum=100000, roles=_ROLES)
 APPS_BURST = Setting("APPS_BURST", FLOAT, "publications one application may send at once above `APPS_RATE`",
                      default=200.0, minimum=1, maximum=1000000, roles=_ROLES)
-APPS_MAX_USERS = Setting("APPS_MAX_USERS", INT, "most user names in one publication's `to_users`", default=1000,
+APPS_MAX_USERS = Setting("APPS_MAX_USERS", INT, "most user names in one publication's `to_users`",
+                         default=1000,
                          minimum=1, maximum=100000, roles=_ROLES)
 
 SETTINGS = (APPS_BODY_LIMIT, APPS_RATE, APPS_BURST, APPS_MAX_USERS)

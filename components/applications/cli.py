@@ -89,15 +89,16 @@ def run(options, registry, out):
 
         def done(credentials):
             key, secret = credentials
+            verb = "added" if options.command == "add" else "rotated"
             if as_json:
                 out.write(json.dumps({"name": options.name, "key": key, "secret": secret}) + "\n")
             else:
                 out.write("application {} {}; keep the secret, it is not shown again\nAPP_KEY={}\n"
-                          "APP_SECRET={}\n".format(options.name, options.command.replace("add", "added").replace(
-                              "rotate", "rotated"), key, secret))
+                          "APP_SECRET={}\n".format(options.name, verb, key, secret))
         return d.addCallback(done)
     if options.command == "revoke":
-        return registry.revoke(options.name).addCallback(lambda changed: out.write("application {} {}\n".format(
+        d = registry.revoke(options.name)
+        return d.addCallback(lambda changed: out.write("application {} {}\n".format(
             options.name, "revoked" if changed else "was already revoked")))
 
     def listed(apps):

@@ -29,8 +29,9 @@ def relayed(message):
         return None
     topic, args, kwargs, users = message["topic"], message["args"], message["kwargs"], message["to_users"]
     if not isinstance(topic, str) or not topic.startswith(PREFIX) or not isinstance(args, list) \
-            or not isinstance(kwargs, dict) or "options" in kwargs or not isinstance(users, list) or not users \
-            or not all(isinstance(user, str) and user for user in users):
+            or not isinstance(kwargs, dict) or "options" in kwargs:
+        return None
+    if not isinstance(users, list) or not users or not all(isinstance(user, str) and user for user in users):
         return None
     return topic, args, kwargs, users
 
@@ -47,7 +48,8 @@ class AppBridgeSession(HubComponent):
 
     def publish_to_users(self, topic, args, kwargs, to_users):
         """Publish an event for ``to_users`` here (fire with the publication) and relay it to linked nodes."""
-        d = self.publish(topic, *args, options=PublishOptions(acknowledge=True, eligible_authid=to_users), **kwargs)
+        options = PublishOptions(acknowledge=True, eligible_authid=to_users)
+        d = self.publish(topic, *args, options=options, **kwargs)
 
         def relay(publication):
             self.publish(RELAY, relay_message(topic, args, kwargs, to_users))

@@ -186,7 +186,8 @@ class AppPublishResource(Resource):
             raise errors.Unavailable("application bridge session not joined yet")
         try:
             if to_users is None:
-                published = yield session.publish(topic, *args, options=PublishOptions(acknowledge=True), **kwargs)
+                options = PublishOptions(acknowledge=True)
+                published = yield session.publish(topic, *args, options=options, **kwargs)
             else:
                 published = yield session.publish_to_users(topic, args, kwargs, to_users)
         except Exception:
