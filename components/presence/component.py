@@ -27,7 +27,8 @@ from components.core.errors import InvalidArgument, NotAuthorized
 from components.presence import NAMES_ROLES, PEOPLE_ROLES, PRESENCE
 from components.presence.index import PresenceIndex
 
-# a topic as a subscriber may name it: dot-separated components without whitespace or '#' (empty ones: wildcards)
+# a topic as a subscriber may name it: dot-separated components without whitespace or '#'
+# (empty ones: wildcards)
 TOPIC_PATTERN = re.compile(r"[^\s.#]*(\.[^\s.#]*)*")
 MAX_TOPIC = 255
 
@@ -40,7 +41,8 @@ _EVENTS = {
     "wamp.session.on_leave": lambda index, session, *rest: index.left(session),
     "wamp.subscription.on_create": lambda index, session, details: index.created(
         details["id"], details["uri"], details["match"]),
-    "wamp.subscription.on_subscribe": lambda index, session, subscription: index.subscribed(session, subscription),
+    "wamp.subscription.on_subscribe": lambda index, session, subscription: index.subscribed(
+        session, subscription),
     "wamp.subscription.on_unsubscribe": lambda index, session, subscription: index.unsubscribed(
         session, subscription),
     "wamp.subscription.on_delete": lambda index, session, subscription: index.deleted(subscription),
@@ -49,14 +51,15 @@ _EVENTS = {
 
 def check_topic(topic):
     """A topic URI (at most 255 characters), else invalid_argument."""
-    if not isinstance(topic, str) or not topic or len(topic) > MAX_TOPIC or not TOPIC_PATTERN.fullmatch(topic):
+    if (not isinstance(topic, str) or not topic or len(topic) > MAX_TOPIC
+            or not TOPIC_PATTERN.fullmatch(topic)):
         raise InvalidArgument("topic must be a URI such as 'time.tic' (at most {} characters), got {}".format(
             MAX_TOPIC, shown(topic)), field="topic")
     return topic
 
 
 def answer(index, topic, authrole):
-    """What ``hub.presence(topic)`` answers a caller of ``authrole`` (already allowed to subscribe ``topic``)."""
+    """What ``hub.presence(topic)`` answers a caller of ``authrole`` (allowed to subscribe ``topic``)."""
     sessions, users = index.presence(topic)
     result = {"topic": topic, "sessions": sessions, "users": len(users)}
     if authrole in NAMES_ROLES:
@@ -85,7 +88,8 @@ def router_authorizer(session):
         raise RuntimeError("the presence component must run embedded in a router worker (type class)")
 
     def may_subscribe(details, topic):
-        asked = defer.maybeDeferred(router.authorize, _Asker(session.config.realm, details), topic, "subscribe", {})
+        asker = _Asker(session.config.realm, details)
+        asked = defer.maybeDeferred(router.authorize, asker, topic, "subscribe", {})
         return asked.addCallback(lambda allowed: bool(allowed.get("allow")) if isinstance(allowed, dict)
                                  else bool(allowed))
     return may_subscribe

@@ -21,7 +21,7 @@ def indexed():
 class PresenceIndexTests(SynchronousTestCase):
 
     def test_counts_follow_subscribe_and_unsubscribe(self):
-        """Sessions subscribing count; one unsubscribing no longer does; two sessions of one user are one user."""
+        """Subscribers count; one unsubscribing no longer does; two sessions of one user are one user."""
         index = indexed()
         index.joined(1, "alice", "user")
         index.joined(2, "alice", "user")
@@ -62,7 +62,7 @@ class PresenceIndexTests(SynchronousTestCase):
         self.assertEqual(index.presence("time.tic"), (1, {"alice"}))
 
     def test_prefix_and_wildcard_subscriptions_match(self):
-        """An event's topic reaches prefix and wildcard subscribers too; deleted subscriptions match nothing."""
+        """A topic reaches prefix and wildcard subscribers too; deleted subscriptions match nothing."""
         index = PresenceIndex(PEOPLE_ROLES)
         index.created(20, "counter.changed.", "prefix")
         index.created(21, "iot..value", "wildcard")
@@ -145,7 +145,7 @@ class SnapshotAndEventTests(SynchronousTestCase):
         return component
 
     def test_snapshot_reads_existing_sessions_and_subscriptions(self):
-        """Sessions and subscribers already there count; a session or subscription gone meanwhile is skipped."""
+        """Sessions and subscribers already there count; one gone meanwhile is skipped."""
         gone = ApplicationError(ApplicationError.NO_SUCH_SESSION, "gone")
         sessions = {1: {"session": 1, "authid": "alice", "authrole": "user"}, 2: gone}
         subscriptions = {10: {"id": 10, "uri": "time.tic", "match": "exact"},
@@ -175,8 +175,8 @@ class SnapshotAndEventTests(SynchronousTestCase):
         """The payloads of Crossbar's meta events, applied in order, give the expected counts."""
         component = self.component({})
         apply = {topic: component._applier(update) for topic, update in _EVENTS.items()}
-        apply["wamp.session.on_join"]({"session": 5, "authid": "zoe", "authrole": "user", "realm": "reactive"})
-        apply["wamp.subscription.on_create"](5, {"id": 10, "uri": "time.tic", "match": "exact", "created": "x"})
+        apply["wamp.session.on_join"]({"session": 5, "authid": "zoe", "authrole": "user"})
+        apply["wamp.subscription.on_create"](5, {"id": 10, "uri": "time.tic", "match": "exact"})
         apply["wamp.subscription.on_subscribe"](5, 10)
         self.assertEqual(component.index.presence("time.tic"), (1, {"zoe"}))
         apply["wamp.subscription.on_unsubscribe"](5, 10)

@@ -43,7 +43,8 @@ class PresenceChecks:
         """Poll the admin's answer until it shows ``sessions`` sessions of ``users`` (a list of names)."""
         wanted = {"topic": self.topic, "sessions": sessions, "users": len(users), "names": sorted(users)}
         result = yield eventually(self.presence, timeout=WAIT, check=lambda answer: answer == wanted,
-                                  message="presence never became {}".format(wanted), details=self.node.log_tail)
+                                  message="presence never became {}".format(wanted),
+                                  details=self.node.log_tail)
         return result
 
     @defer.inlineCallbacks
@@ -54,7 +55,7 @@ class PresenceChecks:
 
     @defer.inlineCallbacks
     def test_counts_follow_sessions(self):
-        """Counts rise with subscribers (two sessions of one user: one user) and fall on unsubscribe and leave."""
+        """Counts rise with subscribers (two sessions of one user: one user), fall on unsubscribe, leave."""
         yield self.shows(0, [])
         anna, anna_subscription = yield self.subscriber("anna")
         yield self.shows(1, ["anna"])
@@ -79,7 +80,7 @@ class PresenceChecks:
 
     @defer.inlineCallbacks
     def test_topic_the_role_may_not_subscribe_is_refused(self):
-        """A user asking about a topic users may not subscribe gets not_authorized; an admin may ask about time.tic."""
+        """A topic users may not subscribe: not_authorized for a user; an admin may ask about time.tic."""
         user = yield connect(self, self.node, sub="eve", role="user")
         for topic in ("master.users.secret", "wamp.session.on_join"):
             error = yield self.assertFailure(self.presence(user, topic), ApplicationError)
@@ -105,14 +106,15 @@ _proxied = {}
 
 
 class ProxiedPresenceTests(PresenceChecks, unittest.TestCase):
-    """On the production client config: users join through a proxy worker, presence runs in the router worker."""
+    """On the production client config: users join through a proxy, presence runs in the router worker."""
 
     @defer.inlineCallbacks
     def node_under_test(self):
         node = _proxied.get("node")
         if node is None or node.process is None or node.process.poll() is not None:
             node = RouterNode(name="presence-proxied", env={"REVOCATION_DATABASE": "master"})
-            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
+            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1,
+                                                 containers=0)
             with open(os.path.join(node.directory, "config.json"), "w") as handle:
                 json.dump(node.config, handle, indent=2)
             _proxied["node"] = node
