@@ -1,7 +1,5 @@
 """The presence index kept from meta events, and the answer built from it."""
 
-import time
-
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
@@ -95,17 +93,14 @@ class PresenceIndexTests(SynchronousTestCase):
         self.assertFalse(wildcard_matches("a..c", "a.b.d"))
         self.assertFalse(wildcard_matches("a..c", "a.b.c.d"))
 
-    def test_four_thousand_subscribers_answer_in_milliseconds(self):
-        """A topic with 4,000 subscribers answers well under 50 ms (bounded cost)."""
+    def test_four_thousand_subscribers(self):
+        """A topic with 4,000 subscribers of 1,000 users: the counts and names (its time: bench/presence.py)."""
         index = indexed()
         for session in range(4000):
             index.joined(session, "user{}".format(session % 1000), "user")
             index.subscribed(session, 10)
-        started = time.perf_counter()
         result = answer(index, "time.tic", "admin")
-        elapsed = time.perf_counter() - started
         self.assertEqual((result["sessions"], result["users"], len(result["names"])), (4000, 1000, 1000))
-        self.assertLess(elapsed, 0.05)
 
 
 class AnswerTests(SynchronousTestCase):
