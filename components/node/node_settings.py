@@ -5,6 +5,7 @@ are on, and the bounds they enforce on the wire), and request bodies.
 
 from components.core.settings import BOOL, CLIENT, DEV, DURATION, INT, LIST, MASTER, TEXT, Setting
 from components.core.clientaddress import parse_networks
+from components.node.origin_policy import origin_triple
 
 _NODES = (DEV, MASTER, CLIENT)
 _NONE = "none"
@@ -72,7 +73,21 @@ HTTP_BODY_TIMEOUT = Setting("HTTP_BODY_TIMEOUT", DURATION, "seconds after its he
 HTTP_HEADER_TIMEOUT = Setting("HTTP_HEADER_TIMEOUT", DURATION, "seconds a connection may take to send a request's "
                               "line and headers, else 408", default=15.0, minimum=0.1, roles=_NODES)
 
+
+def _websocket_origins(origins):
+    """``ALLOWED_ORIGINS`` as a frozenset of ``(scheme, host, port)``; ValueError for what is not an origin."""
+    return frozenset(origin_triple(origin) for origin in origins)
+
+
+ALLOWED_ORIGINS = Setting(
+    "ALLOWED_ORIGINS", LIST, "origins (`http://127.0.0.1:8000`, comma-separated) whose pages may open the WebSocket "
+    "`/ws` besides the hub's own (a Django `runserver` page in development); a browser's `Origin` header is checked "
+    "by the router in the handshake", default=frozenset(), parse=_websocket_origins, roles=_NODES,
+    shown="unset: same origin only (the request's `Host`, or `PUBLIC_URL`)")
+
+
 SETTINGS = (HUB_INTERFACE, WEB_DIR, HUB_PATCHES_OFF, HUB_FAST_SEND, SESSION_CUTOFF_GRACE, WAMP_MAX_DEPTH, WAMP_MAX_CONTAINERS,
             WAMP_PREAUTH_MAX_BYTES, WAMP_AUTH_DEADLINE, WAMP_PENDING_PER_ADDRESS, WAMP_PENDING_EXEMPT,
             SESSION_MAX_SUBSCRIPTIONS, SESSION_MAX_REGISTRATIONS, SESSION_MAX_URI_LENGTH, SESSION_SEND_QUEUE_LIMIT,
-            AUTHORIZATION_CACHE_SIZE, HTTP_BODY_LIMIT, HTTP_BODY_TIMEOUT, HTTP_HEADER_TIMEOUT)
+            AUTHORIZATION_CACHE_SIZE, HTTP_BODY_LIMIT, HTTP_BODY_TIMEOUT, HTTP_HEADER_TIMEOUT, ALLOWED_ORIGINS)
+

@@ -50,8 +50,8 @@ class RawWebSocket(protocol.Protocol):
     byte after the upgrade answer.
     """
 
-    def __init__(self, path=b"/ws", subprotocol=b"wamp.2.json", headers=b""):
-        self.path = path
+    def __init__(self, path=b"/ws", subprotocol=b"wamp.2.json", headers=b"", host_header=b"127.0.0.1"):
+        self.path, self.host_header = path, host_header
         self.subprotocol = subprotocol
         self.headers = headers
         self.upgraded = defer.Deferred()
@@ -64,7 +64,8 @@ class RawWebSocket(protocol.Protocol):
     def connectionMade(self):
         key = base64.b64encode(os.urandom(16))
         self.transport.write(
-            b"GET " + self.path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET " + self.path + b" HTTP/1.1\r\nHost: " + self.host_header +
+            b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + b"\r\n"
             b"Sec-WebSocket-Protocol: " + self.subprotocol + b"\r\n" + self.headers + b"\r\n")
 

@@ -50,6 +50,7 @@ MODULES = (
     "components.node.patches.authcache_bound",
     "components.node.patches.send_bound",
     "components.node.patches.listen_interface",
+    "components.node.patches.ws_origin",
     "components.node.patches.quiet_detach",
 )
 KINDS = ("router", "proxy", "container")
