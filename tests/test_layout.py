@@ -31,8 +31,9 @@ RANKS = {
     "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
     "cli": 7,       # the console script reactive-hub: dispatches to every feature's command line
 }
-# the one module of a role that every folder may have: its package, ``python -m`` entry, command line, router component
-ROLE_NAMES = {"__init__", "__main__", "cli", "component"}
+# the one module of a role that every folder may have: its package, ``python -m`` entry, command line, router component,
+# and the name Django gives a Django app's migrations package (components/django_hub/migrations/)
+ROLE_NAMES = {"__init__", "__main__", "cli", "component", "migrations"}
 
 
 def module_files(root=REPO):

@@ -3,8 +3,9 @@ One event to the hub's ``POST /apps/publish`` over stdlib HTTP (no Twisted,
 no Crossbar: Django processes import it): HTTP Basic ``key:secret``, a
 timeout per request, and retries after 0.5 s, 1 s, 2 s ... for what may pass
 (no answer, 5xx, 429 after its ``Retry-After``). A refusal that will not pass
-(400, 401, 403, 413) is not retried. Never raises: an event that cannot be
-delivered is logged with its topic (never the secret) and dropped.
+(400, 401, 403, 413) is not retried. Never raises: ``send`` answers
+``SENT``, ``REFUSED`` (for good) or ``FAILED`` (every attempt), and logs the
+last two with the topic (never the secret).
 """
 
 import base64
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 PUBLISH_PATH = "/apps/publish"
 FIRST_BACKOFF = 0.5
 MAX_RETRY_AFTER = 30.0
+SENT, REFUSED, FAILED = "sent", "refused", "failed"
 
 
 class AppPublisher:
@@ -42,20 +44,20 @@ class AppPublisher:
         return json.dumps(event).encode("utf-8")
 
     def send(self, topic, body):
-        """Post ``body`` (for ``topic``, named in the log); True once the hub answered 200, else False."""
+        """Post ``body`` (for ``topic``, named in the log): SENT once the hub answered 200, REFUSED, or FAILED."""
         for attempt in range(self.retries + 1):
             delay = FIRST_BACKOFF * 2 ** attempt
             try:
                 with self.opener(self._request(body), timeout=self.timeout) as answer:
                     answer.read()
                 log.debug("push %s: published", topic)
-                return True
+                return SENT
             except urllib.error.HTTPError as error:
                 detail = error.read(500).decode("utf-8", "replace")
                 if error.code != 429 and error.code < 500:
                     log.error("push %s: the hub refused it (%s %s); not retried, the event is dropped",
                               topic, error.code, detail)
-                    return False
+                    return REFUSED
                 if error.code == 429:
                     delay = max(delay, min(float(error.headers.get("Retry-After") or 0), MAX_RETRY_AFTER))
                 problem = "{} {}".format(error.code, detail)
@@ -65,9 +67,9 @@ class AppPublisher:
                 log.warning("push %s: attempt %d of %d failed (%s); retrying in %.1f s", topic, attempt + 1,
                             self.retries + 1, problem, delay)
                 self.sleep(delay)
-        log.error("push %s: the hub at %s did not take it after %d attempts (%s); the event is lost",
+        log.error("push %s: the hub at %s did not take it after %d attempts (%s)",
                   topic, self.url, self.retries + 1, problem)
-        return False
+        return FAILED
 
     def _request(self, body):
         return urllib.request.Request(self.url, data=body, method="POST", headers={

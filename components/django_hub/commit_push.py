@@ -7,13 +7,17 @@ event is encoded when ``push`` is called, so a bad argument raises there.
 
 Delivery: the send runs in the committing thread after the commit, with
 ``HUB_PUSH_RETRIES`` retries (:mod:`components.django_hub.app_publisher`).
-An event is lost when every attempt fails or the process dies between the
-commit and the send; it is logged as lost in the first case only. It may
-arrive twice when the hub published it but its answer was lost.
+Without the outbox an event is lost when every attempt fails or the process
+dies between the commit and the send. With ``HUB_PUSH_OUTBOX`` the event is
+first written to the outbox table in the same transaction
+(:mod:`components.django_hub.push_outbox`); what the on-commit send could not
+deliver, ``manage.py hub_push_relay`` sends later, so a committed event is
+not lost. Either way an event may arrive twice when the hub published it but
+its answer was lost.
 
 Settings (Django's ``HUB`` dict, else the environment): ``HUB_PUSH_URL``,
 ``HUB_APP_KEY``, ``HUB_APP_SECRET``, ``HUB_PUSH_TIMEOUT``,
-``HUB_PUSH_RETRIES``. Imports neither Twisted nor Crossbar.
+``HUB_PUSH_RETRIES``, ``HUB_PUSH_OUTBOX``. Imports neither Twisted nor Crossbar.
 """
 
 import threading
@@ -42,14 +46,26 @@ def publisher():
                                     "or the environment); see `reactive-hub app add NAME`")
             _cached["value"] = AppPublisher(url, key, secret, settings.get(names.HUB_PUSH_TIMEOUT),
                                             settings.get(names.HUB_PUSH_RETRIES))
+            _cached["outbox"] = settings.get(names.HUB_PUSH_OUTBOX)
         return _cached["value"]
+
+
+def outbox_enabled():
+    """Whether ``push`` writes to the outbox (``HUB_PUSH_OUTBOX``)."""
+    publisher()
+    return _cached["outbox"]
 
 
 def push(topic, *args, to_users=None, using=None, **kwargs):
     """Send ``topic(*args, **kwargs)`` (to ``to_users`` only, when given) once the transaction commits."""
-    sender = publisher()
+    sender, using = publisher(), using or DEFAULT_DB_ALIAS
     body = sender.body(topic, args, kwargs, to_users)
-    transaction.on_commit(lambda: sender.send(topic, body), using=using or DEFAULT_DB_ALIAS)
+    if not outbox_enabled():
+        transaction.on_commit(lambda: sender.send(topic, body), using=using)
+        return
+    from components.django_hub import push_outbox   # the model: only once Django's apps are loaded
+    row_id = push_outbox.write(topic, body, using)
+    transaction.on_commit(lambda: push_outbox.deliver(sender, using, ids=[row_id]), using=using)
 
 
 def _forget(setting, **kwargs):

@@ -4,7 +4,7 @@ master database (it reads the hub's JWT and E2E settings as every node
 does), and where and as which application ``push`` publishes.
 """
 
-from components.core.settings import DJANGO, DURATION, INT, TEXT, URL, Setting
+from components.core.settings import BOOL, DJANGO, DURATION, INT, TEXT, URL, Setting
 
 HUB_DATABASE = Setting("HUB_DATABASE", TEXT, "the Django database alias that is the hub's master database (in "
                        "Django's `HUB` dict or the environment)", default="default", roles=(DJANGO,))
@@ -18,5 +18,9 @@ HUB_PUSH_TIMEOUT = Setting("HUB_PUSH_TIMEOUT", DURATION, "how long one `push` re
 HUB_PUSH_RETRIES = Setting("HUB_PUSH_RETRIES", INT, "how often `push` retries a failed request (after 0.5 s, "
                            "1 s, 2 s ...) before it logs the event as lost", default=3, minimum=0, maximum=10,
                            roles=(DJANGO,))
+HUB_PUSH_OUTBOX = Setting("HUB_PUSH_OUTBOX", BOOL, "`push` writes each event to an outbox table in the caller's "
+                          "transaction; what the send after the commit misses, `manage.py hub_push_relay` sends",
+                          default=False, roles=(DJANGO,))
 
-SETTINGS = (HUB_DATABASE, HUB_PUSH_URL, HUB_APP_KEY, HUB_APP_SECRET, HUB_PUSH_TIMEOUT, HUB_PUSH_RETRIES)
+SETTINGS = (HUB_DATABASE, HUB_PUSH_URL, HUB_APP_KEY, HUB_APP_SECRET, HUB_PUSH_TIMEOUT, HUB_PUSH_RETRIES,
+            HUB_PUSH_OUTBOX)

@@ -15,7 +15,7 @@ import urllib.error
 
 from twisted.trial import unittest
 
-from components.django_hub.app_publisher import AppPublisher
+from components.django_hub.app_publisher import FAILED, REFUSED, SENT, AppPublisher
 from tests.support.node import REPO
 
 
@@ -51,7 +51,7 @@ class AppPublisherTests(unittest.SynchronousTestCase):
         """One POST to /apps/publish with HTTP Basic key:secret, the JSON event and the timeout."""
         publisher = self.publisher([None])
         body = publisher.body("app.shop.orders", (1,), {"n": 2}, ["alice"])
-        self.assertTrue(publisher.send("app.shop.orders", body))
+        self.assertEqual(publisher.send("app.shop.orders", body), SENT)
         request, timeout = self.opener.requests[0]
         self.assertEqual((request.full_url, request.get_method(), timeout),
                          ("http://hub:8080/apps/publish", "POST", 2.5))
@@ -66,17 +66,17 @@ class AppPublisherTests(unittest.SynchronousTestCase):
         """No answer, 503 and 429 are retried after 0.5 s, 1 s, 2 s (429: at least its Retry-After)."""
         publisher = self.publisher([OSError("refused"), http_error(503), http_error(429, "3"), None])
         with self.assertLogs("components.django_hub.app_publisher", "WARNING"):
-            self.assertTrue(publisher.send("app.shop.x", b"{}"))
+            self.assertEqual(publisher.send("app.shop.x", b"{}"), SENT)
         self.assertEqual(self.slept, [0.5, 1.0, 3.0])
         self.assertEqual(len(self.opener.requests), 4)
 
     def test_gives_up(self):
-        """After its retries the event is logged as lost, never with the secret."""
+        """After its retries it answers FAILED and logs it, never with the secret."""
         publisher = self.publisher([OSError("down")] * 3, retries=2)
         with self.assertLogs("components.django_hub.app_publisher", "WARNING") as logs:
-            self.assertFalse(publisher.send("app.shop.x", b"{}"))
+            self.assertEqual(publisher.send("app.shop.x", b"{}"), FAILED)
         self.assertEqual(self.slept, [0.5, 1.0])
-        self.assertIn("the event is lost", logs.output[-1])
+        self.assertIn("did not take it after 3 attempts", logs.output[-1])
         self.assertNotIn("s3cret", "".join(logs.output))
 
     def test_refusal_not_retried(self):
@@ -84,7 +84,7 @@ class AppPublisherTests(unittest.SynchronousTestCase):
         for code in (401, 403):
             publisher = self.publisher([http_error(code)])
             with self.assertLogs("components.django_hub.app_publisher", "ERROR"):
-                self.assertFalse(publisher.send("app.other.x", b"{}"))
+                self.assertEqual(publisher.send("app.other.x", b"{}"), REFUSED)
             self.assertEqual((self.slept, len(self.opener.requests)), ([], 1))
 
     def test_light_import(self):

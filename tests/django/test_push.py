@@ -9,6 +9,7 @@ that rolls back never does, and ``to_users`` reaches only those users.
 import os
 import subprocess
 import sys
+import uuid
 
 from twisted.internet import defer, threads
 from twisted.trial import unittest
@@ -20,9 +21,10 @@ from components.db.database import Database
 from components.e2e.keys import load_kek
 from tests.django.test_login_once import django_env
 from tests.support.clients import connect
-from tests.support.node import REPO, shared_node
+from tests.support.node import REPO, free_port, shared_node
 from tests.support.polling import eventually
 
+# the Django side, formatted with the application's name
 PUSHES = """
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -37,15 +39,37 @@ class RolledBack(Exception):
 try:
     with transaction.atomic():
         User.objects.create(username="rolled")
-        push("app.shop.orders", "rolled back")
+        push("app.{name}.orders", "rolled back")
         raise RolledBack()
 except RolledBack:
     pass
 with transaction.atomic():
     User.objects.create(username="kept")
-    push("app.shop.orders", "for alice", to_users=["alice"])
-    push("app.shop.orders", "committed", n=1)
+    push("app.{name}.orders", "for alice", to_users=["alice"])
+    push("app.{name}.orders", "committed", n=1)
 print("users", sorted(User.objects.values_list("username", flat=True)))
+"""
+
+# with HUB_PUSH_OUTBOX and a hub that cannot be reached: the committed event stays in the outbox
+OUTBOX_PUSHES = """
+from django.core.management import call_command
+from django.db import transaction
+from components.django_hub import push
+from components.django_hub.models import PendingPush
+call_command("migrate", verbosity=0)
+
+class RolledBack(Exception):
+    pass
+
+try:
+    with transaction.atomic():
+        push("app.{name}.orders", "rolled back")
+        raise RolledBack()
+except RolledBack:
+    pass
+with transaction.atomic():
+    push("app.{name}.orders", "kept", to_users=["alice"])
+print("outbox", list(PendingPush.objects.values_list("topic", flat=True)))
 """
 
 
@@ -54,19 +78,24 @@ class PushTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.node = yield shared_node("django-push")
+        self.node = yield shared_node()
         settings = Settings(environ=self.node.env, node_directory=self.node.directory)
         registry = AppRegistry(Database(settings.get(db_settings.DATABASE_URL)), load_kek(settings))
         self.addCleanup(registry.db.close)
-        self.key, self.secret = yield registry.add("shop")
+        self.name = "dj" + uuid.uuid4().hex[:12]  # unique on the shared node
+        self.key, self.secret = yield registry.add(self.name)
 
-    def django_shell(self, code):
-        env = django_env("sqlite:///" + os.path.abspath(self.mktemp()) + ".db")
-        env.update({"HUB_PUSH_URL": self.node.http, "HUB_APP_KEY": self.key, "HUB_APP_SECRET": self.secret})
-        done = subprocess.run([sys.executable, "-m", "django", "shell", "-c", code], env=env, cwd=REPO,
+    def django(self, *args, **env):
+        """``python -m django <args>`` on this test's SQLite database with the push settings and ``env``."""
+        if not hasattr(self, "database_url"):
+            self.database_url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".db"
+        environ = django_env(self.database_url)
+        environ.update({"HUB_PUSH_URL": self.node.http, "HUB_APP_KEY": self.key, "HUB_APP_SECRET": self.secret})
+        environ.update(env)
+        done = subprocess.run([sys.executable, "-m", "django"] + list(args), env=environ, cwd=REPO,
                               capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
-            raise AssertionError("django shell failed:\n{}{}".format(done.stdout, done.stderr))
+            raise AssertionError("django {} failed:\n{}{}".format(args[0], done.stdout, done.stderr))
         return done.stdout + done.stderr
 
     @defer.inlineCallbacks
@@ -78,10 +107,29 @@ class PushTests(unittest.TestCase):
         got = {"alice": [], "bob": []}
         for name, client in (("alice", alice), ("bob", bob)):
             yield client.session.subscribe(lambda *args, name=name, **kwargs: got[name].append((args, kwargs)),
-                                           "app.shop.orders")
-        output = yield threads.deferToThread(self.django_shell, PUSHES)
+                                           "app.{}.orders".format(self.name))
+        output = yield threads.deferToThread(self.django, "shell", "-c", PUSHES.format(name=self.name))
         self.assertIn("users ['kept']", output)
         yield eventually(lambda: len(got["alice"]) >= 2 and len(got["bob"]) >= 1, timeout=60,
                          message="the committed events did not arrive", details=lambda: repr(got) + output)
         self.assertEqual(got["alice"], [(("for alice",), {}), (("committed",), {"n": 1})])
         self.assertEqual(got["bob"], [(("committed",), {"n": 1})])
+
+    @defer.inlineCallbacks
+    def test_outbox_survives_a_failed_send(self):
+        """With HUB_PUSH_OUTBOX, an event whose send after the commit failed (hub unreachable) stays in the
+        outbox and ``manage.py hub_push_relay --once`` delivers it later; a rolled-back push left no row."""
+        alice = yield connect(self, self.node, sub="alice")
+        got = []
+        yield alice.session.subscribe(lambda *args, **kwargs: got.append(args), "app.{}.orders".format(self.name))
+        output = yield threads.deferToThread(
+            self.django, "shell", "-c", OUTBOX_PUSHES.format(name=self.name), HUB_PUSH_OUTBOX="on",
+            HUB_PUSH_URL="http://127.0.0.1:{}".format(free_port()), HUB_PUSH_RETRIES="0")
+        self.assertIn("outbox ['app.{}.orders']".format(self.name), output)
+        self.assertEqual(got, [])
+        yield threads.deferToThread(self.django, "hub_push_relay", "--once", HUB_PUSH_OUTBOX="on")
+        yield eventually(lambda: got, timeout=60, message="the relay did not deliver the outbox")
+        self.assertEqual(got, [("kept",)])
+        left = yield threads.deferToThread(self.django, "shell", "-c", "from components.django_hub.models import "
+                                           "PendingPush\nprint('left', PendingPush.objects.count())")
+        self.assertIn("left 0", left)
