@@ -107,8 +107,10 @@ export class Engine {
   }
 
   // Where tokens come from (a page's Hub options); same-origin paths only, the engine never fetches elsewhere.
-  configure({tokenUrl, logoutUrl, headers}) {
+  // `url`: the hub's WebSocket when it is not this page's origin (a ws:// or wss:// URL).
+  configure({tokenUrl, logoutUrl, headers, url}) {
     const local = (url) => typeof url === "string" && url.startsWith("/") && !url.startsWith("//");
+    if (typeof url === "string" && /^wss?:\/\/[^/]/.test(url)) this.url = url;
     if (local(tokenUrl)) this.tokenUrl = tokenUrl;
     if (local(logoutUrl)) this.logoutUrl = logoutUrl;
     if (headers && typeof headers === "object") {

@@ -84,10 +84,12 @@ export class Hub {
   // tokenUrl/logoutUrl/csrfToken: where the engine gets its tokens and ends the login; the defaults are the hub's
   // own /auth endpoints. A Django site with components.django_hub logs in once with
   // {tokenUrl: "/hub/token", logoutUrl: "/accounts/logout/", csrfToken: "{{ csrf_token }}"} (sent as X-CSRFToken).
+  // url: the hub's WebSocket (default: this page's origin + /ws); a page on another origin (Django's runserver in
+  // development) names the hub, e.g. "ws://127.0.0.1:8080/ws", and the hub lists the page's origin in ALLOWED_ORIGINS.
   constructor({transport = "auto", workerUrl = "/js/worker.js", loginUrl = "/auth/login", tokenUrl = "/auth/token",
-               logoutUrl = "/auth/logout", csrfToken = null} = {}) {
+               logoutUrl = "/auth/logout", csrfToken = null, url = null} = {}) {
     this.loginUrl = loginUrl;
-    this.endpoints = {tokenUrl, logoutUrl, headers: csrfToken ? {"X-CSRFToken": csrfToken} : {}};
+    this.endpoints = {tokenUrl, logoutUrl, headers: csrfToken ? {"X-CSRFToken": csrfToken} : {}, ...(url ? {url} : {})};
     this.status = {state: "idle"};
     this.statusListeners = new Set();
     this.watchers = new Map();     // topic -> {getProc, listeners: Set<{onValue, onUnavailable}>, latest, unavailable}
