@@ -36,6 +36,7 @@ import socket
 import sys
 
 from components import applications, counter, iot, usersync
+from components.applications import wamp_gate
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.exits import outcome
 from components.core import core_settings, devsecrets
@@ -146,7 +147,8 @@ def _peer_roles(realm):
     """
     _add_role(realm, "rlink", [_permission(uri, subscribe=True) for uri in SHARED_TOPICS]
               + [_permission(uri, match="prefix", subscribe=True) for uri in SHARED_PREFIXES])
-    _add_role(realm, "proxy_auth", [_permission(AUTHENTICATE, call=True)])
+    _add_role(realm, "proxy_auth", [_permission(AUTHENTICATE, call=True),
+                                    _permission(wamp_gate.AUTHENTICATE, call=True)])
     if _role(realm, "authenticator") is not None:
         _add_role(realm, "authenticator", [_permission(PEER_AUTHENTICATE, register=True)])
     if _role(realm, "backend") is not None:
@@ -168,6 +170,8 @@ def _container_component(component, socket_path):
 def _websocket_service(dev_web):
     service = copy.deepcopy(dev_web["paths"]["ws"])
     service["auth"]["ticket"]["authenticator-role"] = "proxy_auth"
+    if "wampcra" in service["auth"]:
+        service["auth"]["wampcra"]["authenticator-role"] = "proxy_auth"
     return service
 
 
@@ -316,6 +320,10 @@ def master_config(dev=None):
     web = _web_transport(router)
     web["paths"].pop("publish", None)
     web["paths"].pop("apps", None)
+    # applications join client nodes only (their gate and registry live there)
+    web["paths"]["ws"]["auth"].pop("wampcra", None)
+    realm = _realm(router)
+    realm["roles"] = [role for role in realm["roles"] if role["name"] not in ("app", "app_gate")]
     workers = [router]
     if master_only:
         router["transports"].append(
