@@ -29,7 +29,8 @@ class AppPublisher:
     time's unless a test passes others.
     """
 
-    def __init__(self, url, key, secret, timeout=5.0, retries=3, opener=urllib.request.urlopen, sleep=time.sleep):
+    def __init__(self, url, key, secret, timeout=5.0, retries=3, opener=urllib.request.urlopen,
+                 sleep=time.sleep):
         self.url = url.rstrip("/") + PUBLISH_PATH
         credentials = base64.b64encode("{}:{}".format(key, secret).encode("utf-8")).decode("ascii")
         self.authorization = "Basic " + credentials
@@ -44,7 +45,7 @@ class AppPublisher:
         return json.dumps(event).encode("utf-8")
 
     def send(self, topic, body):
-        """Post ``body`` (for ``topic``, named in the log): SENT once the hub answered 200, REFUSED, or FAILED."""
+        """Post ``body`` (``topic`` names it in logs): SENT once the hub answered 200, REFUSED or FAILED."""
         for attempt in range(self.retries + 1):
             delay = FIRST_BACKOFF * 2 ** attempt
             try:

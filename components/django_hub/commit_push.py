@@ -42,8 +42,8 @@ def publisher():
             url, key, secret = (settings.get(names.HUB_PUSH_URL), settings.get(names.HUB_APP_KEY),
                                 settings.get(names.HUB_APP_SECRET))
             if not (url and key and secret):
-                raise SettingsError("push needs HUB_PUSH_URL, HUB_APP_KEY and HUB_APP_SECRET (Django's HUB dict "
-                                    "or the environment); see `reactive-hub app add NAME`")
+                raise SettingsError("push needs HUB_PUSH_URL, HUB_APP_KEY and HUB_APP_SECRET (Django's HUB "
+                                    "dict or the environment); see `reactive-hub app add NAME`")
             _cached["value"] = AppPublisher(url, key, secret, settings.get(names.HUB_PUSH_TIMEOUT),
                                             settings.get(names.HUB_PUSH_RETRIES))
             _cached["outbox"] = settings.get(names.HUB_PUSH_OUTBOX)

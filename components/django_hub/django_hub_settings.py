@@ -12,14 +12,16 @@ HUB_PUSH_URL = Setting("HUB_PUSH_URL", URL, "the hub's HTTP address `push` posts
                        "e.g. `http://127.0.0.1:8080`; unset: `push` raises", roles=(DJANGO,))
 HUB_APP_KEY = Setting("HUB_APP_KEY", TEXT, "the key of the application `push` publishes as "
                       "(`reactive-hub app add NAME`)", roles=(DJANGO,))
-HUB_APP_SECRET = Setting("HUB_APP_SECRET", TEXT, "the secret of that application", secret=True, roles=(DJANGO,))
+HUB_APP_SECRET = Setting("HUB_APP_SECRET", TEXT, "the secret of that application", secret=True,
+                         roles=(DJANGO,))
 HUB_PUSH_TIMEOUT = Setting("HUB_PUSH_TIMEOUT", DURATION, "how long one `push` request may take",
                            default=5.0, minimum=0.1, roles=(DJANGO,))
 HUB_PUSH_RETRIES = Setting("HUB_PUSH_RETRIES", INT, "how often `push` retries a failed request (after 0.5 s, "
                            "1 s, 2 s ...) before it logs the event as lost", default=3, minimum=0, maximum=10,
                            roles=(DJANGO,))
-HUB_PUSH_OUTBOX = Setting("HUB_PUSH_OUTBOX", BOOL, "`push` writes each event to an outbox table in the caller's "
-                          "transaction; what the send after the commit misses, `manage.py hub_push_relay` sends",
+HUB_PUSH_OUTBOX = Setting("HUB_PUSH_OUTBOX", BOOL, "`push` writes each event to an outbox table in the "
+                          "caller's transaction; what the send after the commit misses, "
+                          "`manage.py hub_push_relay` sends",
                           default=False, roles=(DJANGO,))
 
 SETTINGS = (HUB_DATABASE, HUB_PUSH_URL, HUB_APP_KEY, HUB_APP_SECRET, HUB_PUSH_TIMEOUT, HUB_PUSH_RETRIES,

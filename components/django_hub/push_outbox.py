@@ -32,7 +32,8 @@ def deliver(publisher, using, ids=None, limit=100):
     done = 0
     for row_id in list(rows.values_list("id", flat=True)[:limit]):
         with transaction.atomic(using=using):
-            row = PendingPush.objects.using(using).select_for_update(skip_locked=True).filter(id=row_id).first()
+            locked = PendingPush.objects.using(using).select_for_update(skip_locked=True)
+            row = locked.filter(id=row_id).first()
             if row is None:
                 continue   # sent meanwhile, or being sent by another process
             outcome = publisher.send(row.topic, row.body.encode("utf-8"))

@@ -23,7 +23,8 @@ def http_error(code, retry_after=None):
     headers = email.message.Message()
     if retry_after is not None:
         headers["Retry-After"] = retry_after
-    return urllib.error.HTTPError("http://hub/apps/publish", code, "x", headers, io.BytesIO(b'{"error": "x"}'))
+    body = io.BytesIO(b'{"error": "x"}')
+    return urllib.error.HTTPError("http://hub/apps/publish", code, "x", headers, body)
 
 
 class FakeOpener:
@@ -44,7 +45,8 @@ class AppPublisherTests(unittest.SynchronousTestCase):
 
     def publisher(self, outcomes, retries=3):
         self.opener, self.slept = FakeOpener(outcomes), []
-        return AppPublisher("http://hub:8080/", "ak1", "s3cret", timeout=2.5, retries=retries, opener=self.opener,
+        return AppPublisher("http://hub:8080/", "ak1", "s3cret", timeout=2.5, retries=retries,
+                            opener=self.opener,
                             sleep=self.slept.append)
 
     def test_request(self):
@@ -55,8 +57,10 @@ class AppPublisherTests(unittest.SynchronousTestCase):
         request, timeout = self.opener.requests[0]
         self.assertEqual((request.full_url, request.get_method(), timeout),
                          ("http://hub:8080/apps/publish", "POST", 2.5))
-        self.assertEqual(request.get_header("Authorization"), "Basic " + base64.b64encode(b"ak1:s3cret").decode())
-        self.assertEqual(json.loads(request.data), {"topic": "app.shop.orders", "args": [1], "kwargs": {"n": 2},
+        basic = "Basic " + base64.b64encode(b"ak1:s3cret").decode()
+        self.assertEqual(request.get_header("Authorization"), basic)
+        self.assertEqual(json.loads(request.data), {"topic": "app.shop.orders", "args": [1],
+                                                    "kwargs": {"n": 2},
                                                     "to_users": ["alice"]})
         self.assertEqual(json.loads(publisher.body("app.shop.x", (), {}, None)),
                          {"topic": "app.shop.x", "args": [], "kwargs": {}})
@@ -90,7 +94,9 @@ class AppPublisherTests(unittest.SynchronousTestCase):
     def test_light_import(self):
         """``from components.django_hub import push`` loads neither Twisted, Autobahn nor Crossbar."""
         code = ("import sys\nfrom components.django_hub import push\n"
-                "print(sorted(m for m in sys.modules if m.split('.')[0] in ('twisted', 'autobahn', 'crossbar')))")
-        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                "print(sorted(m for m in sys.modules\n"
+                "             if m.split('.')[0] in ('twisted', 'autobahn', 'crossbar')))")
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                              timeout=60,
                               check=True)
         self.assertEqual(done.stdout.strip(), "[]")

@@ -90,7 +90,8 @@ class PushTests(unittest.TestCase):
         if not hasattr(self, "database_url"):
             self.database_url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".db"
         environ = django_env(self.database_url)
-        environ.update({"HUB_PUSH_URL": self.node.http, "HUB_APP_KEY": self.key, "HUB_APP_SECRET": self.secret})
+        environ.update({"HUB_PUSH_URL": self.node.http, "HUB_APP_KEY": self.key,
+                        "HUB_APP_SECRET": self.secret})
         environ.update(env)
         done = subprocess.run([sys.executable, "-m", "django"] + list(args), env=environ, cwd=REPO,
                               capture_output=True, text=True, timeout=180)
@@ -105,9 +106,10 @@ class PushTests(unittest.TestCase):
         alice = yield connect(self, self.node, sub="alice")
         bob = yield connect(self, self.node, sub="bob")
         got = {"alice": [], "bob": []}
+        topic = "app.{}.orders".format(self.name)
         for name, client in (("alice", alice), ("bob", bob)):
-            yield client.session.subscribe(lambda *args, name=name, **kwargs: got[name].append((args, kwargs)),
-                                           "app.{}.orders".format(self.name))
+            yield client.session.subscribe(
+                lambda *args, name=name, **kwargs: got[name].append((args, kwargs)), topic)
         output = yield threads.deferToThread(self.django, "shell", "-c", PUSHES.format(name=self.name))
         self.assertIn("users ['kept']", output)
         yield eventually(lambda: len(got["alice"]) >= 2 and len(got["bob"]) >= 1, timeout=60,
@@ -121,7 +123,8 @@ class PushTests(unittest.TestCase):
         outbox and ``manage.py hub_push_relay --once`` delivers it later; a rolled-back push left no row."""
         alice = yield connect(self, self.node, sub="alice")
         got = []
-        yield alice.session.subscribe(lambda *args, **kwargs: got.append(args), "app.{}.orders".format(self.name))
+        yield alice.session.subscribe(lambda *args, **kwargs: got.append(args),
+                                      "app.{}.orders".format(self.name))
         output = yield threads.deferToThread(
             self.django, "shell", "-c", OUTBOX_PUSHES.format(name=self.name), HUB_PUSH_OUTBOX="on",
             HUB_PUSH_URL="http://127.0.0.1:{}".format(free_port()), HUB_PUSH_RETRIES="0")
@@ -130,6 +133,7 @@ class PushTests(unittest.TestCase):
         yield threads.deferToThread(self.django, "hub_push_relay", "--once", HUB_PUSH_OUTBOX="on")
         yield eventually(lambda: got, timeout=60, message="the relay did not deliver the outbox")
         self.assertEqual(got, [("kept",)])
-        left = yield threads.deferToThread(self.django, "shell", "-c", "from components.django_hub.models import "
+        left = yield threads.deferToThread(self.django, "shell", "-c",
+                                           "from components.django_hub.models import "
                                            "PendingPush\nprint('left', PendingPush.objects.count())")
         self.assertIn("left 0", left)
