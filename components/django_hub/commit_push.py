@@ -2,7 +2,9 @@
 ``push(topic, *args, to_users=None, using=None, **kwargs)``: publish an
 event through the hub after the surrounding transaction (of database alias
 ``using``, default ``default``) commits, and never when it rolls back
-(``transaction.on_commit``); outside a transaction it is sent at once. The
+(``transaction.on_commit``, robust: a send that raises is logged by
+Django, never raised into the committing code); outside a transaction it
+is sent at once. The
 event is encoded when ``push`` is called, so a bad argument raises there.
 
 Delivery: the send runs in the committing thread after the commit, with
@@ -61,11 +63,11 @@ def push(topic, *args, to_users=None, using=None, **kwargs):
     sender, using = publisher(), using or DEFAULT_DB_ALIAS
     body = sender.body(topic, args, kwargs, to_users)
     if not outbox_enabled():
-        transaction.on_commit(lambda: sender.send(topic, body), using=using)
+        transaction.on_commit(lambda: sender.send(topic, body), using=using, robust=True)
         return
     from components.django_hub import push_outbox   # the model: only once Django's apps are loaded
     row_id = push_outbox.write(topic, body, using)
-    transaction.on_commit(lambda: push_outbox.deliver(sender, using, ids=[row_id]), using=using)
+    transaction.on_commit(lambda: push_outbox.deliver(sender, using, ids=[row_id]), using=using, robust=True)
 
 
 def _forget(setting, **kwargs):
