@@ -14,7 +14,7 @@ from components.node import node_settings
 from components.node.origin_policy import OriginPolicy, origin_triple
 from components.node.patches import PatchUnavailable, ws_origin
 from tests.support.node import RouterNode, free_port, shared_node
-from tests.support.rawwebsocket import open_websocket
+from tests.support.rawwebsocket import open_websocket, proxied_node
 
 
 class PolicyTests(unittest.SynchronousTestCase):
@@ -144,3 +144,12 @@ class RouterTests(unittest.TestCase):
         self.assertEqual((yield upgrade_status(node, None)), 101)
         self.assertNotEqual((yield upgrade_status(node, "http://127.0.0.1:{}".format(free_port()))), 101)
         self.assertNotEqual((yield upgrade_status(node, "http://localhost:{}".format(node.port))), 101)
+
+    @defer.inlineCallbacks
+    def test_proxy_worker_checks_too(self):
+        """In the production client topology the proxy worker facing browsers applies the same policy."""
+        other = "http://127.0.0.1:{}".format(free_port())
+        node = yield proxied_node("ws-origin-proxy", env={"ALLOWED_ORIGINS": other})
+        self.assertEqual((yield upgrade_status(node, other)), 101)
+        self.assertEqual((yield upgrade_status(node, "http://127.0.0.1:{}".format(node.port))), 101)
+        self.assertNotEqual((yield upgrade_status(node, "http://evil.example")), 101)
