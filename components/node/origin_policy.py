@@ -13,13 +13,13 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def origin_triple(origin):
-    """``(scheme, host, port)`` of an origin such as ``http://127.0.0.1:8000``; ValueError for anything else."""
+    """``(scheme, host, port)`` of an origin such as ``http://127.0.0.1:8000``; ValueError otherwise."""
     parts = urlsplit(origin.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query \
             or parts.fragment or parts.username is not None:
-        raise ValueError("{!r} is not an origin such as http://127.0.0.1:8000 (scheme and host, no path)".format(
-            origin[:80]))
+        raise ValueError("{!r} is not an origin such as http://127.0.0.1:8000 (scheme and host, "
+                         "no path)".format(origin[:80]))
     return scheme, parts.hostname.lower(), parts.port or DEFAULT_PORTS[scheme]
 
 

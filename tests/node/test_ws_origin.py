@@ -31,8 +31,8 @@ class PolicyTests(unittest.SynchronousTestCase):
 
     def test_allowlist_and_public_origin(self):
         """Listed origins (default ports filled in) and PUBLIC_URL's pass whatever the Host."""
-        policy = OriginPolicy({origin_triple("http://127.0.0.1:8000"), origin_triple("https://app.example.org")},
-                              public=origin_triple("https://hub.example.org"))
+        listed = {origin_triple("http://127.0.0.1:8000"), origin_triple("https://app.example.org")}
+        policy = OriginPolicy(listed, public=origin_triple("https://hub.example.org"))
         self.assertTrue(policy.allows("http://127.0.0.1:8000", "127.0.0.1:8080"))
         self.assertTrue(policy.allows("https://app.example.org:443", "127.0.0.1:8080"))
         self.assertTrue(policy.allows("https://hub.example.org", "internal:8080"))
@@ -71,7 +71,7 @@ class InstallTests(unittest.SynchronousTestCase):
         return Protocol
 
     def test_connection_gets_the_policy(self):
-        """After install a new connection checks the policy and refuses ``null``; a second install is a no-op."""
+        """After install a connection checks the policy and refuses ``null``; a second install is a no-op."""
         cls = self.protocol_class()
         self.assertTrue(ws_origin.install(cls, environ={"ALLOWED_ORIGINS": "http://127.0.0.1:8000"}))
         self.assertFalse(ws_origin.install(cls, environ={}))
@@ -122,7 +122,7 @@ class RouterTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_allowlisted_origin(self):
-        """With ALLOWED_ORIGINS set: that origin and the own one upgrade; another origin and ``null`` are refused."""
+        """With ALLOWED_ORIGINS set: it and the own origin upgrade; others and ``null`` are refused."""
         other = "http://127.0.0.1:{}".format(free_port())
         node = RouterNode(name="ws-origin", env={"ALLOWED_ORIGINS": other})
         yield node.start()

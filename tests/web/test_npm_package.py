@@ -15,7 +15,9 @@ from twisted.trial import unittest
 
 WEB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
 JS_EXPORT = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|class|const|let|var)\s+(\w+)", re.MULTILINE)
-DTS_EXPORT = re.compile(r"^export\s+(?:declare\s+)?(?:function|class|const|let|interface|type)\s+(\w+)", re.MULTILINE)
+DTS_EXPORT = re.compile(r"^export\s+(?:declare\s+)?(?:function|class|const|let|interface|type)\s+(\w+)",
+                        re.MULTILINE)
+IMPORT = re.compile(r"""import\s*(?:[\w{}\s,*]+from\s*)?\(?\s*["']\./([\w.]+)["']""")
 DTS_METHOD = re.compile(r"^  (\w+)(?:<[^>]*>)?\(", re.MULTILINE)
 
 
@@ -49,7 +51,7 @@ class PackageTests(unittest.SynchronousTestCase):
         self.assertIn("js/hub.js", files)
         self.assertIn("js/hub.d.ts", files)
         for module in ("hub.js", "engine.js", "worker.js"):
-            for imported in re.findall(r"""import\s*(?:[\w{}\s,*]+from\s*)?\(?\s*["']\./([\w.]+)["']""", read(module)):
+            for imported in IMPORT.findall(read(module)):
                 self.assertIn("js/" + imported, files, "{} imports {}".format(module, imported))
 
     def test_declarations_name_every_export(self):

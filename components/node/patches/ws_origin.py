@@ -30,8 +30,8 @@ from components.node.patches import PatchUnavailable, names_used, unpatched
 NAME = "ws_origin"
 SECURITY = True
 WORKERS = ("router", "proxy")
-SUMMARY = ("a browser may open the WebSocket from the page's own origin (Host or PUBLIC_URL) and ALLOWED_ORIGINS "
-           "only, never from `null`; Crossbar's default allowed every origin")
+SUMMARY = ("a browser may open the WebSocket from the page's own origin (Host or PUBLIC_URL) and "
+           "ALLOWED_ORIGINS only, never from `null`; Crossbar's default allowed every origin")
 UPSTREAM = "docs/upstream/ws_origin.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1"}
 
@@ -40,7 +40,7 @@ CHECK_NAMES = {"allowedOriginsPatterns", "_is_same_origin", "allowNullOrigin"}
 
 
 class PolicyMatcher:
-    """Stands where autobahn expects a compiled origin pattern: ``match`` asks the policy for one connection."""
+    """Stands where autobahn expects a compiled origin pattern: ``match`` asks the connection's policy."""
 
     def __init__(self, protocol, policy):
         self.protocol, self.policy = protocol, policy
@@ -68,7 +68,8 @@ def policy_from(environ):
     """The :class:`OriginPolicy` of ``ALLOWED_ORIGINS`` and ``PUBLIC_URL`` (SettingsError when malformed)."""
     settings = Settings(environ=environ)
     public = settings.get(core_settings.PUBLIC_URL)
-    return OriginPolicy(settings.get(node_settings.ALLOWED_ORIGINS), origin_triple(public) if public else None)
+    allowed = settings.get(node_settings.ALLOWED_ORIGINS)
+    return OriginPolicy(allowed, origin_triple(public) if public else None)
 
 
 def install(cls=None, environ=None):
@@ -85,7 +86,8 @@ def install(cls=None, environ=None):
             raise PatchUnavailable(str(error))
     missing = CHECK_NAMES - names_used(getattr(cls, "processHandshake", None))
     if missing:
-        raise PatchUnavailable("{}.processHandshake no longer uses {}".format(cls.__name__, ", ".join(sorted(missing))))
+        raise PatchUnavailable("{}.processHandshake no longer uses {}".format(
+            cls.__name__, ", ".join(sorted(missing))))
     original = unpatched(cls, "_connectionMade", PATCHED)
     if original is None:
         return False
