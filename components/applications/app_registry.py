@@ -17,19 +17,17 @@ life (created, rotated, revoked).
 """
 
 import collections
-import os
 import re
 import secrets
 import time
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 
 from components.core import errors
 from components.core.settings import KeyConfigError
 from components.db.migrations import Migration, SchemaOnDemand
-from components.e2e.envelope import EnvelopeError, b64decode, b64encode
+from components.e2e.envelope import EnvelopeError, open_bytes, seal_bytes
 
 SCHEMA = "apps"
 # the name is one word of the application's topics app.<name>.*
@@ -73,15 +71,13 @@ def _sealed(name, key):
 
 def seal_secret(kek, name, key, secret):
     """The stored form of ``secret``: base64url(nonce + AES-GCM ciphertext), bound to ``name`` and ``key``."""
-    nonce = os.urandom(12)
-    return b64encode(nonce + AESGCM(kek).encrypt(nonce, secret.encode("utf-8"), _sealed(name, key)))
+    return seal_bytes(kek, secret.encode("utf-8"), _sealed(name, key))
 
 
 def open_secret(kek, name, key, stored):
     """The plain secret of a row; KeyConfigError when this KEK did not seal it (or the row was altered)."""
     try:
-        blob = b64decode(stored, "sealed application secret")
-        return AESGCM(kek).decrypt(blob[:12], blob[12:], _sealed(name, key)).decode("utf-8")
+        return open_bytes(kek, stored, _sealed(name, key), "sealed application secret").decode("utf-8")
     except (InvalidTag, EnvelopeError, ValueError):
         raise KeyConfigError("cannot open the secret of application {!r}: wrong E2E_KEK?".format(name))
 

@@ -54,6 +54,21 @@ def b64decode(text, what):
         raise EnvelopeError("malformed", "{} is not base64url".format(what))
 
 
+def seal_bytes(key, data, aad):
+    """``data`` at rest: base64url(random 96-bit nonce + AES-256-GCM ciphertext) under ``key``, bound to ``aad``."""
+    nonce = os.urandom(12)
+    return b64encode(nonce + AESGCM(key).encrypt(nonce, data, aad))
+
+
+def open_bytes(key, sealed, aad, what):
+    """
+    The ``data`` :func:`seal_bytes` sealed; EnvelopeError (naming ``what``)
+    when ``sealed`` is no base64url, InvalidTag when ``key`` or ``aad`` differ.
+    """
+    blob = b64decode(sealed, what)
+    return AESGCM(key).decrypt(blob[:12], blob[12:], aad)
+
+
 def associated_data(kid, topic, seq, alg=ALGORITHM):
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise EnvelopeError("malformed", "seq must be a non-negative integer")

@@ -37,11 +37,10 @@ import secrets
 import time
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 
 from components.e2e import e2e_settings
-from components.e2e.envelope import KEY_BYTES, b64decode, b64encode
+from components.e2e.envelope import KEY_BYTES, b64decode, b64encode, open_bytes, seal_bytes
 from components.core.errors import Unavailable
 from components.core.devsecrets import dev_secret, refuse_dev_file
 from components.core.settings import KeyConfigError, SettingsError
@@ -110,14 +109,12 @@ def _wrap_aad(username, generation, kid):
 
 
 def wrap(kek, username, generation, kid, key):
-    nonce = os.urandom(12)
-    return b64encode(nonce + AESGCM(kek).encrypt(nonce, key, _wrap_aad(username, generation, kid)))
+    return seal_bytes(kek, key, _wrap_aad(username, generation, kid))
 
 
 def unwrap(kek, username, generation, kid, wrapped):
-    blob = b64decode(wrapped, "wrapped key")
     try:
-        return AESGCM(kek).decrypt(blob[:12], blob[12:], _wrap_aad(username, generation, kid))
+        return open_bytes(kek, wrapped, _wrap_aad(username, generation, kid), "wrapped key")
     except InvalidTag:
         raise KeyConfigError("cannot unwrap the data key of {!r} ({}): wrong E2E_KEK?".format(username, kid))
 

@@ -20,13 +20,11 @@ its secret and its life (created, rotated, revoked, last seen, readings).
 """
 
 import collections
-import os
 import re
 import secrets
 import time
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -34,7 +32,7 @@ from components.core import errors
 from components.core.batching import Batcher
 from components.core.settings import KeyConfigError
 from components.db.migrations import Migration, SchemaOnDemand
-from components.e2e.envelope import EnvelopeError, b64decode, b64encode
+from components.e2e.envelope import EnvelopeError, open_bytes, seal_bytes
 
 log = Logger()
 
@@ -89,15 +87,13 @@ def _aad(name, key):
 
 def wrap_secret(kek, name, key, secret):
     """The stored form of ``secret``: base64url(nonce + AES-GCM ciphertext), bound to ``name`` and ``key``."""
-    nonce = os.urandom(12)
-    return b64encode(nonce + AESGCM(kek).encrypt(nonce, secret.encode("utf-8"), _aad(name, key)))
+    return seal_bytes(kek, secret.encode("utf-8"), _aad(name, key))
 
 
 def unwrap_secret(kek, name, key, wrapped):
     """The plain secret of a row; KeyConfigError when this KEK did not wrap it (or the row was altered)."""
     try:
-        blob = b64decode(wrapped, "wrapped device secret")
-        return AESGCM(kek).decrypt(blob[:12], blob[12:], _aad(name, key)).decode("utf-8")
+        return open_bytes(kek, wrapped, _aad(name, key), "wrapped device secret").decode("utf-8")
     except (InvalidTag, EnvelopeError, ValueError):
         raise KeyConfigError("cannot unwrap the secret of device {!r}: wrong E2E_KEK?".format(name))
 
