@@ -37,11 +37,9 @@ import json
 import os
 import sys
 
-from components.core import errors, exits
-from components.core.devsecrets import DevelopmentSecretRefused
+from components.core import errors
 from components.core.secretfiles import write_private
-from components.core.settings import Settings, SettingsError
-from components.db import db_settings
+from components.core.settings import Settings
 from components.iot import credentials_file
 
 PROG = "python -m components.iot"
@@ -171,60 +169,12 @@ def main(argv=None, out=sys.stdout, err=sys.stderr, environ=None, prog=PROG):
 
     options = parser(prog).parse_args(argv)
 
-    from twisted.internet import defer
-
-    from components.db.database import Database, StorageConfigError, StorageUnavailable
-    from components.e2e.keys import load_kek
+    from components.e2e.sealed_registry_command import run_sealed_registry_command
     from components.iot.device_registry import DeviceRegistry
 
-    as_json = getattr(options, "json", False)
     environ = os.environ if environ is None else environ
     cbdir = getattr(options, "cbdir", None)
-    directory = os.path.abspath(cbdir) if cbdir else None
-    settings = Settings(environ=environ, node_directory=directory)
-
-    def refuse(uri, message, code):
-        if as_json:
-            err.write(json.dumps({"error": uri, "message": message}) + "\n")
-        else:
-            err.write("error: {}\n".format(message))
-        return code
-
-    try:
-        db = Database(settings.get(db_settings.DATABASE_URL))
-    except (StorageConfigError, SettingsError) as error:
-        return refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE)
-    try:
-        kek = load_kek(settings)
-    except DevelopmentSecretRefused as error:
-        db.close()
-        return refuse(errors.UNAVAILABLE, exits.setting_problem(error), exits.CONFIG)
-    except (SettingsError, OSError) as error:
-        db.close()
-        return refuse(errors.UNAVAILABLE, "the key-encryption key (E2E_KEK) cannot be used: {}".format(error),
-                      EXIT_UNAVAILABLE)
-    outcome = []
-
-    @defer.inlineCallbacks
-    def work(reactor):
-        try:
-            yield run(options, DeviceRegistry(db, kek), out, settings.node_directory)
-            outcome.append(0)
-        except errors.HubError as error:
-            outcome.append(refuse(error.uri, str(error), _EXITS.get(error.uri, EXIT_UNAVAILABLE)))
-        except StorageUnavailable as error:
-            outcome.append(refuse(errors.UNAVAILABLE, "client database unavailable: {}".format(error),
-                                  EXIT_UNAVAILABLE))
-        except SettingsError as error:
-            outcome.append(refuse(errors.UNAVAILABLE, str(error), EXIT_UNAVAILABLE))
-        except NotSaved as error:
-            outcome.append(refuse(errors.UNAVAILABLE, str(error), EXIT_FAILED))
-        finally:
-            db.close()
-
-    try:
-        exits.react(work, err)
-    except SystemExit as ended:
-        if ended.code not in (0, None) or not outcome:
-            raise
-    return outcome[0]
+    settings = Settings(environ=environ, node_directory=os.path.abspath(cbdir) if cbdir else None)
+    return run_sealed_registry_command(settings, getattr(options, "json", False), err, DeviceRegistry,
+                                       lambda registry: run(options, registry, out, settings.node_directory),
+                                       _EXITS, EXIT_UNAVAILABLE, failures=[(NotSaved, EXIT_FAILED)])
