@@ -23,13 +23,15 @@ RANKS = {
     "db": 1,        # the database handle and migrations
     "e2e": 2,       # end-to-end payload encryption (used by auth's /auth/token and by usersync)
     "auth": 3,      # tokens, passwords, directory, login sessions, /auth, authenticators
-    "clock": 4, "counter": 4, "iot": 4, "usersync": 4, "client": 4,   # features
-    "applications": 4,  # applications as clients: their registry and POST /apps/publish
-    "presence": 4,     # hub.presence: who subscribes a topic, from the router's meta events
-    "django_hub": 4,   # log in once: the Django app (nothing else imports it, so Django stays optional)
-    "ops": 5,       # monitor, health, metrics (looks at what the features run)
-    "node": 6,      # the assembly: configs, schema registry per database, worker patches, web UI
-    "cli": 7,       # the console script reactive-hub: dispatches to every feature's command line
+    "event_history": 4,  # stored events of history topics, their feed, hub.history (applications store theirs)
+    "clock": 5, "counter": 5, "iot": 5, "usersync": 5, "client": 5,   # features
+    "applications": 5,  # applications as clients: their registry and POST /apps/publish
+    "presence": 5,     # hub.presence: who subscribes a topic, from the router's meta events
+    "django_hub": 5,   # log in once: the Django app (nothing else imports it, so Django stays optional)
+    "mqtt": 6,      # MQTT in for devices, through iot's device bridge; device presence
+    "ops": 6,       # monitor, health, metrics (looks at what the features run)
+    "node": 7,      # the assembly: configs, schema registry per database, worker patches, web UI
+    "cli": 8,       # the console script reactive-hub: dispatches to every feature's command line
 }
 # the one module of a role that every folder may have: its package, ``python -m`` entry, command line, router component,
 # and the name Django gives a Django app's migrations package (components/django_hub/migrations/)

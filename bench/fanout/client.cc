@@ -28,6 +28,8 @@
 // events, so that the next epoll_wait finds more messages ready. N = 1000 saved a quarter to a third
 // of the client's CPU per message against Crossbar, but adds up to N µs to the measured latencies.
 // Default 0: every message is handled as soon as it arrives, as by client.js.
+// FANOUT_CLIENT_TOPIC=URI subscribes URI instead of time.tic (bench/apps_publish.py: app.<name>.* events
+// whose first argument carries "seq" and "ts" the same way).
 //
 // Build: bench/fanout/build.sh (g++ -O2 -std=c++17, no libraries beyond libc/libstdc++).
 
@@ -376,6 +378,8 @@ public:
         : options_(options), connections_(static_cast<size_t>(options.count)), hist_(kBuckets, 0) {
         const char* coalesce = getenv("FANOUT_CLIENT_COALESCE_US");
         coalesceUs_ = coalesce ? std::max(0L, std::min(atol(coalesce), 999999L)) : 0;
+        const char* topic = getenv("FANOUT_CLIENT_TOPIC");
+        topic_ = jsonString(topic && *topic ? topic : "time.tic");
     }
 
     int run();
@@ -435,6 +439,7 @@ private:
     double nextOpen_ = kNever, nextProgress_ = kNever, nextSweep_ = kNever, nextPublish_ = kNever;
     double resultAt_ = kNever;
     long coalesceUs_ = 0;                     // FANOUT_CLIENT_COALESCE_US
+    std::string topic_;                       // the subscribed topic as a JSON string (FANOUT_CLIENT_TOPIC)
     bool publishing_ = false;
     long long publishSeq_ = 0;
     uint64_t publishRequest_ = 1000;
@@ -748,7 +753,7 @@ void Client::onMessage(Connection& c, const char* p, size_t size) {
             ++subscribed_;
             maybeReady();
         } else {
-            sendText(c, "[32," + std::to_string(c.request++) + R"(,{},"time.tic"])");
+            sendText(c, "[32," + std::to_string(c.request++) + ",{}," + topic_ + "]");
         }
         break;
     case 33:   // SUBSCRIBED

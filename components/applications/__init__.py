@@ -7,6 +7,9 @@ topic prefix ``app.<name>.`` and publishes there over ``POST /apps/publish``
 PREFIX = "app."
 # per-user events for the other nodes: linked routers forward this topic, each node's bridge republishes it
 RELAY = "apps.relay"
+# keyword arguments an event may not have: autobahn's ``publish(topic, *args, options=..., **kwargs)`` takes
+# these names itself
+RESERVED_KWARGS = frozenset(("options", "topic", "self"))
 
 
 def app_prefix(name):

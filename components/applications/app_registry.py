@@ -112,11 +112,6 @@ class AppRegistry:
     def _now_ms(self):
         return int(self.clock() * 1000)
 
-    def _run(self, interaction):
-        d = self.schema.ready()
-        d.addCallback(lambda _: self.db.run(interaction))
-        return d
-
     def add(self, name, private=False):
         """Register ``name``; fire with its ``(key, secret)``. InvalidArgument for a bad or taken name."""
         check_name(name)
@@ -131,7 +126,7 @@ class AppRegistry:
                 raise errors.InvalidArgument("application {!r} already exists (revoked applications keep "
                                              "their name)".format(name))
             return key, secret
-        return self._run(insert)
+        return self.schema.run(insert)
 
     def rotate(self, name):
         """New ``(key, secret)`` for ``name``; the old key is refused from now on. NotFound, or
@@ -145,7 +140,7 @@ class AppRegistry:
             cursor.execute("UPDATE hub_app SET app_key = ?, wrapped_secret = ?, rotated_ms = ? "
                            "WHERE name = ? AND revoked_ms IS NULL", (key, sealed, self._now_ms(), name))
             return key, secret
-        return self._forgetting(self._run(replace))
+        return self._forgetting(self.schema.run(replace))
 
     def revoke(self, name):
         """Refuse ``name`` from now on (it stays listed); fire True, or False when it already was.
@@ -157,7 +152,7 @@ class AppRegistry:
             cursor.execute("UPDATE hub_app SET revoked_ms = ? WHERE name = ? AND revoked_ms IS NULL",
                            (self._now_ms(), name))
             return cursor.rowcount == 1
-        return self._forgetting(self._run(revoke))
+        return self._forgetting(self.schema.run(revoke))
 
     def list(self):
         """Fire with every application, revoked ones too, by name: dicts with ``name``, ``private``, ``key``,
@@ -166,7 +161,7 @@ class AppRegistry:
             return [_listed(row) for row in cursor.execute(
                 "SELECT name, private, app_key, created_ms, rotated_ms, revoked_ms FROM hub_app "
                 "ORDER BY name").fetchall()]
-        return self._run(select)
+        return self.schema.run(select)
 
     @staticmethod
     def _existing(cursor, name, revoked_ok):
@@ -204,4 +199,4 @@ class AppRegistry:
                 self._cache.clear()
             self._cache[key] = (now + self.cache_seconds, found)
             return found
-        return self._run(select).addCallback(keep)
+        return self.schema.run(select).addCallback(keep)

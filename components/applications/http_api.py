@@ -6,7 +6,8 @@
   ``WWW-Authenticate``. A revoked or rotated key is refused within the
   registry's cache life (1 s).
 - The body is ``{"topic", "args", "kwargs", "to_users"}`` (only ``topic``
-  required): 400 for anything else, 413 over ``APPS_BODY_LIMIT``, 403 for a
+  required; strict JSON, no NaN or Infinity; no kwargs named ``options``,
+  ``topic`` or ``self``): 400 for anything else, 413 over ``APPS_BODY_LIMIT``, 403 for a
   topic outside the application's prefix ``app.<name>.``.
 - ``to_users``: the event reaches only those users' sessions (published
   with ``eligible_authid`` here and relayed to linked nodes, see
@@ -36,7 +37,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from components.applications import app_prefix
+from components.applications import RESERVED_KWARGS, app_prefix
 from components.applications import applications_settings as settings_of
 from components.core import core_settings, errors
 from components.core.clientaddress import parse_address, peer_address
@@ -66,6 +67,10 @@ def basic_credentials(header):
     return (key, secret) if sep and key and secret else None
 
 
+def _no_constant(name):
+    raise ValueError("{} is not JSON".format(name))
+
+
 def publication(body, name, private, max_users=1000):
     """
     ``(topic, args, kwargs, to_users)`` of a request ``body`` (bytes) from
@@ -73,9 +78,9 @@ def publication(body, name, private, max_users=1000):
     for a topic outside ``app.<name>.``; ``to_users`` is None when absent.
     """
     try:
-        event = json.loads(body.decode("utf-8"))
+        event = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
-        raise errors.InvalidArgument("the body is not JSON")
+        raise errors.InvalidArgument("the body is not JSON (NaN and Infinity are not JSON either)")
     if not isinstance(event, dict) or "topic" not in event or not set(event) <= FIELDS:
         raise errors.InvalidArgument('the body is {"topic": ..., "args": [...], "kwargs": {...}, '
                                      '"to_users": [...]} (only topic required)')
@@ -88,8 +93,9 @@ def publication(body, name, private, max_users=1000):
         raise errors.NotAuthorized("application {!r} publishes on {}* only".format(name, app_prefix(name)))
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise errors.InvalidArgument("args must be a list and kwargs an object")
-    if "options" in kwargs:
-        raise errors.InvalidArgument("kwargs may not have the key 'options' (WAMP publish options)")
+    if RESERVED_KWARGS & set(kwargs):
+        raise errors.InvalidArgument("kwargs may not have the keys {} (WAMP's publish takes them)".format(
+            ", ".join(sorted(RESERVED_KWARGS))))
     if to_users is not None:
         if not isinstance(to_users, list) or not 1 <= len(to_users) <= max_users or not all(
                 isinstance(user, str) and 0 < len(user) <= MAX_USERNAME for user in to_users):

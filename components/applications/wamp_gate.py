@@ -11,8 +11,13 @@ travels), and gets the role ``app``.
   application may publish, subscribe, register and call under its own prefix
   ``app.<name>.`` only; nothing else, not even the hub's public procedures
   (they answer about users; an application acts for its server, which asks
-  the hub over ``/apps/publish``). A user calls nothing under ``app.``: its
-  role subscribes there only.
+  the hub over ``/apps/publish``). A private application publishes nothing
+  over WAMP (its events go to named users through ``/apps/publish``), and no
+  application publishes a retained event (Crossbar hands a retained event to
+  later subscribers without its ``eligible_authid`` list). The answer is never
+  cached: Crossbar keys its cache by role and URI, not by session, so one
+  application's answer would be given to another. A user calls nothing under
+  ``app.``: its role subscribes there only.
 - Every ``REVOCATION_POLL`` second while application sessions are open, the
   registry's active keys are read once; a session whose key was revoked or
   rotated (on this node or by the command line elsewhere) is ended with
@@ -39,11 +44,17 @@ REVOCATION_POLL = 1.0
 ACTIONS = frozenset(("publish", "subscribe", "register", "call"))
 
 
-def allowed(details, uri, action):
-    """Whether the application session ``details`` may ``action`` on ``uri``: under its own prefix only."""
+def allowed(details, uri, action, options=None):
+    """
+    Whether the application session ``details`` may ``action`` on ``uri``
+    with ``options`` (the message's): under its own prefix only; a private
+    application never publishes, no application publishes a retained event.
+    """
     extra = (details or {}).get("authextra") or {}
     name = extra.get("app")
     if (details or {}).get("authrole") != ROLE or not isinstance(name, str) or not name:
+        return False
+    if action == "publish" and (extra.get("private", True) or (options or {}).get("retain")):
         return False
     return action in ACTIONS and isinstance(uri, str) and uri.startswith(app_prefix(name))
 
@@ -83,11 +94,12 @@ class AppGate(HubComponent):
             if app is None:
                 raise ApplicationError(NO_SUCH_APP, "no active application has this key")
             return {"realm": realm, "authid": authid, "role": ROLE, "secret": app.secret,
-                    "extra": {"app": app.name}}
+                    "extra": {"app": app.name, "private": app.private}}
         return self.registry.lookup(authid).addCallback(principal)
 
     def authorize(self, details, uri, action, options=None):
-        return {"allow": allowed(details, uri, action), "disclose": False, "cache": True}
+        # never cached: Crossbar's cache is keyed by (realm, role, uri, action), shared by every application
+        return {"allow": allowed(details, uri, action, options), "disclose": False, "cache": False}
 
     def _on_join(self, details=None, *args, **kwargs):
         details = details if isinstance(details, dict) else {}

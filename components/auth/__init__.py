@@ -3,8 +3,6 @@ Who may do what: tokens, passwords, the user directory, login sessions and
 the ``/auth`` resource, the WAMP authenticators and the key generator.
 """
 
-from components.core.errors import family
-
 # the dynamic ticket authenticator of /ws (role "authenticator")
 AUTHENTICATE = "reactive.auth.authenticate"
 # the dynamic cryptosign authenticator of the router-to-router link (/rlink)
@@ -27,5 +25,3 @@ AUTH_BAD_CREDENTIALS = "reactive.error.auth.bad_credentials"
 AUTH_REVOKED = "reactive.error.auth.revoked"
 # one authid (user, admin or device) already holds SESSION_MAX_PER_AUTHID sessions: the new join is refused
 AUTH_TOO_MANY_SESSIONS = "reactive.error.auth.too_many_sessions"
-AuthRefused = family("AuthRefused", AUTH_INVALID_TOKEN,
-                     "A login or token was refused; ``uri`` is one of the ``AUTH_*`` URIs.", 401, module=__name__)

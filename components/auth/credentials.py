@@ -21,8 +21,8 @@ watcher can ask "what changed since" (:func:`changes_since`).
 import hashlib
 import math
 
-from components.db.database import POSTGRESQL
-from components.db.migrations import Migration
+from components.db.schema_step import Migration
+from components.db.sql_cursor import POSTGRESQL
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS hub_credential (

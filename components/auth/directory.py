@@ -248,11 +248,6 @@ def _insert(cursor, username, encoded, first_name, last_name, email, is_superuse
     return True
 
 
-def role_of(user):
-    """``admin`` for superusers, ``user`` otherwise."""
-    return "admin" if user["is_superuser"] else "user"
-
-
 def read_profile(cursor, username, table=None):
     """The admin view of one user: the admin fields, ``date_joined`` and ``last_login`` as text; None if absent."""
     row = cursor.execute("SELECT {}, date_joined, last_login FROM {} WHERE username = ?".format(

@@ -12,19 +12,19 @@ database leaves it complete.
 """
 
 from components.auth import credentials, directory, loginsessions
+from components.db import advisory_locks
 from components.db.database import POSTGRESQL
 
 # the hub's own tables (the old "credential_triggers" schema is superseded by install_table)
 HUB_SCHEMAS = [("directory", directory.MASTER_MIGRATIONS), ("login_sessions", loginsessions.MIGRATIONS),
                ("credentials", credentials.MIGRATIONS)]
-# one installer at a time when several processes start together
-INSTALL_LOCK = 724033
 
 
 def install_triggers(cursor, table):
     """(Re)create the triggers of the user ``table``: credential versions, then login-session endings."""
     if cursor.dialect == POSTGRESQL:
-        cursor.execute("SELECT pg_advisory_xact_lock({})".format(INSTALL_LOCK))
+        # one installer at a time when several processes start together
+        advisory_locks.lock(cursor, advisory_locks.MASTER_TRIGGERS)
         statements = credentials.postgresql_triggers(table)
     else:
         statements = credentials.sqlite_triggers(table)

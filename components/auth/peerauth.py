@@ -11,7 +11,8 @@ Accepted peers get the role ``rlink``.
 
 import os
 
-from components.auth import AUTH_INVALID_TOKEN, AuthRefused, PEER_AUTHENTICATE, auth_settings
+from components.auth import AUTH_INVALID_TOKEN, PEER_AUTHENTICATE, auth_settings
+from components.auth.auth_refused import AuthRefused
 from components.core.component import HubComponent
 ROLE = "rlink"
 # the RLINK_PEER_KEYS text as a set of hex keys (ValueError for anything else)

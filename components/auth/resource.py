@@ -28,11 +28,12 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from components.auth import AUTH_BAD_CREDENTIALS, AUTH_LOGIN_REQUIRED, auth_settings, credentials, tokens
-from components.auth.directory import Directory, role_of, user_table
+from components.auth.directory import Directory, user_table
 from components.auth.checkgate import Busy, CheckGate
 from components.auth.loginlimits import MAX_NAME, AccountDelay
 from components.auth.loginsessions import LoginSessions
 from components.auth.master_tables import master_schemas
+from components.auth.token_signing import role_of
 from components.core import core_settings, errors
 from components.core.backoff import persist
 from components.core.clientaddress import X_FORWARDED_FOR, client_address, rate_key

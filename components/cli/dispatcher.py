@@ -27,6 +27,8 @@ COMMANDS = (
     Command("keys", "create a production deployment's key material in a directory", "components.auth.keygen", ()),
     Command("device", "registered devices: add, list, rotate, revoke; simulate one", "components.iot.cli",
             ("device",)),
+    Command("alarm", "IoT alarm rules: add (above, below, silent for), list, remove",
+            "components.iot.alarm_cli", ()),
     Command("app", "registered applications: add, list, rotate, revoke", "components.applications.cli",
             ("app",)),
     Command("demo", "run the dev node's demo sources (Arduino, OData service, device)",
@@ -44,8 +46,8 @@ installs the hub into .venv; then run `.venv/bin/reactive-hub ...`, or
 `. .venv/bin/activate` once and `reactive-hub ...`.
 
 Exit codes: 0 done, 1 failed, 2 wrong usage, 78 a setting or the installation
-cannot be used, 130 interrupted (Ctrl-C); `device` and `app` add 3 (no such device or
-application) and 4 (unavailable).
+cannot be used, 130 interrupted (Ctrl-C); `device`, `app` and `alarm` add 3 (no such
+device, application or rule) and 4 (unavailable).
 """
 
 

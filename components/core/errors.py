@@ -24,22 +24,9 @@ any failure into the error a caller may see, logging the rest.
 
 from autobahn.wamp.exception import ApplicationError
 
-INVALID_ARGUMENT = "reactive.error.invalid_argument"
-NOT_FOUND = "reactive.error.not_found"
-UNAVAILABLE = "reactive.error.unavailable"
-RATE_LIMITED = "reactive.error.rate_limited"
-NOT_AUTHORIZED = "reactive.error.not_authorized"
-INTERNAL = "reactive.error.internal"
-# a session asked for more subscriptions or registrations than the router holds for one session
-SESSION_LIMIT = "reactive.error.session_limit"
-
-# a component that could not start leaves the realm with this reason
-COMPONENT_FAILED = UNAVAILABLE
-
-# what users read when the database is down; the driver's words go to the log only
-DATABASE_UNAVAILABLE = "The hub's database is unavailable; try again shortly."
-# what users read for a fault of the hub; the traceback goes to the log only
-INTERNAL_MESSAGE = "The hub failed to answer; the fault is logged for its operators."
+from components.core.error_uris import (  # noqa: F401 - the URIs and messages are read as errors.<NAME>
+    COMPONENT_FAILED, DATABASE_UNAVAILABLE, INTERNAL, INTERNAL_MESSAGE, INVALID_ARGUMENT, NOT_AUTHORIZED,
+    NOT_FOUND, RATE_LIMITED, SESSION_LIMIT, UNAVAILABLE, body)
 
 
 class HubError(ApplicationError):
@@ -101,11 +88,3 @@ def public(error, log, what):
     else:
         log.error("{what} failed: {error!r}", what=what, error=exc)
     return HubError(INTERNAL_MESSAGE)
-
-
-def body(uri, message, details=None):
-    """The one body shape of an error answered over HTTP."""
-    answer = {"error": uri, "message": message}
-    if details:
-        answer["details"] = dict(details)
-    return answer

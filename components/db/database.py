@@ -29,9 +29,8 @@ from components.core.errors import DATABASE_UNAVAILABLE, Unavailable
 from components.core.settings import Settings
 from components.db.db_settings import DATABASE_POOL_MAX
 from components.db.pools import SharedPools
+from components.db.sql_cursor import POSTGRESQL, SQLITE, Cursor
 
-SQLITE = "sqlite"
-POSTGRESQL = "postgresql"
 SQLITE_FILE_MODE = 0o600
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 10000
@@ -66,34 +65,6 @@ def parse_url(url):
         return POSTGRESQL, {"dsn": url}
     raise StorageConfigError("unsupported database URL scheme {!r} (use sqlite:/// or postgresql://)".format(
         parsed.scheme))
-
-
-class Cursor:
-    """The handle an interaction gets: ``execute`` with ``?`` placeholders, fetch methods, ``dialect``."""
-
-    def __init__(self, transaction, dialect):
-        self._transaction = transaction
-        self.dialect = dialect
-
-    def execute(self, sql, params=()):
-        if self.dialect == POSTGRESQL:
-            sql = sql.replace("%", "%%").replace("?", "%s")
-        self._transaction.execute(sql, tuple(params))
-        return self
-
-    def fetchone(self):
-        return self._transaction.fetchone()
-
-    def fetchall(self):
-        return self._transaction.fetchall()
-
-    @property
-    def rowcount(self):
-        return self._transaction.rowcount
-
-    @property
-    def connection(self):
-        return self._transaction._connection._connection
 
 
 def create_private_file(path, mode=SQLITE_FILE_MODE):

@@ -4,20 +4,12 @@ version in ``hub_schema``; ``migrate`` applies the missing steps in one
 transaction, serialised across concurrent migrators on PostgreSQL.
 """
 
-from collections import namedtuple
-
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from components.db.database import POSTGRESQL, SQLITE
-
-Migration = namedtuple("Migration", "version description sqlite postgresql")
-Migration.__doc__ = """
-One schema step. ``sqlite`` and ``postgresql`` are lists of statements, or a
-callable ``(cursor) -> None`` for steps that need logic.
-"""
-
-
+from components.db import advisory_locks
+from components.db.schema_step import Migration  # noqa: F401 - read as migrations.Migration too
+from components.db.sql_cursor import POSTGRESQL, SQLITE
 
 SCHEMA_TABLE = """
 CREATE TABLE IF NOT EXISTS hub_schema (
@@ -31,7 +23,7 @@ CREATE TABLE IF NOT EXISTS hub_schema (
 def _apply(cursor, component, migrations):
     if cursor.dialect == POSTGRESQL:
         # serialise concurrent migrators (several instances starting at once)
-        cursor.execute("SELECT pg_advisory_xact_lock(724031)")
+        advisory_locks.lock(cursor, advisory_locks.MIGRATIONS)
     cursor.execute(SCHEMA_TABLE)
     row = cursor.execute("SELECT version FROM hub_schema WHERE component = ?", (component,)).fetchone()
     current = row[0] if row else 0
@@ -90,6 +82,12 @@ class SchemaOnDemand:
         else:
             self._waiting.append(waiter)
         return waiter
+
+    def run(self, interaction, *args):
+        """``db.run(interaction, *args)`` once the schema is current (fails like ``ready`` or ``run``)."""
+        d = self.ready()
+        d.addCallback(lambda _: self.db.run(interaction, *args))
+        return d
 
     def _finished(self, result):
         waiting, self._waiting = self._waiting, None

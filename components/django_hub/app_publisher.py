@@ -49,7 +49,7 @@ class AppPublisher:
         for attempt in range(self.retries + 1):
             delay = FIRST_BACKOFF * 2 ** attempt
             try:
-                with self.opener(self._request(body), timeout=self.timeout) as answer:
+                with self.opener(self.request(body), timeout=self.timeout) as answer:
                     answer.read()
                 log.debug("push %s: published", topic)
                 return SENT
@@ -72,6 +72,7 @@ class AppPublisher:
                   topic, self.url, self.retries + 1, problem)
         return FAILED
 
-    def _request(self, body):
+    def request(self, body):
+        """The ``POST /apps/publish`` request of ``body`` with the application's credentials."""
         return urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Authorization": self.authorization})

@@ -14,7 +14,7 @@ import threading
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-from components.auth import tokens
+from components.auth import token_signing
 from components.core.settings import Settings
 from components.django_hub import django_hub_settings
 from components.e2e import e2e_settings
@@ -32,8 +32,8 @@ class HubSettings:
         self.settings = Settings(extra, environ=environ)
         self.database = self.settings.get(django_hub_settings.HUB_DATABASE)
         self.e2e = self.settings.get(e2e_settings.E2E_ENCRYPTION)
-        keys, issuer, audience, ttl = tokens.from_settings(self.settings)
-        self.issuer = tokens.TokenIssuer(keys, issuer, audience, ttl)
+        keys, issuer, audience, ttl = token_signing.from_settings(self.settings)
+        self.issuer = token_signing.TokenIssuer(keys, issuer, audience, ttl)
 
     @property
     def ttl(self):

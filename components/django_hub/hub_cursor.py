@@ -1,6 +1,6 @@
 """
 The hub's SQL on Django's connection: :func:`hub_cursor` gives the cursor
-API of :mod:`components.db.database` (``?`` placeholders, ``dialect``) over
+API of :mod:`components.db.sql_cursor` (``?`` placeholders, ``dialect``) over
 a Django database alias, inside one transaction, so the app runs the
 functions of :mod:`components.auth.credentials` unchanged: one definition of
 the revocation rules for the hub and for Django.
@@ -10,7 +10,7 @@ import contextlib
 
 from django.db import connections, transaction
 
-from components.db.database import POSTGRESQL, SQLITE, Cursor
+from components.db.sql_cursor import POSTGRESQL, SQLITE, Cursor
 
 DIALECTS = {"postgresql": POSTGRESQL, "sqlite": SQLITE}
 

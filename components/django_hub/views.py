@@ -28,8 +28,8 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from components.auth import AUTH_LOGIN_REQUIRED
-from components.auth.directory import role_of
-from components.core import errors
+from components.auth.token_signing import role_of
+from components.core import error_uris
 from components.django_hub import logins
 from components.django_hub.conf import hub_settings
 from components.django_hub.origin import foreign_origin
@@ -48,8 +48,8 @@ def _answer(status, body, headers=None):
 
 
 def _refuse(status, uri, message, headers=None):
-    """An error answer in the hub's one body shape (:func:`components.core.errors.body`)."""
-    return _answer(status, errors.body(uri, message), headers)
+    """An error answer in the hub's one body shape (:func:`components.core.error_uris.body`)."""
+    return _answer(status, error_uris.body(uri, message), headers)
 
 
 # not exempt at all: _issue is csrf_protect'ed, after the method and origin checks (answered in JSON)
@@ -57,11 +57,11 @@ def _refuse(status, uri, message, headers=None):
 def token(request):
     """The token view: method and origin first, then Django's CSRF check, then the session's user."""
     if request.method != "POST":
-        return _refuse(405, errors.INVALID_ARGUMENT, "use POST", {"Allow": "POST"})
+        return _refuse(405, error_uris.INVALID_ARGUMENT, "use POST", {"Allow": "POST"})
     reason = foreign_origin(request)
     if reason is not None:
         log.warning("hub token refused: %s", reason)
-        return _refuse(403, errors.NOT_AUTHORIZED, reason)
+        return _refuse(403, error_uris.NOT_AUTHORIZED, reason)
     return _issue(request)
 
 
@@ -102,14 +102,14 @@ def _issue(request):
     if config.e2e:
         log.error("E2E_ENCRYPTION is on: this view does not hand out end-to-end keys; browsers must get their"
                   " tokens from the hub's /auth/token (or turn E2E_ENCRYPTION off in settings.HUB)")
-        return _refuse(503, errors.UNAVAILABLE,
+        return _refuse(503, error_uris.UNAVAILABLE,
                        "end-to-end encryption is on: get tokens from the hub's /auth/token")
     try:
         version, fresh = _version_and_user(request, config.database, user.get_username())
     except DatabaseError as exc:
         log.error("hub token for %s: cannot read the hub's tables in database %r (%s); the hub node creates"
                   " them on its first start on this database", user.get_username(), config.database, exc)
-        return _refuse(503, errors.UNAVAILABLE, errors.DATABASE_UNAVAILABLE)
+        return _refuse(503, error_uris.UNAVAILABLE, error_uris.DATABASE_UNAVAILABLE)
     if fresh is None:
         return _refuse(401, AUTH_LOGIN_REQUIRED, "not logged in")
     username = fresh.get_username()

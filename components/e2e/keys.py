@@ -44,6 +44,7 @@ from components.e2e.envelope import KEY_BYTES, b64decode, b64encode, open_bytes,
 from components.core.errors import Unavailable
 from components.core.devsecrets import dev_secret, refuse_dev_file
 from components.core.settings import KeyConfigError, SettingsError
+from components.db import advisory_locks
 from components.db.migrations import Migration
 
 DEV_KEK_FILE = os.path.join("secrets", "e2e_kek")
@@ -142,8 +143,12 @@ class UserKeys:
         """
         The generation to use: ``given`` (the master's word), else this
         database's; KeysBehind when that is older than a generation with keys.
-        Keys of older generations are deleted.
+        Keys of older generations are deleted. Holds the user's lock until
+        the transaction ends (PostgreSQL): two transactions that both found
+        no active key would each create one, and a token would hand out a
+        key other than the one a state was sealed with.
         """
+        advisory_locks.lock_per_name(cursor, advisory_locks.E2E_IDENTITY_KEYS, username)
         newest = self._newest(cursor, username)
         if given is not None:
             generation = int(given)

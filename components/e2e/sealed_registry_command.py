@@ -23,15 +23,10 @@ def run_sealed_registry_command(settings, as_json, err, open_registry, command, 
     78 when a development secret is refused; ``code`` for an exception of a
     class in ``failures`` (``[(class, code)]``).
     """
-    from twisted.internet import defer
-
-    from components.db.database import Database, StorageConfigError, StorageUnavailable
+    from components.db.database import Database, StorageConfigError
     from components.e2e.keys import load_kek
 
-    def refuse(uri, message, code):
-        err.write(json.dumps({"error": uri, "message": message}) + "\n" if as_json else
-                  "error: {}\n".format(message))
-        return code
+    refuse = refusal_writer(as_json, err)
 
     try:
         db = Database(settings.get(db_settings.DATABASE_URL))
@@ -46,12 +41,37 @@ def run_sealed_registry_command(settings, as_json, err, open_registry, command, 
         db.close()
         return refuse(errors.UNAVAILABLE, "the key-encryption key (E2E_KEK) cannot be used: {}".format(error),
                       unavailable)
+    return run_database_command(db, as_json, err, lambda: command(open_registry(db, kek)), exit_for,
+                                unavailable, failures)
+
+
+def refusal_writer(as_json, err):
+    """``refuse(uri, message, code)``: writes one ``error:`` line (JSON with ``as_json``) to ``err``, returns code."""
+    def refuse(uri, message, code):
+        err.write(json.dumps({"error": uri, "message": message}) + "\n" if as_json else
+                  "error: {}\n".format(message))
+        return code
+    return refuse
+
+
+def run_database_command(db, as_json, err, command, exit_for, unavailable, failures=()):
+    """
+    Fire ``command()`` (a Deferred) in a reactor, close ``db`` after it and
+    return the exit code: 0 when it succeeds; ``exit_for.get(uri,
+    unavailable)`` for a HubError; ``unavailable`` when the database cannot be
+    used; ``code`` for an exception of a class in ``failures``.
+    """
+    from twisted.internet import defer
+
+    from components.db.database import StorageUnavailable
+
+    refuse = refusal_writer(as_json, err)
     outcome = []
 
     @defer.inlineCallbacks
     def work(reactor):
         try:
-            yield command(open_registry(db, kek))
+            yield command()
             outcome.append(0)
         except errors.HubError as error:
             outcome.append(refuse(error.uri, str(error), exit_for.get(error.uri, unavailable)))

@@ -28,6 +28,10 @@ DEVICE_PUBLISH = "iot.device.publish"
 # the stored states of one IoT source (its topic URI), and the list of sources with their latest state
 HISTORY = "iot.history"
 SOURCES = "iot.sources"
+# alarms: raised and cleared on one topic, the current ones listed, acknowledged by an admin (components.iot.alarm_*)
+ALARM_TOPIC = "iot.alarm"
+ALARMS = "iot.alarms"
+ALARM_ACK = "iot.alarm.ack"
 
 # the device HTTP publisher (/publish) refuses a signed request it has seen before
 DEVICE_REPLAYED = "reactive.error.device.replayed"

@@ -67,12 +67,17 @@ def shown(item):
             "last_seen": iso(item["last_seen_ms"]), "readings": item["readings"]}
 
 
-def table(devices):
-    rows = [_LIST_COLUMNS] + [tuple("-" if shown(item)[column] is None else str(shown(item)[column])
-                                    for column in _LIST_COLUMNS) for item in devices]
-    widths = [max(len(row[index]) for row in rows) for index in range(len(_LIST_COLUMNS))]
+def text_table(columns, items):
+    """``items`` (dicts) as aligned text columns under a header line (None shown as ``-``)."""
+    rows = [tuple(columns)] + [tuple("-" if item[column] is None else str(item[column]) for column in columns)
+                               for item in items]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
     return "".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n"
                    for row in rows)
+
+
+def table(devices):
+    return text_table(_LIST_COLUMNS, [shown(item) for item in devices])
 
 
 def parser(prog=PROG):

@@ -13,12 +13,15 @@ those older than ``max_age``.
 
 Writes are idempotent: a ``(source, seq)`` already stored is ignored, so
 linked nodes sharing one client database may both write the same state.
+The states that were new in a write are folded into the 1-minute and 1-hour
+rollups in the same transaction (:mod:`components.iot.history_rollup`).
 """
 
 import json
 
 from components.db.migrations import Migration, SchemaOnDemand
 from components.iot import DEVICE_PREFIX, ODATA_TOPIC, SERIAL_TOPIC
+from components.iot import history_rollup
 from components.iot.device_registry import NAME
 
 SCHEMA = "iot_history"
@@ -42,7 +45,13 @@ _TABLES = [
     )""",
 ]
 
-MIGRATIONS = [Migration(1, "IoT source history and per-source latest state / pruning mark", _TABLES, _TABLES)]
+# iot.history(minutes=N) and pruning by age find a source's recent states without walking its older ones
+_BY_TS = ["CREATE INDEX IF NOT EXISTS iot_history_source_ts ON iot_history (source, ts)"]
+
+MIGRATIONS = [Migration(1, "IoT source history and per-source latest state / pruning mark", _TABLES, _TABLES),
+              Migration(2, "IoT history rollups (1 min, 1 h) and their pruning marks", history_rollup.TABLES,
+                        history_rollup.TABLES),
+              Migration(3, "IoT history: states by source and ts", _BY_TS, _BY_TS)]
 
 
 def kind_of(source):
@@ -62,29 +71,41 @@ _ROWS_PER_STATEMENT = 200
 
 def _insert(cursor, rows):
     """Store ``rows`` of ``(source, state)``; duplicates ignored; fire with the number of new rows."""
-    added = 0
+    added = []
     newest = {}
     values = []
     for source, state in rows:
         values.append((source, state["seq"], state["ts"], json.dumps(state, separators=(",", ":"))))
         if source not in newest or state["seq"] > newest[source][1]:
             newest[source] = values[-1]
-    # many rows per statement: one round trip (and one GIL hand-over) per 200 states, not per state
+    # many rows per statement: one round trip (and one GIL hand-over) per 200 states, not per state;
+    # RETURNING names the rows that were new (a duplicate written by a linked node must not roll up twice)
     for start in range(0, len(values), _ROWS_PER_STATEMENT):
         chunk = values[start:start + _ROWS_PER_STATEMENT]
         cursor.execute("INSERT INTO iot_history (source, seq, ts, state) VALUES "
-                       + ", ".join(["(?, ?, ?, ?)"] * len(chunk)) + " ON CONFLICT (source, seq) DO NOTHING",
+                       + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                       + " ON CONFLICT (source, seq) DO NOTHING RETURNING source, seq",
                        [item for row in chunk for item in row])
-        added += max(cursor.rowcount, 0)
+        added.extend(cursor.fetchall())
+    if added:
+        new = set((source, seq) for source, seq in added)
+        fresh = []
+        for source, state in rows:
+            if (source, state["seq"]) in new:
+                new.discard((source, state["seq"]))   # a state twice in one batch rolls up once
+                fresh.append((source, state))
+        history_rollup.add(cursor, fresh)
     for row in newest.values():
         cursor.execute(
             "INSERT INTO iot_history_sources (source, last_seq, last_ts, state) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (source) DO UPDATE SET last_seq = excluded.last_seq, last_ts = excluded.last_ts, "
             "state = excluded.state WHERE excluded.last_seq > iot_history_sources.last_seq", row)
-    return added
+    return len(added)
 
 
-def _page(cursor, source, after_seq, limit, since_ts):
+def _page(cursor, source, after_seq, limit, since_ts, resolution=history_rollup.RAW):
+    if resolution != history_rollup.RAW:
+        return history_rollup.page(cursor, source, resolution, after_seq, limit, since_ts)
     mark = cursor.execute("SELECT pruned_seq, pruned_ts FROM iot_history_sources WHERE source = ?",
                           (source,)).fetchone()
     pruned_seq, pruned_ts = mark if mark else (0, 0)
@@ -107,13 +128,19 @@ def _page(cursor, source, after_seq, limit, since_ts):
         pruned = pruned and pruned_seq > after_seq
     if since_ts is not None:
         pruned = pruned and pruned_ts >= since_ts
-    return {"source": source, "states": states, "pruned": bool(pruned), "more": len(rows) > limit}
+    return {"source": source, "resolution": history_rollup.RAW, "states": states, "pruned": bool(pruned),
+            "more": len(rows) > limit}
 
 
-def _prune(cursor, max_states, oldest_ts):
-    """Cut every source to its newest ``max_states`` and to ``ts >= oldest_ts``; fire with rows deleted."""
+def _prune(cursor, max_states, oldest_ts, rollup_oldest_ts=None):
+    """
+    Cut every source's raw states to its newest ``max_states`` and to ``ts >= oldest_ts``, and with
+    ``rollup_oldest_ts`` its rollups to the buckets ending after it; fire with the rows deleted.
+    """
     deleted = 0
     sources = [row[0] for row in cursor.execute("SELECT source FROM iot_history_sources").fetchall()]
+    if rollup_oldest_ts is not None:
+        deleted += history_rollup.prune(cursor, sources, rollup_oldest_ts)
     for source in sources:
         bound = 0
         row = cursor.execute("SELECT seq FROM iot_history WHERE source = ? "
@@ -182,31 +209,30 @@ class HistoryStore:
         self.db = db
         self.schema = SchemaOnDemand(db, SCHEMA, MIGRATIONS)
 
-    def _run(self, interaction, *args):
-        d = self.schema.ready()
-        d.addCallback(lambda _: self.db.run(interaction, *args))
-        return d
-
     def insert(self, rows):
         """Store ``[(source, state), ...]``; fire with how many were new."""
-        return self._run(_insert, list(rows))
+        return self.schema.run(_insert, list(rows))
 
-    def page(self, source, after_seq=None, limit=500, since_ts=None):
-        """``{"source", "states", "pruned", "more"}``: up to ``limit`` states, oldest first (module doc)."""
-        return self._run(_page, source, after_seq, limit, since_ts)
+    def page(self, source, after_seq=None, limit=500, since_ts=None, resolution=history_rollup.RAW):
+        """
+        ``{"source", "states", "pruned", "more"}``: up to ``limit`` states, oldest first (module doc); with
+        ``resolution`` ``1m`` or ``1h`` the rollup rows instead (:func:`components.iot.history_rollup.page`).
+        """
+        return self.schema.run(_page, source, after_seq, limit, since_ts, resolution)
 
-    def prune(self, max_states, oldest_ts):
-        """Prune every source to ``max_states`` states and ``ts >= oldest_ts``; fire with rows deleted."""
-        return self._run(_prune, max_states, oldest_ts)
+    def prune(self, max_states, oldest_ts, rollup_oldest_ts=None):
+        """Prune every source's raw states to ``max_states`` and ``ts >= oldest_ts``, its rollups to
+        ``rollup_oldest_ts`` (when given); fire with the rows deleted."""
+        return self.schema.run(_prune, max_states, oldest_ts, rollup_oldest_ts)
 
     def highest_seq(self, source=None, prefix=None):
         """The highest seq stored or pruned for ``source`` (or any source under ``prefix``), 0 if none."""
-        return self._run(_highest, source, prefix)
+        return self.schema.run(_highest, source, prefix)
 
     def highest_each(self, prefix):
         """``{source: highest seq stored or pruned}`` for every source under ``prefix``."""
-        return self._run(_highest_each, prefix)
+        return self.schema.run(_highest_each, prefix)
 
     def sources(self):
         """``[(source, last_ts, latest state), ...]`` of every source with history, by name."""
-        return self._run(_sources)
+        return self.schema.run(_sources)

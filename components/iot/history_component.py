@@ -2,11 +2,14 @@
 The history service (role ``backend``): ``iot.history`` and ``iot.sources``
 for users and admins, and the background pruning of the stored states.
 
-- ``iot.history(source, after_seq=None, limit=500, minutes=None)``: the
-  stored states of ``source`` (a topic URI: ``iot.serial.reader``,
-  ``iot.odata.value``, ``iot.device.<name>``) with ``seq > after_seq`` and,
-  with ``minutes``, ``ts`` within the last ``minutes``; oldest first, at most
-  ``limit`` (1..1000) of them: ``{"source", "states", "pruned", "more"}``. A
+- ``iot.history(source, after_seq=None, limit=500, minutes=None,
+  resolution="raw")``: the stored states of ``source`` (a topic URI:
+  ``iot.serial.reader``, ``iot.odata.value``, ``iot.device.<name>``) with
+  ``seq > after_seq`` and, with ``minutes``, ``ts`` within the last
+  ``minutes``; oldest first, at most ``limit`` (1..1000) of them:
+  ``{"source", "resolution", "states", "pruned", "more"}``. With
+  ``resolution`` ``"1m"`` or ``"1h"`` the states are rollup rows whose
+  ``seq`` is their bucket start (:mod:`components.iot.history_rollup`). A
   well-formed source without history answers no states; anything else is
   ``invalid_argument``.
 - ``iot.sources()``: every source with history, plus the serial reader and
@@ -16,7 +19,8 @@ for users and admins, and the background pruning of the stored states.
   here, or when (devices) no reading came for ``IOT_STALE_AFTER``.
 
 Pruning runs every ``HISTORY_PRUNE_INTERVAL`` and keeps per source at most
-``HISTORY_MAX_STATES`` states no older than ``HISTORY_MAX_AGE``. With
+``HISTORY_MAX_STATES`` raw states no older than ``HISTORY_RAW_DAYS`` (by
+default ``HISTORY_MAX_AGE``), and rollups for ``HISTORY_ROLLUP_DAYS``. With
 ``HISTORY=off`` nothing is stored and both procedures answer ``unavailable``.
 Registered with the ``roundrobin`` invoke policy, so the component may run on
 several router workers or nodes at once.
@@ -36,6 +40,7 @@ from components.core.state import epoch_ms
 from components.db.database import StorageUnavailable
 from components.iot import HISTORY, ODATA_GET, ODATA_TOPIC, SERIAL_GET, SERIAL_TOPIC, SOURCES, iot_settings
 from components.iot.history import MAX_SOURCE, kind_of
+from components.iot.history_rollup import RAW, RESOLUTIONS
 from components.iot.history_writer import shared_writer
 
 MAX_LIMIT = 1000
@@ -43,6 +48,7 @@ DEFAULT_LIMIT = 500
 MAX_MINUTES = 366 * 24 * 60
 MAX_SEQ = 2 ** 63 - 1
 DEFAULT_MAX_AGE = iot_settings.HISTORY_MAX_AGE.default
+DEFAULT_ROLLUP_AGE = iot_settings.HISTORY_ROLLUP_DAYS.default * 86400
 DEFAULT_MAX_STATES = iot_settings.HISTORY_MAX_STATES.default
 DEFAULT_PRUNE_INTERVAL = iot_settings.HISTORY_PRUNE_INTERVAL.default
 DEFAULT_STALE_AFTER = iot_settings.IOT_STALE_AFTER.default
@@ -53,11 +59,11 @@ _GET_TIMEOUT = 2.0
 
 def history_query(args, kwargs, now_ms):
     """
-    ``(source, after_seq, limit, since_ts)`` of an ``iot.history`` call
+    ``(source, after_seq, limit, since_ts, resolution)`` of an ``iot.history`` call
     (``since_ts`` from ``minutes``, else None); InvalidArgument otherwise.
     """
-    source, after_seq, limit, minutes = bind(HISTORY, args, kwargs, {
-        "source": REQUIRED, "after_seq": None, "limit": DEFAULT_LIMIT, "minutes": None})
+    source, after_seq, limit, minutes, resolution = bind(HISTORY, args, kwargs, {
+        "source": REQUIRED, "after_seq": None, "limit": DEFAULT_LIMIT, "minutes": None, "resolution": RAW})
     if not isinstance(source, str) or len(source) > MAX_SOURCE or kind_of(source) is None:
         raise InvalidArgument("source must be an IoT topic ({}, {} or iot.device.<name>), got {}".format(
             SERIAL_TOPIC, ODATA_TOPIC, shown(source)), field="source")
@@ -71,7 +77,10 @@ def history_query(args, kwargs, now_ms):
             raise InvalidArgument("minutes must be a number above 0 and at most {}, got {}".format(
                 MAX_MINUTES, shown(minutes)), field="minutes")
         since_ts = now_ms - int(minutes * 60000)
-    return source, after_seq, limit, since_ts
+    if not isinstance(resolution, str) or resolution not in RESOLUTIONS:
+        raise InvalidArgument("resolution must be one of {}, got {}".format(
+            ", ".join(RESOLUTIONS), shown(resolution)), field="resolution")
+    return source, after_seq, limit, since_ts, resolution
 
 
 def describe_sources(stored, running, now_ms, stale_after_ms):
@@ -106,16 +115,26 @@ def _empty(state):
     return state.get("value") is None and state.get("stale", False)
 
 
+def raw_age(settings):
+    """Seconds raw states are kept: ``HISTORY_RAW_DAYS`` when set, else ``HISTORY_MAX_AGE``."""
+    days = settings.get(iot_settings.HISTORY_RAW_DAYS)
+    return settings.get(iot_settings.HISTORY_MAX_AGE) if days == "" else days * 86400
+
+
 class Pruner(Periodic):
-    """Every ``interval`` seconds on ``clock``: ``store.prune`` to ``max_states`` and ``max_age`` seconds."""
+    """
+    Every ``interval`` seconds on ``clock``: ``store.prune`` of the raw states to ``max_states`` and
+    ``max_age`` seconds, of the rollups to ``rollup_age`` seconds.
+    """
 
     log = Logger()
 
     def __init__(self, store, clock, max_age=DEFAULT_MAX_AGE, max_states=DEFAULT_MAX_STATES,
-                 interval=DEFAULT_PRUNE_INTERVAL):
+                 interval=DEFAULT_PRUNE_INTERVAL, rollup_age=DEFAULT_ROLLUP_AGE):
         self.store = store
         self.clock = clock
         self.max_age = max_age
+        self.rollup_age = rollup_age
         self.max_states = max_states
         self.interval = interval
         self.deleted = 0
@@ -126,8 +145,9 @@ class Pruner(Periodic):
 
     def prune(self):
         """One pass; fires with the rows deleted (0 on database trouble, which is logged once per streak)."""
-        oldest = epoch_ms(self.clock.seconds) - int(self.max_age * 1000)
-        d = self.store.prune(self.max_states, oldest)
+        now = epoch_ms(self.clock.seconds)
+        raw_oldest, rollup_oldest = now - int(self.max_age * 1000), now - int(self.rollup_age * 1000)
+        d = self.store.prune(self.max_states, raw_oldest, rollup_oldest)
         d.addCallbacks(self._pruned, self._failed)
         return d
 
@@ -170,13 +190,14 @@ class HistoryComponent(HubComponent):
         self.writer = writer
         self.pruner = Pruner(
             self.store, self.reactor,
-            max_age=settings.get(iot_settings.HISTORY_MAX_AGE),
+            max_age=raw_age(settings),
             max_states=settings.get(iot_settings.HISTORY_MAX_STATES),
-            interval=settings.get(iot_settings.HISTORY_PRUNE_INTERVAL))
+            interval=settings.get(iot_settings.HISTORY_PRUNE_INTERVAL),
+            rollup_age=settings.get(iot_settings.HISTORY_ROLLUP_DAYS) * 86400)
         self.pruner.start()
-        self.log.info("IoT history on: at most {states} states per source, none older than {age}s, "
-                      "pruned every {interval}s", states=self.pruner.max_states, age=self.pruner.max_age,
-                      interval=self.pruner.interval)
+        self.log.info("IoT history on: at most {states} raw states per source, none older than {age}s; "
+                      "rollups kept {rollup}s; pruned every {interval}s", states=self.pruner.max_states,
+                      age=self.pruner.max_age, rollup=self.pruner.rollup_age, interval=self.pruner.interval)
 
     def _store(self):
         if self.store is None:
@@ -189,13 +210,13 @@ class HistoryComponent(HubComponent):
     @defer.inlineCallbacks
     def history(self, /, *args, **kwargs):
         """``iot.history``: see the module doc."""
-        source, after_seq, limit, since_ts = history_query(args, kwargs, self._now_ms())
+        source, after_seq, limit, since_ts, resolution = history_query(args, kwargs, self._now_ms())
         store = self._store()
         try:
             # states still queued in this worker's writer belong in the answer: a page that resubscribed a moment
             # ago asks after_seq=<last seen> and would otherwise miss the readings published just before
             yield self.writer.drain()
-            page = yield store.page(source, after_seq, limit, since_ts)
+            page = yield store.page(source, after_seq, limit, since_ts, resolution)
         except Exception as error:
             self._database_failed(HISTORY, error)
         return page

@@ -21,6 +21,12 @@ def _origins(origins):
     return frozenset(origin.encode("ascii") for origin in origins)
 
 
+def _positive(number):
+    if number <= 0:
+        raise ValueError("must be a number above 0, got {!r}".format(number))
+    return number
+
+
 SERIAL_URL = Setting(
     "SERIAL_URL", TEXT, "serial device as a pyserial URL (`/dev/ttyACM0`, `socket://`, `rfc2217://`, `loop://`; a "
     "relative path is under the node directory)", roles=_ROLES,
@@ -76,7 +82,8 @@ DEVICE_BURST = Setting("DEVICE_BURST", INT, "readings each device may send at on
                        maximum=1000, roles=_ROLES)
 HISTORY = Setting("HISTORY", BOOL, "keep every IoT source's states in the client database (`off`: nothing stored, "
                   "`iot.history`/`iot.sources` answer `unavailable`)", default=True, roles=_ROLES)
-HISTORY_MAX_AGE = Setting("HISTORY_MAX_AGE", DURATION, "states older than this are pruned", default=24 * 3600.0,
+HISTORY_MAX_AGE = Setting("HISTORY_MAX_AGE", DURATION, "raw states older than this are pruned (when "
+                          "`HISTORY_RAW_DAYS` is unset)", default=24 * 3600.0,
                           minimum=1, roles=_ROLES)
 HISTORY_MAX_STATES = Setting("HISTORY_MAX_STATES", INT, "most states kept per source", default=10000, minimum=1,
                              roles=_ROLES)
@@ -88,8 +95,17 @@ HISTORY_BATCH = Setting("HISTORY_BATCH", INT, "a write starts as soon as this ma
                         minimum=1, maximum=10000, roles=_ROLES)
 HISTORY_QUEUE_LIMIT = Setting("HISTORY_QUEUE_LIMIT", INT, "states kept in memory while the database is unavailable; "
                               "beyond it the oldest are dropped (logged)", default=100000, minimum=1, roles=_ROLES)
+HISTORY_RAW_DAYS = Setting(
+    "HISTORY_RAW_DAYS", FLOAT, "days (above 0) of raw states kept per source (`HISTORY_MAX_STATES` still "
+    "bounds their count)",
+    parse=_positive, roles=_ROLES, shown="unset: `HISTORY_MAX_AGE`")
+HISTORY_ROLLUP_DAYS = Setting("HISTORY_ROLLUP_DAYS", FLOAT, "days of 1-minute and 1-hour rollups kept per "
+                              "source", default=90.0, minimum=0.0001, roles=_ROLES)
 IOT_STALE_AFTER = Setting("IOT_STALE_AFTER", DURATION, "a device with no reading for this long is listed as not live "
                           "by `iot.sources`", default=30.0, minimum=0.1, roles=_ROLES)
+ALARM_RELOAD_INTERVAL = Setting("ALARM_RELOAD_INTERVAL", DURATION, "seconds between reads of the alarm rules (a rule "
+                                "added or removed with `reactive-hub alarm` takes effect within this)", default=2.0,
+                                minimum=0.05, maximum=3600, roles=_ROLES)
 DEMO = Setting("DEMO", BOOL, "dev node only: `off` makes the `demo` worker idle (no simulated Arduino, demo OData "
                "service or demo device)", default=True, roles=(DEV,))
 DEMO_ODATA_PORT = Setting("DEMO_ODATA_PORT", INT, "loopback port of the demo OData service (when you change it, set "
@@ -103,5 +119,6 @@ SETTINGS = (SERIAL_URL, SERIAL_BAUD, SERIAL_DEADBAND, ODATA_URL, ODATA_USER, ODA
             ODATA_ORDERBY, ODATA_INTERVAL, ODATA_TIMEOUT, ODATA_BACKOFF_MAX, DEVICE_SHARED_KEY, DEVICE_KEY,
             DEVICE_SECRET, DEVICE_NAME, DEVICE_TIMESTAMP_LIMIT, DEVICE_REQUIRE_TLS, DEVICE_CORS_ORIGINS,
             DEVICE_BODY_LIMIT, DEVICE_RATE, DEVICE_BURST, HISTORY, HISTORY_MAX_AGE, HISTORY_MAX_STATES,
-            HISTORY_PRUNE_INTERVAL, HISTORY_FLUSH_INTERVAL, HISTORY_BATCH, HISTORY_QUEUE_LIMIT, IOT_STALE_AFTER,
-            DEMO, DEMO_ODATA_PORT, DEMO_ODATA_INTERVAL, DEMO_DEVICE_INTERVAL)
+            HISTORY_PRUNE_INTERVAL, HISTORY_FLUSH_INTERVAL, HISTORY_BATCH, HISTORY_QUEUE_LIMIT,
+            HISTORY_RAW_DAYS, HISTORY_ROLLUP_DAYS, IOT_STALE_AFTER,
+            ALARM_RELOAD_INTERVAL, DEMO, DEMO_ODATA_PORT, DEMO_ODATA_INTERVAL, DEMO_DEVICE_INTERVAL)

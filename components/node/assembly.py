@@ -22,6 +22,7 @@ from components.db import db_settings
 from components.db.database import Database, StorageConfigError
 from components.e2e.keys import load_kek
 from components.iot import DEVICE_PREFIX, http_publish, history_seed
+from components.mqtt import mqtt_bridge
 from components.node import boot, webui
 from components.ops import health, metrics, monitor, ops_settings
 
@@ -84,9 +85,11 @@ DEVICE_BRIDGE = "device_bridge"
 APP_BRIDGE = "app_bridge"
 
 MonitorComponent = announced(monitor.MonitorComponent, MONITOR)
-# each device topic's seq continues above the highest seq in the IoT history (a clock stepped back)
-DeviceBridgeSession = announced(history_seed.seeded(http_publish.DeviceBridgeSession, "states", DEVICE_PREFIX),
-                                DEVICE_BRIDGE)
+# each device topic's seq continues above the highest seq in the IoT history (a clock stepped back);
+# MQTT devices (MQTT_PORT) and the offline marks go through the same session
+DeviceBridgeSession = announced(
+    mqtt_bridge.with_mqtt(history_seed.seeded(http_publish.DeviceBridgeSession, "states", DEVICE_PREFIX)),
+    DEVICE_BRIDGE)
 AppBridgeSession = announced(app_component.AppBridgeSession, APP_BRIDGE)
 
 

@@ -27,6 +27,7 @@ the node, whose controller stops on a worker's exit
 import copy
 import importlib
 import os
+import sys
 
 from autobahn.twisted.wamp import ApplicationSession
 from twisted.logger import Logger
@@ -45,6 +46,19 @@ _log = Logger(namespace="reactive_hub.patches")
 
 # the worker kinds whose patches this process installed (a worker boots once)
 _BOOTED = set()
+# Crossbar starts each native worker with its controller class as ``--klass`` on the command line
+_CONTROLLER_KINDS = {"RouterController": "router", "ProxyController": "proxy", "ContainerController": "container"}
+
+
+def worker_kind(argv=None):
+    """The kind of Crossbar worker this process is (``router``, ``proxy`` or ``container``: the controller class
+    named by ``--klass`` in ``argv``, ``sys.argv`` by default); None when it names none of them."""
+    argv = sys.argv if argv is None else argv
+    try:
+        klass = argv[argv.index("--klass") + 1]
+    except (ValueError, IndexError):
+        return None
+    return _CONTROLLER_KINDS.get(klass.rpartition(".")[2])
 
 
 def install(kind, log=_log, environ=None, exit=os._exit):
@@ -58,16 +72,20 @@ def install(kind, log=_log, environ=None, exit=os._exit):
         raise
 
 
-def ensure(kind, by, log=_log, **options):
+def ensure(kind, by, log=_log, argv=None, **options):
     """
     The safety net for a node config written without the boot entries
     (``booted``): the first hub class such a worker builds (``by``: a
     component or resource of :mod:`components.node.assembly`) installs the
-    ``kind`` patches there, with one warning line, unless this process
-    booted already. Security patches still refuse the worker.
+    patches of the worker kind this process is (:func:`worker_kind`; ``kind``,
+    the kind ``by`` usually runs in, only outside a Crossbar worker) there,
+    with one warning line, unless this process booted already: ``/health``
+    in a router worker installs the router's patches, not a proxy's.
+    Security patches still refuse the worker.
     """
     if _BOOTED:
         return None
+    kind = worker_kind(argv) or kind
     log.warn("reactive hub: this worker's config has no boot entry: {by} installs the {kind} patches (add the entries "
              "with components.node.boot.booted; a transport built before {by} ran without them)", by=by, kind=kind)
     return install(kind, log=log, **options)

@@ -3,7 +3,7 @@ The node's own settings: the web UI's directory, the worker patches (which
 are on, and the bounds they enforce on the wire), and request bodies.
 """
 
-from components.core.settings import BOOL, CLIENT, DEV, DURATION, INT, LIST, MASTER, TEXT, Setting
+from components.core.settings import BOOL, CLIENT, DEV, DURATION, FLOAT, INT, LIST, MASTER, TEXT, Setting
 from components.core.clientaddress import parse_networks
 from components.node.origin_policy import origin_triple
 
@@ -59,6 +59,12 @@ SESSION_MAX_SUBSCRIPTIONS = Setting("SESSION_MAX_SUBSCRIPTIONS", INT, "live subs
                                     default=2000, minimum=1, roles=_NODES)
 SESSION_MAX_REGISTRATIONS = Setting("SESSION_MAX_REGISTRATIONS", INT, "live registrations one WAMP session may hold",
                                     default=500, minimum=1, roles=_NODES)
+SESSION_PUBLISH_RATE = Setting("SESSION_PUBLISH_RATE", FLOAT, "publications per second one client WAMP session may "
+                               "send after its burst (not the hub's own sessions: roles `trusted`, `rlink`, `backend`, "
+                               "router components); more are refused with `reactive.error.rate_limited` or dropped",
+                               default=100.0, minimum=0.001, roles=_NODES)
+SESSION_PUBLISH_BURST = Setting("SESSION_PUBLISH_BURST", INT, "publications one client WAMP session may send at once "
+                                "before `SESSION_PUBLISH_RATE` applies", default=200, minimum=1, roles=_NODES)
 SESSION_MAX_URI_LENGTH = Setting("SESSION_MAX_URI_LENGTH", INT, "most characters of a URI in SUBSCRIBE, PUBLISH, "
                                  "REGISTER and CALL", default=512, minimum=32, roles=_NODES)
 SESSION_SEND_QUEUE_LIMIT = Setting("SESSION_SEND_QUEUE_LIMIT", INT, "bytes a WebSocket connection may leave unsent "
@@ -88,6 +94,7 @@ ALLOWED_ORIGINS = Setting(
 
 SETTINGS = (HUB_INTERFACE, WEB_DIR, HUB_PATCHES_OFF, HUB_FAST_SEND, SESSION_CUTOFF_GRACE, WAMP_MAX_DEPTH, WAMP_MAX_CONTAINERS,
             WAMP_PREAUTH_MAX_BYTES, WAMP_AUTH_DEADLINE, WAMP_PENDING_PER_ADDRESS, WAMP_PENDING_EXEMPT,
-            SESSION_MAX_SUBSCRIPTIONS, SESSION_MAX_REGISTRATIONS, SESSION_MAX_URI_LENGTH, SESSION_SEND_QUEUE_LIMIT,
+            SESSION_MAX_SUBSCRIPTIONS, SESSION_MAX_REGISTRATIONS, SESSION_PUBLISH_RATE,
+            SESSION_PUBLISH_BURST, SESSION_MAX_URI_LENGTH, SESSION_SEND_QUEUE_LIMIT,
             AUTHORIZATION_CACHE_SIZE, HTTP_BODY_LIMIT, HTTP_BODY_TIMEOUT, HTTP_HEADER_TIMEOUT, ALLOWED_ORIGINS)
 

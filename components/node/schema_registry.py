@@ -12,6 +12,7 @@ from components.auth.master_tables import master_schemas
 from components.counter import store as counter_store
 from components.e2e import keys as e2e_keys
 from components.iot import history as iot_history, device_registry as iot_registry, replays as iot_replays
+from components.iot import alarm_rules
 from components.usersync import outbox as usersync_outbox, replica as usersync_replica
 
 
@@ -32,6 +33,7 @@ def client(user_table=directory.DEFAULT_USER_TABLE):
         (iot_registry.SCHEMA, iot_registry.MIGRATIONS),
         (iot_history.SCHEMA, iot_history.MIGRATIONS),
         (app_registry.SCHEMA, app_registry.MIGRATIONS),
+        (alarm_rules.SCHEMA, alarm_rules.MIGRATIONS),
     ]
 
 

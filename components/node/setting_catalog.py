@@ -25,7 +25,9 @@ MODULES = (
     ("iot", "components.iot.iot_settings", "serial, OData, devices, history, demo"),
     ("usersync", "components.usersync.usersync_settings", "user sync over SNS/SQS"),
     ("applications", "components.applications.applications_settings", "applications and /apps/publish"),
+    ("event_history", "components.event_history.event_history_settings", "stored event history, hub.history"),
     ("django_hub", "components.django_hub.django_hub_settings", "the Django app"),
+    ("mqtt", "components.mqtt.mqtt_settings", "MQTT in for devices"),
     ("ops", "components.ops.ops_settings", "monitor and metrics"),
     ("node", "components.node.node_settings", "web UI, worker patches, wire bounds, request bodies"),
 )

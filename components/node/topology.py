@@ -35,7 +35,7 @@ import os
 import socket
 import sys
 
-from components import applications, counter, iot, usersync
+from components import applications, counter, event_history, iot, usersync
 from components.applications import wamp_gate
 from components.auth import AUTHENTICATE, PEER_AUTHENTICATE
 from components.core.exits import outcome
@@ -58,9 +58,9 @@ BACKEND_SOCKET = "backend.sock"
 # the internal transport's token-guarded /metrics, which the proxies serve as the public /metrics
 PUBLIC_METRICS = "public-metrics"
 # topics every linked node forwards to its users; the rest (time.tic, iot.odata.value) are produced on each node
-SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC, applications.RELAY)
+SHARED_TOPICS = (counter.TOPIC, usersync.RELAY, iot.SERIAL_TOPIC, applications.RELAY, iot.ALARM_TOPIC)
 # ... and topic families, matched by prefix (named counters publish on counter.changed.<name>)
-SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX, applications.PREFIX)
+SHARED_PREFIXES = (counter.NAMED_TOPIC_PREFIX, iot.DEVICE_PREFIX, applications.PREFIX, event_history.FEED_PREFIX)
 # components that scale out: one instance per container worker (shared registrations)
 SCALABLE = ("counter", "usersync_client", "usersync_bridge", "usersync")
 # components that belong to the master node
@@ -277,7 +277,9 @@ def router_replicas_config(dev=None, routers=2, port=PUBLIC_PORT):
             {"id": "containers", "type": "rawsocket", "endpoint": {"type": "unix", "path": socket_path, "backlog": 256},
              "serializers": ["cbor"], "auth": {"anonymous": {"type": "static", "role": "backend"}}},
         ]
-        router["components"] = [item for item in singletons if index == 1 or item.get("id") != "serial_reader"]
+        # one serial port: on the first router only (alarms run on each: components.iot.alarm_sync)
+        router["components"] = [item for item in singletons
+                                if index == 1 or item.get("id") != "serial_reader"]
         router["components"].append(PEER_AUTHENTICATOR)
         _monitor_extra(router, MONITOR_DATABASE="client", MONITOR_OUTBOX="off")
         _component_extra(router, "authenticator", REVOCATION_DATABASE="${REVOCATION_DATABASE:-client}")

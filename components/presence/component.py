@@ -24,6 +24,7 @@ from twisted.internet import defer
 from components.core.arguments import REQUIRED, bind, shown
 from components.core.component import HubComponent
 from components.core.errors import InvalidArgument, NotAuthorized
+from components.core.router_authorizer import router_authorizer
 from components.presence import NAMES_ROLES, PEOPLE_ROLES, PRESENCE
 from components.presence.index import PresenceIndex
 
@@ -65,34 +66,6 @@ def answer(index, topic, authrole):
     if authrole in NAMES_ROLES:
         result["names"] = sorted(users)
     return result
-
-
-class _Asker:
-    """The caller as the router's authorizer reads a session: realm, role, id, authid."""
-
-    def __init__(self, realm, details):
-        self._realm = realm
-        self._authrole = details.caller_authrole
-        self._authid = details.caller_authid
-        self._session_id = details.caller
-
-
-def router_authorizer(session):
-    """
-    ``may_subscribe(call_details, topic) -> Deferred[bool]`` by the router
-    ``session`` is embedded in (its ``authorize``, the rules its SUBSCRIBE
-    uses); a component outside a router worker cannot answer and refuses to start.
-    """
-    router = getattr(getattr(session, "_transport", None), "_router", None)
-    if router is None:
-        raise RuntimeError("the presence component must run embedded in a router worker (type class)")
-
-    def may_subscribe(details, topic):
-        asker = _Asker(session.config.realm, details)
-        asked = defer.maybeDeferred(router.authorize, asker, topic, "subscribe", {})
-        return asked.addCallback(lambda allowed: bool(allowed.get("allow")) if isinstance(allowed, dict)
-                                 else bool(allowed))
-    return may_subscribe
 
 
 class PresenceComponent(HubComponent):

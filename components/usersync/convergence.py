@@ -10,7 +10,12 @@ container workers) shares it and a restart keeps it:
 - ``high``: the highest number known to exist (from messages and the
   master's beacons);
 - ``epoch``: the master's; a message of another epoch (a replaced master
-  database) starts the count over.
+  database) starts the count over, and the epoch left is remembered
+  (``usersync_left_epoch``, the last ``LEFT_EPOCHS``): a message of an
+  epoch the client has left counts for nothing here (a replayed old
+  message, validly signed, would otherwise throw the client back to
+  ``converging`` again and again; the replica's version rule still applies
+  it as what it is, a change not newer than what the client holds).
 
 A hole is a number under ``high`` that never arrived: a message published
 before this client's queue was subscribed, deleted from the queue, lost
@@ -32,6 +37,8 @@ from components.usersync import revocation_sync
 from components.usersync.messages import BEACON, SYNCED, Sync
 
 IN_SYNC, CONVERGING, BEHIND = "in sync", "converging", "behind"
+# master epochs a client remembers having left
+LEFT_EPOCHS = 32
 _COLUMNS = ("epoch", "mark", "high", "started_ms", "heard_ms", "stuck_ms", "synced_ms", "requested_ms",
             "requests", "reply")
 
@@ -61,6 +68,18 @@ def _advance(cursor, mark):
     return mark
 
 
+def _left(cursor, epoch):
+    return cursor.execute("SELECT 1 FROM usersync_left_epoch WHERE epoch = ?", (epoch,)).fetchone() is not None
+
+
+def _leave(cursor, epoch, now_ms):
+    """Remember ``epoch`` as left (the last ``LEFT_EPOCHS`` are kept)."""
+    cursor.execute("INSERT INTO usersync_left_epoch (epoch, left_ms) VALUES (?, ?) ON CONFLICT (epoch) DO NOTHING",
+                   (epoch, now_ms))
+    cursor.execute("DELETE FROM usersync_left_epoch WHERE epoch NOT IN (SELECT epoch FROM usersync_left_epoch"
+                   " ORDER BY left_ms DESC, epoch LIMIT ?)", (LEFT_EPOCHS,))
+
+
 def track(cursor, items, now_ms):
     """
     Note the numbered ``items`` (parsed messages that were applied or found
@@ -78,6 +97,10 @@ def track(cursor, items, now_ms):
         if epoch is None:
             continue
         if state["epoch"] != epoch:
+            if _left(cursor, epoch):
+                continue  # an old message of a master database this client has moved on from
+            if state["epoch"] is not None:
+                _leave(cursor, state["epoch"], now_ms)
             # a first message, or another master database: count from its beginning
             cursor.execute("DELETE FROM usersync_seen")
             state.update(epoch=epoch, mark=0, high=0, stuck_ms=None,

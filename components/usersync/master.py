@@ -259,7 +259,9 @@ class UserSyncMaster(HubComponent):
             self.log.info("usersync master: provisioned topic {arn}", arn=topic)
         if self.stopped:
             return
-        publisher = SnsPublisher(sns, topic, self.signer)
+        # the SQS client checks that a subscribed queue still exists: nothing is marked sent that no queue gets
+        sqs = yield self.pool.run(make_client, "sqs", self.endpoint, region_for(topic, settings=self.settings))
+        publisher = SnsPublisher(sns, topic, self.signer, sqs)
         # held while the topic has no subscription; a beacon every USERSYNC_BEACON s says how far it got
         self.relay = Relay(self.db, publisher, self.pool.run, self.reactor, batch=self.batch,
                            poll_interval=5.0 if self.db.dialect == POSTGRESQL else self.poll,

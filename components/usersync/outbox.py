@@ -27,6 +27,7 @@ with :func:`settle`.
 """
 
 from components.auth import directory
+from components.db import advisory_locks
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
 from components.usersync import revocation_sync, sequence
@@ -194,7 +195,7 @@ def install(cursor, fields=DEFAULT_FIELDS, include_staff=False, table=None):
     table = directory.table_name(table)
     if cursor.dialect == POSTGRESQL:
         # one installer at a time when several masters start together
-        cursor.execute("SELECT pg_advisory_xact_lock(724032)")
+        advisory_locks.lock(cursor, advisory_locks.USERSYNC_CAPTURE)
         statements = postgresql_statements(fields, include_staff, table)
     else:
         statements = sqlite_statements(fields, include_staff, table)

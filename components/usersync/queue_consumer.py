@@ -18,8 +18,12 @@ queue's ``maxReceiveCount``, moves it to the dead-letter queue. A message
 that is not the master's (no valid signature, an impossible version:
 :class:`messages.Refused`) is moved to the dead-letter queue at once
 (deleted when the queue has none) with one log line, and never touches the
-database. Nothing stops the pollers but ``stop()``.
+database; should SQS hand the same message out again (its visibility ran
+out under load before the delete), the copy is deleted without a second
+move or log line. Nothing stops the pollers but ``stop()``.
 """
+
+from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -30,6 +34,9 @@ from components.usersync import convergence, replica
 from components.usersync.fields import DEFAULT_FIELDS
 from components.usersync.messages import MessageError, Refused, parse_items
 from components.usersync.provision import FIFO_SUFFIX
+
+# ids of refused messages remembered, to recognise SQS handing one out again
+REMEMBERED_REFUSALS = 4096
 
 
 class VisibilityKeeper:
@@ -87,6 +94,8 @@ class Bridge:
         self.running = False
         self.applied = self.skipped = self.rejected = self.extensions = self.held = self.refused = 0
         self.loops = []
+        self.moving = set()
+        self.moved = OrderedDict()
 
     def start(self):
         self.running = True
@@ -132,6 +141,10 @@ class Bridge:
                 refused.append((message, exc))
             except MessageError as exc:
                 self._reject(message, exc)
+        refused, again = self._first_refusals(refused)
+        if again:
+            self.log.debug("usersync: {n} refused messages handed out again; deleted", n=len(again))
+            yield self._delete(again)
         if refused:
             # held invisible while they are moved: a slow dead-letter queue must not hand them out again
             keeper = VisibilityKeeper(self, [message for message, _ in refused])
@@ -154,6 +167,22 @@ class Bridge:
             self.on_applied(applied)
         return applied
 
+    def _first_refusals(self, refused):
+        """
+        ``(to move, to delete)``: a refused message already moved is only
+        deleted; one another poller is moving right now is left alone (it
+        comes back once that move is done).
+        """
+        first, again = [], []
+        for message, reason in refused:
+            message_id = message.get("MessageId")
+            if message_id in self.moved:
+                again.append(message)
+            elif message_id not in self.moving:
+                self.moving.add(message_id)
+                first.append((message, reason))
+        return first, again
+
     @defer.inlineCallbacks
     def _dead_letter(self, refused):
         """Move messages that are not the master's to the dead-letter queue now, one log line each."""
@@ -161,16 +190,25 @@ class Bridge:
         for message, reason in refused:
             self.refused += 1
             where = "moved to the dead-letter queue" if self.dead_letter_url else "deleted (no dead-letter queue)"
+            message_id = message.get("MessageId")
             try:
                 if self.dead_letter_url:
                     yield self.blocking(self.sqs.send_message, **dead_letter_entry(
                         self.dead_letter_url, message, reason))
                 moved.append(message)
+                self._remember_moved(message_id)
             except Exception as exc:
                 where = "left on the queue: dead-letter queue unreachable ({})".format(exc)
+            finally:
+                self.moving.discard(message_id)
             self.log.warn("usersync message {id} rejected, not the master's: {reason}; {where}",
-                          id=message.get("MessageId"), reason=reason, where=where)
+                          id=message_id, reason=reason, where=where)
         yield self._delete(moved)
+
+    def _remember_moved(self, message_id):
+        self.moved[message_id] = True
+        while len(self.moved) > REMEMBERED_REFUSALS:
+            self.moved.popitem(last=False)
 
     @defer.inlineCallbacks
     def _apply_holding(self, valid):

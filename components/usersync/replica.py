@@ -32,6 +32,7 @@ _SEQUENCE_TABLES = [
         reply VARCHAR(1024) NULL)""",
     "CREATE TABLE IF NOT EXISTS usersync_seen (seq BIGINT PRIMARY KEY)",
 ]
+_LEFT_EPOCHS = ["CREATE TABLE IF NOT EXISTS usersync_left_epoch (epoch VARCHAR(64) PRIMARY KEY, left_ms BIGINT NOT NULL)"]
 
 MIGRATIONS = [
     Migration(
@@ -50,6 +51,8 @@ MIGRATIONS = [
                 updated_ms BIGINT NOT NULL)"""]),
     Migration(2, "the client's place in the master's message sequence (convergence.py)",
               sqlite=_SEQUENCE_TABLES, postgresql=_SEQUENCE_TABLES),
+    Migration(3, "the master epochs the client has left (convergence.py)",
+              sqlite=_LEFT_EPOCHS, postgresql=_LEFT_EPOCHS),
 ]
 
 PROFILE = ("username", "first_name", "last_name", "email", "is_active")

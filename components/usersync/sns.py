@@ -37,13 +37,34 @@ PACK_MIN = 10
 PACK_BYTES = 24 * 1024
 # seconds a positive subscription count is trusted (a subscription gone meanwhile leaves a hole clients heal)
 SUBSCRIPTIONS_FRESH = 1.0
+# what SQS answers for a queue that does not exist (the modern JSON protocol's and the query protocol's code)
+NO_QUEUE = frozenset(("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"))
+
+
+def queue_exists(sqs, queue_arn):
+    """
+    Whether the SQS queue ``queue_arn`` (a subscription's endpoint) exists
+    (blocking). True when it cannot be told (another account's queue this
+    node may not look up, a malformed ARN): only a queue known to be gone
+    does not count.
+    """
+    parts = queue_arn.split(":")
+    if len(parts) != 6 or not parts[5]:
+        return True
+    try:
+        sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])
+    except Exception as error:  # botocore's ClientError; its code says whether the queue is gone
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        return code not in NO_QUEUE
+    return True
 
 
 class SnsPublisher:
     """Blocking: ``publish(rows)`` -> ``(sent_ids, failed_ids, error)`` for outbox rows."""
 
-    def __init__(self, sns, topic_arn, signer):
+    def __init__(self, sns, topic_arn, signer, sqs=None):
         self.sns = sns
+        self.sqs = sqs
         self.topic_arn = topic_arn
         self.signer = signer
         self.fifo = topic_arn.endswith(provision.FIFO_SUFFIX)
@@ -52,8 +73,10 @@ class SnsPublisher:
 
     def subscriptions(self):
         """
-        How many confirmed subscriptions the topic has (a pending confirmation
-        receives nothing); a count above zero is reused for
+        How many confirmed subscriptions the topic has whose endpoint can
+        receive (a pending confirmation receives nothing; with ``sqs``, an SQS
+        subscription whose queue was deleted neither: SNS keeps it and
+        delivers to nowhere); a count above zero is reused for
         ``SUBSCRIPTIONS_FRESH`` seconds, so a busy relay stays far below SNS's
         request rate for this call.
         """
@@ -63,9 +86,14 @@ class SnsPublisher:
         count = 0
         for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=self.topic_arn):
             count += sum(1 for item in page.get("Subscriptions", [])
-                         if item.get("SubscriptionArn", "").startswith("arn:"))
+                         if item.get("SubscriptionArn", "").startswith("arn:") and self._receives(item))
         self._subscriptions = (time.monotonic(), count)
         return count
+
+    def _receives(self, subscription):
+        if self.sqs is None or subscription.get("Protocol") != "sqs":
+            return True
+        return queue_exists(self.sqs, subscription.get("Endpoint", ""))
 
     def beacon(self, epoch, high):
         """Publish the relay's beacon (see :mod:`components.usersync.outbox_relay`)."""

@@ -5,12 +5,15 @@
 //                                       print the NodeMcu's request bytes for these inputs
 //   host_test percent R1 R2 ...         print percent(raw) and whether the dead band lets it through
 //   host_test selftest                  SHA-256 / HMAC-SHA256 known answers; prints "ok"
+//   host_test mqtt DEVICE RAW@MS ...    the MQTT sketch: its topic, then per read (raw value at millis MS)
+//                                       "<percent> <1 published, 0 not> <payload when published>"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../arduino_potentiometer/arduino_potentiometer.ino"
 #include "../nodemcu_publisher/hub_publish.h"
+#include "../nodemcu_mqtt/hub_mqtt.h"
 
 static int check(const char *name, const char *got, const char *expected) {
   if (strcmp(got, expected) == 0) return 0;
@@ -97,6 +100,21 @@ int main(int argc, char **argv) {
     int length = hub::build_request(request, raw, sizeof(raw));
     if (length < 0) return 3;
     fwrite(raw, 1, (size_t)length, stdout);
+    return 0;
+  }
+  if (strcmp(mode, "mqtt") == 0 && argc >= 3) {
+    char topic[80];
+    if (hub_mqtt::topic(argv[2], topic, sizeof(topic)) < 0) return 3;
+    printf("%s\n", topic);
+    hub_mqtt::ReportPolicy policy(1, 20000);
+    for (int i = 3; i < argc; ++i) {
+      int value = hub_mqtt::to_percent(atoi(argv[i]));
+      const char *at = strchr(argv[i], '@');
+      bool publish = policy.offer(value, at ? strtoul(at + 1, nullptr, 10) : 0);
+      char body[32];
+      if (hub_mqtt::payload(value, body, sizeof(body)) < 0) return 3;
+      printf("%d %d %s\n", value, publish ? 1 : 0, publish ? body : "-");
+    }
     return 0;
   }
   return 2;

@@ -43,6 +43,9 @@ class PublicationTests(SynchronousTestCase):
         for text in ('nope', '[]', '{}', '{"topic": "app.shop.x", "other": 1}', '{"topic": 7}',
                      '{"topic": "app.shop.x", "args": 1}', '{"topic": "app.shop.x", "kwargs": []}',
                      '{"topic": "app.shop.x", "kwargs": {"options": 1}}', '{"topic": "app.shop.X"}',
+                     '{"topic": "app.shop.x", "kwargs": {"topic": 1}}', '{"topic": "app.shop.x", "kwargs": {"self": 1}}',
+                     '{"topic": "app.shop.x", "args": [NaN]}', '{"topic": "app.shop.x", "kwargs": {"v": Infinity}}',
+                     '{"topic": "app.shop.x", "args": [-Infinity]}',
                      '{"topic": "app.shop.x", "to_users": [""]}', '{"topic": "app.shop.x", "to_users": [1]}',
                      '{"topic": "app.shop.' + "x" * 300 + '"}'):
             with self.assertRaises(errors.InvalidArgument, msg=text):
@@ -87,11 +90,16 @@ class RelayMessageTests(SynchronousTestCase):
 
     def test_round_trip(self):
         message = component.relay_message("app.shop.x", [1], {"k": 2}, ["alice"])
-        self.assertEqual(component.relayed(message), ("app.shop.x", [1], {"k": 2}, ["alice"]))
+        self.assertEqual(component.relayed(message), ("app.shop.x", [1], {"k": 2}, ["alice"], None))
+        feed = {"publication": 7, "ts": 1, "args": [1], "kwargs": {"k": 2}}
+        message = component.relay_message("app.shop.x", [1], {"k": 2}, ["alice"], feed)
+        self.assertEqual(component.relayed(message), ("app.shop.x", [1], {"k": 2}, ["alice"], feed))
 
     def test_refused(self):
         good = component.relay_message("app.shop.x", [], {}, ["alice"])
         for wrong in (None, [], dict(good, extra=1), dict(good, topic="users.changed"), dict(good, to_users=[]),
                       dict(good, to_users=[""]), dict(good, to_users="alice"), dict(good, args={}),
-                      dict(good, kwargs={"options": 1})):
+                      dict(good, kwargs={"options": 1}), dict(good, kwargs={"topic": 1}),
+                      dict(good, kwargs={"self": 1}), dict(good, feed={"publication": 1}),
+                      dict(good, feed={"publication": "1", "ts": 1, "args": [], "kwargs": {}})):
             self.assertIsNone(component.relayed(wrong), wrong)

@@ -10,6 +10,7 @@ import base64
 import json
 
 import treq
+from autobahn.wamp import types
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -123,6 +124,22 @@ class AppPublishRouterTests(unittest.TestCase):
                          message="the event for everyone did not arrive", details=lambda: repr(got))
         self.assertEqual(got["alice"], [(("for alice",), {}), (("for all",), {"n": 1})])
         self.assertEqual(got["bob"], [(("for all",), {"n": 1})])
+
+    @defer.inlineCallbacks
+    def test_pattern_subscribers_get_the_kwargs_as_sent(self):
+        """Prefix and wildcard subscribers (served after the history recorder) get exactly the kwargs posted."""
+        auth = yield self.app("kwshop")
+        alice = yield connect(self, self.node, sub="alice")
+        got = []
+        for topic, match in (("app.kwshop.", "prefix"), ("app..orders", "wildcard"), ("app.kwshop.orders", "exact")):
+            yield alice.session.subscribe(lambda *args, match=match, **kwargs: got.append((match, args, kwargs)),
+                                          topic, options=types.SubscribeOptions(match=match))
+        status, body, _ = yield self.post({"topic": "app.kwshop.orders", "args": [1], "kwargs": {"n": 1}}, auth)
+        self.assertEqual(status, 200, body)
+        yield eventually(lambda: len(got) == 3, message="not every subscription got the event",
+                         details=lambda: repr(got))
+        self.assertEqual(sorted(got), [("exact", (1,), {"n": 1}), ("prefix", (1,), {"n": 1}),
+                                       ("wildcard", (1,), {"n": 1})])
 
     @defer.inlineCallbacks
     def test_private_app(self):

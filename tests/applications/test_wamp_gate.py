@@ -52,6 +52,13 @@ class AppSession(ApplicationSession):
             self.closed.callback(details)
         self.disconnect()
 
+    def onDisconnect(self):
+        # a connection lost before the welcome (or without the router's GOODBYE) ends the waits too
+        if not self.joined.called:
+            self.joined.errback(ApplicationError("transport_lost", "the connection closed before the welcome"))
+        if not self.closed.called:
+            self.closed.callback(types.CloseDetails("transport_lost", "the connection closed without a GOODBYE"))
+
 
 class AppJoins:
     """Joins as an application, and the checks both node shapes run (``self.node``, ``self.registry``)."""
@@ -148,6 +155,53 @@ class AppGateRouterTests(AppJoins, unittest.TestCase):
         yield self.assertFailure(self.join("ak" + "0" * 24, "x"), ApplicationError)
 
     @defer.inlineCallbacks
+    def test_one_applications_answer_is_not_given_to_another(self):
+        """
+        An application allowed on its own topic does not make another one
+        allowed there, and one refused on a foreign topic does not make the
+        owner refused (the router must not reuse an answer across sessions).
+        """
+        owner_key, owner_secret = yield self.registry.add("wampowner")
+        other_key, other_secret = yield self.registry.add("wampother")
+        owner = yield self.join(owner_key, owner_secret)
+        other = yield self.join(other_key, other_secret)
+        acknowledged = types.PublishOptions(acknowledge=True)
+        yield owner.publish("app.wampowner.x", 1, options=acknowledged)
+        failure = yield self.assertFailure(other.publish("app.wampowner.x", 2, options=acknowledged),
+                                           ApplicationError)
+        self.assertEqual(failure.error, ApplicationError.NOT_AUTHORIZED)
+        failure = yield self.assertFailure(other.register(lambda: None, "app.wampowner.echo"), ApplicationError)
+        self.assertEqual(failure.error, ApplicationError.NOT_AUTHORIZED)
+        yield owner.register(lambda: "mine", "app.wampowner.echo")
+        self.assertEqual((yield owner.call("app.wampowner.echo")), "mine")
+
+    @defer.inlineCallbacks
+    def test_private_application_and_retained_events(self):
+        """A private application registers but publishes nothing over WAMP; no application publishes a retained
+        event; a user who subscribes with get_retained gets nothing."""
+        key, secret = yield self.registry.add("wampsecret", private=True)
+        private = yield self.join(key, secret)
+        public_key, public_secret = yield self.registry.add("wampretain")
+        public = yield self.join(public_key, public_secret)
+        attempts = [
+            private.publish("app.wampsecret.slip", 1, options=types.PublishOptions(acknowledge=True)),
+            public.publish("app.wampretain.x", "for bob", options=types.PublishOptions(
+                acknowledge=True, retain=True, eligible_authid=["bob"])),
+        ]
+        for attempt in attempts:
+            failure = yield self.assertFailure(attempt, ApplicationError)
+            self.assertEqual(failure.error, ApplicationError.NOT_AUTHORIZED)
+        yield private.register(lambda: "ok", "app.wampsecret.echo")
+        self.assertEqual((yield private.call("app.wampsecret.echo")), "ok")
+        alice = yield connect(self, self.node, sub="alice")
+        got = []
+        yield alice.session.subscribe(lambda *args: got.append(args), "app.wampretain.x",
+                                      options=types.SubscribeOptions(get_retained=True))
+        yield public.publish("app.wampretain.x", "live", options=types.PublishOptions(acknowledge=True))
+        yield eventually(lambda: got, message="the live event never arrived")
+        self.assertEqual(got, [("live",)])
+
+    @defer.inlineCallbacks
     def test_rotate_ends_sessions(self):
         """Rotating the key ends the sessions of the old key; the new key joins."""
         key, secret = yield self.registry.add("wamprot")
@@ -181,7 +235,7 @@ class AllowedTests(unittest.SynchronousTestCase):
     """The authorizer's rule: the application's own prefix, only for the app role with a name in authextra."""
 
     def test_rule(self):
-        app = {"authrole": "app", "authextra": {"app": "shop"}}
+        app = {"authrole": "app", "authextra": {"app": "shop", "private": False}}
         for action in ("publish", "subscribe", "register", "call"):
             self.assertTrue(allowed(app, "app.shop.orders", action))
             self.assertFalse(allowed(app, "app.shopper.orders", action))
@@ -190,3 +244,16 @@ class AllowedTests(unittest.SynchronousTestCase):
         self.assertFalse(allowed({"authrole": "user", "authextra": {"app": "shop"}}, "app.shop.x", "publish"))
         self.assertFalse(allowed({"authrole": "app", "authextra": {}}, "app.shop.x", "publish"))
         self.assertFalse(allowed({"authrole": "app"}, "app..x", "publish"))
+
+    def test_private_application_and_retain(self):
+        """A private application (or one whose session does not say) publishes nothing; retain is refused."""
+        private = {"authrole": "app", "authextra": {"app": "shop", "private": True}}
+        unsaid = {"authrole": "app", "authextra": {"app": "shop"}}
+        public = {"authrole": "app", "authextra": {"app": "shop", "private": False}}
+        for details in (private, unsaid):
+            self.assertFalse(allowed(details, "app.shop.x", "publish"))
+            for action in ("subscribe", "register", "call"):
+                self.assertTrue(allowed(details, "app.shop.x", action))
+        self.assertTrue(allowed(public, "app.shop.x", "publish", {"acknowledge": True}))
+        self.assertFalse(allowed(public, "app.shop.x", "publish", {"retain": True}))
+        self.assertTrue(allowed(public, "app.shop.x", "publish", {"retain": False}))

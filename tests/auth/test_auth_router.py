@@ -36,7 +36,7 @@ def _claims(**overrides):
 class RefusedTokenTests(unittest.TestCase):
     """Each bad ticket is refused by the router with the reason's error URI."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def assertRefused(self, ticket, uri):
@@ -104,7 +104,7 @@ class RefusedTokenTests(unittest.TestCase):
 class AuthorizationTests(unittest.TestCase):
     """What an authenticated user may and may not do."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_authid_is_sub(self):
@@ -158,7 +158,7 @@ class AuthorizationTests(unittest.TestCase):
 class ExpiryTests(unittest.TestCase):
     """A session does not outlive its token."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_session_ends_at_exp_and_client_reconnects(self):

@@ -49,7 +49,7 @@ def session_cookie(response):
 class LoginTests(unittest.TestCase):
     """POST /auth/login, /auth/token, /auth/logout."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def login(self, node, username, password, address_hint=None):
@@ -144,7 +144,7 @@ class LoginTests(unittest.TestCase):
 class RateLimitTests(unittest.TestCase):
     """Login attempts are rate limited per client address."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_rate_limited(self):
@@ -165,7 +165,7 @@ class RateLimitTests(unittest.TestCase):
 class KeyDeliveryTests(unittest.TestCase):
     """With E2E_ENCRYPTION=on, /auth/token hands the user (only) their data keys."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_token_carries_user_keys(self):

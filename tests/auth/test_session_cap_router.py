@@ -6,9 +6,6 @@ taken by the next join, and backend sessions sharing one authid are not capped;
 the same cap on a client node whose users come through a proxy worker.
 """
 
-import json
-import os
-
 from autobahn.twisted.websocket import WampWebSocketClientFactory
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
@@ -16,11 +13,11 @@ from twisted.internet.endpoints import clientFromString
 from twisted.trial import unittest
 
 from components.auth import AUTH_TOO_MANY_SESSIONS
-from components.node import topology
 from tests.node.test_session_bounds import _Backend
 from tests.support.clients import connect
-from tests.support.node import RouterNode, free_port, router_worker, shared_node
+from tests.support.node import router_worker, shared_node
 from tests.support.polling import eventually
+from tests.support.rawwebsocket import proxied_node
 
 CAP = 3
 CAP_ENV = {"SESSION_MAX_PER_AUTHID": str(CAP)}
@@ -86,7 +83,7 @@ class CapChecks:
 
 class SessionCapRouterTests(CapChecks, unittest.TestCase):
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -109,9 +106,6 @@ class SessionCapRouterTests(CapChecks, unittest.TestCase):
         self.assertEqual({(s._authid, s._authrole) for s in joined}, {(BACKEND_AUTHID, "backend")})
 
 
-_proxied = {}
-
-
 class ProxiedSessionCapTests(CapChecks, unittest.TestCase):
     """Users reach the router through a proxy worker: the proxy's admission and the router's join meet."""
 
@@ -119,15 +113,4 @@ class ProxiedSessionCapTests(CapChecks, unittest.TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        node = _proxied.get("node")
-        if node is None or node.process is None or node.process.poll() is not None:
-            node = RouterNode(name="session-cap-proxied", env=dict(CAP_ENV, REVOCATION_DATABASE="master"))
-            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1,
-                                                 containers=0)
-            with open(os.path.join(node.directory, "config.json"), "w") as handle:
-                json.dump(node.config, handle, indent=2)
-            _proxied["node"] = node
-            yield node.start(timeout=90)
-        yield eventually(lambda: 'Ok, worker "Proxy proxy1" configured and ready' in node.log_text(),
-                         timeout=60, message="proxy worker not ready")
-        self.node = node
+        self.node = yield proxied_node("session-cap-proxied", env=dict(CAP_ENV, REVOCATION_DATABASE="master"))

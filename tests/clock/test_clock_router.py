@@ -14,7 +14,7 @@ from tests.support.polling import eventually
 
 
 class ClockThroughRouterTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_get_then_ticks(self):

@@ -14,7 +14,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from components.auth import AUTH_EXPIRED, AuthRefused
+from components.auth import AUTH_EXPIRED
+from components.auth.auth_refused import AuthRefused
 from components.core import errors
 from components.core.httpjson import HTTPError, error_answer, respond
 from components.db.database import StorageUnavailable

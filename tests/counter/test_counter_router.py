@@ -293,7 +293,7 @@ class CounterDatabaseOutageTests(unittest.TestCase):
 
 
 class CounterRateLimitTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_rate_limited_session(self):
@@ -321,7 +321,7 @@ class CounterRateLimitTests(unittest.TestCase):
 
 
 class SessionCallBoundTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_burst_of_gets_past_the_session_bound(self):
@@ -368,7 +368,7 @@ def outcomes(calls):
 class CounterPerUserLimitTests(unittest.TestCase):
     """Defaults: 10 clicks/s (burst 20) and 0.1 new counters/s (burst 10) per user, whatever its sessions."""
 
-    timeout = 60
+    timeout = 180
 
     def assertRateLimited(self, refusals, what):
         self.assertTrue(refusals)
@@ -436,7 +436,7 @@ class CounterPerUserLimitTests(unittest.TestCase):
 
 
 class CounterCapTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     def test_total_cap_on_sqlite(self):
         """SQLite, COUNTER_MAX_NAMES=10: of 40 new counters by 20 users at once exactly 10 exist, the rest refused."""

@@ -44,7 +44,7 @@ class ParseURLTests(unittest.SynchronousTestCase):
 class StorageMixin:
     """Shared tests, run once per dialect."""
 
-    timeout = 60
+    timeout = 180
 
     def make_db(self):
         if getattr(self, "_url", None) is None:
@@ -135,7 +135,7 @@ def _mode(path):
 class SQLiteFileModeTests(unittest.TestCase):
     """SQLite files hold password hashes, sessions and wrapped keys: nobody but the owner may read them."""
 
-    timeout = 60
+    timeout = 180
 
     def setUp(self):
         self.directory = tempfile.mkdtemp(prefix="hub-db-modes-")
@@ -215,7 +215,7 @@ class SQLiteFileModeTests(unittest.TestCase):
 class NodeFileModeTests(unittest.TestCase):
     """The SQLite files a freshly started dev node creates."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_fresh_node_files_are_private(self):

@@ -13,7 +13,7 @@ from tests.support.pgcluster import PostgresCluster
 
 
 class PostgresRestartTests(unittest.TestCase):
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_down_then_back(self):

@@ -25,7 +25,7 @@ from components.core import errors
 from components.usersync import ME
 from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
-from tests.support.node import REPO, TEST_SECRET, RouterNode, free_port
+from tests.support.node import REPO, TEST_SECRET, RouterNode, free_port, node_alive, shared
 from tests.support.polling import blocking_eventually, eventually
 
 SETTINGS = "tests.django.login_once_settings"
@@ -148,25 +148,19 @@ class Deployment:
         yield threads.deferToThread(self.django.start)
         return self
 
+    def alive(self):
+        return node_alive(self.node) and self.django.process is not None and self.django.process.poll() is None
+
     def stop(self):
         self.django.stop()
         self.node.cleanup()
 
 
-_deployments = {}
-
-
-@defer.inlineCallbacks
 def deployment(kind):
-    """The deployment of ``kind`` (``sqlite`` / ``postgresql``), started once per test process."""
-    found = _deployments.get(kind)
-    if found is None:
-        url = sqlite_url(None) if kind == "sqlite" else postgres_url(None)
-        found = _deployments[kind] = Deployment(url)
-        import atexit
-        atexit.register(found.stop)
-        yield found.start()
-    return found
+    """The deployment of ``kind`` (``sqlite`` / ``postgresql``), shared (tests.support.node.shared)."""
+    return shared("login-once-" + kind,
+                  build=lambda: Deployment(sqlite_url(None) if kind == "sqlite" else postgres_url(None)),
+                  start=lambda found: found.start(), alive=Deployment.alive, dispose=Deployment.stop)
 
 
 class LoginOnceMixin:

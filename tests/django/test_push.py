@@ -1,12 +1,13 @@
 """
 ``components.django_hub.push`` from a real Django project
 (tests/django/login_once_settings.py, ``manage.py shell`` in a subprocess)
-to a real node's ``POST /apps/publish``: an event pushed in a transaction
-that commits reaches a subscribed user session, one pushed in a transaction
-that rolls back never does, and ``to_users`` reaches only those users.
+to a real node's ``POST /apps/publish``, with the project on SQLite and on
+PostgreSQL: an event pushed in a transaction that commits reaches a
+subscribed user session, one pushed in a transaction that rolls back never
+does, ``to_users`` reaches only those users, and the outbox keeps what a
+failed send missed until ``hub_push_relay`` delivers it.
 """
 
-import os
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ from components.db import db_settings
 from components.db.database import Database
 from components.e2e.keys import load_kek
 from tests.django.test_login_once import django_env
+from tests.support.databases import OnPostgreSQL, OnSQLite
 from tests.support.clients import connect
 from tests.support.node import REPO, free_port, shared_node
 from tests.support.polling import eventually
@@ -30,7 +32,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 from components.django_hub import push
+from django.db import connection
 call_command("migrate", verbosity=0)
+print("vendor", connection.vendor)
 User = get_user_model()
 
 class RolledBack(Exception):
@@ -56,7 +60,9 @@ from django.core.management import call_command
 from django.db import transaction
 from components.django_hub import push
 from components.django_hub.models import PendingPush
+from django.db import connection
 call_command("migrate", verbosity=0)
+print("vendor", connection.vendor)
 
 class RolledBack(Exception):
     pass
@@ -80,7 +86,8 @@ print("outbox", list(PendingPush.objects.values_list("topic", flat=True)))
 """
 
 
-class PushTests(unittest.TestCase):
+class PushMixin:
+    """The push tests; a subclass names the Django project's database (``database_url()``, ``vendor``)."""
     timeout = 240
 
     @defer.inlineCallbacks
@@ -93,10 +100,10 @@ class PushTests(unittest.TestCase):
         self.key, self.secret = yield registry.add(self.name)
 
     def django(self, *args, **env):
-        """``python -m django <args>`` on this test's SQLite database with the push settings and ``env``."""
-        if not hasattr(self, "database_url"):
-            self.database_url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".db"
-        environ = django_env(self.database_url)
+        """``python -m django <args>`` on this test's database with the push settings and ``env``."""
+        if not hasattr(self, "django_database"):
+            self.django_database = self.database_url()
+        environ = django_env(self.django_database)
         environ.update({"HUB_PUSH_URL": self.node.http, "HUB_APP_KEY": self.key,
                         "HUB_APP_SECRET": self.secret})
         environ.update(env)
@@ -118,6 +125,7 @@ class PushTests(unittest.TestCase):
             yield client.session.subscribe(
                 lambda *args, name=name, **kwargs: got[name].append((args, kwargs)), topic)
         output = yield threads.deferToThread(self.django, "shell", "-c", PUSHES.format(name=self.name))
+        self.assertIn("vendor " + self.vendor, output)
         self.assertIn("users ['kept']", output)
         yield eventually(lambda: len(got["alice"]) >= 2 and len(got["bob"]) >= 1, timeout=60,
                          message="the committed events did not arrive", details=lambda: repr(got) + output)
@@ -136,6 +144,7 @@ class PushTests(unittest.TestCase):
         output = yield threads.deferToThread(
             self.django, "shell", "-c", OUTBOX_PUSHES.format(name=self.name), HUB_PUSH_OUTBOX="on",
             HUB_PUSH_URL="http://127.0.0.1:{}".format(free_port()), HUB_PUSH_RETRIES="0")
+        self.assertIn("vendor " + self.vendor, output)
         self.assertIn("outbox ['app.{0}.orders', 'app.{0}.orders']".format(self.name), output)
         self.assertEqual(got, [])
         yield threads.deferToThread(self.django, "hub_push_relay", "--once", HUB_PUSH_OUTBOX="on")
@@ -145,3 +154,13 @@ class PushTests(unittest.TestCase):
                                            "from components.django_hub.models import "
                                            "PendingPush\nprint('left', PendingPush.objects.count())")
         self.assertIn("left 0", left)
+
+
+class SQLitePushTests(OnSQLite, PushMixin, unittest.TestCase):
+    vendor = "sqlite"
+
+
+class PostgreSQLPushTests(OnPostgreSQL, PushMixin, unittest.TestCase):
+    """The relay takes rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` here; each Django command holds one
+    connection (no persistent connections), so the server's connection limit is not at stake."""
+    vendor = "postgresql"

@@ -48,7 +48,7 @@ def identity(cursor, username):
 class KeyIdentityMixin:
     """The key store on a master database: the user table's triggers decide the identity."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def make(self):
@@ -152,6 +152,30 @@ class KeyIdentityMixin:
         self.assertEqual(unwrap(b"\x07" * 32, "gail", 4, kid, wrapped), usable["keys"][kid])
         with self.assertRaises(KeyConfigError):
             unwrap(b"\x07" * 32, "gail", 5, kid, wrapped)
+
+
+    @defer.inlineCallbacks
+    def test_concurrent_first_uses_create_one_key(self):
+        """
+        A token's keys and a sealed state asked for at once, many times, for a
+        user with no key yet: one active key, the one both hand out (on
+        PostgreSQL each transaction found none and created its own before the
+        per-user lock; a browser then got a token without the key its profile
+        was sealed with).
+        """
+        yield self.make()
+        names = ["erin{}".format(index) for index in range(8)]
+        for username in names:
+            yield self.directory.create_user(username, "password-1")
+        asked = []
+        for username in names:
+            asked += [self.keys.usable(username), self.keys.current(username), self.keys.usable(username)]
+        answers = yield defer.gatherResults(asked, consumeErrors=True)
+        for index, username in enumerate(names):
+            first, (kid, _), second = answers[3 * index:3 * index + 3]
+            self.assertEqual((first["current"], second["current"]), (kid, kid), username)
+        rows = yield self.db.query("SELECT username, COUNT(*) FROM e2e_user_key GROUP BY username")
+        self.assertEqual(sorted(rows), [(username, 1) for username in names])
 
 
 class SQLiteKeyIdentityTests(KeyIdentityMixin, unittest.TestCase):

@@ -438,7 +438,7 @@ class RunnerTests(unittest.TestCase):
 class SwitchOffTests(unittest.TestCase):
     """DEMO=off: the worker's process says so and stays up (the dev node stops when a worker exits)."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_demo_off_idles(self):

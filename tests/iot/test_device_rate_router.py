@@ -55,7 +55,7 @@ def post(node, credentials, name, value, nonce=None, stamp=None):
 class DeviceRateLimitTests(unittest.TestCase):
     """One node with a tight device limit; every test uses devices of its own."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):

@@ -37,6 +37,9 @@ from tests.support.devices import node_registry, register
 from tests.support.node import REPO, shared_node
 from tests.support.polling import eventually
 
+# a key change reaches every node within the registry's cache (1 s, exact in tests.iot.test_registry);
+# the rest is slack for a loaded machine: an answer cached for good still fails
+CHANGE_REACHES = 5.0
 SHARED_KEY = "test-device"
 SHARED_SECRET = "device-secret-" + "y" * 24
 SHARED_ENV = {"DEVICE_KEY": SHARED_KEY, "DEVICE_SECRET": SHARED_SECRET}
@@ -81,7 +84,7 @@ def subscribe_devices(session, events):
 class DeviceBridgeTests(unittest.TestCase):
     """Registered devices posting to a node that also has DEVICE_KEY/DEVICE_SECRET set, but not DEVICE_SHARED_KEY."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -302,7 +305,7 @@ class DeviceBridgeTests(unittest.TestCase):
 class DeviceCommandTests(unittest.TestCase):
     """python -m components.iot device add/list/rotate/revoke against a running node's registry."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_add_list_rotate_revoke(self):
@@ -342,7 +345,7 @@ class DeviceCommandTests(unittest.TestCase):
         self.assertNotEqual((second["key"], second["secret"]), (first["key"], first["secret"]))
         rotated_at = time.monotonic()
         status, text = yield self.refused_soon(post, first)
-        self.assertLess(time.monotonic() - rotated_at, 2.0)
+        self.assertLess(time.monotonic() - rotated_at, CHANGE_REACHES)
         self.assertEqual(status, 401, text)
         self.assertEqual((yield post(second, 2))[0], 200)
 
@@ -363,9 +366,10 @@ class DeviceCommandTests(unittest.TestCase):
         _, err, code = yield cli("revoke", "no-such-device")
         self.assertEqual(code, 3, err.decode())
 
-    def refused_soon(self, post, credentials, limit=2.0):
+    def refused_soon(self, post, credentials, limit=None):
         """Post fresh readings with ``credentials`` until refused; fire with the refusal (fails after ``limit``)."""
-        return eventually(lambda: post(credentials, 0), check=lambda answer: answer[0] != 200, timeout=limit,
+        return eventually(lambda: post(credentials, 0), check=lambda answer: answer[0] != 200,
+                          timeout=limit or CHANGE_REACHES,
                           message="still accepted after the change")
 
 
@@ -373,7 +377,7 @@ class DeviceCommandTests(unittest.TestCase):
 class SharedKeyTests(unittest.TestCase):
     """The deprecated shared key: only with DEVICE_SHARED_KEY=on, on iot.device.reading only, with a warning."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_shared_key_when_on(self):
@@ -391,7 +395,7 @@ class SharedKeyTests(unittest.TestCase):
         self.assertEqual(status, 403, text)
         yield eventually(lambda: events, message="shared-key post not delivered")
         self.assertEqual(readings(events), [(DEVICE_TOPIC, "old-1", 12)])
-        self.assertIn("DEVICE_SHARED_KEY is on (deprecated)", node.log_text())
+        yield node.logged("DEVICE_SHARED_KEY is on (deprecated)")
         self.assertNotIn(SHARED_SECRET, node.log_text())
 
     @defer.inlineCallbacks
@@ -419,7 +423,7 @@ def docs_curl_example():
 
 
 class DocsCurlExampleTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_curl_example(self):
@@ -446,11 +450,11 @@ _linked = {}
 @defer.inlineCallbacks
 def two_nodes():
     """Two nodes on one PostgreSQL client database with one E2E_KEK, started once per test process."""
-    if "nodes" not in _linked:
-        env = {"DATABASE_URL": postgres_url(None), "E2E_KEK": b64encode(secrets.token_bytes(32))}
-        _linked["nodes"] = yield defer.gatherResults([shared_node("pg-{}".format(index), env=env)
-                                                      for index in range(2)])
-    return _linked["nodes"]
+    if "env" not in _linked:
+        _linked["env"] = {"DATABASE_URL": postgres_url(None), "E2E_KEK": b64encode(secrets.token_bytes(32))}
+    nodes = yield defer.gatherResults([shared_node("pg-{}".format(index), env=_linked["env"])
+                                       for index in range(2)])
+    return nodes
 
 
 class TwoNodeTests(unittest.TestCase):
@@ -459,12 +463,13 @@ class TwoNodeTests(unittest.TestCase):
     timeout = 120
 
     @defer.inlineCallbacks
-    def refused_within(self, node, credentials, name, limit=2.0):
+    def refused_within(self, node, credentials, name, limit=None):
         """Seconds until ``node`` refuses fresh posts signed with ``credentials`` (fails after ``limit``)."""
         started = time.monotonic()
+        # 4 posts a second, under the device's rate limit (a 429 is the limit, not the change: not yet)
         status, text = yield eventually(
             lambda: signed(node.http + "/publish", *credentials, device_simulator.body(name, 1)),
-            check=lambda answer: answer[0] != 200, timeout=limit,
+            check=lambda answer: answer[0] not in (200, 429), timeout=limit or CHANGE_REACHES, interval=0.25,
             message="{} still accepts the key after the change".format(node.directory))
         self.assertEqual(status, 401, text)
         self.assertNotIn("replayed", text)
@@ -474,9 +479,9 @@ class TwoNodeTests(unittest.TestCase):
     def test_rotate_and_revoke_reach_the_other_node(self):
         """
         A device posting through both nodes: after a rotate the old key is
-        refused on the second node within 2 s (its cached answer included)
+        refused on the second node within its 1 s cache (CHANGE_REACHES on a loaded machine)
         and the new key works there; after a revoke the new key is refused
-        there within 2 s too.
+        there as soon.
         """
         first, second = yield two_nodes()
         registry = node_registry(self, first)
@@ -487,12 +492,12 @@ class TwoNodeTests(unittest.TestCase):
             self.assertEqual(status, 200, text)
         new = yield registry.rotate(name)
         elapsed = yield self.refused_within(second, old, name)
-        self.assertLess(elapsed, 2.0)
+        self.assertLess(elapsed, CHANGE_REACHES)
         status, text = yield signed(second.http + "/publish", *new, device_simulator.body(name, 2))
         self.assertEqual(status, 200, text)
         yield registry.revoke(name)
         elapsed = yield self.refused_within(second, new, name)
-        self.assertLess(elapsed, 2.0)
+        self.assertLess(elapsed, CHANGE_REACHES)
 
     @defer.inlineCallbacks
     def test_replay_refused_on_other_node(self):

@@ -16,6 +16,8 @@ from twisted.trial import unittest
 
 from components.iot import device_simulator
 from components.iot.readings import LineSplitter, parse_reading
+from components.mqtt import mqtt_topic
+from components.mqtt.mqtt_connection import mqtt_reading
 from tests.support.node import REPO
 
 FIRMWARE = os.path.join(REPO, "firmware")
@@ -93,3 +95,20 @@ class FirmwareTests(unittest.TestCase):
                                             device_simulator.body(name, value))
             self.assertEqual(out, expected)
             self.assertTrue(out.endswith(b'{"topic":"iot.device.%s","args":[{"value":%d}]}' % (name.encode(), value)))
+
+    @defer.inlineCallbacks
+    def test_mqtt_sketch(self):
+        """The MQTT sketch's topic and payloads are what the hub's MQTT listener accepts for the device; a
+        value goes out when it moves beyond 1 point, or unchanged again after 20 s of quiet."""
+        name = "d_" + "x" * 62
+        out = yield run("mqtt", name, "0@0", "10@200", "20@400", "512@600", "512@20599", "512@20600",
+                        "1023@20800", "1024@21000")
+        topic, *reads = out.decode().split("\n")[:-1]
+        self.assertEqual(topic, mqtt_topic(name))
+        self.assertEqual([read.split(" ")[:2] for read in reads],
+                         [["0", "1"], ["1", "0"], ["2", "1"], ["50", "1"], ["50", "0"], ["50", "1"],
+                          ["100", "1"], ["100", "0"]])
+        for read in reads:
+            value, published, payload = read.split(" ")
+            if published == "1":
+                self.assertEqual(mqtt_reading(payload.encode(), name), int(value))

@@ -20,7 +20,7 @@ from components.core.state import TopicState
 from components.db.database import SQLITE, Cursor, StorageUnavailable
 from components.iot import history_seed, history_writer
 from components.iot.history import HistoryStore, kind_of
-from components.iot.history_component import Pruner, describe_sources, history_query
+from components.iot.history_component import Pruner, describe_sources, history_query, raw_age
 from components.iot.history_writer import HistoryWriter
 from components.iot.live import LiveValue
 
@@ -96,7 +96,8 @@ class StoreTests(SynchronousTestCase):
     def test_unknown_source_has_no_states(self):
         """A source without history answers no states, not pruned."""
         self.assertEqual(self.page("iot.device.nobody"),
-                         {"source": "iot.device.nobody", "states": [], "pruned": False, "more": False})
+                         {"source": "iot.device.nobody", "resolution": "raw", "states": [], "pruned": False,
+                          "more": False})
 
     def test_window_by_ts(self):
         """``since_ts`` keeps the states with ts at or after it."""
@@ -296,10 +297,11 @@ class QueryTests(SynchronousTestCase):
 
     def test_defaults_and_minutes(self):
         """Only the source is required; minutes become a ts cut-off."""
-        self.assertEqual(history_query([SERIAL], {}, 600000), (SERIAL, None, 500, None))
+        self.assertEqual(history_query([SERIAL], {}, 600000), (SERIAL, None, 500, None, "raw"))
         self.assertEqual(history_query([], {"source": DEVICE, "after_seq": 5, "limit": 1000, "minutes": 10},
-                                       600000 + 10), (DEVICE, 5, 1000, 10))
-        self.assertEqual(history_query([SERIAL, 0, 1], {"minutes": 0.5}, 60000), (SERIAL, 0, 1, 30000))
+                                       600000 + 10), (DEVICE, 5, 1000, 10, "raw"))
+        self.assertEqual(history_query([SERIAL, 0, 1], {"minutes": 0.5}, 60000), (SERIAL, 0, 1, 30000, "raw"))
+        self.assertEqual(history_query([SERIAL], {"resolution": "1h"}, 0), (SERIAL, None, 500, None, "1h"))
 
     def test_bad_arguments(self):
         """Bad arguments are invalid_argument naming the field."""
@@ -310,7 +312,8 @@ class QueryTests(SynchronousTestCase):
                 ([SERIAL], {"limit": 0}, "limit"), ([SERIAL], {"limit": 1001}, "limit"),
                 ([SERIAL], {"limit": True}, "limit"), ([SERIAL], {"minutes": 0}, "minutes"),
                 ([SERIAL], {"minutes": float("nan")}, "minutes"), ([SERIAL], {"minutes": "10"}, "minutes"),
-                ([SERIAL], {"other": 1}, "other")]:
+                ([SERIAL], {"other": 1}, "other"), ([SERIAL], {"resolution": "1d"}, "resolution"),
+                ([SERIAL], {"resolution": 60}, "resolution")]:
             with self.assertRaises(InvalidArgument, msg=repr((args, kwargs))) as caught:
                 history_query(args, kwargs, 0)
             self.assertEqual(caught.exception.kwargs.get("field"), field)
@@ -359,3 +362,26 @@ class PrunerTests(SynchronousTestCase):
         clock.advance(60)
         self.assertEqual(store.stored(), [])
         self.assertEqual(pruner.deleted, 3)
+
+    def test_ladder_raw_days_then_rollups(self):
+        """Raw states go after max_age (HISTORY_RAW_DAYS), their rollups stay until rollup_age."""
+        clock = task.Clock()
+        clock.advance(T0)
+        store = HistoryStore(SyncSQLite(self))
+        now_ms = T0 * 1000
+        day = 86_400_000
+        self.successResultOf(store.insert([(SERIAL, state(now_ms - age, value=age // day, ts=now_ms - age))
+                                           for age in (10 * day, 3 * day, 1000)]))
+        pruner = Pruner(store, clock, max_age=2 * 86400, max_states=100, interval=60, rollup_age=5 * 86400)
+        pruner.prune()
+        raw = self.successResultOf(store.page(SERIAL))
+        self.assertEqual(([item["value"] for item in raw["states"]], raw["pruned"]), ([0], True))
+        hours = self.successResultOf(store.page(SERIAL, resolution="1h"))
+        self.assertEqual(([row["last"] for row in hours["states"]], hours["pruned"]), ([3, 0], True))
+
+    def test_raw_age_from_the_settings(self):
+        """HISTORY_RAW_DAYS when set, else HISTORY_MAX_AGE (its meaning before the ladder)."""
+        self.assertEqual(raw_age(Settings({}, environ={})), 86400)
+        self.assertEqual(raw_age(Settings({"HISTORY_MAX_AGE": "1h"}, environ={})), 3600)
+        self.assertEqual(raw_age(Settings({"HISTORY_MAX_AGE": "1h", "HISTORY_RAW_DAYS": "2.5"}, environ={})),
+                         2.5 * 86400)

@@ -32,7 +32,7 @@ BAD_SOURCES = ["\x00", "iot.device.a\x00b", "iot.device.\x00", SERIAL_TOPIC + "\
 class BadSourceTests(unittest.TestCase):
     """A user session on a node whose client database is PostgreSQL."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):

@@ -2,8 +2,9 @@
 IoT history through a real router: the serial reader reads a real
 pseudo-terminal, devices report with a ``device`` token, and users read
 ``iot.history`` / ``iot.sources``. History survives a hub restart on SQLite
-and on PostgreSQL with seq still increasing; pruning by count and by age
-sets the pruned flag; only users and admins may read it.
+and on PostgreSQL with seq still increasing, and its rollups with it;
+pruning by count and by age sets the pruned flag; only users and admins may
+read it.
 """
 
 import subprocess
@@ -99,6 +100,12 @@ class RestartMixin:
         self.assertFalse(after["pruned"])
         live = yield client.session.call("iot.serial.get")
         self.assertEqual(live["seq"], seqs[-1])
+        # the writer's batches rolled up as they were stored, on this database, across the restart
+        for resolution in ("1m", "1h"):
+            rows = (yield history(client, SERIAL_TOPIC, resolution=resolution, limit=1000))["states"]
+            self.assertEqual((sum(row["count"] for row in rows), min(row["min"] for row in rows),
+                              max(row["max"] for row in rows), rows[-1]["last"], rows[-1]["last_seq"]),
+                             (5, 10, 50, 50, seqs[-1]), resolution)
 
 
 class RestartOnSQLiteTests(RestartMixin, unittest.TestCase):
@@ -114,7 +121,7 @@ class RestartOnPostgreSQLTests(RestartMixin, unittest.TestCase):
 class HistoryReadTests(unittest.TestCase):
     """after_seq, limit, minutes, pruning by count, sources and permissions on one node."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -202,7 +209,7 @@ class HistoryReadTests(unittest.TestCase):
 
 
 class PruneByAgeTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_pruning_by_age(self):
@@ -223,7 +230,7 @@ class PruneByAgeTests(unittest.TestCase):
 
 
 class HistoryOffTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_history_off(self):

@@ -63,7 +63,7 @@ class IoTService(Resource):
 
 
 class ODataThroughRouterTests(unittest.TestCase):
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):

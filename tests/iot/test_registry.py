@@ -56,6 +56,20 @@ class RegistryTests(unittest.TestCase):
         self.assertFalse((yield self.registry.active("nobody")))
 
     @defer.inlineCallbacks
+    def test_names_of_keys(self):
+        """names_of answers, uncached, the keys that still name an unrevoked device (the MQTT listener's
+        sweep): a rotated-away or revoked key is missing at once; malformed keys are ignored."""
+        key, _ = yield self.registry.add("mqtt-1")
+        other, _ = yield self.registry.add("mqtt-2")
+        found = yield self.registry.names_of([key, other, "bad key&", "dk" + "0" * 24])
+        self.assertEqual(found, {key: "mqtt-1", other: "mqtt-2"})
+        new_key, _ = yield self.registry.rotate("mqtt-1")
+        yield self.registry.revoke("mqtt-2")
+        found = yield self.registry.names_of([key, other, new_key])
+        self.assertEqual(found, {new_key: "mqtt-1"})
+        self.assertEqual((yield self.registry.names_of([])), {})
+
+    @defer.inlineCallbacks
     def test_names(self):
         """Duplicate, reserved and malformed names are invalid_argument, and nothing is added."""
         yield self.registry.add("dup")

@@ -30,7 +30,7 @@ def shared_arduino():
 
 
 class SerialThroughRouterTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -60,7 +60,7 @@ class SerialThroughRouterTests(unittest.TestCase):
         self.assertFalse(any(event["stale"] for event in self.events))
         state = yield self.client.session.call("iot.serial.get")
         self.assertEqual((state["value"], state["seq"], state["stale"]), (520, seqs[-1], False))
-        self.assertIn("serial garbage ignored", self.node.log_text())
+        yield self.node.logged("serial garbage ignored")
 
     @defer.inlineCallbacks
     def test_unplug_marks_stale_and_replug_resumes(self):
@@ -98,7 +98,7 @@ class SerialServer(protocol.Factory):
 
 
 class SocketSerialThroughRouterTests(unittest.TestCase):
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_socket_url_reconnects(self):

@@ -6,6 +6,7 @@ address may hold only WAMP_PENDING_PER_ADDRESS connections that have not
 authenticated yet; on a router worker and on a proxy worker facing the clients.
 """
 
+import json
 import time
 
 from twisted.internet import defer
@@ -33,8 +34,10 @@ HELLO = hello("alice")
 class DeadlineChecks:
 
     @defer.inlineCallbacks
-    def assertClosedAfterDeadline(self, node, hello=False):
-        """A WebSocket (silent, or after a HELLO whose CHALLENGE it leaves unanswered) closes at 1 s, not before."""
+    def assertClosedAfterDeadline(self, node, hello=False, early=None):
+        """A WebSocket (silent, or after a HELLO whose CHALLENGE it leaves unanswered, or after an ``early``
+        message the router leaves unanswered) closes at 1 s, not before (and an early message does not make it
+        wait for the hub: closed well before HUB_WAIT_DEADLINES of them)."""
         offset = len(node.log_text())
         client = yield open_websocket(node.port)
         opened = time.monotonic()
@@ -44,9 +47,13 @@ class DeadlineChecks:
             client.send(HELLO)
             yield eventually(lambda: b'[4,"ticket"' in client.received.replace(b" ", b""), timeout=10,
                              message="no CHALLENGE")
+        if early is not None:
+            client.send(early)
         yield eventually(lambda: not client.open, timeout=10, message="the connection outlived the deadline")
         self.assertGreater(client.closed_at - opened, 0.8)
-        yield eventually(lambda: CLOSED_LINE in node.log_text()[offset:], timeout=5, message="no log line")
+        if early is not None:
+            self.assertLess(client.closed_at - opened, 4.0)
+        yield eventually(lambda: CLOSED_LINE in node.log_text()[offset:], timeout=15, message="no log line")
         self.assertNotIn("Traceback", node.log_text()[offset:])
 
     @defer.inlineCallbacks
@@ -78,7 +85,7 @@ class DeadlineChecks:
         self.addCleanup(refused.abort)
         self.assertEqual(refused.status, 429)
         yield eventually(lambda: not refused.open, timeout=5, message="the refused connection stays open")
-        yield eventually(lambda: REFUSED_LINE in node.log_text()[offset:], timeout=5, message="no log line")
+        yield eventually(lambda: REFUSED_LINE in node.log_text()[offset:], timeout=15, message="no log line")
         clients[0].abort()
 
         @defer.inlineCallbacks
@@ -100,6 +107,13 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
         """A WebSocket that never sends HELLO is closed once the deadline (1 s here) has passed."""
         node = yield shared_node("deadline", env=SHORT)
         yield self.assertClosedAfterDeadline(node)
+
+    @defer.inlineCallbacks
+    def test_call_before_hello_is_closed_at_the_deadline(self):
+        """A CALL sent instead of a HELLO is the client's turn still: closed at the deadline (1 s), not after
+        the 6 deadlines the hub may take to answer a HELLO."""
+        node = yield shared_node("deadline", env=SHORT)
+        yield self.assertClosedAfterDeadline(node, early=json.dumps([48, 1, {}, "time.get"]).encode())
 
     @defer.inlineCallbacks
     def test_unanswered_challenge_is_closed(self):
@@ -140,7 +154,7 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
         node = yield shared_node("rearm", env=REARM)
         offset = len(node.log_text())
         yield self.assertClosedAfterLeaving(node, "rearm_leaver")
-        yield eventually(lambda: "not authenticated within 6 s" in node.log_text()[offset:], timeout=5,
+        yield eventually(lambda: "not authenticated within 6 s" in node.log_text()[offset:], timeout=15,
                          message="no log line")
 
     @defer.inlineCallbacks
@@ -169,7 +183,7 @@ class RouterWorkerTests(DeadlineChecks, unittest.TestCase):
             statuses.append((yield upgrade(b"203.0.113.5")))
         self.assertEqual(statuses, [101, 101, 101, 101, 429])
         self.assertEqual((yield upgrade(b"203.0.113.6")), 101)
-        yield eventually(lambda: "refused a WAMP connection from 203.0.113.5" in node.log_text(), timeout=5,
+        yield eventually(lambda: "refused a WAMP connection from 203.0.113.5" in node.log_text(), timeout=15,
                          message="no log line naming the forwarded client")
 
 

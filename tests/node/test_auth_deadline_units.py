@@ -42,12 +42,26 @@ class Connection:
         self._session._session_id = 1
 
 
+# what a JSON client says before its welcome (the deadline reads the type from the first bytes)
+HELLO = b'[1,"reactive",{"authmethods":["ticket"]}]'
+AUTHENTICATE = b'[5,"token",{}]'
+
+
+def json_serializer():
+    """autobahn's WAMP JSON serializer, as a WebSocket protocol holds it in ``_serializer``."""
+    import txaio
+    txaio.use_twisted()
+    from autobahn.wamp.serializer import JsonSerializer
+    return JsonSerializer()
+
+
 class Speaking(Connection):
     """A stand-in with a WebSocket protocol's receive hook and send: what the client and the hub said."""
 
     def __init__(self):
         super().__init__()
         self.received, self.sent = [], []
+        self._serializer = json_serializer()
 
     def onMessage(self, payload, is_binary):
         self.received.append(payload)
@@ -185,7 +199,7 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         from autobahn.wamp import message
         connection = self.speaking()
         self.clock.advance(1)
-        connection.onMessage(b"hello", False)
+        connection.onMessage(HELLO, False)
         self.clock.advance(9)
         self.assertIsNone(connection.closed)
         self.assertEqual(self.pending.pending("10.0.0.1"), 1)
@@ -196,27 +210,36 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
         self.assertEqual((connection.received, [type(msg) for msg in connection.sent]),
-                         ([b"hello"], [message.Challenge]))
+                         ([HELLO], [message.Challenge]))
 
     def test_client_that_owes_an_answer_is_closed_at_the_deadline(self):
         """HELLO answered by a CHALLENGE the client never answers: closed at the deadline; a client that
         sent nothing too."""
         from autobahn.wamp import message
         connection, silent = self.speaking(), self.speaking()
-        connection.onMessage(b"hello", False)
+        connection.onMessage(HELLO, False)
         connection.send(message.Challenge("ticket"))
         self.clock.advance(10)
         self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME))
         self.assertEqual(silent.closed, (1008, auth_deadline.NOT_IN_TIME))
+
+    def test_other_messages_before_the_welcome_do_not_stretch_the_deadline(self):
+        """A CALL or GOODBYE before any HELLO (the router leaves them unanswered) is the client's turn still: the
+        connection is closed at the first deadline, not after HUB_WAIT_DEADLINES of them."""
+        for early in (b'[48,1,{},"time.get"]', b'[6,{},"wamp.close.normal"]', b'  [ 48 , 2, {}, "x"]', b"junk"):
+            connection = self.speaking()
+            connection.onMessage(early, False)
+            self.clock.advance(10)
+            self.assertEqual(connection.closed, (1008, auth_deadline.NOT_IN_TIME), early)
 
     def test_hub_wait_is_capped(self):
         """A hub that never answers (AUTHENTICATE after a CHALLENGE, then nothing) keeps the connection at
         most HUB_WAIT_DEADLINES deadlines from its accept."""
         from autobahn.wamp import message
         connection = self.speaking()
-        connection.onMessage(b"hello", False)
+        connection.onMessage(HELLO, False)
         connection.send(message.Challenge("ticket"))
-        connection.onMessage(b"authenticate", False)
+        connection.onMessage(AUTHENTICATE, False)
         self.clock.advance(10 * auth_deadline.HUB_WAIT_DEADLINES - 0.1)
         self.assertIsNone(connection.closed)
         self.clock.advance(0.1)
@@ -229,7 +252,7 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
         from autobahn.wamp import message
         connection = self.speaking()
         self.assertIn("send", vars(connection))
-        connection.onMessage(b"hello", False)
+        connection.onMessage(HELLO, False)
         connection.welcome()
         connection.send(message.Welcome(1, {"broker": RoleBrokerFeatures()}))
         self.assertNotIn("send", vars(connection))
@@ -248,6 +271,42 @@ class PendingConnectionsTests(unittest.SynchronousTestCase):
     def test_address_key(self):
         self.assertEqual(auth_deadline.address_key(IPv4Address("TCP", "10.1.2.3", 80)), "10.1.2.3")
         self.assertIsNone(auth_deadline.address_key(UNIXAddress("proxy.sock")))
+
+
+class MessageTypeTests(unittest.SynchronousTestCase):
+    """``message_type`` reads HELLO and AUTHENTICATE from the first bytes of every serializer's payload."""
+
+    def test_every_serializer_batched_or_not(self):
+        json_serializer()
+        from autobahn.wamp import message, role, serializer
+        said = [message.Hello("reactive", {"caller": role.RoleCallerFeatures()}, authmethods=["ticket"],
+                              authid="x" * 300),
+                message.Authenticate("t" * 70000), message.Goodbye(), message.Call(1, "time.get")]
+        for cls in (serializer.JsonSerializer, serializer.MsgPackSerializer, serializer.CBORSerializer):
+            for batched in (False, True):
+                wamp = cls(batched=batched)
+                types_read = [auth_deadline.message_type(wamp, wamp.serialize(msg)[0]) for msg in said]
+                self.assertEqual(types_read[:3], [1, 5, 6], (cls.__name__, batched))
+                self.assertNotIn(types_read[3], auth_deadline._ANSWERED_TYPES)
+
+    def test_longer_encodings_of_the_type(self):
+        """A type written in more bytes than needed (MessagePack uint8, CBOR one-byte uint) or after CBOR's
+        self-describe tag is read too."""
+        json_serializer()
+        from autobahn.wamp import serializer
+        msgpack, cbor = serializer.MsgPackSerializer(), serializer.CBORSerializer()
+        self.assertEqual(auth_deadline.message_type(msgpack, b"\x93\xcc\x01\xa8reactive\x80"), 1)
+        self.assertEqual(auth_deadline.message_type(msgpack, b"\xdc\x00\x03\xcc\x05\xa1t\x80"), 5)
+        self.assertEqual(auth_deadline.message_type(cbor, b"\x83\x18\x01\x68reactive\xa0"), 1)
+        self.assertEqual(auth_deadline.message_type(cbor, b"\xd9\xd9\xf7\x83\x01\x68reactive\xa0"), 1)
+        self.assertEqual(auth_deadline.message_type(cbor, b"\x9f\x18\x05\x61t\xa0\xff"), 5)
+        self.assertIsNone(auth_deadline.message_type(cbor, b"\x83\x18"))
+
+    def test_what_cannot_be_told(self):
+        wamp = json_serializer()
+        for payload in (b"", b"{}", b"[", b'["1"]', b"[1234,1]", None):
+            self.assertIsNone(auth_deadline.message_type(wamp, payload), payload)
+        self.assertIsNone(auth_deadline.message_type(None, HELLO))
 
 
 class SettingsTests(unittest.SynchronousTestCase):

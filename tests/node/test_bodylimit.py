@@ -534,7 +534,7 @@ class RouterTests(WireCase):
             pass
         code = yield node.wait_exit()
         self.assertNotEqual(code, 0)
-        self.assertIn("HTTP_BODY_LIMIT", node.log_text())
+        yield node.logged("HTTP_BODY_LIMIT")
 
 
 class ProxyTests(WireCase):

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.node import boot, topology
-from components.node.patches import bodylimit, fast_send, nodekey_cache, registry
+from components.node.patches import bodylimit, fast_send, nodekey_cache, registry, session_cutoff
 from tests.node.test_bodylimit import REFUSAL, WireCase, head
 from tests.support.node import CONFIG, CROSSBAR, NodeFailed, RouterNode, free_port
 
@@ -86,6 +86,27 @@ class HandStartedNodeTests(WireCase):
         status, _, body = yield self.answer(client, timeout=5.0)
         self.assertEqual((status, json.loads(body)), (413, REFUSAL))
         self.assertEqual(node.log_text().count("this worker's config has no boot entry"), 1, node.log_tail())
+
+    @defer.inlineCallbacks
+    def test_health_first_in_a_router_worker_installs_the_router_patches(self):
+        """A router worker whose config keeps only ``/health`` of the hub (no boot entry, no hub components): the
+        health resource installs the router's patches (session_cutoff among them), not a proxy's."""
+        def health_only(config):
+            router = next(worker for worker in config["workers"] if worker.get("type") == "router")
+            router["components"] = []
+            for transport in router.get("transports", []):
+                endpoint = transport.get("endpoint", {})
+                if "interface" in endpoint:
+                    endpoint["interface"] = "127.0.0.1"
+            return config
+
+        node = hand_started("healthfirst", transform=health_only)
+        self.addCleanup(node.cleanup)
+        yield node.start()
+        yield node.logged(registry.installed_note(session_cutoff))
+        self.assertIn("HealthResource installs the router patches", node.log_text())
+        for module in registry.for_kind("router"):
+            self.assertEqual(node.log_text().count(registry.installed_note(module)), 1, module.NAME)
 
     @defer.inlineCallbacks
     def test_client_node_proxies_and_containers(self):
@@ -211,7 +232,30 @@ class ConfigTests(unittest.SynchronousTestCase):
 
 
 class InstallTests(unittest.SynchronousTestCase):
-    """boot.install: a refusal is logged as one critical line and exits with REFUSED."""
+    """boot.install: a refusal is logged as one critical line and exits with REFUSED; boot.ensure installs the
+    kind of worker the process is."""
+
+    def test_worker_kind_from_the_command_line(self):
+        for klass, kind in (("crossbar.worker.router.RouterController", "router"),
+                            ("crossbar.worker.proxy.ProxyController", "proxy"),
+                            ("crossbar.worker.container.ContainerController", "container"),
+                            ("crossbar.worker.testee.WebSocketTesteeController", None)):
+            self.assertEqual(boot.worker_kind(["main.py", "--cbdir", "x", "--klass", klass, "--loglevel", "info"]),
+                             kind)
+        self.assertIsNone(boot.worker_kind(["trial", "tests"]))
+        self.assertIsNone(boot.worker_kind(["main.py", "--klass"]))
+
+    def test_ensure_installs_the_kind_of_this_worker(self):
+        installed, warned = [], []
+        self.patch(boot, "_BOOTED", set())
+        self.patch(boot, "install", lambda kind, log=None, **options: installed.append(kind))
+
+        class Log:
+            def warn(self, format, **fields):
+                warned.append(fields["kind"])
+        boot.ensure("proxy", "HealthResource", log=Log(), argv=["main.py", "--klass", "a.b.RouterController"])
+        boot.ensure("proxy", "HealthResource", log=Log(), argv=["trial"])
+        self.assertEqual((installed, warned), (["router", "proxy"], ["router", "proxy"]))
 
     def test_refusal_exits(self):
         lines, exits = [], []

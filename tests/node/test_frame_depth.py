@@ -15,10 +15,12 @@ import treq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.support.clients import connect
+from components.core import nesting
+from tests.support.clients import connect, token
 from tests.support.node import shared_node
 from tests.support.polling import eventually
 from tests.support.rawjoin import count, join
+from tests.support.rawjoin import hello as hello_for
 from tests.support.rawwebsocket import OPCODE_BINARY, frame, health_latencies, open_websocket, proxied_node
 
 # under WAMP_PREAUTH_MAX_BYTES (16 KiB), so walked before the welcome
@@ -37,6 +39,8 @@ REFUSED = "refused a WAMP message"
 LEFT_OUT = re.compile(r"(\d+) more (?:such lines|lines like the last one) left out")
 # /health must answer well within this while a refused frame is handled
 HEALTH_LIMIT = 2.0
+# what ends each message of a batched JSON frame
+BATCH_END = b"\x18"
 
 
 def hello(details):
@@ -119,7 +123,7 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
         yield eventually(lambda: not client.open, timeout=10, message="the connection waits for the whole frame")
         self.assertLess(client.closed_at - sent, QUICK)
         yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10, message="no refusal line")
-        self.assertIn("({} bytes, msgpack): {}".format(len(payload), TOO_LARGE), node.log_text()[offset:])
+        yield node.logged("({} bytes, msgpack): {}".format(len(payload), TOO_LARGE), offset)
 
     @defer.inlineCallbacks
     def test_pre_authentication_size_is_the_setting(self):
@@ -215,7 +219,32 @@ class RouterWorkerTests(RefusalChecks, unittest.TestCase):
         client.send(json.dumps([48, 2, {}, "time.get", [[]] * 100001]).encode())
         yield eventually(lambda: not client.open, timeout=10, message="a CALL over the bound was taken")
         yield eventually(lambda: REFUSED in node.log_text()[offset:], timeout=10, message="no refusal line")
-        self.assertIn("more than 100000 containers", node.log_text()[offset:])
+        yield node.logged("more than 100000 containers", offset)
+
+    @defer.inlineCallbacks
+    def test_batch_bound_after_authentication(self):
+        """A joined session on wamp.2.json.batched: a frame of MAX_BATCH CALLs is answered; one of MAX_BATCH + 1
+        closes the connection with one line naming the bound."""
+        node = yield shared_node()
+        client = yield open_websocket(node.port, subprotocol=b"wamp.2.json.batched")
+        self.addCleanup(client.abort)
+        client.send(hello_for("batcher") + BATCH_END)
+        yield eventually(lambda: count(client, b'[4,"ticket"') or not client.open, timeout=10, message="no CHALLENGE")
+        client.send(json.dumps([5, token("batcher"), {}]).encode() + BATCH_END)
+        yield eventually(lambda: count(client, b"[2,") or not client.open, timeout=10, message="no WELCOME")
+        self.assertTrue(client.open)
+
+        def calls(first, number):
+            return b"".join(json.dumps([48, request, {}, "time.get"]).encode() + BATCH_END
+                            for request in range(first, first + number))
+        client.send(calls(1, nesting.MAX_BATCH))
+        yield eventually(lambda: count(client, b"[50,") + count(client, b"[8,48,") >= nesting.MAX_BATCH
+                         or not client.open, timeout=15, message="the batch of CALLs was not answered")
+        self.assertTrue(client.open)
+        offset = len(node.log_text())
+        client.send(calls(1000, nesting.MAX_BATCH + 1))
+        yield eventually(lambda: not client.open, timeout=10, message="a batch over the bound was taken")
+        yield node.logged("messages in one batch", offset)
 
     @defer.inlineCallbacks
     def test_wide_flood_does_not_stall_others(self):

@@ -7,7 +7,6 @@ where Crossbar puts its warn and error lines (without the boot component,
 only the safety net's one warning that the config lacks it).
 """
 
-import atexit
 import os
 import re
 import subprocess
@@ -18,7 +17,7 @@ from twisted.trial import unittest
 from components.node import boot
 from components.node.patches import fast_send, registry
 from tests.support.clients import status_of
-from tests.support.node import CROSSBAR, READY_MARKER, NodeFailed, RouterNode, router_worker
+from tests.support.node import CROSSBAR, READY_MARKER, NodeFailed, RouterNode, node_alive, router_worker, shared
 from tests.support.polling import eventually
 
 WORKER_LINE = re.compile(r"^\S+ \[(?:Router|Container|Proxy)\s+\d+\] (?P<text>.*)$")
@@ -86,23 +85,14 @@ def _without_boot(config):
     return config
 
 
-_starts = {}
-
-
-@defer.inlineCallbacks
 def started():
-    """``{"booted": Start, "plain": Start}``: both fresh nodes, started together once per test process."""
-    if not _starts:
-        starts = {"booted": Start("logs-booted", booted=True), "plain": Start("logs-plain", booted=False)}
-        _starts.update(starts)
-        yield defer.gatherResults([start.start() for start in starts.values()], consumeErrors=True)
-    return _starts
-
-
-@atexit.register
-def _clean_up():
-    for start in _starts.values():
-        start.node.cleanup()
+    """``{"booted": Start, "plain": Start}``: both fresh nodes, started together, shared (tests.support.node.shared)."""
+    return shared("logs", build=lambda: {"booted": Start("logs-booted", booted=True),
+                                         "plain": Start("logs-plain", booted=False)},
+                  start=lambda starts: defer.gatherResults([start.start() for start in starts.values()],
+                                                           consumeErrors=True),
+                  alive=lambda starts: all(node_alive(start.node) for start in starts.values()),
+                  dispose=lambda starts: [start.node.cleanup() for start in starts.values()])
 
 
 class NodeLogTests(unittest.TestCase):

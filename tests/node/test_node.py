@@ -5,7 +5,6 @@ of running with every login failing, and a dev node that runs on without
 PORT and when its SNS/SQS emulator cannot.
 """
 
-import atexit
 import os
 import shutil
 import stat
@@ -35,7 +34,7 @@ def _forbid_authenticator_registration(config):
 
 
 class NodeTests(unittest.TestCase):
-    timeout = 90
+    timeout = 180
 
     def test_config_checks(self):
         """`crossbar check` accepts the node config."""
@@ -100,7 +99,8 @@ class NodeTests(unittest.TestCase):
         node = RouterNode(name="noauth", transform=_forbid_authenticator_registration)
         self.addCleanup(node.cleanup)
         try:
-            yield node.start()
+            # long enough that a loaded machine sees the node exit by itself, not killed as "not ready"
+            yield node.start(timeout=120)
         except NodeFailed:
             pass
         code = yield node.wait_exit(timeout=30)
@@ -111,7 +111,7 @@ class NodeTests(unittest.TestCase):
 class CommandLineTests(unittest.TestCase):
     """python -m components.auth."""
 
-    timeout = 90
+    timeout = 180
 
     def run_cli(self, *args, stdin=None, env=None):
         return subprocess.run([sys.executable, "-m", "components.auth"] + list(args), input=stdin,
@@ -156,40 +156,35 @@ def _without_emulator_python(config):
     return config
 
 
-_defaults_node = {}
-
-
-@atexit.register
-def _clean_up_defaults_node():
-    for node in _defaults_node.values():
-        node.cleanup()
+def _defaults_build():
+    node = RouterNode(name="defaults", transform=_without_emulator_python, keep_workers=("aws-emulator",))
+    del node.env["PORT"]
+    return node
 
 
 @defer.inlineCallbacks
+def _defaults_start(node):
+    yield node.start()
+    yield eventually(lambda: "Ok, local node configuration ran successfully." in node.log_text(), timeout=30,
+                     message="node did not finish booting", details=node.log_tail)
+
+
 def defaults_node():
     """One dev node started without PORT, keeping its aws-emulator worker, with no .venv/bin/python beside it."""
-    node = _defaults_node.get("node")
-    if node is None:
-        node = RouterNode(name="defaults", transform=_without_emulator_python, keep_workers=("aws-emulator",))
-        del node.env["PORT"]
-        _defaults_node["node"] = node
-        yield node.start()
-        yield eventually(lambda: "Ok, local node configuration ran successfully." in node.log_text(), timeout=30,
-                         message="node did not finish booting:\n" + node.log_tail())
-    return node
+    return shared_node("defaults", build=_defaults_build, start=_defaults_start)
 
 
 class StartUpTests(unittest.TestCase):
     """The dev node without PORT and without the emulator's Python."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_node_runs_when_emulator_python_is_missing(self):
         """Without .venv/bin/python the aws-emulator worker says so and the node keeps running and serving."""
         node = yield defaults_node()
         yield eventually(lambda: EMULATOR_MISSING in node.log_text(), timeout=30, message=node.log_tail())
-        self.assertIn('Guest worker "aws-emulator" started', node.log_text())
+        yield node.logged('Guest worker "aws-emulator" started')
         response = yield treq.get(node.http + "/health", persistent=False)
         yield response.content()
         self.assertEqual((response.code, node.process.poll()), (200, None))
@@ -198,7 +193,7 @@ class StartUpTests(unittest.TestCase):
 class EmulatorTests(unittest.TestCase):
     """python -m components.usersync emulator, the dev node's aws-emulator worker."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_stays_up_when_moto_cannot_run(self):

@@ -644,8 +644,11 @@ class LinkedNodesTests(unittest.TestCase):
         key, secret = yield apps.add("linked")
         auth = "Basic " + base64.b64encode("{}:{}".format(key, secret).encode()).decode("ascii")
         got = {"alice": [], "bob": []}
+        feeds = {"alice": [], "bob": []}
         yield alice_two.session.subscribe(lambda *args: got["alice"].append(args), "app.linked.news")
         yield bob_two.session.subscribe(lambda *args: got["bob"].append(args), "app.linked.news")
+        for name, client in (("alice", alice_two), ("bob", bob_two)):
+            yield client.session.subscribe(feeds[name].append, "hub.feed.app.linked.news")
         for body in ({"topic": "app.linked.news", "args": ["for alice"], "to_users": ["alice"]},
                      {"topic": "app.linked.news", "args": ["for all"]}):
             status, answer, _ = yield post_json(one.http + "/apps/publish", body, headers={"Authorization": auth})
@@ -654,6 +657,15 @@ class LinkedNodesTests(unittest.TestCase):
                          message="app events from node 1 did not reach node 2", details=lambda: repr(got))
         # the relayed event takes one hop more than the forwarded one: either may arrive first
         self.assertEqual((sorted(got["alice"]), got["bob"]), ([("for alice",), ("for all",)], [("for all",)]))
+        # the stored history: node 1 stored both (the personal one for alice only), the feed carried the
+        # positions to node 2, and hub.history on node 2 answers the same messages from the shared database
+        yield eventually(lambda: len(feeds["alice"]) == 2 and feeds["bob"], timeout=30,
+                         message="feed events from node 1 did not reach node 2", details=lambda: repr(feeds))
+        self.assertEqual([message["args"] for message in feeds["bob"]], [["for all"]])
+        self.assertTrue(all(message["publication"] for message in feeds["alice"] + feeds["bob"]))
+        for name, client in (("alice", alice_two), ("bob", bob_two)):
+            page = yield client.session.call("hub.history", "app.linked.news")
+            self.assertEqual(page["events"], sorted(feeds[name], key=lambda message: message["publication"]))
 
     @defer.inlineCallbacks
     def _relay_from_node_one(self, node, message):

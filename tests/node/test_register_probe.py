@@ -33,7 +33,7 @@ UNUSED = ("time.unused-probe", "iot.device.unused-probe", "master.users.unused-p
 class RegisterProbeTests(unittest.TestCase):
     """User and device sessions on the dev node's config."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):

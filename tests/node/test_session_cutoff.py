@@ -14,11 +14,9 @@ node behind a proxy worker.
 A polite client still gets the GOODBYE with the reason (tests/auth).
 """
 
-import atexit
 import itertools
 import json
 import os
-import shutil
 import time
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -29,7 +27,7 @@ from autobahn.wamp.types import CloseDetails
 from twisted.internet import defer, protocol, task
 from twisted.trial import unittest
 
-from components.auth import AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION
+from components.auth import AUTH_REVOKED, AUTH_TOKEN_EXPIRED_SESSION, credentials
 from components.core.settings import SettingsError
 from components.db.database import Database
 from components.node import topology
@@ -347,6 +345,26 @@ class CutOffChecks:
         yield self.assertCutOff(rude, ADMIN_KILL)
 
     @defer.inlineCallbacks
+    def check_recorded_logout(self, ports, username):
+        """
+        A logout as the master's ``/auth/logout`` records it in the master database (the login ``sid`` ended,
+        its tokens refused): the sessions joined with that login's token on each of ``ports`` are cut off.
+        For nodes that serve no ``/auth`` themselves (client nodes, router replicas).
+        """
+        sid = "logout-" + username
+        ticket = token(username, role=self.ROLE, extra_claims={"sid": sid})
+        clients = []
+        for port in ports:
+            clients.append((yield self.served(port, ticket)))
+        master = Database("sqlite:///" + os.path.join(self.node.directory, "master.db"))
+        try:
+            yield master.run(credentials.revoke_login, sid, username, int((time.time() + 900) * 1000))
+        finally:
+            master.close()
+        for rude in clients:
+            yield self.assertCutOff(rude, AUTH_REVOKED)
+
+    @defer.inlineCallbacks
     def check_deactivation(self, ports, username):
         """A token minted before the change (no ``cv``: revoked by its issue time) on each of ``ports``."""
         yield add_users(self.node, [(username, "Cut", self.ROLE == "admin")], PASSWORD)
@@ -414,24 +432,9 @@ class DevNodeTests(CutOffChecks, unittest.TestCase):
         self.assertNotIn("Set changed size during iteration", self.node.log_text())
 
 
-_nodes = {}
-
-
-@defer.inlineCallbacks
 def _started(key, build):
-    """The node ``build()`` makes, started once per test process and ``key``."""
-    node = _nodes.get(key)
-    if node is None or node.process is None or node.process.poll() is not None:
-        node = _nodes[key] = build()
-        yield node.start(timeout=90)
-    return node
-
-
-@atexit.register
-def _remove_directories():
-    for node in _nodes.values():
-        node.kill()
-        shutil.rmtree(node.directory, ignore_errors=True)
+    """The node ``build()`` makes, shared per test process and ``key`` (tests.support.node.shared_node)."""
+    return shared_node("cutoff-" + key, build=build, start=lambda node: node.start(timeout=90))
 
 
 def _write_config(node, config):
@@ -471,6 +474,10 @@ class RouterReplicasTests(CutOffChecks, unittest.TestCase):
         """A deactivation by SQL cuts off the user's sessions on both router workers."""
         return self.check_deactivation(self.node.direct, "cutoff_replicated")
 
+    def test_logout_on_both_router_workers(self):
+        """A logout recorded on the master cuts off the login's sessions on both router workers."""
+        return self.check_recorded_logout(self.node.direct, "cutoff_logout_replicated")
+
     @defer.inlineCallbacks
     def test_expiry_and_admin_kill(self):
         """Expiry on the first router worker, an admin kill on the second: each cut off."""
@@ -503,6 +510,10 @@ class ProxiedTests(CutOffChecks, unittest.TestCase):
     def test_deactivation(self):
         """A deactivation by SQL cuts off the proxied session (the proxy closes the client's connection)."""
         return self.check_deactivation([self.node.port], "cutoff_proxied")
+
+    def test_logout(self):
+        """A logout recorded on the master cuts off the login's proxied session."""
+        return self.check_recorded_logout([self.node.port], "cutoff_logout_proxied")
 
     @defer.inlineCallbacks
     def test_expiry_and_admin_kill(self):

@@ -105,6 +105,7 @@ class RegistryTests(SynchronousTestCase):
 
 # the node configs' own defaults that differ from the declared ones on purpose (each is in the setting's docs)
 CONFIG_OVERRIDES = {("config.json", "SERIAL_URL"), ("config.json", "ODATA_URL"),
+                    ("config.json", "MQTT_PORT"), ("config.json", "MQTT_INTERFACE"),
                     ("master.json", "E2E_ENCRYPTION"), ("client.json", "E2E_ENCRYPTION"),
                     ("client.json", "REVOCATION_DATABASE")}
 

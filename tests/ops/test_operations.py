@@ -184,7 +184,7 @@ def _without_usersync(config):
 class ProbeTests(unittest.TestCase):
     """/health, /health/live, /health/ready and /metrics on a dev node."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_live_and_ready(self):

@@ -5,8 +5,6 @@ names; a topic the caller's role may not subscribe is refused. On the dev
 node and on the production client config (users through a proxy worker).
 """
 
-import json
-import os
 import uuid
 
 from autobahn.wamp.exception import ApplicationError
@@ -14,11 +12,11 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from components.core import errors
-from components.node import topology
 from components.presence import PRESENCE
 from tests.support.clients import connect
-from tests.support.node import RouterNode, free_port, shared_node
+from tests.support.node import shared_node
 from tests.support.polling import eventually
+from tests.support.rawwebsocket import proxied_node
 
 WAIT = 45.0
 
@@ -102,23 +100,8 @@ class PresenceRouterTests(PresenceChecks, unittest.TestCase):
         return shared_node()
 
 
-_proxied = {}
-
-
 class ProxiedPresenceTests(PresenceChecks, unittest.TestCase):
     """On the production client config: users join through a proxy, presence runs in the router worker."""
 
-    @defer.inlineCallbacks
     def node_under_test(self):
-        node = _proxied.get("node")
-        if node is None or node.process is None or node.process.poll() is not None:
-            node = RouterNode(name="presence-proxied", env={"REVOCATION_DATABASE": "master"})
-            node.config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1,
-                                                 containers=0)
-            with open(os.path.join(node.directory, "config.json"), "w") as handle:
-                json.dump(node.config, handle, indent=2)
-            _proxied["node"] = node
-            yield node.start(timeout=90)
-        yield eventually(lambda: 'Ok, worker "Proxy proxy1" configured and ready' in node.log_text(),
-                         timeout=60, message="proxy worker not ready")
-        return node
+        return proxied_node("presence-proxied", env={"REVOCATION_DATABASE": "master"})

@@ -119,10 +119,15 @@ def poll(page, predicate, timeout=TIMEOUT, interval=INTERVAL, message="condition
                                wait=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
+# loading a page is a wait, not a measurement: generous, for a shared machine under a full suite (a fresh-clone
+# run timed out once at the context's 15 s while the hub was busy)
+NAVIGATION_TIMEOUT = 60000
+
+
 def log_in(page, base_url, username, password, path="/", timeout=15000):
     """On the browser thread: open ``path``, fill the login form, wait for the signed-in view."""
     from playwright.sync_api import expect
-    page.goto(base_url + path)
+    page.goto(base_url + path, timeout=NAVIGATION_TIMEOUT)
     expect(page.locator("#login-form")).to_be_visible(timeout=timeout)
     page.fill("#username", username)
     page.fill("#password", password)
@@ -136,6 +141,6 @@ def open_signed_in(context, base_url, path="/", timeout=15000):
     """On the browser thread: a new tab of an already signed-in context, online."""
     from playwright.sync_api import expect
     page = context.new_page()
-    page.goto(base_url + path)
+    page.goto(base_url + path, timeout=NAVIGATION_TIMEOUT)
     expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=timeout)
     return page

@@ -32,6 +32,8 @@ TEST_SECRET = "test-secret-" + "x" * 40
 DEV_ONLY_WORKERS = ("aws-emulator", "demo")
 READY_MARKER = 'Ok, worker "Router router" configured and ready!'
 PUBLIC_PORT = 8080  # the web transport's port in the committed node configs
+# a node starts in 5-30 s; at the end of a full run on a loaded 2-core machine one took over 45 s
+START_TIMEOUT = 120.0
 
 _running = set()
 
@@ -128,11 +130,17 @@ class RouterNode:
         except FileNotFoundError:
             return ""
 
+    def logged(self, text, offset=0, timeout=15.0):
+        """Fire once ``text`` is in the log after ``offset``: a worker's lines reach the file through the
+        controller, a moment after what they report."""
+        return eventually(lambda: text in self.log_text()[offset:], timeout=timeout,
+                          message="{!r} never logged".format(text), details=lambda: self.log_tail(20))
+
     def log_tail(self, lines=60):
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     @defer.inlineCallbacks
-    def start(self, timeout=45.0):
+    def start(self, timeout=START_TIMEOUT):
         self.starts += 1
         offset = len(self.log_text())
         log = open(self.log_path, "a")
@@ -206,26 +214,74 @@ def checkout_node(test, name, **options):
     return node
 
 
+# shared resources (nodes, or setups holding nodes) kept alive per test process, most recently asked for
+# last: a run's modules each share their own, and keeping all of them (some 30 per process, a controller
+# and a router each) held 14 GB and slowed every later test
+SHARED_ALIVE = 4
+# asked for by some 30 modules: kept for the whole run, not counted among the SHARED_ALIVE
+KEPT = "default"
+# key -> (resource, alive, dispose)
 _shared = {}
 
 
+def _evict(keep):
+    """Dispose of the least recently asked-for shared resources (never ``KEPT``) until at most ``keep`` others are left."""
+    while len([key for key in _shared if key != KEPT]) > keep:
+        key = next(key for key in _shared if key != KEPT)
+        _, _, dispose = _shared.pop(key)
+        dispose()
+
+
 @defer.inlineCallbacks
-def shared_node(key="default", **options):
+def shared(key, build, start, alive, dispose):
     """
-    A node started once per test process and ``key`` and reused by every test
-    that asks for it; killed when the process exits.
+    A resource built (``build()``) and started (``start(resource)``, a
+    Deferred) once per test process and ``key``, and reused by every test
+    that asks for it while it is among the ``SHARED_ALIVE`` last asked for
+    or is the ``KEPT`` one. An older one is disposed of (``dispose(resource)``),
+    and built afresh when asked for again; so is one that is no longer
+    ``alive(resource)``, and one whose start failed. Ask for it in each test
+    (or ``setUp``); never keep it across tests.
     """
-    node = _shared.get(key)
-    if node is None or node.process is None or node.process.poll() is not None:
-        node = RouterNode(name=key, **options)
-        _shared[key] = node
-        yield node.start()
-    return node
+    entry = _shared.pop(key, None)
+    if entry is not None and not entry[1]():
+        entry[2]()
+        entry = None
+    if entry is None:
+        _evict(SHARED_ALIVE - 1)
+        resource = build()
+        entry = (resource, lambda: alive(resource), lambda: dispose(resource))
+        _shared[key] = entry
+        try:
+            yield start(resource)
+        except BaseException:
+            if _shared.get(key) is entry:
+                del _shared[key]
+            entry[2]()
+            raise
+    else:
+        _shared[key] = entry
+    return entry[0]
+
+
+def node_alive(node):
+    """Whether ``node`` (None: no node yet) has a running process."""
+    return node is not None and node.process is not None and node.process.poll() is None
+
+
+def shared_node(key="default", build=None, start=None, **options):
+    """
+    A node shared as ``shared`` describes (a new port and directory when
+    started afresh); ``build()`` makes it (``RouterNode(name=key, **options)``
+    when not given) and ``start(node)`` starts it (``node.start()``).
+    """
+    return shared(key, build or (lambda: RouterNode(name=key, **options)), start or (lambda node: node.start()),
+                  node_alive, lambda node: node.cleanup())
 
 
 @atexit.register
 def _kill_all():
     for node in list(_running):
         node.kill()
-    for node in _shared.values():
-        shutil.rmtree(node.directory, ignore_errors=True)
+    for _, _, dispose in list(_shared.values()):
+        dispose()

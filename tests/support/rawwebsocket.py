@@ -6,10 +6,8 @@ connection. No autobahn on the client side, so no client library refuses or
 reshapes what the test means to send.
 """
 
-import atexit
 import base64
 import os
-import shutil
 import struct
 import time
 
@@ -126,38 +124,33 @@ def health_latencies(node, done, minimum=3, timeout=15.0):
     return latencies
 
 
-_proxied = {}
-
-
-@defer.inlineCallbacks
 def proxied_node(name, env=None):
     """
     A started node with the production client topology (one proxy worker
     facing clients on ``node.port``, the router behind it, no containers),
-    once its proxy answers /health; started once per test process and
-    ``name``, killed when the process exits.
+    once its proxy answers /health; shared per test process and ``name``
+    (tests.support.node.shared_node).
     """
-    node = _proxied.get(name)
-    if node is not None and node.process is not None and node.process.poll() is None:
-        return node
     import json
 
     from components.node import topology
     from tests.support.clients import status_of
-    from tests.support.node import RouterNode, free_port
+    from tests.support.node import RouterNode, free_port, shared_node
     from tests.support.polling import eventually
 
-    node = RouterNode(name=name, env=env)
-    atexit.register(shutil.rmtree, node.directory, True)
-    config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
-    with open(os.path.join(node.directory, "config.json"), "w") as handle:
-        json.dump(config, handle, indent=2)
-    yield node.start()
-    try:
-        yield eventually(lambda: status_of(node.http + "/health"), check=lambda code: code == 200, timeout=60,
-                         interval=0.1)
-    except AssertionError:
-        node.kill()
-        raise AssertionError("the proxy worker never answered /health:\n" + node.log_tail())
-    _proxied[name] = node
-    return node
+    def build():
+        node = RouterNode(name=name, env=env)
+        config = topology.client_config(port=node.port, internal_port=free_port(), proxies=1, containers=0)
+        with open(os.path.join(node.directory, "config.json"), "w") as handle:
+            json.dump(config, handle, indent=2)
+        return node
+
+    @defer.inlineCallbacks
+    def start(node):
+        yield node.start(timeout=90)
+        try:
+            yield eventually(lambda: status_of(node.http + "/health"), check=lambda code: code == 200,
+                             timeout=60, interval=0.1)
+        except AssertionError:
+            raise AssertionError("the proxy worker never answered /health:\n" + node.log_tail())
+    return shared_node("proxied-" + name, build=build, start=start)

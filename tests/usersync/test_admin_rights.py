@@ -21,7 +21,7 @@ PASSWORD = "admin-password-1"
 class AdminRightsTests(unittest.TestCase):
     """A demoted, deactivated or deleted admin, or an admin token for a stranger, is refused at its next call."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):

@@ -32,7 +32,7 @@ INSERT_PG = INSERT.replace("VALUES ('x', 0, ?, '', '', 0, 1, '2026-01-01', ?)",
 
 
 class AwsMixin:
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -91,6 +91,46 @@ class ProvisionTests(AwsMixin, unittest.TestCase):
         raw = yield blocking(self.sns.get_subscription_attributes,
                              SubscriptionArn=first["clients"]["a"]["subscription_arn"])
         self.assertEqual(raw["Attributes"]["RawMessageDelivery"], "true")
+
+
+class SubscriptionCountTests(AwsMixin, unittest.TestCase):
+    """What the relay counts as a subscriber: confirmed subscriptions whose queue exists."""
+
+    @defer.inlineCallbacks
+    def test_a_subscription_whose_queue_was_deleted_receives_nothing(self):
+        """SNS keeps a subscription after its queue is deleted: with the SQS client it no longer counts (the relay
+        holds its events), without one it still does; a queue that exists counts."""
+        plan, result = yield self.provision(clients=("a", "b"))
+        topic = result["topic_arn"]
+        checked, unchecked = SnsPublisher(self.sns, topic, SIGNER, self.sqs), SnsPublisher(self.sns, topic, SIGNER)
+        self.assertEqual((yield blocking(checked.subscriptions)), 2)
+        yield blocking(self.sqs.delete_queue, QueueUrl=result["clients"]["b"]["queue_url"])
+        fresh = SnsPublisher(self.sns, topic, SIGNER, self.sqs)
+        self.assertEqual((yield blocking(fresh.subscriptions)), 1)
+        self.assertEqual((yield blocking(unchecked.subscriptions)), 2)
+        yield blocking(self.sqs.delete_queue, QueueUrl=result["clients"]["a"]["queue_url"])
+        self.assertEqual((yield blocking(SnsPublisher(self.sns, topic, SIGNER, self.sqs).subscriptions)), 0)
+
+    def test_what_cannot_be_told_counts(self):
+        """Another account's queue this node may not look up, or a malformed endpoint, counts as receiving."""
+        from components.usersync import sns
+
+        class Denied(Exception):
+            response = {"Error": {"Code": "AccessDenied"}}
+
+        class Gone(Exception):
+            response = {"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue"}}
+
+        class Sqs:
+            def __init__(self, error):
+                self.error = error
+
+            def get_queue_url(self, **names):
+                raise self.error
+        arn = "arn:aws:sqs:us-east-1:123456789012:users-a"
+        self.assertTrue(sns.queue_exists(Sqs(Denied()), arn))
+        self.assertFalse(sns.queue_exists(Sqs(Gone()), arn))
+        self.assertTrue(sns.queue_exists(Sqs(Gone()), "not-an-arn"))
 
 
 class RelayTests(AwsMixin, unittest.TestCase):

@@ -224,6 +224,27 @@ class ClientSideTests(unittest.TestCase):
         status = yield self.status()
         self.assertEqual((status["state"], status["mark"], status["high"]), ("converging", 0, 9))
 
+    @defer.inlineCallbacks
+    def test_a_replayed_message_of_a_left_epoch_counts_for_nothing(self):
+        """Once the client moved on to e2 and is in sync, an old e1 message (and beacon) sent again changes
+        nothing in its place: still in sync, nothing to ask for."""
+        yield self.apply([numbered(1), numbered(2)])
+        yield self.apply([numbered(1, epoch="e2")], now_ms=2000)
+        self.assertEqual((yield self.status(2000))["state"], "in sync")
+        for replay in ([numbered(2)], [messages.Sync(messages.BEACON, "e1", None, None, 50, "http://q/r", 0)]):
+            yield self.apply(replay, now_ms=3000)
+            status = yield self.status(3000)
+            self.assertEqual((status["state"], status["mark"], status["high"]), ("in sync", 1, 1), replay)
+            self.assertIsNone((yield self.db.run(convergence.due, 10 ** 6, 1000, 5000)))
+
+    @defer.inlineCallbacks
+    def test_only_the_last_left_epochs_are_remembered(self):
+        for index in range(convergence.LEFT_EPOCHS + 3):
+            yield self.apply([numbered(1, epoch="e{}".format(index))], now_ms=1000 + index)
+        left = yield self.db.query("SELECT epoch FROM usersync_left_epoch")
+        self.assertEqual(len(left), convergence.LEFT_EPOCHS)
+        self.assertNotIn(("e0",), left)
+
 
 class RecordingSns:
     """Takes PublishBatch calls as SNS would (every entry accepted) and keeps them."""

@@ -26,7 +26,7 @@ from components.db.database import Database
 from components.usersync import messages, provision
 from tests.support.databases import postgres_execute, postgres_url, sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
-from tests.support.node import RouterNode
+from tests.support.node import RouterNode, node_alive, shared
 from tests.support.polling import until
 from tests.support.split import without
 from tests.support.users import add_users
@@ -81,6 +81,18 @@ class Split:
         # what the master's table holds now: {username: first_name}
         self.expected = {username: username.title() for username in self.names}
         self.clients = {}
+
+    def nodes(self):
+        master = getattr(self, "master_node", None)
+        return ([master] if master is not None else []) + [node for node, _ in self.clients.values()]
+
+    def alive(self):
+        """Whether the master and every client node are running."""
+        return hasattr(self, "master_node") and all(node_alive(node) for node in self.nodes())
+
+    def kill(self):
+        for node in self.nodes():
+            node.cleanup()
 
     def existing_users(self):
         """The master's directory before any node ever ran on it."""
@@ -192,24 +204,21 @@ class StartOrderTests(unittest.TestCase):
         yield split.converged("web")
 
 
-_shared = {}
+@defer.inlineCallbacks
+def _start_split(split):
+    yield split.existing_users()
+    # client first: the order that converged before these changes too, so what the tests see is their own part
+    yield split.client("web").start()
+    yield split.logged(split.clients["web"][0], "provisioned queue")
+    yield split.master().start()
 
 
 @defer.inlineCallbacks
 def running_split():
     """One split, master and client running and converged, shared by the tests that only need it running."""
-    split = _shared.get("split")
-    if split is None:
-        moto = yield shared_moto()
-        split = _shared["split"] = Split(None, moto)
-        yield split.existing_users()
-        # client first: the order that converged before these changes too, so what the tests see is their own part
-        yield split.client("web").start()
-        yield split.logged(split.clients["web"][0], "provisioned queue")
-        yield split.master().start()
-    for node in [split.master_node] + [node for node, _ in split.clients.values()]:
-        if node.process.poll() is not None:
-            yield node.start()
+    moto = yield shared_moto()
+    split = yield shared("split", build=lambda: Split(None, moto), start=_start_split, alive=Split.alive,
+                         dispose=Split.kill)
     return split
 
 

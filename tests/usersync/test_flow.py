@@ -19,12 +19,9 @@ from components.usersync import messages, provision, replica
 from tests.support.clients import connect, token
 from tests.support.databases import postgres_execute, postgres_url, sqlite_url
 from tests.support.emulator import ENV, Gate, blocking, shared_moto
-from tests.support.node import RouterNode, component, router_worker
+from tests.support.node import RouterNode, component, node_alive, router_worker, shared
 from tests.support.polling import eventually, until
 from tests.support.syncsigning import node_signer
-
-_flow = {}
-
 
 class Flow:
     """The shared setup: emulator, gate, topic and queues, databases, node."""
@@ -55,6 +52,16 @@ class Flow:
             lambda _: True, lambda failure: False), message="master directory not migrated")
         return self
 
+    def alive(self):
+        return node_alive(getattr(self, "node", None)) and getattr(self, "gate", None) is not None
+
+    def stop(self):
+        """Kill the node and close the gate (the emulator is shared beyond the flow)."""
+        if getattr(self, "node", None) is not None:
+            self.node.cleanup()
+        if getattr(self, "gate", None) is not None:
+            self.gate.close()
+
     def open_databases(self, testcase):
         """
         Fresh handles on the three databases for one test, closed after it.
@@ -78,15 +85,9 @@ class Flow:
         return config
 
 
-@defer.inlineCallbacks
 def shared_flow():
-    flow = _flow.get("flow")
-    if flow is None:
-        flow = _flow["flow"] = Flow()
-        yield flow.start()
-    elif flow.node.process.poll() is not None:
-        yield flow.node.start()
-    return flow
+    """The flow, shared by the tests of a process (tests.support.node.shared)."""
+    return shared("usersync-flow", build=Flow, start=Flow.start, alive=Flow.alive, dispose=Flow.stop)
 
 
 ADMIN = "flow_root"

@@ -324,6 +324,49 @@ class BridgeRefusalTests(unittest.SynchronousTestCase):
         clock.advance(10)
         self.assertEqual((extended, queue.deleted), ([["r"]], [("http://sqs/1/users-a", ["r"])]))
 
+    def test_a_refused_message_handed_out_again_is_only_deleted(self):
+        """SQS redelivers a moved message (its visibility ran out before the delete): deleted, no second copy or line."""
+        lines = self.logged()
+        bridge, queue, db = self.bridge()
+        body = json.dumps(change())
+        self.successResultOf(bridge.handle([{"MessageId": "m", "ReceiptHandle": "r1", "Body": body}]))
+        self.successResultOf(bridge.handle([{"MessageId": "m", "ReceiptHandle": "r2", "Body": body}]))
+        self.assertEqual(len(queue.sent), 1)
+        self.assertEqual(queue.deleted, [("http://sqs/1/users-a", ["r1"]), ("http://sqs/1/users-a", ["r2"])])
+        self.assertEqual([line["id"] for line in lines if "not the master's" in line.get("log_format", "")], ["m"])
+        self.assertEqual((bridge.refused, db.batches), (1, []))
+
+    def test_a_refused_message_another_poller_is_moving_is_left_alone(self):
+        """The same message in two pollers' batches at once: one moves it, the other neither moves nor deletes it."""
+        queue, pending = RecordingQueue(), []
+
+        def blocking(fn, *args, **kwargs):
+            if fn == queue.send_message:
+                pending.append(defer.Deferred().addCallback(lambda _: fn(*args, **kwargs)))
+                return pending[-1]
+            return defer.maybeDeferred(fn, *args, **kwargs)
+        bridge = bridge_module.Bridge(queue, "http://sqs/1/users-a", RecordingDatabase(), blocking, task.Clock(),
+                                      verifier=VERIFIER, dead_letter_url="http://sqs/1/users-a-dlq")
+        bridge.running = True
+        body = json.dumps(change())
+        first = bridge.handle([{"MessageId": "m", "ReceiptHandle": "r1", "Body": body}])
+        self.successResultOf(bridge.handle([{"MessageId": "m", "ReceiptHandle": "r2", "Body": body}]))
+        self.assertEqual((len(pending), queue.deleted), (1, []))
+        pending[0].callback(None)
+        self.successResultOf(first)
+        self.assertEqual((len(queue.sent), queue.deleted), (1, [("http://sqs/1/users-a", ["r1"])]))
+
+    def test_the_memory_of_moved_refusals_is_bounded(self):
+        """Only the last REMEMBERED_REFUSALS ids are kept."""
+        bridge, queue, db = self.bridge(dead_letter_url=None)
+        body = json.dumps(change())
+        batch = [{"MessageId": str(n), "ReceiptHandle": str(n), "Body": body}
+                 for n in range(bridge_module.REMEMBERED_REFUSALS + 5)]
+        self.successResultOf(bridge.handle(batch))
+        self.assertEqual(len(bridge.moved), bridge_module.REMEMBERED_REFUSALS)
+        self.assertNotIn("0", bridge.moved)
+        self.assertIn(str(bridge_module.REMEMBERED_REFUSALS + 4), bridge.moved)
+
     def test_without_a_dead_letter_queue_a_refused_message_is_deleted(self):
         """No redrive policy: logged once and deleted, nothing applied."""
         bridge, queue, db = self.bridge(dead_letter_url=None)

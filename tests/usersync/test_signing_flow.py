@@ -23,7 +23,7 @@ from components.usersync import provision, replica, message_signing
 from tests.support.clients import connect
 from tests.support.databases import postgres_url, sqlite_url
 from tests.support.emulator import ENV, blocking, shared_moto
-from tests.support.node import RouterNode, component, router_worker
+from tests.support.node import RouterNode, component, node_alive, router_worker, shared
 from tests.support.polling import until
 from tests.support.syncsigning import node_signer
 from tests.usersync.test_flow import ADMIN, ADMIN_ROW, master_sql, name
@@ -31,7 +31,6 @@ from tests.usersync.test_flow import ADMIN, ADMIN_ROW, master_sql, name
 LOCKOUT = 2 ** 62 - 1
 # the master tracks the flags too; the clients are not configured for them (their default fields)
 MASTER_FIELDS = "username,first_name,last_name,email,is_active,is_staff,is_superuser"
-_shared = {}
 
 
 def body(message, signer=None):
@@ -83,14 +82,11 @@ class SigningFlow:
         return config
 
 
-@defer.inlineCallbacks
 def shared_signing_flow():
-    flow = _shared.get("flow")
-    if flow is None:
-        # kept only once started: a start that failed under load is tried again by the next test
-        flow = yield SigningFlow().start()
-        _shared["flow"] = flow
-    return flow
+    """The signing flow, shared by the tests of a process (tests.support.node.shared)."""
+    return shared("usersync-signed", build=SigningFlow, start=SigningFlow.start,
+                  alive=lambda flow: node_alive(getattr(flow, "node", None)),
+                  dispose=lambda flow: getattr(flow, "node", None) and flow.node.cleanup())
 
 
 class SignedMessagesTests(unittest.TestCase):
@@ -190,6 +186,9 @@ class SignedMessagesTests(unittest.TestCase):
         }
         ids = dict(zip(bodies, (yield self.send(*bodies.values()))))
         moved = yield self.dead_lettered("a", ids.values())
+        # the line is written after the move, and reaches the node's log through its controller
+        yield until(lambda: all(self.refusal_lines(message_id) for message_id in ids.values()),
+                    message="a refused message without its log line")
         for label, message_id in ids.items():
             self.assertEqual(moved[message_id].get("refused_message_id"), message_id, label)
             self.assertEqual(self.refusal_lines(message_id), 1, label)

@@ -119,7 +119,7 @@ class DatabaseDownTests(BrowserTestCase):
         shown = yield browser.run(click)
         self.assertEqual(shown, "Click failed: The hub's database is unavailable; try again shortly. "
                                 "Nothing was changed.")
-        self.assertIn("port {}".format(cluster.port), node.log_text())
+        yield node.logged("port {}".format(cluster.port))
 
 
 class SignedOutReasonTests(BrowserTestCase):

@@ -236,7 +236,7 @@ class CookieAndOriginTests(unittest.SynchronousTestCase):
 class HeadersOverHTTPTests(unittest.TestCase):
     """The headers as a real node sends them."""
 
-    timeout = 60
+    timeout = 180
 
     @defer.inlineCallbacks
     def get(self, path, headers=None):
@@ -360,7 +360,7 @@ class HeadersOverHTTPTests(unittest.TestCase):
 class BehindTLSProxyTests(unittest.TestCase):
     """A node with PUBLIC_URL=https://hub.example.org, reached over plain HTTP as a TLS proxy reaches it."""
 
-    timeout = 90
+    timeout = 180
 
     @defer.inlineCallbacks
     def test_secure_cookie_and_wss_only(self):

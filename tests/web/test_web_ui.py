@@ -465,7 +465,7 @@ class ResilienceTests(BrowserTestCase):
         self.assertTrue(same_document)
         self.assertNotIn("signed_out", states)
         self.assertFalse(login_visible)
-        self.assertIn("expired", node.log_text())
+        yield node.logged("expired")
 
 
 class SerialPanelTests(BrowserTestCase):

@@ -1,6 +1,9 @@
 // The dashboard: clock, shared counter, serial and OData values, the greeting, and for every IoT source a live
-// chart of its last minutes (hub.series) with a text summary, plus the list of sources from iot.sources.
-import {createChart, numeric, readingsText} from "./chart.js";
+// chart of its last minutes (hub.series) with a text summary, plus the list of sources from iot.sources. Each chart
+// has a range picker: longer ranges are drawn from iot.history's 1-minute or 1-hour rollups (chart_range.js).
+import {startAlarms} from "./alarms.js";
+import {createChart, numeric, rangeText, readingsText} from "./chart.js";
+import {REFRESH_MS, loadRollups, rangePicker, resolutionFor} from "./chart_range.js";
 import {bindState, el, startPage} from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -68,6 +71,7 @@ const WINDOW_MINUTES = 10;
 const SOURCES_EVERY = 10000;     // ms between iot.sources refreshes while online
 const cards = new Map();         // source -> chart card (see sourceCard)
 let sourcesTimer = null;
+startAlarms(hub, {minutes: WINDOW_MINUTES});   // the alarm banner above the panels, marks on the charts
 
 function sourceName(source) {
   if (source.source.startsWith("iot.device.")) return source.source.slice("iot.device.".length);
@@ -93,15 +97,65 @@ function sourceCard(source) {
   const summary = el("p", {class: "chart-summary"}, "loading…");
   const note = el("p", {class: "chart-note note"});
   const figure = el("figure", {class: "chart-card", "data-source": source.source, "data-kind": source.kind,
-                               "data-stale": "false", "data-count": "0"});
+                               "data-stale": "false", "data-count": "0", "data-range": String(WINDOW_MINUTES),
+                               "data-resolution": "raw"});
   const caption = el("figcaption", {}, title, badge);
   figure.append(caption);
   const chart = createChart(figure, {minutes: WINDOW_MINUTES, label: sourceName(source)});
   figure.append(summary, note);
-  const card = {figure, chart, badge, summary, info: source, infoAt: Date.now(), freshAt: 0, points: [],
-                stale: null, frame: null};
+  const card = {figure, chart, badge, summary, note, info: source, infoAt: Date.now(), freshAt: 0, points: [],
+                stale: null, frame: null, minutes: WINDOW_MINUTES, resolution: "raw", rows: [], series: null,
+                refresh: null, loads: 0};
+  caption.append(rangePicker(WINDOW_MINUTES, (minutes) => setRange(card, minutes)));
+  watchRaw(card);
+  return card;
+}
+
+// The range shown: raw readings live from hub.series, or the rollup rows of iot.history read again now and then.
+function setRange(card, minutes) {
+  card.minutes = minutes;
+  card.chart.setMinutes(minutes);
+  card.figure.dataset.range = String(minutes);
+  if (card.series) card.series.stop();
+  card.series = null;
+  clearInterval(card.refresh);
+  card.refresh = null;
+  card.points = [];
+  card.rows = [];
+  const resolution = resolutionFor(minutes);
+  if (resolution === "raw") {
+    watchRaw(card);
+  } else {
+    loadRange(card);
+    card.refresh = setInterval(() => loadRange(card), REFRESH_MS[resolution]);
+  }
+  schedule(card);
+}
+
+async function loadRange(card) {
+  const minutes = card.minutes, resolution = resolutionFor(minutes), load = ++card.loads;
+  card.figure.dataset.loading = "true";
+  try {
+    const answer = await loadRollups(hub, card.info.source, resolution, minutes);
+    if (load !== card.loads || card.minutes !== minutes) return;   // another range was picked meanwhile
+    card.rows = answer.rows;
+    card.resolution = answer.resolution;
+    card.note.textContent = answer.pruned ? "Older periods of this range are no longer kept." : "";
+    markOnce(`hub:rollups:${card.info.source}:${minutes}`);
+  } catch (err) {
+    if (load === card.loads) card.note.textContent = `The ${rangeText(minutes)} cannot be shown: ${err.message}`;
+  } finally {
+    if (load === card.loads) delete card.figure.dataset.loading;
+  }
+  schedule(card);
+}
+
+function watchRaw(card) {
+  const source = card.info;
+  const note = card.note;
+  card.resolution = "raw";
   card.series = hub.series(source.source, {
-    minutes: WINDOW_MINUTES,
+    minutes: card.minutes,
     onChange: (points, change) => {
       if (points.length) markOnce(`hub:series-points:${source.source}`);
       card.points = points;
@@ -115,7 +169,6 @@ function sourceCard(source) {
         ? "No history on this hub: live readings only." : `Not all readings can be shown: ${error.message}`;
     },
   });
-  return card;
 }
 
 function schedule(card) {
@@ -139,22 +192,29 @@ function markOnce(name) {
 }
 
 function render(card) {
-  const {count, min, max, latest} = card.chart.draw(card.points);
+  const rollups = card.resolution !== "raw";
+  const {count, min, max, latest} = rollups ? card.chart.draw(card.rows, {band: true}) : card.chart.draw(card.points);
   if (count > 0) markOnce(`hub:chart-drawn:${card.info.source}`);
+  card.figure.dataset.resolution = card.resolution;
   card.figure.dataset.count = String(count);
   card.figure.dataset.lastSeq = latest ? String(latest.seq) : "";
   const stale = isStale(card);
   card.figure.dataset.stale = String(stale);
-  const lastSeen = latest ? latest.ts : card.info.last_seen;
+  const lastSeen = latest ? (rollups ? latest.last_ts : latest.ts) : card.info.last_seen;
   card.badge.hidden = !stale;
   card.badge.textContent = `Stale: no fresh reading since ${clockTime(lastSeen)}`;
   if (card.stale !== null && card.stale !== stale) {
     $("iot-announce").textContent = `${sourceName(card.info)} is ${stale ? "stale" : "live again"}.`;
   }
   card.stale = stale;
+  const range = rangeText(card.minutes);
+  const readings = rollups ? card.rows.reduce((total, row) => total + (row.count || 0), 0) : count;
+  const per = {"1m": "minute", "1h": "hour"}[card.resolution];
   card.summary.textContent = count === 0
-    ? `No readings in the last ${WINDOW_MINUTES} minutes.`
-    : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${readingsText(count)} in the last ${WINDOW_MINUTES} minutes.`;
+    ? `No readings in the last ${range}.`
+    : rollups
+      ? `Latest ${latest.last} at ${clockTime(latest.last_ts)}; min ${min}, max ${max} over ${readingsText(readings)} in the last ${range} (average per ${per}).`
+      : `Latest ${numeric(latest)} at ${clockTime(latest.ts)}; min ${min}, max ${max} over ${readingsText(count)} in the last ${range}.`;
 }
 
 let shownSources = [];   // the last iot.sources answer, shown again as "unknown" while the hub is offline
@@ -211,6 +271,7 @@ hub.onStatus((status) => {
   if (status.state === "online") {
     markOnce("hub:online");
     loadSources();
+    for (const card of cards.values()) if (card.refresh !== null) loadRange(card);   // rollup ranges read again
     if (sourcesTimer === null) sourcesTimer = setInterval(loadSources, SOURCES_EVERY);
   } else {
     renderSources(shownSources, false);
@@ -221,6 +282,11 @@ hub.onStatus((status) => {
   }
 });
 // the window slides on even when nothing arrives
-setInterval(() => { for (const card of cards.values()) { card.points = card.series.points(); schedule(card); } }, 5000);
+setInterval(() => {
+  for (const card of cards.values()) {
+    if (card.series) card.points = card.series.points();
+    schedule(card);
+  }
+}, 5000);
 
 hub.connect();

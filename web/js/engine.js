@@ -20,11 +20,21 @@
 // history is in, so every state reaches the clients once, in seq order. When the hub answers "pruned" (states
 // after that seq are gone) the window is loaded again and the clients are told to reset.
 //
-// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "series" | "unseries" | "logout" | "info"
-// | "seal", ...}.
-// Messages to a client: {op: "status" | "state" | "unavailable" | "points" | "series_error" | "result", ...}.
+// Events (hub.events): one follower per listener of a client, each with its own EventCursor (cursor.js) and its
+// own subscription of hub.feed.<topic>, whose messages carry the event's stored position. After every
+// (re)connect the engine subscribes the feed first (live messages wait), reads hub.history after the cursor page
+// by page ("more"), passes on what the follower was not given, then the waiting live messages (duplicates
+// skipped), then live ones as they come. An answer saying "pruned" is checked once more after the newest
+// position given: when that one is pruned too, events were lost, the client is told ("gap") and the next event
+// it gets is marked gap: true.
+//
+// Messages from a client: {op: "connect" | "call" | "watch" | "unwatch" | "series" | "unseries" | "follow"
+// | "unfollow" | "logout" | "info" | "seal", ...}.
+// Messages to a client: {op: "status" | "state" | "unavailable" | "points" | "series_error" | "events" | "gap"
+// | "events_error" | "result", ...}.
 
 import {Backoff} from "./backoff.js";
+import {EventCursor} from "./cursor.js";
 import {E2EError, NonceGuard, PrivateStates, REFUSED} from "./e2e.js";
 
 const LOGIN_REQUIRED = "reactive.error.auth.login_required";
@@ -35,6 +45,9 @@ export const OFFLINE = "reactive.error.offline";
 export const HISTORY_PROC = "iot.history";
 export const HISTORY_PAGE = 1000;    // states per iot.history call (the most the hub gives at once)
 const MAX_RELOADS = 3;               // "pruned" answers in a row before the engine gives up on one sync
+export const EVENTS_PROC = "hub.history";
+export const FEED_PREFIX = "hub.feed.";
+export const EVENTS_PAGE = 1000;     // events per hub.history call (the most the hub gives at once)
 
 class SignedOut extends Error {}
 
@@ -77,6 +90,7 @@ export class Engine {
     this.clients = new Set();
     this.topics = new Map();       // topic -> {getProc, refs: Map(client -> count), latest, unavailable}
     this.series = new Map();       // source -> {refs: Map(client -> [minutes...]), minutes, points, lastSeq, ...}
+    this.followers = new Set();    // {client, key, topic, cursor, subscription, buffer, run, gapNext, live}
     this.status = {state: "idle"};
     this.connection = null;
     this.session = null;
@@ -104,6 +118,9 @@ export class Engine {
     for (const [source, entry] of this.series) {
       if (entry.refs.delete(client) && entry.refs.size === 0) this.dropSeries(source);
     }
+    for (const follower of this.followers) {
+      if (follower.client === client) this.unfollow(client, follower.key);
+    }
   }
 
   // Where tokens come from (a page's Hub options); same-origin paths only, the engine never fetches elsewhere.
@@ -128,6 +145,8 @@ export class Engine {
       case "unwatch": this.unwatch(client, msg.topic); break;
       case "series": this.watchSeries(client, msg.topic, msg.minutes, msg.key); break;
       case "unseries": this.unwatchSeries(client, msg.topic, msg.minutes); break;
+      case "follow": this.follow(client, msg.topic, msg.key, msg.since); break;
+      case "unfollow": this.unfollow(client, msg.key); break;
       case "logout": this.answer(client, msg.id, this.logout()); break;
       case "info": this.answer(client, msg.id, Promise.resolve(this.info())); break;
       case "seal": this.answer(client, msg.id, this.e2e.seal(msg.topic, msg.seq, msg.value)); break;
@@ -160,7 +179,10 @@ export class Engine {
       series[source] = {refs: [...entry.refs.values()].reduce((a, b) => a + b.length, 0), minutes: entry.minutes,
                         points: entry.points.length, lastSeq: entry.lastSeq, syncs: entry.syncs, loading: entry.buffer !== null};
     }
-    return {clients: this.clients.size, topics, series, status: this.status, e2e: this.e2e.info(),
+    const events = [...this.followers].map((follower) => ({
+      topic: follower.topic, syncing: follower.buffer !== null, subscribed: follower.subscription !== null,
+      syncs: follower.syncs, after: follower.cursor.resumeAfter(), newest: follower.cursor.newest()}));
+    return {clients: this.clients.size, topics, series, events, status: this.status, e2e: this.e2e.info(),
             endpoints: {tokenUrl: this.tokenUrl, logoutUrl: this.logoutUrl, headers: Object.keys(this.headers)}};
   }
 
@@ -415,6 +437,128 @@ export class Engine {
     for (const client of entry.refs.keys()) client.post({op: "series_error", topic: source, error: entry.error});
   }
 
+  // ---- events ------------------------------------------------------------
+
+  follow(client, topic, key, since) {
+    if (typeof topic !== "string" || !topic) return;
+    this.unfollow(client, key);
+    const follower = {client, key, topic, cursor: new EventCursor(since), subscription: null, buffer: null, run: 0,
+                      syncs: 0, gapNext: false, live: true, session: null};
+    this.followers.add(follower);
+    if (this.session) this.syncEvents(this.session, follower);
+  }
+
+  unfollow(client, key) {
+    for (const follower of this.followers) {
+      if (follower.client !== client || follower.key !== key) continue;
+      this.followers.delete(follower);
+      follower.live = false;
+      follower.run++;
+      follower.buffer = null;
+      if (follower.subscription && this.session && this.session.isOpen && follower.session === this.session) {
+        this.session.unsubscribe(follower.subscription).catch(() => {});
+      }
+    }
+  }
+
+  // Subscribe the feed (live messages wait in follower.buffer), read what was missed, pass it on, then go live.
+  async syncEvents(session, follower) {
+    const run = ++follower.run;
+    const current = () => follower.live && follower.run === run && this.session === session;
+    follower.buffer = [];
+    follower.subscription = null;
+    follower.syncs++;
+    try {
+      const subscription = await session.subscribe(FEED_PREFIX + follower.topic,
+                                                   (args) => this.feedMessage(follower, args && args[0]));
+      if (!follower.live || this.session !== session) {
+        session.unsubscribe(subscription).catch(() => {});
+        return;
+      }
+      follower.subscription = subscription;
+      follower.session = session;
+      if (!current()) return;
+      const {events, gap} = await this.missedEvents(session, follower, current);
+      if (!current()) return;
+      const buffered = follower.buffer;
+      follower.buffer = null;
+      if (gap) {
+        follower.gapNext = true;
+        follower.client.post({op: "gap", key: follower.key, topic: follower.topic});
+      }
+      this.passOn(follower, events, true);
+      this.passOn(follower, buffered, false);
+    } catch (err) {
+      if (!current()) return;
+      const buffered = follower.buffer || [];
+      follower.buffer = null;
+      follower.client.post({op: "events_error", key: follower.key, topic: follower.topic, error: errorInfo(err)});
+      this.passOn(follower, buffered, false);   // the history failed: live events still come
+    }
+  }
+
+  // hub.history after the follower's cursor until "more" is false: {events, gap}.
+  async missedEvents(session, follower, current) {
+    const {cursor, topic} = follower;
+    const ask = async (after, limit) => {
+      const page = await session.call(EVENTS_PROC, [topic], {after_publication: after, limit});
+      if (!page || typeof page !== "object" || !Array.isArray(page.events)) {
+        throw {error: "reactive.error.client", args: [`${EVENTS_PROC} answered something that is no history`]};
+      }
+      return page;
+    };
+    if (!cursor.known) {
+      // "now": start after the last position the hub gave (only events after it are asked for)
+      const page = await ask(Number.MAX_SAFE_INTEGER, 1);
+      if (!current()) return {events: [], gap: false};
+      if (cursor.begin(page.last)) follower.client.post({op: "events", key: follower.key, topic, events: [],
+                                                          start: cursor.after});
+    }
+    const from = cursor.resumeAfter();
+    let after = from;
+    let pruned = false;
+    const events = [];
+    for (;;) {
+      const page = await ask(after, EVENTS_PAGE);
+      if (!current()) return {events: [], gap: false};
+      pruned = pruned || page.pruned === true;
+      const fresh = page.events.filter((event) => event && Number.isSafeInteger(event.publication)
+                                                  && (after === null || event.publication > after));
+      events.push(...fresh);
+      if (!page.more || fresh.length === 0) break;
+      after = fresh[fresh.length - 1].publication;
+    }
+    // from the start nothing is missing; resumed after a position, check the newest one given before saying so
+    // (what was pruned may all have been given already)
+    let gap = pruned && from !== null;
+    const newest = cursor.newest();
+    if (gap && newest !== null && newest > from) gap = (await ask(newest, 1)).pruned === true;
+    return {events, gap};
+  }
+
+  feedMessage(follower, message) {
+    if (!follower.live || !message || typeof message !== "object") return;
+    if (follower.buffer) follower.buffer.push(message);
+    else this.passOn(follower, [message], false);
+  }
+
+  // Pass on the messages the follower was not given yet, in the order given (a message without a position, one
+  // the hub could not store, always passes and moves no cursor).
+  passOn(follower, messages, replayed) {
+    const out = [];
+    for (const message of messages) {
+      if (!message || typeof message !== "object") continue;
+      const publication = message.publication;
+      if (publication !== null && !follower.cursor.accept(publication)) continue;
+      const details = {topic: follower.topic, publication, ts: Number.isFinite(message.ts) ? message.ts : null,
+                       replayed, gap: follower.gapNext};
+      follower.gapNext = false;
+      out.push({args: Array.isArray(message.args) ? message.args : [],
+                kwargs: message.kwargs && typeof message.kwargs === "object" ? message.kwargs : {}, details});
+    }
+    if (out.length) follower.client.post({op: "events", key: follower.key, topic: follower.topic, events: out});
+  }
+
   // ---- calls -------------------------------------------------------------
 
   async call(proc, args = [], kwargs = {}) {
@@ -499,6 +643,7 @@ export class Engine {
         entry.subscription = null;
         this.syncSeries(session, source, entry);
       }
+      for (const follower of this.followers) this.syncEvents(session, follower);
     };
     connection.onclose = (reason, details) => {
       if (generation !== this.generation) return true;
@@ -553,6 +698,11 @@ export class Engine {
     for (const entry of this.series.values()) {
       entry.run++;
       Object.assign(entry, {points: [], lastSeq: null, loaded: false, reload: false, error: null, buffer: null});
+    }
+    for (const follower of this.followers) {
+      follower.run++;
+      follower.buffer = null;
+      follower.subscription = null;
     }
     this.setStatus({state: "signed_out"});
   }

@@ -61,6 +61,27 @@ export interface Series {
   stop(): void;
 }
 
+export interface EventDetails {
+  /** the topic followed (not its hub.feed. form) */
+  topic: string;
+  /** the event's position in the hub's one sequence; null when the hub could not store it */
+  publication: number | null;
+  /** when the hub stored it (ms since the epoch) */
+  ts: number | null;
+  /** read from hub.history after a (re)connect rather than received live */
+  replayed: boolean;
+  /** the first event after events this follower never got were pruned */
+  gap: boolean;
+}
+
+export interface EventsOptions {
+  /** "now" (default), "start" (every kept event) or a position given earlier (what followed it) */
+  since?: "now" | "start" | number;
+  /** called once each time the hub says events this follower had not got were pruned */
+  onGap?: (info: {topic: string}) => void;
+  onError?: (error: HubError) => void;
+}
+
 export interface LoginResult {
   ok: boolean;
   status: number;
@@ -85,6 +106,9 @@ export declare class Hub {
                      onUnavailable?: (error: HubError) => void): () => void;
   /** A live window of a source's points. */
   series(source: string, options?: SeriesOptions): Series;
+  /** Every event of a history topic once, in order, across reconnects; returns a function that stops. */
+  events(topic: string, handler: (args: unknown[], kwargs: Record<string, unknown>, details: EventDetails) => void,
+         options?: EventsOptions): () => void;
   /** Listen to status changes (the current status at once); returns an unsubscribe function. */
   onStatus(listener: (status: HubStatus) => void): () => void;
   login(username: string, password: string): Promise<LoginResult>;

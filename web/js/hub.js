@@ -11,9 +11,12 @@
 //   await hub.login(username, password);  await hub.logout();
 //   const series = hub.series("iot.serial.reader", {minutes: 10, onChange: (points, change) => ...});
 //   series.points(); series.stop();
+//   const stop = hub.events("app.shop.orders", (args, kwargs, details) => ..., {since: "now", onGap: () => ...});
 //
 // state(): subscribe first, then call the .get RPC; deliver only states with
 // a higher seq than the last one delivered; re-sync after every reconnect.
+// events(): every event of a history topic once, in order, across any reconnect (see the method).
+import {EventCursor} from "./cursor.js";
 import {newer} from "./engine.js";
 
 const CHANNEL = "reactive-hub";
@@ -94,6 +97,7 @@ export class Hub {
     this.statusListeners = new Set();
     this.watchers = new Map();     // topic -> {getProc, listeners: Set<{onValue, onUnavailable}>, latest, unavailable}
     this.seriesListeners = new Map();   // source -> Set<series listener> (see series())
+    this.eventListeners = new Map();    // key -> events listener (see events())
     this.nextKey = 1;
     this.pending = new Map();      // call id -> {resolve, reject}
     this.nextId = 1;
@@ -137,6 +141,9 @@ export class Hub {
     for (const [topic, listeners] of this.seriesListeners) {
       for (const listener of listeners) channel.post({op: "series", topic, minutes: listener.minutes, key: listener.key});
     }
+    for (const [key, listener] of this.eventListeners) {
+      channel.post({op: "follow", topic: listener.topic, key, since: listener.cursor.snapshot()});
+    }
   }
 
   receive(msg) {
@@ -168,6 +175,8 @@ export class Hub {
         if (msg.op === "points") listener.merge(Array.isArray(msg.points) ? msg.points : [], msg.reset === true);
         else listener.onError?.(msg.error);
       }
+    } else if (msg.op === "events" || msg.op === "gap" || msg.op === "events_error") {
+      this.eventListeners.get(msg.key)?.receive(msg);
     } else if (msg.op === "result") {
       const waiter = this.pending.get(msg.id);
       if (!waiter) return;
@@ -273,6 +282,57 @@ export class Hub {
         this.channel.post({op: "unseries", topic: source, minutes});
         if (listeners.size === 0 && this.seriesListeners.get(source) === listeners) this.seriesListeners.delete(source);
       },
+    };
+  }
+
+  /**
+   * Follow a topic with stored history (HISTORY_TOPICS: `app.*`, `iot.device.*`, `iot.serial.reader`,
+   * `iot.odata.value`): `handler(args, kwargs, details)` gets every event once, in the order the hub stored them,
+   * also across reconnects of any length (a router restart, another node): after each one the events published
+   * meanwhile are read from hub.history and passed on (`details.replayed: true`) before live ones. When the hub
+   * pruned events this follower had not got yet, `onGap({topic})` is called and the next event has `gap: true`.
+   *
+   *   const stop = hub.events("app.shop.orders", (args, kwargs, {publication, ts, replayed, gap}) => ..., {
+   *     since: "now",          // "now" (default), "start" (every kept event) or a position given earlier
+   *     onGap: ({topic}) => ...,
+   *     onError: (error) => ...,   // {error: URI, message}: no history for the topic, not allowed, ...
+   *   });
+   *   stop();   // idempotent
+   *
+   * An event the hub could not store (its database down) comes live with `publication: null`.
+   *
+   * @param {string} topic the topic (not its hub.feed. form)
+   * @param {Function} handler (args, kwargs, details) => void
+   * @param {{since?: ("now"|"start"|number), onGap?: Function, onError?: Function}} options
+   * @returns {() => void} stops following
+   */
+  events(topic, handler, {since = "now", onGap, onError} = {}) {
+    const key = `e${this.nextKey++}`;
+    const listener = {
+      topic,
+      cursor: new EventCursor(since),
+      receive: (msg) => {
+        if (msg.op === "gap") onGap?.({topic});
+        else if (msg.op === "events_error") onError?.(msg.error);
+        if (msg.op !== "events") return;
+        if (msg.start !== undefined) listener.cursor.begin(msg.start);
+        for (const event of Array.isArray(msg.events) ? msg.events : []) {
+          const details = event.details || {};
+          // the engine skips what it passed on before; this cursor skips what a former channel passed on
+          if (details.publication !== null && !listener.cursor.accept(details.publication)) continue;
+          try {
+            handler(event.args, event.kwargs, details);
+          } catch (err) {
+            setTimeout(() => { throw err; });   // reported, and the batch's other events still delivered
+          }
+        }
+      },
+    };
+    this.eventListeners.set(key, listener);
+    this.channel.post({op: "follow", topic, key, since: listener.cursor.snapshot()});
+    return () => {
+      if (!this.eventListeners.delete(key)) return;
+      this.channel.post({op: "unfollow", key});
     };
   }
 

@@ -31,6 +31,9 @@ DEVICE_CREDENTIALS = "secrets/demo_device.json"
 DEV_DEFAULTS = {
     "${SERIAL_URL:-" + ARDUINO_LINK + "}": "${SERIAL_URL}",
     "${ODATA_URL:-" + ODATA_URL + "}": "${ODATA_URL}",
+    # the dev node's MQTT listener (components.mqtt): production and test nodes only listen when MQTT_PORT is set
+    "${MQTT_PORT:-1884}": "${MQTT_PORT}",
+    "${MQTT_INTERFACE:-127.0.0.1}": "${MQTT_INTERFACE}",
 }
 
 

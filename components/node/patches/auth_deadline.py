@@ -64,6 +64,7 @@ GOODBYE (Crossbar keeps its session id and refuses a second HELLO), so
 """
 
 import math
+import re
 
 from twisted.internet.protocol import Protocol
 
@@ -255,11 +256,64 @@ class PendingConnections:
         close(protocol, CLOSE_POLICY_VIOLATION, NOT_IN_TIME)
 
 
+# the messages the hub answers before a welcome: HELLO (CHALLENGE, WELCOME or ABORT) and AUTHENTICATE
+_ANSWERED_TYPES = frozenset((1, 5))
+_JSON_TYPE = re.compile(rb"\s*\[\s*(\d{1,3})\s*[,\]]")
+
+
+def _array_item(payload, small_array, long_headers, one_byte_int):
+    """The unsigned integer a MessagePack or CBOR array begins with when it is below 256 (its one-byte form, or
+    ``one_byte_int`` and a byte), else None."""
+    if not payload:
+        return None
+    head = payload[0]
+    start = 1 if small_array[0] <= head <= small_array[1] else 1 + long_headers.get(head, -1)
+    if start <= 0 or start >= len(payload):
+        return None
+    item = payload[start]
+    if item < 0x18:  # a MessagePack positive fixint or a CBOR small unsigned integer
+        return item
+    if item == one_byte_int and start + 1 < len(payload):
+        return payload[start + 1]
+    return None
+
+
+# CBOR's self-describe tag (55799), which an encoder may put first
+_CBOR_SELF_DESCRIBED = b"\xd9\xd9\xf7"
+
+
+def message_type(serializer, payload):
+    """
+    The WAMP message type ``payload`` (one message, or the first of a
+    batch) starts with, read from its first bytes without decoding it, for
+    autobahn's JSON, MessagePack and CBOR serializers (``serializer``: the
+    protocol's ``_serializer``); None when it cannot be told.
+    """
+    inner = getattr(serializer, "_serializer", None)
+    name = getattr(inner, "NAME", None)
+    if not isinstance(payload, (bytes, bytearray)):
+        return None
+    if name == "json":
+        match = _JSON_TYPE.match(payload)
+        return int(match.group(1)) if match else None
+    if getattr(inner, "_batched", False):
+        payload = payload[4:]  # a batched binary message starts after its 4-byte length
+    if name == "msgpack":
+        return _array_item(payload, (0x90, 0x9F), {0xDC: 2, 0xDD: 4}, 0xCC)
+    if name == "cbor":
+        if payload[:3] == _CBOR_SELF_DESCRIBED:
+            payload = payload[3:]
+        return _array_item(payload, (0x80, 0x97), {0x98: 1, 0x99: 2, 0x9A: 4, 0x9B: 8, 0x9F: 0}, 0x18)
+    return None
+
+
 def track_turns(protocol):
     """
     Until ``protocol`` sends WELCOME, keep on it whether the hub owes the
-    client an answer: set by each WAMP message received (WebSocket
-    ``onMessage``, RawSocket ``stringReceived``), cleared by each one sent
+    client an answer: set by each HELLO or AUTHENTICATE received (WebSocket
+    ``onMessage``, RawSocket ``stringReceived``; :func:`message_type`: any
+    other message, such as a CALL or GOODBYE before a welcome, which the
+    router leaves unanswered, sets nothing), cleared by each one sent
     (CHALLENGE, ABORT). Per-instance wrappers, dropped at the WELCOME: a
     welcomed session pays nothing. Nothing for a protocol without those
     methods, or already tracked.
@@ -273,7 +327,8 @@ def track_turns(protocol):
     from autobahn.wamp.message import Welcome
 
     def received(*args):
-        state[_HUB_OWES] = True
+        if args and message_type(getattr(protocol, "_serializer", None), args[0]) in _ANSWERED_TYPES:
+            state[_HUB_OWES] = True
         return getattr(klass, receive_name)(protocol, *args)
 
     def send(msg):

@@ -52,6 +52,9 @@ MODULES = (
     "components.node.patches.listen_interface",
     "components.node.patches.ws_origin",
     "components.node.patches.quiet_detach",
+    "components.node.patches.chunk_binding",
+    "components.node.patches.event_kwargs",
+    "components.node.patches.json_decode",
 )
 KINDS = ("router", "proxy", "container")
 FIELDS = ("NAME", "SECURITY", "WORKERS", "SUMMARY", "UPSTREAM", "VERIFIED", "install")

@@ -1,7 +1,8 @@
 """
-Per-session bounds on what a WAMP session can make a router worker keep:
-the length of every URI it names, and the number of subscriptions and
-registrations it holds at once.
+Per-session bounds on what a WAMP session can make a router worker keep
+or do: the length of every URI it names, the number of subscriptions and
+registrations it holds at once, and the rate at which a client session
+publishes.
 
 Crossbar has no option for either (its ``RouterOptions`` know only the URI
 check mode and the dispatch chunk size), and its URI patterns admit URIs of
@@ -18,7 +19,18 @@ answer
 - a SUBSCRIBE of a session that already holds ``SESSION_MAX_SUBSCRIPTIONS``
   subscriptions, or a REGISTER of one holding ``SESSION_MAX_REGISTRATIONS``
   registrations, with ``reactive.error.session_limit`` (subscribing again to
-  a topic the session already holds is not refused: it adds nothing).
+  a topic the session already holds is not refused: it adds nothing);
+- a PUBLISH of a client session past its token bucket (``SESSION_PUBLISH_BURST``
+  at once, then ``SESSION_PUBLISH_RATE`` per second) with
+  ``reactive.error.rate_limited`` when it asked for an acknowledgement, else
+  it is dropped. The bucket is an attribute of the router's session object,
+  so it goes with the session; one warning per session per
+  ``RATE_LOG_INTERVAL`` seconds names the session and how many were refused.
+  Not bounded: Crossbar's own sessions (``trusted``), router links
+  (``rlink``), container workers (``backend``) and the components embedded
+  in the router worker (the broker gets their ``ApplicationSession``, whose
+  transport is Crossbar's ``RouterApplicationSession``): the clock, the IoT
+  components, the HTTP bridges publishing for devices and applications.
 
 The counts are the broker's and dealer's own maps of the session's live
 subscriptions and registrations, so an UNSUBSCRIBE frees a place at once and
@@ -26,10 +38,14 @@ nothing extra is kept. Crossbar's own sessions (authrole ``trusted``) are not
 bounded, and router-link sessions (``rlink``, which subscribe and register
 on behalf of a whole other node) only by the URI length. Events, results and
 calls to existing URIs pay one ``len()`` of the URI per message and no
-per-subscriber work.
+per-subscriber work; a client session's PUBLISH also one clock read and the
+bucket's arithmetic (bench/publish_bound.py).
 """
 
 import sys
+import time
+
+from twisted.logger import Logger
 
 from components.core import errors
 from components.core.settings import Settings
@@ -40,7 +56,7 @@ NAME = "session_bounds"
 SECURITY = True
 WORKERS = ("router",)
 SUMMARY = ("per-session bounds: URI length on SUBSCRIBE/PUBLISH/REGISTER/CALL, live subscriptions and "
-           "registrations per session")
+           "registrations per session, publications per second per client session")
 UPSTREAM = "docs/upstream/session_bounds.patch"
 VERIFIED = {"crossbar": "26.10.1", "autobahn": "26.11.1", "twisted": "26.10.0", "txaio": "26.6.1"}
 
@@ -49,43 +65,59 @@ INVALID_URI = "wamp.error.invalid_uri"
 # sessions that carry a whole other node's subscriptions and registrations: bounded by URI length only
 UNCOUNTED_ROLES = ("rlink",)
 TRUSTED_ROLE = "trusted"
+# the hub's own sessions: their publications are not rate bounded
+UNMETERED_ROLES = frozenset((TRUSTED_ROLE, "rlink", "backend"))
+BUCKET = "_reactive_hub_publish_bucket"  # the session attribute holding its PublishBucket (False: not metered)
+RATE_LOG_INTERVAL = 10.0
+
+log = Logger(namespace="reactive_hub.session_bounds")
 
 
 class SessionBounds:
     """
-    The bounds a router worker holds every session to (all five are settings,
-    declared in :mod:`components.node.node_settings`): subscriptions and registrations per session, URI
-    characters, unsent bytes per connection (components/node/patches/send_bound.py)
-    and entries of the router's authorization cache (authcache_bound.py).
+    The bounds a router worker holds every session to (all seven are settings,
+    declared in :mod:`components.node.node_settings`): subscriptions and registrations per session,
+    publications per second and at once per client session, URI characters, unsent bytes per connection
+    (components/node/patches/send_bound.py) and entries of the router's authorization cache
+    (authcache_bound.py).
     """
 
     def __init__(self, subscriptions=node_settings.SESSION_MAX_SUBSCRIPTIONS.default,
                  registrations=node_settings.SESSION_MAX_REGISTRATIONS.default,
                  uri_length=node_settings.SESSION_MAX_URI_LENGTH.default,
                  send_queue=node_settings.SESSION_SEND_QUEUE_LIMIT.default,
-                 authorization_cache=node_settings.AUTHORIZATION_CACHE_SIZE.default):
+                 authorization_cache=node_settings.AUTHORIZATION_CACHE_SIZE.default,
+                 publish_rate=node_settings.SESSION_PUBLISH_RATE.default,
+                 publish_burst=node_settings.SESSION_PUBLISH_BURST.default):
         self.subscriptions = subscriptions
         self.registrations = registrations
         self.uri_length = uri_length
         self.send_queue = send_queue
         self.authorization_cache = authorization_cache
+        self.publish_rate = float(publish_rate)
+        self.publish_burst = publish_burst
 
     @classmethod
     def from_settings(cls, settings):
         """``SESSION_MAX_SUBSCRIPTIONS``, ``SESSION_MAX_REGISTRATIONS``, ``SESSION_MAX_URI_LENGTH``,
-        ``SESSION_SEND_QUEUE_LIMIT`` (bytes) and ``AUTHORIZATION_CACHE_SIZE`` (entries)."""
+        ``SESSION_SEND_QUEUE_LIMIT`` (bytes), ``AUTHORIZATION_CACHE_SIZE`` (entries), ``SESSION_PUBLISH_RATE``
+        and ``SESSION_PUBLISH_BURST``."""
         return cls(
             subscriptions=settings.get(node_settings.SESSION_MAX_SUBSCRIPTIONS),
             registrations=settings.get(node_settings.SESSION_MAX_REGISTRATIONS),
             uri_length=settings.get(node_settings.SESSION_MAX_URI_LENGTH),
             send_queue=settings.get(node_settings.SESSION_SEND_QUEUE_LIMIT),
-            authorization_cache=settings.get(node_settings.AUTHORIZATION_CACHE_SIZE))
+            authorization_cache=settings.get(node_settings.AUTHORIZATION_CACHE_SIZE),
+            publish_rate=settings.get(node_settings.SESSION_PUBLISH_RATE),
+            publish_burst=settings.get(node_settings.SESSION_PUBLISH_BURST))
 
     def describe(self):
         """The bounds as one line of text for the worker log."""
         return ("{} subscriptions and {} registrations per session, URIs up to {} characters, {} unsent bytes "
-                "per connection, {} authorization cache entries").format(
-            self.subscriptions, self.registrations, self.uri_length, self.send_queue, self.authorization_cache)
+                "per connection, {} authorization cache entries, {:g} publications per second per client session "
+                "(bursts of {})").format(
+            self.subscriptions, self.registrations, self.uri_length, self.send_queue, self.authorization_cache,
+            self.publish_rate, self.publish_burst)
 
 
 def bounds_from_environment(argv=None, environ=None):
@@ -153,17 +185,82 @@ def bounded_subscribe(process_subscribe, bounds):
     return replacement(processSubscribe, bounded_subscribe, PATCHED)
 
 
-def bounded_publish(process_publish, bounds):
-    """``Broker.processPublish`` that refuses over-long topics (an error only when acknowledged)."""
+class PublishBucket:
+    """
+    One client session's publication tokens (``tokens`` at ``last``, a clock
+    reading) and what it had refused since its last warning (``refused``,
+    ``logged``: the clock reading of that warning).
+    """
+
+    __slots__ = ("tokens", "last", "refused", "logged")
+
+    def __init__(self, tokens, now):
+        self.tokens, self.last, self.refused, self.logged = tokens, now, 0, float("-inf")
+
+
+def _embedded(session):
+    """True for a component running inside the router worker: Crossbar passes its own ApplicationSession,
+    whose transport is the router's pass-through ``RouterApplicationSession``."""
+    from crossbar.router.session import RouterApplicationSession
+    return isinstance(getattr(session, "_transport", None), RouterApplicationSession)
+
+
+def _bucket_of(session, bounds, now):
+    """The session's bucket, made full at its first publication; False for an embedded component (kept too)."""
+    bucket = False if _embedded(session) else PublishBucket(float(bounds.publish_burst), now)
+    setattr(session, BUCKET, bucket)
+    return bucket
+
+
+def _over_rate(router, session, publish, bucket, now, text, request_type):
+    """Refuse (acknowledged) or drop one publication past the bucket; warn at most once per interval."""
+    if publish.acknowledge:
+        _refuse(router, session, request_type, publish.request, errors.RATE_LIMITED, text)
+    bucket.refused += 1
+    if now - bucket.logged >= RATE_LOG_INTERVAL:
+        log.warn("publish rate bound: session {session} (authrole {authrole}, authid {authid}) publishes faster "
+                 "than its bound; {refused} publications refused or dropped since the last line",
+                 session=getattr(session, "_session_id", None), authrole=session._authrole,
+                 authid=getattr(session, "_authid", None), refused=bucket.refused)
+        bucket.refused, bucket.logged = 0, now
+
+
+def bounded_publish(process_publish, bounds, clock=time.monotonic):
+    """
+    ``Broker.processPublish`` that refuses over-long topics (an error only when acknowledged), and a client
+    session's publications past its token bucket (``clock``: seconds, monotonic).
+    """
     from autobahn.wamp import message
 
+    request_type = message.Publish.MESSAGE_TYPE
+    rate, burst, uri_length = bounds.publish_rate, float(bounds.publish_burst), bounds.uri_length
+    text = "this session publishes faster than the hub allows ({:g} per second, bursts of {})".format(
+        rate, bounds.publish_burst)
+
     def processPublish(self, session, publish):
-        topic = publish.topic
-        if _too_long(bounds, topic) and session._authrole != TRUSTED_ROLE:
-            if publish.acknowledge:
-                _refuse(self._router, session, message.Publish.MESSAGE_TYPE, publish.request, INVALID_URI,
-                        _long_text(bounds, "publication", topic))
-            return None
+        role = session._authrole
+        if role != TRUSTED_ROLE:
+            topic = publish.topic  # a property of autobahn's message: read once
+            if topic.__class__ is str and len(topic) > uri_length:
+                if publish.acknowledge:
+                    _refuse(self._router, session, request_type, publish.request, INVALID_URI,
+                            _long_text(bounds, "publication", topic))
+                return None
+        if role not in UNMETERED_ROLES:
+            try:
+                bucket = session._reactive_hub_publish_bucket  # BUCKET, read as a plain attribute
+            except AttributeError:
+                bucket = _bucket_of(session, bounds, clock())
+            if bucket is not False:
+                now = clock()
+                tokens = bucket.tokens + (now - bucket.last) * rate
+                if tokens > burst:
+                    tokens = burst
+                bucket.last = now
+                if tokens < 1.0:
+                    bucket.tokens = tokens
+                    return _over_rate(self._router, session, publish, bucket, now, text, request_type)
+                bucket.tokens = tokens - 1.0
         return process_publish(self, session, publish)
 
     return replacement(processPublish, bounded_publish, PATCHED)
@@ -219,7 +316,8 @@ def _check_state(klass, names):
 def install(bounds=None, broker_class=None, dealer_class=None):
     """
     Wrap the broker's and dealer's request handlers with ``bounds`` (read from
-    the environment when not given); True if patched now, False if already.
+    the environment when not given); the bounds' description (for the log
+    line) if patched now, False if already.
     PatchUnavailable when Crossbar's broker or dealer differ from the verified ones.
     """
     if broker_class is None or dealer_class is None:
@@ -248,6 +346,12 @@ def install(bounds=None, broker_class=None, dealer_class=None):
         raise PatchUnavailable("crossbar's observation map cannot be imported: {}".format(error))
     if not hasattr(UriObservationMap, "get_observation"):
         raise PatchUnavailable("UriObservationMap.get_observation is missing")
+    try:
+        from crossbar.router import session as router_session
+    except ImportError as error:
+        raise PatchUnavailable("crossbar's router sessions cannot be imported: {}".format(error))
+    if not hasattr(router_session, "RouterApplicationSession"):  # what tells the embedded components apart
+        raise PatchUnavailable("crossbar.router.session.RouterApplicationSession is missing")
     for klass, name, wrapper, original in planned:
         setattr(klass, name, wrapper(original, bounds))
-    return True
+    return bounds.describe()

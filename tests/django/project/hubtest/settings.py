@@ -4,6 +4,8 @@ shop adopting it would. Driven by the environment:
 
 - ``HUBTEST_DATABASE_URL``: ``postgresql://user@host:port/name`` or ``sqlite:////path/to/file.db``;
 - ``HUBTEST_CUSTOM_USER=1``: the ``accounts`` app with ``AUTH_USER_MODEL = "accounts.User"`` (table ``accounts_user``);
+- ``HUBTEST_HUB_APP=1``: the hub's Django app (``components.django_hub``, ``POST /hub/token``), its settings
+  (JWT, ``HUB_PUSH_URL`` ...) from the environment;
 - ``HUBTEST_HASHER``: the first of ``PASSWORD_HASHERS`` by class name (default: ``FastPBKDF2PasswordHasher``,
   Django's ``pbkdf2_sha256`` format at 1000 iterations, so tests stay fast).
 """
@@ -24,6 +26,8 @@ MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware",
 if os.environ.get("HUBTEST_CUSTOM_USER") == "1":
     INSTALLED_APPS.append("accounts")
     AUTH_USER_MODEL = "accounts.User"
+if os.environ.get("HUBTEST_HUB_APP") == "1":
+    INSTALLED_APPS.append("components.django_hub")
 
 _url = urlparse(os.environ["HUBTEST_DATABASE_URL"])
 if _url.scheme == "sqlite":
