@@ -8,7 +8,6 @@ import os
 import pty
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,13 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.polling import blocking_eventually
+from tests.support.ports import free_port as closed_port  # reserved for this process, never listened on
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "reactive-hub")
 
 
 def run(argv, **options):
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, **options)
-
-
-def closed_port():
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ConsoleScriptTests(SynchronousTestCase):

@@ -3,20 +3,13 @@ components.core.quietpool: a failed connection through the pool writes no
 "Starting factory" / "Stopping factory" lines (Twisted's pool writes a pair).
 """
 
-import socket
-
 from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from components.core.quietpool import QuietConnectionPool
-
-
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.ports import free_port as closed_port  # reserved for this process, never listened on
 
 
 class QuietPoolTests(unittest.TestCase):

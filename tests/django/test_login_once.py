@@ -167,7 +167,7 @@ class LoginOnceMixin:
     """The login-once behaviour; the subclasses pick the database."""
 
     kind = None
-    timeout = 120
+    timeout = 180  # a fresh deployment: migrate, a node start (up to 120 s) and runserver
 
     @defer.inlineCallbacks
     def setUp(self):

@@ -11,9 +11,9 @@ is awaited by polling, never by sleeping a fixed time.
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +23,7 @@ from twisted.internet import defer
 from components.iot import demo
 
 from tests.support.polling import eventually
+from tests.support.ports import free_port  # noqa: F401 - tests import it from here
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, ".crossbar", "config.json")
@@ -34,15 +35,11 @@ READY_MARKER = 'Ok, worker "Router router" configured and ready!'
 PUBLIC_PORT = 8080  # the web transport's port in the committed node configs
 # a node starts in 5-30 s; at the end of a full run on a loaded 2-core machine one took over 45 s
 START_TIMEOUT = 120.0
+# a node log line that tells why the node stopped
+WHY_STOPPED = re.compile(r"critical|error|fail|refus|cannot|traceback|exception|sigterm|sigint|shutdown|exit",
+                         re.IGNORECASE)
 
 _running = set()
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_config(path=CONFIG, port=None):
@@ -139,6 +136,18 @@ class RouterNode:
     def log_tail(self, lines=60):
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def failure_report(self, lines=40):
+        """
+        Why the node stopped or is not ready: its log lines that tell of a
+        failure, a refusal, a signal or a shutdown (the last ``lines`` of
+        them), then its last lines without the sessions detaching at shutdown
+        (a flood of them hid the cause of a failed CI start).
+        """
+        text = self.log_text().splitlines()
+        telling = [line for line in text if WHY_STOPPED.search(line) and " installed: " not in line][-lines:]
+        tail = [line for line in text if "Router.detach>" not in line][-lines:]
+        return "lines telling why:\n{}\n\nlast lines:\n{}".format("\n".join(telling), "\n".join(tail))
+
     @defer.inlineCallbacks
     def start(self, timeout=START_TIMEOUT):
         self.starts += 1
@@ -155,13 +164,13 @@ class RouterNode:
                 return True
             if self.process.poll() is not None:
                 raise NodeFailed("node exited with {} before it was ready:\n{}".format(
-                    self.process.returncode, self.log_tail()))
+                    self.process.returncode, self.failure_report()))
             return False
         try:
             yield eventually(ready, timeout=timeout)
         except AssertionError:
             self.kill()
-            raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.log_tail()))
+            raise NodeFailed("node not ready after {}s:\n{}".format(timeout, self.failure_report()))
         return self
 
     @defer.inlineCallbacks
