@@ -27,7 +27,7 @@ class FreePortTests(SynchronousTestCase):
         return lambda low, high: next(found)
 
     def test_below_the_ephemeral_range_and_reserved(self):
-        """The port is bindable, below the kernel's ephemeral range, and its reservation names this process."""
+        """The port is bindable, below the ephemeral range, and its reservation names this process."""
         port = ports.free_port()
         self.assertGreaterEqual(port, ports.LOWEST)
         self.assertLess(port, ports._ephemeral_low())

@@ -16,6 +16,13 @@ by the user sync:
 
 ``noted_ms`` is the database's clock when a row was written here, so a
 watcher can ask "what changed since" (:func:`changes_since`).
+
+``hub_version_floor`` holds the master's version floor: 0 until the master
+database is restored from a backup (``reactive-hub sync restored``), then a
+version above any a client can hold from before the restore. A name's first
+credential version, and every next one, lands above it; the triggers are
+(re)installed with its value (:func:`version_floor`), so a user write never
+reads it.
 """
 
 import hashlib
@@ -39,8 +46,12 @@ _TABLES = [
     "CREATE INDEX IF NOT EXISTS hub_revoked_login_noted ON hub_revoked_login (noted_ms)",
 ]
 
+_FLOOR = "CREATE TABLE IF NOT EXISTS hub_version_floor (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)"
+
 # the tables only: both the master and every client database have them
-MIGRATIONS = [Migration(1, "credential versions and revoked login sessions", sqlite=_TABLES, postgresql=_TABLES)]
+MIGRATIONS = [Migration(1, "credential versions and revoked login sessions", sqlite=_TABLES,
+                        postgresql=_TABLES),
+              Migration(2, "the version floor after a restore", sqlite=[_FLOOR], postgresql=[_FLOOR])]
 
 SQLITE_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 POSTGRESQL_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT"
@@ -50,41 +61,58 @@ LOGOUT_MARGIN = 3600
 WATCHED = ("password", "is_active", "is_staff", "is_superuser", "username")
 
 
-def _sqlite_bump(row):
+def version_floor(cursor):
+    """The master's version floor (0 before any restore); the table is created when a caller runs first."""
+    cursor.execute(_FLOOR)
+    row = cursor.execute("SELECT version FROM hub_version_floor WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def raise_version_floor(cursor, floor):
+    """Set the version floor to ``floor`` unless it is higher already; the floor now."""
+    cursor.execute(_FLOOR)
+    cursor.execute("INSERT INTO hub_version_floor (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET"
+                   " version = excluded.version WHERE hub_version_floor.version < excluded.version", (floor,))
+    return version_floor(cursor)
+
+
+def _sqlite_bump(row, floor):
     return """INSERT INTO hub_credential (username, version, changed_ms, noted_ms)
-              VALUES ({row}.username, 1, {now}, {now})
-              ON CONFLICT (username) DO UPDATE SET version = version + 1, changed_ms = {now}, noted_ms = {now};""".format(
-        row=row, now=SQLITE_NOW_MS)
+              VALUES ({row}.username, {first}, {now}, {now})
+              ON CONFLICT (username) DO UPDATE SET version = max(version, {floor}) + 1, changed_ms = {now},
+              noted_ms = {now};""".format(row=row, now=SQLITE_NOW_MS, floor=int(floor), first=int(floor) + 1)
 
 
-def sqlite_triggers(table="auth_user"):
-    """SQLite DDL: the user table's writes move the credential versions."""
+def sqlite_triggers(table="auth_user", floor=0):
+    """SQLite DDL: the user table's writes move the credential versions (above ``floor``)."""
     changed = " OR ".join("NEW.{0} IS NOT OLD.{0}".format(column) for column in WATCHED)
     names = ("hub_credential_update", "hub_credential_rename", "hub_credential_delete")
     statements = ["DROP TRIGGER IF EXISTS {}".format(name) for name in names]
     statements += [
         "CREATE TRIGGER hub_credential_update AFTER UPDATE ON {table} FOR EACH ROW WHEN {changed}"
-        " BEGIN {bump} END".format(table=table, changed=changed, bump=_sqlite_bump("OLD")),
+        " BEGIN {bump} END".format(table=table, changed=changed, bump=_sqlite_bump("OLD", floor)),
         "CREATE TRIGGER hub_credential_rename AFTER UPDATE ON {table} FOR EACH ROW"
-        " WHEN NEW.username IS NOT OLD.username BEGIN {bump} END".format(table=table, bump=_sqlite_bump("NEW")),
+        " WHEN NEW.username IS NOT OLD.username BEGIN {bump} END".format(
+            table=table, bump=_sqlite_bump("NEW", floor)),
         "CREATE TRIGGER hub_credential_delete AFTER DELETE ON {table} FOR EACH ROW BEGIN {bump} END".format(
-            table=table, bump=_sqlite_bump("OLD")),
+            table=table, bump=_sqlite_bump("OLD", floor)),
     ]
     return statements
 
 
-def postgresql_triggers(table="auth_user"):
-    """PostgreSQL DDL: the user table's writes move the credential versions."""
+def postgresql_triggers(table="auth_user", floor=0):
+    """PostgreSQL DDL: the user table's writes move the credential versions (above ``floor``)."""
     changed = " OR ".join("NEW.{0} IS DISTINCT FROM OLD.{0}".format(column) for column in WATCHED)
     return [
         """CREATE OR REPLACE FUNCTION hub_credential_bump(p_username TEXT) RETURNS VOID LANGUAGE plpgsql AS $body$
            DECLARE now_ms BIGINT := {now};
            BEGIN
                INSERT INTO hub_credential AS current (username, version, changed_ms, noted_ms)
-                   VALUES (p_username, 1, now_ms, now_ms)
+                   VALUES (p_username, {first}, now_ms, now_ms)
                    ON CONFLICT (username) DO UPDATE
-                   SET version = current.version + 1, changed_ms = now_ms, noted_ms = now_ms;
-           END $body$""".format(now=POSTGRESQL_NOW_MS),
+                   SET version = GREATEST(current.version, {floor}) + 1, changed_ms = now_ms,
+                       noted_ms = now_ms;
+           END $body$""".format(now=POSTGRESQL_NOW_MS, floor=int(floor), first=int(floor) + 1),
         """CREATE OR REPLACE FUNCTION hub_credential_capture() RETURNS trigger LANGUAGE plpgsql AS $body$
            BEGIN
                IF TG_OP = 'DELETE' THEN
@@ -185,19 +213,33 @@ def is_revoked(claims, version, changed_ms, login_ended, leeway=0):
 
 def revoke_everyone(cursor, table):
     """
-    Move every user's credential version and end every login session: what
-    a lost trigger requires, since the changes made while it was missing
-    cannot be known. Fires the facts' own triggers (the sync carries them).
+    Move every user's credential version (above the version floor) and end
+    every login session: what a lost trigger or a restored database
+    requires, since the changes made meanwhile cannot be known. Fires the
+    facts' own triggers (the sync carries them).
     """
-    now = now_ms_sql(cursor)
-    moved = cursor.execute("UPDATE hub_credential SET version = version + 1, changed_ms = {now}, noted_ms = {now}"
-                           .format(now=now)).rowcount
+    now, floor = now_ms_sql(cursor), version_floor(cursor)
+    moved = cursor.execute(
+        "UPDATE hub_credential SET version = (CASE WHEN version < ? THEN ? ELSE version END) + 1,"
+        " changed_ms = {now}, noted_ms = {now}".format(now=now), (floor, floor)).rowcount
     moved += cursor.execute(
         "INSERT INTO hub_credential (username, version, changed_ms, noted_ms)"
-        " SELECT username, 1, {now}, {now} FROM {table} WHERE username NOT IN (SELECT username FROM hub_credential)"
-        .format(now=now, table=table)).rowcount
+        " SELECT username, ?, {now}, {now} FROM {table}"
+        " WHERE username NOT IN (SELECT username FROM hub_credential)"
+        .format(now=now, table=table), (floor + 1,)).rowcount
     cursor.execute("DELETE FROM hub_login_session")
     return moved
+
+
+def move_version(cursor, username, now_ms):
+    """Move one name's credential version on (above the version floor): its tokens are refused."""
+    floor = version_floor(cursor)
+    cursor.execute(
+        "INSERT INTO hub_credential (username, version, changed_ms, noted_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (username) DO UPDATE SET"
+        " version = (CASE WHEN hub_credential.version < ? THEN ? ELSE hub_credential.version END) + 1,"
+        " changed_ms = excluded.changed_ms, noted_ms = excluded.noted_ms",
+        (username, floor + 1, now_ms, now_ms, floor, floor))
 
 
 def current(cursor, usernames, sids):

@@ -21,13 +21,14 @@ HUB_SCHEMAS = [("directory", directory.MASTER_MIGRATIONS), ("login_sessions", lo
 
 
 def install_triggers(cursor, table):
-    """(Re)create the triggers of the user ``table``: credential versions, then login-session endings."""
+    """(Re)create the triggers of the user ``table``: credential versions (above the version floor), then
+    login-session endings."""
     if cursor.dialect == POSTGRESQL:
         # one installer at a time when several processes start together
         advisory_locks.lock(cursor, advisory_locks.MASTER_TRIGGERS)
-        statements = credentials.postgresql_triggers(table)
+        statements = credentials.postgresql_triggers(table, credentials.version_floor(cursor))
     else:
-        statements = credentials.sqlite_triggers(table)
+        statements = credentials.sqlite_triggers(table, credentials.version_floor(cursor))
     for statement in statements:
         cursor.execute(statement)
     loginsessions.install(cursor, table)

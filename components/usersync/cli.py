@@ -6,6 +6,7 @@ components.usersync`` is the same):
         [--max-receives 5] [--visibility-timeout 30] [--json]
     reactive-hub sync migrate [--master-url URL] [--fields username,email,...] [--skip-staff]
     reactive-hub sync resync [--client NAME] [--gap] [--master-url URL] [--batch 500]
+    reactive-hub sync restored [--master-url URL] [--batch 500]
     reactive-hub sync emulator [--port 4566]
 
 ``provision`` talks to AWS (standard credential chain, ``AWS_DEFAULT_REGION``)
@@ -20,6 +21,10 @@ where the version rule makes it a no-op for the users a client already
 holds) or, with ``--gap``, at every user's next version, so every client
 takes the master's state (after writes the capture missed). Both fail with a
 clear message when the user table or its columns are missing.
+``restored`` is for a master database restored from a backup, run before
+its node starts again: versions above any a client holds, every login
+ended, a new epoch, and a snapshot every client takes (see
+:mod:`components.usersync.restore`).
 ``emulator`` runs the local SNS/SQS emulator (moto server) on loopback; the
 dev node starts it as a guest worker.
 """
@@ -100,8 +105,12 @@ def _master_database(options, settings, work):
     react(run, refusals=DATABASE_EXITS)
 
 
-def _progress(stage, seen, queued):
-    print("resync: {} {} read, {} events queued".format(stage, seen, queued), file=sys.stderr, flush=True)
+def _progress_of(command):
+    """A snapshot's progress reporter for ``command``: one line per batch on stderr."""
+    def progress(stage, seen, queued):
+        print("{}: {} {} read, {} events queued".format(command, stage, seen, queued), file=sys.stderr,
+              flush=True)
+    return progress
 
 
 def _migrate(options, settings):
@@ -118,7 +127,8 @@ def _migrate(options, settings):
                  table=user_table.name, db=db, fields=",".join(tracked),
                  staff="included" if include_staff else "skipped")
         if first:
-            totals = yield snapshot.run(db, user_table.name, tracked, include_staff, progress=_progress)
+            totals = yield snapshot.run(db, user_table.name, tracked, include_staff,
+                                        progress=_progress_of("migrate"))
             yield db.run(outbox.mark_snapshot, user_table.name, int(time.time() * 1000))
             log.info("initial snapshot queued: {users} users, {credentials} credential versions", **totals)
     _master_database(options, settings, work)
@@ -133,13 +143,31 @@ def _resync(options, settings):
     def work(db, log, user_table, tracked, include_staff):
         yield db.run(master.install, user_table, tracked, include_staff, True)
         totals = yield snapshot.run(db, user_table.name, tracked, include_staff, bump=options.gap,
-                                    batch=options.batch, progress=_progress)
+                                    batch=options.batch, progress=_progress_of("resync"))
         target = "every client" if not options.client else (
             "every client (the topic has no per-client filter): client {} applies what it lacks, the others "
             "already hold these versions".format(options.client))
         deletes = " and {} deletes".format(totals.get("gone", totals.get("tombstones", 0)))
         print("resync of {}: {} user events{}, {} credential versions queued for {}".format(
             user_table.name, totals["users"], deletes, totals["credentials"], target))
+    _master_database(options, settings, work)
+
+
+def _restored(options, settings):
+    from twisted.internet import defer
+
+    from components.usersync import restore
+
+    @defer.inlineCallbacks
+    def work(db, log, user_table, tracked, include_staff):
+        totals = yield restore.restored(db, user_table, tracked, include_staff, batch=options.batch,
+                                        progress=_progress_of("restored"))
+        former = "was {}".format(totals["former_epoch"]) if totals["former_epoch"] else "it had none"
+        print("restored master database: versions now start above {floor}; {credentials_moved} credential "
+              "versions moved (every login ended: tokens issued before are refused); the relay numbers its "
+              "messages in a new epoch from its next start ({former}); queued {users} user events, "
+              "{gone} deletes of names gone since the backup, {credentials} credential versions".format(
+                  former=former, **totals))
     _master_database(options, settings, work)
 
 
@@ -210,7 +238,9 @@ def main(argv=None, prog="python -m components.usersync"):
     run_migrate = commands.add_parser("migrate", help="create the outbox and install the capture triggers "
                                                       "(not the node's `migrate`)")
     run_resync = commands.add_parser("resync", help="queue every user of the synced set again")
-    for command in (run_migrate, run_resync):
+    run_restored = commands.add_parser("restored", help="after restoring the master database from a backup: "
+                                                        "versions above the clients', a new epoch")
+    for command in (run_migrate, run_resync, run_restored):
         command.add_argument("--master-url", default=None,
                              help="default: MASTER_DATABASE_URL or the node's SQLite")
         command.add_argument("--fields", default=None, help="tracked fields (default USERSYNC_FIELDS)")
@@ -220,10 +250,12 @@ def main(argv=None, prog="python -m components.usersync"):
     run_resync.add_argument("--gap", action="store_true",
                             help="every user at its next version, deletes for vanished names "
                                  "(repairs missed writes)")
-    run_resync.add_argument("--batch", type=int, default=500, help="users per transaction (default 500)")
+    for command in (run_resync, run_restored):
+        command.add_argument("--batch", type=int, default=500, help="users per transaction (default 500)")
     run_emulator = commands.add_parser("emulator", help="run moto server on loopback (AWS_EMULATOR_PORT)")
     run_emulator.add_argument("--port", type=int, default=None)
     options = parser.parse_args(argv)
-    actions = {"provision": _provision, "migrate": _migrate, "resync": _resync, "emulator": _emulator}
+    actions = {"provision": _provision, "migrate": _migrate, "resync": _resync, "restored": _restored,
+               "emulator": _emulator}
     actions[options.command](options, settings)
 

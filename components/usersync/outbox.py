@@ -15,7 +15,10 @@ same database, a SQL console). Rules:
   it (``insert``); a rename is a ``delete`` of the old name and an
   ``insert`` of the new one;
 - versions count per username and survive deletes, so a re-created user
-  continues above its tombstone;
+  continues above its tombstone; after a restore of the master database
+  (:mod:`restore`) every version lands above the version floor
+  (:func:`components.auth.credentials.version_floor`, written into the
+  triggers when they are installed);
 - a TRUNCATE (PostgreSQL, statement-level trigger) is a ``delete`` of every
   user of the synced set, each with its next version, so clients empty
   their copy and users created after it continue above those tombstones.
@@ -26,7 +29,7 @@ idempotent; the relay reads pending rows with :func:`claim` and settles them
 with :func:`settle`.
 """
 
-from components.auth import directory
+from components.auth import credentials, directory
 from components.db import advisory_locks
 from components.db.database import POSTGRESQL
 from components.db.migrations import Migration
@@ -90,31 +93,31 @@ def _sqlite_object(row, fields):
     return "json_object({})".format(", ".join(parts))
 
 
-def _sqlite_emit(row, action, fields):
+def _sqlite_emit(row, action, fields, floor):
     return """
-        INSERT OR IGNORE INTO usersync_version (username, version) VALUES ({row}.username, 0);
-        UPDATE usersync_version SET version = version + 1 WHERE username = {row}.username;
+        INSERT OR IGNORE INTO usersync_version (username, version) VALUES ({row}.username, {floor});
+        UPDATE usersync_version SET version = max(version, {floor}) + 1 WHERE username = {row}.username;
         INSERT INTO usersync_outbox (username, action, version, payload, created_ms)
             SELECT {row}.username, '{action}', version, {payload}, {now}
             FROM usersync_version WHERE username = {row}.username;""".format(
-        row=row, action=action, payload=_sqlite_object(row, fields), now=_SQLITE_NOW)
+        row=row, action=action, payload=_sqlite_object(row, fields), now=_SQLITE_NOW, floor=int(floor))
 
 
-def sqlite_statements(fields=DEFAULT_FIELDS, include_staff=False, table="auth_user"):
-    """The SQLite DDL that (re)creates the capture triggers."""
+def sqlite_statements(fields=DEFAULT_FIELDS, include_staff=False, table="auth_user", floor=0):
+    """The SQLite DDL that (re)creates the capture triggers (versions above ``floor``)."""
     in_old = _in_set("OLD", include_staff, "sqlite")
     in_new = _in_set("NEW", include_staff, "sqlite")
     moved = "(OLD.username IS NOT NEW.username OR {} <> {})".format(in_old, in_new)
     changed = _changed(fields).replace("IS DISTINCT FROM", "IS NOT")
     triggers = [
-        ("usersync_insert", "AFTER INSERT", in_new, _sqlite_emit("NEW", "insert", fields)),
-        ("usersync_delete", "AFTER DELETE", in_old, _sqlite_emit("OLD", "delete", fields)),
+        ("usersync_insert", "AFTER INSERT", in_new, _sqlite_emit("NEW", "insert", fields, floor)),
+        ("usersync_delete", "AFTER DELETE", in_old, _sqlite_emit("OLD", "delete", fields, floor)),
         ("usersync_update", "AFTER UPDATE", "NOT {} AND {} AND ({})".format(moved, in_new, changed),
-         _sqlite_emit("NEW", "update", fields)),
+         _sqlite_emit("NEW", "update", fields, floor)),
         ("usersync_leave", "AFTER UPDATE", "{} AND {}".format(moved, in_old),
-         _sqlite_emit("OLD", "delete", fields)),
+         _sqlite_emit("OLD", "delete", fields, floor)),
         ("usersync_enter", "AFTER UPDATE", "{} AND {}".format(moved, in_new),
-         _sqlite_emit("NEW", "insert", fields)),
+         _sqlite_emit("NEW", "insert", fields, floor)),
     ]
     statements = ["DROP TRIGGER IF EXISTS {}".format(name) for name in _SQLITE_TRIGGERS]
     for name, when, condition, body in triggers:
@@ -127,20 +130,21 @@ def _pg_object(row, fields):
     return "json_build_object({})".format(", ".join("'{0}', {1}.{0}".format(field, row) for field in fields))
 
 
-def postgresql_statements(fields=DEFAULT_FIELDS, include_staff=False, table="auth_user"):
-    """The PostgreSQL DDL that (re)creates the capture function and trigger."""
+def postgresql_statements(fields=DEFAULT_FIELDS, include_staff=False, table="auth_user", floor=0):
+    """The PostgreSQL DDL that (re)creates the capture function and trigger (versions above ``floor``)."""
     emit = """
 CREATE OR REPLACE FUNCTION usersync_emit(p_action TEXT, p_username TEXT, p_user JSON) RETURNS VOID
 LANGUAGE plpgsql AS $body$
 DECLARE v BIGINT;
 BEGIN
-    INSERT INTO usersync_version AS current (username, version) VALUES (p_username, 1)
-        ON CONFLICT (username) DO UPDATE SET version = current.version + 1 RETURNING version INTO v;
+    INSERT INTO usersync_version AS current (username, version) VALUES (p_username, {first})
+        ON CONFLICT (username) DO UPDATE SET version = GREATEST(current.version, {floor}) + 1
+        RETURNING version INTO v;
     INSERT INTO usersync_outbox (username, action, version, payload, created_ms)
         VALUES (p_username, p_action, v, p_user::text,
                 (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT);
     PERFORM pg_notify('{channel}', '');
-END $body$""".format(channel=CHANNEL)
+END $body$""".format(channel=CHANNEL, floor=int(floor), first=int(floor) + 1)
     capture = """
 CREATE OR REPLACE FUNCTION usersync_capture() RETURNS trigger LANGUAGE plpgsql AS $body$
 BEGIN
@@ -196,9 +200,9 @@ def install(cursor, fields=DEFAULT_FIELDS, include_staff=False, table=None):
     if cursor.dialect == POSTGRESQL:
         # one installer at a time when several masters start together
         advisory_locks.lock(cursor, advisory_locks.USERSYNC_CAPTURE)
-        statements = postgresql_statements(fields, include_staff, table)
+        statements = postgresql_statements(fields, include_staff, table, credentials.version_floor(cursor))
     else:
-        statements = sqlite_statements(fields, include_staff, table)
+        statements = sqlite_statements(fields, include_staff, table, credentials.version_floor(cursor))
     # the revocation facts ride along, for every user (components.usersync.revocation_sync)
     statements += revocation_sync.statements(cursor.dialect, CHANNEL)
     for statement in statements:

@@ -37,10 +37,12 @@ from components.usersync.fields import BOOLEANS, DEFAULT_FIELDS
 BATCH = 500
 
 
-def _next_version(cursor, username):
-    cursor.execute("INSERT INTO usersync_version (username, version) VALUES (?, 0)"
-                   " ON CONFLICT (username) DO NOTHING", (username,))
-    cursor.execute("UPDATE usersync_version SET version = version + 1 WHERE username = ?", (username,))
+def _next_version(cursor, username, floor):
+    """The user's next sync version, above the version ``floor`` (see :mod:`restore`)."""
+    cursor.execute("INSERT INTO usersync_version (username, version) VALUES (?, ?)"
+                   " ON CONFLICT (username) DO NOTHING", (username, floor))
+    cursor.execute("UPDATE usersync_version SET version = (CASE WHEN version < ? THEN ? ELSE version END) + 1"
+                   " WHERE username = ?", (floor, floor, username))
     return outbox.version_of(cursor, username)
 
 
@@ -52,7 +54,7 @@ def users_batch(cursor, table, fields, include_staff, bump, after, limit=BATCH):
     columns = tuple(dict.fromkeys(tuple(fields) + ("is_staff",)))
     rows = cursor.execute("SELECT {} FROM {} WHERE username > ? ORDER BY username LIMIT ?".format(
         ", ".join(columns), table), (after, limit)).fetchall()
-    now_ms = credentials.database_now_ms(cursor)
+    now_ms, floor = credentials.database_now_ms(cursor), credentials.version_floor(cursor)
     queued = 0
     for row in rows:
         user = dict(zip(columns, row))
@@ -63,13 +65,13 @@ def users_batch(cursor, table, fields, include_staff, bump, after, limit=BATCH):
         username = user["username"]
         current = outbox.version_of(cursor, username)
         if in_set:
-            version = _next_version(cursor, username) if bump or not current else current
+            version = _next_version(cursor, username, floor) if bump or not current else current
             outbox.emit(cursor, username, "insert", version, json.dumps(payload, sort_keys=True), now_ms)
             queued += 1
         elif current:
             # it left the set (while the capture was gone, or a client missed that delete): clients forget it
-            outbox.emit(cursor, username, "delete", _next_version(cursor, username) if bump else current,
-                        json.dumps(payload, sort_keys=True), now_ms)
+            version = _next_version(cursor, username, floor) if bump else current
+            outbox.emit(cursor, username, "delete", version, json.dumps(payload, sort_keys=True), now_ms)
             queued += 1
     last = rows[-1][columns.index("username")] if len(rows) == limit else None
     return len(rows), queued, last
@@ -85,14 +87,11 @@ def gone_batch(cursor, table, after, limit=BATCH):
         "SELECT v.username FROM usersync_version v WHERE v.username > ? AND NOT EXISTS"
         " (SELECT 1 FROM {} u WHERE u.username = v.username) ORDER BY v.username LIMIT ?".format(table),
         (after, limit)).fetchall()
-    now_ms = credentials.database_now_ms(cursor)
+    now_ms, floor = credentials.database_now_ms(cursor), credentials.version_floor(cursor)
     for (username,) in rows:
-        outbox.emit(cursor, username, "delete", _next_version(cursor, username),
+        outbox.emit(cursor, username, "delete", _next_version(cursor, username, floor),
                     json.dumps({"username": username}), now_ms)
-        cursor.execute(
-            "INSERT INTO hub_credential (username, version, changed_ms, noted_ms) VALUES (?, 1, ?, ?)"
-            " ON CONFLICT (username) DO UPDATE SET version = hub_credential.version + 1,"
-            " changed_ms = excluded.changed_ms, noted_ms = excluded.noted_ms", (username, now_ms, now_ms))
+        credentials.move_version(cursor, username, now_ms)
         cursor.execute("DELETE FROM hub_login_session WHERE username = ?", (username,))
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
 
