@@ -22,7 +22,7 @@ database is restored from a backup (``reactive-hub sync restored``), then a
 version above any a client can hold from before the restore. A name's first
 credential version, and every next one, lands above it; the triggers are
 (re)installed with its value (:func:`version_floor`), so a user write never
-reads it.
+reads it; a database without the table (not migrated yet) has floor 0.
 """
 
 import hashlib
@@ -62,8 +62,14 @@ WATCHED = ("password", "is_active", "is_staff", "is_superuser", "username")
 
 
 def version_floor(cursor):
-    """The master's version floor (0 before any restore); the table is created when a caller runs first."""
-    cursor.execute(_FLOOR)
+    """The master's version floor: 0 before any restore, and where the table is not there (yet)."""
+    if cursor.dialect == POSTGRESQL:
+        exists = cursor.execute("SELECT to_regclass('hub_version_floor') IS NOT NULL").fetchone()[0]
+    else:
+        exists = cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hub_version_floor'"
+                                ).fetchone() is not None
+    if not exists:
+        return 0
     row = cursor.execute("SELECT version FROM hub_version_floor WHERE id = 1").fetchone()
     return int(row[0]) if row else 0
 
