@@ -165,9 +165,8 @@ def _restored(options, settings):
         former = "was {}".format(totals["former_epoch"]) if totals["former_epoch"] else "it had none"
         print("restored master database: versions now start above {floor}; {credentials_moved} credential "
               "versions moved (every login ended: tokens issued before are refused); the relay numbers its "
-              "messages in a new epoch from its next start ({former}); queued {users} user events, "
-              "{gone} deletes of names gone since the backup, {credentials} credential versions".format(
-                  former=former, **totals))
+              "messages in epoch {epoch} ({former}); queued {users} user events, {gone} deletes of names gone "
+              "since the backup, {credentials} credential versions".format(former=former, **totals))
     _master_database(options, settings, work)
 
 

@@ -272,8 +272,10 @@ class UserSyncMaster(HubComponent):
                                        self.pool.run)
             self.listener.start()
         self.relay.start()
-        self.log.info("usersync master: relaying {fields} to {topic}, signed with key {kid}{dev}",
-                      fields=",".join(self.fields), topic=topic, kid=self.signer.kid,
+        epoch = yield self.db.run(sequence.epoch)
+        self.log.info("usersync master: relaying {fields} to {topic} in epoch {epoch}, signed with key "
+                      "{kid}{dev}",
+                      fields=",".join(self.fields), topic=topic, epoch=epoch, kid=self.signer.kid,
                       dev=" (this node's dev key)" if message_signing.uses_dev_key(self.settings, message_signing.SIGNING_KEY_SETTING)
                       else "")
         yield self._start_requests(topic, publisher)

@@ -15,8 +15,8 @@ of the master. So, in one transaction:
 - every credential version moves above the floor and every login session
   ends: tokens issued before the restore are refused everywhere, as the
   logouts and password changes after the backup are lost;
-- the relay's state is dropped, so the next start numbers its messages in a
-  new epoch, and events not yet sent lose their old numbers;
+- the relay numbers its messages in a new epoch from 1 (its count of
+  refused events is kept), and events not yet sent lose their old numbers;
 
 and the triggers are installed again with the new floor; then a snapshot
 is queued at every user's next version, above the floor: each client takes
@@ -26,10 +26,12 @@ clients that saw it; its next use on the master (created again) lands
 above the floor and replaces it there.
 """
 
+import uuid
+
 from twisted.internet import defer
 
 from components.auth import credentials
-from components.usersync import master, snapshot
+from components.usersync import master, sequence, snapshot
 
 STEP = 2 ** 32
 
@@ -45,13 +47,15 @@ def _highest_version(cursor):
 def raise_floor(cursor, table, step=STEP):
     """
     The restore's transaction: the floor raised, credential versions moved
-    above it, login sessions ended, the epoch dropped; fires with
+    above it, login sessions ended, a new epoch; fires with
     ``(floor, former epoch or None, credential versions moved)``.
     """
     floor = credentials.raise_version_floor(cursor, _highest_version(cursor) + step)
     moved = credentials.revoke_everyone(cursor, table)
     row = cursor.execute("SELECT epoch FROM usersync_relay_state WHERE id = 1").fetchone()
-    cursor.execute("DELETE FROM usersync_relay_state")
+    # a new epoch counted from 1; the count of refused events (a metric) is kept
+    cursor.execute("UPDATE usersync_relay_state SET epoch = ?, next_seq = 1, high = 0 WHERE id = 1",
+                   (uuid.uuid4().hex,))
     cursor.execute("UPDATE usersync_outbox SET seq = NULL WHERE sent_ms IS NULL")
     return floor, (row[0] if row else None), moved
 
@@ -60,8 +64,8 @@ def raise_floor(cursor, table, step=STEP):
 def restored(db, user_table, fields, include_staff, batch=snapshot.BATCH, progress=None):
     """
     Make the master database ``db`` safe after a restore (the module's
-    steps); fires with ``{"floor", "former_epoch", "credentials_moved",
-    "users", "gone", "credentials", "logouts"}``.
+    steps); fires with ``{"floor", "former_epoch", "epoch",
+    "credentials_moved", "users", "gone", "credentials", "logouts"}``.
     """
     def raise_and_install(cursor):
         found = raise_floor(cursor, user_table.name)
@@ -70,4 +74,5 @@ def restored(db, user_table, fields, include_staff, batch=snapshot.BATCH, progre
     floor, former, moved = yield db.run(raise_and_install)
     totals = yield snapshot.run(db, user_table.name, fields, include_staff, bump=True, batch=batch,
                                 progress=progress)
-    return dict(totals, floor=floor, former_epoch=former, credentials_moved=moved)
+    epoch = yield db.run(sequence.epoch)
+    return dict(totals, floor=floor, former_epoch=former, epoch=epoch, credentials_moved=moved)

@@ -109,6 +109,7 @@ class RestoreMixin:
 
         restored = yield self.master(backup_url)
         former_epoch = yield restored.run(sequence.epoch)
+        yield restored.execute("UPDATE usersync_relay_state SET refused_total = 7, next_seq = 40, high = 39")
         before = yield restored.query("SELECT MAX(id) FROM usersync_outbox")
         totals = yield run_restore(restored)
         yield restored.execute("UPDATE auth_user SET is_active = ? WHERE username = 'alice'", (False,))
@@ -143,7 +144,9 @@ class RestoreMixin:
         self.assertEqual((yield restored.query("SELECT COUNT(*) FROM hub_login_session"))[0][0], 0)
         # a new epoch at the relay's next start; nothing unsent keeps a number of the old one
         self.assertEqual(totals["former_epoch"], former_epoch)
-        self.assertNotEqual((yield restored.run(sequence.epoch)), former_epoch)
+        self.assertNotEqual(totals["epoch"], former_epoch)
+        self.assertEqual((yield restored.run(sequence.epoch)), totals["epoch"])
+        self.assertEqual((yield restored.run(sequence.state))[3], 7)  # the refused count is kept
         self.assertEqual((yield restored.query("SELECT COUNT(*) FROM usersync_outbox WHERE sent_ms IS NULL"
                                                 " AND seq IS NOT NULL"))[0][0], 0)
         self.assertEqual((totals["users"], totals["gone"]), (2, 0))
