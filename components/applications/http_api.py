@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from components.applications import RESERVED_KWARGS, app_prefix
+from components.applications import MAX_URI, RESERVED_KWARGS, app_prefix
 from components.applications import applications_settings as settings_of
 from components.core import core_settings, errors
 from components.core.clientaddress import parse_address, peer_address
@@ -45,7 +45,6 @@ from components.core.httpjson import HTTPError, NotFound, write_error, write_jso
 from components.core.ratelimit import RateLimiter
 
 _WORD = re.compile(r"[0-9a-z_]+(\.[0-9a-z_]+)*")
-MAX_TOPIC = 255
 MAX_USERNAME = 150
 FIELDS = frozenset(("topic", "args", "kwargs", "to_users"))
 REALM_HEADER = 'Basic realm="reactive-hub applications", charset="UTF-8"'
@@ -86,7 +85,7 @@ def publication(body, name, private, max_users=1000):
                                      '"to_users": [...]} (only topic required)')
     topic, args, kwargs = event["topic"], event.get("args", []), event.get("kwargs", {})
     to_users = event.get("to_users")
-    if not isinstance(topic, str) or len(topic) > MAX_TOPIC or not _WORD.fullmatch(topic):
+    if not isinstance(topic, str) or len(topic) > MAX_URI or not _WORD.fullmatch(topic):
         raise errors.InvalidArgument("topic must be a URI of lower-case words such as {}orders".format(
             app_prefix(name)))
     if not topic.startswith(app_prefix(name)) or topic == app_prefix(name).rstrip("."):

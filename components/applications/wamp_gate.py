@@ -9,7 +9,8 @@ travels), and gets the role ``app``.
   application's name (set here, never by the client).
 - ``reactive.apps.authorize`` (the ``app`` role's dynamic authorizer): an
   application may publish, subscribe, register and call under its own prefix
-  ``app.<name>.`` only; nothing else, not even the hub's public procedures
+  ``app.<name>.`` only, on lower-case URIs of at most 255 characters (as
+  ``/apps/publish`` takes them); nothing else, not even the hub's public procedures
   (they answer about users; an application acts for its server, which asks
   the hub over ``/apps/publish``). A private application publishes nothing
   over WAMP (its events go to named users through ``/apps/publish``), and no
@@ -28,7 +29,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet.task import LoopingCall
 
-from components.applications import app_prefix
+from components.applications import owns_uri
 from components.applications.app_registry import ACTIVE, AppRegistry
 from components.auth import AUTH_REVOKED
 from components.core.component import HubComponent
@@ -47,7 +48,8 @@ ACTIONS = frozenset(("publish", "subscribe", "register", "call"))
 def allowed(details, uri, action, options=None):
     """
     Whether the application session ``details`` may ``action`` on ``uri``
-    with ``options`` (the message's): under its own prefix only; a private
+    with ``options`` (the message's): its own lower-case URIs only
+    (:func:`components.applications.owns_uri`, the rule of /apps/publish); a private
     application never publishes, no application publishes a retained event.
     """
     extra = (details or {}).get("authextra") or {}
@@ -56,7 +58,7 @@ def allowed(details, uri, action, options=None):
         return False
     if action == "publish" and (extra.get("private", True) or (options or {}).get("retain")):
         return False
-    return action in ACTIONS and isinstance(uri, str) and uri.startswith(app_prefix(name))
+    return action in ACTIONS and owns_uri(name, uri)
 
 
 class AppGate(HubComponent):

@@ -121,6 +121,8 @@ class AppJoins:
             app.publish("users.changed", 1, options=types.PublishOptions(acknowledge=True)),
             app.call("time.get"),
             app.subscribe(lambda *args: None, "users.changed"),
+            # what /apps/publish refuses is refused over WAMP too
+            app.publish("app.wampshop.Orders", 1, options=types.PublishOptions(acknowledge=True)),
         ]
         for attempt in refusals:
             failure = yield self.assertFailure(attempt, ApplicationError)
@@ -244,6 +246,16 @@ class AllowedTests(unittest.SynchronousTestCase):
         self.assertFalse(allowed({"authrole": "user", "authextra": {"app": "shop"}}, "app.shop.x", "publish"))
         self.assertFalse(allowed({"authrole": "app", "authextra": {}}, "app.shop.x", "publish"))
         self.assertFalse(allowed({"authrole": "app"}, "app..x", "publish"))
+
+    def test_lower_case_uris_of_at_most_255_characters(self):
+        """The URIs /apps/publish takes: an upper-case, non-ASCII or overlong one is refused for every action;
+        a wildcard subscription (an empty word) is not."""
+        app = {"authrole": "app", "authextra": {"app": "shop", "private": False}}
+        for action in ("publish", "subscribe", "register", "call"):
+            for uri in ("app.shop.Orders", "app.shop.ordérs", "app.shop.a-b", "app.shop." + "x" * 247):
+                self.assertFalse(allowed(app, uri, action), uri)
+            self.assertTrue(allowed(app, "app.shop." + "x" * 246, action))
+        self.assertTrue(allowed(app, "app.shop..paid", "subscribe"))
 
     def test_private_application_and_retain(self):
         """A private application (or one whose session does not say) publishes nothing; retain is refused."""
