@@ -69,3 +69,10 @@ class FreePortTests(SynchronousTestCase):
         ports._mine.add(25008)
         with self.assertRaises(RuntimeError):
             ports.free_port(lambda low, high: 25008)
+
+    def test_an_ephemeral_range_reaching_down_is_named(self):
+        """Where every port is ephemeral there is nothing safe to hand out: one clear error."""
+        self.patch(ports, "_ephemeral_low", lambda: 1024)
+        with self.assertRaises(RuntimeError) as raised:
+            ports.free_port()
+        self.assertIn("ip_local_port_range", str(raised.exception))

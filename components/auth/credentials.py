@@ -147,15 +147,10 @@ def now_ms_sql(cursor):
 
 
 def version_of(cursor, username):
-    """
-    ``(version, changed_ms)`` of ``username``; before its first change
-    ``(floor, 0)``: 0, or after a restore the version floor, so a token for a
-    name the restored database never changed is not below what a client may
-    hold for that name from before the restore.
-    """
+    """``(version, changed_ms)`` of ``username``: ``(0, 0)`` before its first change."""
     row = cursor.execute("SELECT version, changed_ms FROM hub_credential WHERE username = ?",
                          (username,)).fetchone()
-    return (int(row[0]), int(row[1])) if row else (version_floor(cursor), 0)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def login_revoked(cursor, sid):

@@ -164,9 +164,9 @@ def _restored(options, settings):
                                         progress=_progress_of("restored"))
         former = "was {}".format(totals["former_epoch"]) if totals["former_epoch"] else "it had none"
         print("restored master database: versions now start above {floor}; {credentials_moved} credential "
-              "versions moved (every login ended: tokens issued before are refused); the relay numbers its "
-              "messages in epoch {epoch} ({former}); queued {users} user events, {gone} deletes of names gone "
-              "since the backup, {credentials} credential versions".format(former=former, **totals))
+              "versions moved (every login ended: its users' tokens issued before are refused); the relay "
+              "numbers its messages in epoch {epoch} ({former}); queued {users} user events, {gone} deletes of "
+              "names gone since the backup, {credentials} credential versions".format(former=former, **totals))
     _master_database(options, settings, work)
 
 

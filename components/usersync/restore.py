@@ -13,8 +13,9 @@ of the master. So, in one transaction:
   (2**32), above anything a client can hold unless 4 billion changes of one
   user were lost;
 - every credential version moves above the floor and every login session
-  ends: tokens issued before the restore are refused everywhere, as the
-  logouts and password changes after the backup are lost;
+  ends: tokens issued before the restore to the users it knows are refused
+  everywhere, as the logouts and password changes after the backup are
+  lost;
 - the relay numbers its messages in a new epoch from 1 (its count of
   refused events is kept), and events not yet sent lose their old numbers;
 
@@ -22,8 +23,11 @@ and the triggers are installed again with the new floor; then a snapshot
 is queued at every user's next version, above the floor: each client takes
 the restored state, names deleted since the backup included. A name the
 restored database never knew (created after the backup) stays on the
-clients that saw it; its next use on the master (created again) lands
-above the floor and replaces it there.
+clients that saw it, and a token issued to it before the crash stays valid
+there until it expires (``JWT_TTL``): there is no credential version of it
+to move. Created again on the master, its profile lands above the floor
+and replaces the first one's there. If the command fails midway (the
+snapshot commits in batches), run it again before the node starts.
 """
 
 import uuid

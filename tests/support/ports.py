@@ -84,6 +84,9 @@ def _bindable(port):
 def free_port(chooser=random.randrange):
     """A TCP port on 127.0.0.1, free now, below the ephemeral range, and reserved for this process."""
     highest = _ephemeral_low() - 1
+    if highest < LOWEST + 1000:
+        raise RuntimeError("the kernel's ephemeral port range starts at {} (net.ipv4.ip_local_port_range): "
+                           "test servers need ports {} and up outside it".format(highest + 1, LOWEST))
     for _ in range(1000):
         port = chooser(LOWEST, highest + 1)
         if port not in _mine and _reserve(port) and _bindable(port):
