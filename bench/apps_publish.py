@@ -55,9 +55,9 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
 from bench import report  # noqa: E402
-from bench.fanout import Clients, Server, _cpu, _wait_http, needs_build, raise_open_files, setup  # noqa: E402
+from bench.fanout import Clients, Server, _cpu, needs_build, raise_open_files, setup, start_quiet  # noqa: E402
 from components.auth import tokens  # noqa: E402
-from tests.support.node import CROSSBAR, TEST_SECRET, RouterNode  # noqa: E402
+from tests.support.node import TEST_SECRET, RouterNode  # noqa: E402
 
 APP = "bench"
 TOPIC = "app.bench.events"
@@ -168,6 +168,15 @@ def with_chunk_size(chunk_size):
     return transform
 
 
+def add_app(node):
+    """Register the application ``bench`` on ``node`` with the command line: its ``(key, secret)``."""
+    command = [sys.executable, "-m", "components.applications", "--cbdir", node.directory,
+               "app", "add", APP, "--json"]
+    added = subprocess.run(command, env=node.env, cwd=REPO, capture_output=True, text=True, check=True)
+    app = json.loads(added.stdout)
+    return app["key"], app["secret"]
+
+
 class Node(Server):
     """The dev node, started as bench/fanout.py starts its ``hub`` target (whose process labels and stop
     it shares), with the application ``bench``; ``chunk_size`` sets the realm's
@@ -181,19 +190,8 @@ class Node(Server):
         self.key = self.secret = None
 
     def start(self):
-        log = open(self.node.log_path, "a")
-        self.process = subprocess.Popen(
-            [CROSSBAR, "start", "--cbdir", self.node.directory, "--loglevel", "warn", "--color", "false"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.node.env, cwd=self.node.directory,
-            start_new_session=True)
-        log.close()
-        _wait_http(self.node.http + "/health/ready", time.monotonic() + 120, self.process, self.node.log_tail)
-        command = [sys.executable, "-m", "components.applications", "--cbdir", self.node.directory,
-                   "app", "add", APP, "--json"]
-        added = subprocess.run(command, env=self.node.env, cwd=REPO, capture_output=True, text=True,
-                               check=True)
-        app = json.loads(added.stdout)
-        self.key, self.secret = app["key"], app["secret"]
+        self.process = start_quiet(self.node)
+        self.key, self.secret = add_app(self.node)
         return self
 
     @property

@@ -192,6 +192,18 @@ def _wait_http(url, deadline, process=None, log=None):
     raise RuntimeError("{} not ready".format(url))
 
 
+def start_quiet(node, probe="/health/ready"):
+    """Start ``node`` (a RouterNode) logging warnings only, as the benches measure it; its process once
+    ``probe`` answers 200 (within 120 s)."""
+    log = open(node.log_path, "a")
+    process = subprocess.Popen(
+        [CROSSBAR, "start", "--cbdir", node.directory, "--loglevel", "warn", "--color", "false"],
+        stdout=log, stderr=subprocess.STDOUT, env=node.env, cwd=node.directory, start_new_session=True)
+    log.close()
+    _wait_http(node.http + probe, time.monotonic() + 120, process, node.log_tail)
+    return process
+
+
 def bare_router():
     everything = {"call": True, "register": True, "publish": True, "subscribe": True}
     return {"version": 2, "controller": {}, "workers": [{
@@ -247,13 +259,7 @@ class Server:
             config = self.node.config
         with open(os.path.join(self.node.directory, "config.json"), "w") as handle:
             json.dump(config, handle)
-        log = open(self.node.log_path, "a")
-        self.process = subprocess.Popen(
-            [CROSSBAR, "start", "--cbdir", self.node.directory, "--loglevel", "warn", "--color", "false"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.node.env, cwd=self.node.directory, start_new_session=True)
-        log.close()
-        probe = "/health" if self.name == "bare" else "/health/ready"
-        _wait_http(self.node.http + probe, time.monotonic() + 120, self.process, self.node.log_tail)
+        self.process = start_quiet(self.node, "/health" if self.name == "bare" else "/health/ready")
         # the proxies start one after another: wait until every one listens on the shared port
         listeners = sum(1 for worker in config["workers"] if worker["type"] == "proxy") or \
             sum(1 for worker in config["workers"] if worker["type"] == "router")

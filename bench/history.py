@@ -61,13 +61,12 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
 from bench import report  # noqa: E402
-from bench.apps_publish import merged_histogram  # noqa: E402
-from bench.fanout import GRACE_MS, Clients, _cpu, _label, _tokens, _wait_http, needs_build  # noqa: E402
+from bench.apps_publish import add_app, merged_histogram  # noqa: E402
+from bench.fanout import GRACE_MS, Clients, _cpu, _label, _tokens, needs_build, start_quiet  # noqa: E402
 from bench.fanout import raise_open_files, setup  # noqa: E402
 from components.event_history import HISTORY, feed_topic  # noqa: E402
-from tests.support.node import CROSSBAR, RouterNode  # noqa: E402
+from tests.support.node import RouterNode  # noqa: E402
 
-APP = "bench"
 TOPIC = "app.bench.events"
 FEED = feed_topic(TOPIC)
 HISTORY_OFF = ","  # a list with no topic (an empty value reads as the default list)
@@ -190,22 +189,11 @@ class Node:
     def start(self):
         """Start the node; seconds until ``/health/ready``."""
         started = time.monotonic()
-        log = open(self.node.log_path, "a")
-        self.process = subprocess.Popen(
-            [CROSSBAR, "start", "--cbdir", self.node.directory, "--loglevel", "warn", "--color", "false"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.node.env, cwd=self.node.directory,
-            start_new_session=True)
-        log.close()
-        _wait_http(self.node.http + "/health/ready", time.monotonic() + 120, self.process, self.node.log_tail)
+        self.process = start_quiet(self.node)
         return time.monotonic() - started
 
     def add_app(self):
-        command = [sys.executable, "-m", "components.applications", "--cbdir", self.node.directory,
-                   "app", "add", APP, "--json"]
-        added = subprocess.run(command, env=self.node.env, cwd=REPO, capture_output=True, text=True,
-                               check=True)
-        app = json.loads(added.stdout)
-        self.key, self.secret = app["key"], app["secret"]
+        self.key, self.secret = add_app(self.node)
 
     def processes(self):
         root = psutil.Process(self.process.pid)

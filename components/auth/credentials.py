@@ -76,7 +76,6 @@ def version_floor(cursor):
 
 def raise_version_floor(cursor, floor):
     """Set the version floor to ``floor`` unless it is higher already; the floor now."""
-    cursor.execute(_FLOOR)
     cursor.execute("INSERT INTO hub_version_floor (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET"
                    " version = excluded.version WHERE hub_version_floor.version < excluded.version", (floor,))
     return version_floor(cursor)
@@ -237,9 +236,8 @@ def revoke_everyone(cursor, table):
     return moved
 
 
-def move_version(cursor, username, now_ms):
-    """Move one name's credential version on (above the version floor): its tokens are refused."""
-    floor = version_floor(cursor)
+def move_version(cursor, username, now_ms, floor):
+    """Move one name's credential version on (above the version ``floor``): its tokens are refused."""
     cursor.execute(
         "INSERT INTO hub_credential (username, version, changed_ms, noted_ms) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (username) DO UPDATE SET"

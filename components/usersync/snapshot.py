@@ -91,7 +91,7 @@ def gone_batch(cursor, table, after, limit=BATCH):
     for (username,) in rows:
         outbox.emit(cursor, username, "delete", _next_version(cursor, username, floor),
                     json.dumps({"username": username}), now_ms)
-        credentials.move_version(cursor, username, now_ms)
+        credentials.move_version(cursor, username, now_ms, floor)
         cursor.execute("DELETE FROM hub_login_session WHERE username = ?", (username,))
     return len(rows), len(rows), (rows[-1][0] if len(rows) == limit else None)
 

@@ -339,15 +339,7 @@ class EngineEventsTests(BrowserTestCase):
     def test_reorder_duplicates_and_gap_check(self):
         """Each position once in arrival order, replayed ones marked, 'pruned' flags a gap only when events
         after the newest position given are gone, an unstored event passes without moving the cursor."""
-        node = yield shared_web_node()
-        browser, context = yield self.browser_context()
-
-        def script(_chromium):
-            page = context.new_page()
-            page.goto(node.http + "/")
-            return page.evaluate(ENGINE_CHECK)
-
-        result = yield browser.run(script)
+        result = yield self.evaluate_on_hub_page(ENGINE_CHECK)
         self.assertEqual(result["got"], [
             ["start", 10], [[11, True, False], [12, True, False]], [[14, False, False]], [[13, False, False]],
             [[None, False, False]], [[15, True, False], [16, True, False], [17, True, False]],
@@ -363,15 +355,7 @@ class EngineEventsTests(BrowserTestCase):
     def test_cursor_from_a_former_channel_or_a_position(self):
         """A follower started from a cursor snapshot (what hub.js sends a new channel) skips what it held;
         one started from a position reads what followed it; neither flags a gap for events it had."""
-        node = yield shared_web_node()
-        browser, context = yield self.browser_context()
-
-        def script(_chromium):
-            page = context.new_page()
-            page.goto(node.http + "/")
-            return page.evaluate(SNAPSHOT_CHECK)
-
-        result = yield browser.run(script)
+        result = yield self.evaluate_on_hub_page(SNAPSHOT_CHECK)
         self.assertEqual(result["calls"], [["app.x.items", 20], ["app.x.items", 40]])
         self.assertEqual(result["got"], {"snap": [21, 26], "pos": [41]})
         self.assertEqual(result["hub"], [[22, 23], 23, {"after": None, "recent": [22, 23]}, "now"])

@@ -175,15 +175,7 @@ class BackoffTests(BrowserTestCase):
     @defer.inlineCallbacks
     def test_full_jitter_capped_exponential(self):
         """Ceilings double from 0.5 s up to 15 s; each delay is random between 0 and the ceiling; reset starts over."""
-        node = yield shared_web_node()
-        browser, context = yield self.browser_context()
-
-        def script(_chromium):
-            page = context.new_page()
-            page.goto(node.http + "/")
-            return page.evaluate(BACKOFF_CHECK)
-
-        result = yield browser.run(script)
+        result = yield self.evaluate_on_hub_page(BACKOFF_CHECK)
         self.assertEqual(result["top"], [0.5, 1, 2, 4, 8, 15, 15, 15])
         self.assertEqual(result["low"], [0, 0, 0])
         self.assertEqual(result["mid"], [0.25, 0.5, 1])

@@ -21,7 +21,7 @@ from tests.support.node import RouterNode
 from tests.support.polling import eventually
 from tests.support.serialpty import FakeArduino
 from tests.support.users import add_users
-from tests.web.test_web_ui import PASSWORD, USERS, BrowserTestCase, expect, shared_web_node
+from tests.web.test_web_ui import PASSWORD, USERS, BrowserTestCase, expect
 
 SERIAL = "iot.serial.reader"
 MISSED = 20
@@ -343,15 +343,7 @@ class SeriesEngineTests(BrowserTestCase):
         """History pages by 'more', live events during a load wait and come once, 'pruned' reloads the window."""
         arduino = FakeArduino()
         self.addCleanup(arduino.close)
-        node = yield shared_web_node()
-        browser, context = yield self.browser_context()
-
-        def script(_chromium):
-            page = context.new_page()
-            page.goto(node.http + "/")
-            return page.evaluate(SERIES_ENGINE_CHECK)
-
-        result = yield browser.run(script)
+        result = yield self.evaluate_on_hub_page(SERIES_ENGINE_CHECK)
         self.assertEqual(result["got"], [{"reset": True, "seqs": [10, 11, 12, 13]},
                                          {"reset": False, "seqs": [14, 15, 16]},
                                          {"reset": True, "seqs": [20, 21]}])

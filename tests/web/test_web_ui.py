@@ -115,6 +115,19 @@ class BrowserTestCase(unittest.TestCase):
         self.addCleanup(browser.run, lambda _chromium: context.close())
         return browser, context
 
+    @defer.inlineCallbacks
+    def evaluate_on_hub_page(self, code):
+        """``code`` evaluated in a fresh page of the shared web node (the hub's modules loaded): its result."""
+        node = yield shared_web_node()
+        browser, context = yield self.browser_context()
+
+        def script(_chromium):
+            page = context.new_page()
+            page.goto(node.http + "/")
+            return page.evaluate(code)
+        result = yield browser.run(script)
+        return result
+
     def screenshot_path(self, name):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
@@ -602,15 +615,7 @@ class EngineTests(BrowserTestCase):
     @defer.inlineCallbacks
     def test_seq_rule_refcounts_and_late_client(self):
         """Only newer seqs are passed on; a late client gets the current state at once; refs drop per client."""
-        node = yield shared_web_node()
-        browser, context = yield self.browser_context()
-
-        def script(_chromium):
-            page = context.new_page()
-            page.goto(node.http + "/")
-            return page.evaluate(ENGINE_CHECK)
-
-        result = yield browser.run(script)
+        result = yield self.evaluate_on_hub_page(ENGINE_CHECK)
         self.assertEqual(result["a"], [5, 7])
         self.assertEqual(result["b"], [7])
         self.assertEqual(result["refs"], [3, 2, 1])
